@@ -160,7 +160,8 @@ impl DebtorId {
     }
 }
 
-fn looks_like_resident_id(s: &str) -> bool {
+/// Whether `s` has the shape of a resident ID (17 digits and a check character), valid or not.
+pub fn looks_like_resident_id(s: &str) -> bool {
     let b = s.trim().as_bytes();
     b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && matches!(b[17], b'0'..=b'9' | b'X' | b'x')
 }

@@ -1,2 +1,43 @@
-pub mod proto;
+//! # assetgw: the debtor asset-search federation gateway
+//!
+//! Courts enforcing judgments ask one gRPC service for a debtor's assets; the
+//! gateway asks every registry of the network at once (banks, real estate,
+//! IP, aviation, securities) and answers with one merged, de-duplicated list
+//! that says where each asset was found and how each registry fared.
+//!
+//! # Layout
+//! A search, top-down:
+//! - [`search`]: the court-facing gRPC handler: validate, fan out, merge, respond.
+//! - [`identifiers`]: case numbers, resident IDs, credit codes (DOMAIN R20–R22) and masking.
+//! - [`fanout`]: one leg per (debtor, registry), yielded as each finishes.
+//! - [`cache`]: answers per (registry, debtor) with TTLs and single flight.
+//! - [`registry`]: the client of one registry and the contract check of its answers.
+//! - [`merge`]: the pure merge of answers into one asset list with totals.
+//!
+//! Around it:
+//! - [`server`]: runs the gateway with health and reflection until shutdown.
+//! - [`config`]: strict TOML configuration with environment overrides.
+//! - [`error`]: the error types and their one mapping to gRPC status codes.
+//! - [`mock`]: mock registries with synthetic data and injectable faults.
+//! - [`dev`]: the whole stack on loopback, for a laptop.
+//! - [`client`]: the `assetgw search` command-line client.
+//! - [`telemetry`]: logging and span names.
+//! - [`proto`]: the generated protobuf code.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms, missing_docs)]
+
+pub mod cache;
+pub mod client;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod fanout;
 pub mod identifiers;
+pub mod merge;
+pub mod mock;
+pub mod proto;
+pub mod registry;
+pub mod search;
+pub mod server;
+pub mod telemetry;

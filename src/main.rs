@@ -1,1 +1,179 @@
-fn main(){}
+//! The `assetgw` binary: parses flags and calls the library.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use assetgw::{
+    client::{self, SearchArgs},
+    config::{Config, MockConfig},
+    dev,
+    error::StartError,
+    mock::{self, Latency},
+    proto::{AssetKind, RegistryKind},
+    server, telemetry,
+};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "assetgw", version, about = "Debtor asset-search federation gateway (查人找物)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole stack on loopback: every mock registry of the config and the gateway.
+    Dev {
+        /// Configuration file.
+        #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
+        config: PathBuf,
+    },
+    /// Run the gateway against the configured registries.
+    Serve {
+        /// Configuration file.
+        #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
+        config: PathBuf,
+    },
+    /// Run one mock registry.
+    MockRegistry {
+        /// Registry name, e.g. bank-icbc.
+        #[arg(long)]
+        name: String,
+        /// Kind: bank, real_estate, ip, aviation or securities.
+        #[arg(long, value_parser = parse_registry_kind)]
+        kind: RegistryKind,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50061")]
+        listen: SocketAddr,
+        /// Latency: fixed:5ms, uniform:2ms..20ms or longtail:10ms..200ms.
+        #[arg(long, default_value = "fixed:0ms")]
+        latency: Latency,
+        /// Share of calls answered UNAVAILABLE (0.0 to 1.0).
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Answer every call UNAVAILABLE.
+        #[arg(long)]
+        down: bool,
+    },
+    /// Search a debtor's assets through a gateway.
+    Search {
+        /// Gateway URL.
+        #[arg(long, env = "ASSETGW_GATEWAY", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+        /// Enforcement case number, e.g. （2024）京0105执1234号.
+        #[arg(long = "case")]
+        case_number: String,
+        /// Debtor resident ID or credit code; repeat for the guarantors of the case.
+        #[arg(long = "debtor", required = true)]
+        debtors: Vec<String>,
+        /// Asset kinds wanted (repeatable; default all): deposit, real_estate, patent, trademark, aircraft, securities.
+        #[arg(long = "kind", value_parser = parse_asset_kind)]
+        kinds: Vec<AssetKind>,
+        /// Accept cached answers no older than this, e.g. 30s.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "fresh")]
+        max_age: Option<Duration>,
+        /// Bypass the cache: ask every registry afresh.
+        #[arg(long)]
+        fresh: bool,
+        /// Search a credit code that fails its checksum (a genuine early code).
+        #[arg(long)]
+        accept_unchecked_credit_code: bool,
+        /// Overall deadline.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+        timeout: Duration,
+        /// Print canonical proto JSON.
+        #[arg(long)]
+        json: bool,
+        /// Stream: show each registry's answer as it arrives.
+        #[arg(long)]
+        stream: bool,
+    },
+    /// Check a configuration file and report every problem at once.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
+        config: PathBuf,
+    },
+}
+
+fn parse_registry_kind(s: &str) -> Result<RegistryKind, String> {
+    RegistryKind::from_short_name(s).ok_or_else(|| format!("unknown registry kind `{s}`"))
+}
+
+fn parse_asset_kind(s: &str) -> Result<AssetKind, String> {
+    AssetKind::from_short_name(s).ok_or_else(|| format!("unknown asset kind `{s}`"))
+}
+
+fn load(path: &std::path::Path) -> Result<Config, StartError> {
+    Ok(Config::load(Some(path), std::env::vars())?)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), String> = match cli.command {
+        Command::Dev { config } => match load(&config) {
+            Ok(config) => {
+                telemetry::init(&config.log);
+                dev::run(&config, server::shutdown_signal()).await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Serve { config } => match load(&config) {
+            Ok(config) => {
+                telemetry::init(&config.log);
+                match server::bind(config.server.listen).await {
+                    Ok(listener) => server::run(&config, listener, server::shutdown_signal()).await,
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Command::MockRegistry { name, kind, listen, latency, error_rate, down } => {
+            telemetry::init(&Default::default());
+            let settings = MockConfig { latency, error_rate, down };
+            match (mock::MockRegistry::new(&name, kind, settings), server::bind(listen).await) {
+                (Ok(registry), Ok(listener)) => {
+                    registry.serve(listener, server::shutdown_signal()).await.map_err(|e| e.to_string())
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+            }
+        }
+        Command::Search {
+            gateway,
+            case_number,
+            debtors,
+            kinds,
+            max_age,
+            fresh,
+            accept_unchecked_credit_code,
+            timeout,
+            json,
+            stream,
+        } => {
+            let args = SearchArgs {
+                gateway,
+                case_number,
+                debtors,
+                kinds,
+                max_age: if fresh { Some(Duration::ZERO) } else { max_age },
+                accept_unchecked_credit_code,
+                timeout,
+                json,
+                stream,
+            };
+            client::search(&args).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
+        }
+        Command::CheckConfig { config } => load(&config)
+            .map(|c| println!("{}: OK, {} registries", config.display(), c.registries.len()))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Gateway configuration: strict TOML with documented defaults
+//! (`config/assetgw.toml`), environment overrides, and validation that reports
+//! every problem at once with the key it concerns.
+//!
+//! Environment overrides name a key path with double underscores under the
+//! `ASSETGW__` prefix, e.g. `ASSETGW__SEARCH__DEADLINE=5s` or
+//! `ASSETGW__REGISTRIES__0__TIMEOUT=1s`. A value that parses as TOML (a
+//! number, a boolean) is taken as such, anything else as a string.
+
+use std::{collections::HashSet, fmt, net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+use crate::{
+    mock::Latency,
+    proto::{AssetKind, RegistryKind},
+};
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "ASSETGW__";
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The gateway's own server.
+    pub server: ServerConfig,
+    /// How searches run.
+    pub search: SearchConfig,
+    /// The registry answer cache.
+    pub cache: CacheConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The registries searched. Any number of any kind.
+    pub registries: Vec<RegistryConfig>,
+}
+
+/// The gateway's listening socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address the court-facing gRPC server listens on.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+    }
+}
+
+/// Deadlines and limits of a search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SearchConfig {
+    /// Overall deadline of a search; a client's shorter `grpc-timeout` wins.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Timeout of one registry call, unless the registry sets its own.
+    #[serde(with = "humantime_serde")]
+    pub registry_timeout: Duration,
+    /// Most debtors one search may name.
+    pub max_debtors: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { deadline: Duration::from_secs(10), registry_timeout: Duration::from_secs(3), max_debtors: 10 }
+    }
+}
+
+/// The cache of registry answers, per (registry, debtor).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Most cached answers kept; the least recently used go first.
+    pub max_entries: u64,
+    /// Lifetime of a cached answer by registry kind, unless the registry sets its own.
+    pub ttl: KindTtl,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { max_entries: 100_000, ttl: KindTtl::default() }
+    }
+}
+
+/// Cache lifetimes per registry kind: balances move by the minute, land titles by the month.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct KindTtl {
+    /// Banks.
+    #[serde(with = "humantime_serde")]
+    pub bank: Duration,
+    /// Real-estate registries.
+    #[serde(with = "humantime_serde")]
+    pub real_estate: Duration,
+    /// The IP office.
+    #[serde(with = "humantime_serde")]
+    pub ip: Duration,
+    /// The aircraft registry.
+    #[serde(with = "humantime_serde")]
+    pub aviation: Duration,
+    /// The securities depository.
+    #[serde(with = "humantime_serde")]
+    pub securities: Duration,
+}
+
+impl Default for KindTtl {
+    fn default() -> Self {
+        Self {
+            bank: Duration::from_secs(30),
+            real_estate: Duration::from_secs(3600),
+            ip: Duration::from_secs(6 * 3600),
+            aviation: Duration::from_secs(6 * 3600),
+            securities: Duration::from_secs(300),
+        }
+    }
+}
+
+impl KindTtl {
+    /// The lifetime for a registry kind.
+    pub fn for_kind(&self, kind: RegistryKind) -> Duration {
+        match kind {
+            RegistryKind::Bank => self.bank,
+            RegistryKind::RealEstate => self.real_estate,
+            RegistryKind::Ip => self.ip,
+            RegistryKind::Aviation => self.aviation,
+            RegistryKind::Securities | RegistryKind::Unspecified => self.securities,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `assetgw=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, filter: "info".into() }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One registry of the network.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistryConfig {
+    /// Unique name, shown to courts, e.g. `bank-icbc`.
+    pub name: String,
+    /// The kind of institution.
+    pub kind: RegistryKind,
+    /// The registry's gRPC endpoint, e.g. `http://127.0.0.1:50061`.
+    pub endpoint: String,
+    /// Timeout of one call; default `search.registry_timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Cache lifetime of its answers; default `cache.ttl.<kind>`.
+    #[serde(default, with = "humantime_serde")]
+    pub cache_ttl: Option<Duration>,
+    /// Asset kinds it reports; default by kind (banks: deposit and securities).
+    #[serde(default)]
+    pub asset_kinds: Option<Vec<AssetKind>>,
+    /// When set, `assetgw dev` runs a mock of this registry at `endpoint`.
+    #[serde(default)]
+    pub mock: Option<MockConfig>,
+}
+
+impl RegistryConfig {
+    /// The effective call timeout.
+    pub fn timeout(&self, search: &SearchConfig) -> Duration {
+        self.timeout.unwrap_or(search.registry_timeout)
+    }
+
+    /// The effective cache lifetime.
+    pub fn cache_ttl(&self, cache: &CacheConfig) -> Duration {
+        self.cache_ttl.unwrap_or_else(|| cache.ttl.for_kind(self.kind))
+    }
+
+    /// The effective asset kinds.
+    pub fn asset_kinds(&self) -> Vec<AssetKind> {
+        self.asset_kinds.clone().unwrap_or_else(|| self.kind.default_asset_kinds())
+    }
+}
+
+/// Behaviour of a mock registry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MockConfig {
+    /// Answer latency: `fixed:5ms`, `uniform:2ms..20ms` or `longtail:10ms..200ms` (median..p99).
+    pub latency: Latency,
+    /// Share of calls answered with `UNAVAILABLE`, 0.0 to 1.0.
+    pub error_rate: f64,
+    /// Answer every call with `UNAVAILABLE`, as a registry down for maintenance.
+    pub down: bool,
+}
+
+/// One problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key concerned, e.g. `registries[1].timeout`.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration problem(s):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  {}: {}", p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem { key: key.into(), message: message.into() }
+}
+
+impl Config {
+    /// Loads a file (or the defaults when `path` is `None`), applies environment
+    /// overrides and validates the result.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, Problems> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| Problems(vec![problem(p.display().to_string(), format!("cannot read: {e}"))]))?,
+            None => String::new(),
+        };
+        Self::parse(&text, env)
+    }
+
+    /// Parses configuration text, applies environment overrides and validates.
+    pub fn parse(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, Problems> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            Problems(vec![problem("(file)", e.message().to_string() + &at_span(text, e.span()))])
+        })?;
+        let mut problems = Vec::new();
+        for (name, value) in env {
+            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+                if let Err(p) = apply_override(&mut table, path, &value) {
+                    problems.push(problem(name, p));
+                }
+            }
+        }
+        let mut unknown = Vec::new();
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut record);
+        let parsed: Result<Config, _> = serde_path_to_error::deserialize(de);
+        problems.extend(unknown.into_iter().map(|k| problem(k, "unknown key; check its spelling against config/assetgw.toml")));
+        match parsed {
+            Ok(config) => {
+                problems.extend(config.validate());
+                if problems.is_empty() { Ok(config) } else { Err(Problems(problems)) }
+            }
+            Err(e) => {
+                problems.push(problem(e.path().to_string(), e.inner().to_string()));
+                Err(Problems(problems))
+            }
+        }
+    }
+
+    /// Cross-field checks, all of them, so an operator fixes everything in one go.
+    fn validate(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let s = &self.search;
+        if s.deadline.is_zero() {
+            out.push(problem("search.deadline", "must be longer than zero"));
+        }
+        if s.registry_timeout > s.deadline {
+            out.push(problem(
+                "search.registry_timeout",
+                format!("({}) is longer than search.deadline ({}); a registry could never time out on its own", human(s.registry_timeout), human(s.deadline)),
+            ));
+        }
+        if s.max_debtors == 0 {
+            out.push(problem("search.max_debtors", "must be at least 1"));
+        }
+        if self.cache.max_entries == 0 {
+            out.push(problem("cache.max_entries", "must be at least 1; use max_age = 0 in requests to bypass the cache"));
+        }
+        if self.registries.is_empty() {
+            out.push(problem("registries", "no registry configured; add at least one [[registries]] table"));
+        }
+        let mut names = HashSet::new();
+        for (i, r) in self.registries.iter().enumerate() {
+            let key = |field: &str| format!("registries[{i}].{field}");
+            if r.name.trim().is_empty() {
+                out.push(problem(key("name"), "must not be empty"));
+            } else if !names.insert(r.name.as_str()) {
+                out.push(problem(key("name"), format!("`{}` is used by an earlier registry; names must be unique", r.name)));
+            }
+            match r.endpoint.parse::<tonic::transport::Uri>() {
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.port_u16().is_some() => {}
+                _ => out.push(problem(key("endpoint"), format!("`{}` is not a URL like http://127.0.0.1:50061", r.endpoint))),
+            }
+            if let Some(t) = r.timeout {
+                if t > s.deadline {
+                    out.push(problem(
+                        key("timeout"),
+                        format!("({}) is longer than search.deadline ({}); lower it or raise the deadline", human(t), human(s.deadline)),
+                    ));
+                }
+                if t.is_zero() {
+                    out.push(problem(key("timeout"), "must be longer than zero"));
+                }
+            }
+            if r.asset_kinds.as_ref().is_some_and(Vec::is_empty) {
+                out.push(problem(key("asset_kinds"), "is empty; leave it out to use the kind's defaults"));
+            }
+            if let Some(m) = &r.mock {
+                if !(0.0..=1.0).contains(&m.error_rate) {
+                    out.push(problem(key("mock.error_rate"), format!("{} is not between 0.0 and 1.0", m.error_rate)));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn human(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(d)
+}
+
+fn at_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)))
+        .unwrap_or_default()
+}
+
+/// Sets `path` (segments joined by `__`, lower-cased; numbers index arrays) to `value`.
+fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut root = toml::Value::Table(std::mem::take(table));
+    let result = set_path(&mut root, &path.to_ascii_lowercase(), parsed);
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+    result
+}
+
+fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<(), String> {
+    let mut node = root;
+    for seg in path.split("__") {
+        node = match node {
+            toml::Value::Table(t) => t.entry(seg).or_insert_with(|| toml::Value::Table(toml::Table::new())),
+            toml::Value::Array(items) => {
+                let len = items.len();
+                seg.parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get_mut(i))
+                    .ok_or_else(|| format!("`{seg}` is not an index of this list of {len}"))?
+            }
+            _ => return Err(format!("`{seg}` is below a key that is not a table")),
+        };
+    }
+    *node = value;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `assetgw dev`: the whole stack on one machine. Every configured registry
+//! with a `mock` table gets a mock registry at its endpoint, then the gateway
+//! starts; one Ctrl-C stops everything, gateway first.
+
+use std::{future::Future, net::SocketAddr};
+
+use tokio::sync::watch;
+
+use crate::{config::Config, error::StartError, mock, server};
+
+/// Runs the mocks and the gateway until `shutdown` completes.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let (stop, stopped) = watch::channel(());
+    let mut mocks = Vec::new();
+    for r in &config.registries {
+        let Some(settings) = &r.mock else { continue };
+        let addr = mock_addr(&r.endpoint).ok_or_else(|| StartError::MockAddress {
+            registry: r.name.clone(),
+            endpoint: r.endpoint.clone(),
+        })?;
+        let registry = mock::MockRegistry::new(&r.name, r.kind, settings.clone())?;
+        let mut stopped = stopped.clone();
+        let (_, task) = mock::spawn(registry, addr, async move {
+            let _ = stopped.changed().await;
+        })
+        .await?;
+        mocks.push(task);
+    }
+    let listener = server::bind(config.server.listen).await?;
+    println!("{}", banner(config, listener.local_addr().unwrap_or(config.server.listen)));
+    let result = server::run(config, listener, shutdown).await;
+    drop(stop);
+    for task in mocks {
+        let _ = task.await;
+    }
+    result
+}
+
+fn mock_addr(endpoint: &str) -> Option<SocketAddr> {
+    let uri: tonic::transport::Uri = endpoint.parse().ok()?;
+    format!("{}:{}", uri.host()?, uri.port_u16()?).parse().ok()
+}
+
+fn banner(config: &Config, gateway: SocketAddr) -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.strip_prefix(std::env::current_dir().ok()?).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| "assetgw".into());
+    let mut out = format!("assetgw dev stack is up\n  gateway            {gateway}\n");
+    for r in &config.registries {
+        let how = r.mock.as_ref().map_or("external".to_string(), |m| format!("mock, latency {}", m.latency));
+        out += &format!("  {:<18} {} ({}, {how})\n", r.name, r.endpoint, r.kind.short_name());
+    }
+    out += &format!(
+        "\nIn another terminal:\n  {exe} search --gateway http://{gateway} --case '（2024）京0105执1234号' --debtor 110105199001011232\n  \
+         (add --json for JSON, --stream to watch registries answer)\n\nDemo debtors (any other valid ID or credit code works too):\n"
+    );
+    for d in mock::data::demo_debtors().unwrap_or_default() {
+        out += &format!("  {}  {}  {:?}: {}\n", d.id, d.name, d.profile, d.note);
+    }
+    out + "\nCtrl-C stops the stack."
+}

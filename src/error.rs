@@ -1,0 +1,115 @@
+//! The gateway's error type and its one mapping to `tonic::Status`. Messages
+//! are for the court officer; backend details go to the logs, never to the
+//! client, and no message carries a full debtor identifier.
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// A field of the request and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field path, e.g. `query.debtors[1].resident_id`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub description: String,
+}
+
+/// Everything a court-facing call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; every bad field is listed.
+    #[error("invalid request: {}", .0.iter().map(|v| format!("{} {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    InvalidArgument(Vec<Violation>),
+    /// The overall deadline passed before every registry had answered.
+    #[error("the search did not finish within its deadline of {}; retry, or allow a longer grpc-timeout", humantime::format_duration(*.0))]
+    DeadlineExceeded(Duration),
+    /// The request is well formed but cannot be served as asked.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A bug or an unexpected condition inside the gateway.
+    #[error("internal error; the gateway's logs have the cause")]
+    Internal(String),
+}
+
+/// Why a gateway or mock registry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration has problems (all listed).
+    #[error("{0}")]
+    Config(#[from] crate::config::Problems),
+    /// A registry endpoint is not a valid URI.
+    #[error("registry `{registry}`: bad endpoint: {source}")]
+    Endpoint {
+        /// The registry's name.
+        registry: String,
+        /// The parse error.
+        source: tonic::codegen::http::uri::InvalidUri,
+    },
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not load the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// `assetgw dev` runs mocks only at literal loopback addresses.
+    #[error("registry `{registry}`: a mock needs an endpoint with an IP address and port, not `{endpoint}`")]
+    MockAddress {
+        /// The registry's name.
+        registry: String,
+        /// Its endpoint.
+        endpoint: String,
+    },
+    /// The demo-debtor fixture does not parse.
+    #[error("demo debtor fixture: {0}")]
+    Fixture(#[from] toml::de::Error),
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let message = err.to_string();
+        match err {
+            Error::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            Error::FailedPrecondition(_) => Status::failed_precondition(message),
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Status::internal(message)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_every_violation_as_details() {
+        let status: Status = Error::InvalidArgument(vec![
+            Violation { field: "a".into(), description: "is bad".into() },
+            Violation { field: "b".into(), description: "is worse".into() },
+        ])
+        .into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "invalid request: a is bad; b is worse");
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations.len(), 2);
+        assert_eq!(bad.field_violations[1].field, "b");
+    }
+}

@@ -1,0 +1,145 @@
+//! Registry clients: one per configured registry, calling the registry
+//! contract over gRPC and checking every answer against it. A call never
+//! fails the search; it ends in a [`Failure`] that becomes the registry's status.
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::{Code, transport::Channel};
+
+use crate::{
+    config::{Config, RegistryConfig},
+    error::StartError,
+    merge::{self, Reported},
+    proto::{
+        AssetKind, Debtor, RegistryKind, RegistryStatus, SearchAssetsRequest,
+        registry_service_client::RegistryServiceClient,
+    },
+};
+
+/// Largest registry answer accepted (a debtor with many thousands of assets).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a registry's part of a search produced no assets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// No answer within the registry's timeout.
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// Not reachable, or it said it is unavailable.
+    #[error("unavailable")]
+    Unavailable,
+    /// It answered with an error status.
+    #[error("answered {0:?}")]
+    Error(Code),
+    /// Its answer broke the contract.
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+impl Failure {
+    /// The status reported to the court.
+    pub fn status(&self) -> RegistryStatus {
+        match self {
+            Failure::Timeout(_) => RegistryStatus::Timeout,
+            Failure::Unavailable => RegistryStatus::Unavailable,
+            Failure::Error(_) => RegistryStatus::Error,
+            Failure::InvalidResponse(_) => RegistryStatus::InvalidResponse,
+        }
+    }
+}
+
+/// One registry of the network and how to reach it.
+#[derive(Debug)]
+pub struct Registry {
+    /// Unique name.
+    pub name: Arc<str>,
+    /// Kind of institution.
+    pub kind: RegistryKind,
+    /// Asset kinds it may report.
+    pub asset_kinds: Vec<AssetKind>,
+    /// Timeout of one call.
+    pub timeout: Duration,
+    /// Lifetime of its cached answers.
+    pub cache_ttl: Duration,
+    client: RegistryServiceClient<Channel>,
+}
+
+/// What the registry is told about the caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The enforcement case number.
+    pub case_number: String,
+    /// The asking court's code.
+    pub court_code: String,
+    /// This search's id.
+    pub request_id: String,
+}
+
+impl Registry {
+    /// A client for `cfg`. Connects lazily, so a registry that is down at
+    /// start-up is reported per search instead of stopping the gateway.
+    pub fn new(cfg: &RegistryConfig, config: &Config) -> Result<Self, StartError> {
+        let timeout = cfg.timeout(&config.search);
+        let channel = Channel::from_shared(cfg.endpoint.clone())
+            .map_err(|source| StartError::Endpoint { registry: cfg.name.clone(), source })?
+            .connect_timeout(timeout)
+            .tcp_nodelay(true);
+        Ok(Self {
+            name: cfg.name.as_str().into(),
+            kind: cfg.kind,
+            asset_kinds: cfg.asset_kinds(),
+            timeout,
+            cache_ttl: cfg.cache_ttl(&config.cache),
+            client: RegistryServiceClient::new(channel.connect_lazy())
+                .max_decoding_message_size(MAX_ANSWER_BYTES),
+        })
+    }
+
+    /// Whether it reports any of `kinds` (all kinds when empty).
+    pub fn serves(&self, kinds: &[AssetKind]) -> bool {
+        kinds.is_empty() || kinds.iter().any(|k| self.asset_kinds.contains(k))
+    }
+
+    /// Asks for a debtor's assets and checks the answer against the contract.
+    pub async fn search(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
+        let mut request = tonic::Request::new(SearchAssetsRequest {
+            debtor: Some(debtor),
+            case_number: caller.case_number.clone(),
+            court_code: caller.court_code.clone(),
+            request_id: caller.request_id.clone(),
+        });
+        // The registry learns the deadline through grpc-timeout; we enforce it ourselves too,
+        // because a registry that ignores the header must not hold the search.
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        let answer = match tokio::time::timeout(self.timeout, client.search_assets(request)).await {
+            Err(_) => return Err(Failure::Timeout(self.timeout)),
+            Ok(Err(status)) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
+                return Err(match status.code() {
+                    Code::Unavailable => Failure::Unavailable,
+                    Code::DeadlineExceeded => Failure::Timeout(self.timeout),
+                    code => Failure::Error(code),
+                });
+            }
+            Ok(Ok(response)) => response.into_inner(),
+        };
+        self.check(answer.assets)
+    }
+
+    fn check(&self, assets: Vec<crate::proto::Asset>) -> Result<Vec<Reported>, Failure> {
+        assets
+            .into_iter()
+            .map(|asset| {
+                let reported = merge::identify(asset).map_err(Failure::InvalidResponse)?;
+                if !self.asset_kinds.contains(&reported.kind) {
+                    return Err(Failure::InvalidResponse(format!(
+                        "reported a {} asset, which this registry does not declare",
+                        reported.kind.short_name()
+                    )));
+                }
+                Ok(reported)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,323 @@
+//! The court-facing search service. A request reads top-down:
+//! validate ([`Gateway::plan`]) → fan out to the registries through the cache
+//! ([`fanout`]) → merge ([`merge`]) → respond. The unary and streaming calls
+//! share every step; they differ only in when they send.
+
+use std::{pin::pin, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tracing::{Instrument, Span, info, info_span, warn};
+
+use crate::{
+    cache::{Cache, Lookup},
+    config::{Config, SearchConfig},
+    error::{Error, StartError, Violation},
+    fanout::{self, Leg, Plan},
+    identifiers::{self, CaseNumber, DebtorId},
+    merge::{self, Answer},
+    proto::{
+        AssetKind, Debtor, DebtorResult, RegistryAnswer, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest,
+        SearchResponse, SearchStreamRequest, SearchStreamResponse, asset_search_service_server::AssetSearchService,
+        debtor, search_stream_response::Event,
+    },
+    registry::{Caller, Registry},
+    telemetry::spans,
+};
+
+/// The search service: the configured registries and the answer cache.
+pub struct Gateway {
+    registries: Vec<Arc<Registry>>,
+    cache: Cache,
+    limits: SearchConfig,
+}
+
+/// A search under way: its plan, its deadline and its span.
+struct Search {
+    plan: Arc<Plan>,
+    deadline: Instant,
+    budget: Duration,
+    span: Span,
+}
+
+impl Gateway {
+    /// A gateway over the configured registries.
+    pub fn new(config: &Config) -> Result<Self, StartError> {
+        let registries = config
+            .registries
+            .iter()
+            .map(|r| Registry::new(r, config).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { registries, cache: Cache::new(config.cache.max_entries), limits: config.search.clone() })
+    }
+
+    fn begin(&self, rpc: &'static str, metadata: &MetadataMap, query: Option<SearchQuery>) -> Result<Search, Error> {
+        let budget = client_timeout(metadata).map_or(self.limits.deadline, |t| t.min(self.limits.deadline));
+        let deadline = Instant::now() + budget;
+        let plan = self.plan(query)?;
+        let span = info_span!(
+            spans::SEARCH,
+            rpc,
+            request_id = %plan.caller.request_id,
+            case = %plan.caller.case_number,
+            debtors = plan.debtors.len(),
+            registries = plan.registries.len(),
+        );
+        Ok(Search { plan: Arc::new(plan), deadline, budget, span })
+    }
+
+    /// Validates a query, reporting every bad field at once, and chooses the registries.
+    fn plan(&self, query: Option<SearchQuery>) -> Result<Plan, Error> {
+        let query = query.ok_or_else(|| violation("query", "is required"))?;
+        let mut bad = Vec::new();
+        let case = CaseNumber::parse_acting(&query.case_number)
+            .map_err(|e| bad.push(Violation { field: "query.case_number".into(), description: e }))
+            .ok();
+        let debtors = self.debtors(&query.debtors, &mut bad);
+        let mut kinds = Vec::new();
+        for (i, &k) in query.asset_kinds.iter().enumerate() {
+            match AssetKind::try_from(k) {
+                Ok(kind) if kind != AssetKind::Unspecified => kinds.push(kind),
+                _ => bad.push(Violation {
+                    field: format!("query.asset_kinds[{i}]"),
+                    description: format!("{k} is not an asset kind; leave the list empty for all kinds"),
+                }),
+            }
+        }
+        let max_age = match query.max_age.map(Duration::try_from) {
+            None => None,
+            Some(Ok(age)) => Some(age),
+            Some(Err(_)) => {
+                bad.push(Violation { field: "query.max_age".into(), description: "must not be negative".into() });
+                None
+            }
+        };
+        let (Some(case), true) = (case, bad.is_empty()) else {
+            return Err(Error::InvalidArgument(bad));
+        };
+        let registries: Vec<_> = self.registries.iter().filter(|r| r.serves(&kinds)).cloned().collect();
+        if registries.is_empty() {
+            let names: Vec<_> = kinds.iter().map(|k| k.short_name()).collect();
+            return Err(Error::FailedPrecondition(format!(
+                "no registry of this gateway reports {}; ask for other asset kinds",
+                names.join(" or ")
+            )));
+        }
+        Ok(Plan {
+            debtors,
+            registries,
+            caller: Caller {
+                case_number: case.to_string(),
+                court_code: case.court_code,
+                request_id: uuid::Uuid::new_v4().to_string(),
+            },
+            max_age,
+        })
+    }
+
+    fn debtors(&self, debtors: &[Debtor], bad: &mut Vec<Violation>) -> Vec<(DebtorId, Debtor)> {
+        let max = self.limits.max_debtors;
+        if debtors.is_empty() {
+            bad.push(Violation { field: "query.debtors".into(), description: "is empty; name at least one debtor".into() });
+        } else if debtors.len() > max {
+            bad.push(Violation {
+                field: "query.debtors".into(),
+                description: format!("names {} debtors; at most {max} per search, split the search", debtors.len()),
+            });
+        }
+        let mut out: Vec<(DebtorId, Debtor)> = Vec::new();
+        for (i, d) in debtors.iter().enumerate() {
+            let (field, parsed) = match &d.id {
+                Some(debtor::Id::ResidentId(id)) => ("resident_id", identifiers::parse_resident_id(id)),
+                Some(debtor::Id::CreditCode(code)) => ("credit_code", credit_code(code, d.accept_unchecked_credit_code)),
+                None => ("id", Err("is missing; set resident_id or credit_code".into())),
+            };
+            match parsed {
+                Err(e) => bad.push(Violation { field: format!("query.debtors[{i}].{field}"), description: e }),
+                Ok(id) => {
+                    if let Some(j) = out.iter().position(|(seen, _)| *seen == id) {
+                        bad.push(Violation {
+                            field: format!("query.debtors[{i}]"),
+                            description: format!("repeats debtors[{j}]; name each debtor once"),
+                        });
+                        continue;
+                    }
+                    let id_field = match &id {
+                        DebtorId::Resident(s) => debtor::Id::ResidentId(s.clone()),
+                        DebtorId::Organisation(s) => debtor::Id::CreditCode(s.clone()),
+                    };
+                    out.push((id, Debtor { id: Some(id_field), ..d.clone() }));
+                }
+            }
+        }
+        out
+    }
+
+    fn legs(&self, search: &Search) -> impl futures::Stream<Item = Leg> + Send + 'static {
+        fanout::fan_out(&self.cache, &search.plan)
+    }
+}
+
+/// A credit code, with the R22 checksum override logged when it is what let the code through.
+fn credit_code(code: &str, accept_unchecked: bool) -> Result<DebtorId, String> {
+    let strict = identifiers::parse_credit_code(code, false);
+    match strict {
+        Err(_) if accept_unchecked => {
+            let relaxed = identifiers::parse_credit_code(code, true)?;
+            warn!(debtor = %relaxed.masked(), "credit code fails its checksum; searched on the caller's override (R22)");
+            Ok(relaxed)
+        }
+        other => other,
+    }
+}
+
+fn violation(field: &str, description: &str) -> Error {
+    Error::InvalidArgument(vec![Violation { field: field.into(), description: description.into() }])
+}
+
+/// The caller's `grpc-timeout`, if it sent one (`<digits><H|M|S|m|u|n>`).
+fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn outcome(leg: &Leg) -> RegistryOutcome {
+    let (status, message, count, fetched_at) = match &leg.result {
+        Ok(entry) => (RegistryStatus::Ok, String::new(), entry.assets.len(), Some(entry.fetched_at.into())),
+        Err(failure) => (failure.status(), failure.to_string(), 0, None),
+    };
+    RegistryOutcome {
+        registry: leg.registry.name.to_string(),
+        kind: leg.registry.kind as i32,
+        status: status as i32,
+        message,
+        latency: prost_types::Duration::try_from(leg.latency).ok(),
+        asset_count: u32::try_from(count).unwrap_or(u32::MAX),
+        from_cache: leg.lookup == Lookup::Hit,
+        fetched_at,
+    }
+}
+
+fn answer(leg: &Leg) -> Option<Answer> {
+    let entry = leg.result.as_ref().ok()?;
+    Some(Answer { registry: leg.registry.name.clone(), fetched_at: entry.fetched_at, assets: entry.assets.clone() })
+}
+
+fn registry_answer(leg: &Leg) -> SearchStreamResponse {
+    let (assets, _) = merge::merge(answer(leg).as_slice());
+    SearchStreamResponse {
+        event: Some(Event::RegistryAnswer(RegistryAnswer {
+            debtor_index: u32::try_from(leg.debtor_index).unwrap_or(u32::MAX),
+            outcome: Some(outcome(leg)),
+            assets,
+        })),
+    }
+}
+
+/// Groups finished legs per debtor and merges each debtor's answers.
+fn respond(plan: &Plan, legs: &[Leg]) -> SearchResponse {
+    let debtors = plan
+        .debtors
+        .iter()
+        .enumerate()
+        .map(|(i, (_, debtor))| {
+            let mut mine: Vec<&Leg> = legs.iter().filter(|l| l.debtor_index == i).collect();
+            mine.sort_by(|a, b| a.registry.name.cmp(&b.registry.name));
+            let answers: Vec<Answer> = mine.iter().filter_map(|l| answer(l)).collect();
+            let (assets, totals) = merge::merge(&answers);
+            DebtorResult {
+                debtor: Some(debtor.clone()),
+                assets,
+                registries: mine.iter().map(|l| outcome(l)).collect(),
+                totals: Some(totals),
+            }
+        })
+        .collect();
+    let ok = legs.iter().filter(|l| l.result.is_ok()).count();
+    info!(legs = legs.len(), ok, failed = legs.len() - ok, "search complete");
+    SearchResponse {
+        case_number: plan.caller.case_number.clone(),
+        debtors,
+        completed_at: Some(std::time::SystemTime::now().into()),
+    }
+}
+
+#[tonic::async_trait]
+impl AssetSearchService for Gateway {
+    async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
+        let search = self.begin("Search", request.metadata(), request.get_ref().query.clone())?;
+        let legs = self.legs(&search);
+        async {
+            let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
+                .await
+                .map_err(|_| Error::DeadlineExceeded(search.budget))?;
+            Ok(Response::new(respond(&search.plan, &legs)))
+        }
+        .instrument(search.span.clone())
+        .await
+    }
+
+    type SearchStreamStream = ReceiverStream<Result<SearchStreamResponse, Status>>;
+
+    async fn search_stream(
+        &self,
+        request: Request<SearchStreamRequest>,
+    ) -> Result<Response<Self::SearchStreamStream>, Status> {
+        let search = self.begin("SearchStream", request.metadata(), request.get_ref().query.clone())?;
+        let legs = self.legs(&search);
+        let (tx, rx) = mpsc::channel(16);
+        let span = search.span.clone();
+        tokio::spawn(
+            async move {
+                let mut legs = pin!(legs);
+                let mut done = Vec::new();
+                loop {
+                    let next = match tokio::time::timeout_at(search.deadline, legs.next()).await {
+                        Err(_) => {
+                            let _ = tx.send(Err(Error::DeadlineExceeded(search.budget).into())).await;
+                            return;
+                        }
+                        Ok(next) => next,
+                    };
+                    let Some(leg) = next else { break };
+                    if tx.send(Ok(registry_answer(&leg))).await.is_err() {
+                        return; // The court hung up; the cache still gets what is in flight.
+                    }
+                    done.push(leg);
+                }
+                let summary = respond(&search.plan, &done);
+                let _ = tx.send(Ok(SearchStreamResponse { event: Some(Event::Summary(summary)) })).await;
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_units() {
+        let mut m = MetadataMap::new();
+        for (v, d) in [("5S", Duration::from_secs(5)), ("250m", Duration::from_millis(250)), ("2M", Duration::from_secs(120))] {
+            m.insert("grpc-timeout", v.parse().unwrap());
+            assert_eq!(client_timeout(&m), Some(d));
+        }
+        m.insert("grpc-timeout", "soon".parse().unwrap());
+        assert_eq!(client_timeout(&m), None);
+    }
+}

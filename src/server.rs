@@ -1,0 +1,88 @@
+//! Running the gateway: the court-facing search service with health and
+//! reflection, on a listener the caller binds, until a shutdown future
+//! completes; in-flight requests are drained before `run` returns.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::{
+    config::Config,
+    error::StartError,
+    proto::{FILE_DESCRIPTOR_SET, asset_search_service_server::AssetSearchServiceServer},
+    search::Gateway,
+};
+
+/// Largest court request accepted; a search names at most a few debtors.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Server reflection (v1 and v1alpha, for older tools) over our protos and health.
+pub fn reflection_services() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    StartError,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then drains.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let gateway = Gateway::new(config)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AssetSearchServiceServer<Gateway>>().await;
+    let (reflection, reflection_alpha) = reflection_services()?;
+    tracing::info!(addr = ?listener.local_addr().ok(), registries = config.registries.len(), "gateway listening");
+    let draining = async move {
+        shutdown.await;
+        // Load balancers stop sending before the drain begins.
+        health.set_not_serving::<AssetSearchServiceServer<Gateway>>().await;
+        tracing::info!("shutting down: draining in-flight requests");
+    };
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(AssetSearchServiceServer::new(gateway).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), draining)
+        .await?;
+    Ok(())
+}
+
+/// Binds `addr`, naming it in the error.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
