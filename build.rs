@@ -5,17 +5,10 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "proto/assetgw/v1/assets.proto",
-        "proto/assetgw/v1/registry.proto",
-        "proto/assetgw/v1/search.proto",
-    ];
+    let files = ["proto/assetgw/v1/assets.proto", "proto/assetgw/v1/registry.proto", "proto/assetgw/v1/search.proto"];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join("assetgw_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
+    std::fs::write(out.join("assetgw_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure().compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

@@ -136,7 +136,10 @@ mod tests {
         ("bank".into(), "110105199001011232".into())
     }
 
-    fn counting(calls: &Arc<AtomicUsize>, result: Result<Vec<Reported>, Failure>) -> impl FnOnce() -> BoxFuture<'static, Result<Vec<Reported>, Failure>> {
+    fn counting(
+        calls: &Arc<AtomicUsize>,
+        result: Result<Vec<Reported>, Failure>,
+    ) -> impl FnOnce() -> BoxFuture<'static, Result<Vec<Reported>, Failure>> {
         let calls = calls.clone();
         move || {
             async move {
@@ -174,7 +177,10 @@ mod tests {
         assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.1, Lookup::Hit);
         let fresh = cache.get_or_fetch(key(), ttl, Some(Duration::from_secs(5)), counting(&calls, Ok(vec![]))).await;
         assert_eq!(fresh.1, Lookup::Miss);
-        assert_eq!(cache.get_or_fetch(key(), ttl, Some(Duration::ZERO), counting(&calls, Ok(vec![]))).await.1, Lookup::Miss);
+        assert_eq!(
+            cache.get_or_fetch(key(), ttl, Some(Duration::ZERO), counting(&calls, Ok(vec![]))).await.1,
+            Lookup::Miss
+        );
         tokio::time::advance(Duration::from_secs(31)).await;
         assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.1, Lookup::Miss);
         assert_eq!(calls.load(Ordering::SeqCst), 4);

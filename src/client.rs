@@ -126,9 +126,11 @@ pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
 
 /// Canonical proto3 JSON, as any gRPC tool would print it.
 pub fn to_json(response: &SearchResponse) -> Result<String, ClientError> {
-    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).map_err(|e| ClientError::Json(e.to_string()))?;
-    let descriptor =
-        pool.get_message_by_name("assetgw.v1.SearchResponse").ok_or_else(|| ClientError::Json("no descriptor".into()))?;
+    let pool =
+        DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).map_err(|e| ClientError::Json(e.to_string()))?;
+    let descriptor = pool
+        .get_message_by_name("assetgw.v1.SearchResponse")
+        .ok_or_else(|| ClientError::Json("no descriptor".into()))?;
     let message = DynamicMessage::decode(descriptor, response.encode_to_vec().as_slice())
         .map_err(|e| ClientError::Json(e.to_string()))?;
     serde_json::to_string_pretty(&message).map_err(|e| ClientError::Json(e.to_string()))
@@ -246,7 +248,9 @@ fn detail_line(asset: &crate::proto::Asset) -> String {
         Some(Detail::Patent(p)) => format!("{} {} ({})", p.patent_type, p.title, p.status),
         Some(Detail::Trademark(t)) => format!("{} class {} ({})", t.mark, t.nice_class, t.status),
         Some(Detail::Aircraft(a)) => format!("{} {} MSN {}", a.manufacturer, a.aircraft_type, a.serial_number),
-        Some(Detail::Securities(s)) => format!("{} {} × {} ({})", s.security_name, s.security_code, s.quantity, s.market),
+        Some(Detail::Securities(s)) => {
+            format!("{} {} × {} ({})", s.security_name, s.security_code, s.quantity, s.market)
+        }
         None => String::new(),
     }
 }

@@ -203,10 +203,38 @@ impl RegistryConfig {
 pub struct MockConfig {
     /// Answer latency: `fixed:5ms`, `uniform:2ms..20ms` or `longtail:10ms..200ms` (median..p99).
     pub latency: Latency,
-    /// Share of calls answered with `UNAVAILABLE`, 0.0 to 1.0.
+    /// Share of calls answered with an injected error, 0.0 to 1.0.
     pub error_rate: f64,
+    /// The gRPC code of injected errors.
+    pub error_code: FaultCode,
     /// Answer every call with `UNAVAILABLE`, as a registry down for maintenance.
     pub down: bool,
+}
+
+/// gRPC codes a mock can inject.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultCode {
+    /// `UNAVAILABLE`: the registry is overloaded or restarting.
+    #[default]
+    Unavailable,
+    /// `INTERNAL`: the registry has a bug.
+    Internal,
+    /// `RESOURCE_EXHAUSTED`: the registry sheds load.
+    ResourceExhausted,
+    /// `INVALID_ARGUMENT`: the registry rejects the request.
+    InvalidArgument,
+}
+
+impl From<FaultCode> for tonic::Code {
+    fn from(code: FaultCode) -> Self {
+        match code {
+            FaultCode::Unavailable => tonic::Code::Unavailable,
+            FaultCode::Internal => tonic::Code::Internal,
+            FaultCode::ResourceExhausted => tonic::Code::ResourceExhausted,
+            FaultCode::InvalidArgument => tonic::Code::InvalidArgument,
+        }
+    }
 }
 
 /// One problem found in the configuration.
@@ -265,7 +293,9 @@ impl Config {
         let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
         let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut record);
         let parsed: Result<Config, _> = serde_path_to_error::deserialize(de);
-        problems.extend(unknown.into_iter().map(|k| problem(k, "unknown key; check its spelling against config/assetgw.toml")));
+        problems.extend(
+            unknown.into_iter().map(|k| problem(k, "unknown key; check its spelling against config/assetgw.toml")),
+        );
         match parsed {
             Ok(config) => {
                 problems.extend(config.validate());
@@ -288,14 +318,21 @@ impl Config {
         if s.registry_timeout > s.deadline {
             out.push(problem(
                 "search.registry_timeout",
-                format!("({}) is longer than search.deadline ({}); a registry could never time out on its own", human(s.registry_timeout), human(s.deadline)),
+                format!(
+                    "({}) is longer than search.deadline ({}); a registry could never time out on its own",
+                    human(s.registry_timeout),
+                    human(s.deadline)
+                ),
             ));
         }
         if s.max_debtors == 0 {
             out.push(problem("search.max_debtors", "must be at least 1"));
         }
         if self.cache.max_entries == 0 {
-            out.push(problem("cache.max_entries", "must be at least 1; use max_age = 0 in requests to bypass the cache"));
+            out.push(problem(
+                "cache.max_entries",
+                "must be at least 1; use max_age = 0 in requests to bypass the cache",
+            ));
         }
         if self.registries.is_empty() {
             out.push(problem("registries", "no registry configured; add at least one [[registries]] table"));
@@ -306,17 +343,27 @@ impl Config {
             if r.name.trim().is_empty() {
                 out.push(problem(key("name"), "must not be empty"));
             } else if !names.insert(r.name.as_str()) {
-                out.push(problem(key("name"), format!("`{}` is used by an earlier registry; names must be unique", r.name)));
+                out.push(problem(
+                    key("name"),
+                    format!("`{}` is used by an earlier registry; names must be unique", r.name),
+                ));
             }
             match r.endpoint.parse::<tonic::transport::Uri>() {
                 Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.port_u16().is_some() => {}
-                _ => out.push(problem(key("endpoint"), format!("`{}` is not a URL like http://127.0.0.1:50061", r.endpoint))),
+                _ => out.push(problem(
+                    key("endpoint"),
+                    format!("`{}` is not a URL like http://127.0.0.1:50061", r.endpoint),
+                )),
             }
             if let Some(t) = r.timeout {
                 if t > s.deadline {
                     out.push(problem(
                         key("timeout"),
-                        format!("({}) is longer than search.deadline ({}); lower it or raise the deadline", human(t), human(s.deadline)),
+                        format!(
+                            "({}) is longer than search.deadline ({}); lower it or raise the deadline",
+                            human(t),
+                            human(s.deadline)
+                        ),
                     ));
                 }
                 if t.is_zero() {
@@ -341,8 +388,7 @@ fn human(d: Duration) -> humantime::FormattedDuration {
 }
 
 fn at_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)))
-        .unwrap_or_default()
+    span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1))).unwrap_or_default()
 }
 
 /// Sets `path` (segments joined by `__`, lower-cased; numbers index arrays) to `value`.

@@ -14,10 +14,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()> + Send + 's
     let mut mocks = Vec::new();
     for r in &config.registries {
         let Some(settings) = &r.mock else { continue };
-        let addr = mock_addr(&r.endpoint).ok_or_else(|| StartError::MockAddress {
-            registry: r.name.clone(),
-            endpoint: r.endpoint.clone(),
-        })?;
+        let addr = mock_addr(&r.endpoint)
+            .ok_or_else(|| StartError::MockAddress { registry: r.name.clone(), endpoint: r.endpoint.clone() })?;
         let registry = mock::MockRegistry::new(&r.name, r.kind, settings.clone())?;
         let mut stopped = stopped.clone();
         let (_, task) = mock::spawn(registry, addr, async move {

@@ -36,23 +36,15 @@ impl CaseNumber {
         if s.is_empty() {
             return Err("is empty; give the enforcement case number, e.g. （2024）京0105执1234号".into());
         }
-        let rest = s
-            .strip_prefix(['(', '（', '〔'])
-            .ok_or("must start with the year in brackets, e.g. （2024）")?;
-        let (year, rest) = rest
-            .split_once([')', '）', '〕'])
-            .ok_or("has no closing bracket after the year")?;
+        let rest = s.strip_prefix(['(', '（', '〔']).ok_or("must start with the year in brackets, e.g. （2024）")?;
+        let (year, rest) = rest.split_once([')', '）', '〕']).ok_or("has no closing bracket after the year")?;
         let year: u16 = match year.parse() {
             Ok(y) if year.len() == 4 && (1949..=2100).contains(&y) => y,
             _ => return Err(format!("has year `{year}` in brackets; it must be four digits, e.g. 2024")),
         };
         let (court_code, rest) = split_court_code(rest)?;
-        let rest = rest
-            .strip_suffix('号')
-            .ok_or("must end with 号 after the sequence number")?;
-        let digits_at = rest
-            .find(|c: char| c.is_ascii_digit())
-            .ok_or("has no sequence number before 号")?;
+        let rest = rest.strip_suffix('号').ok_or("must end with 号 after the sequence number")?;
+        let digits_at = rest.find(|c: char| c.is_ascii_digit()).ok_or("has no sequence number before 号")?;
         let (kind, number) = rest.split_at(digits_at);
         let kind = kind.strip_suffix("字第").unwrap_or(kind);
         if kind.is_empty() || kind.chars().count() > 4 || !kind.chars().all(is_cjk) {
@@ -200,16 +192,11 @@ pub fn parse_resident_id(input: &str) -> Result<DebtorId, String> {
         return Err("must have digits in its first 17 characters".into());
     }
     let birth = &s[6..14];
-    let date_ok = NaiveDate::parse_from_str(birth, "%Y%m%d")
-        .ok()
-        .filter(|d| d.format("%Y").to_string().as_str() >= "1900");
+    let date_ok =
+        NaiveDate::parse_from_str(birth, "%Y%m%d").ok().filter(|d| d.format("%Y").to_string().as_str() >= "1900");
     if date_ok.is_none() {
-        return Err(format!(
-            "has birth date `{}-{}-{}` (characters 7–14), which is not a real date",
-            &birth[..4],
-            &birth[4..6],
-            &birth[6..]
-        ));
+        // The digits themselves are not echoed: they are the part of the number that masking hides.
+        return Err("has characters 7–14 that are not a real birth date (YYYYMMDD from 1900 on)".into());
     }
     let sum: u32 = bytes[..17].iter().zip(ID_WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
     let expected = ID_CHECK[(sum % 11) as usize];
@@ -278,7 +265,7 @@ mod tests {
         let body = "36042619910230007";
         let sum: u32 = body.bytes().zip(ID_WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
         let id = format!("{body}{}", ID_CHECK[(sum % 11) as usize] as char);
-        assert!(parse_resident_id(&id).unwrap_err().contains("not a real date"));
+        assert!(parse_resident_id(&id).unwrap_err().contains("not a real birth date"));
         assert!(parse_resident_id("3604261991").unwrap_err().contains("18"));
         assert!(parse_resident_id("36042619910101007A").unwrap_err().contains("check character"));
         assert!(parse_resident_id("3604261991A1010071").unwrap_err().contains("digits"));

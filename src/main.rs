@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use assetgw::{
     client::{self, SearchArgs},
-    config::{Config, MockConfig},
+    config::{Config, FaultCode, MockConfig},
     dev,
     error::StartError,
     mock::{self, Latency},
@@ -48,9 +48,12 @@ enum Command {
         /// Latency: fixed:5ms, uniform:2ms..20ms or longtail:10ms..200ms.
         #[arg(long, default_value = "fixed:0ms")]
         latency: Latency,
-        /// Share of calls answered UNAVAILABLE (0.0 to 1.0).
+        /// Share of calls answered with an injected error (0.0 to 1.0).
         #[arg(long, default_value_t = 0.0)]
         error_rate: f64,
+        /// The gRPC code of injected errors.
+        #[arg(long, value_enum, default_value = "unavailable")]
+        error_code: FaultCode,
         /// Answer every call UNAVAILABLE.
         #[arg(long)]
         down: bool,
@@ -130,9 +133,9 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e.to_string()),
         },
-        Command::MockRegistry { name, kind, listen, latency, error_rate, down } => {
+        Command::MockRegistry { name, kind, listen, latency, error_rate, error_code, down } => {
             telemetry::init(&Default::default());
-            let settings = MockConfig { latency, error_rate, down };
+            let settings = MockConfig { latency, error_rate, error_code, down };
             match (mock::MockRegistry::new(&name, kind, settings), server::bind(listen).await) {
                 (Ok(registry), Ok(listener)) => {
                     registry.serve(listener, server::shutdown_signal()).await.map_err(|e| e.to_string())

@@ -56,7 +56,9 @@ pub fn identify(asset: Asset) -> Result<Reported, String> {
 
 /// The merged assets, ordered by kind then id, and their totals.
 pub fn merge(answers: &[Answer]) -> (Vec<MergedAsset>, AssetTotals) {
-    let mut groups: BTreeMap<(i32, &str), Vec<(&str, SystemTime, &Reported)>> = BTreeMap::new();
+    // (registry, fetched at, asset) per identity.
+    type Sources<'a> = Vec<(&'a str, SystemTime, &'a Reported)>;
+    let mut groups: BTreeMap<(i32, &str), Sources<'_>> = BTreeMap::new();
     for answer in answers {
         for r in answer.assets.iter() {
             groups.entry((r.kind as i32, r.id.as_str())).or_default().push((&answer.registry, answer.fetched_at, r));

@@ -5,8 +5,7 @@
 tonic::include_proto!("assetgw.v1");
 
 /// The encoded `FileDescriptorSet` of `proto/`, for server reflection and JSON output.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/assetgw_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/assetgw_descriptor.bin"));
 
 impl AssetKind {
     /// Every kind a court can ask for, in display order.
@@ -87,7 +86,11 @@ macro_rules! deserialize_by_short_name {
                 let name = String::deserialize(d)?;
                 <$ty>::from_short_name(&name).ok_or_else(|| {
                     let names: Vec<_> = <$ty>::ALL.iter().map(|k| k.short_name()).collect();
-                    serde::de::Error::custom(format!("unknown {} `{name}`; expected one of {}", $what, names.join(", ")))
+                    serde::de::Error::custom(format!(
+                        "unknown {} `{name}`; expected one of {}",
+                        $what,
+                        names.join(", ")
+                    ))
                 })
             }
         }

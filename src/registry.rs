@@ -90,8 +90,7 @@ impl Registry {
             asset_kinds: cfg.asset_kinds(),
             timeout,
             cache_ttl: cfg.cache_ttl(&config.cache),
-            client: RegistryServiceClient::new(channel.connect_lazy())
-                .max_decoding_message_size(MAX_ANSWER_BYTES),
+            client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
         })
     }
 
@@ -118,7 +117,8 @@ impl Registry {
                 tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
                 return Err(match status.code() {
                     Code::Unavailable => Failure::Unavailable,
-                    Code::DeadlineExceeded => Failure::Timeout(self.timeout),
+                    // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
+                    Code::DeadlineExceeded | Code::Cancelled => Failure::Timeout(self.timeout),
                     code => Failure::Error(code),
                 });
             }

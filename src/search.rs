@@ -45,17 +45,14 @@ struct Search {
 impl Gateway {
     /// A gateway over the configured registries.
     pub fn new(config: &Config) -> Result<Self, StartError> {
-        let registries = config
-            .registries
-            .iter()
-            .map(|r| Registry::new(r, config).map(Arc::new))
-            .collect::<Result<_, _>>()?;
+        let registries =
+            config.registries.iter().map(|r| Registry::new(r, config).map(Arc::new)).collect::<Result<_, _>>()?;
         Ok(Self { registries, cache: Cache::new(config.cache.max_entries), limits: config.search.clone() })
     }
 
     fn begin(&self, rpc: &'static str, metadata: &MetadataMap, query: Option<SearchQuery>) -> Result<Search, Error> {
-        let budget = client_timeout(metadata).map_or(self.limits.deadline, |t| t.min(self.limits.deadline));
-        let deadline = Instant::now() + budget;
+        let budget = budget(self.limits.deadline, metadata);
+        let deadline = deadline(budget);
         let plan = self.plan(query)?;
         let span = info_span!(
             spans::SEARCH,
@@ -120,7 +117,10 @@ impl Gateway {
     fn debtors(&self, debtors: &[Debtor], bad: &mut Vec<Violation>) -> Vec<(DebtorId, Debtor)> {
         let max = self.limits.max_debtors;
         if debtors.is_empty() {
-            bad.push(Violation { field: "query.debtors".into(), description: "is empty; name at least one debtor".into() });
+            bad.push(Violation {
+                field: "query.debtors".into(),
+                description: "is empty; name at least one debtor".into(),
+            });
         } else if debtors.len() > max {
             bad.push(Violation {
                 field: "query.debtors".into(),
@@ -131,7 +131,9 @@ impl Gateway {
         for (i, d) in debtors.iter().enumerate() {
             let (field, parsed) = match &d.id {
                 Some(debtor::Id::ResidentId(id)) => ("resident_id", identifiers::parse_resident_id(id)),
-                Some(debtor::Id::CreditCode(code)) => ("credit_code", credit_code(code, d.accept_unchecked_credit_code)),
+                Some(debtor::Id::CreditCode(code)) => {
+                    ("credit_code", credit_code(code, d.accept_unchecked_credit_code))
+                }
                 None => ("id", Err("is missing; set resident_id or credit_code".into())),
             };
             match parsed {
@@ -175,6 +177,18 @@ fn credit_code(code: &str, accept_unchecked: bool) -> Result<DebtorId, String> {
 
 fn violation(field: &str, description: &str) -> Error {
     Error::InvalidArgument(vec![Violation { field: field.into(), description: description.into() }])
+}
+
+/// The search's time budget: the configured deadline, or the caller's shorter `grpc-timeout`.
+fn budget(configured: Duration, metadata: &MetadataMap) -> Duration {
+    client_timeout(metadata).map_or(configured, |t| t.min(configured))
+}
+
+/// When to give up. tonic's server answers CANCELLED the instant the caller's
+/// timeout runs out, so our DEADLINE_EXCEEDED leaves a little before it.
+fn deadline(budget: Duration) -> Instant {
+    const MARGIN: Duration = Duration::from_millis(5);
+    Instant::now() + budget.saturating_sub(MARGIN.min(budget / 10))
 }
 
 /// The caller's `grpc-timeout`, if it sent one (`<digits><H|M|S|m|u|n>`).
@@ -313,11 +327,24 @@ mod tests {
     #[test]
     fn grpc_timeout_header_units() {
         let mut m = MetadataMap::new();
-        for (v, d) in [("5S", Duration::from_secs(5)), ("250m", Duration::from_millis(250)), ("2M", Duration::from_secs(120))] {
+        for (v, d) in
+            [("5S", Duration::from_secs(5)), ("250m", Duration::from_millis(250)), ("2M", Duration::from_secs(120))]
+        {
             m.insert("grpc-timeout", v.parse().unwrap());
             assert_eq!(client_timeout(&m), Some(d));
         }
         m.insert("grpc-timeout", "soon".parse().unwrap());
         assert_eq!(client_timeout(&m), None);
+    }
+
+    #[test]
+    fn the_shorter_of_configured_deadline_and_grpc_timeout_wins() {
+        let configured = Duration::from_secs(10);
+        let mut m = MetadataMap::new();
+        assert_eq!(budget(configured, &m), configured);
+        m.insert("grpc-timeout", "2S".parse().unwrap());
+        assert_eq!(budget(configured, &m), Duration::from_secs(2));
+        m.insert("grpc-timeout", "1M".parse().unwrap());
+        assert_eq!(budget(configured, &m), configured);
     }
 }

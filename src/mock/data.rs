@@ -8,8 +8,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::proto::{
-    Aircraft, Asset, BankDeposit, Money, Patent, RealEstate, RegistryKind, SecuritiesHolding, Trademark,
-    asset::Detail,
+    Aircraft, Asset, BankDeposit, Money, Patent, RealEstate, RegistryKind, SecuritiesHolding, Trademark, asset::Detail,
 };
 
 /// How much a debtor owns.
@@ -98,9 +97,8 @@ pub fn assets(registry: &str, kind: RegistryKind, debtor: &str, profile: Profile
     let funds = fund_holdings(debtor, profile);
     match kind {
         RegistryKind::Securities => out.extend(funds),
-        RegistryKind::Bank => {
-            out.extend(funds.into_iter().filter(|f| rng_for(&[registry, debtor, &f.registry_reference]).random_bool(0.7)))
-        }
+        RegistryKind::Bank => out
+            .extend(funds.into_iter().filter(|f| rng_for(&[registry, debtor, &f.registry_reference]).random_bool(0.7))),
         _ => {}
     }
     out
@@ -162,7 +160,11 @@ fn real_estate(rng: &mut impl Rng) -> Asset {
         registry_reference: format!("RE{}", digits(rng, 10)),
         description: format!("{land_use} {address}"),
         detail: Some(Detail::RealEstate(RealEstate {
-            certificate_number: format!("{prefix}({}){district}不动产权第{}号", rng.random_range(2016..2025), digits(rng, 7)),
+            certificate_number: format!(
+                "{prefix}({}){district}不动产权第{}号",
+                rng.random_range(2016..2025),
+                digits(rng, 7)
+            ),
             unit_number: unit,
             address,
             area_square_metres: f64::from(rng.random_range(3_000u32..30_000)) / 100.0,
@@ -175,7 +177,8 @@ fn real_estate(rng: &mut impl Rng) -> Asset {
 fn ip_right(rng: &mut impl Rng) -> Asset {
     let reference = format!("IP{}", digits(rng, 10));
     if rng.random_bool(0.6) {
-        let (kind_digit, patent_type) = *[(1, "发明"), (2, "实用新型"), (3, "外观设计")].choose(rng).unwrap_or(&(1, "发明"));
+        let (kind_digit, patent_type) =
+            *[(1, "发明"), (2, "实用新型"), (3, "外观设计")].choose(rng).unwrap_or(&(1, "发明"));
         let body = format!("{}{kind_digit}{}", rng.random_range(2005..2025), digits(rng, 7));
         let number = format!("ZL{body}.{}", patent_check_digit(&body));
         let title = format!(
@@ -211,7 +214,8 @@ fn ip_right(rng: &mut impl Rng) -> Asset {
 
 /// The check digit of a CNIPA application number (weights 2–9 repeating, mod 11, 10 → X).
 fn patent_check_digit(body: &str) -> char {
-    let sum: u32 = body.bytes().zip([2, 3, 4, 5, 6, 7, 8, 9].iter().cycle()).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    let sum: u32 =
+        body.bytes().zip([2, 3, 4, 5, 6, 7, 8, 9].iter().cycle()).map(|(b, w)| u32::from(b - b'0') * w).sum();
     match sum % 11 {
         10 => 'X',
         d => char::from(b'0' + d as u8),
@@ -253,7 +257,8 @@ const STOCKS: [(&str, &str, &str); 6] = [
 fn stock(rng: &mut impl Rng, debtor: &str) -> Asset {
     let (code, name, market) = *STOCKS.choose(rng).unwrap_or(&STOCKS[0]);
     // One securities account per debtor and market, as the depository assigns them.
-    let account = format!("{}{}", if market == "SSE" { "A" } else { "0" }, digits(&mut rng_for(&["account", market, debtor]), 9));
+    let account =
+        format!("{}{}", if market == "SSE" { "A" } else { "0" }, digits(&mut rng_for(&["account", market, debtor]), 9));
     holding(format!("SEC{}", digits(rng, 10)), account, code, name, rng.random_range(1..2000) * 100, market)
 }
 

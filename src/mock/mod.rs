@@ -126,13 +126,7 @@ pub struct MockRegistry {
 impl MockRegistry {
     /// A mock named `name` of `kind`, behaving as `settings` say.
     pub fn new(name: &str, kind: RegistryKind, settings: MockConfig) -> Result<Self, StartError> {
-        Ok(Self {
-            name: name.to_string(),
-            kind,
-            settings,
-            demo: data::demo_debtors()?.into(),
-            calls: Arc::default(),
-        })
+        Ok(Self { name: name.to_string(), kind, settings, demo: data::demo_debtors()?.into(), calls: Arc::default() })
     }
 
     /// A counter of `SearchAssets` calls received, for tests and reports.
@@ -166,7 +160,9 @@ impl MockRegistry {
         let debtor = debtor.ok_or_else(|| Status::invalid_argument("debtor is required"))?;
         let result = match &debtor.id {
             Some(debtor::Id::ResidentId(id)) => identifiers::parse_resident_id(id),
-            Some(debtor::Id::CreditCode(code)) => identifiers::parse_credit_code(code, debtor.accept_unchecked_credit_code),
+            Some(debtor::Id::CreditCode(code)) => {
+                identifiers::parse_credit_code(code, debtor.accept_unchecked_credit_code)
+            }
             None => Err("is required: set resident_id or credit_code".to_string()),
         };
         result.map_err(|e| Status::invalid_argument(format!("debtor identifier {e}")))
@@ -184,7 +180,10 @@ impl RegistryService for MockRegistry {
         }))
     }
 
-    async fn search_assets(&self, request: Request<SearchAssetsRequest>) -> Result<Response<SearchAssetsResponse>, Status> {
+    async fn search_assets(
+        &self,
+        request: Request<SearchAssetsRequest>,
+    ) -> Result<Response<SearchAssetsResponse>, Status> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = request.into_inner();
         let debtor = Self::debtor_id(request.debtor.as_ref())?;
@@ -199,7 +198,7 @@ impl RegistryService for MockRegistry {
                 return Err(Status::unavailable(format!("{} is down for maintenance", self.name)));
             }
             if fail {
-                return Err(Status::unavailable(format!("{} injected fault", self.name)));
+                return Err(Status::new(self.settings.error_code.into(), format!("{} injected fault", self.name)));
             }
             let profile = data::profile_of(debtor.as_str(), &self.demo);
             let assets = data::assets(&self.name, self.kind, debtor.as_str(), profile);

@@ -1,0 +1,229 @@
+//! Starts mock registries and a gateway on loopback and hands out clients.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use assetgw::{
+    config::{Config, MockConfig, RegistryConfig},
+    error::StartError,
+    mock::{self, Latency, MockRegistry},
+    proto::{
+        Debtor, RegistryKind, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest, SearchResponse,
+        asset_search_service_client::AssetSearchServiceClient, debtor,
+    },
+    server,
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tonic::transport::Channel;
+
+pub const CASE: &str = "（2024）京0105执1234号";
+/// Demo debtor with many assets, including fund units reported by a bank and the depository.
+pub const RICH: &str = "110105199001011232";
+/// Demo debtor with nothing anywhere.
+pub const NOBODY: &str = "360426199101010071";
+pub const COMPANY: &str = "91110000600037341L";
+
+/// One registry of a test stack.
+#[derive(Clone)]
+pub struct Reg {
+    pub name: &'static str,
+    pub kind: RegistryKind,
+    pub mock: MockConfig,
+    /// `false`: configured at an address where nothing listens.
+    pub up: bool,
+    pub timeout: Option<Duration>,
+    pub cache_ttl: Option<Duration>,
+    /// Configure the gateway with this kind instead of the mock's (to provoke contract breaches).
+    pub declared: Option<RegistryKind>,
+}
+
+impl Reg {
+    pub fn new(name: &'static str, kind: RegistryKind) -> Self {
+        Self { name, kind, mock: MockConfig::default(), up: true, timeout: None, cache_ttl: None, declared: None }
+    }
+    pub fn latency(mut self, l: &str) -> Self {
+        self.mock.latency = l.parse::<Latency>().unwrap();
+        self
+    }
+    pub fn down(mut self) -> Self {
+        self.mock.down = true;
+        self
+    }
+    pub fn dead(mut self) -> Self {
+        self.up = false;
+        self
+    }
+    pub fn timeout(mut self, ms: u64) -> Self {
+        self.timeout = Some(Duration::from_millis(ms));
+        self
+    }
+    pub fn ttl(mut self, ms: u64) -> Self {
+        self.cache_ttl = Some(Duration::from_millis(ms));
+        self
+    }
+}
+
+/// The dev stack's six registries, answering at once.
+pub fn standard() -> Vec<Reg> {
+    vec![
+        Reg::new("bank-a", RegistryKind::Bank),
+        Reg::new("bank-b", RegistryKind::Bank),
+        Reg::new("realestate", RegistryKind::RealEstate),
+        Reg::new("ip", RegistryKind::Ip),
+        Reg::new("aviation", RegistryKind::Aviation),
+        Reg::new("securities", RegistryKind::Securities),
+    ]
+}
+
+pub struct Stack {
+    pub url: String,
+    calls: HashMap<&'static str, Arc<AtomicU64>>,
+    stop: Option<watch::Sender<()>>,
+    gateway: Option<JoinHandle<Result<(), StartError>>>,
+}
+
+async fn stopped(mut rx: watch::Receiver<()>) {
+    let _ = rx.changed().await;
+}
+
+impl Stack {
+    pub async fn start(regs: Vec<Reg>) -> Stack {
+        Self::with(regs, |_| {}).await
+    }
+
+    /// The standard stack, with at most `max_debtors` debtors per search.
+    pub async fn start_limited(max_debtors: usize) -> Stack {
+        Self::with(standard(), |c| c.search.max_debtors = max_debtors).await
+    }
+
+    pub async fn with(regs: Vec<Reg>, tweak: impl FnOnce(&mut Config)) -> Stack {
+        capture_logs();
+        let (stop, rx) = watch::channel(());
+        let mut calls = HashMap::new();
+        let mut registries = Vec::new();
+        for r in regs {
+            let addr = if r.up {
+                let m = MockRegistry::new(r.name, r.kind, r.mock.clone()).unwrap();
+                calls.insert(r.name, m.calls());
+                mock::spawn(m, "127.0.0.1:0".parse().unwrap(), stopped(rx.clone())).await.unwrap().0
+            } else {
+                dead_addr().await
+            };
+            registries.push(RegistryConfig {
+                name: r.name.into(),
+                kind: r.declared.unwrap_or(r.kind),
+                endpoint: format!("http://{addr}"),
+                timeout: r.timeout,
+                cache_ttl: r.cache_ttl,
+                asset_kinds: None,
+                mock: None,
+            });
+        }
+        let mut config = Config { registries, ..Config::default() };
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let gateway = tokio::spawn(async move { server::run(&config, listener, stopped(rx)).await });
+        Stack { url, calls, stop: Some(stop), gateway: Some(gateway) }
+    }
+
+    pub async fn client(&self) -> AssetSearchServiceClient<Channel> {
+        AssetSearchServiceClient::connect(self.url.clone()).await.unwrap()
+    }
+
+    pub fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone()).unwrap().connect_lazy()
+    }
+
+    /// SearchAssets calls a mock has received.
+    pub fn calls(&self, name: &str) -> u64 {
+        self.calls[name].load(Ordering::SeqCst)
+    }
+
+    pub async fn search(&self, query: SearchQuery) -> Result<SearchResponse, tonic::Status> {
+        self.client().await.search(SearchRequest { query: Some(query) }).await.map(|r| r.into_inner())
+    }
+
+    /// Stops mocks and gateway and waits for the gateway to drain.
+    pub async fn stop(mut self) -> Result<(), StartError> {
+        self.stop.take();
+        match self.gateway.take() {
+            Some(task) => task.await.unwrap(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.take();
+    }
+}
+
+/// An address where nothing listens: bound, then released.
+async fn dead_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap()
+}
+
+pub fn debtor(id: &str) -> Debtor {
+    let id = if assetgw::identifiers::looks_like_resident_id(id) {
+        debtor::Id::ResidentId(id.into())
+    } else {
+        debtor::Id::CreditCode(id.into())
+    };
+    Debtor { id: Some(id), ..Default::default() }
+}
+
+pub fn query(debtors: &[&str]) -> SearchQuery {
+    SearchQuery { case_number: CASE.into(), debtors: debtors.iter().map(|d| debtor(d)).collect(), ..Default::default() }
+}
+
+pub fn outcome<'a>(r: &'a SearchResponse, debtor: usize, registry: &str) -> &'a RegistryOutcome {
+    r.debtors[debtor].registries.iter().find(|o| o.registry == registry).unwrap()
+}
+
+pub fn status(o: &RegistryOutcome) -> RegistryStatus {
+    RegistryStatus::try_from(o.status).unwrap()
+}
+
+/// Every log line of the test binary, at debug level for assetgw.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<Captured> = OnceLock::new();
+
+fn capture_logs() -> &'static Captured {
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("assetgw=trace,warn")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        captured
+    })
+}
+
+/// What has been logged so far.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&capture_logs().0.lock().unwrap()).into_owned()
+}

@@ -1,0 +1,9 @@
+//! The integration tests: mock registries and the gateway in-process, on
+//! `127.0.0.1:0`, over real gRPC. One binary, one module per concern.
+
+mod harness;
+
+mod cache;
+mod ops;
+mod search;
+mod validation;

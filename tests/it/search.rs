@@ -1,0 +1,203 @@
+//! Searching: merge across registries, partial results, deadlines, streaming,
+//! several debtors and asset-kind selection.
+
+use std::time::Duration;
+
+use assetgw::proto::{
+    AssetKind, RegistryKind, RegistryStatus, SearchQuery, SearchStreamRequest, search_stream_response::Event,
+};
+use futures::StreamExt;
+use tonic::Code;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn merges_every_registry_into_one_deduplicated_list() {
+    let stack = Stack::start(standard()).await;
+    let r = stack.search(query(&[RICH])).await.unwrap();
+    assert_eq!(r.case_number, CASE);
+    let d = &r.debtors[0];
+    let names: Vec<_> = d.registries.iter().map(|o| o.registry.as_str()).collect();
+    assert_eq!(names, ["aviation", "bank-a", "bank-b", "ip", "realestate", "securities"]);
+    assert!(d.registries.iter().all(|o| status(o) == RegistryStatus::Ok && !o.from_cache && o.fetched_at.is_some()));
+
+    // Fund units are reported by the depository and by the bank(s) that sold them: one entry.
+    let reported: u32 = d.registries.iter().map(|o| o.asset_count).sum();
+    assert!(d.assets.len() < reported as usize, "{} merged of {reported} reported", d.assets.len());
+    let shared = d.assets.iter().find(|a| a.sources.len() > 1).expect("an asset reported twice");
+    assert!(shared.sources.iter().any(|s| s.registry == "securities"));
+    assert!(shared.sources.windows(2).all(|w| w[0].registry < w[1].registry));
+
+    // Ordered by kind then id, one entry per identity.
+    let keys: Vec<_> = d.assets.iter().map(|a| (a.kind, a.asset_id.clone())).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted);
+
+    let totals = d.totals.as_ref().unwrap();
+    assert_eq!(totals.asset_count as usize, d.assets.len());
+    assert_eq!(totals.by_kind.iter().map(|k| k.count).sum::<u32>() as usize, d.assets.len());
+    let cny: i64 = d
+        .assets
+        .iter()
+        .filter_map(|a| match a.asset.as_ref()?.detail.as_ref()? {
+            assetgw::proto::asset::Detail::Deposit(dep) => dep.balance.clone().filter(|m| m.currency == "CNY"),
+            _ => None,
+        })
+        .map(|m| m.minor_units)
+        .sum();
+    assert_eq!(totals.deposits_by_currency.iter().find(|m| m.currency == "CNY").unwrap().minor_units, cny);
+}
+
+#[tokio::test]
+async fn the_same_debtor_gets_the_same_assets_from_a_fresh_stack() {
+    let a = Stack::start(standard()).await.search(query(&[COMPANY])).await.unwrap();
+    let b = Stack::start(standard()).await.search(query(&[COMPANY])).await.unwrap();
+    let ids =
+        |r: &assetgw::proto::SearchResponse| r.debtors[0].assets.iter().map(|a| a.asset_id.clone()).collect::<Vec<_>>();
+    assert!(!ids(&a).is_empty());
+    assert_eq!(ids(&a), ids(&b));
+}
+
+#[tokio::test]
+async fn a_debtor_with_nothing_gets_ok_from_everyone_and_no_assets() {
+    let stack = Stack::start(standard()).await;
+    let r = stack.search(query(&[NOBODY])).await.unwrap();
+    assert!(r.debtors[0].assets.is_empty());
+    assert!(r.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok && o.asset_count == 0));
+}
+
+#[tokio::test]
+async fn down_dead_slow_failing_and_lying_registries_give_a_partial_result() {
+    let mut regs = standard();
+    regs.push(Reg::new("down", RegistryKind::Bank).down());
+    regs.push(Reg::new("dead", RegistryKind::Bank).dead());
+    regs.push(Reg::new("slow", RegistryKind::Bank).latency("fixed:5s").timeout(200));
+    let mut failing = Reg::new("failing", RegistryKind::Bank);
+    failing.mock.error_rate = 1.0;
+    failing.mock.error_code = assetgw::config::FaultCode::Internal;
+    regs.push(failing);
+    // A real-estate registry the gateway believes is a bank: its answer breaks the contract.
+    let mut liar = Reg::new("liar", RegistryKind::RealEstate);
+    liar.declared = Some(RegistryKind::Bank);
+    regs.push(liar);
+    let stack = Stack::start(regs).await;
+    let r = stack.search(query(&[RICH])).await.unwrap();
+    assert_eq!(status(outcome(&r, 0, "down")), RegistryStatus::Unavailable);
+    assert_eq!(status(outcome(&r, 0, "dead")), RegistryStatus::Unavailable);
+    assert_eq!(status(outcome(&r, 0, "slow")), RegistryStatus::Timeout);
+    assert_eq!(outcome(&r, 0, "slow").message, "no answer within 200ms");
+    assert_eq!(status(outcome(&r, 0, "failing")), RegistryStatus::Error);
+    assert_eq!(status(outcome(&r, 0, "liar")), RegistryStatus::InvalidResponse);
+    assert!(outcome(&r, 0, "liar").message.contains("real_estate asset"), "{}", outcome(&r, 0, "liar").message);
+    assert_eq!(status(outcome(&r, 0, "bank-a")), RegistryStatus::Ok);
+    assert!(!r.debtors[0].assets.is_empty());
+    assert!(
+        r.debtors[0].assets.iter().all(|a| a.sources.iter().all(|s| !["liar", "slow"].contains(&s.registry.as_str())))
+    );
+}
+
+#[tokio::test]
+async fn the_callers_deadline_ends_the_search_with_deadline_exceeded() {
+    let mut regs = standard();
+    regs.push(Reg::new("slow", RegistryKind::Bank).latency("fixed:5s").timeout(3000));
+    let stack = Stack::start(regs).await;
+    let mut client = stack.client().await;
+    let mut request = tonic::Request::new(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) });
+    request.set_timeout(Duration::from_millis(300));
+    let err = client.search(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("300ms"), "{}", err.message());
+
+    let mut request = tonic::Request::new(SearchStreamRequest { query: Some(query(&[RICH])) });
+    request.set_timeout(Duration::from_millis(300));
+    let mut stream = client.search_stream(request).await.unwrap().into_inner();
+    let mut answers = 0;
+    let err = loop {
+        match stream.next().await {
+            Some(Ok(_)) => answers += 1,
+            Some(Err(e)) => break e,
+            None => panic!("stream ended without an error"),
+        }
+    };
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(answers, 6, "the fast registries were streamed before the deadline");
+}
+
+#[tokio::test]
+async fn streaming_sends_each_registry_as_it_answers_then_the_summary() {
+    let regs = vec![
+        Reg::new("fast", RegistryKind::Bank),
+        Reg::new("medium", RegistryKind::RealEstate).latency("fixed:150ms"),
+        Reg::new("slow", RegistryKind::Securities).latency("fixed:400ms"),
+    ];
+    let stack = Stack::start(regs).await;
+    let mut stream = stack
+        .client()
+        .await
+        .search_stream(SearchStreamRequest { query: Some(query(&[RICH, COMPANY])) })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(e) = stream.next().await {
+        events.push(e.unwrap().event.unwrap());
+    }
+    assert_eq!(events.len(), 7, "3 registries × 2 debtors, then the summary");
+    let order: Vec<_> = events[..6]
+        .iter()
+        .map(|e| match e {
+            Event::RegistryAnswer(a) => a.outcome.as_ref().unwrap().registry.clone(),
+            Event::Summary(_) => panic!("summary before the answers"),
+        })
+        .collect();
+    assert_eq!(&order[..2], ["fast", "fast"]);
+    assert_eq!(&order[4..], ["slow", "slow"]);
+    let Event::Summary(summary) = &events[6] else { panic!("no summary last") };
+    assert_eq!(summary.debtors.len(), 2);
+    // What was streamed is what the summary merged.
+    for e in &events[..6] {
+        let Event::RegistryAnswer(a) = e else { unreachable!() };
+        let o = a.outcome.as_ref().unwrap();
+        assert_eq!(a.assets.len() as u32, o.asset_count.min(a.assets.len() as u32));
+        let merged = &summary.debtors[a.debtor_index as usize].assets;
+        assert!(a.assets.iter().all(|x| merged.iter().any(|m| m.asset_id == x.asset_id)));
+    }
+}
+
+#[tokio::test]
+async fn several_debtors_are_grouped_in_request_order() {
+    let stack = Stack::start(standard()).await;
+    let r = stack.search(query(&[COMPANY, NOBODY, RICH])).await.unwrap();
+    let ids: Vec<_> = r.debtors.iter().map(|d| d.debtor.as_ref().unwrap().id.clone().unwrap()).collect();
+    assert_eq!(ids, [debtor(COMPANY).id.unwrap(), debtor(NOBODY).id.unwrap(), debtor(RICH).id.unwrap()]);
+    assert!(r.debtors[1].assets.is_empty());
+    assert!(!r.debtors[0].assets.is_empty() && !r.debtors[2].assets.is_empty());
+    assert_eq!(stack.calls("bank-a"), 3);
+}
+
+#[tokio::test]
+async fn asset_kinds_choose_the_registries() {
+    let stack = Stack::start(standard()).await;
+    let q = SearchQuery { asset_kinds: vec![AssetKind::Aircraft as i32], ..query(&[COMPANY]) };
+    let r = stack.search(q).await.unwrap();
+    let asked: Vec<_> = r.debtors[0].registries.iter().map(|o| o.registry.as_str()).collect();
+    assert_eq!(asked, ["aviation"]);
+    assert_eq!(stack.calls("bank-a"), 0);
+
+    // Securities are reported by banks (fund units they sold) and the depository.
+    let q = SearchQuery { asset_kinds: vec![AssetKind::Securities as i32], ..query(&[COMPANY]) };
+    let r = stack.search(q).await.unwrap();
+    let asked: Vec<_> = r.debtors[0].registries.iter().map(|o| o.registry.as_str()).collect();
+    assert_eq!(asked, ["bank-a", "bank-b", "securities"]);
+}
+
+#[tokio::test]
+async fn asking_for_a_kind_no_registry_reports_is_a_failed_precondition() {
+    let stack = Stack::start(vec![Reg::new("bank-a", RegistryKind::Bank)]).await;
+    let q = SearchQuery { asset_kinds: vec![AssetKind::Aircraft as i32], ..query(&[RICH]) };
+    let err = stack.search(q).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("aircraft"), "{}", err.message());
+}
