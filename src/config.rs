@@ -290,7 +290,7 @@ impl Config {
             }
         }
         let mut unknown = Vec::new();
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(bracket_indices(&path.to_string()));
         let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut record);
         let parsed: Result<Config, _> = serde_path_to_error::deserialize(de);
         problems.extend(
@@ -383,6 +383,21 @@ impl Config {
     }
 }
 
+/// `registries.0.colour` → `registries[0].colour`, as the other problems spell keys.
+fn bracket_indices(path: &str) -> String {
+    path.split('.').fold(String::new(), |mut out, seg| {
+        if seg.bytes().all(|b| b.is_ascii_digit()) && !out.is_empty() {
+            out += &format!("[{seg}]");
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out += seg;
+        }
+        out
+    })
+}
+
 fn human(d: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(d)
 }
@@ -423,4 +438,122 @@ fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<()
     }
     *node = value;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE_REGISTRY: &str = r#"
+        [[registries]]
+        name = "bank-a"
+        kind = "bank"
+        endpoint = "http://127.0.0.1:50061"
+    "#;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn keys(p: Problems) -> Vec<String> {
+        p.0.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let c = Config::parse(include_str!("../config/assetgw.toml"), []).unwrap();
+        assert_eq!(c.registries.len(), 6);
+        assert_eq!(c.registries[0].cache_ttl(&c.cache), Duration::from_secs(30));
+        assert_eq!(c.registries[2].cache_ttl(&c.cache), Duration::from_secs(3600));
+        assert_eq!(c.registries[0].timeout(&c.search), Duration::from_secs(2));
+        assert_eq!(c.registries[3].timeout(&c.search), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out() {
+        let c = Config::parse(ONE_REGISTRY, []).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(c.search.deadline, Duration::from_secs(10));
+        assert_eq!(c.registries[0].asset_kinds(), [AssetKind::Deposit, AssetKind::Securities]);
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_at_once() {
+        let text = format!("[serch]\ndeadline = \"1s\"\n[cache]\nmax_entrys = 5\n{ONE_REGISTRY}colour = \"red\"\n");
+        assert_eq!(keys(Config::parse(&text, []).unwrap_err()), ["cache.max_entrys", "registries[0].colour", "serch"]);
+    }
+
+    #[test]
+    fn every_cross_field_problem_is_reported_with_its_key() {
+        let text = r#"
+            [search]
+            deadline = "2s"
+            registry_timeout = "3s"
+            max_debtors = 0
+            [[registries]]
+            name = "a"
+            kind = "bank"
+            endpoint = "127.0.0.1:1"
+            timeout = "5s"
+            [[registries]]
+            name = "a"
+            kind = "ip"
+            endpoint = "http://127.0.0.1:2"
+            asset_kinds = []
+            [registries.mock]
+            error_rate = 2.0
+        "#;
+        let problems = Config::parse(text, []).unwrap_err();
+        assert_eq!(
+            keys(problems.clone()),
+            [
+                "search.registry_timeout",
+                "search.max_debtors",
+                "registries[0].endpoint",
+                "registries[0].timeout",
+                "registries[1].name",
+                "registries[1].asset_kinds",
+                "registries[1].mock.error_rate",
+            ]
+        );
+        let shown = problems.to_string();
+        assert!(shown.starts_with("7 configuration problem(s):"), "{shown}");
+        assert!(shown.contains("registries[0].timeout: (5s) is longer than search.deadline (2s)"), "{shown}");
+    }
+
+    #[test]
+    fn type_errors_name_their_key() {
+        let p = Config::parse(&format!("[search]\ndeadline = \"soon\"\n{ONE_REGISTRY}"), []).unwrap_err();
+        assert_eq!(keys(p), ["search.deadline"]);
+        let p = Config::parse(&ONE_REGISTRY.replace("bank\"", "piggybank\""), []).unwrap_err();
+        assert!(p.0[0].message.contains("unknown registry kind `piggybank`"), "{p}");
+        let p = Config::parse("this is not toml", []).unwrap_err();
+        assert_eq!(keys(p), ["(file)"]);
+    }
+
+    #[test]
+    fn environment_overrides_keys_and_list_entries() {
+        let c = Config::parse(
+            ONE_REGISTRY,
+            env(&[
+                ("ASSETGW__SEARCH__DEADLINE", "5s"),
+                ("ASSETGW__SEARCH__MAX_DEBTORS", "3"),
+                ("ASSETGW__REGISTRIES__0__TIMEOUT", "1s"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.search.deadline, Duration::from_secs(5));
+        assert_eq!(c.search.max_debtors, 3);
+        assert_eq!(c.registries[0].timeout, Some(Duration::from_secs(1)));
+        let p = Config::parse(ONE_REGISTRY, env(&[("ASSETGW__REGISTRIES__4__TIMEOUT", "1s")])).unwrap_err();
+        assert_eq!(keys(p), ["ASSETGW__REGISTRIES__4__TIMEOUT"]);
+        let p = Config::parse(ONE_REGISTRY, env(&[("ASSETGW__SEARCH__DEADLINE", "60s")])).unwrap();
+        assert_eq!(p.search.deadline, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn no_registries_is_a_problem() {
+        assert_eq!(keys(Config::parse("", []).unwrap_err()), ["registries"]);
+    }
 }

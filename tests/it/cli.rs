@@ -1,0 +1,86 @@
+//! The `assetgw` binary: `search` against a running stack, `check-config`.
+
+use std::process::{Command, Output};
+
+use crate::harness::*;
+
+fn assetgw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_assetgw")).args(args).env_remove("ASSETGW_CONFIG").output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn search_prints_a_table_and_json() {
+    let stack = Stack::start(standard()).await;
+    let url = stack.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let table = assetgw(&["search", "--gateway", &url, "--case", CASE, "--debtor", RICH]);
+        let json = assetgw(&["search", "--gateway", &url, "--case", CASE, "--debtor", RICH, "--json", "--stream"]);
+        (table, json)
+    })
+    .await
+    .unwrap();
+    let (table, json) = out;
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let table = text(&table.stdout);
+    for expected in ["Case （2024）京0105执1234号", "bank-a", "securities", "Totals:", "deposits CNY"] {
+        assert!(table.contains(expected), "{expected} missing from\n{table}");
+    }
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["caseNumber"], CASE);
+    assert_eq!(value["debtors"][0]["debtor"]["residentId"], RICH);
+    assert_eq!(value["debtors"][0]["registries"].as_array().unwrap().len(), 6);
+    assert!(text(&json.stderr).contains("bank-a"), "streamed progress goes to stderr");
+}
+
+#[tokio::test]
+async fn search_explains_a_refusal_field_by_field() {
+    let stack = Stack::start(standard()).await;
+    let url = stack.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        assetgw(&["search", "--gateway", &url, "--case", "（2024）京0105民初1号", "--debtor", "360426199101010072"])
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("InvalidArgument"), "{err}");
+    assert!(err.contains("query.case_number: is a `民初` case"), "{err}");
+    assert!(err.contains("query.debtors[0].resident_id: has check character"), "{err}");
+}
+
+#[test]
+fn search_without_a_gateway_says_so() {
+    let out = assetgw(&["search", "--gateway", "http://127.0.0.1:1", "--case", CASE, "--debtor", RICH]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cannot reach the gateway"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_config_reports_every_problem_and_accepts_the_shipped_file() {
+    let ok = assetgw(&["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config/assetgw.toml")]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("OK, 6 registries"));
+
+    let dir = std::env::temp_dir().join(format!("assetgw-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[search]\ndeadline = \"1s\"\ncolour = 1\n[[registries]]\nname = \"x\"\nkind = \"bank\"\nendpoint = \"http://127.0.0.1:9\"\ntimeout = \"2s\"\n",
+    )
+    .unwrap();
+    let out = assetgw(&["check-config", "--config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("3 configuration problem(s)"), "{err}");
+    assert!(err.contains("search.registry_timeout: (3s)"), "{err}");
+    assert!(err.contains("search.colour: unknown key"), "{err}");
+    assert!(err.contains("registries[0].timeout: (2s) is longer than search.deadline (1s)"), "{err}");
+    let missing = assetgw(&["check-config", "--config", "/no/such/file.toml"]);
+    assert!(text(&missing.stderr).contains("cannot read"), "{}", text(&missing.stderr));
+}
