@@ -11,7 +11,7 @@ use tracing::{Instrument, Span, info_span};
 use crate::{
     cache::{Cache, Entry, Lookup},
     identifiers::DebtorId,
-    proto::Debtor,
+    proto::{AssetKind, Debtor},
     registry::{Caller, Failure, Registry},
     telemetry::spans,
 };
@@ -23,6 +23,8 @@ pub struct Plan {
     pub debtors: Vec<(DebtorId, Debtor)>,
     /// The registries to ask.
     pub registries: Vec<Arc<Registry>>,
+    /// The asset kinds asked for (empty: all).
+    pub kinds: Vec<AssetKind>,
     /// Who asks, for the registries.
     pub caller: Caller,
     /// The oldest acceptable cached answer (`None`: each registry's TTL).

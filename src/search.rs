@@ -105,6 +105,7 @@ impl Gateway {
         Ok(Plan {
             debtors,
             registries,
+            kinds,
             caller: Caller {
                 case_number: case.to_string(),
                 court_code: case.court_code,
@@ -207,10 +208,10 @@ fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
     })
 }
 
-fn outcome(leg: &Leg) -> RegistryOutcome {
-    let (status, message, count, fetched_at) = match &leg.result {
-        Ok(entry) => (RegistryStatus::Ok, String::new(), entry.assets.len(), Some(entry.fetched_at.into())),
-        Err(failure) => (failure.status(), failure.to_string(), 0, None),
+fn outcome(leg: &Leg, answer: Option<&Answer>) -> RegistryOutcome {
+    let (status, message) = match &leg.result {
+        Ok(_) => (RegistryStatus::Ok, String::new()),
+        Err(failure) => (failure.status(), failure.to_string()),
     };
     RegistryOutcome {
         registry: leg.registry.name.to_string(),
@@ -218,23 +219,30 @@ fn outcome(leg: &Leg) -> RegistryOutcome {
         status: status as i32,
         message,
         latency: prost_types::Duration::try_from(leg.latency).ok(),
-        asset_count: u32::try_from(count).unwrap_or(u32::MAX),
+        asset_count: answer.map_or(0, |a| u32::try_from(a.assets.len()).unwrap_or(u32::MAX)),
         from_cache: leg.lookup == Lookup::Hit,
-        fetched_at,
+        fetched_at: answer.map(|a| a.fetched_at.into()),
     }
 }
 
-fn answer(leg: &Leg) -> Option<Answer> {
+/// A leg's answer, narrowed to the asked kinds (the cache holds every kind a registry reports).
+fn answer(leg: &Leg, kinds: &[AssetKind]) -> Option<Answer> {
     let entry = leg.result.as_ref().ok()?;
-    Some(Answer { registry: leg.registry.name.clone(), fetched_at: entry.fetched_at, assets: entry.assets.clone() })
+    let assets = if kinds.is_empty() {
+        entry.assets.clone()
+    } else {
+        entry.assets.iter().filter(|r| kinds.contains(&r.kind)).cloned().collect()
+    };
+    Some(Answer { registry: leg.registry.name.clone(), fetched_at: entry.fetched_at, assets })
 }
 
-fn registry_answer(leg: &Leg) -> SearchStreamResponse {
-    let (assets, _) = merge::merge(answer(leg).as_slice());
+fn registry_answer(plan: &Plan, leg: &Leg) -> SearchStreamResponse {
+    let answer = answer(leg, &plan.kinds);
+    let (assets, _) = merge::merge(answer.as_slice());
     SearchStreamResponse {
         event: Some(Event::RegistryAnswer(RegistryAnswer {
             debtor_index: u32::try_from(leg.debtor_index).unwrap_or(u32::MAX),
-            outcome: Some(outcome(leg)),
+            outcome: Some(outcome(leg, answer.as_ref())),
             assets,
         })),
     }
@@ -249,14 +257,11 @@ fn respond(plan: &Plan, legs: &[Leg]) -> SearchResponse {
         .map(|(i, (_, debtor))| {
             let mut mine: Vec<&Leg> = legs.iter().filter(|l| l.debtor_index == i).collect();
             mine.sort_by(|a, b| a.registry.name.cmp(&b.registry.name));
-            let answers: Vec<Answer> = mine.iter().filter_map(|l| answer(l)).collect();
+            let answers: Vec<Option<Answer>> = mine.iter().map(|l| answer(l, &plan.kinds)).collect();
+            let registries = mine.iter().zip(&answers).map(|(l, a)| outcome(l, a.as_ref())).collect();
+            let answers: Vec<Answer> = answers.into_iter().flatten().collect();
             let (assets, totals) = merge::merge(&answers);
-            DebtorResult {
-                debtor: Some(debtor.clone()),
-                assets,
-                registries: mine.iter().map(|l| outcome(l)).collect(),
-                totals: Some(totals),
-            }
+            DebtorResult { debtor: Some(debtor.clone()), assets, registries, totals: Some(totals) }
         })
         .collect();
     let ok = legs.iter().filter(|l| l.result.is_ok()).count();
@@ -306,7 +311,7 @@ impl AssetSearchService for Gateway {
                         Ok(next) => next,
                     };
                     let Some(leg) = next else { break };
-                    if tx.send(Ok(registry_answer(&leg))).await.is_err() {
+                    if tx.send(Ok(registry_answer(&search.plan, &leg))).await.is_err() {
                         return; // The court hung up; the cache still gets what is in flight.
                     }
                     done.push(leg);

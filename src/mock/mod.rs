@@ -151,7 +151,7 @@ impl MockRegistry {
             .add_service(reflection)
             .add_service(reflection_alpha)
             .add_service(RegistryServiceServer::new(self))
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(crate::server::incoming(listener), shutdown)
             .await?;
         Ok(())
     }

@@ -191,6 +191,15 @@ async fn asset_kinds_choose_the_registries() {
     let r = stack.search(q).await.unwrap();
     let asked: Vec<_> = r.debtors[0].registries.iter().map(|o| o.registry.as_str()).collect();
     assert_eq!(asked, ["bank-a", "bank-b", "securities"]);
+
+    // A bank's deposits are cached with its fund units, but only the kinds asked for are returned.
+    let q = SearchQuery { asset_kinds: vec![AssetKind::Deposit as i32], ..query(&[COMPANY]) };
+    let r = stack.search(q).await.unwrap();
+    assert!(r.debtors[0].registries.iter().all(|o| o.from_cache && o.registry.starts_with("bank")));
+    assert!(!r.debtors[0].assets.is_empty());
+    assert!(r.debtors[0].assets.iter().all(|a| a.kind == AssetKind::Deposit as i32));
+    let counted: u32 = r.debtors[0].registries.iter().map(|o| o.asset_count).sum();
+    assert_eq!(counted as usize, r.debtors[0].assets.len());
 }
 
 #[tokio::test]
