@@ -5,6 +5,7 @@ mod harness;
 
 mod cache;
 mod cli;
+mod dev;
 mod ops;
 mod search;
 mod validation;

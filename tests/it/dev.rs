@@ -1,0 +1,70 @@
+//! `assetgw dev` as a real process: it starts every mock and the gateway from a
+//! config file, answers searches, logs JSON when asked, and exits cleanly on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use assetgw::proto::RegistryStatus;
+
+use crate::harness::*;
+
+async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/assetgw.toml")).unwrap();
+    // The shipped config with free ports, so the test never collides with a running stack.
+    let mut config = shipped.replace("127.0.0.1:50051", &format!("127.0.0.1:{}", free_port().await));
+    for port in 50061..=50066 {
+        config = config.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{}", free_port().await));
+    }
+    let gateway = config.lines().find(|l| l.starts_with("listen")).unwrap().split('"').nth(1).unwrap().to_string();
+    let path = std::env::temp_dir().join(format!("assetgw-dev-{}.toml", std::process::id()));
+    std::fs::write(&path, &config).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assetgw"))
+        .args(["dev", "--config", path.to_str().unwrap()])
+        .env("ASSETGW__LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let banner = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.starts_with("Ctrl-C"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap()
+    .join("\n");
+    assert!(banner.contains("assetgw dev stack is up"), "{banner}");
+    assert!(banner.contains("securities-csdc"), "{banner}");
+
+    let client =
+        assetgw::proto::asset_search_service_client::AssetSearchServiceClient::connect(format!("http://{gateway}"));
+    let mut client = tokio::time::timeout(Duration::from_secs(10), client).await.unwrap().unwrap();
+    let r = client.search(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) }).await.unwrap().into_inner();
+    assert_eq!(r.debtors[0].registries.len(), 6);
+    assert!(r.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok));
+
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "search complete"), "{stderr}");
+    assert!(lines.iter().any(|l| l["fields"]["message"].as_str().unwrap_or("").starts_with("shutting down")));
+    assert!(!stderr.contains(RICH));
+    std::fs::remove_file(path).ok();
+}
