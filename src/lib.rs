@@ -34,6 +34,7 @@ pub mod dev;
 pub mod error;
 pub mod fanout;
 pub mod identifiers;
+pub mod ledger;
 pub mod merge;
 pub mod mock;
 pub mod proto;
