@@ -5,17 +5,19 @@
 pub mod data;
 
 use std::{
+    collections::HashMap,
     fmt,
     net::SocketAddr,
     str::FromStr,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use futures::Future;
+use prost::Message;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 use tokio::net::TcpListener;
@@ -27,8 +29,9 @@ use crate::{
     error::StartError,
     identifiers::{self, DebtorId},
     proto::{
-        self, AssetKind, DescribeRequest, DescribeResponse, RegistryKind, SearchAssetsRequest, SearchAssetsResponse,
-        debtor,
+        self, AssetKind, ControlOrder, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, RegistryKind,
+        ReleaseRequest, ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest, SearchAssetsResponse,
+        SeizeRequest, SeizeResponse, debtor,
         registry_service_server::{RegistryService, RegistryServiceServer},
     },
 };
@@ -121,12 +124,96 @@ pub struct MockRegistry {
     settings: MockConfig,
     demo: Arc<[data::DemoDebtor]>,
     calls: Arc<AtomicU64>,
+    control: Arc<Mutex<Control>>,
+}
+
+/// The mock's own record of control orders: answers by idempotency key, and
+/// the seizures it holds by reference.
+#[derive(Default)]
+struct Control {
+    answers: HashMap<String, Vec<u8>>,
+    held: HashMap<String, Held>,
+    effects: u64,
+}
+
+struct Held {
+    start: Option<prost_types::Timestamp>,
+    end: Option<prost_types::Timestamp>,
+    amount: i64,
+    released: bool,
+}
+
+fn held<'a>(control: &'a mut Control, reference: &str) -> Result<&'a mut Held, Status> {
+    match control.held.get_mut(reference) {
+        Some(h) if !h.released => Ok(h),
+        Some(_) => Err(Status::failed_precondition(format!("seizure {reference} has been released"))),
+        None => Err(Status::not_found(format!("no seizure with reference {reference}"))),
+    }
+}
+
+fn now() -> Option<prost_types::Timestamp> {
+    Some(std::time::SystemTime::now().into())
 }
 
 impl MockRegistry {
     /// A mock named `name` of `kind`, behaving as `settings` say.
     pub fn new(name: &str, kind: RegistryKind, settings: MockConfig) -> Result<Self, StartError> {
-        Ok(Self { name: name.to_string(), kind, settings, demo: data::demo_debtors()?.into(), calls: Arc::default() })
+        Ok(Self {
+            name: name.to_string(),
+            kind,
+            settings,
+            demo: data::demo_debtors()?.into(),
+            calls: Arc::default(),
+            control: Arc::default(),
+        })
+    }
+
+    /// Control orders that took effect (repeats of an idempotency key do not count).
+    pub fn effects(&self) -> u64 {
+        self.lock().effects
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Latency, downtime and injected errors, as configured.
+    async fn faults(&self) -> Result<(), Status> {
+        let (delay, fail) = {
+            let mut rng = rand::rng();
+            (self.settings.latency.sample(&mut rng), rng.random_bool(self.settings.error_rate.clamp(0.0, 1.0)))
+        };
+        tokio::time::sleep(delay).await;
+        if self.settings.down {
+            return Err(Status::unavailable(format!("{} is down for maintenance", self.name)));
+        }
+        if fail {
+            return Err(Status::new(self.settings.error_code.into(), format!("{} injected fault", self.name)));
+        }
+        Ok(())
+    }
+
+    /// Runs a control order once per idempotency key; a repeat gets the first answer.
+    async fn once<T: Message + Default>(
+        &self,
+        order: Option<&ControlOrder>,
+        act: impl FnOnce(&mut Control) -> Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        let order = order.ok_or_else(|| Status::invalid_argument("order is required"))?;
+        if order.idempotency_key.is_empty() || order.asset_id.is_empty() {
+            return Err(Status::invalid_argument("order.idempotency_key and order.asset_id are required"));
+        }
+        self.faults().await?;
+        let mut control = self.lock();
+        if let Some(answer) = control.answers.get(&order.idempotency_key) {
+            return T::decode(answer.as_slice())
+                .map(Response::new)
+                .map_err(|_| Status::invalid_argument("idempotency key reused for a different kind of order"));
+        }
+        let answer = act(&mut control)?;
+        control.answers.insert(order.idempotency_key.clone(), answer.encode_to_vec());
+        control.effects += 1;
+        Ok(Response::new(answer))
     }
 
     /// A counter of `SearchAssets` calls received, for tests and reports.
@@ -189,22 +276,58 @@ impl RegistryService for MockRegistry {
         let debtor = Self::debtor_id(request.debtor.as_ref())?;
         let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());
         async {
-            let (delay, fail) = {
-                let mut rng = rand::rng();
-                (self.settings.latency.sample(&mut rng), rng.random_bool(self.settings.error_rate.clamp(0.0, 1.0)))
-            };
-            tokio::time::sleep(delay).await;
-            if self.settings.down {
-                return Err(Status::unavailable(format!("{} is down for maintenance", self.name)));
-            }
-            if fail {
-                return Err(Status::new(self.settings.error_code.into(), format!("{} injected fault", self.name)));
-            }
+            self.faults().await?;
             let profile = data::profile_of(debtor.as_str(), &self.demo);
             let assets = data::assets(&self.name, self.kind, debtor.as_str(), profile);
             Ok(Response::new(SearchAssetsResponse { assets, as_of: Some(std::time::SystemTime::now().into()) }))
         }
         .instrument(span)
+        .await
+    }
+
+    async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {
+        let r = request.into_inner();
+        let name = self.name.clone();
+        self.once(r.order.as_ref(), |c| {
+            let reference = format!("{name}-{:06}", c.held.len() + 1);
+            // A waiting seizure has no term here either; an effective one ends when the order says.
+            let start = r.end_time.is_some().then(now).flatten();
+            c.held.insert(reference.clone(), Held { start, end: r.end_time, amount: r.amount, released: false });
+            Ok(SeizeResponse { registry_reference: reference, start_time: start, end_time: r.end_time })
+        })
+        .await
+    }
+
+    async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
+        let r = request.into_inner();
+        self.once(r.order.as_ref(), |c| {
+            let h = held(c, &r.registry_reference)?;
+            h.end = r.end_time;
+            h.start = h.start.or_else(now);
+            Ok(RenewResponse { registry_reference: r.registry_reference.clone(), start_time: h.start, end_time: h.end })
+        })
+        .await
+    }
+
+    async fn release(&self, request: Request<ReleaseRequest>) -> Result<Response<ReleaseResponse>, Status> {
+        let r = request.into_inner();
+        self.once(r.order.as_ref(), |c| {
+            held(c, &r.registry_reference)?.released = true;
+            Ok(ReleaseResponse { registry_reference: r.registry_reference.clone(), released_at: now() })
+        })
+        .await
+    }
+
+    async fn deduct(&self, request: Request<DeductRequest>) -> Result<Response<DeductResponse>, Status> {
+        let r = request.into_inner();
+        self.once(r.order.as_ref(), |c| {
+            let h = held(c, &r.registry_reference)?;
+            if r.amount <= 0 || r.amount > h.amount {
+                return Err(Status::failed_precondition(format!("cannot deduct {} of {} frozen", r.amount, h.amount)));
+            }
+            h.amount -= r.amount;
+            Ok(DeductResponse { registry_reference: r.registry_reference.clone(), deducted_at: now(), remaining: h.amount })
+        })
         .await
     }
 }
