@@ -12,6 +12,7 @@ use std::{collections::HashSet, fmt, net::SocketAddr, path::Path, time::Duration
 use serde::Deserialize;
 
 use crate::{
+    ledger::rules::Terms,
     mock::Latency,
     proto::{AssetKind, RegistryKind},
 };
@@ -31,6 +32,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The seizure ledger.
+    pub ledger: LedgerConfig,
     /// The registries searched. Any number of any kind.
     pub registries: Vec<RegistryConfig>,
 }
@@ -128,6 +131,26 @@ impl KindTtl {
             RegistryKind::Aviation => self.aviation,
             RegistryKind::Securities | RegistryKind::Unspecified => self.securities,
         }
+    }
+}
+
+/// The seizure ledger's storage and legal terms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LedgerConfig {
+    /// `sqlite://data/ledger.db` (embedded; the directory is created) or
+    /// `postgres://user@host/db` (shared by many gateway replicas).
+    pub url: String,
+    /// How often lapsed seizures are swept into events (reads apply lapses anyway).
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
+    pub terms: Terms,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://data/ledger.db".into(), sweep_interval: Duration::from_secs(60), terms: Terms::default() }
     }
 }
 
@@ -333,6 +356,18 @@ impl Config {
                 "cache.max_entries",
                 "must be at least 1; use max_age = 0 in requests to bypass the cache",
             ));
+        }
+        if !(self.ledger.url.starts_with("sqlite:") || self.ledger.url.starts_with("postgres")) {
+            out.push(problem("ledger.url", "must be sqlite://PATH or postgres://USER@HOST/DB"));
+        }
+        let t = &self.ledger.terms;
+        for (key, months) in [("deposit", t.deposit), ("aircraft", t.aircraft), ("real_estate", t.real_estate), ("ip", t.ip), ("securities", t.securities)] {
+            if months == 0 || months > 120 {
+                out.push(problem(format!("ledger.terms.{key}"), format!("{months} months; a term is 1 to 120 months (R5)")));
+            }
+        }
+        if self.ledger.sweep_interval.is_zero() {
+            out.push(problem("ledger.sweep_interval", "must be longer than zero"));
         }
         if self.registries.is_empty() {
             out.push(problem("registries", "no registry configured; add at least one [[registries]] table"));

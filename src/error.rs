@@ -28,6 +28,15 @@ pub enum Error {
     /// The request is well formed but cannot be served as asked.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// What the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A dependency is down; the request had no effect and may be retried.
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug or an unexpected condition inside the gateway.
     #[error("internal error; the gateway's logs have the cause")]
     Internal(String),
@@ -58,6 +67,9 @@ pub enum StartError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The seizure ledger could not be opened or migrated.
+    #[error("seizure ledger: {0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
     /// The reflection service could not load the descriptors.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -87,6 +99,9 @@ impl From<Error> for Status {
             }
             Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
+            Error::NotFound(_) => Status::not_found(message),
+            Error::PermissionDenied(_) => Status::permission_denied(message),
+            Error::Unavailable(_) => Status::unavailable(message),
             Error::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 Status::internal(message)

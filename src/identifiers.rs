@@ -43,6 +43,9 @@ impl CaseNumber {
             _ => return Err(format!("has year `{year}` in brackets; it must be four digits, e.g. 2024")),
         };
         let (court_code, rest) = split_court_code(rest)?;
+        if rest.starts_with('号') || rest.is_empty() {
+            return Err("has no case-type code (e.g. 执) after the court code".into());
+        }
         let rest = rest.strip_suffix('号').ok_or("must end with 号 after the sequence number")?;
         let digits_at = rest.find(|c: char| c.is_ascii_digit()).ok_or("has no sequence number before 号")?;
         let (kind, number) = rest.split_at(digits_at);
@@ -99,16 +102,24 @@ fn split_court_code(s: &str) -> Result<(String, &str), String> {
     let digits = after.chars().take_while(char::is_ascii_digit).count();
     // A run of digits that is the sequence number itself (no type code between) is caught below.
     match digits {
-        0 | 2 | 4 if !after[digits..].starts_with(|c: char| c.is_ascii_digit()) => {
+        0 | 2 | 4 => {
             let (code, rest) = s.split_at(province.len_utf8() + digits);
-            if rest.starts_with('号') || rest.is_empty() {
-                return Err("has no case-type code (e.g. 执) after the court code".into());
-            }
             Ok((code.to_string(), rest))
         }
         _ => Err(format!(
             "has court code `{province}{}`; a court code has 0, 2 or 4 digits after the province",
             &after[..digits]
+        )),
+    }
+}
+
+/// Validates a bare court code such as `京0105`, `粤07`, `京` or `最高法` (R20).
+pub fn parse_court_code(input: &str) -> Result<String, String> {
+    match split_court_code(input.trim())? {
+        (code, "") => Ok(code),
+        _ => Err(format!(
+            "`{}` is not a court code; expected e.g. 京0105 (basic court), 粤07 (intermediate) or 京 (high court)",
+            input.trim()
         )),
     }
 }
@@ -307,6 +318,16 @@ mod tests {
         let legacy = CaseNumber::parse("(2015)苏执复字第00033号").unwrap();
         assert_eq!((legacy.case_type.as_str(), legacy.sequence), ("执复", 33));
         assert_eq!(CaseNumber::parse("（2016）京73知执1号").unwrap().case_type, "执");
+    }
+
+    #[test]
+    fn r20_court_codes() {
+        for good in ["京0105", "粤07", "京", "最高法", "兵0101"] {
+            assert_eq!(parse_court_code(good).unwrap(), good);
+        }
+        for bad in ["", "京010", "X0105", "京0105执"] {
+            assert!(parse_court_code(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct Answer {
     pub assets: Arc<[Reported]>,
 }
 
-fn normalise(part: &str) -> String {
+/// An identifier part as compared: no white space, upper case.
+pub fn normalise(part: &str) -> String {
     part.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_uppercase).collect()
 }
 
@@ -87,6 +88,7 @@ pub fn merge(answers: &[Answer]) -> (Vec<MergedAsset>, AssetTotals) {
                         fetched_at: Some((*fetched_at).into()),
                     })
                     .collect(),
+                seizures: None,
             }
         })
         .collect();

@@ -98,3 +98,13 @@ macro_rules! deserialize_by_short_name {
 }
 deserialize_by_short_name!(AssetKind, "asset kind");
 deserialize_by_short_name!(RegistryKind, "registry kind");
+
+/// A protobuf timestamp of an instant.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+/// The instant of a protobuf timestamp (the epoch for one out of range).
+pub fn time_of(t: &prost_types::Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)).unwrap_or_default()
+}

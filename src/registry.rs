@@ -9,9 +9,11 @@ use tonic::{Code, transport::Channel};
 use crate::{
     config::{Config, RegistryConfig},
     error::StartError,
+    ledger::store::{Ack, PendingOrder},
     merge::{self, Reported},
     proto::{
-        AssetKind, Debtor, RegistryKind, RegistryStatus, SearchAssetsRequest,
+        AssetKind, ControlOrder, Debtor, DeductRequest, RegistryKind, RegistryStatus, ReleaseRequest, RenewRequest,
+        SearchAssetsRequest, SeizeRequest,
         registry_service_client::RegistryServiceClient,
     },
 };
@@ -125,6 +127,55 @@ impl Registry {
             Ok(Ok(response)) => response.into_inner(),
         };
         self.check(answer.assets)
+    }
+
+    /// Delivers one outbox order; the idempotency key makes redelivery harmless.
+    pub async fn deliver(&self, order: &PendingOrder) -> Result<Ack, String> {
+        let control = ControlOrder {
+            idempotency_key: format!("{}:{}:{}", order.seizure_id, order.kind, order.id),
+            court_code: order.court.clone(),
+            case_number: order.case_number.clone(),
+            asset_kind: order.asset_kind as i32,
+            asset_id: order.asset_id.clone(),
+            seizure_id: order.seizure_id.clone(),
+        };
+        let reference = order.registry_ref.clone().unwrap_or_default();
+        let end = order.end.map(crate::proto::ts);
+        let mut client = self.client.clone();
+        let call = async {
+            let ack = |reference: String, start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>| Ack {
+                reference,
+                start: start.as_ref().map(crate::proto::time_of),
+                end: end.as_ref().map(crate::proto::time_of),
+            };
+            Ok::<_, tonic::Status>(match order.kind.as_str() {
+                "seize" => {
+                    let r = client.seize(SeizeRequest { order: Some(control), amount: order.amount, end_time: end }).await?;
+                    let r = r.into_inner();
+                    ack(r.registry_reference, r.start_time, r.end_time)
+                }
+                "renew" => {
+                    let r = client.renew(RenewRequest { order: Some(control), registry_reference: reference, end_time: end }).await?;
+                    let r = r.into_inner();
+                    ack(r.registry_reference, r.start_time, r.end_time)
+                }
+                "release" => {
+                    let r = client.release(ReleaseRequest { order: Some(control), registry_reference: reference }).await?;
+                    ack(r.into_inner().registry_reference, None, None)
+                }
+                _ => {
+                    let r = client
+                        .deduct(DeductRequest { order: Some(control), registry_reference: reference, amount: order.amount })
+                        .await?;
+                    ack(r.into_inner().registry_reference, None, None)
+                }
+            })
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(format!("no answer within {}", humantime::format_duration(self.timeout))),
+            Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+            Ok(Ok(ack)) => Ok(ack),
+        }
     }
 
     fn check(&self, assets: Vec<crate::proto::Asset>) -> Result<Vec<Reported>, Failure> {

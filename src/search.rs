@@ -17,9 +17,10 @@ use crate::{
     error::{Error, StartError, Violation},
     fanout::{self, Leg, Plan},
     identifiers::{self, CaseNumber, DebtorId},
+    ledger::store::{self, Store},
     merge::{self, Answer},
     proto::{
-        AssetKind, Debtor, DebtorResult, RegistryAnswer, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest,
+        AssetKind, Debtor, DebtorResult, MergedAsset, RegistryAnswer, SeizureSummary, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest,
         SearchResponse, SearchStreamRequest, SearchStreamResponse, asset_search_service_server::AssetSearchService,
         debtor, search_stream_response::Event,
     },
@@ -32,6 +33,16 @@ pub struct Gateway {
     registries: Vec<Arc<Registry>>,
     cache: Cache,
     limits: SearchConfig,
+    ledger: Option<Store>,
+}
+
+/// An asset found for a control order, and the registry that reported it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The asset.
+    pub asset: merge::Reported,
+    /// The registry to send orders to.
+    pub registry: Arc<str>,
 }
 
 /// A search under way: its plan, its deadline and its span.
@@ -47,7 +58,18 @@ impl Gateway {
     pub fn new(config: &Config) -> Result<Self, StartError> {
         let registries =
             config.registries.iter().map(|r| Registry::new(r, config).map(Arc::new)).collect::<Result<_, _>>()?;
-        Ok(Self { registries, cache: Cache::new(config.cache.max_entries), limits: config.search.clone() })
+        Ok(Self { registries, cache: Cache::new(config.cache.max_entries), limits: config.search.clone(), ledger: None })
+    }
+
+    /// Shows every found asset's live seizures from `ledger`.
+    pub fn with_ledger(mut self, ledger: Store) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// The configured registries.
+    pub fn registries(&self) -> &[Arc<Registry>] {
+        &self.registries
     }
 
     fn begin(&self, rpc: &'static str, metadata: &MetadataMap, query: Option<SearchQuery>) -> Result<Search, Error> {
@@ -130,32 +152,89 @@ impl Gateway {
         }
         let mut out: Vec<(DebtorId, Debtor)> = Vec::new();
         for (i, d) in debtors.iter().enumerate() {
-            let (field, parsed) = match &d.id {
-                Some(debtor::Id::ResidentId(id)) => ("resident_id", identifiers::parse_resident_id(id)),
-                Some(debtor::Id::CreditCode(code)) => {
-                    ("credit_code", credit_code(code, d.accept_unchecked_credit_code))
-                }
-                None => ("id", Err("is missing; set resident_id or credit_code".into())),
-            };
-            match parsed {
-                Err(e) => bad.push(Violation { field: format!("query.debtors[{i}].{field}"), description: e }),
-                Ok(id) => {
-                    if let Some(j) = out.iter().position(|(seen, _)| *seen == id) {
-                        bad.push(Violation {
-                            field: format!("query.debtors[{i}]"),
-                            description: format!("repeats debtors[{j}]; name each debtor once"),
-                        });
-                        continue;
-                    }
-                    let id_field = match &id {
-                        DebtorId::Resident(s) => debtor::Id::ResidentId(s.clone()),
-                        DebtorId::Organisation(s) => debtor::Id::CreditCode(s.clone()),
-                    };
-                    out.push((id, Debtor { id: Some(id_field), ..d.clone() }));
-                }
+            match self.check_debtor(&format!("query.debtors[{i}]"), d) {
+                Err(v) => bad.push(v),
+                Ok((id, debtor)) => match out.iter().position(|(seen, _)| *seen == id) {
+                    Some(j) => bad.push(Violation {
+                        field: format!("query.debtors[{i}]"),
+                        description: format!("repeats debtors[{j}]; name each debtor once"),
+                    }),
+                    None => out.push((id, debtor)),
+                },
             }
         }
         out
+    }
+
+    /// Validates one debtor (R21, R22) and returns it with its identifier normalised.
+    pub fn check_debtor(&self, field: &str, d: &Debtor) -> Result<(DebtorId, Debtor), Violation> {
+        let (name, parsed) = match &d.id {
+            Some(debtor::Id::ResidentId(id)) => ("resident_id", identifiers::parse_resident_id(id)),
+            Some(debtor::Id::CreditCode(code)) => ("credit_code", credit_code(code, d.accept_unchecked_credit_code)),
+            None => ("id", Err("is missing; set resident_id or credit_code".into())),
+        };
+        let id = parsed.map_err(|e| Violation { field: format!("{field}.{name}"), description: e })?;
+        let id_field = match &id {
+            DebtorId::Resident(s) => debtor::Id::ResidentId(s.clone()),
+            DebtorId::Organisation(s) => debtor::Id::CreditCode(s.clone()),
+        };
+        Ok((id.clone(), Debtor { id: Some(id_field), ..d.clone() }))
+    }
+
+    /// Finds one asset of a debtor at the registries that report its kind
+    /// (through the cache), for a control order: what is seized must be what a
+    /// registry reports. Prefers the registry of the asset's own kind (the
+    /// depository over a bank for fund units).
+    pub async fn find_asset(
+        &self,
+        case: &CaseNumber,
+        debtor: &(DebtorId, Debtor),
+        kind: AssetKind,
+        asset_id: &str,
+        registry: &str,
+    ) -> Result<Found, Error> {
+        let registries: Vec<_> =
+            self.registries.iter().filter(|r| r.serves(&[kind]) && (registry.is_empty() || &*r.name == registry)).cloned().collect();
+        if registries.is_empty() {
+            return Err(Error::NotFound(format!("no registry {registry} of this gateway reports {} assets", kind.short_name())));
+        }
+        let plan = Arc::new(Plan {
+            debtors: vec![debtor.clone()],
+            registries,
+            kinds: vec![kind],
+            caller: Caller {
+                case_number: case.to_string(),
+                court_code: case.court_code.clone(),
+                request_id: uuid::Uuid::new_v4().to_string(),
+            },
+            max_age: None,
+        });
+        let mut legs: Vec<Leg> = tokio::time::timeout(self.limits.deadline, fanout::fan_out(&self.cache, &plan).collect())
+            .await
+            .map_err(|_| Error::DeadlineExceeded(self.limits.deadline))?;
+        let home = |r: &Registry| !r.kind.default_asset_kinds().first().is_some_and(|k| *k == kind);
+        legs.sort_by(|a, b| (home(&a.registry), &a.registry.name).cmp(&(home(&b.registry), &b.registry.name)));
+        let wanted = merge::normalise(asset_id);
+        for leg in &legs {
+            if let Ok(entry) = &leg.result {
+                if let Some(asset) = entry.assets.iter().find(|a| a.kind == kind && a.id == wanted) {
+                    return Ok(Found { asset: asset.clone(), registry: leg.registry.name.clone() });
+                }
+            }
+        }
+        let unreachable: Vec<_> = legs.iter().filter(|l| l.result.is_err()).map(|l| l.registry.name.to_string()).collect();
+        if unreachable.is_empty() {
+            Err(Error::NotFound(format!(
+                "no registry reports {} asset {wanted} for this debtor; search the debtor again for current assets",
+                kind.short_name()
+            )))
+        } else {
+            Err(Error::Unavailable(format!(
+                "{} could not be asked about {} asset {wanted}; retry shortly",
+                unreachable.join(", "),
+                kind.short_name()
+            )))
+        }
     }
 
     fn legs(&self, search: &Search) -> impl futures::Stream<Item = Leg> + Send + 'static {
@@ -248,6 +327,41 @@ fn registry_answer(plan: &Plan, leg: &Leg) -> SearchStreamResponse {
     }
 }
 
+/// Adds each asset's live seizures, read from the ledger now (never cached).
+/// If the ledger cannot be read the summaries stay unset, which says "unknown".
+async fn annotate<'a>(ledger: Option<&Store>, case: &str, assets: impl Iterator<Item = &'a mut MergedAsset>) {
+    let Some(ledger) = ledger else { return };
+    let mut assets: Vec<&mut MergedAsset> = assets.collect();
+    let key = |a: &MergedAsset| store::asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id);
+    let keys: Vec<String> = assets.iter().map(|a| key(a)).collect();
+    let ledgers = match ledger.ledgers(&keys).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "seizure summaries unavailable for this search");
+            return;
+        }
+    };
+    for asset in &mut assets {
+        let k = key(asset);
+        let summary = match ledgers.iter().find(|l| store::asset_key(l.asset.kind, &l.asset.asset_id) == k) {
+            Some(l) => {
+                let first = l.first();
+                let mine = l.live_of_case(case);
+                SeizureSummary {
+                    live_count: u32::try_from(l.queue().count()).unwrap_or(u32::MAX),
+                    first_case_number: first.map(|s| s.case_number.clone()).unwrap_or_default(),
+                    first_court_code: first.map(|s| s.court.clone()).unwrap_or_default(),
+                    waiting_count: u32::try_from(l.queue().filter(|(_, s)| s.effective == 0).count()).unwrap_or(u32::MAX),
+                    caller_rank: mine.map_or(0, |(r, _)| u32::try_from(r).unwrap_or(u32::MAX)),
+                    caller_seizure_id: mine.map(|(_, s)| s.id.clone()).unwrap_or_default(),
+                }
+            }
+            None => SeizureSummary::default(),
+        };
+        asset.seizures = Some(summary);
+    }
+}
+
 /// Groups finished legs per debtor and merges each debtor's answers.
 fn respond(plan: &Plan, legs: &[Leg]) -> SearchResponse {
     let debtors = plan
@@ -282,7 +396,10 @@ impl AssetSearchService for Gateway {
             let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
                 .await
                 .map_err(|_| Error::DeadlineExceeded(search.budget))?;
-            Ok(Response::new(respond(&search.plan, &legs)))
+            let mut response = respond(&search.plan, &legs);
+            annotate(self.ledger.as_ref(), &search.plan.caller.case_number, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut()))
+                .await;
+            Ok(Response::new(response))
         }
         .instrument(search.span.clone())
         .await
@@ -298,6 +415,7 @@ impl AssetSearchService for Gateway {
         let legs = self.legs(&search);
         let (tx, rx) = mpsc::channel(16);
         let span = search.span.clone();
+        let ledger = self.ledger.clone();
         tokio::spawn(
             async move {
                 let mut legs = pin!(legs);
@@ -311,12 +429,18 @@ impl AssetSearchService for Gateway {
                         Ok(next) => next,
                     };
                     let Some(leg) = next else { break };
-                    if tx.send(Ok(registry_answer(&search.plan, &leg))).await.is_err() {
+                    let mut answer = registry_answer(&search.plan, &leg);
+                    if let Some(Event::RegistryAnswer(a)) = &mut answer.event {
+                        annotate(ledger.as_ref(), &search.plan.caller.case_number, a.assets.iter_mut()).await;
+                    }
+                    if tx.send(Ok(answer)).await.is_err() {
                         return; // The court hung up; the cache still gets what is in flight.
                     }
                     done.push(leg);
                 }
-                let summary = respond(&search.plan, &done);
+                let mut summary = respond(&search.plan, &done);
+                let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
+                annotate(ledger.as_ref(), &search.plan.caller.case_number, assets).await;
                 let _ = tx.send(Ok(SearchStreamResponse { event: Some(Event::Summary(summary)) })).await;
             }
             .instrument(span),

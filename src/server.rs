@@ -2,15 +2,19 @@
 //! reflection, on a listener the caller binds, until a shutdown future
 //! completes; in-flight requests are drained before `run` returns.
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
     config::Config,
     error::StartError,
-    proto::{FILE_DESCRIPTOR_SET, asset_search_service_server::AssetSearchServiceServer},
+    ledger::{Clock, SystemClock, outbox, service::SeizureApi, store::Store},
+    proto::{
+        FILE_DESCRIPTOR_SET, asset_search_service_server::AssetSearchServiceServer,
+        seizure_service_server::SeizureServiceServer,
+    },
     search::Gateway,
 };
 
@@ -41,24 +45,45 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let gateway = Gateway::new(config)?;
+    run_with_clock(config, Arc::new(SystemClock), listener, shutdown).await
+}
+
+/// [`run`] with the ledger's clock given (tests jump years ahead).
+pub async fn run_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
+    let gateway = Arc::new(Gateway::new(config)?.with_ledger(store.clone()));
+    let (stop, stopped) = watch::channel(());
+    let until_stopped = |mut rx: watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    tokio::spawn(outbox::run(store.clone(), gateway.registries().to_vec(), until_stopped(stopped.clone())));
+    tokio::spawn(outbox::sweep(store.clone(), config.ledger.sweep_interval, until_stopped(stopped)));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<Gateway>>().await;
+    health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
     let (reflection, reflection_alpha) = reflection_services()?;
     tracing::info!(addr = ?listener.local_addr().ok(), registries = config.registries.len(), "gateway listening");
     let draining = async move {
         shutdown.await;
         // Load balancers stop sending before the drain begins.
         health.set_not_serving::<AssetSearchServiceServer<Gateway>>().await;
+        health.set_not_serving::<SeizureServiceServer<SeizureApi>>().await;
         tracing::info!("shutting down: draining in-flight requests");
     };
     Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(AssetSearchServiceServer::new(gateway).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(AssetSearchServiceServer::from_arc(gateway.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(SeizureServiceServer::new(SeizureApi::new(store, gateway)).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve_with_incoming_shutdown(incoming(listener), draining)
         .await?;
+    drop(stop);
     Ok(())
 }
 

@@ -30,6 +30,7 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_assetgw"))
         .args(["dev", "--config", path.to_str().unwrap()])
         .env("ASSETGW__LOG__FORMAT", "json")
+        .env("ASSETGW__LEDGER__URL", format!("sqlite://{}", scratch().join("ledger.db").display()))
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

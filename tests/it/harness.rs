@@ -14,6 +14,7 @@ use std::{
 use assetgw::{
     config::{Config, MockConfig, RegistryConfig},
     error::StartError,
+    ledger::{Clock, ManualClock},
     mock::{self, Latency, MockRegistry},
     proto::{
         Debtor, RegistryKind, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest, SearchResponse,
@@ -85,6 +86,11 @@ pub fn standard() -> Vec<Reg> {
 
 pub struct Stack {
     pub url: String,
+    /// The ledger's clock: tests move it forward.
+    pub clock: Arc<ManualClock>,
+    /// The ledger database.
+    pub ledger_url: String,
+    mocks: HashMap<&'static str, MockRegistry>,
     calls: HashMap<&'static str, Arc<AtomicU64>>,
     stop: Option<watch::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), StartError>>>,
@@ -108,11 +114,13 @@ impl Stack {
         capture_logs();
         let (stop, rx) = watch::channel(());
         let mut calls = HashMap::new();
+        let mut mocks = HashMap::new();
         let mut registries = Vec::new();
         for r in regs {
             let addr = if r.up {
                 let m = MockRegistry::new(r.name, r.kind, r.mock.clone()).unwrap();
                 calls.insert(r.name, m.calls());
+                mocks.insert(r.name, m.clone());
                 mock::spawn(m, "127.0.0.1:0".parse().unwrap(), stopped(rx.clone())).await.unwrap().0
             } else {
                 dead_addr().await
@@ -128,11 +136,15 @@ impl Stack {
             });
         }
         let mut config = Config { registries, ..Config::default() };
+        config.ledger.url = format!("sqlite://{}", scratch().join("ledger.db").display());
         tweak(&mut config);
+        let ledger_url = config.ledger.url.clone();
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let gateway = tokio::spawn(async move { server::run(&config, listener, stopped(rx)).await });
-        Stack { url, calls, stop: Some(stop), gateway: Some(gateway) }
+        let ledger_clock: Arc<dyn Clock> = clock.clone();
+        let gateway = tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
+        Stack { url, clock, ledger_url, mocks, calls, stop: Some(stop), gateway: Some(gateway) }
     }
 
     pub async fn client(&self) -> AssetSearchServiceClient<Channel> {
@@ -141,6 +153,11 @@ impl Stack {
 
     pub fn channel(&self) -> Channel {
         Channel::from_shared(self.url.clone()).unwrap().connect_lazy()
+    }
+
+    /// A mock registry, to inspect its control state.
+    pub fn mock(&self, name: &str) -> &MockRegistry {
+        &self.mocks[name]
     }
 
     /// SearchAssets calls a mock has received.
@@ -166,6 +183,14 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop.take();
     }
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch() -> std::path::PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("assetgw-it-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// An address where nothing listens: bound, then released.
