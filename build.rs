@@ -5,7 +5,12 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/assetgw/v1/assets.proto", "proto/assetgw/v1/registry.proto", "proto/assetgw/v1/search.proto", "proto/assetgw/v1/seizure.proto"];
+    let files = [
+        "proto/assetgw/v1/assets.proto",
+        "proto/assetgw/v1/registry.proto",
+        "proto/assetgw/v1/search.proto",
+        "proto/assetgw/v1/seizure.proto",
+    ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(out.join("assetgw_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;

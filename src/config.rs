@@ -361,9 +361,18 @@ impl Config {
             out.push(problem("ledger.url", "must be sqlite://PATH or postgres://USER@HOST/DB"));
         }
         let t = &self.ledger.terms;
-        for (key, months) in [("deposit", t.deposit), ("aircraft", t.aircraft), ("real_estate", t.real_estate), ("ip", t.ip), ("securities", t.securities)] {
+        for (key, months) in [
+            ("deposit", t.deposit),
+            ("aircraft", t.aircraft),
+            ("real_estate", t.real_estate),
+            ("ip", t.ip),
+            ("securities", t.securities),
+        ] {
             if months == 0 || months > 120 {
-                out.push(problem(format!("ledger.terms.{key}"), format!("{months} months; a term is 1 to 120 months (R5)")));
+                out.push(problem(
+                    format!("ledger.terms.{key}"),
+                    format!("{months} months; a term is 1 to 120 months (R5)"),
+                ));
             }
         }
         if self.ledger.sweep_interval.is_zero() {

@@ -13,8 +13,7 @@ use crate::{
     merge::{self, Reported},
     proto::{
         AssetKind, ControlOrder, Debtor, DeductRequest, RegistryKind, RegistryStatus, ReleaseRequest, RenewRequest,
-        SearchAssetsRequest, SeizeRequest,
-        registry_service_client::RegistryServiceClient,
+        SearchAssetsRequest, SeizeRequest, registry_service_client::RegistryServiceClient,
     },
 };
 
@@ -143,29 +142,39 @@ impl Registry {
         let end = order.end.map(crate::proto::ts);
         let mut client = self.client.clone();
         let call = async {
-            let ack = |reference: String, start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>| Ack {
-                reference,
-                start: start.as_ref().map(crate::proto::time_of),
-                end: end.as_ref().map(crate::proto::time_of),
-            };
+            let ack =
+                |reference: String, start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>| Ack {
+                    reference,
+                    start: start.as_ref().map(crate::proto::time_of),
+                    end: end.as_ref().map(crate::proto::time_of),
+                };
             Ok::<_, tonic::Status>(match order.kind.as_str() {
                 "seize" => {
-                    let r = client.seize(SeizeRequest { order: Some(control), amount: order.amount, end_time: end }).await?;
+                    let r = client
+                        .seize(SeizeRequest { order: Some(control), amount: order.amount, end_time: end })
+                        .await?;
                     let r = r.into_inner();
                     ack(r.registry_reference, r.start_time, r.end_time)
                 }
                 "renew" => {
-                    let r = client.renew(RenewRequest { order: Some(control), registry_reference: reference, end_time: end }).await?;
+                    let r = client
+                        .renew(RenewRequest { order: Some(control), registry_reference: reference, end_time: end })
+                        .await?;
                     let r = r.into_inner();
                     ack(r.registry_reference, r.start_time, r.end_time)
                 }
                 "release" => {
-                    let r = client.release(ReleaseRequest { order: Some(control), registry_reference: reference }).await?;
+                    let r =
+                        client.release(ReleaseRequest { order: Some(control), registry_reference: reference }).await?;
                     ack(r.into_inner().registry_reference, None, None)
                 }
                 _ => {
                     let r = client
-                        .deduct(DeductRequest { order: Some(control), registry_reference: reference, amount: order.amount })
+                        .deduct(DeductRequest {
+                            order: Some(control),
+                            registry_reference: reference,
+                            amount: order.amount,
+                        })
                         .await?;
                     ack(r.into_inner().registry_reference, None, None)
                 }

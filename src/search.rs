@@ -20,9 +20,9 @@ use crate::{
     ledger::store::{self, Store},
     merge::{self, Answer},
     proto::{
-        AssetKind, Debtor, DebtorResult, MergedAsset, RegistryAnswer, SeizureSummary, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest,
-        SearchResponse, SearchStreamRequest, SearchStreamResponse, asset_search_service_server::AssetSearchService,
-        debtor, search_stream_response::Event,
+        AssetKind, Debtor, DebtorResult, MergedAsset, RegistryAnswer, RegistryOutcome, RegistryStatus, SearchQuery,
+        SearchRequest, SearchResponse, SearchStreamRequest, SearchStreamResponse, SeizureSummary,
+        asset_search_service_server::AssetSearchService, debtor, search_stream_response::Event,
     },
     registry::{Caller, Registry},
     telemetry::spans,
@@ -58,7 +58,12 @@ impl Gateway {
     pub fn new(config: &Config) -> Result<Self, StartError> {
         let registries =
             config.registries.iter().map(|r| Registry::new(r, config).map(Arc::new)).collect::<Result<_, _>>()?;
-        Ok(Self { registries, cache: Cache::new(config.cache.max_entries), limits: config.search.clone(), ledger: None })
+        Ok(Self {
+            registries,
+            cache: Cache::new(config.cache.max_entries),
+            limits: config.search.clone(),
+            ledger: None,
+        })
     }
 
     /// Shows every found asset's live seizures from `ledger`.
@@ -193,10 +198,17 @@ impl Gateway {
         asset_id: &str,
         registry: &str,
     ) -> Result<Found, Error> {
-        let registries: Vec<_> =
-            self.registries.iter().filter(|r| r.serves(&[kind]) && (registry.is_empty() || &*r.name == registry)).cloned().collect();
+        let registries: Vec<_> = self
+            .registries
+            .iter()
+            .filter(|r| r.serves(&[kind]) && (registry.is_empty() || &*r.name == registry))
+            .cloned()
+            .collect();
         if registries.is_empty() {
-            return Err(Error::NotFound(format!("no registry {registry} of this gateway reports {} assets", kind.short_name())));
+            return Err(Error::NotFound(format!(
+                "no registry {registry} of this gateway reports {} assets",
+                kind.short_name()
+            )));
         }
         let plan = Arc::new(Plan {
             debtors: vec![debtor.clone()],
@@ -209,9 +221,10 @@ impl Gateway {
             },
             max_age: None,
         });
-        let mut legs: Vec<Leg> = tokio::time::timeout(self.limits.deadline, fanout::fan_out(&self.cache, &plan).collect())
-            .await
-            .map_err(|_| Error::DeadlineExceeded(self.limits.deadline))?;
+        let mut legs: Vec<Leg> =
+            tokio::time::timeout(self.limits.deadline, fanout::fan_out(&self.cache, &plan).collect())
+                .await
+                .map_err(|_| Error::DeadlineExceeded(self.limits.deadline))?;
         let home = |r: &Registry| !r.kind.default_asset_kinds().first().is_some_and(|k| *k == kind);
         legs.sort_by(|a, b| (home(&a.registry), &a.registry.name).cmp(&(home(&b.registry), &b.registry.name)));
         let wanted = merge::normalise(asset_id);
@@ -222,7 +235,8 @@ impl Gateway {
                 }
             }
         }
-        let unreachable: Vec<_> = legs.iter().filter(|l| l.result.is_err()).map(|l| l.registry.name.to_string()).collect();
+        let unreachable: Vec<_> =
+            legs.iter().filter(|l| l.result.is_err()).map(|l| l.registry.name.to_string()).collect();
         if unreachable.is_empty() {
             Err(Error::NotFound(format!(
                 "no registry reports {} asset {wanted} for this debtor; search the debtor again for current assets",
@@ -351,7 +365,8 @@ async fn annotate<'a>(ledger: Option<&Store>, case: &str, assets: impl Iterator<
                     live_count: u32::try_from(l.queue().count()).unwrap_or(u32::MAX),
                     first_case_number: first.map(|s| s.case_number.clone()).unwrap_or_default(),
                     first_court_code: first.map(|s| s.court.clone()).unwrap_or_default(),
-                    waiting_count: u32::try_from(l.queue().filter(|(_, s)| s.effective == 0).count()).unwrap_or(u32::MAX),
+                    waiting_count: u32::try_from(l.queue().filter(|(_, s)| s.effective == 0).count())
+                        .unwrap_or(u32::MAX),
                     caller_rank: mine.map_or(0, |(r, _)| u32::try_from(r).unwrap_or(u32::MAX)),
                     caller_seizure_id: mine.map(|(_, s)| s.id.clone()).unwrap_or_default(),
                 }
@@ -397,8 +412,12 @@ impl AssetSearchService for Gateway {
                 .await
                 .map_err(|_| Error::DeadlineExceeded(search.budget))?;
             let mut response = respond(&search.plan, &legs);
-            annotate(self.ledger.as_ref(), &search.plan.caller.case_number, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut()))
-                .await;
+            annotate(
+                self.ledger.as_ref(),
+                &search.plan.caller.case_number,
+                response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut()),
+            )
+            .await;
             Ok(Response::new(response))
         }
         .instrument(search.span.clone())

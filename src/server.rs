@@ -80,7 +80,9 @@ pub async fn run_with_clock(
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(AssetSearchServiceServer::from_arc(gateway.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(SeizureServiceServer::new(SeizureApi::new(store, gateway)).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(
+            SeizureServiceServer::new(SeizureApi::new(store, gateway)).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming(listener), draining)
         .await?;
     drop(stop);

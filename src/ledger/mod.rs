@@ -100,10 +100,14 @@ impl From<LedgerError> for crate::error::Error {
             LedgerError::NotFound(m) => Error::NotFound(m),
             LedgerError::Db(e) => {
                 tracing::error!(error = %e, "ledger database error");
-                Error::Unavailable("the seizure ledger is unavailable; nothing was recorded, retry with the same request_id".into())
+                Error::Unavailable(
+                    "the seizure ledger is unavailable; nothing was recorded, retry with the same request_id".into(),
+                )
             }
             LedgerError::Migrate(e) => Error::Internal(e.to_string()),
-            LedgerError::Closed => Error::Unavailable("the gateway is shutting down; retry with the same request_id".into()),
+            LedgerError::Closed => {
+                Error::Unavailable("the gateway is shutting down; retry with the same request_id".into())
+            }
         }
     }
 }

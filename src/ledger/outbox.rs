@@ -29,10 +29,16 @@ pub async fn run(store: Store, registries: Vec<Arc<Registry>>, shutdown: impl Fu
                     None => Err(format!("registry {} is not configured on this gateway", order.registry)),
                 };
                 match &result {
-                    Ok(ack) => info!(order = order.id, kind = %order.kind, registry = %order.registry, reference = %ack.reference, "order delivered"),
-                    Err(e) => warn!(order = order.id, kind = %order.kind, registry = %order.registry, attempts = order.attempts + 1, error = %e, "order not delivered; will retry"),
+                    Ok(ack) => {
+                        info!(order = order.id, kind = %order.kind, registry = %order.registry, reference = %ack.reference, "order delivered")
+                    }
+                    Err(e) => {
+                        warn!(order = order.id, kind = %order.kind, registry = %order.registry, attempts = order.attempts + 1, error = %e, "order not delivered; will retry")
+                    }
                 }
-                let backoff = Duration::from_millis(200).saturating_mul(1 << order.attempts.clamp(0, 8)).min(Duration::from_secs(30));
+                let backoff = Duration::from_millis(200)
+                    .saturating_mul(1 << order.attempts.clamp(0, 8))
+                    .min(Duration::from_secs(30));
                 let retry_at = wall_micros() + i64::try_from(backoff.as_micros()).unwrap_or(i64::MAX);
                 if let Err(e) = store.execute(Command::Delivered { outbox_id: order.id, result, retry_at }).await {
                     warn!(order = order.id, error = %e, "could not record delivery; the lease will expire and it is retried");

@@ -111,7 +111,10 @@ fn months(m: u32) -> Option<u32> {
 
 #[tonic::async_trait]
 impl SeizureService for SeizureApi {
-    async fn place_seizure(&self, request: Request<PlaceSeizureRequest>) -> Result<Response<PlaceSeizureResponse>, Status> {
+    async fn place_seizure(
+        &self,
+        request: Request<PlaceSeizureRequest>,
+    ) -> Result<Response<PlaceSeizureResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
         c.present("request_id", &r.request_id);
@@ -133,10 +136,14 @@ impl SeizureService for SeizureApi {
             c.bad("claim", "a deposit freeze states the claim it secures: currency and a positive amount (R4)");
         }
         c.done()?;
-        let (case, Some(debtor)) = (case_of(case)?, debtor) else { return Err(Error::Internal("validated debtor missing".into()).into()) };
+        let (case, Some(debtor)) = (case_of(case)?, debtor) else {
+            return Err(Error::Internal("validated debtor missing".into()).into());
+        };
         let found = self.gateway.find_asset(&case, &debtor, kind, &r.asset_id, &r.registry).await?;
         let (unit, total) = match found.asset.asset.detail.as_ref() {
-            Some(Detail::Deposit(d)) => d.balance.as_ref().map_or((String::new(), 0), |b| (b.currency.clone(), b.minor_units)),
+            Some(Detail::Deposit(d)) => {
+                d.balance.as_ref().map_or((String::new(), 0), |b| (b.currency.clone(), b.minor_units))
+            }
             Some(Detail::Securities(s)) => ("units".to_string(), s.quantity),
             _ => (String::new(), 1),
         };
@@ -150,8 +157,14 @@ impl SeizureService for SeizureApi {
             sale_started: false,
             disposed: false,
         };
-        let command =
-            Command::Place { request_id: r.request_id, asset, case, amount: r.amount, claim, emergency: r.emergency_approval };
+        let command = Command::Place {
+            request_id: r.request_id,
+            asset,
+            case,
+            amount: r.amount,
+            claim,
+            emergency: r.emergency_approval,
+        };
         Ok(Response::new(PlaceSeizureResponse { result: Some(self.control(command).await?) }))
     }
 
@@ -174,19 +187,29 @@ impl SeizureService for SeizureApi {
         Ok(Response::new(ReleaseSeizureResponse { result: Some(self.control(command).await?) }))
     }
 
-    async fn renew_seizure(&self, request: Request<RenewSeizureRequest>) -> Result<Response<RenewSeizureResponse>, Status> {
+    async fn renew_seizure(
+        &self,
+        request: Request<RenewSeizureRequest>,
+    ) -> Result<Response<RenewSeizureResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
         c.present("request_id", &r.request_id);
         c.case("case_number", &r.case_number);
         c.present("seizure_id", &r.seizure_id);
         c.done()?;
-        let command =
-            Command::Renew { request_id: r.request_id, case: r.case_number, seizure_id: r.seizure_id, months: months(r.months) };
+        let command = Command::Renew {
+            request_id: r.request_id,
+            case: r.case_number,
+            seizure_id: r.seizure_id,
+            months: months(r.months),
+        };
         Ok(Response::new(RenewSeizureResponse { result: Some(self.control(command).await?) }))
     }
 
-    async fn deduct_funds(&self, request: Request<DeductFundsRequest>) -> Result<Response<DeductFundsResponse>, Status> {
+    async fn deduct_funds(
+        &self,
+        request: Request<DeductFundsRequest>,
+    ) -> Result<Response<DeductFundsResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
         c.present("request_id", &r.request_id);
@@ -230,7 +253,8 @@ impl SeizureService for SeizureApi {
         };
         c.done()?;
         let Some(disposal) = disposal else { return Err(Error::Internal("validated step missing".into()).into()) };
-        let command = Command::Dispose { request_id: r.request_id, case: r.case_number, seizure_id: r.seizure_id, disposal };
+        let command =
+            Command::Dispose { request_id: r.request_id, case: r.case_number, seizure_id: r.seizure_id, disposal };
         Ok(Response::new(RecordDisposalResponse { result: Some(self.control(command).await?) }))
     }
 
@@ -278,7 +302,10 @@ impl SeizureService for SeizureApi {
         Ok(Response::new(ListLapsingSeizuresResponse { seizures }))
     }
 
-    async fn transfer_case(&self, request: Request<TransferCaseRequest>) -> Result<Response<TransferCaseResponse>, Status> {
+    async fn transfer_case(
+        &self,
+        request: Request<TransferCaseRequest>,
+    ) -> Result<Response<TransferCaseResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
         c.present("request_id", &r.request_id);
@@ -311,12 +338,16 @@ impl SeizureService for SeizureApi {
         c.present("transfer_id", &r.transfer_id);
         let new_case = c.case("new_case_number", &r.new_case_number);
         c.done()?;
-        let command = Command::Accept { request_id: r.request_id, transfer_id: r.transfer_id, new_case: case_of(new_case)? };
+        let command =
+            Command::Accept { request_id: r.request_id, transfer_id: r.transfer_id, new_case: case_of(new_case)? };
         let t = self.transfer(command).await?;
         Ok(Response::new(AcceptTransferResponse { transfer: t.transfer, message: t.message }))
     }
 
-    async fn list_transfers(&self, request: Request<ListTransfersRequest>) -> Result<Response<ListTransfersResponse>, Status> {
+    async fn list_transfers(
+        &self,
+        request: Request<ListTransfersRequest>,
+    ) -> Result<Response<ListTransfersResponse>, Status> {
         let (transfers, disposal_transfers) =
             self.store.transfers(request.into_inner().overdue_only).await.map_err(Error::from)?;
         Ok(Response::new(ListTransfersResponse { transfers, disposal_transfers }))
@@ -336,7 +367,10 @@ impl SeizureService for SeizureApi {
         let asset_key = store::asset_key(kind, &crate::merge::normalise(&r.asset_id));
         let command = Command::RequestDisposal { request_id: r.request_id, case: case_of(case)?, asset_key };
         let d = self.disposal(command).await?;
-        Ok(Response::new(RequestDisposalTransferResponse { disposal_transfer: d.disposal_transfer, message: d.message }))
+        Ok(Response::new(RequestDisposalTransferResponse {
+            disposal_transfer: d.disposal_transfer,
+            message: d.message,
+        }))
     }
 
     async fn answer_disposal_transfer(
@@ -360,7 +394,10 @@ impl SeizureService for SeizureApi {
 
     type WatchEventsStream = ReceiverStream<Result<WatchEventsResponse, Status>>;
 
-    async fn watch_events(&self, request: Request<WatchEventsRequest>) -> Result<Response<Self::WatchEventsStream>, Status> {
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let mut last = request.into_inner().after_sequence;
         if last < 0 {
             return Err(Error::InvalidArgument(vec![Violation {

@@ -31,8 +31,8 @@ use super::{
 use crate::{
     identifiers::CaseNumber,
     proto::{
-        self, time_of, ts, AnswerDisposalTransferResponse, AssetKind, AssetQueue, AssetRef, ControlResult, DisposalTransferState,
-        TransferCaseResponse, TransferState, WatchEventsResponse,
+        self, AnswerDisposalTransferResponse, AssetKind, AssetQueue, AssetRef, ControlResult, DisposalTransferState,
+        TransferCaseResponse, TransferState, WatchEventsResponse, time_of, ts,
     },
 };
 
@@ -415,7 +415,11 @@ impl Store {
         }
     }
 
-    async fn run_batch(&self, conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Result<Reply, LedgerError>>, sqlx::Error> {
+    async fn run_batch(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[Job],
+    ) -> Result<Vec<Result<Reply, LedgerError>>, sqlx::Error> {
         let mut tx = conn.begin().await?;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
@@ -435,13 +439,20 @@ impl Store {
     async fn apply(&self, conn: &mut AnyConnection, command: &Command) -> Result<Reply, LedgerError> {
         if let Some((id, method)) = command.request() {
             if id.is_empty() {
-                return Err(LedgerError::Invalid("request_id is required: a client-chosen id that makes retries safe".into()));
+                return Err(LedgerError::Invalid(
+                    "request_id is required: a client-chosen id that makes retries safe".into(),
+                ));
             }
-            let row = sqlx::query("SELECT method, reply FROM requests WHERE request_id = $1").bind(id).fetch_optional(&mut *conn).await?;
+            let row = sqlx::query("SELECT method, reply FROM requests WHERE request_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
             if let Some(row) = row {
                 let stored: String = row.try_get(0)?;
                 if stored != method {
-                    return Err(LedgerError::Invalid(format!("request_id {id} was already used for a different kind of request")));
+                    return Err(LedgerError::Invalid(format!(
+                        "request_id {id} was already used for a different kind of request"
+                    )));
                 }
                 return Reply::decode(method, &row.try_get::<Vec<u8>, _>(1)?);
             }
@@ -452,14 +463,17 @@ impl Store {
                 self.place(conn, asset, case, *amount, claim.as_ref(), emergency, now).await?
             }
             Command::Release { case, seizure_id, emergency, .. } => {
-                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| l.release(seizure_id, case, now, t)).await?
+                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| l.release(seizure_id, case, now, t))
+                    .await?
             }
             Command::Renew { case, seizure_id, months, .. } => {
                 self.on_seizure(conn, seizure_id, case, None, |l, t| l.renew(seizure_id, case, *months, now, t)).await?
             }
             Command::Deduct { case, seizure_id, amount, emergency, .. } => {
-                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| l.deduct(seizure_id, case, *amount, now, t))
-                    .await?
+                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| {
+                    l.deduct(seizure_id, case, *amount, now, t)
+                })
+                .await?
             }
             Command::Dispose { case, seizure_id, disposal, .. } => {
                 self.on_seizure(conn, seizure_id, case, Some(""), |l, t| l.dispose(seizure_id, case, *disposal, now, t))
@@ -469,9 +483,15 @@ impl Store {
                 self.transfer(conn, case, to_court, decision, *decided_at, now).await?
             }
             Command::Accept { transfer_id, new_case, .. } => self.accept(conn, transfer_id, new_case, now).await?,
-            Command::RequestDisposal { case, asset_key, .. } => self.request_disposal(conn, case, asset_key, now).await?,
-            Command::AnswerDisposal { case, id, approve, .. } => self.answer_disposal(conn, case, id, *approve, now).await?,
-            Command::Delivered { outbox_id, result, retry_at } => self.delivered(conn, *outbox_id, result, *retry_at, now).await?,
+            Command::RequestDisposal { case, asset_key, .. } => {
+                self.request_disposal(conn, case, asset_key, now).await?
+            }
+            Command::AnswerDisposal { case, id, approve, .. } => {
+                self.answer_disposal(conn, case, id, *approve, now).await?
+            }
+            Command::Delivered { outbox_id, result, retry_at } => {
+                self.delivered(conn, *outbox_id, result, *retry_at, now).await?
+            }
             Command::Sweep { asset_key } => {
                 let mut ledgers = self.load(conn, &[asset_key.clone()], true).await?;
                 for l in &mut ledgers {
@@ -598,7 +618,11 @@ impl Store {
 
     /// Writes events and outbox orders, numbered from the counter. Called last
     /// in a step: the counter's row lock is what orders commits.
-    async fn record(&self, conn: &mut AnyConnection, work: &[(&Ledger, Vec<Change>, Vec<Order>)]) -> Result<(), LedgerError> {
+    async fn record(
+        &self,
+        conn: &mut AnyConnection,
+        work: &[(&Ledger, Vec<Change>, Vec<Order>)],
+    ) -> Result<(), LedgerError> {
         let n: usize = work.iter().map(|(_, c, o)| c.len() + o.len()).sum();
         if n == 0 {
             return Ok(());
@@ -613,12 +637,17 @@ impl Store {
         for (l, changes, orders) in work {
             let key = asset_key(l.asset.kind, &l.asset.asset_id);
             let holder = |id: &str| {
-                l.seizures.iter().find(|s| s.id == id).map(|s| (s.court.clone(), s.case_number.clone())).unwrap_or_default()
+                l.seizures
+                    .iter()
+                    .find(|s| s.id == id)
+                    .map(|s| (s.court.clone(), s.case_number.clone()))
+                    .unwrap_or_default()
             };
             for c in changes {
                 seq += 1;
                 let (court, case) = holder(&c.seizure_id);
-                insert_event(conn, seq, micros(c.at), c.kind.as_str(), &c.seizure_id, &key, &court, &case, &c.message).await?;
+                insert_event(conn, seq, micros(c.at), c.kind.as_str(), &c.seizure_id, &key, &court, &case, &c.message)
+                    .await?;
             }
             for o in orders {
                 seq += 1;
@@ -664,7 +693,12 @@ impl Store {
         })
     }
 
-    async fn check_not_stopped(&self, conn: &mut AnyConnection, case: &str, emergency: &str) -> Result<(), LedgerError> {
+    async fn check_not_stopped(
+        &self,
+        conn: &mut AnyConnection,
+        case: &str,
+        emergency: &str,
+    ) -> Result<(), LedgerError> {
         if let Some((to_court, decision)) = self.stopped(conn, case).await? {
             if emergency.trim().is_empty() {
                 return Err(LedgerError::Denied(format!(
@@ -713,7 +747,10 @@ impl Store {
                 LedgerError::Invalid("a deposit freeze states the claim (currency and amount) it secures (R4)".into())
             })?;
             if *currency != asset.unit {
-                return Err(LedgerError::Invalid(format!("the claim is in {currency} but the account holds {}", asset.unit)));
+                return Err(LedgerError::Invalid(format!(
+                    "the claim is in {currency} but the account holds {}",
+                    asset.unit
+                )));
             }
             let other: i64 = sqlx::query(&format!(
                 "SELECT CAST(COALESCE(SUM(s.requested), 0) AS BIGINT) FROM seizures s JOIN assets a ON a.asset_key = s.asset_key \
@@ -790,7 +827,9 @@ impl Store {
     ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
         if let Some((court, _)) = self.stopped(conn, &case_number).await? {
-            return Err(LedgerError::Refused(format!("case {case_number} has already been handed over to court {court}")));
+            return Err(LedgerError::Refused(format!(
+                "case {case_number} has already been handed over to court {court}"
+            )));
         }
         if to_court == case.court_code {
             return Err(LedgerError::Invalid("a case is designated to another court, not its own".into()));
@@ -817,7 +856,8 @@ impl Store {
                 near.join("; ")
             )));
         }
-        let count: usize = ledgers.iter().map(|l| l.queue().filter(|(_, s)| s.case_number == case_number).count()).sum();
+        let count: usize =
+            ledgers.iter().map(|l| l.queue().filter(|(_, s)| s.case_number == case_number).count()).sum();
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
             "INSERT INTO transfers (transfer_id, from_case, from_court, to_court, to_case, decision_reference, decided_at, \
@@ -839,7 +879,8 @@ impl Store {
         let settled: Vec<_> = ledgers.iter().zip(work).map(|(l, c)| (l, c, vec![])).collect();
         self.record(conn, &settled).await?;
         let transfer = self.transfer_row(conn, &id, now).await?;
-        let late = if transfer.handover_late { " The handover is more than 7 days after the decision (R13)." } else { "" };
+        let late =
+            if transfer.handover_late { " The handover is more than 7 days after the decision (R13)." } else { "" };
         let message = format!(
             "case {case_number} handed over to court {to_court} under {decision}; its {count} seizure(s) pass with their rank \
              when that court files its case, due {} (R10, R13). This court may no longer act on the case (R12).{late}",
@@ -848,7 +889,13 @@ impl Store {
         Ok(Reply::Transfer(TransferCaseResponse { transfer: Some(transfer), message }))
     }
 
-    async fn accept(&self, conn: &mut AnyConnection, transfer_id: &str, new_case: &CaseNumber, now: Time) -> Result<Reply, LedgerError> {
+    async fn accept(
+        &self,
+        conn: &mut AnyConnection,
+        transfer_id: &str,
+        new_case: &CaseNumber,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
         let t = self.transfer_row(conn, transfer_id, now).await?;
         if new_case.court_code != t.to_court {
             return Err(LedgerError::Denied(format!(
@@ -871,7 +918,13 @@ impl Store {
         let mut work = Vec::new();
         for l in &mut ledgers {
             let mut changes = l.settle(now, &self.terms);
-            changes.extend(l.change_holder(&t.from_case, &t.to_court, &to_case, now, &format!("designation {}", t.decision_reference)));
+            changes.extend(l.change_holder(
+                &t.from_case,
+                &t.to_court,
+                &to_case,
+                now,
+                &format!("designation {}", t.decision_reference),
+            ));
             work.push(changes);
         }
         let moved: usize = work.iter().map(|c| c.iter().filter(|c| c.kind == ChangeKind::HolderChanged).count()).sum();
@@ -887,22 +940,35 @@ impl Store {
         let recorded: Vec<_> = ledgers.iter().zip(work).map(|(l, c)| (l, c, vec![])).collect();
         self.record(conn, &recorded).await?;
         let transfer = self.transfer_row(conn, transfer_id, now).await?;
-        let message = format!("{moved} seizure(s) of {} now held by {to_case}, rank, references and dates unchanged (R10)", t.from_case);
+        let message = format!(
+            "{moved} seizure(s) of {} now held by {to_case}, rank, references and dates unchanged (R10)",
+            t.from_case
+        );
         Ok(Reply::Transfer(TransferCaseResponse { transfer: Some(transfer), message }))
     }
 
-    async fn request_disposal(&self, conn: &mut AnyConnection, case: &CaseNumber, key: &str, now: Time) -> Result<Reply, LedgerError> {
+    async fn request_disposal(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        key: &str,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
         let mut l = self.load_one(conn, key, true).await?;
         let changes = l.settle(now, &self.terms);
         let from_case = l.check_disposal_transfer(&case_number, now)?;
-        let pending = sqlx::query("SELECT id FROM disposal_transfers WHERE asset_key = $1 AND to_case = $2 AND state = 'requested'")
-            .bind(key)
-            .bind(&case_number)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let pending = sqlx::query(
+            "SELECT id FROM disposal_transfers WHERE asset_key = $1 AND to_case = $2 AND state = 'requested'",
+        )
+        .bind(key)
+        .bind(&case_number)
+        .fetch_optional(&mut *conn)
+        .await?;
         if pending.is_some() {
-            return Err(LedgerError::Refused(format!("{case_number} already has a pending disposal-transfer request on {key}")));
+            return Err(LedgerError::Refused(format!(
+                "{case_number} already has a pending disposal-transfer request on {key}"
+            )));
         }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
@@ -926,7 +992,14 @@ impl Store {
         Ok(Reply::Disposal(AnswerDisposalTransferResponse { disposal_transfer: Some(d), message }))
     }
 
-    async fn answer_disposal(&self, conn: &mut AnyConnection, case: &str, id: &str, approve: bool, now: Time) -> Result<Reply, LedgerError> {
+    async fn answer_disposal(
+        &self,
+        conn: &mut AnyConnection,
+        case: &str,
+        id: &str,
+        approve: bool,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
         let d = self.disposal_row(conn, id, now).await?;
         if d.from_case != case {
             return Err(LedgerError::Denied(format!(
@@ -937,7 +1010,11 @@ impl Store {
         if d.state != DisposalTransferState::Requested as i32 {
             return Err(LedgerError::Refused(format!("disposal-transfer {id} has already been answered")));
         }
-        let key = d.asset.as_ref().map(|a| asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id)).unwrap_or_default();
+        let key = d
+            .asset
+            .as_ref()
+            .map(|a| asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id))
+            .unwrap_or_default();
         let mut l = self.load_one(conn, &key, true).await?;
         let mut changes = l.settle(now, &self.terms);
         let message = if approve {
@@ -945,7 +1022,13 @@ impl Store {
                 return Err(LedgerError::Refused(format!("{case} no longer holds the first seizure on {key}")));
             }
             let to = CaseNumber::parse(&d.to_case).map_err(LedgerError::Invalid)?;
-            changes.extend(l.change_holder(case, &to.court_code, &d.to_case, now, "disposal transfer to a priority creditor (R14)"));
+            changes.extend(l.change_holder(
+                case,
+                &to.court_code,
+                &d.to_case,
+                now,
+                "disposal transfer to a priority creditor (R14)",
+            ));
             format!("approved: the first seizure on {key} is now held by {}, keeping its rank (R14)", d.to_case)
         } else {
             format!("refused: {case} keeps disposal of {key}")
@@ -984,10 +1067,12 @@ impl Store {
             }
             Ok(ack) => ack,
         };
-        let row = sqlx::query("SELECT asset_key, seizure_id, kind, registry FROM outbox WHERE id = $1 AND delivered_at IS NULL")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row = sqlx::query(
+            "SELECT asset_key, seizure_id, kind, registry FROM outbox WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
         let Some(row) = row else { return Ok(Reply::Done) };
         let (key, seizure_id, kind, registry): (String, String, String, String) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
@@ -1041,7 +1126,12 @@ impl Store {
 
     // ---- transfers as the API shows them ----
 
-    async fn transfer_row(&self, conn: &mut AnyConnection, id: &str, now: Time) -> Result<proto::Transfer, LedgerError> {
+    async fn transfer_row(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        now: Time,
+    ) -> Result<proto::Transfer, LedgerError> {
         let row = sqlx::query(
             "SELECT transfer_id, from_case, from_court, to_court, to_case, decision_reference, decided_at, handed_over_at, \
              filed_at, seizure_count FROM transfers WHERE transfer_id = $1",
@@ -1053,7 +1143,12 @@ impl Store {
         transfer_proto(&row, now)
     }
 
-    async fn disposal_row(&self, conn: &mut AnyConnection, id: &str, now: Time) -> Result<proto::DisposalTransfer, LedgerError> {
+    async fn disposal_row(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        now: Time,
+    ) -> Result<proto::DisposalTransfer, LedgerError> {
         let row = sqlx::query(
             "SELECT d.id, d.asset_key, d.from_case, d.to_case, d.requested_at, d.answered_at, d.state, a.kind, a.asset_id, a.registry \
              FROM disposal_transfers d JOIN assets a ON a.asset_key = d.asset_key WHERE d.id = $1",
@@ -1084,7 +1179,8 @@ impl Store {
 
     /// Every seizure of a case as of now, by asset then rank.
     pub async fn case_seizures(&self, case: &str) -> Result<Vec<proto::Seizure>, LedgerError> {
-        let keys = self.keys("SELECT DISTINCT asset_key FROM seizures WHERE case_number = $1", case.to_string()).await?;
+        let keys =
+            self.keys("SELECT DISTINCT asset_key FROM seizures WHERE case_number = $1", case.to_string()).await?;
         let ledgers = self.ledgers(&keys).await?;
         Ok(ledgers
             .iter()
@@ -1096,7 +1192,12 @@ impl Store {
     pub async fn lapsing(&self, days: u32, court: &str) -> Result<Vec<proto::Seizure>, LedgerError> {
         let now = self.clock.now();
         let horizon = now + chrono::Duration::days(i64::from(days));
-        let keys = self.keys(&format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at < $1"), micros(horizon)).await?;
+        let keys = self
+            .keys(
+                &format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at < $1"),
+                micros(horizon),
+            )
+            .await?;
         let ledgers = self.ledgers(&keys).await?;
         let mut out: Vec<(Time, proto::Seizure)> = ledgers
             .iter()
@@ -1120,7 +1221,10 @@ impl Store {
     }
 
     /// Case transfers and disposal transfers, newest first.
-    pub async fn transfers(&self, overdue_only: bool) -> Result<(Vec<proto::Transfer>, Vec<proto::DisposalTransfer>), LedgerError> {
+    pub async fn transfers(
+        &self,
+        overdue_only: bool,
+    ) -> Result<(Vec<proto::Transfer>, Vec<proto::DisposalTransfer>), LedgerError> {
         let now = self.clock.now();
         let mut conn = self.reader().await?;
         let rows = sqlx::query(
@@ -1227,7 +1331,10 @@ impl Store {
     /// Orders not yet acknowledged.
     pub async fn undelivered(&self) -> Result<i64, LedgerError> {
         let mut conn = self.reader().await?;
-        Ok(sqlx::query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetch_one(&mut *conn).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?)
     }
 
     /// Checks the ledger's invariants on the live database; returns every violation.
@@ -1256,9 +1363,12 @@ impl Store {
             (row.try_get(0)?, row.try_get(1)?)
         };
         let orders: i64 = sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(&mut *conn).await?.try_get(0)?;
-        let counter: i64 = sqlx::query("SELECT value FROM counters WHERE name = 'seq'").fetch_one(&mut *conn).await?.try_get(0)?;
+        let counter: i64 =
+            sqlx::query("SELECT value FROM counters WHERE name = 'seq'").fetch_one(&mut *conn).await?.try_get(0)?;
         if count + orders != counter || max.unwrap_or(0) > counter {
-            out.push(format!("event and order numbers have gaps: {count} events and {orders} orders, counter at {counter}"));
+            out.push(format!(
+                "event and order numbers have gaps: {count} events and {orders} orders, counter at {counter}"
+            ));
         }
         let orphans: i64 = sqlx::query(
             "SELECT COUNT(*) FROM seizures s WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seizure_id = s.seizure_id AND o.kind = 'seize')",
@@ -1334,7 +1444,6 @@ fn seizure(row: &AnyRow) -> Result<Seizure, LedgerError> {
         renewals: row.try_get(13)?,
     })
 }
-
 
 fn transfer_proto(row: &AnyRow, now: Time) -> Result<proto::Transfer, LedgerError> {
     let decided = time(row.try_get(6)?);

@@ -326,7 +326,11 @@ impl RegistryService for MockRegistry {
                 return Err(Status::failed_precondition(format!("cannot deduct {} of {} frozen", r.amount, h.amount)));
             }
             h.amount -= r.amount;
-            Ok(DeductResponse { registry_reference: r.registry_reference.clone(), deducted_at: now(), remaining: h.amount })
+            Ok(DeductResponse {
+                registry_reference: r.registry_reference.clone(),
+                deducted_at: now(),
+                remaining: h.amount,
+            })
         })
         .await
     }

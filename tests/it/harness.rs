@@ -143,8 +143,24 @@ impl Stack {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let ledger_clock: Arc<dyn Clock> = clock.clone();
-        let gateway = tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
-        Stack { url, clock, ledger_url, mocks, calls, stop: Some(stop), gateway: Some(gateway) }
+        let gateway =
+            tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
+        let stack = Stack { url, clock, ledger_url, mocks, calls, stop: Some(stop), gateway: Some(gateway) };
+        stack.wait_until_serving().await;
+        stack
+    }
+
+    /// Waits for the gateway's health check (it opens and migrates its ledger first).
+    async fn wait_until_serving(&self) {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel());
+        for _ in 0..200 {
+            let check = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+            if check.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the gateway did not start");
     }
 
     pub async fn client(&self) -> AssetSearchServiceClient<Channel> {
@@ -188,7 +204,8 @@ impl Drop for Stack {
 /// A fresh directory for one test's files.
 pub fn scratch() -> std::path::PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!("assetgw-it-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let dir =
+        std::env::temp_dir().join(format!("assetgw-it-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
