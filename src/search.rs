@@ -225,7 +225,7 @@ impl Gateway {
             tokio::time::timeout(self.limits.deadline, fanout::fan_out(&self.cache, &plan).collect())
                 .await
                 .map_err(|_| Error::DeadlineExceeded(self.limits.deadline))?;
-        let home = |r: &Registry| !r.kind.default_asset_kinds().first().is_some_and(|k| *k == kind);
+        let home = |r: &Registry| r.kind.default_asset_kinds().first().is_none_or(|k| *k != kind);
         legs.sort_by(|a, b| (home(&a.registry), &a.registry.name).cmp(&(home(&b.registry), &b.registry.name)));
         let wanted = merge::normalise(asset_id);
         for leg in &legs {

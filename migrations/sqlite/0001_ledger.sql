@@ -3,14 +3,14 @@
 
 CREATE TABLE assets (
     asset_key     TEXT PRIMARY KEY,          -- "<kind>:<asset id>"
-    kind          INTEGER NOT NULL,
+    kind          BIGINT NOT NULL,
     asset_id      TEXT NOT NULL,
     registry      TEXT NOT NULL,
     debtor        TEXT NOT NULL,             -- masked
     unit          TEXT NOT NULL,
     total         BIGINT NOT NULL,
-    sale_started  BOOLEAN NOT NULL,
-    disposed      BOOLEAN NOT NULL
+    sale_started  BIGINT NOT NULL,           -- 0 or 1
+    disposed      BIGINT NOT NULL            -- 0 or 1
 );
 
 CREATE TABLE seizures (

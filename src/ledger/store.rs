@@ -19,7 +19,7 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 use chrono::DateTime;
 use prost::Message;
 use sqlx::{
-    AnyConnection, AnyPool, Connection, Row,
+    AnyConnection, AnyPool, Row,
     any::{AnyConnectOptions, AnyPoolOptions, AnyRow},
 };
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -168,17 +168,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// The client's request id and the request's name, for idempotency.
     fn request(&self) -> Option<(&str, &'static str)> {
         match self {
-            Command::Place { request_id, .. }
-            | Command::Release { request_id, .. }
-            | Command::Renew { request_id, .. }
-            | Command::Deduct { request_id, .. }
-            | Command::Dispose { request_id, .. } => Some((request_id, "control")),
-            Command::Transfer { request_id, .. } | Command::Accept { request_id, .. } => Some((request_id, "transfer")),
-            Command::RequestDisposal { request_id, .. } | Command::AnswerDisposal { request_id, .. } => {
-                Some((request_id, "disposal"))
-            }
+            Command::Place { request_id, .. } => Some((request_id, "place")),
+            Command::Release { request_id, .. } => Some((request_id, "release")),
+            Command::Renew { request_id, .. } => Some((request_id, "renew")),
+            Command::Deduct { request_id, .. } => Some((request_id, "deduct")),
+            Command::Dispose { request_id, .. } => Some((request_id, "dispose")),
+            Command::Transfer { request_id, .. } => Some((request_id, "transfer")),
+            Command::Accept { request_id, .. } => Some((request_id, "accept")),
+            Command::RequestDisposal { request_id, .. } => Some((request_id, "request_disposal")),
+            Command::AnswerDisposal { request_id, .. } => Some((request_id, "answer_disposal")),
             Command::Delivered { .. } | Command::Sweep { .. } => None,
         }
     }
@@ -221,9 +222,13 @@ impl Reply {
     fn decode(method: &str, bytes: &[u8]) -> Result<Reply, LedgerError> {
         let bad = |e: prost::DecodeError| LedgerError::Invalid(format!("stored reply unreadable: {e}"));
         Ok(match method {
-            "control" => Reply::Control(ControlResult::decode(bytes).map_err(bad)?),
-            "transfer" => Reply::Transfer(TransferCaseResponse::decode(bytes).map_err(bad)?),
-            "disposal" => Reply::Disposal(AnswerDisposalTransferResponse::decode(bytes).map_err(bad)?),
+            "place" | "release" | "renew" | "deduct" | "dispose" => {
+                Reply::Control(ControlResult::decode(bytes).map_err(bad)?)
+            }
+            "transfer" | "accept" => Reply::Transfer(TransferCaseResponse::decode(bytes).map_err(bad)?),
+            "request_disposal" | "answer_disposal" => {
+                Reply::Disposal(AnswerDisposalTransferResponse::decode(bytes).map_err(bad)?)
+            }
             _ => Reply::Done,
         })
     }
@@ -415,25 +420,45 @@ impl Store {
         }
     }
 
+    /// One transaction for the batch, a savepoint per step. `BEGIN IMMEDIATE`
+    /// takes the write lock up front: a deferred transaction that reads first
+    /// could not upgrade once another connection (the outbox) had written.
     async fn run_batch(
         &self,
         conn: &mut AnyConnection,
         batch: &[Job],
     ) -> Result<Vec<Result<Reply, LedgerError>>, sqlx::Error> {
-        let mut tx = conn.begin().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
-            let mut step = tx.begin().await?;
-            let result = self.apply(&mut step, &job.command).await;
-            if result.is_ok() {
-                step.commit().await?;
-            } else {
-                step.rollback().await?;
+            match self.step(conn, &job.command).await {
+                Ok(result) => results.push(result),
+                Err(e) => {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    return Err(e);
+                }
             }
-            results.push(result);
         }
-        tx.commit().await?;
+        if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err(e);
+        }
         Ok(results)
+    }
+
+    /// One step of a batch in its own savepoint; a refused step leaves no trace.
+    async fn step(
+        &self,
+        conn: &mut AnyConnection,
+        command: &Command,
+    ) -> Result<Result<Reply, LedgerError>, sqlx::Error> {
+        sqlx::query("SAVEPOINT step").execute(&mut *conn).await?;
+        let result = self.apply(conn, command).await;
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO step").execute(&mut *conn).await?;
+        }
+        sqlx::query("RELEASE step").execute(&mut *conn).await?;
+        Ok(result)
     }
 
     async fn apply(&self, conn: &mut AnyConnection, command: &Command) -> Result<Reply, LedgerError> {
@@ -493,7 +518,7 @@ impl Store {
                 self.delivered(conn, *outbox_id, result, *retry_at, now).await?
             }
             Command::Sweep { asset_key } => {
-                let mut ledgers = self.load(conn, &[asset_key.clone()], true).await?;
+                let mut ledgers = self.load(conn, std::slice::from_ref(asset_key), true).await?;
                 for l in &mut ledgers {
                     let changes = l.settle(now, &self.terms);
                     self.save(conn, l).await?;
@@ -542,14 +567,14 @@ impl Store {
         let mut ledgers: Vec<(String, Ledger)> = Vec::new();
         for row in q.fetch_all(&mut *conn).await? {
             let asset = Asset {
-                kind: AssetKind::try_from(row.try_get::<i32, _>(1)?).unwrap_or(AssetKind::Unspecified),
+                kind: kind_of(row.try_get(1)?),
                 asset_id: row.try_get(2)?,
                 registry: row.try_get(3)?,
                 debtor: row.try_get(4)?,
                 unit: row.try_get(5)?,
                 total: row.try_get(6)?,
-                sale_started: row.try_get(7)?,
-                disposed: row.try_get(8)?,
+                sale_started: row.try_get::<i64, _>(7)? != 0,
+                disposed: row.try_get::<i64, _>(8)? != 0,
             };
             ledgers.push((row.try_get(0)?, Ledger { asset, seizures: Vec::new() }));
         }
@@ -581,8 +606,8 @@ impl Store {
         let key = asset_key(l.asset.kind, &l.asset.asset_id);
         sqlx::query("UPDATE assets SET total = $1, sale_started = $2, disposed = $3 WHERE asset_key = $4")
             .bind(l.asset.total)
-            .bind(l.asset.sale_started)
-            .bind(l.asset.disposed)
+            .bind(i64::from(l.asset.sale_started))
+            .bind(i64::from(l.asset.disposed))
             .bind(&key)
             .execute(&mut *conn)
             .await?;
@@ -730,14 +755,14 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (asset_key) DO NOTHING",
         )
         .bind(&key)
-        .bind(asset.kind as i32)
+        .bind(asset.kind as i64)
         .bind(&asset.asset_id)
         .bind(&asset.registry)
         .bind(&asset.debtor)
         .bind(&asset.unit)
         .bind(asset.total)
-        .bind(false)
-        .bind(false)
+        .bind(0i64)
+        .bind(0i64)
         .execute(&mut *conn)
         .await?;
         let mut l = self.load_one(conn, &key, true).await?;
@@ -757,7 +782,7 @@ impl Store {
                  WHERE s.case_number = $1 AND a.kind = $2 AND a.unit = $3 AND s.asset_key <> $4 AND s.state IN {LIVE}"
             ))
             .bind(&case_number)
-            .bind(AssetKind::Deposit as i32)
+            .bind(AssetKind::Deposit as i64)
             .bind(currency)
             .bind(&key)
             .fetch_one(&mut *conn)
@@ -1207,7 +1232,7 @@ impl Store {
                     .map(move |(_, s)| (s.end.unwrap_or(now), seizure_proto(l, s)))
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|(end, _)| *end);
         Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
@@ -1272,7 +1297,11 @@ impl Store {
                     court_code: r.try_get(4)?,
                     case_number: r.try_get(5)?,
                     message: r.try_get(6)?,
-                    asset: Some(AssetRef { kind: r.try_get(7)?, asset_id: r.try_get(8)?, registry: r.try_get(9)? }),
+                    asset: Some(AssetRef {
+                        kind: kind_of(r.try_get(7)?) as i32,
+                        asset_id: r.try_get(8)?,
+                        registry: r.try_get(9)?,
+                    }),
                 })
             })
             .collect()
@@ -1317,7 +1346,7 @@ impl Store {
             kind: row.try_get(1)?,
             registry: row.try_get(2)?,
             seizure_id: row.try_get(3)?,
-            asset_kind: AssetKind::try_from(row.try_get::<i32, _>(4)?).unwrap_or_default(),
+            asset_kind: kind_of(row.try_get(4)?),
             asset_id: row.try_get(5)?,
             amount: row.try_get(6)?,
             end: row.try_get::<Option<i64>, _>(7)?.map(time),
@@ -1381,6 +1410,10 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn kind_of(stored: i64) -> AssetKind {
+    i32::try_from(stored).ok().and_then(|k| AssetKind::try_from(k).ok()).unwrap_or_default()
 }
 
 /// A SQLite URL that creates the file, with its directory made.
@@ -1479,7 +1512,11 @@ fn disposal_proto(row: &AnyRow, now: Time) -> Result<proto::DisposalTransfer, Le
     };
     Ok(proto::DisposalTransfer {
         disposal_transfer_id: row.try_get(0)?,
-        asset: Some(AssetRef { kind: row.try_get(7)?, asset_id: row.try_get(8)?, registry: row.try_get(9)? }),
+        asset: Some(AssetRef {
+            kind: kind_of(row.try_get(7)?) as i32,
+            asset_id: row.try_get(8)?,
+            registry: row.try_get(9)?,
+        }),
         from_case: row.try_get(2)?,
         to_case: row.try_get(3)?,
         requested_at: Some(ts(requested)),

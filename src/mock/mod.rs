@@ -11,7 +11,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -125,6 +125,7 @@ pub struct MockRegistry {
     demo: Arc<[data::DemoDebtor]>,
     calls: Arc<AtomicU64>,
     control: Arc<Mutex<Control>>,
+    down: Arc<AtomicBool>,
 }
 
 /// The mock's own record of control orders: answers by idempotency key, and
@@ -161,11 +162,17 @@ impl MockRegistry {
         Ok(Self {
             name: name.to_string(),
             kind,
-            settings,
             demo: data::demo_debtors()?.into(),
             calls: Arc::default(),
             control: Arc::default(),
+            down: Arc::new(AtomicBool::new(settings.down)),
+            settings,
         })
+    }
+
+    /// Takes the registry down (every call `UNAVAILABLE`) or brings it back, at run time.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Relaxed);
     }
 
     /// Control orders that took effect (repeats of an idempotency key do not count).
@@ -184,7 +191,7 @@ impl MockRegistry {
             (self.settings.latency.sample(&mut rng), rng.random_bool(self.settings.error_rate.clamp(0.0, 1.0)))
         };
         tokio::time::sleep(delay).await;
-        if self.settings.down {
+        if self.down.load(Ordering::Relaxed) {
             return Err(Status::unavailable(format!("{} is down for maintenance", self.name)));
         }
         if fail {

@@ -88,8 +88,6 @@ pub struct Stack {
     pub url: String,
     /// The ledger's clock: tests move it forward.
     pub clock: Arc<ManualClock>,
-    /// The ledger database.
-    pub ledger_url: String,
     mocks: HashMap<&'static str, MockRegistry>,
     calls: HashMap<&'static str, Arc<AtomicU64>>,
     stop: Option<watch::Sender<()>>,
@@ -138,14 +136,13 @@ impl Stack {
         let mut config = Config { registries, ..Config::default() };
         config.ledger.url = format!("sqlite://{}", scratch().join("ledger.db").display());
         tweak(&mut config);
-        let ledger_url = config.ledger.url.clone();
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let ledger_clock: Arc<dyn Clock> = clock.clone();
         let gateway =
             tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
-        let stack = Stack { url, clock, ledger_url, mocks, calls, stop: Some(stop), gateway: Some(gateway) };
+        let stack = Stack { url, clock, mocks, calls, stop: Some(stop), gateway: Some(gateway) };
         stack.wait_until_serving().await;
         stack
     }

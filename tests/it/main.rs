@@ -6,6 +6,7 @@ mod harness;
 mod cache;
 mod cli;
 mod dev;
+mod ledger;
 mod ops;
 mod search;
 mod validation;
