@@ -1,12 +1,13 @@
 //! The `assetgw` binary: parses flags and calls the library.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use assetgw::{
     client::{self, SearchArgs},
     config::{Config, FaultCode, MockConfig},
     dev,
     error::StartError,
+    ledger::{Clock, SystemClock, store::Store},
     mock::{self, Latency},
     proto::{AssetKind, RegistryKind},
     server, telemetry,
@@ -91,9 +92,24 @@ enum Command {
         #[arg(long)]
         stream: bool,
     },
+    /// Seizure-ledger maintenance.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Check a configuration file and report every problem at once.
     CheckConfig {
         /// Configuration file.
+        #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Check the ledger's invariants on the live database; exit 1 naming every violation.
+    Verify {
+        /// Configuration file (its `ledger.url` is checked).
         #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
         config: PathBuf,
     },
@@ -109,6 +125,18 @@ fn parse_asset_kind(s: &str) -> Result<AssetKind, String> {
 
 fn load(path: &std::path::Path) -> Result<Config, StartError> {
     Ok(Config::load(Some(path), std::env::vars())?)
+}
+
+async fn verify(config: &Config) -> Result<(), String> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await.map_err(|e| e.to_string())?;
+    let violations = store.verify().await.map_err(|e| e.to_string())?;
+    if violations.is_empty() {
+        println!("ledger verified: every invariant holds");
+        Ok(())
+    } else {
+        Err(format!("{} violation(s):\n  {}", violations.len(), violations.join("\n  ")))
+    }
 }
 
 #[tokio::main]
@@ -168,6 +196,10 @@ async fn main() -> ExitCode {
             };
             client::search(&args).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
         }
+        Command::Ledger { command: LedgerCommand::Verify { config } } => match load(&config) {
+            Ok(config) => verify(&config).await,
+            Err(e) => Err(e.to_string()),
+        },
         Command::CheckConfig { config } => load(&config)
             .map(|c| println!("{}: OK, {} registries", config.display(), c.registries.len()))
             .map_err(|e| e.to_string()),

@@ -89,6 +89,8 @@ pub struct Stack {
     /// The ledger's clock: tests move it forward.
     pub clock: Arc<ManualClock>,
     mocks: HashMap<&'static str, MockRegistry>,
+    /// The registries as the gateway is configured with them.
+    pub registries: Vec<RegistryConfig>,
     calls: HashMap<&'static str, Arc<AtomicU64>>,
     stop: Option<watch::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), StartError>>>,
@@ -106,6 +108,13 @@ impl Stack {
     /// The standard stack, with at most `max_debtors` debtors per search.
     pub async fn start_limited(max_debtors: usize) -> Stack {
         Self::with(standard(), |c| c.search.max_debtors = max_debtors).await
+    }
+
+    /// The standard registries over a ledger on `db`; `None` when PostgreSQL is
+    /// not reachable outside CI (in CI that is a failure, not a skip).
+    pub async fn on(db: Db, regs: Vec<Reg>) -> Option<Stack> {
+        let url = ledger_url(db).await?;
+        Some(Self::with(regs, |c| c.ledger.url = url).await)
     }
 
     pub async fn with(regs: Vec<Reg>, tweak: impl FnOnce(&mut Config)) -> Stack {
@@ -133,7 +142,7 @@ impl Stack {
                 mock: None,
             });
         }
-        let mut config = Config { registries, ..Config::default() };
+        let mut config = Config { registries: registries.clone(), ..Config::default() };
         config.ledger.url = format!("sqlite://{}", scratch().join("ledger.db").display());
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
@@ -142,7 +151,7 @@ impl Stack {
         let ledger_clock: Arc<dyn Clock> = clock.clone();
         let gateway =
             tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
-        let stack = Stack { url, clock, mocks, calls, stop: Some(stop), gateway: Some(gateway) };
+        let stack = Stack { url, clock, mocks, calls, registries, stop: Some(stop), gateway: Some(gateway) };
         stack.wait_until_serving().await;
         stack
     }
@@ -196,6 +205,79 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop.take();
     }
+}
+
+/// Which ledger database a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use.
+pub fn pg_base() -> String {
+    std::env::var("ASSETGW_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh ledger database: a SQLite file, or a new schema on the PostgreSQL server.
+pub async fn ledger_url(db: Db) -> Option<String> {
+    match db {
+        Db::Sqlite => Some(format!("sqlite://{}", scratch().join("ledger.db").display())),
+        Db::Postgres => {
+            use sqlx::Connection;
+            let mut conn = match sqlx::PgConnection::connect(&pg_base()).await {
+                Ok(c) => c,
+                Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
+                Err(e) => {
+                    eprintln!("skipped: PostgreSQL not reachable at {} ({e})", pg_base());
+                    return None;
+                }
+            };
+            // Schemas of earlier runs go first, once per run.
+            static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+            CLEANED
+                .get_or_init(|| async {
+                    let mut conn = sqlx::PgConnection::connect(&pg_base()).await.unwrap();
+                    let old: Vec<(String,)> = sqlx::query_as(
+                        "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 'it\\_%'",
+                    )
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                    for (schema,) in old {
+                        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await;
+                    }
+                })
+                .await;
+            static N: AtomicU64 = AtomicU64::new(0);
+            let schema = format!("it_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), rand_suffix());
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
+            Some(format!("{}?options=-c%20search_path%3D{schema}", pg_base()))
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0)
+}
+
+/// Runs an async scenario on both ledger backends as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::harness::Db::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::harness::Db::Postgres).await
+                }
+            }
+        )*
+    };
 }
 
 /// A fresh directory for one test's files.
@@ -265,4 +347,62 @@ fn capture_logs() -> &'static Captured {
 /// What has been logged so far.
 pub fn logs() -> String {
     String::from_utf8_lossy(&capture_logs().0.lock().unwrap()).into_owned()
+}
+
+/// A gateway running as its own process (`assetgw serve`).
+pub struct Process {
+    pub url: String,
+    pub config: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl Process {
+    /// Starts `assetgw serve` over `registries` and the ledger at `ledger_url`, and waits until it serves.
+    pub async fn serve(registries: &[RegistryConfig], ledger_url: &str) -> Process {
+        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let mut toml = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[ledger]\nurl = \"{ledger_url}\"\n");
+        for r in registries {
+            toml += &format!(
+                "[[registries]]\nname = \"{}\"\nkind = \"{}\"\nendpoint = \"{}\"\n",
+                r.name,
+                r.kind.short_name(),
+                r.endpoint
+            );
+        }
+        let config = scratch().join("gateway.toml");
+        std::fs::write(&config, toml).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .env_remove("ASSETGW_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let p = Process { url: format!("http://127.0.0.1:{port}"), config, child };
+        let mut health = tonic_health::pb::health_client::HealthClient::new(p.channel());
+        for _ in 0..400 {
+            if health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("assetgw serve did not start");
+    }
+
+    pub fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone()).unwrap().connect_lazy()
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -93,9 +93,8 @@ pub async fn events(s: &mut SeizureServiceClient<Channel>, after: i64) -> Vec<Wa
     out
 }
 
-#[tokio::test]
-async fn r1_r3_r7_place_wait_release_and_automatic_promotion() {
-    let stack = Stack::start(standard()).await;
+async fn r1_r3_r7_place_wait_release_and_automatic_promotion(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await;
     let first = place(&mut s, "p1", A, &flat, 0).await;
@@ -130,9 +129,8 @@ async fn r1_r3_r7_place_wait_release_and_automatic_promotion() {
     assert_eq!(kinds, ["placed", "placed", "placed", "released", "promoted"]);
 }
 
-#[tokio::test]
-async fn r4_r9_freezes_by_amount_over_seizure_and_deduction_limits() {
-    let stack = Stack::start(standard()).await;
+async fn r4_r9_freezes_by_amount_over_seizure_and_deduction_limits(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let account = asset(&stack, AssetKind::Deposit).await;
     let total = balance(&account);
@@ -168,9 +166,8 @@ async fn r4_r9_freezes_by_amount_over_seizure_and_deduction_limits() {
     assert_eq!(state(&done), SeizureState::Satisfied);
 }
 
-#[tokio::test]
-async fn r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused() {
-    let stack = Stack::start(standard()).await;
+async fn r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let account = asset(&stack, AssetKind::Deposit).await;
     let a = place(&mut s, "l1", A, &account, balance(&account)).await;
@@ -200,9 +197,8 @@ async fn r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused() {
     assert!(renewed.message.starts_with("renewed until"), "{}", renewed.message);
 }
 
-#[tokio::test]
-async fn bad_steps_get_the_right_codes() {
-    let stack = Stack::start(standard()).await;
+async fn bad_steps_get_the_right_codes(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await;
     let mut unknown = place_req("u1", A, &flat, 0);
@@ -228,9 +224,8 @@ async fn bad_steps_get_the_right_codes() {
     assert_eq!(err.code(), Code::NotFound, "nothing placed on it yet");
 }
 
-#[tokio::test]
-async fn a_retried_request_returns_the_first_answer_and_acts_once() {
-    let stack = Stack::start(standard()).await;
+async fn a_retried_request_returns_the_first_answer_and_acts_once(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await;
     let first = place(&mut s, "same-id", A, &flat, 0).await;
@@ -243,9 +238,8 @@ async fn a_retried_request_returns_the_first_answer_and_acts_once() {
     assert_eq!(err.code(), Code::InvalidArgument, "a request id names one request");
 }
 
-#[tokio::test]
-async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court() {
-    let stack = Stack::start(standard()).await;
+async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await;
     let account = asset(&stack, AssetKind::Deposit).await;
@@ -314,9 +308,8 @@ async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court(
     assert_eq!(moved.placed_at, mine.seizure.unwrap().placed_at);
 }
 
-#[tokio::test]
-async fn r8_r14_disposal_transfer_after_sixty_days_and_sale() {
-    let stack = Stack::start(standard()).await;
+async fn r8_r14_disposal_transfer_after_sixty_days_and_sale(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await;
     let first = place(&mut s, "d1", A, &flat, 0).await;
@@ -363,9 +356,8 @@ async fn r8_r14_disposal_transfer_after_sixty_days_and_sale() {
     assert!(sold.queue.unwrap().seizures.is_empty());
 }
 
-#[tokio::test]
-async fn orders_survive_a_registry_outage_and_are_delivered_once() {
-    let stack = Stack::start(standard()).await;
+async fn orders_survive_a_registry_outage_and_are_delivered_once(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await; // warms the cache
     let registry = flat.sources[0].registry.clone();
@@ -394,9 +386,8 @@ async fn orders_survive_a_registry_outage_and_are_delivered_once() {
     assert_eq!(stack.mock(&registry).effects(), 1);
 }
 
-#[tokio::test]
-async fn the_event_stream_resumes_without_gaps_or_duplicates() {
-    let stack = Stack::start(standard()).await;
+async fn the_event_stream_resumes_without_gaps_or_duplicates(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await;
     for (i, case) in [A, B, C].iter().enumerate() {
@@ -412,3 +403,15 @@ async fn the_event_stream_resumes_without_gaps_or_duplicates() {
     let err = s.watch_events(WatchEventsRequest { after_sequence: -1 }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+crate::on_both_backends!(
+    r1_r3_r7_place_wait_release_and_automatic_promotion,
+    r4_r9_freezes_by_amount_over_seizure_and_deduction_limits,
+    r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused,
+    bad_steps_get_the_right_codes,
+    a_retried_request_returns_the_first_answer_and_acts_once,
+    r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court,
+    r8_r14_disposal_transfer_after_sixty_days_and_sale,
+    orders_survive_a_registry_outage_and_are_delivered_once,
+    the_event_stream_resumes_without_gaps_or_duplicates,
+);

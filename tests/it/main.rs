@@ -8,5 +8,6 @@ mod cli;
 mod dev;
 mod ledger;
 mod ops;
+mod processes;
 mod search;
 mod validation;
