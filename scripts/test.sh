@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# The test suite: unit, property and integration tests (mock registries and the
-# gateway over real gRPC on loopback). Installs nothing beyond the Rust
-# toolchain's own crates.
+# The test suite: unit, property and integration tests (mock registries and
+# gateways over real gRPC on loopback, the ledger on a real SQLite file and on
+# the PostgreSQL server at 127.0.0.1:5432, database `test`). Starts that
+# server when it is installed but not running. With CI=true a test that needs
+# PostgreSQL fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  if [ -d /etc/postgresql ]; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+fi
+
 cargo test --locked --all-targets "$@"

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod dev;
 mod ledger;
+mod ledger_props;
 mod ops;
 mod processes;
 mod search;

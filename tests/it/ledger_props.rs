@@ -1,0 +1,173 @@
+//! Property test of the ledger as stored: random sequences of placements,
+//! releases, renewals, deductions, lapses (clock jumps), disposals and
+//! transfers go through the real store, and after every step `verify` finds no
+//! violation, ranks keep their order and nothing acknowledged disappears.
+
+use std::sync::Arc;
+
+use assetgw::{
+    identifiers::CaseNumber,
+    ledger::{
+        Clock, ManualClock,
+        rules::{Asset, Disposal, Terms},
+        store::{Command, Reply, Store, asset_key},
+    },
+    proto::AssetKind,
+};
+use proptest::prelude::*;
+
+use crate::harness::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Place { asset: usize, case: usize, amount: i64 },
+    Release(usize),
+    Renew(usize),
+    Deduct(usize, i64),
+    Sell(usize),
+    Jump(i64),
+    Transfer(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (0usize..3, 0usize..4, 1i64..600).prop_map(|(asset, case, amount)| Op::Place { asset, case, amount }),
+        2 => (0usize..64).prop_map(Op::Release),
+        1 => (0usize..64).prop_map(Op::Renew),
+        1 => ((0usize..64), 1i64..400).prop_map(|(i, a)| Op::Deduct(i, a)),
+        1 => (0usize..64).prop_map(Op::Sell),
+        2 => (1i64..500).prop_map(Op::Jump),
+        1 => (0usize..4).prop_map(Op::Transfer),
+    ]
+}
+
+fn assets() -> [Asset; 3] {
+    let asset = |kind, id: &str, unit: &str, total| Asset {
+        kind,
+        asset_id: id.into(),
+        registry: "r".into(),
+        debtor: "110105********1232".into(),
+        unit: unit.into(),
+        total,
+        sale_started: false,
+        disposed: false,
+    };
+    [
+        asset(AssetKind::RealEstate, "110105001002GB00001F00010001", "", 1),
+        asset(AssetKind::Deposit, "102:6222000011112222", "CNY", 1000),
+        asset(AssetKind::Securities, "A123456789:600519", "units", 800),
+    ]
+}
+
+async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let Some(url) = ledger_url(db).await else { return Ok(()) };
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let store = Store::open(&url, dyn_clock, Terms::default()).await.unwrap();
+    let assets = assets();
+    let keys: Vec<String> = assets.iter().map(|a| asset_key(a.kind, &a.asset_id)).collect();
+    let mut cases: Vec<String> = (0..4).map(|i| format!("（2024）京0105执{}号", i + 1)).collect();
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut n = 0;
+    for op in ops {
+        n += 1;
+        let ledgers = store.ledgers(&keys).await.unwrap();
+        let live: Vec<(String, String)> =
+            ledgers.iter().flat_map(|l| l.queue().map(|(_, s)| (s.id.clone(), s.case_number.clone()))).collect();
+        let pick = |i: usize| live.get(i % live.len().max(1)).cloned();
+        let request_id = format!("r{n}");
+        let command = match op {
+            Op::Place { asset, case, amount } => Some(Command::Place {
+                request_id,
+                asset: assets[asset].clone(),
+                case: CaseNumber::parse(&cases[case]).unwrap(),
+                amount,
+                claim: Some(("CNY".into(), 1_000_000)),
+                emergency: String::new(),
+            }),
+            Op::Release(i) => pick(i).map(|(seizure_id, case)| Command::Release {
+                request_id,
+                case,
+                seizure_id,
+                emergency: String::new(),
+            }),
+            Op::Renew(i) => {
+                pick(i).map(|(seizure_id, case)| Command::Renew { request_id, case, seizure_id, months: None })
+            }
+            Op::Deduct(i, amount) => pick(i).map(|(seizure_id, case)| Command::Deduct {
+                request_id,
+                case,
+                seizure_id,
+                amount,
+                emergency: String::new(),
+            }),
+            Op::Sell(i) => pick(i).map(|(seizure_id, case)| Command::Dispose {
+                request_id,
+                case,
+                seizure_id,
+                disposal: Disposal::Sold,
+            }),
+            Op::Jump(days) => {
+                clock.advance(chrono::Duration::days(days));
+                None
+            }
+            Op::Transfer(c) => {
+                let case = CaseNumber::parse(&cases[c]).unwrap();
+                let reply = store
+                    .execute(Command::Transfer {
+                        request_id: request_id.clone(),
+                        case,
+                        to_court: "粤0304".into(),
+                        decision: "（2025）京01执监1号".into(),
+                        decided_at: clock.now(),
+                    })
+                    .await;
+                if let Ok(Reply::Transfer(t)) = reply {
+                    let new_case = format!("（2025）粤0304执{n}号");
+                    let accept = Command::Accept {
+                        request_id: format!("{request_id}-accept"),
+                        transfer_id: t.transfer.unwrap().transfer_id,
+                        new_case: CaseNumber::parse(&new_case).unwrap(),
+                    };
+                    store.execute(accept).await.unwrap();
+                    cases[c] = new_case;
+                }
+                None
+            }
+        };
+        if let Some(command) = command {
+            if let Ok(Reply::Control(r)) = store.execute(command).await {
+                if let Some(s) = r.seizure {
+                    acknowledged.push(s.seizure_id);
+                }
+            }
+        }
+        let violations = store.verify().await.unwrap();
+        prop_assert!(violations.is_empty(), "after step {n}: {violations:?}");
+        let after = store.ledgers(&keys).await.unwrap();
+        for (before, now) in ledgers.iter().zip(&after) {
+            let survivors: Vec<&String> =
+                before.queue().map(|(_, s)| &s.id).filter(|id| now.queue().any(|(_, q)| &q.id == *id)).collect();
+            let kept: Vec<&String> = now.queue().map(|(_, s)| &s.id).filter(|id| survivors.contains(id)).collect();
+            prop_assert_eq!(survivors, kept, "ranks reordered at step {}", n);
+        }
+        for id in &acknowledged {
+            prop_assert!(after.iter().any(|l| l.seizures.iter().any(|s| &s.id == id)), "seizure {} disappeared", id);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn stored_ledger_keeps_its_invariants_on_sqlite(ops in prop::collection::vec(op(), 1..30)) {
+        tokio::runtime::Runtime::new().unwrap().block_on(run(Db::Sqlite, ops))?;
+    }
+
+    #[test]
+    fn stored_ledger_keeps_its_invariants_on_postgres(ops in prop::collection::vec(op(), 1..30)) {
+        tokio::runtime::Runtime::new().unwrap().block_on(run(Db::Postgres, ops))?;
+    }
+}
