@@ -113,6 +113,21 @@ enum LedgerCommand {
         #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
         config: PathBuf,
     },
+    /// Measure placements per second against a ledger database, beside the disk's fsync rate.
+    Bench {
+        /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (use a scratch database).
+        #[arg(long)]
+        url: String,
+        /// Concurrent writers, e.g. `1,64`.
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        concurrency: Vec<usize>,
+        /// Placements per run.
+        #[arg(long, default_value_t = 2000)]
+        ops: u64,
+        /// Directory on the disk to measure fsync on.
+        #[arg(long, default_value = "data")]
+        fsync_dir: PathBuf,
+    },
 }
 
 fn parse_registry_kind(s: &str) -> Result<RegistryKind, String> {
@@ -137,6 +152,24 @@ async fn verify(config: &Config) -> Result<(), String> {
     } else {
         Err(format!("{} violation(s):\n  {}", violations.len(), violations.join("\n  ")))
     }
+}
+
+async fn bench(url: &str, concurrency: &[usize], ops: u64, fsync_dir: &std::path::Path) -> Result<(), String> {
+    let fsyncs = assetgw::ledger::bench::fsync_rate(fsync_dir, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    println!("disk: {fsyncs:.0} fsync/s (4 KiB write + fdatasync in {})", fsync_dir.display());
+    for &c in concurrency {
+        let r = assetgw::ledger::bench::placements(url, c, ops).await.map_err(|e| e.to_string())?;
+        println!(
+            "{c:>3} writer(s): {:>6} placements in {:.2} s = {:>7.0}/s ({:.2}× fsync rate); p50 {:.2} ms, p99 {:.2} ms",
+            r.ops,
+            r.elapsed.as_secs_f64(),
+            r.rate(),
+            r.rate() / fsyncs,
+            r.p50_us as f64 / 1e3,
+            r.p99_us as f64 / 1e3
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -200,6 +233,9 @@ async fn main() -> ExitCode {
             Ok(config) => verify(&config).await,
             Err(e) => Err(e.to_string()),
         },
+        Command::Ledger { command: LedgerCommand::Bench { url, concurrency, ops, fsync_dir } } => {
+            bench(&url, &concurrency, ops, &fsync_dir).await
+        }
         Command::CheckConfig { config } => load(&config)
             .map(|c| println!("{}: OK, {} registries", config.display(), c.registries.len()))
             .map_err(|e| e.to_string()),

@@ -8,6 +8,7 @@
 //! - [`outbox`]: delivers control orders to registries until acknowledged.
 //! - [`service`]: the court-facing gRPC service.
 
+pub mod bench;
 pub mod outbox;
 pub mod rules;
 pub mod service;

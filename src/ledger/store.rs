@@ -520,8 +520,9 @@ impl Store {
             Command::Sweep { asset_key } => {
                 let mut ledgers = self.load(conn, std::slice::from_ref(asset_key), true).await?;
                 for l in &mut ledgers {
+                    let before = l.clone();
                     let changes = l.settle(now, &self.terms);
-                    self.save(conn, l).await?;
+                    self.save(conn, l, &before).await?;
                     self.record(conn, &[(l, changes, vec![])]).await?;
                 }
                 Reply::Done
@@ -602,16 +603,19 @@ impl Store {
             .ok_or_else(|| LedgerError::NotFound(format!("no seizure has ever been placed on asset {key}")))
     }
 
-    async fn save(&self, conn: &mut AnyConnection, l: &Ledger) -> Result<(), LedgerError> {
+    /// Writes what changed since `before` (the ledger as loaded).
+    async fn save(&self, conn: &mut AnyConnection, l: &Ledger, before: &Ledger) -> Result<(), LedgerError> {
         let key = asset_key(l.asset.kind, &l.asset.asset_id);
-        sqlx::query("UPDATE assets SET total = $1, sale_started = $2, disposed = $3 WHERE asset_key = $4")
-            .bind(l.asset.total)
-            .bind(i64::from(l.asset.sale_started))
-            .bind(i64::from(l.asset.disposed))
-            .bind(&key)
-            .execute(&mut *conn)
-            .await?;
-        for s in &l.seizures {
+        if l.asset != before.asset {
+            sqlx::query("UPDATE assets SET total = $1, sale_started = $2, disposed = $3 WHERE asset_key = $4")
+                .bind(l.asset.total)
+                .bind(i64::from(l.asset.sale_started))
+                .bind(i64::from(l.asset.disposed))
+                .bind(&key)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for s in l.seizures.iter().filter(|s| !before.seizures.contains(s)) {
             sqlx::query(
                 "INSERT INTO seizures (seizure_id, asset_key, seq, court, case_number, requested, effective, state, \
                  placed_at, start_at, end_at, ended_at, registry_ref, renewals) \
@@ -766,6 +770,7 @@ impl Store {
         .execute(&mut *conn)
         .await?;
         let mut l = self.load_one(conn, &key, true).await?;
+        let before = l.clone();
         let mut changes = l.set_total(asset.total, now, &self.terms);
         if asset.kind == AssetKind::Deposit {
             let (currency, claimed) = claim.ok_or_else(|| {
@@ -800,7 +805,7 @@ impl Store {
         let id = uuid::Uuid::new_v4().to_string();
         let outcome = l.place(id.clone(), seq, &case.court_code, &case_number, amount, now, &self.terms)?;
         changes.extend(outcome.changes);
-        self.save(conn, &l).await?;
+        self.save(conn, &l, &before).await?;
         self.record(conn, &[(&l, changes, outcome.orders)]).await?;
         Ok(Reply::Control(control_result(&l, &id, outcome.message)))
     }
@@ -825,8 +830,9 @@ impl Store {
             self.check_not_stopped(conn, case, emergency).await?;
         }
         let mut l = self.load_one(conn, &key, true).await?;
+        let before = l.clone();
         let outcome = step(&mut l, &self.terms)?;
-        self.save(conn, &l).await?;
+        self.save(conn, &l, &before).await?;
         self.record(conn, &[(&l, outcome.changes, outcome.orders)]).await?;
         Ok(Reply::Control(control_result(&l, seizure_id, outcome.message)))
     }
@@ -861,6 +867,7 @@ impl Store {
         }
         let keys = self.live_keys_of_case(conn, &case_number).await?;
         let mut ledgers = self.load(conn, &keys, true).await?;
+        let before = ledgers.clone();
         let mut work = Vec::new();
         let mut near = Vec::new();
         for l in &mut ledgers {
@@ -898,8 +905,8 @@ impl Store {
         .bind(count as i64)
         .execute(&mut *conn)
         .await?;
-        for l in &ledgers {
-            self.save(conn, l).await?;
+        for (l, b) in ledgers.iter().zip(&before) {
+            self.save(conn, l, b).await?;
         }
         let settled: Vec<_> = ledgers.iter().zip(work).map(|(l, c)| (l, c, vec![])).collect();
         self.record(conn, &settled).await?;
@@ -940,6 +947,7 @@ impl Store {
         let to_case = new_case.to_string();
         let keys = self.live_keys_of_case(conn, &t.from_case).await?;
         let mut ledgers = self.load(conn, &keys, true).await?;
+        let before = ledgers.clone();
         let mut work = Vec::new();
         for l in &mut ledgers {
             let mut changes = l.settle(now, &self.terms);
@@ -959,8 +967,8 @@ impl Store {
             .bind(transfer_id)
             .execute(&mut *conn)
             .await?;
-        for l in &ledgers {
-            self.save(conn, l).await?;
+        for (l, b) in ledgers.iter().zip(&before) {
+            self.save(conn, l, b).await?;
         }
         let recorded: Vec<_> = ledgers.iter().zip(work).map(|(l, c)| (l, c, vec![])).collect();
         self.record(conn, &recorded).await?;
@@ -981,6 +989,7 @@ impl Store {
     ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
         let mut l = self.load_one(conn, key, true).await?;
+        let before = l.clone();
         let changes = l.settle(now, &self.terms);
         let from_case = l.check_disposal_transfer(&case_number, now)?;
         let pending = sqlx::query(
@@ -1007,7 +1016,7 @@ impl Store {
         .bind(micros(now))
         .execute(&mut *conn)
         .await?;
-        self.save(conn, &l).await?;
+        self.save(conn, &l, &before).await?;
         self.record(conn, &[(&l, changes, vec![])]).await?;
         let d = self.disposal_row(conn, &id, now).await?;
         let message = format!(
@@ -1041,6 +1050,7 @@ impl Store {
             .map(|a| asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id))
             .unwrap_or_default();
         let mut l = self.load_one(conn, &key, true).await?;
+        let before = l.clone();
         let mut changes = l.settle(now, &self.terms);
         let message = if approve {
             if l.first().map(|s| s.case_number.as_str()) != Some(case) {
@@ -1064,7 +1074,7 @@ impl Store {
             .bind(id)
             .execute(&mut *conn)
             .await?;
-        self.save(conn, &l).await?;
+        self.save(conn, &l, &before).await?;
         self.record(conn, &[(&l, changes, vec![])]).await?;
         let d = self.disposal_row(conn, id, now).await?;
         Ok(Reply::Disposal(AnswerDisposalTransferResponse { disposal_transfer: Some(d), message }))
@@ -1107,6 +1117,7 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         let mut l = self.load_one(conn, &key, true).await?;
+        let before = l.clone();
         if let Some(s) = l.seizures.iter_mut().find(|s| s.id == seizure_id) {
             if s.registry_ref.is_none() && !ack.reference.is_empty() {
                 s.registry_ref = Some(ack.reference.clone());
@@ -1122,7 +1133,7 @@ impl Store {
             ack.reference,
             ack.end.map(|e| format!(", until {}", rules::day(e))).unwrap_or_default()
         );
-        self.save(conn, &l).await?;
+        self.save(conn, &l, &before).await?;
         self.record_delivery(conn, &l, &seizure_id, now, &message).await?;
         Ok(Reply::Done)
     }

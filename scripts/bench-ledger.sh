@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Ledger placements per second on SQLite and PostgreSQL, 1 and 64 concurrent
+# writers, beside the disk's fsync rate measured in the same run.
+# Usage: scripts/bench-ledger.sh [OPS]   (PostgreSQL at 127.0.0.1:5432, database test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ops=${1:-2000}
+cargo build --release --locked -q
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+echo "== SQLite ($dir/bench.db)"
+./target/release/assetgw ledger bench --ops "$ops" --url "sqlite://$dir/bench.db" --fsync-dir "$dir"
+schema="bench_$$"
+psql -h 127.0.0.1 -U postgres -d test -qc "CREATE SCHEMA $schema"
+echo "== PostgreSQL (schema $schema)"
+./target/release/assetgw ledger bench --ops "$ops" --fsync-dir "$dir" \
+  --url "postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D$schema"
+psql -h 127.0.0.1 -U postgres -d test -qc "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE"
