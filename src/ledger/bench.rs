@@ -53,7 +53,6 @@ pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Repor
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
         let (store, next) = (store.clone(), next.clone());
-        let run = run;
         workers.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).map_err(|e| LedgerError::Invalid(e.to_string()))?;
             loop {
