@@ -265,3 +265,93 @@ mod tests {
         assert_eq!(money(&Money { currency: "USD".into(), minor_units: 5 }), "USD 0.05");
     }
 }
+
+/// A codec for messages known only by their descriptors, as `assetgw call` needs.
+struct DynamicCodec(prost_reflect::MessageDescriptor);
+
+struct DynamicEncoder;
+struct DynamicDecoder(prost_reflect::MessageDescriptor);
+
+impl tonic::codec::Codec for DynamicCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynamicEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder(self.0.clone())
+    }
+}
+
+impl tonic::codec::Encoder for DynamicEncoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: DynamicMessage, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Decoder for DynamicDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        DynamicMessage::decode(self.0.clone(), src).map(Some).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+/// `assetgw call`: any method of the gateway (`SeizureService/PlaceSeizure`),
+/// with the request as proto3 JSON; prints every response as JSON, one per
+/// line for a stream, as it arrives.
+pub async fn call(gateway: &str, method: &str, request: &str, timeout: Duration) -> Result<(), ClientError> {
+    let pool =
+        DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).map_err(|e| ClientError::Json(e.to_string()))?;
+    let (service, name) =
+        method.rsplit_once(['/', '.']).ok_or_else(|| ClientError::Json(format!("`{method}` is not Service/Method")))?;
+    let found = pool
+        .services()
+        .filter(|s| s.name() == service || s.full_name() == service)
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .find(|m| m.name() == name);
+    let Some(m) = found else {
+        let all: Vec<String> = pool
+            .services()
+            .flat_map(|s| {
+                s.methods().map(|m| format!("{}/{}", m.parent_service().name(), m.name())).collect::<Vec<_>>()
+            })
+            .collect();
+        return Err(ClientError::Json(format!("no method `{method}`; the gateway has {}", all.join(", "))));
+    };
+    let mut de = serde_json::Deserializer::from_str(request);
+    let input =
+        DynamicMessage::deserialize(m.input(), &mut de).map_err(|e| ClientError::Json(format!("request: {e}")))?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{}/{}", m.parent_service().full_name(), m.name()))
+            .map_err(|e| ClientError::Json(e.to_string()))?;
+    let channel = tonic::transport::Endpoint::from_shared(gateway.to_string())?.connect().await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut req = tonic::Request::new(input);
+    if !m.is_server_streaming() {
+        req.set_timeout(timeout);
+    }
+    let print = |msg: &DynamicMessage, pretty: bool| -> Result<(), ClientError> {
+        let text = if pretty { serde_json::to_string_pretty(msg) } else { serde_json::to_string(msg) };
+        println!("{}", text.map_err(|e| ClientError::Json(e.to_string()))?);
+        Ok(())
+    };
+    if m.is_server_streaming() {
+        let mut stream = grpc.server_streaming(req, path, DynamicCodec(m.output())).await?.into_inner();
+        while let Some(msg) = stream.next().await {
+            print(&msg?, false)?;
+        }
+    } else {
+        print(&grpc.unary(req, path, DynamicCodec(m.output())).await?.into_inner(), true)?;
+    }
+    Ok(())
+}

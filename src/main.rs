@@ -92,6 +92,21 @@ enum Command {
         #[arg(long)]
         stream: bool,
     },
+    /// Call any gateway method with a JSON request, e.g.
+    /// `assetgw call SeizureService/GetSeizureQueue '{"assetKind":"ASSET_KIND_REAL_ESTATE","assetId":"…"}'`.
+    Call {
+        /// Gateway URL.
+        #[arg(long, env = "ASSETGW_GATEWAY", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+        /// `Service/Method`, e.g. `SeizureService/PlaceSeizure`.
+        method: String,
+        /// The request in proto3 JSON.
+        #[arg(default_value = "{}")]
+        request: String,
+        /// Deadline of a unary call.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+        timeout: Duration,
+    },
     /// Seizure-ledger maintenance.
     Ledger {
         #[command(subcommand)]
@@ -228,6 +243,9 @@ async fn main() -> ExitCode {
                 stream,
             };
             client::search(&args).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
+        }
+        Command::Call { gateway, method, request, timeout } => {
+            client::call(&gateway, &method, &request, timeout).await.map_err(|e| e.to_string())
         }
         Command::Ledger { command: LedgerCommand::Verify { config } } => match load(&config) {
             Ok(config) => verify(&config).await,
