@@ -14,13 +14,19 @@
 //! - [`registry`]: the client of one registry and the contract check of its answers.
 //! - [`merge`]: the pure merge of answers into one asset list with totals.
 //!
+//! A control step, top-down:
+//! - [`ledger::service`]: the seizure gRPC handler: validate, find the asset through search.
+//! - [`ledger::store`]: one durable transaction per step (SQLite or PostgreSQL).
+//! - [`ledger::rules`]: DOMAIN R1–R14 as pure functions over one asset's seizures.
+//! - [`ledger::outbox`]: delivers each control order to its registry until acknowledged.
+//!
 //! Around it:
 //! - [`server`]: runs the gateway with health and reflection until shutdown.
 //! - [`config`]: strict TOML configuration with environment overrides.
 //! - [`error`]: the error types and their one mapping to gRPC status codes.
 //! - [`mock`]: mock registries with synthetic data and injectable faults.
 //! - [`dev`]: the whole stack on loopback, for a laptop.
-//! - [`client`]: the `assetgw search` command-line client.
+//! - [`client`]: the `assetgw search` and `assetgw call` command-line clients.
 //! - [`telemetry`]: logging and span names.
 //! - [`proto`]: the generated protobuf code.
 

@@ -84,3 +84,38 @@ fn check_config_reports_every_problem_and_accepts_the_shipped_file() {
     let missing = assetgw(&["check-config", "--config", "/no/such/file.toml"]);
     assert!(text(&missing.stderr).contains("cannot read"), "{}", text(&missing.stderr));
 }
+
+#[tokio::test]
+async fn call_sends_json_and_reports_errors() {
+    let stack = Stack::start(standard()).await;
+    let url = stack.url.clone();
+    let (found, missing, unknown) = tokio::task::spawn_blocking(move || {
+        let search = format!(r#"{{"query":{{"caseNumber":"{CASE}","debtors":[{{"residentId":"{RICH}"}}]}}}}"#);
+        (
+            assetgw(&["call", "--gateway", &url, "AssetSearchService/Search", &search]),
+            assetgw(&[
+                "call",
+                "--gateway",
+                &url,
+                "SeizureService/GetSeizureQueue",
+                r#"{"assetKind":"ASSET_KIND_AIRCRAFT","assetId":"B-0000"}"#,
+            ]),
+            assetgw(&["call", "--gateway", &url, "SeizureService/Nope", "{}"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(found.status.success(), "{}", text(&found.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(value["caseNumber"], CASE);
+    assert!(
+        text(&missing.stderr).contains("NotFound: no seizure has ever been placed on aircraft:B-0000"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert!(
+        text(&unknown.stderr).contains("SeizureService/PlaceSeizure"),
+        "lists the methods: {}",
+        text(&unknown.stderr)
+    );
+}

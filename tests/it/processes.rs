@@ -151,3 +151,35 @@ async fn every_acknowledged_placement_survives_sigkill() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("every invariant holds"));
 }
+
+#[tokio::test]
+async fn ledger_verify_names_a_tampered_seizure() {
+    use sqlx::Connection;
+    let stack = Stack::start(standard()).await;
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    let db = scratch().join("ledger.db");
+    let url = format!("sqlite://{}", db.display());
+    let gateway = Process::serve(&stack.registries, &url).await;
+    let mut client = SeizureServiceClient::new(gateway.channel());
+    for (i, court) in ["京0105", "粤0304"].iter().enumerate() {
+        client.place_seizure(place_req(&format!("v{i}"), &format!("（2024）{court}执1号"), &flat, 0)).await.unwrap();
+    }
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_assetgw"))
+            .args(["ledger", "verify", "--config", gateway.config.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    assert!(verify().status.success());
+    // Make the waiting seizure effective behind the ledger's back: two first seizures on one flat.
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE seizures SET state = 'effective', effective = 1, start_at = placed_at, end_at = placed_at + 1000000000000 WHERE state = 'waiting'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let out = verify();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("more than one effective seizure on an indivisible asset"), "{err}");
+    assert!(err.contains(&flat.asset_id), "{err}");
+}
