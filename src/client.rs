@@ -255,17 +255,6 @@ fn detail_line(asset: &crate::proto::Asset) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_groups_thousands() {
-        assert_eq!(money(&Money { currency: "CNY".into(), minor_units: 123_456_789 }), "CNY 1,234,567.89");
-        assert_eq!(money(&Money { currency: "USD".into(), minor_units: 5 }), "USD 0.05");
-    }
-}
-
 /// A codec for messages known only by their descriptors, as `assetgw call` needs.
 struct DynamicCodec(prost_reflect::MessageDescriptor);
 
@@ -354,4 +343,15 @@ pub async fn call(gateway: &str, method: &str, request: &str, timeout: Duration)
         print(&grpc.unary(req, path, DynamicCodec(m.output())).await?.into_inner(), true)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(money(&Money { currency: "CNY".into(), minor_units: 123_456_789 }), "CNY 1,234,567.89");
+        assert_eq!(money(&Money { currency: "USD".into(), minor_units: 5 }), "USD 0.05");
+    }
 }

@@ -69,6 +69,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (delivered_at, id);
 CREATE INDEX outbox_asset ON outbox (asset_key, id);
+CREATE INDEX outbox_seizure ON outbox (seizure_id, id);
 
 CREATE TABLE requests (
     request_id  TEXT PRIMARY KEY,

@@ -1116,6 +1116,14 @@ impl Store {
             .bind(id)
             .execute(&mut *conn)
             .await?;
+        // A later renewal order supersedes the dates this answer carries.
+        let superseded: i64 =
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE seizure_id = $1 AND id > $2 AND kind = 'renew'")
+                .bind(&seizure_id)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
         let mut l = self.load_one(conn, &key, true).await?;
         let before = l.clone();
         if let Some(s) = l.seizures.iter_mut().find(|s| s.id == seizure_id) {
@@ -1123,7 +1131,7 @@ impl Store {
                 s.registry_ref = Some(ack.reference.clone());
             }
             // The registry's calendar is authoritative for a term it has started (R6).
-            if s.state.is_live() && s.start.is_some() {
+            if s.state.is_live() && s.start.is_some() && superseded == 0 {
                 s.start = ack.start.or(s.start);
                 s.end = ack.end.or(s.end);
             }
