@@ -16,5 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("assetgw_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure().compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds the ledger schema at compile time.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

@@ -86,6 +86,13 @@ impl Checks {
         }
     }
 
+    /// The fields every step on one seizure carries.
+    fn step(&mut self, request_id: &str, case_number: &str, seizure_id: &str) {
+        self.present("request_id", request_id);
+        self.case("case_number", case_number);
+        self.present("seizure_id", seizure_id);
+    }
+
     fn kind(&mut self, field: &str, value: i32) -> AssetKind {
         match AssetKind::try_from(value) {
             Ok(k) if k != AssetKind::Unspecified => k,
@@ -174,9 +181,7 @@ impl SeizureService for SeizureApi {
     ) -> Result<Response<ReleaseSeizureResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
-        c.present("request_id", &r.request_id);
-        c.case("case_number", &r.case_number);
-        c.present("seizure_id", &r.seizure_id);
+        c.step(&r.request_id, &r.case_number, &r.seizure_id);
         c.done()?;
         let command = Command::Release {
             request_id: r.request_id,
@@ -193,9 +198,7 @@ impl SeizureService for SeizureApi {
     ) -> Result<Response<RenewSeizureResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
-        c.present("request_id", &r.request_id);
-        c.case("case_number", &r.case_number);
-        c.present("seizure_id", &r.seizure_id);
+        c.step(&r.request_id, &r.case_number, &r.seizure_id);
         c.done()?;
         let command = Command::Renew {
             request_id: r.request_id,
@@ -212,9 +215,7 @@ impl SeizureService for SeizureApi {
     ) -> Result<Response<DeductFundsResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
-        c.present("request_id", &r.request_id);
-        c.case("case_number", &r.case_number);
-        c.present("seizure_id", &r.seizure_id);
+        c.step(&r.request_id, &r.case_number, &r.seizure_id);
         if r.amount <= 0 {
             c.bad("amount", "a deduction names a positive amount in minor units");
         }
@@ -235,9 +236,7 @@ impl SeizureService for SeizureApi {
     ) -> Result<Response<RecordDisposalResponse>, Status> {
         let r = request.into_inner();
         let mut c = Checks::default();
-        c.present("request_id", &r.request_id);
-        c.case("case_number", &r.case_number);
-        c.present("seizure_id", &r.seizure_id);
+        c.step(&r.request_id, &r.case_number, &r.seizure_id);
         let disposal = match DisposalStep::try_from(r.step) {
             Ok(DisposalStep::AuctionNotice) => Some(Disposal::AuctionNotice),
             Ok(DisposalStep::Sold) => Some(Disposal::Sold),

@@ -326,10 +326,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
-        }
+        sqlx::migrate!("./migrations").run(&pool).await?;
         let committed = Arc::new(Notify::new());
         let mut store = Store { pool, backend, writer: None, clock, terms, committed };
         if backend == Backend::Sqlite {
@@ -479,7 +476,9 @@ impl Store {
                         "request_id {id} was already used for a different kind of request"
                     )));
                 }
-                return Reply::decode(method, &row.try_get::<Vec<u8>, _>(1)?);
+                let stored = hex::decode(row.try_get::<String, _>(1)?)
+                    .map_err(|e| LedgerError::Invalid(format!("stored reply unreadable: {e}")))?;
+                return Reply::decode(method, &stored);
             }
         }
         let now = self.clock.now();
@@ -532,7 +531,7 @@ impl Store {
             sqlx::query("INSERT INTO requests (request_id, method, reply, at) VALUES ($1, $2, $3, $4)")
                 .bind(id)
                 .bind(method)
-                .bind(reply.encode())
+                .bind(hex::encode(reply.encode()))
                 .bind(micros(now))
                 .execute(&mut *conn)
                 .await?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use assetgw::proto::{
-    AcceptTransferRequest, AnswerDisposalTransferRequest, AssetKind, ControlResult, DeductFundsRequest,
+    AcceptTransferRequest, AnswerDisposalTransferRequest, AssetKind, AssetQueue, ControlResult, DeductFundsRequest,
     GetSeizureQueueRequest, ListCaseSeizuresRequest, ListLapsingSeizuresRequest, ListTransfersRequest, MergedAsset,
     Money, PlaceSeizureRequest, RecordDisposalRequest, ReleaseSeizureRequest, RenewSeizureRequest,
     RequestDisposalTransferRequest, SeizureState, TransferCaseRequest, WatchEventsRequest, WatchEventsResponse,
@@ -73,6 +73,12 @@ async fn release(
         ..Default::default()
     };
     s.release_seizure(r).await.map(|r| r.into_inner().result.unwrap())
+}
+
+/// An asset's queue as the gateway shows it now.
+pub async fn queue(s: &mut SeizureServiceClient<Channel>, a: &MergedAsset) -> AssetQueue {
+    let request = GetSeizureQueueRequest { asset_kind: a.kind, asset_id: a.asset_id.clone() };
+    s.get_seizure_queue(request).await.unwrap().into_inner().queue.unwrap()
 }
 
 fn sid(r: &ControlResult) -> String {
@@ -175,13 +181,7 @@ async fn r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused(db: Db
     assert_eq!(state(&b), SeizureState::Waiting);
     // Deposits: one year (R5). Jump past it; no sweeper has run (it runs every minute).
     stack.clock.advance(chrono::Duration::days(366));
-    let queue = s
-        .get_seizure_queue(GetSeizureQueueRequest { asset_kind: account.kind, asset_id: account.asset_id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .queue
-        .unwrap();
+    let queue = queue(&mut s, &account).await;
     assert!(queue.seizures.iter().all(|x| x.seizure_id != sid(&a)), "the lapsed freeze left the queue");
     let renew = |id: &str, case: &str, seizure: &str| RenewSeizureRequest {
         request_id: id.into(),
@@ -293,13 +293,7 @@ async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court(
     assert_eq!(err.code(), Code::PermissionDenied);
     let filed = s.accept_transfer(accept("x6", "（2025）粤0304执100号")).await.unwrap().into_inner();
     assert!(filed.message.contains("R10"), "{}", filed.message);
-    let queue = s
-        .get_seizure_queue(GetSeizureQueueRequest { asset_kind: flat.kind, asset_id: flat.asset_id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .queue
-        .unwrap();
+    let queue = queue(&mut s, &flat).await;
     let moved = queue.seizures.iter().find(|x| x.seizure_id == sid(&mine)).unwrap();
     assert_eq!(
         (moved.rank, moved.case_number.as_str(), moved.court_code.as_str()),
@@ -369,13 +363,7 @@ async fn orders_survive_a_registry_outage_and_are_delivered_once(db: Db) {
     stack.mock(&registry).set_down(false);
     let mut delivered = false;
     for _ in 0..100 {
-        let q = s
-            .get_seizure_queue(GetSeizureQueueRequest { asset_kind: flat.kind, asset_id: flat.asset_id.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .queue
-            .unwrap();
+        let q = queue(&mut s, &flat).await;
         if !q.seizures[0].registry_reference.is_empty() {
             delivered = true;
             break;

@@ -4,14 +4,13 @@
 use std::{collections::HashSet, process::Command, time::Duration};
 
 use assetgw::proto::{
-    AssetKind, GetSeizureQueueRequest, PlaceSeizureResponse, SeizureState, WatchEventsRequest,
-    seizure_service_client::SeizureServiceClient,
+    AssetKind, PlaceSeizureResponse, SeizureState, WatchEventsRequest, seizure_service_client::SeizureServiceClient,
 };
 use futures::StreamExt;
 
 use crate::{
     harness::*,
-    ledger::{asset, place_req},
+    ledger::{asset, place_req, queue},
 };
 
 /// Collects `placed` events from a gateway until `want` arrived (or 20 s passed).
@@ -55,13 +54,7 @@ async fn two_replicas_on_postgres_keep_one_strict_order() {
         replies.iter().map(|r| r.result.as_ref().unwrap().seizure.as_ref().unwrap().seizure_id.clone()).collect();
     assert_eq!(ids.len(), 2 * EACH, "no duplicates");
 
-    let queue = SeizureServiceClient::new(one.channel())
-        .get_seizure_queue(GetSeizureQueueRequest { asset_kind: flat.kind, asset_id: flat.asset_id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .queue
-        .unwrap();
+    let queue = queue(&mut SeizureServiceClient::new(one.channel()), &flat).await;
     assert_eq!(queue.seizures.len(), 2 * EACH);
     assert_eq!(
         queue.seizures.iter().filter(|s| s.state == SeizureState::Effective as i32).count(),
@@ -129,13 +122,7 @@ async fn every_acknowledged_placement_survives_sigkill() {
     let restarted = Process::serve(&stack.registries, &url).await;
     let mut client = SeizureServiceClient::new(restarted.channel());
     for a in [&flat, &account] {
-        let queue = client
-            .get_seizure_queue(GetSeizureQueueRequest { asset_kind: a.kind, asset_id: a.asset_id.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .queue
-            .unwrap();
+        let queue = queue(&mut client, a).await;
         let mine: Vec<_> = confirmed.iter().filter(|r| r.queue.as_ref().unwrap().asset == queue.asset).collect();
         for r in &mine {
             let s = r.seizure.as_ref().unwrap();

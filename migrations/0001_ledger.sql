@@ -1,5 +1,6 @@
--- The seizure ledger. Times are Unix microseconds (BIGINT) so that SQLite and
--- PostgreSQL run the same statements.
+-- The seizure ledger. One schema for SQLite and PostgreSQL: times are Unix
+-- microseconds and flags 0/1 in BIGINT, bytes are hex in TEXT, so both run the
+-- same statements.
 
 CREATE TABLE assets (
     asset_key     TEXT PRIMARY KEY,          -- "<kind>:<asset id>"
@@ -74,7 +75,7 @@ CREATE INDEX outbox_seizure ON outbox (seizure_id, id);
 CREATE TABLE requests (
     request_id  TEXT PRIMARY KEY,
     method      TEXT NOT NULL,
-    reply       BYTEA NOT NULL,
+    reply       TEXT NOT NULL,             -- the encoded reply, hex
     at          BIGINT NOT NULL
 );
 
