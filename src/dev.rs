@@ -51,7 +51,9 @@ fn banner(config: &Config, gateway: SocketAddr) -> String {
     }
     out += &format!(
         "\nIn another terminal:\n  {exe} search --gateway http://{gateway} --case '（2024）京0105执1234号' --debtor 110105199001011232\n  \
-         (add --json for JSON, --stream to watch registries answer)\n\nDemo debtors (any other valid ID or credit code works too):\n"
+         (add --json for JSON, --stream to watch registries answer)\n  \
+         {exe} call SeizureService/PlaceSeizure '{{\"requestId\":\"r1\",\"caseNumber\":\"（2024）京0105执1234号\",\"debtor\":{{\"residentId\":\"110105199001011232\"}},\"assetKind\":\"ASSET_KIND_REAL_ESTATE\",\"assetId\":\"<from the search>\"}}'\n  \
+         (seizures: see README, Seizures)\n\nDemo debtors (any other valid ID or credit code works too):\n"
     );
     for d in mock::data::demo_debtors().unwrap_or_default() {
         out += &format!("  {}  {}  {:?}: {}\n", d.id, d.name, d.profile, d.note);
