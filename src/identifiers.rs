@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 const ENFORCEMENT_TYPES: [&str; 7] = ["执", "执恢", "执保", "执异", "执复", "执监", "执协"];
 
 /// Enforcement case types under which a court may query or control assets (R15).
-pub const ACTING_TYPES: [&str; 3] = ["执", "执恢", "执保"];
+const ACTING_TYPES: [&str; 3] = ["执", "执恢", "执保"];
 
 /// Court-code province abbreviations, plus the Production and Construction
 /// Corps (`兵`) and military courts (`军`).

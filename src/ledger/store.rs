@@ -338,11 +338,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Which database this is.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// The ledger's clock.
     pub fn now(&self) -> Time {
         self.clock.now()
@@ -1373,15 +1368,6 @@ impl Store {
             registry_ref: row.try_get(10)?,
             attempts: row.try_get(11)?,
         }))
-    }
-
-    /// Orders not yet acknowledged.
-    pub async fn undelivered(&self) -> Result<i64, LedgerError> {
-        let mut conn = self.reader().await?;
-        Ok(sqlx::query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?)
     }
 
     /// Checks the ledger's invariants on the live database; returns every violation.
