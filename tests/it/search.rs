@@ -105,13 +105,13 @@ async fn the_callers_deadline_ends_the_search_with_deadline_exceeded() {
     let stack = Stack::start(regs).await;
     let mut client = stack.client().await;
     let mut request = tonic::Request::new(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) });
-    request.set_timeout(Duration::from_millis(300));
+    request.set_timeout(Duration::from_secs(1));
     let err = client.search(request).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
-    assert!(err.message().contains("300ms"), "{}", err.message());
+    assert!(err.message().contains("within its deadline of 1s"), "{}", err.message());
 
     let mut request = tonic::Request::new(SearchStreamRequest { query: Some(query(&[RICH])) });
-    request.set_timeout(Duration::from_millis(300));
+    request.set_timeout(Duration::from_secs(1));
     let mut stream = client.search_stream(request).await.unwrap().into_inner();
     let mut answers = 0;
     let err = loop {
