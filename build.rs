@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/assetgw/v1/registry.proto",
         "proto/assetgw/v1/search.proto",
         "proto/assetgw/v1/seizure.proto",
+        "proto/assetgw/mock/v1/admin.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

@@ -226,10 +226,17 @@ impl RegistryConfig {
 pub struct MockConfig {
     /// Answer latency: `fixed:5ms`, `uniform:2ms..20ms` or `longtail:10ms..200ms` (median..p99).
     pub latency: Latency,
+    /// Share of calls, 0.0 to 1.0, that take `spike` longer.
+    pub spike_rate: f64,
+    /// Extra latency of a tail spike.
+    #[serde(with = "humantime_serde")]
+    pub spike: Duration,
     /// Share of calls answered with an injected error, 0.0 to 1.0.
     pub error_rate: f64,
     /// The gRPC code of injected errors.
     pub error_code: FaultCode,
+    /// Never answer.
+    pub hang: bool,
     /// Answer every call with `UNAVAILABLE`, as a registry down for maintenance.
     pub down: bool,
 }
@@ -247,6 +254,29 @@ pub enum FaultCode {
     ResourceExhausted,
     /// `INVALID_ARGUMENT`: the registry rejects the request.
     InvalidArgument,
+}
+
+impl FaultCode {
+    /// The name in configuration and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultCode::Unavailable => "unavailable",
+            FaultCode::Internal => "internal",
+            FaultCode::ResourceExhausted => "resource_exhausted",
+            FaultCode::InvalidArgument => "invalid_argument",
+        }
+    }
+}
+
+impl std::str::FromStr for FaultCode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [FaultCode::Unavailable, FaultCode::Internal, FaultCode::ResourceExhausted, FaultCode::InvalidArgument]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not one of unavailable, internal, resource_exhausted, invalid_argument"))
+    }
 }
 
 impl From<FaultCode> for tonic::Code {
@@ -418,8 +448,10 @@ impl Config {
                 out.push(problem(key("asset_kinds"), "is empty; leave it out to use the kind's defaults"));
             }
             if let Some(m) = &r.mock {
-                if !(0.0..=1.0).contains(&m.error_rate) {
-                    out.push(problem(key("mock.error_rate"), format!("{} is not between 0.0 and 1.0", m.error_rate)));
+                for (field, rate) in [("mock.error_rate", m.error_rate), ("mock.spike_rate", m.spike_rate)] {
+                    if !(0.0..=1.0).contains(&rate) {
+                        out.push(problem(key(field), format!("{rate} is not between 0.0 and 1.0")));
+                    }
                 }
             }
         }

@@ -46,18 +46,16 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50061")]
         listen: SocketAddr,
-        /// Latency: fixed:5ms, uniform:2ms..20ms or longtail:10ms..200ms.
-        #[arg(long, default_value = "fixed:0ms")]
-        latency: Latency,
-        /// Share of calls answered with an injected error (0.0 to 1.0).
-        #[arg(long, default_value_t = 0.0)]
-        error_rate: f64,
-        /// The gRPC code of injected errors.
-        #[arg(long, value_enum, default_value = "unavailable")]
-        error_code: FaultCode,
-        /// Answer every call UNAVAILABLE.
-        #[arg(long)]
-        down: bool,
+        #[command(flatten)]
+        faults: FaultArgs,
+    },
+    /// Change a running mock registry's faults (replaces them all).
+    MockFaults {
+        /// The mock's URL.
+        #[arg(long, default_value = "http://127.0.0.1:50061")]
+        target: String,
+        #[command(flatten)]
+        faults: FaultArgs,
     },
     /// Search a debtor's assets through a gateway.
     Search {
@@ -120,6 +118,46 @@ enum Command {
     },
 }
 
+/// How a mock registry misbehaves.
+#[derive(clap::Args)]
+struct FaultArgs {
+    /// Latency: fixed:5ms, uniform:2ms..20ms or longtail:10ms..200ms.
+    #[arg(long, default_value = "fixed:0ms")]
+    latency: Latency,
+    /// Share of calls (0.0 to 1.0) that take --spike longer.
+    #[arg(long, default_value_t = 0.0)]
+    spike_rate: f64,
+    /// Extra latency of a tail spike.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
+    spike: Duration,
+    /// Share of calls answered with an injected error (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// The gRPC code of injected errors.
+    #[arg(long, value_enum, default_value = "unavailable")]
+    error_code: FaultCode,
+    /// Never answer.
+    #[arg(long)]
+    hang: bool,
+    /// Answer every call UNAVAILABLE.
+    #[arg(long)]
+    down: bool,
+}
+
+impl FaultArgs {
+    fn config(&self) -> MockConfig {
+        MockConfig {
+            latency: self.latency.clone(),
+            spike_rate: self.spike_rate,
+            spike: self.spike,
+            error_rate: self.error_rate,
+            error_code: self.error_code,
+            hang: self.hang,
+            down: self.down,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum LedgerCommand {
     /// Check the ledger's invariants on the live database; exit 1 naming every violation.
@@ -155,6 +193,16 @@ fn parse_asset_kind(s: &str) -> Result<AssetKind, String> {
 
 fn load(path: &std::path::Path) -> Result<Config, StartError> {
     Ok(Config::load(Some(path), std::env::vars())?)
+}
+
+async fn set_faults(target: &str, faults: &MockConfig) -> Result<(), String> {
+    use assetgw::proto::mock::{SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient};
+    let mut admin =
+        MockAdminServiceClient::connect(target.to_string()).await.map_err(|e| format!("cannot reach {target}: {e}"))?;
+    let request = SetFaultsRequest { faults: Some(mock::faults_proto(faults)) };
+    let now = admin.set_faults(request).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?.into_inner();
+    println!("{target}: {:?}", now.faults.unwrap_or_default());
+    Ok(())
 }
 
 async fn verify(config: &Config) -> Result<(), String> {
@@ -209,10 +257,9 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e.to_string()),
         },
-        Command::MockRegistry { name, kind, listen, latency, error_rate, error_code, down } => {
+        Command::MockRegistry { name, kind, listen, faults } => {
             telemetry::init(&Default::default());
-            let settings = MockConfig { latency, error_rate, error_code, down };
-            match (mock::MockRegistry::new(&name, kind, settings), server::bind(listen).await) {
+            match (mock::MockRegistry::new(&name, kind, faults.config()), server::bind(listen).await) {
                 (Ok(registry), Ok(listener)) => {
                     registry.serve(listener, server::shutdown_signal()).await.map_err(|e| e.to_string())
                 }
@@ -244,6 +291,7 @@ async fn main() -> ExitCode {
             };
             client::search(&args).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
         }
+        Command::MockFaults { target, faults } => set_faults(&target, &faults.config()).await,
         Command::Call { gateway, method, request, timeout } => {
             client::call(&gateway, &method, &request, timeout).await.map_err(|e| e.to_string())
         }

@@ -4,6 +4,11 @@
 
 tonic::include_proto!("assetgw.v1");
 
+/// Run-time fault injection of the mock registries (not part of the partner contract).
+pub mod mock {
+    tonic::include_proto!("assetgw.mock.v1");
+}
+
 /// The encoded `FileDescriptorSet` of `proto/`, for server reflection and JSON output.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/assetgw_descriptor.bin"));
 

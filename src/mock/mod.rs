@@ -10,8 +10,8 @@ use std::{
     net::SocketAddr,
     str::FromStr,
     sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -25,13 +25,17 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span};
 
 use crate::{
-    config::MockConfig,
+    config::{FaultCode, MockConfig},
     error::StartError,
     identifiers::{self, DebtorId},
     proto::{
         self, AssetKind, ControlOrder, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, RegistryKind,
         ReleaseRequest, ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest, SearchAssetsResponse,
         SeizeRequest, SeizeResponse, debtor,
+        mock::{
+            Faults, GetFaultsRequest, GetFaultsResponse, SetFaultsRequest, SetFaultsResponse,
+            mock_admin_service_server::{MockAdminService, MockAdminServiceServer},
+        },
         registry_service_server::{RegistryService, RegistryServiceServer},
     },
 };
@@ -121,11 +125,10 @@ impl fmt::Display for Latency {
 pub struct MockRegistry {
     name: String,
     kind: RegistryKind,
-    settings: MockConfig,
+    faults: Arc<RwLock<MockConfig>>,
     demo: Arc<[data::DemoDebtor]>,
     calls: Arc<AtomicU64>,
     control: Arc<Mutex<Control>>,
-    down: Arc<AtomicBool>,
 }
 
 /// The mock's own record of control orders: answers by idempotency key, and
@@ -165,14 +168,17 @@ impl MockRegistry {
             demo: data::demo_debtors()?.into(),
             calls: Arc::default(),
             control: Arc::default(),
-            down: Arc::new(AtomicBool::new(settings.down)),
-            settings,
+            faults: Arc::new(RwLock::new(settings)),
         })
     }
 
     /// Takes the registry down (every call `UNAVAILABLE`) or brings it back, at run time.
     pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::Relaxed);
+        self.faults.write().unwrap_or_else(PoisonError::into_inner).down = down;
+    }
+
+    fn current(&self) -> MockConfig {
+        self.faults.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Control orders that took effect (repeats of an idempotency key do not count).
@@ -184,18 +190,23 @@ impl MockRegistry {
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Latency, downtime and injected errors, as configured.
+    /// Latency, tail spikes, hangs, downtime and injected errors, as currently set.
     async fn faults(&self) -> Result<(), Status> {
+        let f = self.current();
         let (delay, fail) = {
             let mut rng = rand::rng();
-            (self.settings.latency.sample(&mut rng), rng.random_bool(self.settings.error_rate.clamp(0.0, 1.0)))
+            let spike = if rng.random_bool(f.spike_rate.clamp(0.0, 1.0)) { f.spike } else { Duration::ZERO };
+            (f.latency.sample(&mut rng) + spike, rng.random_bool(f.error_rate.clamp(0.0, 1.0)))
         };
+        if f.hang {
+            futures::future::pending::<()>().await;
+        }
         tokio::time::sleep(delay).await;
-        if self.down.load(Ordering::Relaxed) {
+        if f.down {
             return Err(Status::unavailable(format!("{} is down for maintenance", self.name)));
         }
         if fail {
-            return Err(Status::new(self.settings.error_code.into(), format!("{} injected fault", self.name)));
+            return Err(Status::new(f.error_code.into(), format!("{} injected fault", self.name)));
         }
         Ok(())
     }
@@ -238,12 +249,15 @@ impl MockRegistry {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<RegistryServiceServer<MockRegistry>>().await;
         let (reflection, reflection_alpha) = crate::server::reflection_services()?;
-        info!(registry = %self.name, kind = self.kind.short_name(), ?addr, latency = %self.settings.latency,
-              error_rate = self.settings.error_rate, down = self.settings.down, "mock registry listening");
+        let f = self.current();
+        info!(registry = %self.name, kind = self.kind.short_name(), ?addr, latency = %f.latency,
+              error_rate = f.error_rate, down = f.down, "mock registry listening");
+        let admin = MockAdminServiceServer::new(Admin(self.faults.clone()));
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)
+            .add_service(admin)
             .add_service(RegistryServiceServer::new(self))
             .serve_with_incoming_shutdown(crate::server::incoming(listener), shutdown)
             .await?;
@@ -340,6 +354,73 @@ impl RegistryService for MockRegistry {
             })
         })
         .await
+    }
+}
+
+/// The run-time fault switch of one mock.
+struct Admin(Arc<RwLock<MockConfig>>);
+
+/// The faults as the admin API shows them.
+pub fn faults_proto(f: &MockConfig) -> Faults {
+    Faults {
+        latency: f.latency.to_string(),
+        spike_rate: f.spike_rate,
+        spike: prost_types::Duration::try_from(f.spike).ok(),
+        error_rate: f.error_rate,
+        error_code: f.error_code.as_str().into(),
+        hang: f.hang,
+        down: f.down,
+    }
+}
+
+/// Faults from the admin API, every bad field named.
+pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
+    let mut bad = Vec::new();
+    let latency = if f.latency.is_empty() { Ok(Latency::default()) } else { f.latency.parse::<Latency>() };
+    let latency = latency.map_err(|e| bad.push(format!("latency: {e}"))).unwrap_or_default();
+    let error_code = if f.error_code.is_empty() { Ok(FaultCode::default()) } else { f.error_code.parse::<FaultCode>() };
+    let error_code = error_code.map_err(|e| bad.push(format!("error_code: {e}"))).unwrap_or_default();
+    for (field, rate) in [("spike_rate", f.spike_rate), ("error_rate", f.error_rate)] {
+        if !(0.0..=1.0).contains(&rate) {
+            bad.push(format!("{field}: {rate} is not between 0.0 and 1.0"));
+        }
+    }
+    let spike = match f.spike.map(Duration::try_from) {
+        None => Duration::ZERO,
+        Some(Ok(d)) => d,
+        Some(Err(_)) => {
+            bad.push("spike: must not be negative".into());
+            Duration::ZERO
+        }
+    };
+    if !bad.is_empty() {
+        return Err(Status::invalid_argument(bad.join("; ")));
+    }
+    Ok(MockConfig {
+        latency,
+        spike_rate: f.spike_rate,
+        spike,
+        error_rate: f.error_rate,
+        error_code,
+        hang: f.hang,
+        down: f.down,
+    })
+}
+
+#[tonic::async_trait]
+impl MockAdminService for Admin {
+    async fn set_faults(&self, request: Request<SetFaultsRequest>) -> Result<Response<SetFaultsResponse>, Status> {
+        let new = faults_from(&request.into_inner().faults.unwrap_or_default())?;
+        info!(latency = %new.latency, spike_rate = new.spike_rate, error_rate = new.error_rate, hang = new.hang,
+              down = new.down, "mock faults changed");
+        let faults = faults_proto(&new);
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = new;
+        Ok(Response::new(SetFaultsResponse { faults: Some(faults) }))
+    }
+
+    async fn get_faults(&self, _: Request<GetFaultsRequest>) -> Result<Response<GetFaultsResponse>, Status> {
+        let f = faults_proto(&self.0.read().unwrap_or_else(PoisonError::into_inner));
+        Ok(Response::new(GetFaultsResponse { faults: Some(f) }))
     }
 }
 

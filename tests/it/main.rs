@@ -6,6 +6,7 @@ mod harness;
 mod cache;
 mod cli;
 mod dev;
+mod faults;
 mod ledger;
 mod ledger_props;
 mod ops;

@@ -1,0 +1,81 @@
+//! Mock registries' faults changed at run time through their admin RPC, as
+//! load tests and fault drills do, and what the gateway reports for each.
+
+use std::time::Duration;
+
+use assetgw::proto::{
+    RegistryKind, RegistryStatus, SearchQuery,
+    mock::{Faults, GetFaultsRequest, SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
+};
+use tonic::{Code, transport::Channel};
+
+use crate::harness::*;
+
+fn admin(stack: &Stack, name: &str) -> MockAdminServiceClient<Channel> {
+    let endpoint = stack.registries.iter().find(|r| r.name == name).unwrap().endpoint.clone();
+    MockAdminServiceClient::new(Channel::from_shared(endpoint).unwrap().connect_lazy())
+}
+
+async fn set(stack: &Stack, name: &str, faults: Faults) {
+    admin(stack, name).set_faults(SetFaultsRequest { faults: Some(faults) }).await.unwrap();
+}
+
+async fn fresh_status(stack: &Stack, name: &str) -> RegistryStatus {
+    let q = SearchQuery { max_age: Some(prost_types::Duration::default()), ..query(&[RICH]) };
+    status(outcome(&stack.search(q).await.unwrap(), 0, name))
+}
+
+#[tokio::test]
+async fn down_hang_spike_and_errors_switch_on_and_off_at_run_time() {
+    let regs =
+        vec![Reg::new("bank-a", RegistryKind::Bank).timeout(300), Reg::new("realestate", RegistryKind::RealEstate)];
+    let stack = Stack::start(regs).await;
+    assert_eq!(fresh_status(&stack, "bank-a").await, RegistryStatus::Ok);
+
+    set(&stack, "bank-a", Faults { down: true, ..Default::default() }).await;
+    assert_eq!(fresh_status(&stack, "bank-a").await, RegistryStatus::Unavailable);
+
+    set(&stack, "bank-a", Faults { hang: true, ..Default::default() }).await;
+    assert_eq!(fresh_status(&stack, "bank-a").await, RegistryStatus::Timeout);
+
+    let spike = Some(prost_types::Duration::try_from(Duration::from_secs(2)).unwrap());
+    set(&stack, "bank-a", Faults { spike_rate: 1.0, spike, ..Default::default() }).await;
+    assert_eq!(fresh_status(&stack, "bank-a").await, RegistryStatus::Timeout);
+
+    set(&stack, "bank-a", Faults { error_rate: 1.0, error_code: "internal".into(), ..Default::default() }).await;
+    assert_eq!(fresh_status(&stack, "bank-a").await, RegistryStatus::Error);
+
+    set(&stack, "bank-a", Faults { latency: "uniform:1ms..3ms".into(), ..Default::default() }).await;
+    assert_eq!(fresh_status(&stack, "bank-a").await, RegistryStatus::Ok);
+    let now = admin(&stack, "bank-a").get_faults(GetFaultsRequest {}).await.unwrap().into_inner().faults.unwrap();
+    assert_eq!((now.latency.as_str(), now.error_code.as_str(), now.down), ("uniform:1ms..3ms", "unavailable", false));
+    assert_eq!(fresh_status(&stack, "realestate").await, RegistryStatus::Ok, "other registries untouched");
+}
+
+#[tokio::test]
+async fn bad_faults_are_refused_naming_each_field() {
+    let stack = Stack::start(standard()).await;
+    let bad =
+        Faults { latency: "gauss:1ms".into(), error_rate: 2.0, error_code: "teapot".into(), ..Default::default() };
+    let err = admin(&stack, "bank-a").set_faults(SetFaultsRequest { faults: Some(bad) }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    for field in ["latency:", "error_rate:", "error_code:"] {
+        assert!(err.message().contains(field), "{}", err.message());
+    }
+}
+
+#[tokio::test]
+async fn the_mock_faults_command_changes_a_running_mock() {
+    let stack = Stack::start(standard()).await;
+    let endpoint = stack.registries.iter().find(|r| r.name == "ip").unwrap().endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
+            .args(["mock-faults", "--target", &endpoint, "--down"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fresh_status(&stack, "ip").await, RegistryStatus::Unavailable);
+}
