@@ -589,6 +589,21 @@ impl Ledger {
         Ok(Outcome { changes, orders: vec![Order::Renew { seizure_id: id.into(), end: new_end }], message })
     }
 
+    /// Takes `amount` out of the asset toward seizure `i` (a deduction or a
+    /// partial sale); the seizure is satisfied when nothing is left to claim.
+    /// Returns what it still claims.
+    fn pay_out(&mut self, i: usize, amount: i64, now: Time) -> i64 {
+        self.asset.total -= amount;
+        let s = &mut self.seizures[i];
+        s.requested -= amount;
+        if s.requested == 0 {
+            s.state = State::Satisfied;
+            s.effective = 0;
+            s.ended_at = Some(now);
+        }
+        s.requested
+    }
+
     /// Deducts frozen funds toward the holding court's own case (R9).
     pub fn deduct(
         &mut self,
@@ -613,15 +628,7 @@ impl Ledger {
                 self.amount(effective)
             )));
         }
-        self.asset.total -= amount;
-        let s = &mut self.seizures[i];
-        s.requested -= amount;
-        if s.requested == 0 {
-            s.state = State::Satisfied;
-            s.effective = 0;
-            s.ended_at = Some(now);
-        }
-        let left = s.requested;
+        let left = self.pay_out(i, amount, now);
         let message = format!("deducted {}; {} still frozen for this case", self.amount(amount), self.amount(left));
         changes.push(Change { seizure_id: id.into(), kind: ChangeKind::Deducted, at: now, message: message.clone() });
         changes.extend(self.reallocate(now, terms, None));
@@ -677,14 +684,7 @@ impl Ledger {
                         self.amount(effective)
                     )));
                 }
-                self.asset.total -= amount;
-                let s = &mut self.seizures[i];
-                s.requested -= amount;
-                if s.requested == 0 {
-                    s.state = State::Satisfied;
-                    s.effective = 0;
-                    s.ended_at = Some(now);
-                }
+                self.pay_out(i, amount, now);
                 let promoted = self.reallocate(now, terms, None);
                 let note = format!(
                     "sold {}; the remainder stays seized{}",
