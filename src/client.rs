@@ -152,7 +152,7 @@ fn latency(d: Option<&prost_types::Duration>) -> String {
 }
 
 fn local_time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+    t.map(crate::proto::time_of)
         .map_or("-".into(), |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
