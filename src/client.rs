@@ -1,17 +1,25 @@
-//! `assetgw search`: the command-line court client. Prints the merged result
-//! as a table, or as canonical proto JSON (the same mapping grpcurl uses).
+//! `assetgw search` and `assetgw call`: the command-line court client. It
+//! connects as one court over mutual TLS (its certificate from the PKI
+//! directory), names the acting officer, and prints the merged result as a
+//! table or as canonical proto JSON (the same mapping grpcurl uses).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use futures::StreamExt;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use tonic::{Code, Status};
+use tonic::{
+    Code, Request, Status,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
 use tonic_types::StatusExt;
 
 use crate::{
-    identifiers::looks_like_resident_id,
+    auth::{COURT_HEADER, OFFICER_HEADER},
+    identifiers::{CaseNumber, looks_like_resident_id},
+    pki::{Role, TlsFiles},
     proto::{
         AssetKind, Debtor, DebtorResult, Money, RegistryKind, RegistryStatus, SearchQuery, SearchRequest,
         SearchResponse, SearchStreamRequest, asset::Detail, asset_search_service_client::AssetSearchServiceClient,
@@ -19,11 +27,74 @@ use crate::{
     },
 };
 
+/// How to reach the gateway and as whom.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// `https://host:port` (mutual TLS) or `http://host:port` (a plaintext gateway).
+    pub gateway: String,
+    /// The calling court; default: the court of the case number.
+    pub court: Option<String>,
+    /// The acting officer's id.
+    pub officer: String,
+    /// PKI directory holding `ca.pem` and `courts/<code>.pem`.
+    pub pki: PathBuf,
+    /// Explicit certificate and key instead of the court's in `pki`.
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl Connection {
+    /// The court to call as: explicit, or the court of `case`.
+    fn court(&self, case: Option<&str>) -> Result<String, ClientError> {
+        match (&self.court, case.and_then(|c| CaseNumber::parse_acting(c).ok())) {
+            (Some(court), _) => Ok(court.clone()),
+            (None, Some(case)) => Ok(case.court_code),
+            (None, None) => Err(ClientError::Usage("name the calling court with --court".into())),
+        }
+    }
+
+    /// A channel to the gateway as the court of `case`.
+    async fn channel(&self, case: Option<&str>) -> Result<(Channel, String), ClientError> {
+        let court = self.court(case)?;
+        let mut endpoint = Endpoint::from_shared(self.gateway.clone())?;
+        if self.gateway.starts_with("https:") {
+            let mut files = TlsFiles::of(&self.pki, &Role::Court(court.clone()));
+            if let Some((cert, key)) = &self.cert {
+                (files.cert, files.key) = (cert.clone(), key.clone());
+            }
+            for path in [&files.ca, &files.cert] {
+                if !path.exists() {
+                    return Err(ClientError::Usage(format!(
+                        "{} is missing: `assetgw dev` creates the development PKI, or `assetgw pki issue court {court}` issues a certificate",
+                        path.display()
+                    )));
+                }
+            }
+            let host = endpoint.uri().host().unwrap_or("localhost").to_string();
+            let tls = files.client(&host).map_err(|e| ClientError::Usage(e.to_string()))?;
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        Ok((endpoint.connect().await?, court))
+    }
+
+    /// `message` with the officer (and, plaintext only, the court) in metadata.
+    fn request<T>(&self, court: &str, message: T) -> Result<Request<T>, ClientError> {
+        let mut request = Request::new(message);
+        let value = |v: &str| {
+            MetadataValue::try_from(v).map_err(|_| ClientError::Usage(format!("`{v}` cannot be sent as metadata")))
+        };
+        request.metadata_mut().insert(OFFICER_HEADER, value(&self.officer)?);
+        if self.gateway.starts_with("http:") {
+            request.metadata_mut().insert_bin(COURT_HEADER, MetadataValue::from_bytes(court.as_bytes()));
+        }
+        Ok(request)
+    }
+}
+
 /// What to search and how to show it.
 #[derive(Debug, Clone)]
 pub struct SearchArgs {
-    /// The gateway's URL.
-    pub gateway: String,
+    /// The gateway and who calls.
+    pub connection: Connection,
     /// The enforcement case number.
     pub case_number: String,
     /// Debtor identifiers (resident IDs or credit codes).
@@ -57,6 +128,9 @@ pub enum ClientError {
     /// JSON rendering failed.
     #[error("cannot render JSON: {0}")]
     Json(String),
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
 }
 
 fn describe_status(status: &Status) -> String {
@@ -85,7 +159,8 @@ fn debtor(id: &str, accept_unchecked: bool) -> Debtor {
 
 /// Runs the search and returns what to print; with `stream`, progress lines go to stderr as they come.
 pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
-    let mut client = AssetSearchServiceClient::connect(args.gateway.clone()).await?;
+    let (channel, court) = args.connection.channel(Some(&args.case_number)).await?;
+    let mut client = AssetSearchServiceClient::new(channel);
     let query = SearchQuery {
         case_number: args.case_number.clone(),
         debtors: args.debtors.iter().map(|d| debtor(d, args.accept_unchecked_credit_code)).collect(),
@@ -93,7 +168,7 @@ pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
         max_age: args.max_age.and_then(|d| prost_types::Duration::try_from(d).ok()),
     };
     let response = if args.stream {
-        let mut request = tonic::Request::new(SearchStreamRequest { query: Some(query) });
+        let mut request = args.connection.request(&court, SearchStreamRequest { query: Some(query) })?;
         request.set_timeout(args.timeout);
         let mut stream = client.search_stream(request).await?.into_inner();
         let mut summary = None;
@@ -117,7 +192,7 @@ pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
         }
         summary.ok_or(ClientError::NoSummary)?
     } else {
-        let mut request = tonic::Request::new(SearchRequest { query: Some(query) });
+        let mut request = args.connection.request(&court, SearchRequest { query: Some(query) })?;
         request.set_timeout(args.timeout);
         client.search(request).await?.into_inner()
     };
@@ -297,7 +372,7 @@ impl tonic::codec::Decoder for DynamicDecoder {
 /// `assetgw call`: any method of the gateway (`SeizureService/PlaceSeizure`),
 /// with the request as proto3 JSON; prints every response as JSON, one per
 /// line for a stream, as it arrives.
-pub async fn call(gateway: &str, method: &str, request: &str, timeout: Duration) -> Result<(), ClientError> {
+pub async fn call(connection: &Connection, method: &str, request: &str, timeout: Duration) -> Result<(), ClientError> {
     let pool =
         DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).map_err(|e| ClientError::Json(e.to_string()))?;
     let (service, name) =
@@ -322,10 +397,13 @@ pub async fn call(gateway: &str, method: &str, request: &str, timeout: Duration)
     let path =
         tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{}/{}", m.parent_service().full_name(), m.name()))
             .map_err(|e| ClientError::Json(e.to_string()))?;
-    let channel = tonic::transport::Endpoint::from_shared(gateway.to_string())?.connect().await?;
+    let case = ["case_number", "new_case_number"]
+        .iter()
+        .find_map(|f| input.get_field_by_name(f).and_then(|v| v.as_str().map(str::to_string)));
+    let (channel, court) = connection.channel(case.as_deref()).await?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
-    let mut req = tonic::Request::new(input);
+    let mut req = connection.request(&court, input)?;
     if !m.is_server_streaming() {
         req.set_timeout(timeout);
     }

@@ -7,13 +7,21 @@
 //! `ASSETGW__REGISTRIES__0__TIMEOUT=1s`. A value that parses as TOML (a
 //! number, a boolean) is taken as such, anything else as a string.
 
-use std::{collections::HashSet, fmt, net::SocketAddr, path::Path, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::Deserialize;
 
 use crate::{
     ledger::rules::Terms,
+    identifiers,
     mock::Latency,
+    pki::TlsFiles,
     proto::{AssetKind, RegistryKind},
 };
 
@@ -34,6 +42,12 @@ pub struct Config {
     pub log: LogConfig,
     /// The seizure ledger.
     pub ledger: LedgerConfig,
+    /// Mutual TLS towards courts and registries.
+    pub tls: TlsConfig,
+    /// Per-court request rates and daily search quotas.
+    pub limits: LimitsConfig,
+    /// The audit trail (R16).
+    pub audit: AuditConfig,
     /// The registries searched. Any number of any kind.
     pub registries: Vec<RegistryConfig>,
 }
@@ -151,6 +165,106 @@ pub struct LedgerConfig {
 impl Default for LedgerConfig {
     fn default() -> Self {
         Self { url: "sqlite://data/ledger.db".into(), sweep_interval: Duration::from_secs(60), terms: Terms::default() }
+    }
+}
+
+/// Mutual TLS: courts present certificates to the gateway, the gateway
+/// presents its own to registries; all are signed by the network CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// Serve courts and call registries without TLS. Only for a closed test
+    /// network: a court's identity is then taken on trust from request
+    /// metadata, and a warning is logged at start-up and on every request.
+    pub plaintext: bool,
+    /// The network CA certificate (PEM) that signed every party's certificate.
+    pub ca: PathBuf,
+    /// The gateway's certificate (PEM): served to courts, presented to registries.
+    pub cert: PathBuf,
+    /// The gateway's private key (PEM).
+    pub key: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            plaintext: false,
+            ca: "data/pki/ca.pem".into(),
+            cert: "data/pki/gateway.pem".into(),
+            key: "data/pki/gateway.key".into(),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The gateway's TLS files.
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles { ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone() }
+    }
+
+    /// The PKI directory (the CA's), where `assetgw dev` keeps every certificate.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.ca.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+/// How much each court may ask. Each court has its own budget, so one
+/// court's burst never slows another.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Requests per second a court may sustain (every method).
+    pub rate: u32,
+    /// Requests a court may send at once above its rate.
+    pub burst: u32,
+    /// Searches a court may make per day (days in China Standard Time); 0 for no limit.
+    pub daily_searches: u64,
+    /// Per-court overrides, keyed by court code: `[limits.courts."京0105"]`.
+    pub courts: BTreeMap<String, CourtLimits>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { rate: 50, burst: 100, daily_searches: 20_000, courts: BTreeMap::new() }
+    }
+}
+
+/// One court's limits; unset keys take the general value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CourtLimits {
+    /// Requests per second.
+    pub rate: Option<u32>,
+    /// Burst above the rate.
+    pub burst: Option<u32>,
+    /// Searches per day.
+    pub daily_searches: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The limits of `court`: (rate, burst, daily searches).
+    pub fn of(&self, court: &str) -> (u32, u32, u64) {
+        let o = self.courts.get(court).cloned().unwrap_or_default();
+        (o.rate.unwrap_or(self.rate), o.burst.unwrap_or(self.burst), o.daily_searches.unwrap_or(self.daily_searches))
+    }
+}
+
+/// The audit trail of every query and control order (R16).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// Secret key (64 hex characters) that seals the hash chains and makes the
+    /// debtor hashes unguessable. Created with a random key if missing; every
+    /// replica sharing a database needs the same file.
+    pub key_file: PathBuf,
+    /// How long records are kept; older ones are purged (the purge is itself recorded).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { key_file: "data/audit.key".into(), retention: Duration::from_secs(10 * 365 * 86_400) }
     }
 }
 
@@ -408,6 +522,20 @@ impl Config {
         if self.ledger.sweep_interval.is_zero() {
             out.push(problem("ledger.sweep_interval", "must be longer than zero"));
         }
+        for (code, o) in &self.limits.courts {
+            if let Err(e) = identifiers::parse_court_code(code) {
+                out.push(problem(format!("limits.courts.{code}"), e));
+            }
+            if o.rate == Some(0) {
+                out.push(problem(format!("limits.courts.{code}.rate"), "must be at least 1"));
+            }
+        }
+        if self.limits.rate == 0 {
+            out.push(problem("limits.rate", "must be at least 1 request per second"));
+        }
+        if self.audit.retention < Duration::from_secs(86_400) {
+            out.push(problem("audit.retention", "must be at least a day; supervisors read the trail afterwards"));
+        }
         if self.registries.is_empty() {
             out.push(problem("registries", "no registry configured; add at least one [[registries]] table"));
         }
@@ -422,11 +550,16 @@ impl Config {
                     format!("`{}` is used by an earlier registry; names must be unique", r.name),
                 ));
             }
+            let scheme = if self.tls.plaintext { "http" } else { "https" };
             match r.endpoint.parse::<tonic::transport::Uri>() {
-                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.port_u16().is_some() => {}
+                Ok(uri) if uri.scheme_str() == Some(scheme) && uri.port_u16().is_some() => {}
+                Ok(uri) if uri.scheme_str() == Some("http") => out.push(problem(
+                    key("endpoint"),
+                    format!("`{}` is plaintext; registries are called over mutual TLS (https://)", r.endpoint),
+                )),
                 _ => out.push(problem(
                     key("endpoint"),
-                    format!("`{}` is not a URL like http://127.0.0.1:50061", r.endpoint),
+                    format!("`{}` is not a URL like {scheme}://127.0.0.1:50061", r.endpoint),
                 )),
             }
             if let Some(t) = r.timeout {

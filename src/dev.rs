@@ -1,15 +1,29 @@
-//! `assetgw dev`: the whole stack on one machine. Every configured registry
-//! with a `mock` table gets a mock registry at its endpoint, then the gateway
-//! starts; one Ctrl-C stops everything, gateway first.
+//! `assetgw dev`: the whole stack on one machine, over mutual TLS. The
+//! development PKI is created under the CA's directory if missing, every
+//! configured registry with a `mock` table gets a mock registry at its
+//! endpoint, then the gateway starts; one Ctrl-C stops everything, gateway first.
 
 use std::{future::Future, net::SocketAddr};
 
 use tokio::sync::watch;
 
-use crate::{config::Config, error::StartError, mock, server};
+use crate::{
+    config::Config,
+    error::StartError,
+    mock,
+    pki::{self, Role, TlsFiles},
+    server,
+};
 
 /// Runs the mocks and the gateway until `shutdown` completes.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let pki = config.tls.pki_dir();
+    if !config.tls.plaintext {
+        let names: Vec<&str> = config.registries.iter().filter(|r| r.mock.is_some()).map(|r| r.name.as_str()).collect();
+        if pki::ensure_dev(&pki, &names)? {
+            tracing::info!(dir = %pki.display(), "created the development PKI (CA, gateway, registries, demo courts)");
+        }
+    }
     let (stop, stopped) = watch::channel(());
     let mut mocks = Vec::new();
     for r in &config.registries {
@@ -18,7 +32,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()> + Send + 's
             .ok_or_else(|| StartError::MockAddress { registry: r.name.clone(), endpoint: r.endpoint.clone() })?;
         let registry = mock::MockRegistry::new(&r.name, r.kind, settings.clone())?;
         let mut stopped = stopped.clone();
-        let (_, task) = mock::spawn(registry, addr, async move {
+        let tls = (!config.tls.plaintext).then(|| TlsFiles::of(&pki, &Role::Registry(r.name.clone())));
+        let (_, task) = mock::spawn(registry, addr, tls, async move {
             let _ = stopped.changed().await;
         })
         .await?;

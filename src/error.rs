@@ -34,6 +34,17 @@ pub enum Error {
     /// The caller may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller did not prove who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller exceeded its rate or quota; it may retry after the given time.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// What was exceeded.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
     /// A dependency is down; the request had no effect and may be retried.
     #[error("{0}")]
     Unavailable(String),
@@ -81,31 +92,53 @@ pub enum StartError {
         /// Its endpoint.
         endpoint: String,
     },
+    /// A certificate or key of the configured TLS files is missing or bad.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::pki::PkiError),
+    /// The audit trail's key could not be read or created.
+    #[error("audit trail: {0}")]
+    Audit(String),
     /// The demo-debtor fixture does not parse.
     #[error("demo debtor fixture: {0}")]
     Fixture(#[from] toml::de::Error),
 }
 
+impl Error {
+    /// The gRPC code this error is answered with (also what the audit trail records).
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::NotFound(_) => Code::NotFound,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let message = err.to_string();
+        let (code, message) = (err.code(), err.to_string());
         match err {
             Error::InvalidArgument(violations) => {
                 let mut details = ErrorDetails::new();
                 for v in violations {
                     details.add_bad_request_violation(v.field, v.description);
                 }
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                Status::with_error_details(code, message, details)
             }
-            Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
-            Error::FailedPrecondition(_) => Status::failed_precondition(message),
-            Error::NotFound(_) => Status::not_found(message),
-            Error::PermissionDenied(_) => Status::permission_denied(message),
-            Error::Unavailable(_) => Status::unavailable(message),
+            Error::ResourceExhausted { retry_after, .. } => {
+                Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(retry_after)))
+            }
             Error::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                Status::internal(message)
+                Status::new(code, message)
             }
+            _ => Status::new(code, message),
         }
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! A search, top-down:
-//! - [`search`]: the court-facing gRPC handler: validate, fan out, merge, respond.
+//! - [`auth`]: who calls (mutual TLS court certificates), whether it may (R15), rate limits and quotas.
+//! - [`search`]: the court-facing gRPC handler: validate, authorize, fan out, merge, respond.
 //! - [`identifiers`]: case numbers, resident IDs, credit codes (DOMAIN R20–R22) and masking.
 //! - [`fanout`]: one leg per (debtor, registry), yielded as each finishes.
 //! - [`cache`]: answers per (registry, debtor) with TTLs and single flight.
@@ -21,6 +22,8 @@
 //! - [`ledger::outbox`]: delivers each control order to its registry until acknowledged.
 //!
 //! Around it:
+//! - [`audit`]: the hash-chained audit trail of every query and control order (R16).
+//! - [`pki`]: certificates: the network CA, issuing, what a certificate says about its holder.
 //! - [`server`]: runs the gateway with health and reflection until shutdown.
 //! - [`config`]: strict TOML configuration with environment overrides.
 //! - [`error`]: the error types and their one mapping to gRPC status codes.
@@ -33,6 +36,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, missing_docs)]
 
+pub mod audit;
+pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod config;
@@ -43,6 +48,7 @@ pub mod identifiers;
 pub mod ledger;
 pub mod merge;
 pub mod mock;
+pub mod pki;
 pub mod proto;
 pub mod registry;
 pub mod search;

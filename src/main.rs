@@ -1,14 +1,23 @@
 //! The `assetgw` binary: parses flags and calls the library.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use assetgw::{
+    audit,
     client::{self, SearchArgs},
     config::{Config, FaultCode, MockConfig},
     dev,
     error::StartError,
     ledger::{Clock, SystemClock, store::Store},
+    identifiers::{CaseNumber, DebtorId},
     mock::{self, Latency},
+    pki::{Ca, Role, TlsFiles, Validity},
     proto::{AssetKind, RegistryKind},
     server, telemetry,
 };
@@ -35,7 +44,7 @@ enum Command {
         #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
         config: PathBuf,
     },
-    /// Run one mock registry.
+    /// Run one mock registry, over mutual TLS with its certificate from the PKI directory.
     MockRegistry {
         /// Registry name, e.g. bank-icbc.
         #[arg(long)]
@@ -46,22 +55,43 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50061")]
         listen: SocketAddr,
+        /// PKI directory: `ca.pem` and `registries/<name>.pem`.
+        #[arg(long, default_value = "data/pki")]
+        pki: PathBuf,
+        /// Serve without TLS (a closed test network only).
+        #[arg(long)]
+        plaintext: bool,
         #[command(flatten)]
         faults: FaultArgs,
     },
-    /// Change a running mock registry's faults (replaces them all).
+    /// Change a running mock registry's faults (replaces them all); connects with the gateway's certificate.
     MockFaults {
-        /// The mock's URL.
-        #[arg(long, default_value = "http://127.0.0.1:50061")]
+        /// The mock's URL (`http://` for a plaintext mock).
+        #[arg(long, default_value = "https://127.0.0.1:50061")]
         target: String,
+        /// The mock's registry name (its certificate's name).
+        #[arg(long, default_value = "bank-icbc")]
+        name: String,
+        /// PKI directory: `ca.pem` and `gateway.pem`.
+        #[arg(long, default_value = "data/pki")]
+        pki: PathBuf,
         #[command(flatten)]
         faults: FaultArgs,
+    },
+    /// Issue certificates from the network CA.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Read and check the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Search a debtor's assets through a gateway.
     Search {
-        /// Gateway URL.
-        #[arg(long, env = "ASSETGW_GATEWAY", default_value = "http://127.0.0.1:50051")]
-        gateway: String,
+        #[command(flatten)]
+        connection: ConnectArgs,
         /// Enforcement case number, e.g. （2024）京0105执1234号.
         #[arg(long = "case")]
         case_number: String,
@@ -93,9 +123,8 @@ enum Command {
     /// Call any gateway method with a JSON request, e.g.
     /// `assetgw call SeizureService/GetSeizureQueue '{"assetKind":"ASSET_KIND_REAL_ESTATE","assetId":"…"}'`.
     Call {
-        /// Gateway URL.
-        #[arg(long, env = "ASSETGW_GATEWAY", default_value = "http://127.0.0.1:50051")]
-        gateway: String,
+        #[command(flatten)]
+        connection: ConnectArgs,
         /// `Service/Method`, e.g. `SeizureService/PlaceSeizure`.
         method: String,
         /// The request in proto3 JSON.
@@ -115,6 +144,89 @@ enum Command {
         /// Configuration file.
         #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
         config: PathBuf,
+    },
+}
+
+/// How to reach the gateway and as whom.
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// Gateway URL: `https://` (mutual TLS) or `http://` (a gateway run with tls.plaintext).
+    #[arg(long, env = "ASSETGW_GATEWAY", default_value = "https://127.0.0.1:50051")]
+    gateway: String,
+    /// The calling court (default: the court of the case number); its certificate is `<pki>/courts/<court>.pem`.
+    #[arg(long)]
+    court: Option<String>,
+    /// The acting enforcement officer's id, recorded in the audit trail.
+    #[arg(long, env = "ASSETGW_OFFICER", default_value = "officer-1")]
+    officer: String,
+    /// PKI directory with `ca.pem` and `courts/`.
+    #[arg(long, env = "ASSETGW_PKI", default_value = "data/pki")]
+    pki: PathBuf,
+    /// Client certificate (PEM) instead of the court's in the PKI directory.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl ConnectArgs {
+    fn connection(self) -> client::Connection {
+        client::Connection {
+            gateway: self.gateway,
+            court: self.court,
+            officer: self.officer,
+            pki: self.pki,
+            cert: self.cert.zip(self.key),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create a CA in DIR (`ca.pem`, `ca.key`) unless one exists.
+    Init {
+        /// PKI directory.
+        #[arg(long, default_value = "data/pki")]
+        dir: PathBuf,
+    },
+    /// Issue a certificate: `court 京0105`, `registry bank-icbc --host registry.bank.example`, `gateway --host gw.example`.
+    Issue {
+        /// PKI directory holding the CA; the certificate and key are written under it.
+        #[arg(long, default_value = "data/pki")]
+        dir: PathBuf,
+        /// court, registry or gateway.
+        role: String,
+        /// Court code or registry name (not for the gateway).
+        name: Option<String>,
+        /// DNS names or IP addresses a server is reached at (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Days of validity.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every chain; exit 1 naming the first altered, deleted, inserted or reordered record.
+    Verify {
+        /// Configuration file (its `ledger.url` and `audit.key_file`).
+        #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
+        config: PathBuf,
+    },
+    /// Print what was done under a case or for a debtor, oldest first, one JSON record per line.
+    Export {
+        /// Configuration file.
+        #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
+        config: PathBuf,
+        /// An enforcement case number.
+        #[arg(long = "case", conflicts_with = "debtor", required_unless_present = "debtor")]
+        case_number: Option<String>,
+        /// A debtor's resident ID or credit code (found by keyed hash; never stored in clear).
+        #[arg(long)]
+        debtor: Option<String>,
     },
 }
 
@@ -195,10 +307,15 @@ fn load(path: &std::path::Path) -> Result<Config, StartError> {
     Ok(Config::load(Some(path), std::env::vars())?)
 }
 
-async fn set_faults(target: &str, faults: &MockConfig) -> Result<(), String> {
+async fn set_faults(target: &str, name: &str, pki: &Path, faults: &MockConfig) -> Result<(), String> {
     use assetgw::proto::mock::{SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient};
-    let mut admin =
-        MockAdminServiceClient::connect(target.to_string()).await.map_err(|e| format!("cannot reach {target}: {e}"))?;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(target.to_string()).map_err(|e| e.to_string())?;
+    if target.starts_with("https:") {
+        let tls = TlsFiles::of(pki, &Role::Gateway).client(name).map_err(|e| e.to_string())?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| format!("cannot reach {target}: {e}"))?;
+    let mut admin = MockAdminServiceClient::new(channel);
     let request = SetFaultsRequest { faults: Some(mock::faults_proto(faults)) };
     let now = admin.set_faults(request).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?.into_inner();
     println!("{target}: {:?}", now.faults.unwrap_or_default());
@@ -214,6 +331,62 @@ async fn verify(config: &Config) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{} violation(s):\n  {}", violations.len(), violations.join("\n  ")))
+    }
+}
+
+fn pki(command: PkiCommand) -> Result<(), String> {
+    match command {
+        PkiCommand::Init { dir } => {
+            if Ca::load(&dir).is_ok() {
+                println!("{}: a CA exists; nothing to do", dir.display());
+            } else {
+                Ca::create(&dir, "assetgw network CA").map_err(|e| e.to_string())?;
+                println!("{}: CA created (ca.pem; keep ca.key offline)", dir.join("ca.pem").display());
+            }
+            Ok(())
+        }
+        PkiCommand::Issue { dir, role, name, hosts, days } => {
+            let role = match (role.as_str(), name) {
+                ("court", Some(code)) => Role::Court(code),
+                ("registry", Some(name)) => Role::Registry(name),
+                ("gateway", None) => Role::Gateway,
+                _ => return Err("give `court CODE`, `registry NAME` or `gateway`".into()),
+            };
+            let ca = Ca::load(&dir).map_err(|e| format!("{e} (create a CA with `assetgw pki init`)"))?;
+            let (cert, key) = ca.issue_into(&dir, &role, &hosts, Validity::days(days)).map_err(|e| e.to_string())?;
+            println!("issued for the {role}: {} and {} (valid {days} days)", cert.display(), key.display());
+            Ok(())
+        }
+    }
+}
+
+async fn audit(command: AuditCommand) -> Result<(), String> {
+    let (AuditCommand::Verify { config } | AuditCommand::Export { config, .. }) = &command;
+    let config = load(config).map_err(|e| e.to_string())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await.map_err(|e| e.to_string())?;
+    let key = audit::Key::load_or_create(&config.audit.key_file).map_err(|e| e.to_string())?;
+    match command {
+        AuditCommand::Verify { .. } => match audit::verify(store.pool(), &key).await.map_err(|e| e.to_string())? {
+            Ok(n) => {
+                println!("audit trail verified: {n} records, every chain intact");
+                Ok(())
+            }
+            Err(bad) => Err(format!("audit trail broken: {bad}")),
+        },
+        AuditCommand::Export { case_number, debtor, .. } => {
+            let filter = match (case_number, debtor) {
+                (Some(case), _) => audit::Filter::Case(
+                    CaseNumber::parse_acting(&case).map(|c| c.to_string()).unwrap_or(case),
+                ),
+                (None, Some(id)) => audit::Filter::DebtorKey(key.debtor(&DebtorId::detect(&id)?)),
+                (None, None) => return Err("give --case or --debtor".into()),
+            };
+            for r in audit::export(store.pool(), &filter).await.map_err(|e| e.to_string())? {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -257,17 +430,18 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e.to_string()),
         },
-        Command::MockRegistry { name, kind, listen, faults } => {
+        Command::MockRegistry { name, kind, listen, pki, plaintext, faults } => {
             telemetry::init(&Default::default());
+            let tls = (!plaintext).then(|| TlsFiles::of(&pki, &Role::Registry(name.clone())));
             match (mock::MockRegistry::new(&name, kind, faults.config()), server::bind(listen).await) {
                 (Ok(registry), Ok(listener)) => {
-                    registry.serve(listener, server::shutdown_signal()).await.map_err(|e| e.to_string())
+                    registry.serve(listener, tls, server::shutdown_signal()).await.map_err(|e| e.to_string())
                 }
                 (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
             }
         }
         Command::Search {
-            gateway,
+            connection,
             case_number,
             debtors,
             kinds,
@@ -279,7 +453,7 @@ async fn main() -> ExitCode {
             stream,
         } => {
             let args = SearchArgs {
-                gateway,
+                connection: connection.connection(),
                 case_number,
                 debtors,
                 kinds,
@@ -291,9 +465,11 @@ async fn main() -> ExitCode {
             };
             client::search(&args).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
         }
-        Command::MockFaults { target, faults } => set_faults(&target, &faults.config()).await,
-        Command::Call { gateway, method, request, timeout } => {
-            client::call(&gateway, &method, &request, timeout).await.map_err(|e| e.to_string())
+        Command::MockFaults { target, name, pki, faults } => set_faults(&target, &name, &pki, &faults.config()).await,
+        Command::Pki { command } => pki(command),
+        Command::Audit { command } => audit(command).await,
+        Command::Call { connection, method, request, timeout } => {
+            client::call(&connection.connection(), &method, &request, timeout).await.map_err(|e| e.to_string())
         }
         Command::Ledger { command: LedgerCommand::Verify { config } } => match load(&config) {
             Ok(config) => verify(&config).await,

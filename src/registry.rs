@@ -81,10 +81,14 @@ impl Registry {
     /// start-up is reported per search instead of stopping the gateway.
     pub fn new(cfg: &RegistryConfig, config: &Config) -> Result<Self, StartError> {
         let timeout = cfg.timeout(&config.search);
-        let channel = Channel::from_shared(cfg.endpoint.clone())
+        let mut channel = Channel::from_shared(cfg.endpoint.clone())
             .map_err(|source| StartError::Endpoint { registry: cfg.name.clone(), source })?
             .connect_timeout(timeout)
             .tcp_nodelay(true);
+        if !config.tls.plaintext {
+            // The registry must present a certificate for its configured name: an impostor is refused.
+            channel = channel.tls_config(config.tls.files().client(&cfg.name)?)?;
+        }
         Ok(Self {
             name: cfg.name.as_str().into(),
             kind: cfg.kind,

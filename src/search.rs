@@ -1,17 +1,21 @@
-//! The court-facing search service. A request reads top-down:
-//! validate ([`Gateway::plan`]) → fan out to the registries through the cache
-//! ([`fanout`]) → merge ([`merge`]) → respond. The unary and streaming calls
-//! share every step; they differ only in when they send.
+//! The court-facing search service. A request reads top-down: identify the
+//! court and audit the call ([`Gate::handle`]) → validate ([`Gateway::plan`])
+//! → authorize (R15, before the cache is consulted) → fan out to the
+//! registries through the cache ([`fanout`]) → merge ([`merge`]) → annotate
+//! with live seizures → respond. The unary and streaming calls share every
+//! step; they differ only in when they send.
 
 use std::{pin::pin, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
+use serde_json::{Value, json};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::{
+    auth::{self, Action, Gate, Note},
     cache::{Cache, Lookup},
     config::{Config, SearchConfig},
     error::{Error, StartError, Violation},
@@ -28,12 +32,14 @@ use crate::{
     telemetry::spans,
 };
 
-/// The search service: the configured registries and the answer cache.
+/// The search service: the configured registries, the answer cache, the
+/// gate every call passes and the ledger whose seizures annotate results.
 pub struct Gateway {
     registries: Vec<Arc<Registry>>,
     cache: Cache,
     limits: SearchConfig,
-    ledger: Option<Store>,
+    gate: Arc<Gate>,
+    ledger: Store,
 }
 
 /// An asset found for a control order, and the registry that reported it.
@@ -55,21 +61,15 @@ struct Search {
 
 impl Gateway {
     /// A gateway over the configured registries.
-    pub fn new(config: &Config) -> Result<Self, StartError> {
+    pub fn new(config: &Config, gate: Arc<Gate>, ledger: Store) -> Result<Self, StartError> {
         let registries =
             config.registries.iter().map(|r| Registry::new(r, config).map(Arc::new)).collect::<Result<_, _>>()?;
-        Ok(Self {
-            registries,
-            cache: Cache::new(config.cache.max_entries),
-            limits: config.search.clone(),
-            ledger: None,
-        })
+        Ok(Self { registries, cache: Cache::new(config.cache.max_entries), limits: config.search.clone(), gate, ledger })
     }
 
-    /// Shows every found asset's live seizures from `ledger`.
-    pub fn with_ledger(mut self, ledger: Store) -> Self {
-        self.ledger = Some(ledger);
-        self
+    /// The gate every court-facing call passes.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
     }
 
     /// The configured registries.
@@ -77,13 +77,31 @@ impl Gateway {
         &self.registries
     }
 
-    fn begin(&self, rpc: &'static str, metadata: &MetadataMap, query: Option<SearchQuery>) -> Result<Search, Error> {
+    /// Validates, authorizes and counts a search, noting for the audit what it asks.
+    async fn begin(
+        &self,
+        rpc: &'static str,
+        caller: &auth::Caller,
+        metadata: &MetadataMap,
+        query: Option<SearchQuery>,
+        note: &Note,
+    ) -> Result<Search, Error> {
         let budget = budget(self.limits.deadline, metadata);
         let deadline = deadline(budget);
-        let plan = self.plan(query)?;
+        if let Some(q) = &query {
+            note.case(q.case_number.chars().take(64).collect::<String>());
+        }
+        let (case, plan) = self.plan(query, &caller.court)?;
+        note.case(case.to_string());
+        note.debtors(plan.debtors.iter().map(|(id, _)| id.clone()));
+        note.detail(json!({ "asked": plan.registries.iter().map(|r| &*r.name).collect::<Vec<_>>() }));
+        self.gate.authorize(caller, &case, Action::Query).await?;
+        self.gate.count_search(caller).await?;
         let span = info_span!(
             spans::SEARCH,
             rpc,
+            court = %caller.court,
+            officer = %caller.officer,
             request_id = %plan.caller.request_id,
             case = %plan.caller.case_number,
             debtors = plan.debtors.len(),
@@ -93,7 +111,7 @@ impl Gateway {
     }
 
     /// Validates a query, reporting every bad field at once, and chooses the registries.
-    fn plan(&self, query: Option<SearchQuery>) -> Result<Plan, Error> {
+    fn plan(&self, query: Option<SearchQuery>, court: &str) -> Result<(CaseNumber, Plan), Error> {
         let query = query.ok_or_else(|| violation("query", "is required"))?;
         let mut bad = Vec::new();
         let case = CaseNumber::parse_acting(&query.case_number)
@@ -129,17 +147,12 @@ impl Gateway {
                 names.join(" or ")
             )));
         }
-        Ok(Plan {
-            debtors,
-            registries,
-            kinds,
-            caller: Caller {
-                case_number: case.to_string(),
-                court_code: case.court_code,
-                request_id: uuid::Uuid::new_v4().to_string(),
-            },
-            max_age,
-        })
+        let caller = Caller {
+            case_number: case.to_string(),
+            court_code: court.to_string(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok((case, Plan { debtors, registries, kinds, caller, max_age }))
     }
 
     fn debtors(&self, debtors: &[Debtor], bad: &mut Vec<Violation>) -> Vec<(DebtorId, Debtor)> {
@@ -344,8 +357,7 @@ fn registry_answer(plan: &Plan, leg: &Leg) -> SearchStreamResponse {
 
 /// Adds each asset's live seizures, read from the ledger now (never cached).
 /// If the ledger cannot be read the summaries stay unset, which says "unknown".
-async fn annotate<'a>(ledger: Option<&Store>, case: &str, assets: impl Iterator<Item = &'a mut MergedAsset>) {
-    let Some(ledger) = ledger else { return };
+async fn annotate<'a>(ledger: &Store, case: &str, assets: impl Iterator<Item = &'a mut MergedAsset>) {
     let mut assets: Vec<&mut MergedAsset> = assets.collect();
     let key = |a: &MergedAsset| store::asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id);
     let keys: Vec<String> = assets.iter().map(|a| key(a)).collect();
@@ -378,6 +390,26 @@ async fn annotate<'a>(ledger: Option<&Store>, case: &str, assets: impl Iterator<
     }
 }
 
+/// What the audit trail keeps of a search's answer: each registry's outcome and counts.
+fn audit_detail(response: &SearchResponse) -> Value {
+    let debtors: Vec<Value> = response
+        .debtors
+        .iter()
+        .map(|d| {
+            let registries: Vec<Value> = d
+                .registries
+                .iter()
+                .map(|o| {
+                    let status = RegistryStatus::try_from(o.status).unwrap_or_default();
+                    json!({ "registry": o.registry, "status": status.as_str_name(), "assets": o.asset_count, "cached": o.from_cache })
+                })
+                .collect();
+            json!({ "assets": d.assets.len(), "registries": registries })
+        })
+        .collect();
+    json!({ "debtors": debtors })
+}
+
 /// Groups finished legs per debtor and merges each debtor's answers.
 fn respond(plan: &Plan, legs: &[Leg]) -> SearchResponse {
     let debtors = plan
@@ -406,66 +438,84 @@ fn respond(plan: &Plan, legs: &[Leg]) -> SearchResponse {
 #[tonic::async_trait]
 impl AssetSearchService for Gateway {
     async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
-        let search = self.begin("Search", request.metadata(), request.get_ref().query.clone())?;
-        let legs = self.legs(&search);
-        async {
-            let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
-                .await
-                .map_err(|_| Error::DeadlineExceeded(search.budget))?;
-            let mut response = respond(&search.plan, &legs);
-            annotate(
-                self.ledger.as_ref(),
-                &search.plan.caller.case_number,
-                response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut()),
-            )
-            .await;
-            Ok(Response::new(response))
-        }
-        .instrument(search.span.clone())
+        let gate = self.gate.clone();
+        gate.handle("Search", request, |caller, metadata, request, note| async move {
+            let search = self.begin("Search", &caller, &metadata, request.query, &note).await?;
+            let legs = self.legs(&search);
+            async {
+                let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
+                    .await
+                    .map_err(|_| Error::DeadlineExceeded(search.budget))?;
+                let mut response = respond(&search.plan, &legs);
+                let case = &search.plan.caller.case_number;
+                annotate(&self.ledger, case, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut())).await;
+                note.detail(audit_detail(&response));
+                Ok(response)
+            }
+            .instrument(search.span.clone())
+            .await
+        })
         .await
     }
 
     type SearchStreamStream = ReceiverStream<Result<SearchStreamResponse, Status>>;
 
+    /// Registry answers go out as they arrive, so the call is recorded twice:
+    /// when it is allowed (before anything is sent) and with its outcome
+    /// (before the summary is sent).
     async fn search_stream(
         &self,
         request: Request<SearchStreamRequest>,
     ) -> Result<Response<Self::SearchStreamStream>, Status> {
-        let search = self.begin("SearchStream", request.metadata(), request.get_ref().query.clone())?;
-        let legs = self.legs(&search);
-        let (tx, rx) = mpsc::channel(16);
-        let span = search.span.clone();
-        let ledger = self.ledger.clone();
-        tokio::spawn(
-            async move {
-                let mut legs = pin!(legs);
-                let mut done = Vec::new();
-                loop {
-                    let next = match tokio::time::timeout_at(search.deadline, legs.next()).await {
-                        Err(_) => {
-                            let _ = tx.send(Err(Error::DeadlineExceeded(search.budget).into())).await;
-                            return;
+        let gate = self.gate.clone();
+        gate.handle("SearchStream", request, |caller, metadata, request, note| async move {
+            let search = self.begin("SearchStream", &caller, &metadata, request.query, &note).await?;
+            let legs = self.legs(&search);
+            let (tx, rx) = mpsc::channel(16);
+            let span = search.span.clone();
+            let ledger = self.ledger.clone();
+            let gate = self.gate.clone();
+            let result_note = Note::default();
+            result_note.case(search.plan.caller.case_number.clone());
+            result_note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
+            tokio::spawn(
+                async move {
+                    let mut legs = pin!(legs);
+                    let mut done = Vec::new();
+                    let case = search.plan.caller.case_number.clone();
+                    let finished = loop {
+                        let next = match tokio::time::timeout_at(search.deadline, legs.next()).await {
+                            Err(_) => break Err(Error::DeadlineExceeded(search.budget)),
+                            Ok(next) => next,
+                        };
+                        let Some(leg) = next else {
+                            let mut summary = respond(&search.plan, &done);
+                            let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
+                            annotate(&ledger, &case, assets).await;
+                            result_note.detail(audit_detail(&summary));
+                            break Ok(summary);
+                        };
+                        let mut answer = registry_answer(&search.plan, &leg);
+                        if let Some(Event::RegistryAnswer(a)) = &mut answer.event {
+                            annotate(&ledger, &case, a.assets.iter_mut()).await;
                         }
-                        Ok(next) => next,
+                        if tx.send(Ok(answer)).await.is_err() {
+                            return; // The court hung up; the cache still gets what is in flight.
+                        }
+                        done.push(leg);
                     };
-                    let Some(leg) = next else { break };
-                    let mut answer = registry_answer(&search.plan, &leg);
-                    if let Some(Event::RegistryAnswer(a)) = &mut answer.event {
-                        annotate(ledger.as_ref(), &search.plan.caller.case_number, a.assets.iter_mut()).await;
-                    }
-                    if tx.send(Ok(answer)).await.is_err() {
-                        return; // The court hung up; the cache still gets what is in flight.
-                    }
-                    done.push(leg);
+                    let record = result_note.record(&caller, "SearchStreamResult", finished.as_ref().map(|_| ()));
+                    let last = match (gate.trail().record(record).await, finished) {
+                        (Err(e), _) | (Ok(()), Err(e)) => Err(e.into()),
+                        (Ok(()), Ok(summary)) => Ok(SearchStreamResponse { event: Some(Event::Summary(summary)) }),
+                    };
+                    let _ = tx.send(last).await;
                 }
-                let mut summary = respond(&search.plan, &done);
-                let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
-                annotate(ledger.as_ref(), &search.plan.caller.case_number, assets).await;
-                let _ = tx.send(Ok(SearchStreamResponse { event: Some(Event::Summary(summary)) })).await;
-            }
-            .instrument(span),
-        );
-        Ok(Response::new(ReceiverStream::new(rx)))
+                .instrument(span),
+            );
+            Ok(ReceiverStream::new(rx))
+        })
+        .await
     }
 }
 

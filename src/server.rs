@@ -1,6 +1,7 @@
-//! Running the gateway: the court-facing search service with health and
-//! reflection, on a listener the caller binds, until a shutdown future
-//! completes; in-flight requests are drained before `run` returns.
+//! Running the gateway: the court-facing search and seizure services with
+//! health and reflection, over mutual TLS, on a listener the caller binds,
+//! until a shutdown future completes; in-flight requests are drained before
+//! `run` returns.
 
 use std::{future::Future, sync::Arc};
 
@@ -8,6 +9,8 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
+    audit::{self, Key, Trail},
+    auth::Gate,
     config::Config,
     error::StartError,
     ledger::{Clock, SystemClock, outbox, service::SeizureApi, store::Store},
@@ -55,14 +58,23 @@ pub async fn run_with_clock(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let mut server = Server::builder();
+    if config.tls.plaintext {
+        tracing::warn!("PLAINTEXT: courts are not authenticated; court codes are taken on trust from metadata");
+    } else {
+        server = server.tls_config(config.tls.files().server()?)?;
+    }
     let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
-    let gateway = Arc::new(Gateway::new(config)?.with_ledger(store.clone()));
+    let trail = Trail::start(&store, Key::load_or_create(&config.audit.key_file)?);
+    let gate = Arc::new(Gate::new(config.tls.plaintext, config.limits.clone(), trail.clone(), store.clone()));
+    let gateway = Arc::new(Gateway::new(config, gate, store.clone())?);
     let (stop, stopped) = watch::channel(());
     let until_stopped = |mut rx: watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
     tokio::spawn(outbox::run(store.clone(), gateway.registries().to_vec(), until_stopped(stopped.clone())));
-    tokio::spawn(outbox::sweep(store.clone(), config.ledger.sweep_interval, until_stopped(stopped)));
+    tokio::spawn(outbox::sweep(store.clone(), config.ledger.sweep_interval, until_stopped(stopped.clone())));
+    tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped)));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<Gateway>>().await;
     health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
@@ -75,7 +87,7 @@ pub async fn run_with_clock(
         health.set_not_serving::<SeizureServiceServer<SeizureApi>>().await;
         tracing::info!("shutting down: draining in-flight requests");
     };
-    Server::builder()
+    server
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

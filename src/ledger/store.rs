@@ -338,6 +338,22 @@ impl Store {
         Ok(store)
     }
 
+    /// The database, for the audit trail that lives beside the ledger.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database it is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The court a case was designated to, if its court was designated away from it (R12).
+    pub async fn designated_to(&self, case: &str) -> Result<Option<String>, LedgerError> {
+        let mut conn = self.reader().await?;
+        Ok(self.stopped(&mut conn, case).await?.map(|(to_court, _)| to_court))
+    }
+
     /// The ledger's clock.
     pub fn now(&self) -> Time {
         self.clock.now()

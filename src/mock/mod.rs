@@ -21,13 +21,15 @@ use prost::Message;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
 use tracing::{Instrument, info, info_span};
 
 use crate::{
+    auth,
     config::{FaultCode, MockConfig},
     error::StartError,
     identifiers::{self, DebtorId},
+    pki::TlsFiles,
     proto::{
         self, AssetKind, ControlOrder, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, RegistryKind,
         ReleaseRequest, ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest, SearchAssetsResponse,
@@ -239,10 +241,12 @@ impl MockRegistry {
         self.calls.clone()
     }
 
-    /// Serves the registry contract, health and reflection on `listener` until `shutdown` completes.
+    /// Serves the registry contract, health and reflection on `listener` until
+    /// `shutdown` completes; over mutual TLS with `tls`, answering only the gateway.
     pub async fn serve(
         self,
         listener: TcpListener,
+        tls: Option<TlsFiles>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let addr = listener.local_addr().ok();
@@ -251,14 +255,18 @@ impl MockRegistry {
         let (reflection, reflection_alpha) = crate::server::reflection_services()?;
         let f = self.current();
         info!(registry = %self.name, kind = self.kind.short_name(), ?addr, latency = %f.latency,
-              error_rate = f.error_rate, down = f.down, "mock registry listening");
+              error_rate = f.error_rate, down = f.down, tls = tls.is_some(), "mock registry listening");
         let admin = MockAdminServiceServer::new(Admin(self.faults.clone()));
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(files) = &tls {
+            server = server.tls_config(files.server()?)?;
+        }
+        server
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)
-            .add_service(admin)
-            .add_service(RegistryServiceServer::new(self))
+            .add_service(InterceptedService::new(admin, auth::gateway_only))
+            .add_service(InterceptedService::new(RegistryServiceServer::new(self), auth::gateway_only))
             .serve_with_incoming_shutdown(crate::server::incoming(listener), shutdown)
             .await?;
         Ok(())
@@ -428,11 +436,12 @@ impl MockAdminService for Admin {
 pub async fn spawn(
     mock: MockRegistry,
     addr: SocketAddr,
+    tls: Option<TlsFiles>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<(), StartError>>), StartError> {
     let listener = crate::server::bind(addr).await?;
     let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
-    Ok((local, tokio::spawn(mock.serve(listener, shutdown))))
+    Ok((local, tokio::spawn(mock.serve(listener, tls, shutdown))))
 }
 
 #[cfg(test)]
