@@ -63,7 +63,8 @@ impl Key {
     }
 
     fn mac(&self, domain: &str, parts: &[&str]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0[..]).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0[..]).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
         mac.update(domain.as_bytes());
         for p in parts {
             mac.update(b"\n");
@@ -450,14 +451,6 @@ fn check(rows: &[Stored], key: &Key) -> Result<(), String> {
 /// A record's time for people (UTC).
 pub fn time_text(at: i64) -> String {
     chrono::DateTime::from_timestamp_micros(at).map_or_else(|| at.to_string(), |t| t.to_rfc3339())
-}
-
-/// A record's outcome in the audit's words.
-pub fn code_of(result: &Result<(), &Error>) -> Code {
-    match result {
-        Ok(()) => Code::Ok,
-        Err(e) => e.code(),
-    }
 }
 
 #[cfg(test)]

@@ -121,14 +121,7 @@ const CST_OFFSET_US: i64 = 8 * 3_600_000_000;
 impl Gate {
     /// The gate; `plaintext` takes court identities on trust from metadata.
     pub fn new(plaintext: bool, limits: LimitsConfig, trail: Trail, ledger: Store) -> Self {
-        Self {
-            plaintext,
-            limits,
-            buckets: RwLock::default(),
-            searches: Mutex::default(),
-            trail,
-            ledger,
-        }
+        Self { plaintext, limits, buckets: RwLock::default(), searches: Mutex::default(), trail, ledger }
     }
 
     /// The audit trail.

@@ -43,9 +43,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The court to call as: explicit, or the court of `case`.
+    /// The court to call as: explicit, or the court of `case` (even a case the gateway will refuse).
     fn court(&self, case: Option<&str>) -> Result<String, ClientError> {
-        match (&self.court, case.and_then(|c| CaseNumber::parse_acting(c).ok())) {
+        match (&self.court, case.and_then(|c| CaseNumber::parse(c).ok())) {
             (Some(court), _) => Ok(court.clone()),
             (None, Some(case)) => Ok(case.court_code),
             (None, None) => Err(ClientError::Usage("name the calling court with --court".into())),
@@ -397,9 +397,12 @@ pub async fn call(connection: &Connection, method: &str, request: &str, timeout:
     let path =
         tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{}/{}", m.parent_service().full_name(), m.name()))
             .map_err(|e| ClientError::Json(e.to_string()))?;
-    let case = ["case_number", "new_case_number"]
-        .iter()
-        .find_map(|f| input.get_field_by_name(f).and_then(|v| v.as_str().map(str::to_string)));
+    let text =
+        |m: &DynamicMessage, field: &str| m.get_field_by_name(field).and_then(|v| v.as_str().map(str::to_string));
+    let query = input.get_field_by_name("query").and_then(|q| q.as_message().cloned());
+    let case = text(&input, "case_number")
+        .or_else(|| text(&input, "new_case_number"))
+        .or_else(|| query.and_then(|q| text(&q, "case_number")));
     let (channel, court) = connection.channel(case.as_deref()).await?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;

@@ -18,8 +18,8 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    ledger::rules::Terms,
     identifiers,
+    ledger::rules::Terms,
     mock::Latency,
     pki::TlsFiles,
     proto::{AssetKind, RegistryKind},

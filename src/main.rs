@@ -14,8 +14,8 @@ use assetgw::{
     config::{Config, FaultCode, MockConfig},
     dev,
     error::StartError,
-    ledger::{Clock, SystemClock, store::Store},
     identifiers::{CaseNumber, DebtorId},
+    ledger::{Clock, SystemClock, store::Store},
     mock::{self, Latency},
     pki::{Ca, Role, TlsFiles, Validity},
     proto::{AssetKind, RegistryKind},
@@ -73,7 +73,7 @@ enum Command {
         #[arg(long, default_value = "bank-icbc")]
         name: String,
         /// PKI directory: `ca.pem` and `gateway.pem`.
-        #[arg(long, default_value = "data/pki")]
+        #[arg(long, env = "ASSETGW_PKI", default_value = "data/pki")]
         pki: PathBuf,
         #[command(flatten)]
         faults: FaultArgs,
@@ -376,9 +376,9 @@ async fn audit(command: AuditCommand) -> Result<(), String> {
         },
         AuditCommand::Export { case_number, debtor, .. } => {
             let filter = match (case_number, debtor) {
-                (Some(case), _) => audit::Filter::Case(
-                    CaseNumber::parse_acting(&case).map(|c| c.to_string()).unwrap_or(case),
-                ),
+                (Some(case), _) => {
+                    audit::Filter::Case(CaseNumber::parse_acting(&case).map(|c| c.to_string()).unwrap_or(case))
+                }
                 (None, Some(id)) => audit::Filter::DebtorKey(key.debtor(&DebtorId::detect(&id)?)),
                 (None, None) => return Err("give --case or --debtor".into()),
             };

@@ -8,9 +8,9 @@
 use std::{pin::pin, sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use serde_json::{Value, json};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use serde_json::{Value, json};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 use tracing::{Instrument, Span, info, info_span, warn};
 
@@ -64,7 +64,13 @@ impl Gateway {
     pub fn new(config: &Config, gate: Arc<Gate>, ledger: Store) -> Result<Self, StartError> {
         let registries =
             config.registries.iter().map(|r| Registry::new(r, config).map(Arc::new)).collect::<Result<_, _>>()?;
-        Ok(Self { registries, cache: Cache::new(config.cache.max_entries), limits: config.search.clone(), gate, ledger })
+        Ok(Self {
+            registries,
+            cache: Cache::new(config.cache.max_entries),
+            limits: config.search.clone(),
+            gate,
+            ledger,
+        })
     }
 
     /// The gate every court-facing call passes.

@@ -4,8 +4,14 @@ use std::process::{Command, Output};
 
 use crate::harness::*;
 
+/// The binary, with the test PKI's court certificates.
 fn assetgw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_assetgw")).args(args).env_remove("ASSETGW_CONFIG").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_assetgw"))
+        .args(args)
+        .env_remove("ASSETGW_CONFIG")
+        .env("ASSETGW_PKI", test_pki())
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -77,7 +83,8 @@ fn check_config_reports_every_problem_and_accepts_the_shipped_file() {
     let out = assetgw(&["check-config", "--config", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("3 configuration problem(s)"), "{err}");
+    assert!(err.contains("4 configuration problem(s)"), "{err}");
+    assert!(err.contains("registries[0].endpoint: `http://127.0.0.1:9` is plaintext"), "{err}");
     assert!(err.contains("search.registry_timeout: (3s)"), "{err}");
     assert!(err.contains("search.colour: unknown key"), "{err}");
     assert!(err.contains("registries[0].timeout: (2s) is longer than search.deadline (1s)"), "{err}");
@@ -98,6 +105,8 @@ async fn call_sends_json_and_reports_errors() {
                 "--gateway",
                 &url,
                 "SeizureService/GetSeizureQueue",
+                "--court",
+                "京0105",
                 r#"{"assetKind":"ASSET_KIND_AIRCRAFT","assetId":"B-0000"}"#,
             ]),
             assetgw(&["call", "--gateway", &url, "SeizureService/Nope", "{}"]),

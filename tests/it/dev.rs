@@ -27,8 +27,13 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     let path = std::env::temp_dir().join(format!("assetgw-dev-{}.toml", std::process::id()));
     std::fs::write(&path, &config).unwrap();
 
+    let pki = scratch().join("pki");
     let mut child = Command::new(env!("CARGO_BIN_EXE_assetgw"))
         .args(["dev", "--config", path.to_str().unwrap()])
+        .env("ASSETGW__TLS__CA", pki.join("ca.pem"))
+        .env("ASSETGW__TLS__CERT", pki.join("gateway.pem"))
+        .env("ASSETGW__TLS__KEY", pki.join("gateway.key"))
+        .env("ASSETGW__AUDIT__KEY_FILE", pki.join("audit.key"))
         .env("ASSETGW__LOG__FORMAT", "json")
         .env("ASSETGW__LEDGER__URL", format!("sqlite://{}", scratch().join("ledger.db").display()))
         .env_remove("RUST_LOG")
@@ -50,10 +55,16 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     assert!(banner.contains("assetgw dev stack is up"), "{banner}");
     assert!(banner.contains("securities-csdc"), "{banner}");
 
-    let client =
-        assetgw::proto::asset_search_service_client::AssetSearchServiceClient::connect(format!("http://{gateway}"));
-    let mut client = tokio::time::timeout(Duration::from_secs(10), client).await.unwrap().unwrap();
-    let r = client.search(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) }).await.unwrap().into_inner();
+    // The stack made its own PKI: a demo court's certificate from it is accepted.
+    let tls =
+        assetgw::pki::TlsFiles::of(&pki, &assetgw::pki::Role::Court("京0105".into())).client("localhost").unwrap();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{gateway}")).unwrap().tls_config(tls).unwrap();
+    let channel = tokio::time::timeout(Duration::from_secs(10), channel.connect()).await.unwrap().unwrap();
+    let mut client = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(channel);
+    let mut request = tonic::Request::new(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) });
+    request.metadata_mut().insert(assetgw::auth::OFFICER_HEADER, "officer-7".parse().unwrap());
+    let r = client.search(request).await.unwrap().into_inner();
     assert_eq!(r.debtors[0].registries.len(), 6);
     assert!(r.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok));
 

@@ -13,7 +13,7 @@ use crate::harness::*;
 
 fn admin(stack: &Stack, name: &str) -> MockAdminServiceClient<Channel> {
     let endpoint = stack.registries.iter().find(|r| r.name == name).unwrap().endpoint.clone();
-    MockAdminServiceClient::new(Channel::from_shared(endpoint).unwrap().connect_lazy())
+    MockAdminServiceClient::new(registry_channel(&endpoint, name))
 }
 
 async fn set(stack: &Stack, name: &str, faults: Faults) {
@@ -70,7 +70,8 @@ async fn the_mock_faults_command_changes_a_running_mock() {
     let endpoint = stack.registries.iter().find(|r| r.name == "ip").unwrap().endpoint.clone();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
-            .args(["mock-faults", "--target", &endpoint, "--down"])
+            .args(["mock-faults", "--target", &endpoint, "--name", "ip", "--down"])
+            .env("ASSETGW_PKI", test_pki())
             .output()
             .unwrap()
     })

@@ -1,4 +1,5 @@
-//! Starts mock registries and a gateway on loopback and hands out clients.
+//! Starts mock registries and a gateway on loopback, over mutual TLS with a
+//! test PKI, and hands out clients that call as the court of each case.
 
 use std::{
     collections::HashMap,
@@ -12,18 +13,23 @@ use std::{
 };
 
 use assetgw::{
-    config::{Config, MockConfig, RegistryConfig},
+    config::{Config, MockConfig, RegistryConfig, TlsConfig},
     error::StartError,
+    identifiers::CaseNumber,
     ledger::{Clock, ManualClock},
     mock::{self, Latency, MockRegistry},
+    pki::{self, Ca, Role, TlsFiles, Validity},
     proto::{
         Debtor, RegistryKind, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest, SearchResponse,
         asset_search_service_client::AssetSearchServiceClient, debtor,
     },
     server,
 };
+use futures::future::BoxFuture;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::codegen::http;
+use tonic::transport::{Channel, Endpoint};
+use tower::ServiceExt;
 
 pub const CASE: &str = "（2024）京0105执1234号";
 /// Demo debtor with many assets, including fund units reported by a bank and the depository.
@@ -31,6 +37,99 @@ pub const RICH: &str = "110105199001011232";
 /// Demo debtor with nothing anywhere.
 pub const NOBODY: &str = "360426199101010071";
 pub const COMPANY: &str = "91110000600037341L";
+
+/// The test run's PKI: a CA, the gateway's certificate, the demo courts'.
+pub fn test_pki() -> &'static std::path::Path {
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = scratch().join("pki");
+        pki::ensure_dev(&dir, &[]).unwrap();
+        dir
+    })
+}
+
+/// The TLS files of `role` in the test PKI, issued on first use.
+pub fn tls_of(role: Role) -> TlsFiles {
+    static ISSUING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = ISSUING.lock().unwrap();
+    let dir = test_pki();
+    let files = TlsFiles::of(dir, &role);
+    if !files.cert.exists() {
+        let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+        Ca::load(dir).unwrap().issue_into(dir, &role, &hosts, Validity::days(30)).unwrap();
+    }
+    files
+}
+
+/// The gateway's TLS configuration in the test PKI.
+pub fn gateway_tls() -> TlsConfig {
+    let f = tls_of(Role::Gateway);
+    TlsConfig { plaintext: false, ca: f.ca, cert: f.cert, key: f.key }
+}
+
+/// A channel to a registry, presenting the gateway's certificate (as the gateway and admin tools do).
+pub fn registry_channel(endpoint: &str, name: &str) -> Channel {
+    let tls = tls_of(Role::Gateway).client(name).unwrap();
+    Endpoint::from_shared(endpoint.to_string()).unwrap().tls_config(tls).unwrap().connect_lazy()
+}
+
+/// Which court a request is sent as (see [`as_court`]).
+#[derive(Clone)]
+struct AsCourt(String);
+
+/// `message`, sent as the court of `case` (the default court if it has none).
+pub fn as_court<T>(case: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(case) = CaseNumber::parse(case) {
+        request.extensions_mut().insert(AsCourt(case.court_code));
+    }
+    request
+}
+
+/// A client transport that calls the gateway as a court: each court over
+/// its own mutual-TLS connection with its own certificate; 京0105 unless a
+/// request says otherwise ([`as_court`]). Adds the officer header when missing.
+#[derive(Clone)]
+pub struct Courts {
+    url: String,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Courts {
+    pub fn new(url: &str) -> Self {
+        Self { url: url.into(), channels: Arc::default() }
+    }
+
+    fn channel(&self, court: &str) -> Channel {
+        let mut channels = self.channels.lock().unwrap();
+        channels
+            .entry(court.to_string())
+            .or_insert_with(|| {
+                let tls = tls_of(Role::Court(court.to_string())).client("localhost").unwrap();
+                Endpoint::from_shared(self.url.clone()).unwrap().tls_config(tls).unwrap().connect_lazy()
+            })
+            .clone()
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Courts {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        let court = request.extensions().get::<AsCourt>().map_or("京0105".to_string(), |c| c.0.clone());
+        if !request.headers().contains_key(assetgw::auth::OFFICER_HEADER) {
+            request.headers_mut().insert(assetgw::auth::OFFICER_HEADER, http::HeaderValue::from_static("officer-7"));
+        }
+        let channel = self.channel(&court);
+        Box::pin(async move { channel.oneshot(request).await })
+    }
+}
 
 /// One registry of a test stack.
 #[derive(Clone)]
@@ -128,26 +227,30 @@ impl Stack {
                 let m = MockRegistry::new(r.name, r.kind, r.mock.clone()).unwrap();
                 calls.insert(r.name, m.calls());
                 mocks.insert(r.name, m.clone());
-                mock::spawn(m, "127.0.0.1:0".parse().unwrap(), stopped(rx.clone())).await.unwrap().0
+                let tls = tls_of(Role::Registry(r.name.into()));
+                mock::spawn(m, "127.0.0.1:0".parse().unwrap(), Some(tls), stopped(rx.clone())).await.unwrap().0
             } else {
                 dead_addr().await
             };
             registries.push(RegistryConfig {
                 name: r.name.into(),
                 kind: r.declared.unwrap_or(r.kind),
-                endpoint: format!("http://{addr}"),
+                endpoint: format!("https://{addr}"),
                 timeout: r.timeout,
                 cache_ttl: r.cache_ttl,
                 asset_kinds: None,
                 mock: None,
             });
         }
-        let mut config = Config { registries: registries.clone(), ..Config::default() };
+        let mut config = Config { registries: registries.clone(), tls: gateway_tls(), ..Config::default() };
         config.ledger.url = format!("sqlite://{}", scratch().join("ledger.db").display());
+        config.audit.key_file = test_pki().join("audit.key");
+        // Tests are bursts; the limit tests set their own.
+        (config.limits.rate, config.limits.burst) = (100_000, 100_000);
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("https://{}", listener.local_addr().unwrap());
         let ledger_clock: Arc<dyn Clock> = clock.clone();
         let gateway =
             tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
@@ -169,12 +272,12 @@ impl Stack {
         panic!("the gateway did not start");
     }
 
-    pub async fn client(&self) -> AssetSearchServiceClient<Channel> {
-        AssetSearchServiceClient::connect(self.url.clone()).await.unwrap()
+    pub async fn client(&self) -> AssetSearchServiceClient<Courts> {
+        AssetSearchServiceClient::new(self.channel())
     }
 
-    pub fn channel(&self) -> Channel {
-        Channel::from_shared(self.url.clone()).unwrap().connect_lazy()
+    pub fn channel(&self) -> Courts {
+        Courts::new(&self.url)
     }
 
     /// A mock registry, to inspect its control state.
@@ -188,7 +291,8 @@ impl Stack {
     }
 
     pub async fn search(&self, query: SearchQuery) -> Result<SearchResponse, tonic::Status> {
-        self.client().await.search(SearchRequest { query: Some(query) }).await.map(|r| r.into_inner())
+        let request = as_court(&query.case_number.clone(), SearchRequest { query: Some(query) });
+        self.client().await.search(request).await.map(|r| r.into_inner())
     }
 
     /// Stops mocks and gateway and waits for the gateway to drain.
@@ -360,7 +464,15 @@ impl Process {
     /// Starts `assetgw serve` over `registries` and the ledger at `ledger_url`, and waits until it serves.
     pub async fn serve(registries: &[RegistryConfig], ledger_url: &str) -> Process {
         let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-        let mut toml = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[ledger]\nurl = \"{ledger_url}\"\n");
+        let tls = gateway_tls();
+        let mut toml = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[ledger]\nurl = \"{ledger_url}\"\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n\
+             [audit]\nkey_file = {:?}\n[limits]\nrate = 100000\nburst = 100000\n",
+            tls.ca,
+            tls.cert,
+            tls.key,
+            test_pki().join("audit.key")
+        );
         for r in registries {
             toml += &format!(
                 "[[registries]]\nname = \"{}\"\nkind = \"{}\"\nendpoint = \"{}\"\n",
@@ -379,7 +491,7 @@ impl Process {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let p = Process { url: format!("http://127.0.0.1:{port}"), config, child };
+        let p = Process { url: format!("https://127.0.0.1:{port}"), config, child };
         let mut health = tonic_health::pb::health_client::HealthClient::new(p.channel());
         for _ in 0..400 {
             if health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() {
@@ -390,8 +502,8 @@ impl Process {
         panic!("assetgw serve did not start");
     }
 
-    pub fn channel(&self) -> Channel {
-        Channel::from_shared(self.url.clone()).unwrap().connect_lazy()
+    pub fn channel(&self) -> Courts {
+        Courts::new(&self.url)
     }
 
     /// SIGKILL: no shutdown, no flush.

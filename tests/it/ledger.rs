@@ -12,7 +12,7 @@ use assetgw::proto::{
     asset::Detail, seizure_service_client::SeizureServiceClient,
 };
 use futures::StreamExt;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use crate::harness::*;
 
@@ -20,7 +20,7 @@ pub const A: &str = "（2024）京0105执1号";
 pub const B: &str = "（2024）粤0304执2号";
 pub const C: &str = "（2024）沪0101执3号";
 
-pub fn seizures(stack: &Stack) -> SeizureServiceClient<Channel> {
+pub fn seizures(stack: &Stack) -> SeizureServiceClient<Courts> {
     SeizureServiceClient::new(stack.channel())
 }
 
@@ -51,17 +51,17 @@ pub fn place_req(id: &str, case: &str, a: &MergedAsset, amount: i64) -> PlaceSei
 }
 
 pub async fn place(
-    s: &mut SeizureServiceClient<Channel>,
+    s: &mut SeizureServiceClient<Courts>,
     id: &str,
     case: &str,
     a: &MergedAsset,
     amount: i64,
 ) -> ControlResult {
-    s.place_seizure(place_req(id, case, a, amount)).await.unwrap().into_inner().result.unwrap()
+    s.place_seizure(as_court(case, place_req(id, case, a, amount))).await.unwrap().into_inner().result.unwrap()
 }
 
 async fn release(
-    s: &mut SeizureServiceClient<Channel>,
+    s: &mut SeizureServiceClient<Courts>,
     id: &str,
     case: &str,
     seizure: &str,
@@ -72,11 +72,11 @@ async fn release(
         seizure_id: seizure.into(),
         ..Default::default()
     };
-    s.release_seizure(r).await.map(|r| r.into_inner().result.unwrap())
+    s.release_seizure(as_court(case, r)).await.map(|r| r.into_inner().result.unwrap())
 }
 
 /// An asset's queue as the gateway shows it now.
-pub async fn queue(s: &mut SeizureServiceClient<Channel>, a: &MergedAsset) -> AssetQueue {
+pub async fn queue(s: &mut SeizureServiceClient<Courts>, a: &MergedAsset) -> AssetQueue {
     let request = GetSeizureQueueRequest { asset_kind: a.kind, asset_id: a.asset_id.clone() };
     s.get_seizure_queue(request).await.unwrap().into_inner().queue.unwrap()
 }
@@ -89,9 +89,10 @@ fn state(r: &ControlResult) -> SeizureState {
     SeizureState::try_from(r.seizure.as_ref().unwrap().state).unwrap()
 }
 
-/// Every event from `after`, until none arrives for a moment.
-pub async fn events(s: &mut SeizureServiceClient<Channel>, after: i64) -> Vec<WatchEventsResponse> {
-    let mut stream = s.watch_events(WatchEventsRequest { after_sequence: after }).await.unwrap().into_inner();
+/// Every event of `case`'s court from `after`, until none arrives for a moment.
+pub async fn events(s: &mut SeizureServiceClient<Courts>, case: &str, after: i64) -> Vec<WatchEventsResponse> {
+    let request = as_court(case, WatchEventsRequest { after_sequence: after });
+    let mut stream = s.watch_events(request).await.unwrap().into_inner();
     let mut out = Vec::new();
     while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(400), stream.next()).await {
         out.push(e.unwrap());
@@ -130,9 +131,13 @@ async fn r1_r3_r7_place_wait_release_and_automatic_promotion(db: Db) {
     let shown = r.debtors[0].assets.iter().find(|a| a.asset_id == flat.asset_id).unwrap().seizures.clone().unwrap();
     assert_eq!((shown.first_case_number.as_str(), shown.waiting_count, shown.caller_rank), (B, 1, 2));
 
-    let kinds: Vec<String> =
-        events(&mut s, 0).await.into_iter().filter(|e| e.kind != "order_delivered").map(|e| e.kind).collect();
-    assert_eq!(kinds, ["placed", "placed", "placed", "released", "promoted"]);
+    // Each court watches its own seizures' events.
+    let expected: [(&str, &[&str]); 3] = [(A, &["placed", "released"]), (B, &["placed", "promoted"]), (C, &["placed"])];
+    for (case, want) in expected {
+        let kinds: Vec<String> =
+            events(&mut s, case, 0).await.into_iter().filter(|e| e.kind != "order_delivered").map(|e| e.kind).collect();
+        assert_eq!(kinds, want, "{case}");
+    }
 }
 
 async fn r4_r9_freezes_by_amount_over_seizure_and_deduction_limits(db: Db) {
@@ -151,7 +156,7 @@ async fn r4_r9_freezes_by_amount_over_seizure_and_deduction_limits(db: Db) {
     // R4: no freeze beyond the claim.
     let mut over = place_req("f3", C, &account, 500);
     over.claim = Some(Money { currency: "CNY".into(), minor_units: 100 });
-    let err = s.place_seizure(over).await.unwrap_err();
+    let err = s.place_seizure(as_court(C, over)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("over-seizure") && err.message().contains("R4"), "{}", err.message());
 
@@ -163,10 +168,10 @@ async fn r4_r9_freezes_by_amount_over_seizure_and_deduction_limits(db: Db) {
         amount,
         ..Default::default()
     };
-    let err = s.deduct_funds(deduct("d1", B, &sid(&b), total)).await.unwrap_err();
+    let err = s.deduct_funds(as_court(B, deduct("d1", B, &sid(&b), total))).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("R9"), "{}", err.message());
-    let err = s.deduct_funds(deduct("d2", B, &sid(&a), 1)).await.unwrap_err();
+    let err = s.deduct_funds(as_court(B, deduct("d2", B, &sid(&a), 1))).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let done = s.deduct_funds(deduct("d3", A, &sid(&a), total / 2)).await.unwrap().into_inner().result.unwrap();
     assert_eq!(state(&done), SeizureState::Satisfied);
@@ -193,7 +198,7 @@ async fn r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused(db: Db
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("lapsed") && err.message().contains("R6"), "{}", err.message());
     // B's freeze took effect when A's lapsed and can be renewed before its own end.
-    let renewed = s.renew_seizure(renew("n2", B, &sid(&b))).await.unwrap().into_inner().result.unwrap();
+    let renewed = s.renew_seizure(as_court(B, renew("n2", B, &sid(&b)))).await.unwrap().into_inner().result.unwrap();
     assert!(renewed.message.starts_with("renewed until"), "{}", renewed.message);
 }
 
@@ -289,9 +294,14 @@ async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court(
         transfer_id: t.transfer_id.clone(),
         new_case_number: case.into(),
     };
-    let err = s.accept_transfer(accept("x5", "（2025）沪0101执9号")).await.unwrap_err();
+    let err =
+        s.accept_transfer(as_court("（2025）沪0101执9号", accept("x5", "（2025）沪0101执9号"))).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    let filed = s.accept_transfer(accept("x6", "（2025）粤0304执100号")).await.unwrap().into_inner();
+    let filed = s
+        .accept_transfer(as_court("（2025）粤0304执100号", accept("x6", "（2025）粤0304执100号")))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(filed.message.contains("R10"), "{}", filed.message);
     let queue = queue(&mut s, &flat).await;
     let moved = queue.seizures.iter().find(|x| x.seizure_id == sid(&mine)).unwrap();
@@ -314,11 +324,12 @@ async fn r8_r14_disposal_transfer_after_sixty_days_and_sale(db: Db) {
         asset_kind: flat.kind,
         asset_id: flat.asset_id.clone(),
     };
-    let err = s.request_disposal_transfer(ask("q1")).await.unwrap_err();
+    let err = s.request_disposal_transfer(as_court(B, ask("q1"))).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("60 days") && err.message().contains("R14"), "{}", err.message());
     stack.clock.advance(chrono::Duration::days(61));
-    let asked = s.request_disposal_transfer(ask("q2")).await.unwrap().into_inner().disposal_transfer.unwrap();
+    let asked =
+        s.request_disposal_transfer(as_court(B, ask("q2"))).await.unwrap().into_inner().disposal_transfer.unwrap();
     stack.clock.advance(chrono::Duration::days(16));
     let overdue = s.list_transfers(ListTransfersRequest { overdue_only: true }).await.unwrap().into_inner();
     assert!(overdue.disposal_transfers[0].overdue, "15-day answer missed (R14)");
@@ -328,19 +339,25 @@ async fn r8_r14_disposal_transfer_after_sixty_days_and_sale(db: Db) {
         disposal_transfer_id: asked.disposal_transfer_id.clone(),
         approve: true,
     };
-    assert_eq!(s.answer_disposal_transfer(answer("q3", B)).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(
+        s.answer_disposal_transfer(as_court(B, answer("q3", B))).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
     let approved = s.answer_disposal_transfer(answer("q4", A)).await.unwrap().into_inner();
     assert!(approved.message.contains("keeping its rank"), "{}", approved.message);
 
     // B now holds the first seizure (and its own waiting one) and sells: everything ends (R8).
     let sold = s
-        .record_disposal(RecordDisposalRequest {
-            request_id: "q5".into(),
-            case_number: B.into(),
-            seizure_id: sid(&first),
-            step: assetgw::proto::DisposalStep::Sold as i32,
-            amount: 0,
-        })
+        .record_disposal(as_court(
+            B,
+            RecordDisposalRequest {
+                request_id: "q5".into(),
+                case_number: B.into(),
+                seizure_id: sid(&first),
+                step: assetgw::proto::DisposalStep::Sold as i32,
+                amount: 0,
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -381,11 +398,11 @@ async fn the_event_stream_resumes_without_gaps_or_duplicates(db: Db) {
     for (i, case) in [A, B, C].iter().enumerate() {
         place(&mut s, &format!("e{i}"), case, &flat, 0).await;
     }
-    let all = events(&mut s, 0).await;
+    let all = events(&mut s, A, 0).await;
     let seqs: Vec<i64> = all.iter().map(|e| e.sequence).collect();
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
     let cut = all[all.len() / 2].sequence;
-    let rest = events(&mut s, cut).await;
+    let rest = events(&mut s, A, cut).await;
     assert_eq!(rest.first().map(|e| e.sequence), all.iter().map(|e| e.sequence).find(|q| *q > cut));
     assert_eq!(rest.len(), all.iter().filter(|e| e.sequence > cut).count());
     let err = s.watch_events(WatchEventsRequest { after_sequence: -1 }).await.unwrap_err();

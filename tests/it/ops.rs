@@ -64,7 +64,11 @@ async fn shutdown_drains_in_flight_searches_then_refuses_new_ones() {
     stack.stop().await.unwrap();
     let r = in_flight.await.unwrap().expect("the in-flight search completes");
     assert_eq!(r.into_inner().debtors.len(), 1);
-    assert!(assetgw::proto::asset_search_service_client::AssetSearchServiceClient::connect(url).await.is_err());
+    let after = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(Courts::new(&url))
+        .search(SearchRequest { query: Some(query(&[RICH])) })
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), tonic::Code::Unavailable, "{after:?}");
 }
 
 #[tokio::test]
