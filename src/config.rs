@@ -301,7 +301,7 @@ pub struct RegistryConfig {
     pub name: String,
     /// The kind of institution.
     pub kind: RegistryKind,
-    /// The registry's gRPC endpoint, e.g. `http://127.0.0.1:50061`.
+    /// The registry's gRPC endpoint, e.g. `https://127.0.0.1:50061`.
     pub endpoint: String,
     /// Timeout of one call; default `search.registry_timeout`.
     #[serde(default, with = "humantime_serde")]
@@ -657,7 +657,7 @@ mod tests {
         [[registries]]
         name = "bank-a"
         kind = "bank"
-        endpoint = "http://127.0.0.1:50061"
+        endpoint = "https://127.0.0.1:50061"
     "#;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -707,7 +707,7 @@ mod tests {
             [[registries]]
             name = "a"
             kind = "ip"
-            endpoint = "http://127.0.0.1:2"
+            endpoint = "https://127.0.0.1:2"
             asset_kinds = []
             [registries.mock]
             error_rate = 2.0
