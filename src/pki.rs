@@ -243,7 +243,9 @@ pub fn holder(der: &[u8]) -> Result<Role, String> {
     match (unit, name) {
         (Some("gateway"), Some(_)) => Ok(Role::Gateway),
         (Some("registry"), Some(n)) => Ok(Role::Registry(n)),
-        (Some("court"), Some(code)) => identifiers::parse_court_code(&code).map(Role::Court),
+        (Some("court"), Some(code)) => identifiers::parse_court_code(&code)
+            .map(Role::Court)
+            .map_err(|_| format!("the court certificate's CN `{code}` is not a court code such as 京0105")),
         _ => Err("the certificate names no assetgw role (subject OU gateway, registry or court, with a CN)".into()),
     }
 }

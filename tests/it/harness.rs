@@ -105,8 +105,12 @@ impl Courts {
         channels
             .entry(court.to_string())
             .or_insert_with(|| {
+                let endpoint = Endpoint::from_shared(self.url.clone()).unwrap();
+                if self.url.starts_with("http:") {
+                    return endpoint.connect_lazy();
+                }
                 let tls = tls_of(Role::Court(court.to_string())).client("localhost").unwrap();
-                Endpoint::from_shared(self.url.clone()).unwrap().tls_config(tls).unwrap().connect_lazy()
+                endpoint.tls_config(tls).unwrap().connect_lazy()
             })
             .clone()
     }
@@ -126,6 +130,13 @@ impl tower::Service<http::Request<tonic::body::Body>> for Courts {
         if !request.headers().contains_key(assetgw::auth::OFFICER_HEADER) {
             request.headers_mut().insert(assetgw::auth::OFFICER_HEADER, http::HeaderValue::from_static("officer-7"));
         }
+        if self.url.starts_with("http:") {
+            // A plaintext gateway takes the court from metadata.
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata
+                .insert_bin(assetgw::auth::COURT_HEADER, tonic::metadata::MetadataValue::from_bytes(court.as_bytes()));
+            request.headers_mut().extend(metadata.into_headers());
+        }
         let channel = self.channel(&court);
         Box::pin(async move { channel.oneshot(request).await })
     }
@@ -143,11 +154,22 @@ pub struct Reg {
     pub cache_ttl: Option<Duration>,
     /// Configure the gateway with this kind instead of the mock's (to provoke contract breaches).
     pub declared: Option<RegistryKind>,
+    /// Serve the mock with this other registry's certificate (an impostor).
+    pub cert_of: Option<&'static str>,
 }
 
 impl Reg {
     pub fn new(name: &'static str, kind: RegistryKind) -> Self {
-        Self { name, kind, mock: MockConfig::default(), up: true, timeout: None, cache_ttl: None, declared: None }
+        Self {
+            name,
+            kind,
+            mock: MockConfig::default(),
+            up: true,
+            timeout: None,
+            cache_ttl: None,
+            declared: None,
+            cert_of: None,
+        }
     }
     pub fn latency(mut self, l: &str) -> Self {
         self.mock.latency = l.parse::<Latency>().unwrap();
@@ -190,6 +212,10 @@ pub struct Stack {
     mocks: HashMap<&'static str, MockRegistry>,
     /// The registries as the gateway is configured with them.
     pub registries: Vec<RegistryConfig>,
+    /// The ledger (and audit trail) database.
+    pub ledger_url: String,
+    /// The gateway's configuration.
+    pub config: Config,
     calls: HashMap<&'static str, Arc<AtomicU64>>,
     stop: Option<watch::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), StartError>>>,
@@ -227,7 +253,7 @@ impl Stack {
                 let m = MockRegistry::new(r.name, r.kind, r.mock.clone()).unwrap();
                 calls.insert(r.name, m.calls());
                 mocks.insert(r.name, m.clone());
-                let tls = tls_of(Role::Registry(r.name.into()));
+                let tls = tls_of(Role::Registry(r.cert_of.unwrap_or(r.name).into()));
                 mock::spawn(m, "127.0.0.1:0".parse().unwrap(), Some(tls), stopped(rx.clone())).await.unwrap().0
             } else {
                 dead_addr().await
@@ -248,13 +274,25 @@ impl Stack {
         // Tests are bursts; the limit tests set their own.
         (config.limits.rate, config.limits.burst) = (100_000, 100_000);
         tweak(&mut config);
+        let (ledger_url, kept) = (config.ledger.url.clone(), config.clone());
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
+        let scheme = if config.tls.plaintext { "http" } else { "https" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let ledger_clock: Arc<dyn Clock> = clock.clone();
         let gateway =
             tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
-        let stack = Stack { url, clock, mocks, calls, registries, stop: Some(stop), gateway: Some(gateway) };
+        let stack = Stack {
+            url,
+            clock,
+            mocks,
+            calls,
+            registries,
+            ledger_url,
+            config: kept,
+            stop: Some(stop),
+            gateway: Some(gateway),
+        };
         stack.wait_until_serving().await;
         stack
     }

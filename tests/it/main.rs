@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod audit;
 mod cache;
 mod cli;
 mod dev;
@@ -12,4 +13,5 @@ mod ledger_props;
 mod ops;
 mod processes;
 mod search;
+mod security;
 mod validation;
