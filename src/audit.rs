@@ -38,25 +38,11 @@ impl Key {
     /// Reads the key file (64 hex characters), creating it with a random key if missing.
     pub fn load_or_create(path: &Path) -> Result<Key, StartError> {
         let bad = |e: String| StartError::Audit(format!("{}: {e}", path.display()));
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key: [u8; 32] = rand::random();
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
-                }
-                std::fs::write(path, hex::encode(key)).map_err(|e| bad(e.to_string()))?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| bad(e.to_string()))?;
-                }
-                tracing::warn!(path = %path.display(), "created a new audit key; replicas sharing this database need the same file");
-                return Ok(Key(Arc::new(key)));
-            }
-            Err(e) => return Err(bad(e.to_string())),
-        };
+        if !path.exists() {
+            create(path).map_err(|e| bad(e.to_string()))?;
+            tracing::warn!(path = %path.display(), "created a new audit key; replicas sharing this database need the same file");
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let bytes = hex::decode(text.trim()).map_err(|e| bad(format!("not hex: {e}")))?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| bad("must be 32 bytes (64 hex characters)".into()))?;
         Ok(Key(Arc::new(key)))
@@ -273,6 +259,28 @@ impl Trail {
             purged += usize::try_from(done.rows_affected()).unwrap_or(0);
         }
         Ok(purged)
+    }
+}
+
+/// Writes a random key to `path` unless another process got there first:
+/// the key is written aside and linked into place, so no reader sees half a key
+/// and two gateways starting together end up with the same one.
+fn create(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let aside = path.with_extension(format!("new-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&aside, hex::encode(rand::random::<[u8; 32]>()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let linked = std::fs::hard_link(&aside, path);
+    std::fs::remove_file(&aside)?;
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 

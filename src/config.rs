@@ -765,4 +765,12 @@ mod tests {
     fn no_registries_is_a_problem() {
         assert_eq!(keys(Config::parse("", []).unwrap_err()), ["registries"]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused_with_problems_never_a_panic(text in "\\PC{0,200}", key in "[a-z_]{1,12}") {
+            let _ = Config::parse(&text, []);
+            let _ = Config::parse(&format!("[{key}]\n{key} = {text:?}\n"), [(format!("{ENV_PREFIX}{key}"), text.clone())]);
+        }
+    }
 }

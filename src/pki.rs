@@ -308,4 +308,11 @@ mod tests {
         assert_eq!(Ca::load(&dir).unwrap().cert_pem(), ca.cert_pem());
         let _ = fs::remove_dir_all(dir);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_as_a_certificate_are_refused_without_panicking(bytes in proptest::collection::vec(0u8.., 0..600)) {
+            proptest::prop_assert!(holder(&bytes).is_err());
+        }
+    }
 }

@@ -6,7 +6,10 @@
 use std::{future::Future, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    codegen::http,
+    transport::{Server, server::TcpIncoming},
+};
 
 use crate::{
     audit::{self, Key, Trail},
@@ -88,6 +91,7 @@ pub async fn run_with_clock(
         tracing::info!("shutting down: draining in-flight requests");
     };
     server
+        .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -99,6 +103,24 @@ pub async fn run_with_clock(
         .await?;
     drop(stop);
     Ok(())
+}
+
+/// tonic refuses a request over [`MAX_REQUEST_BYTES`] with OUT_OF_RANGE before
+/// any handler runs (our handlers never answer OUT_OF_RANGE); gRPC's code for
+/// a message over the limit is RESOURCE_EXHAUSTED.
+fn oversized_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    if headers.get("grpc-status").is_some_and(|code| code == "11") {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        // grpc-message is percent-encoded.
+        headers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("the%20request%20is%20larger%20than%20the%20gateway%27s%2064%20KiB%20limit"),
+        );
+    }
+    response
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC frames would

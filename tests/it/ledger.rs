@@ -272,6 +272,18 @@ async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court(
     })
     .await
     .unwrap();
+    // The new end date is the registry's (R6): it arrives with the renewal's acknowledgement.
+    let renewed_end = || async {
+        let listed = s.clone().list_case_seizures(ListCaseSeizuresRequest { case_number: A.into() }).await.unwrap();
+        listed.into_inner().seizures.into_iter().find(|x| x.seizure_id == sid(&freeze)).and_then(|x| x.end_time)
+    };
+    let before = renewed_end().await;
+    for _ in 0..100 {
+        if renewed_end().await != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let handed = s.transfer_case(transfer("x3")).await.unwrap().into_inner();
     let t = handed.transfer.unwrap();
     assert_eq!(t.seizure_count, 2);

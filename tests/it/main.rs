@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod dev;
 mod faults;
+mod hostile;
 mod ledger;
 mod ledger_props;
 mod ops;
