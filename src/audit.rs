@@ -425,7 +425,8 @@ fn check(rows: &[Stored], key: &Key) -> Result<(), String> {
         })
         .collect();
     let name = |r: &Stored| {
-        format!("chain {} record {} ({} by court {} at {})", r.chain, r.seq, r.method, r.court, time_text(r.at))
+        let by = if r.court.is_empty() { "an unauthenticated caller".into() } else { format!("court {}", r.court) };
+        format!("chain {} record {} ({} by {by} at {})", r.chain, r.seq, r.method, time_text(r.at))
     };
     let mut previous: Option<&Stored> = None;
     for r in rows {

@@ -59,13 +59,16 @@ fn banner(config: &Config, gateway: SocketAddr) -> String {
         .ok()
         .and_then(|p| p.strip_prefix(std::env::current_dir().ok()?).ok().map(|p| p.display().to_string()))
         .unwrap_or_else(|| "assetgw".into());
-    let mut out = format!("assetgw dev stack is up\n  gateway            {gateway}\n");
+    let pki = config.tls.pki_dir().display().to_string();
+    let scheme = if config.tls.plaintext { "http" } else { "https" };
+    let mut out = format!("assetgw dev stack is up\n  gateway            {scheme}://{gateway}\n");
     for r in &config.registries {
         let how = r.mock.as_ref().map_or("external".to_string(), |m| format!("mock, latency {}", m.latency));
         out += &format!("  {:<18} {} ({}, {how})\n", r.name, r.endpoint, r.kind.short_name());
     }
     out += &format!(
-        "\nIn another terminal:\n  {exe} search --gateway http://{gateway} --case '（2024）京0105执1234号' --debtor 110105199001011232\n  \
+        "\nIn another terminal (over mutual TLS, as court 京0105 with {pki}/courts/京0105.pem):\n  \
+         {exe} search --case '（2024）京0105执1234号' --debtor 110105199001011232\n  \
          (add --json for JSON, --stream to watch registries answer)\n  \
          {exe} call SeizureService/PlaceSeizure '{{\"requestId\":\"r1\",\"caseNumber\":\"（2024）京0105执1234号\",\"debtor\":{{\"residentId\":\"110105199001011232\"}},\"assetKind\":\"ASSET_KIND_REAL_ESTATE\",\"assetId\":\"<from the search>\"}}'\n  \
          (seizures: see README, Seizures)\n\nDemo debtors (any other valid ID or credit code works too):\n"

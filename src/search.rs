@@ -506,7 +506,12 @@ impl AssetSearchService for Gateway {
                             annotate(&ledger, &case, a.assets.iter_mut()).await;
                         }
                         if tx.send(Ok(answer)).await.is_err() {
-                            return; // The court hung up; the cache still gets what is in flight.
+                            // The court hung up; the cache still gets what is in flight, the trail what it saw.
+                            let mut record = result_note.record(&caller, "SearchStreamResult", Ok(()));
+                            record.code = Some(tonic::Code::Cancelled);
+                            record.message = "the court hung up before the summary".into();
+                            let _ = gate.trail().record(record).await;
+                            return;
                         }
                         done.push(leg);
                     };

@@ -80,7 +80,10 @@ async fn logs_mask_every_debtor_identifier() {
     let mut unchecked = query(&["91110000600037341M"]);
     unchecked.debtors[0].accept_unchecked_credit_code = true;
     stack.search(unchecked).await.unwrap();
-    let _ = stack.search(query(&["360426199101010072"])).await;
+    let refused = stack.search(query(&["360426199101010072", "91110000600037341M"])).await.unwrap_err();
+    for full in ["360426199101010072", "91110000600037341M"] {
+        assert!(!refused.message().contains(full), "{full} in the error: {}", refused.message());
+    }
     stack.stop().await.unwrap();
     // The capture holds every test's logs so far, this one's included.
     let text = logs();

@@ -1,10 +1,14 @@
 //! Gateways as real processes: two replicas over one PostgreSQL ledger, and a
 //! SIGKILL in the middle of concurrent placements on SQLite.
 
-use std::{collections::HashSet, process::Command, time::Duration};
+use std::{collections::HashSet, process::Command, sync::Arc, time::Duration};
 
-use assetgw::proto::{
-    AssetKind, PlaceSeizureResponse, SeizureState, WatchEventsRequest, seizure_service_client::SeizureServiceClient,
+use assetgw::{
+    audit::Key,
+    ledger::{SystemClock, store::Store},
+    proto::{
+        AssetKind, PlaceSeizureResponse, SeizureState, WatchEventsRequest, seizure_service_client::SeizureServiceClient,
+    },
 };
 use futures::StreamExt;
 
@@ -76,6 +80,15 @@ async fn two_replicas_on_postgres_keep_one_strict_order() {
     assert_eq!(a.len(), EACH, "replica one saw every placement of the court");
     assert_eq!(a, b, "both replicas stream the same changes in the same order");
     assert!(a.windows(2).all(|w| w[1] > w[0]));
+
+    // Each replica kept its own audit chain in the shared database; all of them verify.
+    let store = Store::open(&url, Arc::new(SystemClock), Default::default()).await.unwrap();
+    let key = Key::load_or_create(&test_pki().join("audit.key")).unwrap();
+    let chains: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT chain FROM audit").fetch_all(store.pool()).await.unwrap();
+    assert!(chains.len() >= 3, "the test's gateway and both replicas: {chains:?}");
+    let checked = assetgw::audit::verify(store.pool(), &key).await.unwrap().unwrap();
+    assert!(checked >= 2 * EACH + 2, "{checked} records");
 }
 
 #[tokio::test]
