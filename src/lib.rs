@@ -30,6 +30,7 @@
 //! - [`mock`]: mock registries with synthetic data and injectable faults.
 //! - [`dev`]: the whole stack on loopback, for a laptop.
 //! - [`client`]: the `assetgw search` and `assetgw call` command-line clients.
+//! - [`conformance`]: the registry partners' conformance suite (`assetgw conformance`).
 //! - [`telemetry`]: logging and span names.
 //! - [`proto`]: the generated protobuf code.
 
@@ -41,6 +42,7 @@ pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod dev;
 pub mod error;
 pub mod fanout;

@@ -78,6 +78,36 @@ enum Command {
         #[command(flatten)]
         faults: FaultArgs,
     },
+    /// Check a registry implementation against the registry contract; exit 1 on any failure.
+    Conformance {
+        /// The registry, `host:port`.
+        #[arg(long)]
+        target: String,
+        /// The registry's name, as its certificate carries it.
+        #[arg(long)]
+        name: Option<String>,
+        /// PKI directory: `ca.pem` and the gateway's certificate, presented to the registry.
+        #[arg(long, env = "ASSETGW_PKI", default_value = "data/pki")]
+        pki: PathBuf,
+        /// Client certificate (PEM) instead of the gateway's in the PKI directory.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Talk plaintext (a registry on a closed test network).
+        #[arg(long, conflicts_with = "name")]
+        plaintext: bool,
+        /// A debtor the registry holds at least one asset for.
+        #[arg(long, default_value = assetgw::conformance::KNOWN_DEBTOR)]
+        debtor: String,
+        /// Deadline sent with each call.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+        deadline: Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Issue certificates from the network CA.
     Pki {
         #[command(subcommand)]
@@ -466,6 +496,37 @@ async fn main() -> ExitCode {
             client::search(&args).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
         }
         Command::MockFaults { target, name, pki, faults } => set_faults(&target, &name, &pki, &faults.config()).await,
+        Command::Conformance { target, name, pki, cert, key, plaintext, debtor, deadline, json } => {
+            let tls = match (plaintext, name) {
+                (true, _) => None,
+                (false, Some(name)) => {
+                    let mut files = TlsFiles::of(&pki, &Role::Gateway);
+                    if let Some((cert, key)) = cert.zip(key) {
+                        (files.cert, files.key) = (cert, key);
+                    }
+                    Some((files, name))
+                }
+                (false, None) => {
+                    return fail("name the registry as its certificate does with --name (or --plaintext)".into());
+                }
+            };
+            let target = assetgw::conformance::Target { address: target, tls, debtor, deadline };
+            match assetgw::conformance::run(target).await {
+                Ok(report) => {
+                    let printed = if json {
+                        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
+                    } else {
+                        Ok(report.text())
+                    };
+                    match printed {
+                        Ok(text) => println!("{text}"),
+                        Err(e) => return fail(e),
+                    }
+                    if report.passed() { Ok(()) } else { Err("the registry does not conform".into()) }
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Pki { command } => pki(command),
         Command::Audit { command } => audit(command).await,
         Command::Call { connection, method, request, timeout } => {
@@ -484,9 +545,11 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
     }
+}
+
+fn fail(e: String) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
 }

@@ -6,6 +6,7 @@ mod harness;
 mod audit;
 mod cache;
 mod cli;
+mod conformance;
 mod dev;
 mod faults;
 mod hostile;

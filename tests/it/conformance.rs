@@ -1,0 +1,245 @@
+//! The registry conformance suite: every mock passes it, and a deliberately
+//! faulty registry (correct but for one thing at a time) fails each check.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    process::Command,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use assetgw::{
+    conformance::{self, Target, UNKNOWN_DEBTOR},
+    identifiers,
+    mock::data::{self, Profile},
+    pki::Role,
+    proto::{
+        AssetKind, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, RegistryKind, ReleaseRequest,
+        ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest,
+        SeizeResponse,
+        asset::Detail,
+        debtor,
+        registry_service_server::{RegistryService, RegistryServiceServer},
+    },
+};
+use tonic::{Request, Response, Status};
+
+use crate::harness::*;
+
+/// Every check the suite runs, in order.
+const CHECKS: [&str; 11] = [
+    "describe",
+    "search_well_formed",
+    "search_deterministic",
+    "unknown_debtor_empty",
+    "invalid_input",
+    "deadline",
+    "health",
+    "seize_idempotent",
+    "renew_answers",
+    "release_answers",
+    "release_unknown_not_found",
+];
+
+/// A bank registry that keeps the contract except for the check named `broken`.
+#[derive(Clone, Default)]
+struct Faulty {
+    broken: Option<&'static str>,
+    searches: Arc<AtomicU64>,
+    answers: Arc<Mutex<HashMap<String, SeizeResponse>>>,
+}
+
+impl Faulty {
+    fn breaks(&self, check: &str) -> bool {
+        self.broken == Some(check)
+    }
+
+    fn now() -> Option<prost_types::Timestamp> {
+        Some(std::time::SystemTime::now().into())
+    }
+}
+
+#[tonic::async_trait]
+impl RegistryService for Faulty {
+    async fn describe(&self, _: Request<DescribeRequest>) -> Result<Response<DescribeResponse>, Status> {
+        let kind = if self.breaks("describe") { RegistryKind::Unspecified } else { RegistryKind::Bank };
+        Ok(Response::new(DescribeResponse {
+            name: "fixture".into(),
+            kind: kind as i32,
+            asset_kinds: vec![AssetKind::Deposit as i32, AssetKind::Securities as i32],
+            display_name: "Faulty Bank".into(),
+        }))
+    }
+
+    async fn search_assets(
+        &self,
+        request: Request<SearchAssetsRequest>,
+    ) -> Result<Response<SearchAssetsResponse>, Status> {
+        let n = self.searches.fetch_add(1, Ordering::SeqCst);
+        if self.breaks("deadline") {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        let id = match request.into_inner().debtor.and_then(|d| d.id) {
+            Some(debtor::Id::ResidentId(id)) => identifiers::parse_resident_id(&id).map(|id| id.as_str().to_string()),
+            _ => Err("a resident id is required".to_string()),
+        };
+        let id = match id {
+            Ok(id) => id,
+            Err(_) if self.breaks("invalid_input") => return Ok(Response::new(SearchAssetsResponse::default())),
+            Err(e) => return Err(Status::invalid_argument(e)),
+        };
+        if id == UNKNOWN_DEBTOR {
+            if self.breaks("unknown_debtor_empty") {
+                return Err(Status::not_found("no such person"));
+            }
+            return Ok(Response::new(SearchAssetsResponse::default()));
+        }
+        let mut assets = data::assets("fixture", RegistryKind::Bank, &id, Profile::Many);
+        if self.breaks("search_well_formed") {
+            if let Some(Detail::Deposit(d)) = assets.iter_mut().find_map(|a| a.detail.as_mut()) {
+                d.account_number.clear();
+            }
+        }
+        if self.breaks("search_deterministic") && n % 2 == 1 {
+            assets.pop();
+        }
+        Ok(Response::new(SearchAssetsResponse { assets, as_of: Self::now() }))
+    }
+
+    async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {
+        let r = request.into_inner();
+        let key = r.order.map(|o| o.idempotency_key).unwrap_or_default();
+        let mut answers = self.answers.lock().unwrap();
+        let issued = answers.len();
+        let fresh = SeizeResponse {
+            registry_reference: format!("fixture-{issued}"),
+            start_time: Self::now(),
+            end_time: r.end_time,
+        };
+        if self.breaks("seize_idempotent") {
+            answers.insert(format!("{key}-{issued}"), fresh.clone());
+            return Ok(Response::new(fresh));
+        }
+        Ok(Response::new(answers.entry(key).or_insert(fresh).clone()))
+    }
+
+    async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
+        let r = request.into_inner();
+        if self.breaks("renew_answers") {
+            return Ok(Response::new(RenewResponse::default()));
+        }
+        let known = self.answers.lock().unwrap().values().any(|a| a.registry_reference == r.registry_reference);
+        if !known {
+            return Err(Status::not_found("no such seizure"));
+        }
+        Ok(Response::new(RenewResponse {
+            registry_reference: r.registry_reference,
+            start_time: Self::now(),
+            end_time: r.end_time,
+        }))
+    }
+
+    async fn release(&self, request: Request<ReleaseRequest>) -> Result<Response<ReleaseResponse>, Status> {
+        let r = request.into_inner();
+        let known = self.answers.lock().unwrap().values().any(|a| a.registry_reference == r.registry_reference);
+        if !known && !self.breaks("release_unknown_not_found") {
+            return Err(Status::not_found("no such seizure"));
+        }
+        let released_at = if self.breaks("release_answers") { None } else { Self::now() };
+        Ok(Response::new(ReleaseResponse { registry_reference: r.registry_reference, released_at }))
+    }
+
+    async fn deduct(&self, _: Request<DeductRequest>) -> Result<Response<DeductResponse>, Status> {
+        Err(Status::unimplemented("not a deduction fixture"))
+    }
+}
+
+/// Serves the fixture over mutual TLS with the certificate of registry `fixture`.
+async fn serve(fixture: Faulty) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RegistryServiceServer<Faulty>>().await;
+    let with_health = !fixture.breaks("health");
+    let tls = tls_of(Role::Registry("fixture".into())).server().unwrap();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .add_optional_service(with_health.then_some(health_service))
+            .add_service(RegistryServiceServer::new(fixture))
+            .serve_with_incoming(assetgw::server::incoming(listener))
+            .await
+    });
+    addr
+}
+
+fn target(address: String, name: &str) -> Target {
+    Target {
+        address,
+        tls: Some((tls_of(Role::Gateway), name.to_string())),
+        debtor: RICH.into(),
+        deadline: Duration::from_millis(500),
+    }
+}
+
+fn failed(report: &conformance::Report) -> Vec<&'static str> {
+    report.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect()
+}
+
+#[tokio::test]
+async fn every_mock_registry_conforms() {
+    let stack = Stack::start(standard()).await;
+    for r in &stack.registries {
+        let address = r.endpoint.trim_start_matches("https://").to_string();
+        let report = conformance::run(target(address, &r.name)).await.unwrap();
+        assert_eq!(report.checks.iter().map(|c| c.name).collect::<Vec<_>>(), CHECKS);
+        assert!(report.passed(), "{}", report.text());
+    }
+}
+
+#[tokio::test]
+async fn the_faulty_fixture_fails_each_check_it_breaks() {
+    let sound = serve(Faulty::default()).await;
+    let report = conformance::run(target(sound.to_string(), "fixture")).await.unwrap();
+    assert!(report.passed(), "the fixture is sound until broken:\n{}", report.text());
+    for check in CHECKS {
+        let addr = serve(Faulty { broken: Some(check), ..Faulty::default() }).await;
+        let report = conformance::run(target(addr.to_string(), "fixture")).await.unwrap();
+        let failed = failed(&report);
+        assert!(failed.contains(&check), "breaking {check} failed only {failed:?}:\n{}", report.text());
+        // A search that is broken or hangs leaves nothing to seize; every other fault fails its own check alone.
+        if !["search_well_formed", "deadline"].contains(&check) {
+            assert_eq!(failed, [check], "{}", report.text());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_command_reports_and_exits_by_the_result() {
+    let stack = Stack::start(vec![Reg::new("bank-a", RegistryKind::Bank)]).await;
+    let good = stack.registries[0].endpoint.trim_start_matches("https://").to_string();
+    let bad = serve(Faulty { broken: Some("describe"), ..Faulty::default() }).await.to_string();
+    let run = |address: String, name: &'static str, json: bool| {
+        let mut args = vec!["conformance".to_string(), "--target".into(), address, "--name".into(), name.into()];
+        if json {
+            args.push("--json".into());
+        }
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_assetgw")).args(args).env("ASSETGW_PKI", test_pki()).output().unwrap()
+        })
+    };
+    let ok = run(good, "bank-a", true).await.unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["checks"].as_array().unwrap().len(), CHECKS.len());
+    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true));
+    let broken = run(bad, "fixture", false).await.unwrap();
+    assert!(!broken.status.success());
+    let text = String::from_utf8_lossy(&broken.stdout);
+    assert!(text.contains("FAIL describe") && text.contains("10 of 11 checks passed"), "{text}");
+}
