@@ -2,8 +2,9 @@
 # The test suite: unit, property and integration tests (mock registries and
 # gateways over real gRPC on loopback, the ledger on a real SQLite file and on
 # the PostgreSQL server at 127.0.0.1:5432, database `test`). Starts that
-# server when it is installed but not running. With CI=true a test that needs
-# PostgreSQL fails instead of skipping.
+# server when it is installed but not running, and makes the virtualenv of the
+# Python interop test (.venv, grpcio from PyPI). With CI=true a test that
+# needs PostgreSQL or Python fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,5 +15,14 @@ if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; the
     for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
   fi
 fi
+
+requirements=tests/interop/requirements.txt
+if ! cmp -s "$requirements" .venv/installed.txt 2>/dev/null; then
+  echo "making .venv for the Python interop test"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" .venv/installed.txt
+fi
+export ASSETGW_PYTHON="$PWD/.venv/bin/python"
 
 cargo test --locked --all-targets "$@"

@@ -10,6 +10,7 @@ mod conformance;
 mod dev;
 mod faults;
 mod hostile;
+mod interop;
 mod ledger;
 mod ledger_props;
 mod ops;
