@@ -52,17 +52,20 @@ pub struct Config {
     pub registries: Vec<RegistryConfig>,
 }
 
-/// The gateway's listening socket.
+/// The gateway's listening sockets.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct ServerConfig {
     /// Address the court-facing gRPC server listens on.
     pub listen: SocketAddr,
+    /// A plaintext port serving only `grpc.health.v1`, for probes that cannot
+    /// present a client certificate (Kubernetes' gRPC probes). Off when unset.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)), health_listen: None }
     }
 }
 
@@ -276,11 +279,13 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `assetgw=debug`; `RUST_LOG` wins when set.
     pub filter: String,
+    /// Also export spans over OTLP/gRPC to this collector, e.g. `http://127.0.0.1:4317`. Off when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, filter: "info".into() }
+        Self { format: LogFormat::Text, filter: "info".into(), otlp_endpoint: None }
     }
 }
 

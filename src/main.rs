@@ -444,19 +444,22 @@ async fn main() -> ExitCode {
     let result: Result<(), String> = match cli.command {
         Command::Dev { config } => match load(&config) {
             Ok(config) => {
-                telemetry::init(&config.log);
-                dev::run(&config, server::shutdown_signal()).await.map_err(|e| e.to_string())
+                let traces = telemetry::init(&config.log);
+                let result = dev::run(&config, server::shutdown_signal()).await.map_err(|e| e.to_string());
+                flush(traces);
+                result
             }
             Err(e) => Err(e.to_string()),
         },
         Command::Serve { config } => match load(&config) {
             Ok(config) => {
-                telemetry::init(&config.log);
-                match server::bind(config.server.listen).await {
+                let traces = telemetry::init(&config.log);
+                let result = match server::bind(config.server.listen).await {
                     Ok(listener) => server::run(&config, listener, server::shutdown_signal()).await,
                     Err(e) => Err(e),
-                }
-                .map_err(|e| e.to_string())
+                };
+                flush(traces);
+                result.map_err(|e| e.to_string())
             }
             Err(e) => Err(e.to_string()),
         },
@@ -546,6 +549,15 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
+    }
+}
+
+/// Sends the spans still buffered before the process exits.
+fn flush(traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>) {
+    if let Some(provider) = traces {
+        if let Err(e) = provider.shutdown() {
+            eprintln!("OTLP: spans not flushed: {e}");
+        }
     }
 }
 

@@ -77,11 +77,18 @@ pub async fn run_with_clock(
     };
     tokio::spawn(outbox::run(store.clone(), gateway.registries().to_vec(), until_stopped(stopped.clone())));
     tokio::spawn(outbox::sweep(store.clone(), config.ledger.sweep_interval, until_stopped(stopped.clone())));
-    tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped)));
+    tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<Gateway>>().await;
     health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
     let (reflection, reflection_alpha) = reflection_services()?;
+    if let Some(addr) = config.server.health_listen {
+        let probes = Server::builder().add_service(health_service.clone());
+        let incoming = incoming(bind(addr).await?);
+        let until = until_stopped(stopped.clone());
+        tokio::spawn(async move { probes.serve_with_incoming_shutdown(incoming, until).await });
+        tracing::info!(%addr, "health probes (plaintext, grpc.health.v1 only) listening");
+    }
     tracing::info!(addr = ?listener.local_addr().ok(), registries = config.registries.len(), "gateway listening");
     let draining = async move {
         shutdown.await;

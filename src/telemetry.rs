@@ -1,9 +1,12 @@
-//! Logging set-up and the names of spans, in one place so dashboards and
-//! tests agree on them.
+//! Logging and trace export set-up, and the names of spans, in one place so
+//! dashboards and tests agree on them.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, filter::LevelFilter, fmt, prelude::*};
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -15,15 +18,36 @@ pub mod spans {
     pub const REGISTRY_LEG: &str = "registry_leg";
 }
 
-/// Installs the global subscriber: `RUST_LOG` when set, else the configured filter.
-pub fn init(log: &LogConfig) {
+/// Installs the global subscriber: `RUST_LOG` when set, else the configured
+/// filter; with `log.otlp_endpoint`, spans are exported over OTLP as well.
+/// Returns the exporter's provider, to flush at exit. Call inside the runtime:
+/// the OTLP client is a tonic client.
+pub fn init(log: &LogConfig) -> Option<SdkTracerProvider> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
-    let registry = tracing_subscriber::registry().with(filter);
-    // A second init (tests, or `dev` after `check`) keeps the first subscriber.
-    let _ = match log.format {
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
-            .try_init(),
-        LogFormat::Json => registry.with(fmt::layer().json().with_writer(std::io::stderr)).try_init(),
+    let provider = log.otlp_endpoint.as_ref().and_then(|endpoint| {
+        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build();
+        match exporter {
+            Ok(exporter) => Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(Resource::builder().with_service_name("assetgw").build())
+                    .build(),
+            ),
+            Err(e) => {
+                eprintln!("OTLP export to {endpoint} is off: {e}");
+                None
+            }
+        }
+    });
+    // Traces keep the info-level spans whatever the log filter says.
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("assetgw")).with_filter(LevelFilter::INFO));
+    let logs = match log.format {
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
+    // A second init (tests, or `dev` after `check`) keeps the first subscriber.
+    let _ = tracing_subscriber::registry().with(logs.with_filter(filter)).with(otel).try_init();
+    provider
 }

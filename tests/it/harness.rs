@@ -501,6 +501,11 @@ pub struct Process {
 impl Process {
     /// Starts `assetgw serve` over `registries` and the ledger at `ledger_url`, and waits until it serves.
     pub async fn serve(registries: &[RegistryConfig], ledger_url: &str) -> Process {
+        Self::serve_with(registries, ledger_url, "").await
+    }
+
+    /// [`Process::serve`] with more configuration (TOML tables) appended.
+    pub async fn serve_with(registries: &[RegistryConfig], ledger_url: &str, extra: &str) -> Process {
         let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
         let tls = gateway_tls();
         let mut toml = format!(
@@ -519,6 +524,7 @@ impl Process {
                 r.endpoint
             );
         }
+        toml += extra;
         let config = scratch().join("gateway.toml");
         std::fs::write(&config, toml).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
@@ -542,6 +548,12 @@ impl Process {
 
     pub fn channel(&self) -> Courts {
         Courts::new(&self.url)
+    }
+
+    /// SIGTERM, and waits for the graceful exit.
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
     }
 
     /// SIGKILL: no shutdown, no flush.

@@ -17,4 +17,5 @@ mod ops;
 mod processes;
 mod search;
 mod security;
+mod telemetry;
 mod validation;

@@ -25,6 +25,22 @@ async fn health_is_served_per_service() {
 }
 
 #[tokio::test]
+async fn probes_get_plaintext_health_on_their_own_port_and_nothing_else() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let stack = Stack::with(standard(), |c| c.server.health_listen = Some(addr)).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+    let r = HealthClient::new(channel.clone()).check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    assert_eq!(r.into_inner().status(), ServingStatus::Serving);
+    let search = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(channel)
+        .search(SearchRequest { query: Some(query(&[RICH])) })
+        .await
+        .unwrap_err();
+    assert_eq!(search.code(), tonic::Code::Unimplemented, "the probe port serves health only");
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn reflection_lists_and_describes_the_services() {
     let stack = Stack::start(standard()).await;
     let mut reflection = ServerReflectionClient::new(stack.channel());

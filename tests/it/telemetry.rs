@@ -1,0 +1,65 @@
+//! Trace export: a gateway process configured with an OTLP endpoint sends its
+//! request and registry-leg spans to a collector (here a fake one that records
+//! what it receives), flushed on a graceful stop.
+
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use tonic::{Request, Response, Status};
+
+use crate::harness::*;
+
+/// A received span: its name and attribute keys.
+type Span = (String, Vec<String>);
+
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let mut spans = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    spans.push((span.name, span.attributes.into_iter().map(|a| a.key).collect()));
+                }
+            }
+        }
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_exports_its_spans_over_otlp() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(collector.clone()))
+        .serve_with_incoming(assetgw::server::incoming(listener));
+    tokio::spawn(server);
+
+    let stack = Stack::start(standard()).await;
+    let db = format!("sqlite://{}", scratch().join("ledger.db").display());
+    let extra = format!("[log]\notlp_endpoint = \"{endpoint}\"\n");
+    let mut gateway = Process::serve_with(&stack.registries, &db, &extra).await;
+    let mut client = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(gateway.channel());
+    client.search(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) }).await.unwrap();
+    // The collector runs on this test's runtime: wait for the exit off it.
+    tokio::task::spawn_blocking(move || gateway.terminate()).await.unwrap();
+
+    let spans = collector.0.lock().unwrap().clone();
+    let search = spans.iter().find(|(name, _)| name == "search").expect("the request's span");
+    for key in ["rpc", "court", "request_id", "registries"] {
+        assert!(search.1.iter().any(|k| k == key), "search span lacks {key}: {:?}", search.1);
+    }
+    let legs = spans.iter().filter(|(name, _)| name == "registry_leg").count();
+    assert_eq!(legs, 6, "one span per registry leg");
+}
