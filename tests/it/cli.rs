@@ -128,3 +128,18 @@ async fn call_sends_json_and_reports_errors() {
         text(&unknown.stderr)
     );
 }
+
+#[test]
+fn the_deployment_configurations_are_valid() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let compose = assetgw(&["check-config", "--config", &format!("{root}/deploy/compose/assetgw.toml")]);
+    assert!(compose.status.success(), "{}", text(&compose.stderr));
+    // The Kubernetes ConfigMap embeds the gateway's TOML, indented under `assetgw.toml: |`.
+    let configmap = std::fs::read_to_string(format!("{root}/deploy/k8s/configmap.yaml")).unwrap();
+    let embedded = configmap.split("assetgw.toml: |\n").nth(1).unwrap();
+    let toml: String = embedded.lines().map(|l| l.strip_prefix("    ").unwrap_or(l).to_string() + "\n").collect();
+    let path = scratch().join("configmap.toml");
+    std::fs::write(&path, toml).unwrap();
+    let k8s = assetgw(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(k8s.status.success(), "{}", text(&k8s.stderr));
+}
