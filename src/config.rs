@@ -18,6 +18,7 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
+    breaker::BreakerConfig,
     identifiers,
     ledger::rules::Terms,
     mock::Latency,
@@ -81,11 +82,18 @@ pub struct SearchConfig {
     pub registry_timeout: Duration,
     /// Most debtors one search may name.
     pub max_debtors: usize,
+    /// Every registry's circuit breaker, unless the registry sets its own.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { deadline: Duration::from_secs(10), registry_timeout: Duration::from_secs(3), max_debtors: 10 }
+        Self {
+            deadline: Duration::from_secs(10),
+            registry_timeout: Duration::from_secs(3),
+            max_debtors: 10,
+            breaker: BreakerConfig::default(),
+        }
     }
 }
 
@@ -317,6 +325,9 @@ pub struct RegistryConfig {
     /// Asset kinds it reports; default by kind (banks: deposit and securities).
     #[serde(default)]
     pub asset_kinds: Option<Vec<AssetKind>>,
+    /// Its circuit breaker; default `search.breaker`.
+    #[serde(default)]
+    pub breaker: Option<BreakerConfig>,
     /// When set, `assetgw dev` runs a mock of this registry at `endpoint`.
     #[serde(default)]
     pub mock: Option<MockConfig>,
@@ -331,6 +342,11 @@ impl RegistryConfig {
     /// The effective cache lifetime.
     pub fn cache_ttl(&self, cache: &CacheConfig) -> Duration {
         self.cache_ttl.unwrap_or_else(|| cache.ttl.for_kind(self.kind))
+    }
+
+    /// The effective circuit breaker.
+    pub fn breaker(&self, search: &SearchConfig) -> BreakerConfig {
+        self.breaker.unwrap_or(search.breaker)
     }
 
     /// The effective asset kinds.
@@ -499,6 +515,20 @@ impl Config {
         }
         if s.max_debtors == 0 {
             out.push(problem("search.max_debtors", "must be at least 1"));
+        }
+        let breakers = std::iter::once(("search.breaker".to_string(), s.breaker)).chain(
+            self.registries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.breaker.map(|b| (format!("registries[{i}].breaker"), b))),
+        );
+        for (key, b) in breakers {
+            if b.failures == 0 {
+                out.push(problem(format!("{key}.failures"), "must be at least 1"));
+            }
+            if b.cool_down.is_zero() {
+                out.push(problem(format!("{key}.cool_down"), "must be longer than zero"));
+            }
         }
         if self.cache.max_entries == 0 {
             out.push(problem(

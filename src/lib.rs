@@ -13,6 +13,7 @@
 //! - [`fanout`]: one leg per (debtor, registry), yielded as each finishes.
 //! - [`cache`]: answers per (registry, debtor) with TTLs and single flight.
 //! - [`registry`]: the client of one registry and the contract check of its answers.
+//! - [`breaker`]: the circuit breaker in front of each registry.
 //! - [`merge`]: the pure merge of answers into one asset list with totals.
 //!
 //! A control step, top-down:
@@ -39,6 +40,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod breaker;
 pub mod cache;
 pub mod client;
 pub mod config;

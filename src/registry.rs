@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 use tonic::{Code, transport::Channel};
 
 use crate::{
+    breaker::Breaker,
     config::{Config, RegistryConfig},
     error::StartError,
     ledger::store::{Ack, PendingOrder},
@@ -35,6 +36,9 @@ pub enum Failure {
     /// Its answer broke the contract.
     #[error("invalid response: {0}")]
     InvalidResponse(String),
+    /// Not asked: its circuit breaker is open after repeated failures.
+    #[error("not asked: circuit open after repeated failures, next probe in {}", humantime::format_duration(*.0))]
+    CircuitOpen(Duration),
 }
 
 impl Failure {
@@ -42,9 +46,24 @@ impl Failure {
     pub fn status(&self) -> RegistryStatus {
         match self {
             Failure::Timeout(_) => RegistryStatus::Timeout,
-            Failure::Unavailable => RegistryStatus::Unavailable,
+            Failure::Unavailable | Failure::CircuitOpen(_) => RegistryStatus::Unavailable,
             Failure::Error(_) => RegistryStatus::Error,
             Failure::InvalidResponse(_) => RegistryStatus::InvalidResponse,
+        }
+    }
+
+    /// Whether it says the registry is unhealthy (counts toward opening its
+    /// breaker), rather than that one request was refused.
+    pub fn is_unhealthy(&self) -> bool {
+        match self {
+            Failure::Timeout(_) | Failure::Unavailable | Failure::InvalidResponse(_) => true,
+            Failure::Error(code) => {
+                matches!(
+                    code,
+                    Code::Internal | Code::Unknown | Code::ResourceExhausted | Code::DataLoss | Code::Aborted
+                )
+            }
+            Failure::CircuitOpen(_) => false,
         }
     }
 }
@@ -62,6 +81,7 @@ pub struct Registry {
     pub timeout: Duration,
     /// Lifetime of its cached answers.
     pub cache_ttl: Duration,
+    breaker: Breaker,
     client: RegistryServiceClient<Channel>,
 }
 
@@ -95,6 +115,7 @@ impl Registry {
             asset_kinds: cfg.asset_kinds(),
             timeout,
             cache_ttl: cfg.cache_ttl(&config.cache),
+            breaker: Breaker::new(cfg.breaker(&config.search)),
             client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
         })
     }
@@ -104,8 +125,17 @@ impl Registry {
         kinds.is_empty() || kinds.iter().any(|k| self.asset_kinds.contains(k))
     }
 
-    /// Asks for a debtor's assets and checks the answer against the contract.
+    /// Asks for a debtor's assets through the circuit breaker and checks the answer against the contract.
     pub async fn search(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
+        self.breaker.admit().map_err(|open| Failure::CircuitOpen(open.retry_in))?;
+        let result = self.ask(debtor, caller).await;
+        if let Some(state) = self.breaker.record(result.as_ref().map_or_else(|f| !f.is_unhealthy(), |_| true)) {
+            tracing::warn!(registry = %self.name, ?state, "circuit breaker changed state");
+        }
+        result
+    }
+
+    async fn ask(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
         let mut request = tonic::Request::new(SearchAssetsRequest {
             debtor: Some(debtor),
             case_number: caller.case_number.clone(),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use assetgw::proto::{
-    RegistryKind, RegistryStatus, SearchQuery,
+    RegistryKind, RegistryStatus, SearchQuery, SearchResponse,
     mock::{Faults, GetFaultsRequest, SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
 };
 use tonic::{Code, transport::Channel};
@@ -20,9 +20,14 @@ async fn set(stack: &Stack, name: &str, faults: Faults) {
     admin(stack, name).set_faults(SetFaultsRequest { faults: Some(faults) }).await.unwrap();
 }
 
-async fn fresh_status(stack: &Stack, name: &str) -> RegistryStatus {
+/// A search that asks every registry afresh.
+async fn fresh_search(stack: &Stack) -> SearchResponse {
     let q = SearchQuery { max_age: Some(prost_types::Duration::default()), ..query(&[RICH]) };
-    status(outcome(&stack.search(q).await.unwrap(), 0, name))
+    stack.search(q).await.unwrap()
+}
+
+async fn fresh_status(stack: &Stack, name: &str) -> RegistryStatus {
+    status(outcome(&fresh_search(stack).await, 0, name))
 }
 
 #[tokio::test]
@@ -79,4 +84,46 @@ async fn the_mock_faults_command_changes_a_running_mock() {
     .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(fresh_status(&stack, "ip").await, RegistryStatus::Unavailable);
+}
+
+#[tokio::test]
+async fn a_failing_registry_trips_its_breaker_then_is_used_again_when_it_returns() {
+    let cool_down = Duration::from_secs(1);
+    let stack =
+        Stack::with(standard(), |c| c.search.breaker = assetgw::breaker::BreakerConfig { failures: 3, cool_down })
+            .await;
+    stack.mock("bank-a").set_down(true);
+    let (started, mut open) = (tokio::time::Instant::now(), 0);
+    for _ in 0..12 {
+        let o = outcome(&fresh_search(&stack).await, 0, "bank-a").clone();
+        assert_eq!(status(&o), RegistryStatus::Unavailable, "every search still answers, bank-a unavailable");
+        open += u64::from(o.message.contains("circuit open"));
+    }
+    // Three failures open it; after that only one probe per cool-down reaches bank-a.
+    let probes = started.elapsed().as_millis() as u64 / cool_down.as_millis() as u64;
+    let calls = stack.calls("bank-a");
+    assert!((3..=3 + probes).contains(&calls), "{calls} calls in {:?}", started.elapsed());
+    assert_eq!(open, 12 - calls, "every other search was answered without asking bank-a");
+
+    stack.mock("bank-a").set_down(false);
+    let back = tokio::time::Instant::now();
+    while status(outcome(&fresh_search(&stack).await, 0, "bank-a")) != RegistryStatus::Ok {
+        assert!(back.elapsed() < Duration::from_secs(3), "bank-a is used again within the cool-down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(outcome(&fresh_search(&stack).await, 0, "bank-a")), RegistryStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_registry_refusing_one_request_does_not_trip_its_breaker() {
+    let stack = Stack::with(standard(), |c| {
+        c.search.breaker = assetgw::breaker::BreakerConfig { failures: 2, cool_down: Duration::from_secs(60) }
+    })
+    .await;
+    let refuse = Faults { error_rate: 1.0, error_code: "invalid_argument".into(), ..Faults::default() };
+    set(&stack, "bank-a", refuse).await;
+    for _ in 0..5 {
+        fresh_search(&stack).await;
+    }
+    assert_eq!(stack.calls("bank-a"), 5, "INVALID_ARGUMENT is about the request, not the registry's health");
 }

@@ -265,6 +265,7 @@ impl Stack {
                 timeout: r.timeout,
                 cache_ttl: r.cache_ttl,
                 asset_kinds: None,
+                breaker: None,
                 mock: None,
             });
         }

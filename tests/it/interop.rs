@@ -96,6 +96,7 @@ async fn a_python_partner_and_a_python_court_work_with_the_gateway() {
             timeout: None,
             cache_ttl: None,
             asset_kinds: None,
+            breaker: None,
             mock: None,
         })
     })
