@@ -62,11 +62,21 @@ pub struct ServerConfig {
     /// A plaintext port serving only `grpc.health.v1`, for probes that cannot
     /// present a client certificate (Kubernetes' gRPC probes). Off when unset.
     pub health_listen: Option<SocketAddr>,
+    /// Calls in flight at once; the next is refused with `RESOURCE_EXHAUSTED` rather than queued.
+    pub max_in_flight: usize,
+    /// HTTP/2 keepalive pings on idle connections (courts and registries), so dead peers are noticed.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)), health_listen: None }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            health_listen: None,
+            max_in_flight: 1024,
+            keepalive: Duration::from_secs(30),
+        }
     }
 }
 
@@ -512,6 +522,12 @@ impl Config {
                     human(s.deadline)
                 ),
             ));
+        }
+        if self.server.max_in_flight == 0 {
+            out.push(problem("server.max_in_flight", "must be at least 1"));
+        }
+        if self.server.keepalive.is_zero() {
+            out.push(problem("server.keepalive", "must be longer than zero"));
         }
         if s.max_debtors == 0 {
             out.push(problem("search.max_debtors", "must be at least 1"));

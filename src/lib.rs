@@ -26,6 +26,7 @@
 //! - [`audit`]: the hash-chained audit trail of every query and control order (R16).
 //! - [`pki`]: certificates: the network CA, issuing, what a certificate says about its holder.
 //! - [`server`]: runs the gateway with health and reflection until shutdown.
+//! - [`admission`]: the limit of calls in flight, refusing the excess at once.
 //! - [`config`]: strict TOML configuration with environment overrides.
 //! - [`error`]: the error types and their one mapping to gRPC status codes.
 //! - [`mock`]: mock registries with synthetic data and injectable faults.
@@ -38,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, missing_docs)]
 
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod breaker;

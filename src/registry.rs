@@ -104,7 +104,9 @@ impl Registry {
         let mut channel = Channel::from_shared(cfg.endpoint.clone())
             .map_err(|source| StartError::Endpoint { registry: cfg.name.clone(), source })?
             .connect_timeout(timeout)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(config.server.keepalive)
+            .keep_alive_timeout(config.server.keepalive / 3);
         if !config.tls.plaintext {
             // The registry must present a certificate for its configured name: an impostor is refused.
             channel = channel.tls_config(config.tls.files().client(&cfg.name)?)?;

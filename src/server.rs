@@ -12,6 +12,7 @@ use tonic::{
 };
 
 use crate::{
+    admission::AdmissionLayer,
     audit::{self, Key, Trail},
     auth::Gate,
     config::Config,
@@ -61,7 +62,9 @@ pub async fn run_with_clock(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let mut server = Server::builder();
+    let mut server = Server::builder()
+        .http2_keepalive_interval(Some(config.server.keepalive))
+        .http2_keepalive_timeout(Some(config.server.keepalive / 3));
     if config.tls.plaintext {
         tracing::warn!("PLAINTEXT: courts are not authenticated; court codes are taken on trust from metadata");
     } else {
@@ -98,6 +101,7 @@ pub async fn run_with_clock(
         tracing::info!("shutting down: draining in-flight requests");
     };
     server
+        .layer(AdmissionLayer::new(config.server.max_in_flight))
         .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection)

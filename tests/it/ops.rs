@@ -110,3 +110,28 @@ async fn logs_mask_every_debtor_identifier() {
         assert!(!text.contains(full), "{full} appears in the logs");
     }
 }
+
+#[tokio::test]
+async fn a_saturated_gateway_refuses_the_excess_at_once() {
+    let regs = vec![Reg::new("bank-a", RegistryKind::Bank).latency("fixed:400ms")];
+    let stack = Stack::with(regs, |c| c.server.max_in_flight = 2).await;
+    let client = stack.client().await;
+    let calls = (0..6).map(|_| {
+        let mut client = client.clone();
+        async move {
+            let started = tokio::time::Instant::now();
+            (client.search(SearchRequest { query: Some(query(&[RICH])) }).await, started.elapsed())
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let ok = results.iter().filter(|(r, _)| r.is_ok()).count();
+    let refused: Vec<_> = results.iter().filter_map(|(r, took)| r.as_ref().err().map(|e| (e, took))).collect();
+    assert_eq!(ok, 2, "two in flight");
+    assert_eq!(refused.len(), 4);
+    for (e, took) in refused {
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().contains("limit of 2 calls in flight"), "{}", e.message());
+        assert!(*took < Duration::from_millis(400), "refused without waiting for a slot ({took:?})");
+    }
+    stack.search(query(&[RICH])).await.expect("served again once calls finish");
+}
