@@ -7,6 +7,7 @@ use std::{future::Future, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{
+    Status,
     codegen::http,
     transport::{Server, server::TcpIncoming},
 };
@@ -119,17 +120,11 @@ pub async fn run_with_clock(
 /// tonic refuses a request over [`MAX_REQUEST_BYTES`] with OUT_OF_RANGE before
 /// any handler runs (our handlers never answer OUT_OF_RANGE); gRPC's code for
 /// a message over the limit is RESOURCE_EXHAUSTED.
-fn oversized_is_resource_exhausted(
-    mut response: http::Response<tonic::body::Body>,
-) -> http::Response<tonic::body::Body> {
-    let headers = response.headers_mut();
-    if headers.get("grpc-status").is_some_and(|code| code == "11") {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-        // grpc-message is percent-encoded.
-        headers.insert(
-            "grpc-message",
-            http::HeaderValue::from_static("the%20request%20is%20larger%20than%20the%20gateway%27s%2064%20KiB%20limit"),
-        );
+fn oversized_is_resource_exhausted(response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    if response.headers().get("grpc-status").is_some_and(|code| code == "11") {
+        let limit = MAX_REQUEST_BYTES / 1024;
+        let status = Status::resource_exhausted(format!("the request is larger than the gateway's {limit} KiB limit"));
+        return status.into_http();
     }
     response
 }
