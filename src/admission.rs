@@ -9,6 +9,7 @@ use std::{
 };
 
 use futures::future::{BoxFuture, FutureExt};
+use prometheus::IntCounter;
 use tokio::sync::Semaphore;
 use tonic::{Status, body::Body, codegen::http};
 use tower::{Layer, Service};
@@ -18,12 +19,13 @@ use tower::{Layer, Service};
 pub struct AdmissionLayer {
     permits: Arc<Semaphore>,
     limit: usize,
+    shed: IntCounter,
 }
 
 impl AdmissionLayer {
-    /// At most `limit` calls in flight.
-    pub fn new(limit: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(limit)), limit }
+    /// At most `limit` calls in flight; refusals are counted in `shed`.
+    pub fn new(limit: usize, shed: IntCounter) -> Self {
+        Self { permits: Arc::new(Semaphore::new(limit)), limit, shed }
     }
 }
 
@@ -67,6 +69,7 @@ where
                 })
                 .boxed(),
             Err(_) => {
+                self.layer.shed.inc();
                 let refused = Status::resource_exhausted(format!(
                     "the gateway is at its limit of {} calls in flight; retry shortly",
                     self.layer.limit

@@ -24,6 +24,7 @@ use crate::{
     error::Error,
     identifiers::{self, CaseNumber, DebtorId},
     ledger::store::{Store, wall_micros},
+    metrics::Metrics,
     pki::{self, Role},
 };
 
@@ -113,6 +114,7 @@ pub struct Gate {
     searches: Mutex<HashMap<String, (i64, u64)>>,
     trail: Trail,
     ledger: Store,
+    metrics: Metrics,
 }
 
 const DAY_US: i64 = 86_400_000_000;
@@ -120,8 +122,13 @@ const CST_OFFSET_US: i64 = 8 * 3_600_000_000;
 
 impl Gate {
     /// The gate; `plaintext` takes court identities on trust from metadata.
-    pub fn new(plaintext: bool, limits: LimitsConfig, trail: Trail, ledger: Store) -> Self {
-        Self { plaintext, limits, buckets: RwLock::default(), searches: Mutex::default(), trail, ledger }
+    pub fn new(plaintext: bool, limits: LimitsConfig, trail: Trail, ledger: Store, metrics: Metrics) -> Self {
+        Self { plaintext, limits, buckets: RwLock::default(), searches: Mutex::default(), trail, ledger, metrics }
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The audit trail.
@@ -142,6 +149,7 @@ impl Gate {
         F: FnOnce(Caller, MetadataMap, Req, Note) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        let started = tokio::time::Instant::now();
         let identified = self.identify(&request);
         let (metadata, _, message) = request.into_parts();
         let note = Note::default();
@@ -158,7 +166,9 @@ impl Gate {
         if let Err(e) = &result {
             tracing::info!(method, court = %caller.court, code = ?e.code(), "refused: {e}");
         }
-        self.trail.record(note.record(&caller, method, result.as_ref().map(|_| ()))).await?;
+        let recorded = self.trail.record(note.record(&caller, method, result.as_ref().map(|_| ()))).await;
+        let result = recorded.and(result);
+        self.metrics.request(method, result.as_ref().map_or_else(Error::code, |_| Code::Ok), started.elapsed());
         result.map(Response::new).map_err(Status::from)
     }
 

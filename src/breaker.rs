@@ -39,6 +39,17 @@ pub enum State {
     HalfOpen,
 }
 
+impl State {
+    /// The name in metrics: `closed`, `open` or `half_open`.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open(_) => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     state: State,

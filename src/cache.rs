@@ -46,6 +46,17 @@ pub enum Lookup {
     Coalesced,
 }
 
+impl Lookup {
+    /// The name in metrics: `hit`, `miss` or `coalesced`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lookup::Hit => "hit",
+            Lookup::Miss => "miss",
+            Lookup::Coalesced => "coalesced",
+        }
+    }
+}
+
 type Flight = Shared<BoxFuture<'static, Result<Arc<Entry>, Failure>>>;
 
 /// The answer cache.

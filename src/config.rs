@@ -62,6 +62,8 @@ pub struct ServerConfig {
     /// A plaintext port serving only `grpc.health.v1`, for probes that cannot
     /// present a client certificate (Kubernetes' gRPC probes). Off when unset.
     pub health_listen: Option<SocketAddr>,
+    /// A plaintext HTTP port serving Prometheus metrics at `/metrics`. Off when unset.
+    pub metrics_listen: Option<SocketAddr>,
     /// Calls in flight at once; the next is refused with `RESOURCE_EXHAUSTED` rather than queued.
     pub max_in_flight: usize,
     /// HTTP/2 keepalive pings on idle connections (courts and registries), so dead peers are noticed.
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             health_listen: None,
+            metrics_listen: None,
             max_in_flight: 1024,
             keepalive: Duration::from_secs(30),
         }

@@ -98,6 +98,9 @@ pub enum StartError {
     /// The audit trail's key could not be read or created.
     #[error("audit trail: {0}")]
     Audit(String),
+    /// The metrics could not be set up.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// The demo-debtor fixture does not parse.
     #[error("demo debtor fixture: {0}")]
     Fixture(#[from] toml::de::Error),

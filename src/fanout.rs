@@ -81,6 +81,7 @@ async fn leg(cache: Cache, plan: Arc<Plan>, debtor_index: usize, registry: Arc<R
         let latency = started.elapsed();
         let span = Span::current();
         span.record("cache", format!("{lookup:?}"));
+        registry.metrics.cache_lookups.with_label_values(&[lookup.name()]).inc();
         match &result {
             Ok(entry) => {
                 span.record("status", "ok");

@@ -33,7 +33,8 @@
 //! - [`dev`]: the whole stack on loopback, for a laptop.
 //! - [`client`]: the `assetgw search` and `assetgw call` command-line clients.
 //! - [`conformance`]: the registry partners' conformance suite (`assetgw conformance`).
-//! - [`telemetry`]: logging and span names.
+//! - [`telemetry`]: logging, trace export and span names.
+//! - [`metrics`]: counters and histograms, served as Prometheus text.
 //! - [`proto`]: the generated protobuf code.
 
 #![forbid(unsafe_code)]
@@ -53,6 +54,7 @@ pub mod fanout;
 pub mod identifiers;
 pub mod ledger;
 pub mod merge;
+pub mod metrics;
 pub mod mock;
 pub mod pki;
 pub mod proto;

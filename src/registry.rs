@@ -12,6 +12,7 @@ use crate::{
     error::StartError,
     ledger::store::{Ack, PendingOrder},
     merge::{self, Reported},
+    metrics::Metrics,
     proto::{
         AssetKind, ControlOrder, Debtor, DeductRequest, RegistryKind, RegistryStatus, ReleaseRequest, RenewRequest,
         SearchAssetsRequest, SeizeRequest, registry_service_client::RegistryServiceClient,
@@ -82,6 +83,8 @@ pub struct Registry {
     /// Lifetime of its cached answers.
     pub cache_ttl: Duration,
     breaker: Breaker,
+    /// The gateway's metrics.
+    pub metrics: Metrics,
     client: RegistryServiceClient<Channel>,
 }
 
@@ -99,7 +102,7 @@ pub struct Caller {
 impl Registry {
     /// A client for `cfg`. Connects lazily, so a registry that is down at
     /// start-up is reported per search instead of stopping the gateway.
-    pub fn new(cfg: &RegistryConfig, config: &Config) -> Result<Self, StartError> {
+    pub fn new(cfg: &RegistryConfig, config: &Config, metrics: Metrics) -> Result<Self, StartError> {
         let timeout = cfg.timeout(&config.search);
         let mut channel = Channel::from_shared(cfg.endpoint.clone())
             .map_err(|source| StartError::Endpoint { registry: cfg.name.clone(), source })?
@@ -118,6 +121,7 @@ impl Registry {
             timeout,
             cache_ttl: cfg.cache_ttl(&config.cache),
             breaker: Breaker::new(cfg.breaker(&config.search)),
+            metrics,
             client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
         })
     }
@@ -129,10 +133,20 @@ impl Registry {
 
     /// Asks for a debtor's assets through the circuit breaker and checks the answer against the contract.
     pub async fn search(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
-        self.breaker.admit().map_err(|open| Failure::CircuitOpen(open.retry_in))?;
+        let name = &*self.name;
+        if let Err(open) = self.breaker.admit() {
+            self.metrics.registry_calls.with_label_values(&[name, "circuit_open"]).inc();
+            return Err(Failure::CircuitOpen(open.retry_in));
+        }
+        let started = tokio::time::Instant::now();
         let result = self.ask(debtor, caller).await;
+        self.metrics.registry_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+        let outcome = result.as_ref().map_or_else(|f| f.status(), |_| RegistryStatus::Ok);
+        let outcome = outcome.as_str_name().trim_start_matches("REGISTRY_STATUS_").to_ascii_lowercase();
+        self.metrics.registry_calls.with_label_values(&[name, &outcome]).inc();
         if let Some(state) = self.breaker.record(result.as_ref().map_or_else(|f| !f.is_unhealthy(), |_| true)) {
             tracing::warn!(registry = %self.name, ?state, "circuit breaker changed state");
+            self.metrics.breaker_changes.with_label_values(&[name, state.name()]).inc();
         }
         result
     }

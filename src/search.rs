@@ -62,8 +62,12 @@ struct Search {
 impl Gateway {
     /// A gateway over the configured registries.
     pub fn new(config: &Config, gate: Arc<Gate>, ledger: Store) -> Result<Self, StartError> {
-        let registries =
-            config.registries.iter().map(|r| Registry::new(r, config).map(Arc::new)).collect::<Result<_, _>>()?;
+        let metrics = gate.metrics();
+        let registries = config
+            .registries
+            .iter()
+            .map(|r| Registry::new(r, config, metrics.clone()).map(Arc::new))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             registries,
             cache: Cache::new(config.cache.max_entries),

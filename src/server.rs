@@ -19,6 +19,7 @@ use crate::{
     config::Config,
     error::StartError,
     ledger::{Clock, SystemClock, outbox, service::SeizureApi, store::Store},
+    metrics::Metrics,
     proto::{
         FILE_DESCRIPTOR_SET, asset_search_service_server::AssetSearchServiceServer,
         seizure_service_server::SeizureServiceServer,
@@ -71,9 +72,11 @@ pub async fn run_with_clock(
     } else {
         server = server.tls_config(config.tls.files().server()?)?;
     }
+    let metrics = Metrics::new()?;
     let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
     let trail = Trail::start(&store, Key::load_or_create(&config.audit.key_file)?);
-    let gate = Arc::new(Gate::new(config.tls.plaintext, config.limits.clone(), trail.clone(), store.clone()));
+    let gate =
+        Arc::new(Gate::new(config.tls.plaintext, config.limits.clone(), trail.clone(), store.clone(), metrics.clone()));
     let gateway = Arc::new(Gateway::new(config, gate, store.clone())?);
     let (stop, stopped) = watch::channel(());
     let until_stopped = |mut rx: watch::Receiver<()>| async move {
@@ -86,6 +89,9 @@ pub async fn run_with_clock(
     health.set_serving::<AssetSearchServiceServer<Gateway>>().await;
     health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
     let (reflection, reflection_alpha) = reflection_services()?;
+    if let Some(addr) = config.server.metrics_listen {
+        metrics.clone().serve(addr, until_stopped(stopped.clone())).await?;
+    }
     if let Some(addr) = config.server.health_listen {
         let probes = Server::builder().add_service(health_service.clone());
         let incoming = incoming(bind(addr).await?);
@@ -102,7 +108,7 @@ pub async fn run_with_clock(
         tracing::info!("shutting down: draining in-flight requests");
     };
     server
-        .layer(AdmissionLayer::new(config.server.max_in_flight))
+        .layer(AdmissionLayer::new(config.server.max_in_flight, metrics.shed.clone()))
         .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection)

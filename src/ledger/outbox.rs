@@ -28,6 +28,10 @@ pub async fn run(store: Store, registries: Vec<Arc<Registry>>, shutdown: impl Fu
                     Some(registry) => registry.deliver(&order).await,
                     None => Err(format!("registry {} is not configured on this gateway", order.registry)),
                 };
+                let delivered = if result.is_ok() { "acknowledged" } else { "failed" };
+                if let Some(r) = registries.get(&order.registry) {
+                    r.metrics.orders.with_label_values(&[&order.registry, delivered]).inc();
+                }
                 match &result {
                     Ok(ack) => {
                         info!(order = order.id, kind = %order.kind, registry = %order.registry, reference = %ack.reference, "order delivered")

@@ -63,3 +63,46 @@ async fn a_gateway_exports_its_spans_over_otlp() {
     let legs = spans.iter().filter(|(name, _)| name == "registry_leg").count();
     assert_eq!(legs, 6, "one span per registry leg");
 }
+
+/// `GET /metrics` over a plain socket.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut text = String::new();
+    socket.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
+#[tokio::test]
+async fn metrics_show_calls_cache_results_and_a_breaker_opening() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let stack = Stack::with(standard(), |c| {
+        c.server.metrics_listen = Some(addr);
+        c.search.breaker =
+            assetgw::breaker::BreakerConfig { failures: 2, cool_down: std::time::Duration::from_secs(60) };
+    })
+    .await;
+    stack.search(query(&[RICH])).await.unwrap();
+    stack.search(query(&[RICH])).await.unwrap();
+    stack.mock("bank-a").set_down(true);
+    let fresh = || assetgw::proto::SearchQuery { max_age: Some(prost_types::Duration::default()), ..query(&[RICH]) };
+    for _ in 0..4 {
+        stack.search(fresh()).await.unwrap();
+    }
+    let text = scrape(addr).await;
+    for line in [
+        r#"assetgw_requests_total{code="Ok",method="Search"} 6"#,
+        r#"assetgw_cache_lookups_total{result="hit"} 6"#,
+        r#"assetgw_breaker_changes_total{registry="bank-a",state="open"} 1"#,
+        r#"assetgw_registry_calls_total{outcome="unavailable",registry="bank-a"} 2"#,
+        r#"assetgw_registry_calls_total{outcome="circuit_open",registry="bank-a"} 2"#,
+        r#"assetgw_registry_calls_total{outcome="ok",registry="realestate"} 5"#,
+        "assetgw_shed_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+    }
+    assert!(text.contains(r#"assetgw_request_seconds_bucket{method="Search",le="#));
+}
