@@ -97,6 +97,12 @@ pub struct SearchConfig {
     pub max_debtors: usize,
     /// Every registry's circuit breaker, unless the registry sets its own.
     pub breaker: BreakerConfig,
+    /// Retries of an unreachable registry, as a share of its calls (over 10 s; at least one a second).
+    pub retry_budget: f32,
+    /// Hedged second attempts, as a share of a registry's calls (over 10 s).
+    pub hedge_budget: f32,
+    /// A search still unanswered after this percentile of the registry's recent latencies is hedged; 0 turns hedging off.
+    pub hedge_percentile: f64,
 }
 
 impl Default for SearchConfig {
@@ -106,6 +112,9 @@ impl Default for SearchConfig {
             registry_timeout: Duration::from_secs(3),
             max_debtors: 10,
             breaker: BreakerConfig::default(),
+            retry_budget: 0.1,
+            hedge_budget: 0.05,
+            hedge_percentile: 0.95,
         }
     }
 }
@@ -525,6 +534,14 @@ impl Config {
                     human(s.deadline)
                 ),
             ));
+        }
+        for (key, share) in [("search.retry_budget", s.retry_budget), ("search.hedge_budget", s.hedge_budget)] {
+            if !(0.0..=1.0).contains(&share) {
+                out.push(problem(key, format!("{share} is not a share between 0.0 and 1.0")));
+            }
+        }
+        if !(0.0..1.0).contains(&s.hedge_percentile) {
+            out.push(problem("search.hedge_percentile", "must be at least 0.0 (off) and below 1.0, e.g. 0.95"));
         }
         if self.server.max_in_flight == 0 {
             out.push(problem("server.max_in_flight", "must be at least 1"));

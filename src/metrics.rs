@@ -26,6 +26,10 @@ pub struct Metrics {
     pub cache_lookups: IntCounterVec,
     /// Circuit-breaker state changes by registry and new state (`open`, `half_open`, `closed`).
     pub breaker_changes: IntCounterVec,
+    /// Searches asked again of an unreachable registry, by registry (within the retry budget).
+    pub retries: IntCounterVec,
+    /// Second attempts started because the first was slow, by registry (within the hedge budget).
+    pub hedges: IntCounterVec,
     /// Calls refused at the door because too many were in flight.
     pub shed: IntCounter,
     /// Control orders delivered to registries, by registry and result (`acknowledged`, `failed`).
@@ -63,6 +67,8 @@ impl Metrics {
             registry_seconds: histogram(&r, "registry_seconds", "Registry call latency", &["registry"])?,
             cache_lookups: counter(&r, "cache_lookups_total", "Answer-cache lookups by result", &["result"])?,
             breaker_changes: counter(&r, "breaker_changes_total", "Breaker state changes", &["registry", "state"])?,
+            retries: counter(&r, "retries_total", "Searches retried, by registry", &["registry"])?,
+            hedges: counter(&r, "hedges_total", "Hedged second attempts, by registry", &["registry"])?,
             orders: counter(&r, "orders_total", "Control orders delivered, by result", &["registry", "result"])?,
             shed,
             registry: r,

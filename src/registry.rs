@@ -2,9 +2,15 @@
 //! contract over gRPC and checking every answer against it. A call never
 //! fails the search; it ends in a [`Failure`] that becomes the registry's status.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
+use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::{
     breaker::Breaker,
@@ -21,6 +27,58 @@ use crate::{
 
 /// Largest registry answer accepted (a debtor with many thousands of assets).
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// How far back the retry and hedge budgets look.
+const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+/// Successful calls remembered for the hedging delay.
+const LATENCY_WINDOW: usize = 256;
+/// Calls seen before hedging starts; too few to know what slow is.
+const LATENCY_MIN_SAMPLES: usize = 20;
+
+/// Recent call latencies of one registry, and the hedging delay they give.
+#[derive(Debug)]
+struct Latencies {
+    percentile: f64,
+    inner: Mutex<(VecDeque<Duration>, Option<Duration>, u32)>,
+}
+
+impl Latencies {
+    fn new(percentile: f64) -> Self {
+        Self { percentile, inner: Mutex::new((VecDeque::with_capacity(LATENCY_WINDOW), None, 0)) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Duration>, Option<Duration>, u32)> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self, latency: Duration) {
+        let mut inner = self.lock();
+        if inner.0.len() == LATENCY_WINDOW {
+            inner.0.pop_front();
+        }
+        inner.0.push_back(latency);
+        inner.2 += 1;
+    }
+
+    /// The configured percentile of recent latencies (recomputed every 16 calls); `None` until enough calls or when off.
+    fn hedge_after(&self) -> Option<Duration> {
+        if self.percentile <= 0.0 {
+            return None;
+        }
+        let mut inner = self.lock();
+        if inner.0.len() < LATENCY_MIN_SAMPLES {
+            return None;
+        }
+        if inner.1.is_none() || inner.2 >= 16 {
+            let mut sorted: Vec<Duration> = inner.0.iter().copied().collect();
+            sorted.sort_unstable();
+            let at = ((sorted.len() as f64 * self.percentile) as usize).min(sorted.len() - 1);
+            inner.1 = Some(sorted[at]);
+            inner.2 = 0;
+        }
+        inner.1
+    }
+}
 
 /// Why a registry's part of a search produced no assets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +141,9 @@ pub struct Registry {
     /// Lifetime of its cached answers.
     pub cache_ttl: Duration,
     breaker: Breaker,
+    retries: TpsBudget,
+    hedges: TpsBudget,
+    latencies: Latencies,
     /// The gateway's metrics.
     pub metrics: Metrics,
     client: RegistryServiceClient<Channel>,
@@ -121,6 +182,10 @@ impl Registry {
             timeout,
             cache_ttl: cfg.cache_ttl(&config.cache),
             breaker: Breaker::new(cfg.breaker(&config.search)),
+            retries: TpsBudget::new(BUDGET_WINDOW, 1, config.search.retry_budget),
+            // No minimum: hedges are pure extra load, only ever a share of the calls.
+            hedges: TpsBudget::new(BUDGET_WINDOW, 0, config.search.hedge_budget),
+            latencies: Latencies::new(config.search.hedge_percentile),
             metrics,
             client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
         })
@@ -138,8 +203,16 @@ impl Registry {
             self.metrics.registry_calls.with_label_values(&[name, "circuit_open"]).inc();
             return Err(Failure::CircuitOpen(open.retry_in));
         }
-        let started = tokio::time::Instant::now();
-        let result = self.ask(debtor, caller).await;
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        self.retries.deposit();
+        self.hedges.deposit();
+        let mut result = self.hedged(&debtor, caller, deadline).await;
+        // Searches change nothing, so an unreachable registry is asked once more if time and the budget allow.
+        if matches!(result, Err(Failure::Unavailable)) && Instant::now() < deadline && self.retries.withdraw() {
+            self.metrics.retries.with_label_values(&[name]).inc();
+            result = self.hedged(&debtor, caller, deadline).await;
+        }
         self.metrics.registry_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
         let outcome = result.as_ref().map_or_else(|f| f.status(), |_| RegistryStatus::Ok);
         let outcome = outcome.as_str_name().trim_start_matches("REGISTRY_STATUS_").to_ascii_lowercase();
@@ -151,7 +224,38 @@ impl Registry {
         result
     }
 
-    async fn ask(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
+    /// One attempt, or two when the first is slower than this registry
+    /// usually is (and the hedge budget allows): the first success wins.
+    async fn hedged(&self, debtor: &Debtor, caller: &Caller, deadline: Instant) -> Result<Vec<Reported>, Failure> {
+        let first = self.ask(debtor.clone(), caller, deadline);
+        let Some(after) = self.latencies.hedge_after() else { return first.await };
+        tokio::pin!(first);
+        tokio::select! {
+            biased;
+            result = &mut first => return result,
+            _ = tokio::time::sleep(after) => {}
+        }
+        if !self.hedges.withdraw() {
+            return first.await;
+        }
+        self.metrics.hedges.with_label_values(&[&self.name]).inc();
+        let second = self.ask(debtor.clone(), caller, deadline);
+        tokio::pin!(second);
+        tokio::select! {
+            result = &mut first => match result {
+                Ok(assets) => Ok(assets),
+                Err(_) => second.await,
+            },
+            result = &mut second => match result {
+                Ok(assets) => Ok(assets),
+                Err(_) => first.await,
+            },
+        }
+    }
+
+    async fn ask(&self, debtor: Debtor, caller: &Caller, deadline: Instant) -> Result<Vec<Reported>, Failure> {
+        let started = Instant::now();
+        let left = deadline.saturating_duration_since(started);
         let mut request = tonic::Request::new(SearchAssetsRequest {
             debtor: Some(debtor),
             case_number: caller.case_number.clone(),
@@ -160,9 +264,9 @@ impl Registry {
         });
         // The registry learns the deadline through grpc-timeout; we enforce it ourselves too,
         // because a registry that ignores the header must not hold the search.
-        request.set_timeout(self.timeout);
+        request.set_timeout(left);
         let mut client = self.client.clone();
-        let answer = match tokio::time::timeout(self.timeout, client.search_assets(request)).await {
+        let answer = match tokio::time::timeout_at(deadline, client.search_assets(request)).await {
             Err(_) => return Err(Failure::Timeout(self.timeout)),
             Ok(Err(status)) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
@@ -175,6 +279,7 @@ impl Registry {
             }
             Ok(Ok(response)) => response.into_inner(),
         };
+        self.latencies.add(started.elapsed());
         self.check(answer.assets)
     }
 
@@ -251,5 +356,24 @@ impl Registry {
                 Ok(reported)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hedging_waits_for_enough_calls_then_uses_the_percentile() {
+        let l = Latencies::new(0.9);
+        for ms in 1..LATENCY_MIN_SAMPLES as u64 {
+            l.add(Duration::from_millis(ms));
+        }
+        assert_eq!(l.hedge_after(), None, "too few calls to know what slow is");
+        for ms in LATENCY_MIN_SAMPLES as u64..=100 {
+            l.add(Duration::from_millis(ms));
+        }
+        assert_eq!(l.hedge_after(), Some(Duration::from_millis(91)));
+        assert_eq!(Latencies::new(0.0).hedge_after(), None, "0 turns hedging off");
     }
 }

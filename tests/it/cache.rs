@@ -78,7 +78,9 @@ async fn failures_and_timeouts_are_never_cached() {
         assert_eq!(status(outcome(&r, 0, "slow")), RegistryStatus::Timeout);
         assert!(!outcome(&r, 0, "down").from_cache);
     }
-    assert_eq!((stack.calls("down"), stack.calls("slow")), (2, 2));
+    // Each search asked afresh; an unreachable registry may be asked once more within the retry budget.
+    assert!((2..=4).contains(&stack.calls("down")), "{}", stack.calls("down"));
+    assert_eq!(stack.calls("slow"), 2, "a timeout is not retried: the time is spent");
 }
 
 #[tokio::test]
