@@ -53,7 +53,7 @@ impl Connection {
     }
 
     /// A channel to the gateway as the court of `case`.
-    async fn channel(&self, case: Option<&str>) -> Result<(Channel, String), ClientError> {
+    pub async fn channel(&self, case: Option<&str>) -> Result<(Channel, String), ClientError> {
         let court = self.court(case)?;
         let mut endpoint = Endpoint::from_shared(self.gateway.clone())?;
         if self.gateway.starts_with("https:") {
@@ -77,7 +77,7 @@ impl Connection {
     }
 
     /// `message` with the officer (and, plaintext only, the court) in metadata.
-    fn request<T>(&self, court: &str, message: T) -> Result<Request<T>, ClientError> {
+    pub fn request<T>(&self, court: &str, message: T) -> Result<Request<T>, ClientError> {
         let mut request = Request::new(message);
         let value = |v: &str| {
             MetadataValue::try_from(v).map_err(|_| ClientError::Usage(format!("`{v}` cannot be sent as metadata")))

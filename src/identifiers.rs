@@ -188,6 +188,12 @@ impl fmt::Display for Masked<'_> {
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const ID_CHECK: &[u8; 11] = b"10X98765432";
 
+/// The GB 11643 check character of a resident identity number's first 17 digits (ASCII).
+pub fn resident_id_check(digits: &[u8]) -> u8 {
+    let sum: u32 = digits.iter().zip(ID_WEIGHTS).map(|(b, w)| u32::from(b.wrapping_sub(b'0')) * w).sum();
+    ID_CHECK[(sum % 11) as usize]
+}
+
 /// Validates a resident identity number (R21): 18 characters, a real birth
 /// date, and the GB 11643 check character.
 pub fn parse_resident_id(input: &str) -> Result<DebtorId, String> {
@@ -209,8 +215,7 @@ pub fn parse_resident_id(input: &str) -> Result<DebtorId, String> {
         // The digits themselves are not echoed: they are the part of the number that masking hides.
         return Err("has characters 7–14 that are not a real birth date (YYYYMMDD from 1900 on)".into());
     }
-    let sum: u32 = bytes[..17].iter().zip(ID_WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
-    let expected = ID_CHECK[(sum % 11) as usize];
+    let expected = resident_id_check(&bytes[..17]);
     if bytes[17] != expected {
         return Err(format!(
             "has check character `{}` but its first 17 digits give `{}`; re-read the number from the ID card",
@@ -274,8 +279,7 @@ mod tests {
         assert!(parse_resident_id("360426199101010072").unwrap_err().contains("check character"));
         // 1991-02-30 does not exist; check digit recomputed so only the date is wrong.
         let body = "36042619910230007";
-        let sum: u32 = body.bytes().zip(ID_WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
-        let id = format!("{body}{}", ID_CHECK[(sum % 11) as usize] as char);
+        let id = format!("{body}{}", resident_id_check(body.as_bytes()) as char);
         assert!(parse_resident_id(&id).unwrap_err().contains("not a real birth date"));
         assert!(parse_resident_id("3604261991").unwrap_err().contains("18"));
         assert!(parse_resident_id("36042619910101007A").unwrap_err().contains("check character"));

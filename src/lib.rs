@@ -32,6 +32,7 @@
 //! - [`mock`]: mock registries with synthetic data and injectable faults.
 //! - [`dev`]: the whole stack on loopback, for a laptop.
 //! - [`client`]: the `assetgw search` and `assetgw call` command-line clients.
+//! - [`loadgen`]: the load generator (`assetgw loadgen`) and its ghz-style report.
 //! - [`conformance`]: the registry partners' conformance suite (`assetgw conformance`).
 //! - [`telemetry`]: logging, trace export and span names.
 //! - [`metrics`]: counters and histograms, served as Prometheus text.
@@ -53,6 +54,7 @@ pub mod error;
 pub mod fanout;
 pub mod identifiers;
 pub mod ledger;
+pub mod loadgen;
 pub mod merge;
 pub mod metrics;
 pub mod mock;

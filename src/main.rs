@@ -78,6 +78,38 @@ enum Command {
         #[command(flatten)]
         faults: FaultArgs,
     },
+    /// Load-test a gateway (or, with `--scenario direct`, the registries themselves) and report latency and rate.
+    Loadgen {
+        #[command(flatten)]
+        connection: ConnectArgs,
+        /// miss, hit, stream, seizure, or direct (no gateway: the registries of --config, asked as the gateway would).
+        #[arg(long, value_enum, default_value = "miss")]
+        scenario: assetgw::loadgen::Scenario,
+        /// Closed loop: callers sending back to back.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Open loop: calls per second on a fixed schedule (overrides --concurrency).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Measured time.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        duration: Duration,
+        /// Unmeasured warm-up first.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+        warmup: Duration,
+        /// HTTP/2 connections to the gateway.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// Deadline of each call.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        timeout: Duration,
+        /// Configuration whose registries `--scenario direct` asks.
+        #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a registry implementation against the registry contract; exit 1 on any failure.
     Conformance {
         /// The registry, `host:port`.
@@ -364,6 +396,33 @@ async fn verify(config: &Config) -> Result<(), String> {
     }
 }
 
+async fn loadgen(
+    plan: &assetgw::loadgen::Plan,
+    connection: client::Connection,
+    config: &Path,
+    json: bool,
+) -> Result<(), String> {
+    let registries = if plan.scenario == assetgw::loadgen::Scenario::Direct {
+        let config = load(config).map_err(|e| e.to_string())?;
+        let metrics = assetgw::metrics::Metrics::new().map_err(|e| e.to_string())?;
+        let made: Result<Vec<_>, _> = config
+            .registries
+            .iter()
+            .map(|r| assetgw::registry::Registry::new(r, &config, metrics.clone()).map(Arc::new))
+            .collect();
+        made.map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    let report = assetgw::loadgen::run(plan, connection, registries).await.map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        println!("{}", report.text());
+    }
+    Ok(())
+}
+
 fn pki(command: PkiCommand) -> Result<(), String> {
     match command {
         PkiCommand::Init { dir } => {
@@ -529,6 +588,21 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => Err(e),
             }
+        }
+        Command::Loadgen {
+            connection,
+            scenario,
+            concurrency,
+            rate,
+            duration,
+            warmup,
+            connections,
+            timeout,
+            config,
+            json,
+        } => {
+            let plan = assetgw::loadgen::Plan { scenario, concurrency, rate, duration, warmup, connections, timeout };
+            loadgen(&plan, connection.connection(), &config, json).await
         }
         Command::Pki { command } => pki(command),
         Command::Audit { command } => audit(command).await,

@@ -13,6 +13,7 @@ mod hostile;
 mod interop;
 mod ledger;
 mod ledger_props;
+mod loadgen;
 mod ops;
 mod processes;
 mod search;

@@ -1,0 +1,72 @@
+//! The load generator against a real stack: closed and open loop, every
+//! scenario, and the direct (no gateway) mode; counts and codes must add up.
+
+use std::{sync::Arc, time::Duration};
+
+use assetgw::{
+    client::Connection,
+    loadgen::{self, Plan, Scenario},
+    metrics::Metrics,
+    registry::Registry,
+};
+
+use crate::harness::*;
+
+fn connection(stack: &Stack) -> Connection {
+    Connection {
+        gateway: stack.url.clone(),
+        court: None,
+        officer: "loadgen".into(),
+        pki: test_pki().to_path_buf(),
+        cert: None,
+    }
+}
+
+fn plan(scenario: Scenario, rate: Option<f64>) -> Plan {
+    Plan {
+        scenario,
+        concurrency: 4,
+        rate,
+        duration: Duration::from_millis(800),
+        warmup: Duration::from_millis(200),
+        connections: 2,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn every_scenario_reports_what_it_measured() {
+    let stack = Stack::start(standard()).await;
+    for scenario in [Scenario::Hit, Scenario::Miss, Scenario::Stream, Scenario::Seizure] {
+        let report = loadgen::run(&plan(scenario, None), connection(&stack), Vec::new()).await.unwrap();
+        assert!(report.count > 0, "{scenario:?}: {}", report.text());
+        assert_eq!(report.status.get("Ok"), Some(&report.count), "{scenario:?}: {}", report.text());
+        assert!(report.latency_ms["fastest"] <= report.latency_ms["p50"]);
+        assert!(report.latency_ms["p50"] <= report.latency_ms["p99.9"]);
+        assert!(report.latency_ms["p99.9"] <= report.latency_ms["slowest"]);
+    }
+}
+
+#[tokio::test]
+async fn the_open_loop_keeps_its_schedule() {
+    let stack = Stack::start(standard()).await;
+    let report = loadgen::run(&plan(Scenario::Miss, Some(50.0)), connection(&stack), Vec::new()).await.unwrap();
+    // 50 calls a second for 0.8 s measured, whatever the answers do.
+    assert!((35..=45).contains(&report.count), "{}", report.text());
+    assert_eq!(report.mode, "open");
+}
+
+#[tokio::test]
+async fn direct_mode_asks_every_registry_without_a_gateway() {
+    let stack = Stack::start(standard()).await;
+    let metrics = Metrics::new().unwrap();
+    let registries: Vec<Arc<Registry>> =
+        stack.registries.iter().map(|r| Arc::new(Registry::new(r, &stack.config, metrics.clone()).unwrap())).collect();
+    let before = stack.calls("bank-a");
+    let report = loadgen::run(&plan(Scenario::Direct, None), connection(&stack), registries).await.unwrap();
+    assert_eq!(report.status.get("Ok"), Some(&report.count), "{}", report.text());
+    for name in ["bank-a", "realestate", "securities"] {
+        assert!(stack.calls(name) >= report.count, "{name} asked on every call");
+    }
+    assert!(stack.calls("bank-a") > before);
+}
