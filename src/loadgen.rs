@@ -44,6 +44,8 @@ pub enum Scenario {
     Seizure,
     /// No gateway: the load generator asks every configured registry itself, as the gateway would.
     Direct,
+    /// The gateway's `grpc.health.v1` check: the same server and TLS with no work, the ceiling.
+    Echo,
 }
 
 /// How to drive the load.
@@ -197,6 +199,10 @@ impl Target {
                     Err(e) => Err(tonic::Status::internal(e.to_string())),
                 }
             }
+            Scenario::Echo => {
+                let check = tonic_health::pb::HealthCheckRequest { service: String::new() };
+                tonic_health::pb::health_client::HealthClient::new(channel()).check(check).await.map(|_| ())
+            }
             Scenario::Direct => {
                 let caller = Caller {
                     case_number: CASE.into(),
@@ -204,7 +210,7 @@ impl Target {
                     request_id: uuid::Uuid::new_v4().to_string(),
                 };
                 let debtor = person(random_resident_id(&mut rand::rng()));
-                let legs = self.registries.iter().map(|r| r.search(debtor.clone(), &caller));
+                let legs = self.registries.iter().map(|r| r.search_once(debtor.clone(), &caller));
                 let failed = join_all(legs).await.into_iter().any(|r| r.is_err());
                 if failed { Err(tonic::Status::unavailable("a registry failed")) } else { Ok(()) }
             }

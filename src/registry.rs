@@ -224,6 +224,12 @@ impl Registry {
         result
     }
 
+    /// One plain attempt within the registry's timeout: no breaker, retry or
+    /// hedge. The load generator's baseline of what a search costs.
+    pub async fn search_once(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
+        self.ask(debtor, caller, Instant::now() + self.timeout).await
+    }
+
     /// One attempt, or two when the first is slower than this registry
     /// usually is (and the hedge budget allows): the first success wins.
     async fn hedged(&self, debtor: &Debtor, caller: &Caller, deadline: Instant) -> Result<Vec<Reported>, Failure> {
