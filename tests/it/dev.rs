@@ -18,40 +18,52 @@ async fn free_port() -> u16 {
 #[tokio::test]
 async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/assetgw.toml")).unwrap();
-    // The shipped config with free ports, so the test never collides with a running stack.
-    let mut config = shipped.replace("127.0.0.1:50051", &format!("127.0.0.1:{}", free_port().await));
-    for port in 50061..=50066 {
-        config = config.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{}", free_port().await));
-    }
-    let gateway = config.lines().find(|l| l.starts_with("listen")).unwrap().split('"').nth(1).unwrap().to_string();
-    let path = std::env::temp_dir().join(format!("assetgw-dev-{}.toml", std::process::id()));
-    std::fs::write(&path, &config).unwrap();
-
     let pki = scratch().join("pki");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_assetgw"))
-        .args(["dev", "--config", path.to_str().unwrap()])
-        .env("ASSETGW__TLS__CA", pki.join("ca.pem"))
-        .env("ASSETGW__TLS__CERT", pki.join("gateway.pem"))
-        .env("ASSETGW__TLS__KEY", pki.join("gateway.key"))
-        .env("ASSETGW__AUDIT__KEY_FILE", pki.join("audit.key"))
-        .env("ASSETGW__LOG__FORMAT", "json")
-        .env("ASSETGW__LEDGER__URL", format!("sqlite://{}", scratch().join("ledger.db").display()))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let banner = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .take_while(|l| !l.starts_with("Ctrl-C"))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap()
-    .join("\n");
+    // The shipped config with free ports, so the test never collides with a running stack. A port found free
+    // can be taken by a parallel test before `dev` binds it: then the stack says so, and it gets new ports.
+    let (child, gateway, banner) = 'start: {
+        for _ in 0..3 {
+            let mut config = shipped.replace("127.0.0.1:50051", &format!("127.0.0.1:{}", free_port().await));
+            for port in 50061..=50066 {
+                config = config.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{}", free_port().await));
+            }
+            let gateway =
+                config.lines().find(|l| l.starts_with("listen")).unwrap().split('"').nth(1).unwrap().to_string();
+            let path = scratch().join("assetgw.toml");
+            std::fs::write(&path, &config).unwrap();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_assetgw"))
+                .args(["dev", "--config", path.to_str().unwrap()])
+                .env("ASSETGW__TLS__CA", pki.join("ca.pem"))
+                .env("ASSETGW__TLS__CERT", pki.join("gateway.pem"))
+                .env("ASSETGW__TLS__KEY", pki.join("gateway.key"))
+                .env("ASSETGW__AUDIT__KEY_FILE", pki.join("audit.key"))
+                .env("ASSETGW__LOG__FORMAT", "json")
+                .env("ASSETGW__LEDGER__URL", format!("sqlite://{}", scratch().join("ledger.db").display()))
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let banner = tokio::task::spawn_blocking(move || {
+                BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                    .take_while(|l| !l.starts_with("Ctrl-C"))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap()
+            .join("\n");
+            if banner.contains("assetgw dev stack is up") {
+                break 'start (child, gateway, banner);
+            }
+            let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(stderr.contains("cannot listen"), "dev did not start:\n{stderr}");
+        }
+        panic!("no free ports in three tries");
+    };
     assert!(banner.contains("assetgw dev stack is up"), "{banner}");
     assert!(banner.contains("securities-csdc"), "{banner}");
 
@@ -78,5 +90,4 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     assert!(lines.iter().any(|l| l["fields"]["message"] == "search complete"), "{stderr}");
     assert!(lines.iter().any(|l| l["fields"]["message"].as_str().unwrap_or("").starts_with("shutting down")));
     assert!(!stderr.contains(RICH));
-    std::fs::remove_file(path).ok();
 }
