@@ -28,6 +28,17 @@ use crate::{
 /// Largest registry answer accepted (a debtor with many thousands of assets).
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
+/// Writes trace-context headers into gRPC metadata.
+struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for Metadata<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (key.parse::<tonic::metadata::AsciiMetadataKey>(), value.parse()) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
 /// How far back the retry and hedge budgets look.
 const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 /// Successful calls remembered for the hedging delay.
@@ -271,6 +282,11 @@ impl Registry {
         // The registry learns the deadline through grpc-timeout; we enforce it ourselves too,
         // because a registry that ignores the header must not hold the search.
         request.set_timeout(left);
+        // The search's trace continues at the registry (a no-op unless trace export is configured).
+        let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&context, &mut Metadata(request.metadata_mut()))
+        });
         let mut client = self.client.clone();
         let answer = match tokio::time::timeout_at(deadline, client.search_assets(request)).await {
             Err(_) => return Err(Failure::Timeout(self.timeout)),

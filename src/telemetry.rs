@@ -40,6 +40,10 @@ pub fn init(log: &LogConfig) -> Option<SdkTracerProvider> {
         }
     });
     // Traces keep the info-level spans whatever the log filter says.
+    if provider.is_some() {
+        // Registry calls carry the search's trace as W3C `traceparent` (see `registry::Registry`).
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    }
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("assetgw")).with_filter(LevelFilter::INFO));

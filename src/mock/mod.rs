@@ -130,6 +130,8 @@ pub struct MockRegistry {
     faults: Arc<RwLock<MockConfig>>,
     demo: Arc<[data::DemoDebtor]>,
     calls: Arc<AtomicU64>,
+    /// The W3C `traceparent` of the latest search that carried one.
+    traceparent: Arc<Mutex<Option<String>>>,
     control: Arc<Mutex<Control>>,
 }
 
@@ -169,6 +171,7 @@ impl MockRegistry {
             kind,
             demo: data::demo_debtors()?.into(),
             calls: Arc::default(),
+            traceparent: Arc::default(),
             control: Arc::default(),
             faults: Arc::new(RwLock::new(settings)),
         })
@@ -236,6 +239,11 @@ impl MockRegistry {
         Ok(Response::new(answer))
     }
 
+    /// The trace context of the latest search that carried one (the caller's span, W3C `traceparent`).
+    pub fn traceparent(&self) -> Option<String> {
+        self.traceparent.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// A counter of `SearchAssets` calls received, for tests and reports.
     pub fn calls(&self) -> Arc<AtomicU64> {
         self.calls.clone()
@@ -301,6 +309,9 @@ impl RegistryService for MockRegistry {
         request: Request<SearchAssetsRequest>,
     ) -> Result<Response<SearchAssetsResponse>, Status> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(parent) = request.metadata().get("traceparent").and_then(|v| v.to_str().ok()) {
+            *self.traceparent.lock().unwrap_or_else(PoisonError::into_inner) = Some(parent.to_string());
+        }
         let request = request.into_inner();
         let debtor = Self::debtor_id(request.debtor.as_ref())?;
         let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());

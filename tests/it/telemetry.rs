@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status};
 
 use crate::harness::*;
 
-/// A received span: its name and attribute keys.
-type Span = (String, Vec<String>);
+/// A received span: its name, attribute keys and trace id (hex).
+type Span = (String, Vec<String>, String);
 
 #[derive(Clone, Default)]
 struct Collector(Arc<Mutex<Vec<Span>>>);
@@ -28,7 +28,8 @@ impl TraceService for Collector {
         for resource in request.into_inner().resource_spans {
             for scope in resource.scope_spans {
                 for span in scope.spans {
-                    spans.push((span.name, span.attributes.into_iter().map(|a| a.key).collect()));
+                    let keys = span.attributes.into_iter().map(|a| a.key).collect();
+                    spans.push((span.name, keys, hex::encode(span.trace_id)));
                 }
             }
         }
@@ -56,12 +57,15 @@ async fn a_gateway_exports_its_spans_over_otlp() {
     tokio::task::spawn_blocking(move || gateway.terminate()).await.unwrap();
 
     let spans = collector.0.lock().unwrap().clone();
-    let search = spans.iter().find(|(name, _)| name == "search").expect("the request's span");
+    let search = spans.iter().find(|(name, ..)| name == "search").expect("the request's span");
     for key in ["rpc", "court", "request_id", "registries"] {
         assert!(search.1.iter().any(|k| k == key), "search span lacks {key}: {:?}", search.1);
     }
-    let legs = spans.iter().filter(|(name, _)| name == "registry_leg").count();
+    let legs = spans.iter().filter(|(name, ..)| name == "registry_leg").count();
     assert_eq!(legs, 6, "one span per registry leg");
+    // The registries were called inside the search's trace (W3C traceparent: version-traceid-spanid-flags).
+    let parent = stack.mock("bank-a").traceparent().expect("bank-a received a traceparent");
+    assert_eq!(parent.split('-').nth(1), Some(search.2.as_str()), "{parent}");
 }
 
 /// `GET /metrics` over a plain socket.
