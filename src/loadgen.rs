@@ -86,6 +86,8 @@ pub struct Report {
     pub latency_ms: BTreeMap<&'static str, f64>,
     /// Answers by gRPC code.
     pub status: BTreeMap<String, u64>,
+    /// p99 latency of the calls refused with RESOURCE_EXHAUSTED (ms), if any were.
+    pub refused_p99_ms: Option<f64>,
 }
 
 impl Report {
@@ -228,14 +230,19 @@ async fn drain(mut stream: tonic::Streaming<crate::proto::SearchStreamResponse>)
 #[derive(Default)]
 struct Tally {
     histogram: Option<Histogram<u64>>,
+    refused: Option<Histogram<u64>>,
     status: BTreeMap<String, u64>,
     ok: u64,
 }
 
 impl Tally {
     fn add(&mut self, code: Code, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         if let Some(h) = &mut self.histogram {
-            let _ = h.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+            let _ = h.record(us);
+        }
+        if let (Code::ResourceExhausted, Some(h)) = (code, &mut self.refused) {
+            let _ = h.record(us);
         }
         *self.status.entry(format!("{code:?}")).or_default() += 1;
         self.ok += u64::from(code == Code::Ok);
@@ -255,15 +262,21 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
     let target =
         Arc::new(Target { connection, channels, registries, flat, serial: std::sync::atomic::AtomicU64::new(0) });
     let histogram = Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| ClientError::Usage(e.to_string()))?;
-    let tally = Arc::new(Mutex::new(Tally { histogram: Some(histogram), ..Tally::default() }));
+    let tally = Arc::new(Mutex::new(Tally {
+        refused: Some(histogram.clone()),
+        histogram: Some(histogram),
+        ..Tally::default()
+    }));
     let start = Instant::now();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     let record = {
         let tally = tally.clone();
+        // A call counts when it was due inside the measured window, however late it answers: an overloaded
+        // gateway's slow answers are part of the result, not cut off at the window's end.
         move |due: Instant, code: Code| {
             let now = Instant::now();
-            if due >= measure_from && now <= end {
+            if due >= measure_from && due < end {
                 if let Ok(mut t) = tally.lock() {
                     t.add(code, now - due);
                 }
@@ -329,6 +342,7 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
         ok_rps: tally.ok as f64 / total_s,
         latency_ms,
         status: tally.status.clone(),
+        refused_p99_ms: tally.refused.as_ref().filter(|r| !r.is_empty()).map(|r| ms(r.value_at_quantile(0.99))),
     })
 }
 
