@@ -150,6 +150,14 @@ struct Target {
 }
 
 impl Target {
+    /// `message` as court 京0105's, with the call's deadline.
+    fn request<T>(&self, message: T, timeout: Duration) -> Result<tonic::Request<T>, tonic::Status> {
+        let mut request =
+            self.connection.request("京0105", message).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        request.set_timeout(timeout);
+        Ok(request)
+    }
+
     async fn call(&self, scenario: Scenario, n: usize, timeout: Duration) -> Code {
         // Direct calls have no gateway channels; every other scenario has at least one.
         let channel = || self.channels[n % self.channels.len()].clone();
@@ -158,12 +166,9 @@ impl Target {
                 let id =
                     if scenario == Scenario::Hit { KNOWN.to_string() } else { random_resident_id(&mut rand::rng()) };
                 let query = SearchQuery { case_number: CASE.into(), debtors: vec![person(id)], ..Default::default() };
-                match self.connection.request("京0105", SearchRequest { query: Some(query) }) {
-                    Ok(mut request) => {
-                        request.set_timeout(timeout);
-                        AssetSearchServiceClient::new(channel()).search(request).await.map(|_| ())
-                    }
-                    Err(e) => Err(tonic::Status::internal(e.to_string())),
+                match self.request(SearchRequest { query: Some(query) }, timeout) {
+                    Ok(request) => AssetSearchServiceClient::new(channel()).search(request).await.map(|_| ()),
+                    Err(status) => Err(status),
                 }
             }
             Scenario::Stream => {
@@ -172,15 +177,12 @@ impl Target {
                     debtors: vec![person(random_resident_id(&mut rand::rng()))],
                     ..Default::default()
                 };
-                match self.connection.request("京0105", SearchStreamRequest { query: Some(query) }) {
-                    Ok(mut request) => {
-                        request.set_timeout(timeout);
-                        match AssetSearchServiceClient::new(channel()).search_stream(request).await {
-                            Ok(stream) => drain(stream.into_inner()).await,
-                            Err(status) => Err(status),
-                        }
-                    }
-                    Err(e) => Err(tonic::Status::internal(e.to_string())),
+                match self.request(SearchStreamRequest { query: Some(query) }, timeout) {
+                    Ok(request) => match AssetSearchServiceClient::new(channel()).search_stream(request).await {
+                        Ok(stream) => drain(stream.into_inner()).await,
+                        Err(status) => Err(status),
+                    },
+                    Err(status) => Err(status),
                 }
             }
             Scenario::Seizure => {
@@ -193,12 +195,9 @@ impl Target {
                     asset_id: self.flat.clone(),
                     ..Default::default()
                 };
-                match self.connection.request("京0105", place) {
-                    Ok(mut request) => {
-                        request.set_timeout(timeout);
-                        SeizureServiceClient::new(channel()).place_seizure(request).await.map(|_| ())
-                    }
-                    Err(e) => Err(tonic::Status::internal(e.to_string())),
+                match self.request(place, timeout) {
+                    Ok(request) => SeizureServiceClient::new(channel()).place_seizure(request).await.map(|_| ()),
+                    Err(status) => Err(status),
                 }
             }
             Scenario::Echo => {

@@ -122,6 +122,17 @@ impl Failure {
         }
     }
 
+    /// Its name in the `outcome` label of registry-call metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Failure::Timeout(_) => "timeout",
+            Failure::Unavailable => "unavailable",
+            Failure::Error(_) => "error",
+            Failure::InvalidResponse(_) => "invalid_response",
+            Failure::CircuitOpen(_) => "circuit_open",
+        }
+    }
+
     /// Whether it says the registry is unhealthy (counts toward opening its
     /// breaker), rather than that one request was refused.
     pub fn is_unhealthy(&self) -> bool {
@@ -211,8 +222,9 @@ impl Registry {
     pub async fn search(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
         let name = &*self.name;
         if let Err(open) = self.breaker.admit() {
-            self.metrics.registry_calls.with_label_values(&[name, "circuit_open"]).inc();
-            return Err(Failure::CircuitOpen(open.retry_in));
+            let refused = Failure::CircuitOpen(open.retry_in);
+            self.metrics.registry_calls.with_label_values(&[name, refused.name()]).inc();
+            return Err(refused);
         }
         let started = Instant::now();
         let deadline = started + self.timeout;
@@ -225,9 +237,8 @@ impl Registry {
             result = self.hedged(&debtor, caller, deadline).await;
         }
         self.metrics.registry_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
-        let outcome = result.as_ref().map_or_else(|f| f.status(), |_| RegistryStatus::Ok);
-        let outcome = outcome.as_str_name().trim_start_matches("REGISTRY_STATUS_").to_ascii_lowercase();
-        self.metrics.registry_calls.with_label_values(&[name, &outcome]).inc();
+        let outcome = result.as_ref().map_or_else(Failure::name, |_| "ok");
+        self.metrics.registry_calls.with_label_values(&[name, outcome]).inc();
         if let Some(state) = self.breaker.record(result.as_ref().map_or_else(|f| !f.is_unhealthy(), |_| true)) {
             tracing::warn!(registry = %self.name, ?state, "circuit breaker changed state");
             self.metrics.breaker_changes.with_label_values(&[name, state.name()]).inc();
