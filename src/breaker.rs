@@ -99,6 +99,15 @@ impl Breaker {
         }
     }
 
+    /// An admitted call ended without an outcome (its caller gave up). If it
+    /// was the half-open probe, the next call probes instead.
+    pub fn abandon(&self) {
+        let mut inner = self.lock();
+        if inner.state == State::HalfOpen {
+            inner.state = State::Open(Instant::now());
+        }
+    }
+
     /// Records an admitted call's outcome; returns the new state when it changed.
     pub fn record(&self, healthy: bool) -> Option<State> {
         let mut inner = self.lock();

@@ -4,7 +4,7 @@
 //!
 //! Environment overrides name a key path with double underscores under the
 //! `ASSETGW__` prefix, e.g. `ASSETGW__SEARCH__DEADLINE=5s` or
-//! `ASSETGW__REGISTRIES__0__TIMEOUT=1s`. A value that parses as TOML (a
+//! `ASSETGW__REGISTRIES__0__CALLS__TIMEOUT=1s`. A value that parses as TOML (a
 //! number, a boolean) is taken as such, anything else as a string.
 
 use std::{
@@ -37,6 +37,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// How searches run.
     pub search: SearchConfig,
+    /// How every registry is called; a registry's own `calls` table overrides any key.
+    pub calls: CallsConfig,
     /// The registry answer cache.
     pub cache: CacheConfig,
     /// Logging.
@@ -90,32 +92,127 @@ pub struct SearchConfig {
     /// Overall deadline of a search; a client's shorter `grpc-timeout` wins.
     #[serde(with = "humantime_serde")]
     pub deadline: Duration,
-    /// Timeout of one registry call, unless the registry sets its own.
-    #[serde(with = "humantime_serde")]
-    pub registry_timeout: Duration,
     /// Most debtors one search may name.
     pub max_debtors: usize,
-    /// Every registry's circuit breaker, unless the registry sets its own.
-    pub breaker: BreakerConfig,
-    /// Retries of an unreachable registry, as a share of its calls (over 10 s; at least one a second).
-    pub retry_budget: f32,
-    /// Hedged second attempts, as a share of a registry's calls (over 10 s).
-    pub hedge_budget: f32,
-    /// A search still unanswered after this percentile of the registry's recent latencies is hedged; 0 turns hedging off.
-    pub hedge_percentile: f64,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
+        Self { deadline: Duration::from_secs(10), max_debtors: 10 }
+    }
+}
+
+/// How the gateway calls a registry's search. `[calls]` sets it for every
+/// registry and a registry's own `calls` table overrides any key; what
+/// neither sets is [`CallPolicy::default`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CallsConfig {
+    /// Time for the registry's whole part of a search, every attempt included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Time for one attempt (at most `timeout`).
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Option<Duration>,
+    /// Searches in flight to the registry at once (the bulkhead); more are not queued.
+    pub concurrency: Option<usize>,
+    /// The circuit breaker.
+    pub breaker: Option<BreakerConfig>,
+    /// Retries, as a share of the registry's calls (over 10 s; at least one a second).
+    pub retry_budget: Option<f32>,
+    /// Hedged second attempts, as a share of the registry's calls (over 10 s).
+    pub hedge_budget: Option<f32>,
+    /// An attempt still unanswered after this percentile of the registry's recent latencies is hedged; 0 is off.
+    pub hedge_percentile: Option<f64>,
+}
+
+/// The settings one registry is called with, every key resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallPolicy {
+    /// Time for the registry's whole part of a search.
+    pub timeout: Duration,
+    /// Time for one attempt.
+    pub attempt_timeout: Duration,
+    /// Searches in flight at once.
+    pub concurrency: usize,
+    /// The circuit breaker.
+    pub breaker: BreakerConfig,
+    /// Retry budget share.
+    pub retry_budget: f32,
+    /// Hedge budget share.
+    pub hedge_budget: f32,
+    /// Hedging percentile (0: off).
+    pub hedge_percentile: f64,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
         Self {
-            deadline: Duration::from_secs(10),
-            registry_timeout: Duration::from_secs(3),
-            max_debtors: 10,
+            timeout: Duration::from_secs(3),
+            attempt_timeout: Duration::from_secs(3),
+            concurrency: 256,
             breaker: BreakerConfig::default(),
             retry_budget: 0.1,
             hedge_budget: 0.05,
             hedge_percentile: 0.95,
         }
+    }
+}
+
+impl CallsConfig {
+    /// `base` with the keys set here replacing its own.
+    pub fn over(&self, base: CallPolicy) -> CallPolicy {
+        let timeout = self.timeout.unwrap_or(base.timeout);
+        CallPolicy {
+            timeout,
+            attempt_timeout: self.attempt_timeout.unwrap_or(base.attempt_timeout).min(timeout),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
+            breaker: self.breaker.unwrap_or(base.breaker),
+            retry_budget: self.retry_budget.unwrap_or(base.retry_budget),
+            hedge_budget: self.hedge_budget.unwrap_or(base.hedge_budget),
+            hedge_percentile: self.hedge_percentile.unwrap_or(base.hedge_percentile),
+        }
+    }
+
+    /// Problems with the keys set here; `at` is where they are, e.g. `registries[0].calls`.
+    fn problems(&self, at: &str, deadline: Duration) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let key = |field: &str| format!("{at}.{field}");
+        for (field, t) in [("timeout", self.timeout), ("attempt_timeout", self.attempt_timeout)] {
+            if t.is_some_and(|t| t.is_zero()) {
+                out.push(problem(key(field), "must be longer than zero"));
+            }
+        }
+        if let Some(t) = self.timeout.filter(|t| *t > deadline) {
+            out.push(problem(
+                key("timeout"),
+                format!(
+                    "({}) is longer than search.deadline ({}); a registry could never time out on its own",
+                    human(t),
+                    human(deadline)
+                ),
+            ));
+        }
+        if self.concurrency == Some(0) {
+            out.push(problem(key("concurrency"), "must be at least 1"));
+        }
+        if let Some(b) = self.breaker {
+            if b.failures == 0 {
+                out.push(problem(key("breaker.failures"), "must be at least 1"));
+            }
+            if b.cool_down.is_zero() {
+                out.push(problem(key("breaker.cool_down"), "must be longer than zero"));
+            }
+        }
+        for (field, share) in [("retry_budget", self.retry_budget), ("hedge_budget", self.hedge_budget)] {
+            if let Some(share) = share.filter(|s| !(0.0..=1.0).contains(s)) {
+                out.push(problem(key(field), format!("{share} is not a share between 0.0 and 1.0")));
+            }
+        }
+        if self.hedge_percentile.is_some_and(|p| !(0.0..1.0).contains(&p)) {
+            out.push(problem(key("hedge_percentile"), "must be at least 0.0 (off) and below 1.0, e.g. 0.95"));
+        }
+        out
     }
 }
 
@@ -338,37 +435,24 @@ pub struct RegistryConfig {
     pub kind: RegistryKind,
     /// The registry's gRPC endpoint, e.g. `https://127.0.0.1:50061`.
     pub endpoint: String,
-    /// Timeout of one call; default `search.registry_timeout`.
-    #[serde(default, with = "humantime_serde")]
-    pub timeout: Option<Duration>,
     /// Cache lifetime of its answers; default `cache.ttl.<kind>`.
     #[serde(default, with = "humantime_serde")]
     pub cache_ttl: Option<Duration>,
     /// Asset kinds it reports; default by kind (banks: deposit and securities).
     #[serde(default)]
     pub asset_kinds: Option<Vec<AssetKind>>,
-    /// Its circuit breaker; default `search.breaker`.
+    /// How it is called, overriding `[calls]` key by key.
     #[serde(default)]
-    pub breaker: Option<BreakerConfig>,
+    pub calls: CallsConfig,
     /// When set, `assetgw dev` runs a mock of this registry at `endpoint`.
     #[serde(default)]
     pub mock: Option<MockConfig>,
 }
 
 impl RegistryConfig {
-    /// The effective call timeout.
-    pub fn timeout(&self, search: &SearchConfig) -> Duration {
-        self.timeout.unwrap_or(search.registry_timeout)
-    }
-
     /// The effective cache lifetime.
     pub fn cache_ttl(&self, cache: &CacheConfig) -> Duration {
         self.cache_ttl.unwrap_or_else(|| cache.ttl.for_kind(self.kind))
-    }
-
-    /// The effective circuit breaker.
-    pub fn breaker(&self, search: &SearchConfig) -> BreakerConfig {
-        self.breaker.unwrap_or(search.breaker)
     }
 
     /// The effective asset kinds.
@@ -475,6 +559,11 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
 }
 
 impl Config {
+    /// How `registry` is called: its own `calls`, then `[calls]`, then the defaults.
+    pub fn policy(&self, registry: &RegistryConfig) -> CallPolicy {
+        registry.calls.over(self.calls.over(CallPolicy::default()))
+    }
+
     /// Loads a file (or the defaults when `path` is `None`), applies environment
     /// overrides and validates the result.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, Problems> {
@@ -525,23 +614,17 @@ impl Config {
         if s.deadline.is_zero() {
             out.push(problem("search.deadline", "must be longer than zero"));
         }
-        if s.registry_timeout > s.deadline {
+        out.extend(self.calls.problems("calls", s.deadline));
+        let default = CallPolicy::default().timeout;
+        if self.calls.timeout.is_none() && default > s.deadline {
             out.push(problem(
-                "search.registry_timeout",
+                "calls.timeout",
                 format!(
-                    "({}) is longer than search.deadline ({}); a registry could never time out on its own",
-                    human(s.registry_timeout),
+                    "({}, the default) is longer than search.deadline ({}); set a shorter one",
+                    human(default),
                     human(s.deadline)
                 ),
             ));
-        }
-        for (key, share) in [("search.retry_budget", s.retry_budget), ("search.hedge_budget", s.hedge_budget)] {
-            if !(0.0..=1.0).contains(&share) {
-                out.push(problem(key, format!("{share} is not a share between 0.0 and 1.0")));
-            }
-        }
-        if !(0.0..1.0).contains(&s.hedge_percentile) {
-            out.push(problem("search.hedge_percentile", "must be at least 0.0 (off) and below 1.0, e.g. 0.95"));
         }
         if self.server.max_in_flight == 0 {
             out.push(problem("server.max_in_flight", "must be at least 1"));
@@ -551,20 +634,6 @@ impl Config {
         }
         if s.max_debtors == 0 {
             out.push(problem("search.max_debtors", "must be at least 1"));
-        }
-        let breakers = std::iter::once(("search.breaker".to_string(), s.breaker)).chain(
-            self.registries
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| r.breaker.map(|b| (format!("registries[{i}].breaker"), b))),
-        );
-        for (key, b) in breakers {
-            if b.failures == 0 {
-                out.push(problem(format!("{key}.failures"), "must be at least 1"));
-            }
-            if b.cool_down.is_zero() {
-                out.push(problem(format!("{key}.cool_down"), "must be longer than zero"));
-            }
         }
         if self.cache.max_entries == 0 {
             out.push(problem(
@@ -633,21 +702,7 @@ impl Config {
                     format!("`{}` is not a URL like {scheme}://127.0.0.1:50061", r.endpoint),
                 )),
             }
-            if let Some(t) = r.timeout {
-                if t > s.deadline {
-                    out.push(problem(
-                        key("timeout"),
-                        format!(
-                            "({}) is longer than search.deadline ({}); lower it or raise the deadline",
-                            human(t),
-                            human(s.deadline)
-                        ),
-                    ));
-                }
-                if t.is_zero() {
-                    out.push(problem(key("timeout"), "must be longer than zero"));
-                }
-            }
+            out.extend(r.calls.problems(&key("calls"), s.deadline));
             if r.asset_kinds.as_ref().is_some_and(Vec::is_empty) {
                 out.push(problem(key("asset_kinds"), "is empty; leave it out to use the kind's defaults"));
             }
@@ -745,8 +800,9 @@ mod tests {
         assert_eq!(c.registries.len(), 6);
         assert_eq!(c.registries[0].cache_ttl(&c.cache), Duration::from_secs(30));
         assert_eq!(c.registries[2].cache_ttl(&c.cache), Duration::from_secs(3600));
-        assert_eq!(c.registries[0].timeout(&c.search), Duration::from_secs(2));
-        assert_eq!(c.registries[3].timeout(&c.search), Duration::from_secs(3));
+        assert_eq!(c.policy(&c.registries[0]).timeout, Duration::from_secs(2));
+        assert_eq!(c.policy(&c.registries[3]).timeout, Duration::from_secs(3));
+        assert_eq!(c.policy(&c.registries[3]), CallPolicy::default(), "the file shows every default");
     }
 
     #[test]
@@ -755,6 +811,20 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:50051".parse().unwrap());
         assert_eq!(c.search.deadline, Duration::from_secs(10));
         assert_eq!(c.registries[0].asset_kinds(), [AssetKind::Deposit, AssetKind::Securities]);
+    }
+
+    #[test]
+    fn a_registry_overrides_calls_key_by_key() {
+        let text = format!(
+            "[calls]\nattempt_timeout = \"1s\"\nhedge_budget = 0.2\n{ONE_REGISTRY}calls = {{ timeout = \"500ms\", concurrency = 8 }}\n"
+        );
+        let c = Config::parse(&text, []).unwrap();
+        let p = c.policy(&c.registries[0]);
+        let d = CallPolicy::default();
+        assert_eq!((p.timeout, p.concurrency), (Duration::from_millis(500), 8), "its own keys");
+        assert_eq!(p.hedge_budget, 0.2, "[calls] where it sets none");
+        assert_eq!(p.attempt_timeout, Duration::from_millis(500), "an attempt never outlasts the timeout");
+        assert_eq!((p.breaker, p.retry_budget, p.hedge_percentile), (d.breaker, d.retry_budget, d.hedge_percentile));
     }
 
     #[test]
@@ -768,13 +838,14 @@ mod tests {
         let text = r#"
             [search]
             deadline = "2s"
-            registry_timeout = "3s"
             max_debtors = 0
+            [calls]
+            timeout = "3s"
             [[registries]]
             name = "a"
             kind = "bank"
             endpoint = "127.0.0.1:1"
-            timeout = "5s"
+            calls = { timeout = "5s", concurrency = 0, hedge_percentile = 1.0, breaker = { failures = 0 } }
             [[registries]]
             name = "a"
             kind = "ip"
@@ -787,18 +858,21 @@ mod tests {
         assert_eq!(
             keys(problems.clone()),
             [
-                "search.registry_timeout",
+                "calls.timeout",
                 "search.max_debtors",
                 "registries[0].endpoint",
-                "registries[0].timeout",
+                "registries[0].calls.timeout",
+                "registries[0].calls.concurrency",
+                "registries[0].calls.breaker.failures",
+                "registries[0].calls.hedge_percentile",
                 "registries[1].name",
                 "registries[1].asset_kinds",
                 "registries[1].mock.error_rate",
             ]
         );
         let shown = problems.to_string();
-        assert!(shown.starts_with("7 configuration problem(s):"), "{shown}");
-        assert!(shown.contains("registries[0].timeout: (5s) is longer than search.deadline (2s)"), "{shown}");
+        assert!(shown.starts_with("10 configuration problem(s):"), "{shown}");
+        assert!(shown.contains("registries[0].calls.timeout: (5s) is longer than search.deadline (2s)"), "{shown}");
     }
 
     #[test]
@@ -818,16 +892,16 @@ mod tests {
             env(&[
                 ("ASSETGW__SEARCH__DEADLINE", "5s"),
                 ("ASSETGW__SEARCH__MAX_DEBTORS", "3"),
-                ("ASSETGW__REGISTRIES__0__TIMEOUT", "1s"),
+                ("ASSETGW__REGISTRIES__0__CALLS__TIMEOUT", "1s"),
                 ("OTHER", "ignored"),
             ]),
         )
         .unwrap();
         assert_eq!(c.search.deadline, Duration::from_secs(5));
         assert_eq!(c.search.max_debtors, 3);
-        assert_eq!(c.registries[0].timeout, Some(Duration::from_secs(1)));
-        let p = Config::parse(ONE_REGISTRY, env(&[("ASSETGW__REGISTRIES__4__TIMEOUT", "1s")])).unwrap_err();
-        assert_eq!(keys(p), ["ASSETGW__REGISTRIES__4__TIMEOUT"]);
+        assert_eq!(c.registries[0].calls.timeout, Some(Duration::from_secs(1)));
+        let p = Config::parse(ONE_REGISTRY, env(&[("ASSETGW__REGISTRIES__4__CALLS__TIMEOUT", "1s")])).unwrap_err();
+        assert_eq!(keys(p), ["ASSETGW__REGISTRIES__4__CALLS__TIMEOUT"]);
         let p = Config::parse(ONE_REGISTRY, env(&[("ASSETGW__SEARCH__DEADLINE", "60s")])).unwrap();
         assert_eq!(p.search.deadline, Duration::from_secs(60));
     }

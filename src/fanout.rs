@@ -26,7 +26,7 @@ pub struct Plan {
     /// The asset kinds asked for (empty: all).
     pub kinds: Vec<AssetKind>,
     /// Who asks, for the registries.
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     /// The oldest acceptable cached answer (`None`: each registry's TTL).
     pub max_age: Option<Duration>,
 }
@@ -75,7 +75,7 @@ async fn leg(cache: Cache, plan: Arc<Plan>, debtor_index: usize, registry: Arc<R
             .get_or_fetch(key, registry.cache_ttl, plan.max_age, || {
                 let (registry, debtor, caller) = (registry.clone(), debtor.clone(), plan.caller.clone());
                 // The call may outlive this leg (single flight), so it carries the span itself.
-                async move { registry.search(debtor, &caller).await }.instrument(Span::current())
+                async move { registry.search(debtor, caller).await }.instrument(Span::current())
             })
             .await;
         let latency = started.elapsed();

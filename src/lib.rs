@@ -13,7 +13,8 @@
 //! - [`fanout`]: one leg per (debtor, registry), yielded as each finishes.
 //! - [`cache`]: answers per (registry, debtor) with TTLs and single flight.
 //! - [`registry`]: the client of one registry and the contract check of its answers.
-//! - [`breaker`]: the circuit breaker in front of each registry.
+//! - [`resilience`]: the tower stack of each registry's calls: bulkhead, breaker, timeouts, retries, hedging.
+//! - [`breaker`]: the circuit breaker's state machine.
 //! - [`merge`]: the pure merge of answers into one asset list with totals.
 //!
 //! A control step, top-down:
@@ -61,6 +62,7 @@ pub mod mock;
 pub mod pki;
 pub mod proto;
 pub mod registry;
+pub mod resilience;
 pub mod search;
 pub mod server;
 pub mod telemetry;

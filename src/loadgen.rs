@@ -205,13 +205,9 @@ impl Target {
                 tonic_health::pb::health_client::HealthClient::new(channel()).check(check).await.map(|_| ())
             }
             Scenario::Direct => {
-                let caller = Caller {
-                    case_number: CASE.into(),
-                    court_code: "京0105".into(),
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                };
+                let caller = Arc::new(Caller::new(CASE.into(), "京0105".into()));
                 let debtor = person(random_resident_id(&mut rand::rng()));
-                let legs = self.registries.iter().map(|r| r.search_once(debtor.clone(), &caller));
+                let legs = self.registries.iter().map(|r| r.search_once(debtor.clone(), caller.clone()));
                 let failed = join_all(legs).await.into_iter().any(|r| r.is_err());
                 if failed { Err(tonic::Status::unavailable("a registry failed")) } else { Ok(()) }
             }

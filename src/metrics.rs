@@ -18,7 +18,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Court call latency by method.
     pub request_seconds: HistogramVec,
-    /// Registry calls by registry and outcome (`ok`, `timeout`, `unavailable`, `error`, `invalid_response`, `circuit_open`).
+    /// Registry calls by registry and outcome (`ok`, `timeout`, `unavailable`, `error`, `invalid_response`, `circuit_open`, `shed`).
     pub registry_calls: IntCounterVec,
     /// Registry call latency by registry (calls made, not refused by the breaker).
     pub registry_seconds: HistogramVec,

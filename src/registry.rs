@@ -2,18 +2,13 @@
 //! contract over gRPC and checking every answer against it. A call never
 //! fails the search; it ends in a [`Failure`] that becomes the registry's status.
 
-use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
-use tower::retry::budget::{Budget, TpsBudget};
+use tower::ServiceExt;
 
 use crate::{
-    breaker::Breaker,
     config::{Config, RegistryConfig},
     error::StartError,
     ledger::store::{Ack, PendingOrder},
@@ -23,6 +18,7 @@ use crate::{
         AssetKind, ControlOrder, Debtor, DeductRequest, RegistryKind, RegistryStatus, ReleaseRequest, RenewRequest,
         SearchAssetsRequest, SeizeRequest, registry_service_client::RegistryServiceClient,
     },
+    resilience::{self, Answer, Ask, Calls},
 };
 
 /// Largest registry answer accepted (a debtor with many thousands of assets).
@@ -36,58 +32,6 @@ impl opentelemetry::propagation::Injector for Metadata<'_> {
         if let (Ok(key), Ok(value)) = (key.parse::<tonic::metadata::AsciiMetadataKey>(), value.parse()) {
             self.0.insert(key, value);
         }
-    }
-}
-
-/// How far back the retry and hedge budgets look.
-const BUDGET_WINDOW: Duration = Duration::from_secs(10);
-/// Successful calls remembered for the hedging delay.
-const LATENCY_WINDOW: usize = 256;
-/// Calls seen before hedging starts; too few to know what slow is.
-const LATENCY_MIN_SAMPLES: usize = 20;
-
-/// Recent call latencies of one registry, and the hedging delay they give.
-#[derive(Debug)]
-struct Latencies {
-    percentile: f64,
-    inner: Mutex<(VecDeque<Duration>, Option<Duration>, u32)>,
-}
-
-impl Latencies {
-    fn new(percentile: f64) -> Self {
-        Self { percentile, inner: Mutex::new((VecDeque::with_capacity(LATENCY_WINDOW), None, 0)) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Duration>, Option<Duration>, u32)> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn add(&self, latency: Duration) {
-        let mut inner = self.lock();
-        if inner.0.len() == LATENCY_WINDOW {
-            inner.0.pop_front();
-        }
-        inner.0.push_back(latency);
-        inner.2 += 1;
-    }
-
-    /// The configured percentile of recent latencies (recomputed every 16 calls); `None` until enough calls or when off.
-    fn hedge_after(&self) -> Option<Duration> {
-        if self.percentile <= 0.0 {
-            return None;
-        }
-        let mut inner = self.lock();
-        if inner.0.len() < LATENCY_MIN_SAMPLES {
-            return None;
-        }
-        if inner.1.is_none() || inner.2 >= 16 {
-            let mut sorted: Vec<Duration> = inner.0.iter().copied().collect();
-            sorted.sort_unstable();
-            let at = ((sorted.len() as f64 * self.percentile) as usize).min(sorted.len() - 1);
-            inner.1 = Some(sorted[at]);
-            inner.2 = 0;
-        }
-        inner.1
     }
 }
 
@@ -109,14 +53,22 @@ pub enum Failure {
     /// Not asked: its circuit breaker is open after repeated failures.
     #[error("not asked: circuit open after repeated failures, next probe in {}", humantime::format_duration(*.0))]
     CircuitOpen(Duration),
+    /// Not asked: the gateway already has this many searches in flight to it.
+    #[error("not asked: {0} searches already in flight to it")]
+    Shed(usize),
 }
 
 impl Failure {
+    /// No answer within `after`, shown to the millisecond (rounded up: the time a call was given, not what was left of it).
+    pub fn timeout(after: Duration) -> Self {
+        Failure::Timeout(Duration::from_millis(after.as_micros().div_ceil(1000) as u64))
+    }
+
     /// The status reported to the court.
     pub fn status(&self) -> RegistryStatus {
         match self {
             Failure::Timeout(_) => RegistryStatus::Timeout,
-            Failure::Unavailable | Failure::CircuitOpen(_) => RegistryStatus::Unavailable,
+            Failure::Unavailable | Failure::CircuitOpen(_) | Failure::Shed(_) => RegistryStatus::Unavailable,
             Failure::Error(_) => RegistryStatus::Error,
             Failure::InvalidResponse(_) => RegistryStatus::InvalidResponse,
         }
@@ -130,6 +82,7 @@ impl Failure {
             Failure::Error(_) => "error",
             Failure::InvalidResponse(_) => "invalid_response",
             Failure::CircuitOpen(_) => "circuit_open",
+            Failure::Shed(_) => "shed",
         }
     }
 
@@ -144,7 +97,7 @@ impl Failure {
                     Code::Internal | Code::Unknown | Code::ResourceExhausted | Code::DataLoss | Code::Aborted
                 )
             }
-            Failure::CircuitOpen(_) => false,
+            Failure::CircuitOpen(_) | Failure::Shed(_) => false,
         }
     }
 }
@@ -158,17 +111,14 @@ pub struct Registry {
     pub kind: RegistryKind,
     /// Asset kinds it may report.
     pub asset_kinds: Vec<AssetKind>,
-    /// Timeout of one call.
+    /// Time for its whole part of a search.
     pub timeout: Duration,
     /// Lifetime of its cached answers.
     pub cache_ttl: Duration,
-    breaker: Breaker,
-    retries: TpsBudget,
-    hedges: TpsBudget,
-    latencies: Latencies,
     /// The gateway's metrics.
     pub metrics: Metrics,
-    client: RegistryServiceClient<Channel>,
+    attempt: Attempt,
+    calls: Calls,
 }
 
 /// What the registry is told about the caller.
@@ -182,11 +132,43 @@ pub struct Caller {
     pub request_id: String,
 }
 
+impl Caller {
+    /// A new search's caller, with a fresh request id.
+    pub fn new(case_number: String, court_code: String) -> Self {
+        Self { case_number, court_code, request_id: uuid::Uuid::new_v4().to_string() }
+    }
+}
+
+/// One attempt at a search: the call, checked against the contract. The
+/// innermost service of [`resilience::stack`].
+#[derive(Debug, Clone)]
+struct Attempt {
+    client: RegistryServiceClient<Channel>,
+    asset_kinds: Arc<[AssetKind]>,
+    timeout: Duration,
+}
+
+impl tower::Service<Ask> for Attempt {
+    type Response = Answer;
+    type Error = Failure;
+    type Future = futures::future::BoxFuture<'static, Result<Answer, Failure>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Failure>> {
+        // The channel queues internally; readiness is the stack's business (its bulkhead).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, ask: Ask) -> Self::Future {
+        Box::pin(self.clone().ask(ask))
+    }
+}
+
 impl Registry {
     /// A client for `cfg`. Connects lazily, so a registry that is down at
     /// start-up is reported per search instead of stopping the gateway.
     pub fn new(cfg: &RegistryConfig, config: &Config, metrics: Metrics) -> Result<Self, StartError> {
-        let timeout = cfg.timeout(&config.search);
+        let policy = config.policy(cfg);
+        let timeout = policy.timeout;
         let mut channel = Channel::from_shared(cfg.endpoint.clone())
             .map_err(|source| StartError::Endpoint { registry: cfg.name.clone(), source })?
             .connect_timeout(timeout)
@@ -197,19 +179,21 @@ impl Registry {
             // The registry must present a certificate for its configured name: an impostor is refused.
             channel = channel.tls_config(config.tls.files().client(&cfg.name)?)?;
         }
+        let name: Arc<str> = cfg.name.as_str().into();
+        let attempt = Attempt {
+            client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
+            asset_kinds: cfg.asset_kinds().into(),
+            timeout: policy.attempt_timeout,
+        };
         Ok(Self {
-            name: cfg.name.as_str().into(),
+            calls: resilience::stack(&name, &policy, &metrics, attempt.clone()),
+            name,
             kind: cfg.kind,
             asset_kinds: cfg.asset_kinds(),
-            timeout,
+            timeout: policy.timeout,
             cache_ttl: cfg.cache_ttl(&config.cache),
-            breaker: Breaker::new(cfg.breaker(&config.search)),
-            retries: TpsBudget::new(BUDGET_WINDOW, 1, config.search.retry_budget),
-            // No minimum: hedges are pure extra load, only ever a share of the calls.
-            hedges: TpsBudget::new(BUDGET_WINDOW, 0, config.search.hedge_budget),
-            latencies: Latencies::new(config.search.hedge_percentile),
             metrics,
-            client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
+            attempt,
         })
     }
 
@@ -218,102 +202,29 @@ impl Registry {
         kinds.is_empty() || kinds.iter().any(|k| self.asset_kinds.contains(k))
     }
 
-    /// Asks for a debtor's assets through the circuit breaker and checks the answer against the contract.
-    pub async fn search(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
-        let name = &*self.name;
-        if let Err(open) = self.breaker.admit() {
-            let refused = Failure::CircuitOpen(open.retry_in);
-            self.metrics.registry_calls.with_label_values(&[name, refused.name()]).inc();
-            return Err(refused);
-        }
+    /// Asks for a debtor's assets through the registry's call stack (breaker, retries, hedging; see
+    /// [`resilience::stack`]); the answer is checked against the contract.
+    ///
+    /// Its deadline is the registry's timeout, not the court's: a call is shared by every search
+    /// that wants the same answer (single flight) and fills the cache after its first caller has gone.
+    pub async fn search(&self, debtor: Debtor, caller: Arc<Caller>) -> Result<Vec<Reported>, Failure> {
         let started = Instant::now();
         let deadline = started + self.timeout;
-        self.retries.deposit();
-        self.hedges.deposit();
-        let mut result = self.hedged(&debtor, caller, deadline).await;
-        // Searches change nothing, so an unreachable registry is asked once more if time and the budget allow.
-        if matches!(result, Err(Failure::Unavailable)) && Instant::now() < deadline && self.retries.withdraw() {
-            self.metrics.retries.with_label_values(&[name]).inc();
-            result = self.hedged(&debtor, caller, deadline).await;
-        }
-        self.metrics.registry_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+        let result = self.calls.clone().oneshot(Ask { debtor, caller, deadline }).await;
         let outcome = result.as_ref().map_or_else(Failure::name, |_| "ok");
+        let name = &*self.name;
         self.metrics.registry_calls.with_label_values(&[name, outcome]).inc();
-        if let Some(state) = self.breaker.record(result.as_ref().map_or_else(|f| !f.is_unhealthy(), |_| true)) {
-            tracing::warn!(registry = %self.name, ?state, "circuit breaker changed state");
-            self.metrics.breaker_changes.with_label_values(&[name, state.name()]).inc();
+        if !matches!(result, Err(Failure::CircuitOpen(_) | Failure::Shed(_))) {
+            self.metrics.registry_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
         }
         result
     }
 
     /// One plain attempt within the registry's timeout: no breaker, retry or
     /// hedge. The load generator's baseline of what a search costs.
-    pub async fn search_once(&self, debtor: Debtor, caller: &Caller) -> Result<Vec<Reported>, Failure> {
-        self.ask(debtor, caller, Instant::now() + self.timeout).await
-    }
-
-    /// One attempt, or two when the first is slower than this registry
-    /// usually is (and the hedge budget allows): the first success wins.
-    async fn hedged(&self, debtor: &Debtor, caller: &Caller, deadline: Instant) -> Result<Vec<Reported>, Failure> {
-        let first = self.ask(debtor.clone(), caller, deadline);
-        let Some(after) = self.latencies.hedge_after() else { return first.await };
-        tokio::pin!(first);
-        tokio::select! {
-            biased;
-            result = &mut first => return result,
-            _ = tokio::time::sleep(after) => {}
-        }
-        if !self.hedges.withdraw() {
-            return first.await;
-        }
-        self.metrics.hedges.with_label_values(&[&self.name]).inc();
-        let second = self.ask(debtor.clone(), caller, deadline);
-        tokio::pin!(second);
-        tokio::select! {
-            result = &mut first => match result {
-                Ok(assets) => Ok(assets),
-                Err(_) => second.await,
-            },
-            result = &mut second => match result {
-                Ok(assets) => Ok(assets),
-                Err(_) => first.await,
-            },
-        }
-    }
-
-    async fn ask(&self, debtor: Debtor, caller: &Caller, deadline: Instant) -> Result<Vec<Reported>, Failure> {
-        let started = Instant::now();
-        let left = deadline.saturating_duration_since(started);
-        let mut request = tonic::Request::new(SearchAssetsRequest {
-            debtor: Some(debtor),
-            case_number: caller.case_number.clone(),
-            court_code: caller.court_code.clone(),
-            request_id: caller.request_id.clone(),
-        });
-        // The registry learns the deadline through grpc-timeout; we enforce it ourselves too,
-        // because a registry that ignores the header must not hold the search.
-        request.set_timeout(left);
-        // The search's trace continues at the registry (a no-op unless trace export is configured).
-        let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(&context, &mut Metadata(request.metadata_mut()))
-        });
-        let mut client = self.client.clone();
-        let answer = match tokio::time::timeout_at(deadline, client.search_assets(request)).await {
-            Err(_) => return Err(Failure::Timeout(self.timeout)),
-            Ok(Err(status)) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
-                return Err(match status.code() {
-                    Code::Unavailable => Failure::Unavailable,
-                    // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
-                    Code::DeadlineExceeded | Code::Cancelled => Failure::Timeout(self.timeout),
-                    code => Failure::Error(code),
-                });
-            }
-            Ok(Ok(response)) => response.into_inner(),
-        };
-        self.latencies.add(started.elapsed());
-        self.check(answer.assets)
+    pub async fn search_once(&self, debtor: Debtor, caller: Arc<Caller>) -> Result<Vec<Reported>, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        self.attempt.clone().ask(Ask { debtor, caller, deadline }).await
     }
 
     /// Delivers one outbox order; the idempotency key makes redelivery harmless.
@@ -328,7 +239,7 @@ impl Registry {
         };
         let reference = order.registry_ref.clone().unwrap_or_default();
         let end = order.end.map(crate::proto::ts);
-        let mut client = self.client.clone();
+        let mut client = self.attempt.client.clone();
         let call = async {
             let ack =
                 |reference: String, start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>| Ack {
@@ -374,6 +285,41 @@ impl Registry {
             Ok(Ok(ack)) => Ok(ack),
         }
     }
+}
+
+impl Attempt {
+    async fn ask(mut self, ask: Ask) -> Result<Answer, Failure> {
+        let left = ask.deadline.saturating_duration_since(Instant::now()).min(self.timeout);
+        let caller = &ask.caller;
+        let mut request = tonic::Request::new(SearchAssetsRequest {
+            debtor: Some(ask.debtor),
+            case_number: caller.case_number.clone(),
+            court_code: caller.court_code.clone(),
+            request_id: caller.request_id.clone(),
+        });
+        // The registry learns its time through grpc-timeout; we enforce it ourselves too,
+        // because a registry that ignores the header must not hold the search.
+        request.set_timeout(left);
+        // The search's trace continues at the registry (a no-op unless trace export is configured).
+        let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&context, &mut Metadata(request.metadata_mut()))
+        });
+        let answer = match tokio::time::timeout(left, self.client.search_assets(request)).await {
+            Err(_) => return Err(Failure::timeout(left)),
+            Ok(Err(status)) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
+                return Err(match status.code() {
+                    Code::Unavailable => Failure::Unavailable,
+                    // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
+                    Code::DeadlineExceeded | Code::Cancelled => Failure::timeout(left),
+                    code => Failure::Error(code),
+                });
+            }
+            Ok(Ok(response)) => response.into_inner(),
+        };
+        self.check(answer.assets)
+    }
 
     fn check(&self, assets: Vec<crate::proto::Asset>) -> Result<Vec<Reported>, Failure> {
         assets
@@ -389,24 +335,5 @@ impl Registry {
                 Ok(reported)
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hedging_waits_for_enough_calls_then_uses_the_percentile() {
-        let l = Latencies::new(0.9);
-        for ms in 1..LATENCY_MIN_SAMPLES as u64 {
-            l.add(Duration::from_millis(ms));
-        }
-        assert_eq!(l.hedge_after(), None, "too few calls to know what slow is");
-        for ms in LATENCY_MIN_SAMPLES as u64..=100 {
-            l.add(Duration::from_millis(ms));
-        }
-        assert_eq!(l.hedge_after(), Some(Duration::from_millis(91)));
-        assert_eq!(Latencies::new(0.0).hedge_after(), None, "0 turns hedging off");
     }
 }

@@ -157,11 +157,7 @@ impl Gateway {
                 names.join(" or ")
             )));
         }
-        let caller = Caller {
-            case_number: case.to_string(),
-            court_code: court.to_string(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-        };
+        let caller = Arc::new(Caller::new(case.to_string(), court.to_string()));
         Ok((case, Plan { debtors, registries, kinds, caller, max_age }))
     }
 
@@ -237,11 +233,7 @@ impl Gateway {
             debtors: vec![debtor.clone()],
             registries,
             kinds: vec![kind],
-            caller: Caller {
-                case_number: case.to_string(),
-                court_code: case.court_code.clone(),
-                request_id: uuid::Uuid::new_v4().to_string(),
-            },
+            caller: Arc::new(Caller::new(case.to_string(), case.court_code.clone())),
             max_age: None,
         });
         let mut legs: Vec<Leg> =

@@ -77,7 +77,7 @@ fn check_config_reports_every_problem_and_accepts_the_shipped_file() {
     let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
-        "[search]\ndeadline = \"1s\"\ncolour = 1\n[[registries]]\nname = \"x\"\nkind = \"bank\"\nendpoint = \"http://127.0.0.1:9\"\ntimeout = \"2s\"\n",
+        "[search]\ndeadline = \"1s\"\ncolour = 1\n[[registries]]\nname = \"x\"\nkind = \"bank\"\nendpoint = \"http://127.0.0.1:9\"\ncalls = { timeout = \"2s\" }\n",
     )
     .unwrap();
     let out = assetgw(&["check-config", "--config", bad.to_str().unwrap()]);
@@ -85,9 +85,9 @@ fn check_config_reports_every_problem_and_accepts_the_shipped_file() {
     let err = text(&out.stderr);
     assert!(err.contains("4 configuration problem(s)"), "{err}");
     assert!(err.contains("registries[0].endpoint: `http://127.0.0.1:9` is plaintext"), "{err}");
-    assert!(err.contains("search.registry_timeout: (3s)"), "{err}");
+    assert!(err.contains("calls.timeout: (3s, the default) is longer than search.deadline (1s)"), "{err}");
     assert!(err.contains("search.colour: unknown key"), "{err}");
-    assert!(err.contains("registries[0].timeout: (2s) is longer than search.deadline (1s)"), "{err}");
+    assert!(err.contains("registries[0].calls.timeout: (2s) is longer than search.deadline (1s)"), "{err}");
     let missing = assetgw(&["check-config", "--config", "/no/such/file.toml"]);
     assert!(text(&missing.stderr).contains("cannot read"), "{}", text(&missing.stderr));
 }

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use assetgw::proto::{
-    RegistryKind, RegistryStatus, SearchQuery, SearchResponse,
-    mock::{Faults, GetFaultsRequest, SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
+use assetgw::{
+    breaker::BreakerConfig,
+    proto::{
+        RegistryKind, RegistryStatus, SearchQuery, SearchResponse,
+        mock::{Faults, GetFaultsRequest, SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
+    },
 };
 use tonic::{Code, transport::Channel};
 
@@ -89,9 +92,7 @@ async fn the_mock_faults_command_changes_a_running_mock() {
 #[tokio::test]
 async fn a_failing_registry_trips_its_breaker_then_is_used_again_when_it_returns() {
     let cool_down = Duration::from_secs(1);
-    let stack =
-        Stack::with(standard(), |c| c.search.breaker = assetgw::breaker::BreakerConfig { failures: 3, cool_down })
-            .await;
+    let stack = Stack::with(standard(), |c| c.calls.breaker = Some(BreakerConfig { failures: 3, cool_down })).await;
     stack.mock("bank-a").set_down(true);
     let (started, mut open) = (tokio::time::Instant::now(), 0);
     for _ in 0..12 {
@@ -119,7 +120,7 @@ async fn a_failing_registry_trips_its_breaker_then_is_used_again_when_it_returns
 #[tokio::test]
 async fn a_registry_refusing_one_request_does_not_trip_its_breaker() {
     let stack = Stack::with(standard(), |c| {
-        c.search.breaker = assetgw::breaker::BreakerConfig { failures: 2, cool_down: Duration::from_secs(60) }
+        c.calls.breaker = Some(BreakerConfig { failures: 2, cool_down: Duration::from_secs(60) })
     })
     .await;
     let refuse = Faults { error_rate: 1.0, error_code: "invalid_argument".into(), ..Faults::default() };
@@ -132,7 +133,9 @@ async fn a_registry_refusing_one_request_does_not_trip_its_breaker() {
 
 #[tokio::test]
 async fn an_unreachable_registry_is_asked_again_within_the_retry_budget() {
-    let stack = Stack::with(standard(), |c| c.search.breaker.failures = 100).await;
+    let stack =
+        Stack::with(standard(), |c| c.calls.breaker = Some(BreakerConfig { failures: 100, ..Default::default() }))
+            .await;
     // Half the calls fail UNAVAILABLE, as a flapping registry does.
     set(&stack, "bank-a", Faults { error_rate: 0.5, error_code: "unavailable".into(), ..Faults::default() }).await;
     let mut ok = 0;
@@ -149,7 +152,7 @@ async fn an_unreachable_registry_is_asked_again_within_the_retry_budget() {
 #[tokio::test]
 async fn a_slow_attempt_is_hedged_within_the_hedge_budget() {
     let stack = Stack::with(standard(), |c| {
-        (c.search.hedge_budget, c.search.hedge_percentile) = (0.5, 0.5);
+        (c.calls.hedge_budget, c.calls.hedge_percentile) = (Some(0.5), Some(0.5));
     })
     .await;
     // bank-a answers in 5 ms, but a fifth of its answers take 400 ms longer.

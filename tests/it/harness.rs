@@ -13,7 +13,7 @@ use std::{
 };
 
 use assetgw::{
-    config::{Config, MockConfig, RegistryConfig, TlsConfig},
+    config::{CallsConfig, Config, MockConfig, RegistryConfig, TlsConfig},
     error::StartError,
     identifiers::CaseNumber,
     ledger::{Clock, ManualClock},
@@ -262,10 +262,9 @@ impl Stack {
                 name: r.name.into(),
                 kind: r.declared.unwrap_or(r.kind),
                 endpoint: format!("https://{addr}"),
-                timeout: r.timeout,
                 cache_ttl: r.cache_ttl,
                 asset_kinds: None,
-                breaker: None,
+                calls: CallsConfig { timeout: r.timeout, ..CallsConfig::default() },
                 mock: None,
             });
         }

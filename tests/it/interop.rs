@@ -93,10 +93,9 @@ async fn a_python_partner_and_a_python_court_work_with_the_gateway() {
             name: "py-bank".into(),
             kind: RegistryKind::Bank,
             endpoint: format!("https://{address}"),
-            timeout: None,
             cache_ttl: None,
             asset_kinds: None,
-            breaker: None,
+            calls: Default::default(),
             mock: None,
         })
     })

@@ -85,8 +85,8 @@ async fn metrics_show_calls_cache_results_and_a_breaker_opening() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let stack = Stack::with(standard(), |c| {
         c.server.metrics_listen = Some(addr);
-        c.search.breaker =
-            assetgw::breaker::BreakerConfig { failures: 2, cool_down: std::time::Duration::from_secs(60) };
+        c.calls.breaker =
+            Some(assetgw::breaker::BreakerConfig { failures: 2, cool_down: std::time::Duration::from_secs(60) });
     })
     .await;
     stack.search(query(&[RICH])).await.unwrap();
