@@ -11,10 +11,6 @@ use assetgw::proto::RegistryStatus;
 
 use crate::harness::*;
 
-async fn free_port() -> u16 {
-    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/assetgw.toml")).unwrap();

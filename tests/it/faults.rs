@@ -1,12 +1,20 @@
 //! Mock registries' faults changed at run time through their admin RPC, as
 //! load tests and fault drills do, and what the gateway reports for each.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use assetgw::{
     breaker::BreakerConfig,
+    config::{CallsConfig, RegistryConfig},
     proto::{
-        RegistryKind, RegistryStatus, SearchQuery, SearchResponse,
+        RegistryKind, RegistryStatus, SearchQuery, SearchRequest, SearchResponse,
+        asset_search_service_client::AssetSearchServiceClient,
         mock::{Faults, GetFaultsRequest, SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
     },
 };
@@ -165,4 +173,138 @@ async fn a_slow_attempt_is_hedged_within_the_hedge_budget() {
     let calls = stack.calls("bank-a");
     assert!(calls > 60, "slow first attempts got a second one: {calls} calls for 60 searches");
     assert!(calls <= 60 + 30, "never beyond the hedge budget: {calls}");
+}
+
+/// What searches saw of one registry while they ran.
+#[derive(Default)]
+struct Seen {
+    /// (when the search ended, the registry's status, its message)
+    outcomes: Vec<(tokio::time::Instant, RegistryStatus, String)>,
+    /// Searches that failed as a whole.
+    failed: Vec<tonic::Status>,
+}
+
+/// `workers` courts searching back to back until `stop`, each for its own debtor and asking every registry afresh.
+fn load(
+    url: String,
+    registry: &'static str,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Seen>> {
+    (0..workers)
+        .map(|_| {
+            let (url, stop) = (url.clone(), stop.clone());
+            // Distinct debtors, so no two workers' registry calls are shared (single flight).
+            let debtor = assetgw::loadgen::random_resident_id(&mut rand::rng());
+            tokio::spawn(async move {
+                let mut client = AssetSearchServiceClient::new(Courts::new(&url));
+                let mut seen = Seen::default();
+                while !stop.load(Ordering::SeqCst) {
+                    let q = SearchQuery { max_age: Some(prost_types::Duration::default()), ..query(&[&debtor]) };
+                    match client.search(as_court(&q.case_number.clone(), SearchRequest { query: Some(q) })).await {
+                        Ok(r) => {
+                            let o = outcome(r.get_ref(), 0, registry);
+                            seen.outcomes.push((tokio::time::Instant::now(), status(o), o.message.clone()));
+                        }
+                        Err(e) => seen.failed.push(e),
+                    }
+                }
+                seen
+            })
+        })
+        .collect()
+}
+
+async fn gather(workers: Vec<tokio::task::JoinHandle<Seen>>) -> Seen {
+    let mut all = Seen::default();
+    for w in workers {
+        let seen = w.await.unwrap();
+        all.outcomes.extend(seen.outcomes);
+        all.failed.extend(seen.failed);
+    }
+    all.outcomes.sort_by_key(|o| o.0);
+    all
+}
+
+#[tokio::test]
+async fn a_registry_killed_under_load_is_reported_unavailable_then_used_again() {
+    let port = free_port().await;
+    let mut bank = Process::mock_registry("bank-a", RegistryKind::Bank, port).await;
+    let regs = standard().into_iter().filter(|r| r.name != "bank-a").collect();
+    let cool_down = Duration::from_millis(500);
+    let stack = Stack::with(regs, |c| {
+        c.registries.push(RegistryConfig {
+            name: "bank-a".into(),
+            kind: RegistryKind::Bank,
+            endpoint: bank.url.clone(),
+            cache_ttl: None,
+            asset_kinds: None,
+            calls: CallsConfig { breaker: Some(BreakerConfig { failures: 3, cool_down }), ..CallsConfig::default() },
+            mock: None,
+        })
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(stack.url.clone(), "bank-a", 6, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bank.kill();
+    let killed = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut bank = Process::mock_registry("bank-a", RegistryKind::Bank, port).await;
+    let back = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = gather(workers).await;
+    bank.kill();
+
+    assert!(seen.failed.is_empty(), "every search answers: {:?}", seen.failed);
+    let before = |t: tokio::time::Instant| seen.outcomes.iter().filter(move |o| o.0 < t);
+    assert!(before(killed).all(|o| o.1 == RegistryStatus::Ok), "bank-a answered while it ran");
+    let dead: Vec<_> =
+        seen.outcomes.iter().filter(|o| o.0 > killed + Duration::from_millis(100) && o.0 < back).collect();
+    assert!(dead.len() >= 10, "searches went on while bank-a was dead: {}", dead.len());
+    assert!(dead.iter().all(|o| o.1 == RegistryStatus::Unavailable), "killed bank-a is UNAVAILABLE");
+    assert!(dead.iter().any(|o| o.2.contains("circuit open")), "its breaker opened");
+    let recovered = seen.outcomes.iter().find(|o| o.0 > back && o.1 == RegistryStatus::Ok).map(|o| o.0 - back);
+    assert!(recovered.is_some_and(|d| d < Duration::from_secs(2)), "used again within the cool-down: {recovered:?}");
+    assert_eq!(seen.outcomes.last().unwrap().1, RegistryStatus::Ok);
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_hung_registry_holds_no_search_and_no_memory() {
+    let stack = Stack::start(standard()).await;
+    set(&stack, "bank-a", Faults { hang: true, ..Faults::default() }).await;
+    // The breaker never opens here, so every search meets the hung registry: its
+    // calls time out, and beyond 4 in flight they are not even made.
+    let calls = "[search]\ndeadline = \"2s\"\n[calls]\ntimeout = \"200ms\"\nconcurrency = 4\nbreaker = { failures = 1000000 }\n";
+    let ledger = format!("sqlite://{}", scratch().join("gateway.db").display());
+    let gateway = Process::serve_with(&stack.registries, &ledger, calls).await;
+    let mut rss = Vec::new();
+    let mut seen = Seen::default();
+    for _ in 0..3 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = load(gateway.url.clone(), "bank-a", 16, stop.clone());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::SeqCst);
+        let round = gather(workers).await;
+        seen.outcomes.extend(round.outcomes);
+        seen.failed.extend(round.failed);
+        rss.push(rss_kib(gateway.id()));
+    }
+    assert!(seen.failed.is_empty(), "no search waits for the hung registry past its deadline: {:?}", seen.failed);
+    let timeouts = seen.outcomes.iter().filter(|o| o.1 == RegistryStatus::Timeout).count();
+    let shed = seen.outcomes.iter().filter(|o| o.2.contains("4 searches already in flight")).count();
+    assert_eq!(timeouts + shed, seen.outcomes.len(), "each search either timed out on bank-a or did not wait for it");
+    assert!(timeouts > 0 && shed > 0, "{timeouts} timed out, {shed} shed");
+    // Memory after the first round is the working set; the next rounds, with as many failures again, add nothing to speak of.
+    let growth = rss[2].saturating_sub(rss[0]);
+    assert!(growth < 4096, "RSS grew {growth} KiB over {} searches (per round: {rss:?} KiB)", seen.outcomes.len());
+    eprintln!("hung registry: {} searches, RSS per round {rss:?} KiB", seen.outcomes.len());
 }

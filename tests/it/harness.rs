@@ -193,6 +193,11 @@ impl Reg {
     }
 }
 
+/// A port nobody listens on now.
+pub async fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+}
+
 /// The dev stack's six registries, answering at once.
 pub fn standard() -> Vec<Reg> {
     vec![
@@ -506,7 +511,7 @@ impl Process {
 
     /// [`Process::serve`] with more configuration (TOML tables) appended.
     pub async fn serve_with(registries: &[RegistryConfig], ledger_url: &str, extra: &str) -> Process {
-        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let port = free_port().await;
         let tls = gateway_tls();
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n[ledger]\nurl = \"{ledger_url}\"\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n\
@@ -527,23 +532,56 @@ impl Process {
         toml += extra;
         let config = scratch().join("gateway.toml");
         std::fs::write(&config, toml).unwrap();
+        let url = format!("https://127.0.0.1:{port}");
+        let p = Process::spawn(&["serve", "--config", &config.display().to_string()], url, config.clone());
+        p.wait_until_healthy(p.channel()).await;
+        p
+    }
+
+    /// Starts `assetgw mock-registry` as registry `name` on `port`, and waits until it serves.
+    pub async fn mock_registry(name: &str, kind: RegistryKind, port: u16) -> Process {
+        tls_of(Role::Registry(name.into()));
+        let listen = format!("127.0.0.1:{port}");
+        let args = ["mock-registry", "--name", name, "--kind", kind.short_name(), "--listen", &listen, "--pki"];
+        let pki = test_pki().to_str().unwrap();
+        let url = format!("https://{listen}");
+        let p = Process::spawn(&[&args[..], &[pki]].concat(), url.clone(), std::path::PathBuf::new());
+        p.wait_until_healthy(registry_channel(&url, name)).await;
+        p
+    }
+
+    fn spawn(args: &[&str], url: String, config: std::path::PathBuf) -> Process {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
-            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("ASSETGW_CONFIG")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let p = Process { url: format!("https://127.0.0.1:{port}"), config, child };
-        let mut health = tonic_health::pb::health_client::HealthClient::new(p.channel());
+        Process { url, config, child }
+    }
+
+    async fn wait_until_healthy<C>(&self, channel: C)
+    where
+        C: tonic::client::GrpcService<tonic::body::Body>,
+        C::Error: Into<tonic::codegen::StdError>,
+        C::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+        <C::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         for _ in 0..400 {
             if health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() {
-                return p;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("assetgw serve did not start");
+        panic!("assetgw {} did not start", self.url);
+    }
+
+    /// The process id, e.g. to read its memory use.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn channel(&self) -> Courts {

@@ -63,7 +63,7 @@ async fn a_python_partner_and_a_python_court_work_with_the_gateway() {
         .unwrap();
     assert!(generated.success(), "stubs from proto/");
 
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = free_port().await;
     let tls = tls_of(Role::Registry("py-bank".into()));
     let mut child = Command::new(&python)
         .arg(interop("registry.py"))

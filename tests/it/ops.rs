@@ -26,7 +26,7 @@ async fn health_is_served_per_service() {
 
 #[tokio::test]
 async fn probes_get_plaintext_health_on_their_own_port_and_nothing_else() {
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = free_port().await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let stack = Stack::with(standard(), |c| c.server.health_listen = Some(addr)).await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();

@@ -81,7 +81,7 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 
 #[tokio::test]
 async fn metrics_show_calls_cache_results_and_a_breaker_opening() {
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = free_port().await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let stack = Stack::with(standard(), |c| {
         c.server.metrics_listen = Some(addr);
