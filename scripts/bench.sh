@@ -59,7 +59,7 @@ faults
 double=$(python3 -c "import json; print(round(json.load(open('$out/G_miss.json'))['ok_rps'] * 2, 1))")
 load overload --scenario miss --rate "$double"
 kill "$stack" && wait "$stack" 2>/dev/null || true
-start ASSETGW__SEARCH__HEDGE_PERCENTILE=0
+start ASSETGW__CALLS__HEDGE_PERCENTILE=0
 faults --spike-rate 0.05 --spike 100ms
 load slow_unhedged --scenario miss --concurrency "$concurrency"
 

@@ -301,6 +301,9 @@ pub async fn retain(trail: Trail, retention: Duration, shutdown: impl Future<Out
     }
 }
 
+/// Rows per INSERT statement (14 parameters each, well under SQLite's limit of 32,766).
+const INSERT_ROWS: usize = 64;
+
 /// The writer: seals and commits queued records in batches, one transaction each.
 async fn append(pool: AnyPool, begin: &'static str, key: Key, chain: String, mut jobs: mpsc::Receiver<Job>) {
     let (mut seq, mut prev) = (0i64, GENESIS.to_string());
@@ -353,27 +356,31 @@ async fn insert(pool: &AnyPool, begin: &str, rows: &[Stored]) -> Result<(), Arc<
     let mut conn = pool.acquire().await?;
     sqlx::query(begin).execute(&mut *conn).await?;
     let mut result = Ok(());
-    for r in rows {
-        result = sqlx::query(&format!(
-            "INSERT INTO audit ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
-        .bind(&r.chain)
-        .bind(r.seq)
-        .bind(r.at)
-        .bind(&r.court)
-        .bind(&r.officer)
-        .bind(&r.method)
-        .bind(&r.case_number)
-        .bind(&r.debtors)
-        .bind(&r.debtor_keys)
-        .bind(&r.detail)
-        .bind(&r.code)
-        .bind(&r.message)
-        .bind(&r.prev)
-        .bind(&r.hash)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ());
+    // One multi-row INSERT per chunk: each statement is a round trip to the database.
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", (1..=14).map(|j| format!("${}", i * 14 + j)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        let sql = format!("INSERT INTO audit ({COLUMNS}) VALUES {}", values.join(", "));
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(&r.chain)
+                .bind(r.seq)
+                .bind(r.at)
+                .bind(&r.court)
+                .bind(&r.officer)
+                .bind(&r.method)
+                .bind(&r.case_number)
+                .bind(&r.debtors)
+                .bind(&r.debtor_keys)
+                .bind(&r.detail)
+                .bind(&r.code)
+                .bind(&r.message)
+                .bind(&r.prev)
+                .bind(&r.hash);
+        }
+        result = query.execute(&mut *conn).await.map(|_| ());
         if result.is_err() {
             break;
         }

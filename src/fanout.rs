@@ -80,7 +80,7 @@ async fn leg(cache: Cache, plan: Arc<Plan>, debtor_index: usize, registry: Arc<R
             .await;
         let latency = started.elapsed();
         let span = Span::current();
-        span.record("cache", format!("{lookup:?}"));
+        span.record("cache", lookup.name());
         registry.metrics.cache_lookups.with_label_values(&[lookup.name()]).inc();
         match &result {
             Ok(entry) => {

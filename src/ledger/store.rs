@@ -308,6 +308,9 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            // A SQLite connection is a file handle that cannot go stale; pinging it on every
+            // acquire was a round trip to its worker thread per query.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -588,6 +591,10 @@ impl Store {
                 disposed: row.try_get::<i64, _>(8)? != 0,
             };
             ledgers.push((row.try_get(0)?, Ledger { asset, seizures: Vec::new() }));
+        }
+        // Seizures belong to known assets: none known, none to read (a search's usual case).
+        if ledgers.is_empty() {
+            return Ok(Vec::new());
         }
         let sql = format!(
             "SELECT asset_key, seizure_id, seq, court, case_number, requested, effective, state, placed_at, start_at, \
