@@ -8,18 +8,19 @@ use std::{
     collections::VecDeque,
     future::{Ready, ready},
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::Duration,
 };
 
-use futures::future::BoxFuture;
+use prometheus::{IntCounter, IntCounterVec};
 use tokio::time::Instant;
 use tower::{
-    BoxError, Layer, Service, ServiceBuilder, ServiceExt,
+    BoxError, Service, ServiceBuilder, ServiceExt,
+    layer::layer_fn,
     retry::{
         Policy, RetryLayer,
         budget::{Budget, TpsBudget},
     },
+    service_fn,
     util::BoxCloneSyncService,
 };
 
@@ -76,36 +77,29 @@ where
 {
     let policy = *policy;
     let failure = move |e: BoxError| Failure::from_box(e, &policy);
-    let breaker = Guarded {
-        inner: (),
-        breaker: Arc::new(Breaker::new(policy.breaker)),
-        name: name.clone(),
-        metrics: metrics.clone(),
-    };
+    let breaker = Arc::new(Breaker::new(policy.breaker));
+    let changes = Changes { registry: name.clone(), metric: metrics.breaker_changes.clone() };
     let retries = Retries {
         retried: false,
         // At least one a second, so a registry that failed every call lately is still retried now and then.
         budget: Arc::new(TpsBudget::new(BUDGET_WINDOW, 1, policy.retry_budget)),
-        name: name.clone(),
-        metrics: metrics.clone(),
+        counter: metrics.retries.with_label_values(&[&**name]),
     };
     let hedge = Hedge {
-        inner: (),
         latencies: Arc::new(Latencies::new(policy.hedge_percentile)),
         // No minimum: hedges are pure extra load, only ever a share of the calls.
         budget: Arc::new(TpsBudget::new(BUDGET_WINDOW, 0, policy.hedge_budget)),
-        name: name.clone(),
-        metrics: metrics.clone(),
+        counter: metrics.hedges.with_label_values(&[&**name]),
     };
     let service = ServiceBuilder::new()
         .map_err(failure)
         .load_shed()
         .concurrency_limit(policy.concurrency)
-        .layer(breaker)
+        .layer(layer_fn(|inner| guarded(inner, breaker.clone(), changes.clone())))
         .map_err(failure)
         .timeout(policy.timeout)
         .layer(RetryLayer::new(retries))
-        .layer(hedge)
+        .layer(layer_fn(|inner| hedged(inner, hedge.clone())))
         .service(attempt);
     BoxCloneSyncService::new(service)
 }
@@ -125,49 +119,33 @@ impl Failure {
     }
 }
 
-/// The circuit breaker as a layer (and its service).
+/// Where a breaker's state changes are told.
 #[derive(Clone)]
-struct Guarded<S> {
+struct Changes {
+    registry: Arc<str>,
+    metric: IntCounterVec,
+}
+
+/// `inner` behind the circuit breaker: refused at once while it is open, and every call's outcome recorded.
+fn guarded<S>(
     inner: S,
     breaker: Arc<Breaker>,
-    name: Arc<str>,
-    metrics: Metrics,
-}
-
-impl<S> Layer<S> for Guarded<()> {
-    type Service = Guarded<S>;
-
-    fn layer(&self, inner: S) -> Guarded<S> {
-        Guarded { inner, breaker: self.breaker.clone(), name: self.name.clone(), metrics: self.metrics.clone() }
-    }
-}
-
-impl<S> Service<Ask> for Guarded<S>
+    changes: Changes,
+) -> impl Service<Ask, Response = Answer, Error = Failure, Future: Send> + Clone
 where
-    S: Service<Ask, Response = Answer, Error = Failure>,
-    S::Future: Send + 'static,
+    S: Service<Ask, Response = Answer, Error = Failure> + Clone + Send + 'static,
+    S::Future: Send,
 {
-    type Response = Answer;
-    type Error = Failure;
-    type Future = BoxFuture<'static, Result<Answer, Failure>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, ask: Ask) -> Self::Future {
-        if let Err(open) = self.breaker.admit() {
-            return Box::pin(ready(Err(Failure::CircuitOpen(open.retry_in))));
-        }
-        let call = self.inner.call(ask);
-        let outcome =
-            Outcome { breaker: Some(self.breaker.clone()), name: self.name.clone(), metrics: self.metrics.clone() };
-        Box::pin(async move {
-            let result = call.await;
+    service_fn(move |ask: Ask| {
+        let (inner, breaker, changes) = (inner.clone(), breaker.clone(), changes.clone());
+        async move {
+            breaker.admit().map_err(|open| Failure::CircuitOpen(open.retry_in))?;
+            let outcome = Outcome { breaker: Some(breaker), changes };
+            let result = inner.oneshot(ask).await;
             outcome.record(result.as_ref().map_or_else(|f| !f.is_unhealthy(), |_| true));
             result
-        })
-    }
+        }
+    })
 }
 
 /// A call the breaker let through, until its outcome is recorded. Dropped
@@ -175,16 +153,15 @@ where
 /// half-open breaker would wait for its probe for ever.
 struct Outcome {
     breaker: Option<Arc<Breaker>>,
-    name: Arc<str>,
-    metrics: Metrics,
+    changes: Changes,
 }
 
 impl Outcome {
     fn record(mut self, healthy: bool) {
         let Some(breaker) = self.breaker.take() else { return };
         if let Some(state) = breaker.record(healthy) {
-            tracing::warn!(registry = %self.name, state = state.name(), "circuit breaker changed state");
-            self.metrics.breaker_changes.with_label_values(&[&*self.name, state.name()]).inc();
+            tracing::warn!(registry = %self.changes.registry, state = state.name(), "circuit breaker changed state");
+            self.changes.metric.with_label_values(&[&*self.changes.registry, state.name()]).inc();
         }
     }
 }
@@ -203,8 +180,7 @@ impl Drop for Outcome {
 struct Retries {
     retried: bool,
     budget: Arc<TpsBudget>,
-    name: Arc<str>,
-    metrics: Metrics,
+    counter: IntCounter,
 }
 
 impl Policy<Ask, Answer, Failure> for Retries {
@@ -221,7 +197,7 @@ impl Policy<Ask, Answer, Failure> for Retries {
                 if !self.retried && Instant::now() < ask.deadline && self.budget.withdraw() =>
             {
                 self.retried = true;
-                self.metrics.retries.with_label_values(&[&*self.name]).inc();
+                self.counter.inc();
                 Some(ready(()))
             }
             Err(_) => None,
@@ -233,61 +209,38 @@ impl Policy<Ask, Answer, Failure> for Retries {
     }
 }
 
-/// Hedging as a layer (and its service): a second attempt when the first is
-/// slower than this registry usually is; the first success wins.
+/// One registry's hedging: its recent latencies, its budget and its counter.
 #[derive(Clone)]
-struct Hedge<S> {
-    inner: S,
+struct Hedge {
     latencies: Arc<Latencies>,
     budget: Arc<TpsBudget>,
-    name: Arc<str>,
-    metrics: Metrics,
+    counter: IntCounter,
 }
 
-impl<S> Layer<S> for Hedge<()> {
-    type Service = Hedge<S>;
-
-    fn layer(&self, inner: S) -> Hedge<S> {
-        Hedge {
-            inner,
-            latencies: self.latencies.clone(),
-            budget: self.budget.clone(),
-            name: self.name.clone(),
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-impl<S> Service<Ask> for Hedge<S>
+/// `inner` with hedging: a second attempt when the first is slower than
+/// this registry usually is (and the budget allows); the first success wins.
+fn hedged<S>(inner: S, hedge: Hedge) -> impl Service<Ask, Response = Answer, Error = Failure, Future: Send> + Clone
 where
     S: Service<Ask, Response = Answer, Error = Failure> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send,
 {
-    type Response = Answer;
-    type Error = Failure;
-    type Future = BoxFuture<'static, Result<Answer, Failure>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, ask: Ask) -> Self::Future {
-        self.budget.deposit();
-        let first = timed(self.inner.call(ask.clone()), self.latencies.clone());
-        let Some(after) = self.latencies.hedge_after() else { return Box::pin(first) };
-        let this = self.clone();
-        Box::pin(async move {
+    service_fn(move |ask: Ask| {
+        let (inner, hedge) = (inner.clone(), hedge.clone());
+        async move {
+            hedge.budget.deposit();
+            let first = timed(inner.clone().oneshot(ask.clone()), &hedge.latencies);
+            let Some(after) = hedge.latencies.hedge_after() else { return first.await };
             tokio::pin!(first);
             tokio::select! {
                 biased;
                 result = &mut first => return result,
                 _ = tokio::time::sleep(after) => {}
             }
-            if !this.budget.withdraw() {
+            if !hedge.budget.withdraw() {
                 return first.await;
             }
-            this.metrics.hedges.with_label_values(&[&*this.name]).inc();
-            let second = timed(this.inner.oneshot(ask), this.latencies);
+            hedge.counter.inc();
+            let second = timed(inner.oneshot(ask), &hedge.latencies);
             tokio::pin!(second);
             tokio::select! {
                 result = &mut first => match result {
@@ -299,12 +252,12 @@ where
                     Err(_) => first.await,
                 },
             }
-        })
-    }
+        }
+    })
 }
 
 /// An attempt that adds its latency to `latencies` when it succeeds.
-async fn timed<F>(attempt: F, latencies: Arc<Latencies>) -> Result<Answer, Failure>
+async fn timed<F>(attempt: F, latencies: &Latencies) -> Result<Answer, Failure>
 where
     F: Future<Output = Result<Answer, Failure>>,
 {
