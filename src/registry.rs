@@ -110,7 +110,7 @@ pub struct Registry {
     /// Kind of institution.
     pub kind: RegistryKind,
     /// Asset kinds it may report.
-    pub asset_kinds: Vec<AssetKind>,
+    pub asset_kinds: Arc<[AssetKind]>,
     /// Time for its whole part of a search.
     pub timeout: Duration,
     /// Lifetime of its cached answers.
@@ -189,7 +189,7 @@ impl Registry {
             calls: resilience::stack(&name, &policy, &metrics, attempt.clone()),
             name,
             kind: cfg.kind,
-            asset_kinds: cfg.asset_kinds(),
+            asset_kinds: attempt.asset_kinds.clone(),
             timeout: policy.timeout,
             cache_ttl: cfg.cache_ttl(&config.cache),
             metrics,
