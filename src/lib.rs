@@ -3,66 +3,51 @@
 //! Courts enforcing judgments ask one gRPC service for a debtor's assets; the
 //! gateway asks every registry of the network at once (banks, real estate,
 //! IP, aviation, securities) and answers with one merged, de-duplicated list
-//! that says where each asset was found and how each registry fared.
+//! that says where each asset was found and how each registry fared. Courts
+//! then seize and freeze through it; a durable ledger keeps who holds the
+//! first seizure on every asset and who waits behind it (docs/RULES.md).
 //!
 //! # Layout
+//! Six wings, each a folder; a wing imports only from the wings below it
+//! (`tests/it/wings.rs` fails the build otherwise):
+//!
+//! ```text
+//! tools ─▶ gateway ─▶ ledger ──▶ ops ─▶ core
+//!               └───▶ registry ─┘
+//! ```
+//!
 //! A search, top-down:
-//! - [`auth`]: who calls (mutual TLS court certificates), whether it may (R15), rate limits and quotas.
-//! - [`search`]: the court-facing gRPC handler: validate, authorize, fan out, merge, respond.
-//! - [`identifiers`]: case numbers, resident IDs, credit codes (DOMAIN R20–R22) and masking.
-//! - [`fanout`]: one leg per (debtor, registry), yielded as each finishes.
-//! - [`cache`]: answers per (registry, debtor) with TTLs and single flight.
-//! - [`registry`]: the client of one registry and the contract check of its answers.
-//! - [`resilience`]: the tower stack of each registry's calls: bulkhead, breaker, timeouts, retries, hedging.
-//! - [`breaker`]: the circuit breaker's state machine.
-//! - [`merge`]: the pure merge of answers into one asset list with totals.
+//! - [`gateway::server`]: serves the court-facing services over mutual TLS until shutdown.
+//! - [`gateway::auth`]: who calls (the court's certificate), whether it may (R15), rates and quotas.
+//! - [`gateway::search`]: the search handler: validate, authorize, fan out, merge, annotate, respond.
+//! - [`gateway::validate`]: every bad field of a request at once (R20–R22).
+//! - [`registry::network`]: the registries and their cache; fan-out, or one asset found for a control order.
+//! - [`registry::fanout`]: one leg per (debtor, registry), yielded as each finishes.
+//! - [`registry::cache`]: answers per (registry, debtor) with TTLs and single flight.
+//! - [`registry::client`]: one registry's client and the contract check of its answers.
+//! - [`registry::resilience`] and [`registry::breaker`]: the tower stack of each registry's calls.
+//! - [`core::merge`]: the pure merge of answers into one asset list with totals.
 //!
 //! A control step, top-down:
-//! - [`ledger::service`]: the seizure gRPC handler: validate, find the asset through search.
+//! - [`gateway::seizure`]: the seizure handler: validate, authorize, find the asset, one ledger step.
 //! - [`ledger::store`]: one durable transaction per step (SQLite or PostgreSQL).
-//! - [`ledger::rules`]: DOMAIN R1–R14 as pure functions over one asset's seizures.
-//! - [`ledger::outbox`]: delivers each control order to its registry until acknowledged.
+//! - [`ledger::rules`]: every rule that decides something, as pure functions.
+//! - [`ledger::views`]: the ledger as the API shows it.
+//! - [`gateway::outbox`]: delivers each control order to its registry until acknowledged.
 //!
-//! Around it:
-//! - [`audit`]: the hash-chained audit trail of every query and control order (R16).
-//! - [`pki`]: certificates: the network CA, issuing, what a certificate says about its holder.
-//! - [`server`]: runs the gateway with health and reflection until shutdown.
-//! - [`admission`]: the limit of calls in flight, refusing the excess at once.
-//! - [`config`]: strict TOML configuration with environment overrides.
-//! - [`error`]: the error types and their one mapping to gRPC status codes.
-//! - [`mock`]: mock registries with synthetic data and injectable faults.
-//! - [`dev`]: the whole stack on loopback, for a laptop.
-//! - [`client`]: the `assetgw search` and `assetgw call` command-line clients.
-//! - [`loadgen`]: the load generator (`assetgw loadgen`) and its ghz-style report.
-//! - [`conformance`]: the registry partners' conformance suite (`assetgw conformance`).
-//! - [`telemetry`]: logging, trace export and span names.
-//! - [`metrics`]: counters and histograms, served as Prometheus text.
-//! - [`proto`]: the generated protobuf code.
+//! Around them: [`gateway::audit`] (the sealed audit trail, R16),
+//! [`gateway::admission`] (calls in flight), [`ledger::sweep`] (lapses as they
+//! fall due), [`ops`] (configuration, telemetry, metrics, certificates,
+//! sockets), [`core`] (protos, identifiers, the clock, the error type), and
+//! [`tools`] (command-line clients, load generator, conformance suite, mock
+//! registries, the development stack).
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, missing_docs)]
 
-pub mod admission;
-pub mod audit;
-pub mod auth;
-pub mod breaker;
-pub mod cache;
-pub mod client;
-pub mod config;
-pub mod conformance;
-pub mod dev;
-pub mod error;
-pub mod fanout;
-pub mod identifiers;
+pub mod core;
+pub mod gateway;
 pub mod ledger;
-pub mod loadgen;
-pub mod merge;
-pub mod metrics;
-pub mod mock;
-pub mod pki;
-pub mod proto;
+pub mod ops;
 pub mod registry;
-pub mod resilience;
-pub mod search;
-pub mod server;
-pub mod telemetry;
+pub mod tools;

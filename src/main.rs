@@ -1,25 +1,18 @@
-//! The `assetgw` binary: parses flags and calls the library.
+//! The `assetgw` binary: parses flags and calls the library ([`assetgw::tools::commands`]).
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::ExitCode,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use assetgw::{
-    audit,
-    client::{self, SearchArgs},
-    config::{Config, FaultCode, MockConfig},
-    dev,
-    error::StartError,
-    identifiers::{CaseNumber, DebtorId},
-    ledger::{Clock, SystemClock, store::Store},
-    mock::{self, Latency},
-    pki::{Ca, Role, TlsFiles, Validity},
-    proto::{AssetKind, RegistryKind},
-    server, telemetry,
+    core::proto::{AssetKind, RegistryKind},
+    ops::pki::{Role, TlsFiles},
+    tools::{
+        ToolError,
+        client::{self, SearchArgs},
+        commands,
+        conformance::Target,
+        loadgen,
+        mock::{FaultCode, Latency, MockConfig},
+    },
 };
 use clap::{Parser, Subcommand};
 
@@ -84,7 +77,7 @@ enum Command {
         connection: ConnectArgs,
         /// miss, hit, stream, seizure, or direct (no gateway: the registries of --config, asked as the gateway would).
         #[arg(long, value_enum, default_value = "miss")]
-        scenario: assetgw::loadgen::Scenario,
+        scenario: loadgen::Scenario,
         /// Closed loop: callers sending back to back.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
@@ -131,7 +124,7 @@ enum Command {
         #[arg(long, conflicts_with = "name")]
         plaintext: bool,
         /// A debtor the registry holds at least one asset for.
-        #[arg(long, default_value = assetgw::conformance::KNOWN_DEBTOR)]
+        #[arg(long, default_value = assetgw::tools::conformance::KNOWN_DEBTOR)]
         debtor: String,
         /// Deadline sent with each call.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
@@ -365,172 +358,16 @@ fn parse_asset_kind(s: &str) -> Result<AssetKind, String> {
     AssetKind::from_short_name(s).ok_or_else(|| format!("unknown asset kind `{s}`"))
 }
 
-fn load(path: &std::path::Path) -> Result<Config, StartError> {
-    Ok(Config::load(Some(path), std::env::vars())?)
-}
-
-async fn set_faults(target: &str, name: &str, pki: &Path, faults: &MockConfig) -> Result<(), String> {
-    use assetgw::proto::mock::{SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient};
-    let mut endpoint = tonic::transport::Endpoint::from_shared(target.to_string()).map_err(|e| e.to_string())?;
-    if target.starts_with("https:") {
-        let tls = TlsFiles::of(pki, &Role::Gateway).client(name).map_err(|e| e.to_string())?;
-        endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
-    }
-    let channel = endpoint.connect().await.map_err(|e| format!("cannot reach {target}: {e}"))?;
-    let mut admin = MockAdminServiceClient::new(channel);
-    let request = SetFaultsRequest { faults: Some(mock::faults_proto(faults)) };
-    let now = admin.set_faults(request).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?.into_inner();
-    println!("{target}: {:?}", now.faults.unwrap_or_default());
-    Ok(())
-}
-
-async fn verify(config: &Config) -> Result<(), String> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await.map_err(|e| e.to_string())?;
-    let violations = store.verify().await.map_err(|e| e.to_string())?;
-    if violations.is_empty() {
-        println!("ledger verified: every invariant holds");
-        Ok(())
-    } else {
-        Err(format!("{} violation(s):\n  {}", violations.len(), violations.join("\n  ")))
-    }
-}
-
-async fn loadgen(
-    plan: &assetgw::loadgen::Plan,
-    connection: client::Connection,
-    config: &Path,
-    json: bool,
-) -> Result<(), String> {
-    let registries = if plan.scenario == assetgw::loadgen::Scenario::Direct {
-        let config = load(config).map_err(|e| e.to_string())?;
-        let metrics = assetgw::metrics::Metrics::new().map_err(|e| e.to_string())?;
-        let made: Result<Vec<_>, _> = config
-            .registries
-            .iter()
-            .map(|r| assetgw::registry::Registry::new(r, &config, metrics.clone()).map(Arc::new))
-            .collect();
-        made.map_err(|e| e.to_string())?
-    } else {
-        Vec::new()
-    };
-    let report = assetgw::loadgen::run(plan, connection, registries).await.map_err(|e| e.to_string())?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
-    } else {
-        println!("{}", report.text());
-    }
-    Ok(())
-}
-
-fn pki(command: PkiCommand) -> Result<(), String> {
-    match command {
-        PkiCommand::Init { dir } => {
-            if Ca::load(&dir).is_ok() {
-                println!("{}: a CA exists; nothing to do", dir.display());
-            } else {
-                Ca::create(&dir, "assetgw network CA").map_err(|e| e.to_string())?;
-                println!("{}: CA created (ca.pem; keep ca.key offline)", dir.join("ca.pem").display());
-            }
-            Ok(())
-        }
-        PkiCommand::Issue { dir, role, name, hosts, days } => {
-            let role = match (role.as_str(), name) {
-                ("court", Some(code)) => Role::Court(code),
-                ("registry", Some(name)) => Role::Registry(name),
-                ("gateway", None) => Role::Gateway,
-                _ => return Err("give `court CODE`, `registry NAME` or `gateway`".into()),
-            };
-            let ca = Ca::load(&dir).map_err(|e| format!("{e} (create a CA with `assetgw pki init`)"))?;
-            let (cert, key) = ca.issue_into(&dir, &role, &hosts, Validity::days(days)).map_err(|e| e.to_string())?;
-            println!("issued for the {role}: {} and {} (valid {days} days)", cert.display(), key.display());
-            Ok(())
-        }
-    }
-}
-
-async fn audit(command: AuditCommand) -> Result<(), String> {
-    let (AuditCommand::Verify { config } | AuditCommand::Export { config, .. }) = &command;
-    let config = load(config).map_err(|e| e.to_string())?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await.map_err(|e| e.to_string())?;
-    let key = audit::Key::load_or_create(&config.audit.key_file).map_err(|e| e.to_string())?;
-    match command {
-        AuditCommand::Verify { .. } => match audit::verify(store.pool(), &key).await.map_err(|e| e.to_string())? {
-            Ok(n) => {
-                println!("audit trail verified: {n} records, every chain intact");
-                Ok(())
-            }
-            Err(bad) => Err(format!("audit trail broken: {bad}")),
-        },
-        AuditCommand::Export { case_number, debtor, .. } => {
-            let filter = match (case_number, debtor) {
-                (Some(case), _) => {
-                    audit::Filter::Case(CaseNumber::parse_acting(&case).map(|c| c.to_string()).unwrap_or(case))
-                }
-                (None, Some(id)) => audit::Filter::DebtorKey(key.debtor(&DebtorId::detect(&id)?)),
-                (None, None) => return Err("give --case or --debtor".into()),
-            };
-            for r in audit::export(store.pool(), &filter).await.map_err(|e| e.to_string())? {
-                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
-            }
-            Ok(())
-        }
-    }
-}
-
-async fn bench(url: &str, concurrency: &[usize], ops: u64, fsync_dir: &std::path::Path) -> Result<(), String> {
-    let fsyncs = assetgw::ledger::bench::fsync_rate(fsync_dir, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    println!("disk: {fsyncs:.0} fsync/s (4 KiB write + fdatasync in {})", fsync_dir.display());
-    for &c in concurrency {
-        let r = assetgw::ledger::bench::placements(url, c, ops).await.map_err(|e| e.to_string())?;
-        println!(
-            "{c:>3} writer(s): {:>6} placements in {:.2} s = {:>7.0}/s ({:.2}× fsync rate); p50 {:.2} ms, p99 {:.2} ms",
-            r.ops,
-            r.elapsed.as_secs_f64(),
-            r.rate(),
-            r.rate() / fsyncs,
-            r.p50_us as f64 / 1e3,
-            r.p99_us as f64 / 1e3
-        );
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result: Result<(), String> = match cli.command {
-        Command::Dev { config } => match load(&config) {
-            Ok(config) => {
-                let traces = telemetry::init(&config.log);
-                let result = dev::run(&config, server::shutdown_signal()).await.map_err(|e| e.to_string());
-                flush(traces);
-                result
-            }
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Serve { config } => match load(&config) {
-            Ok(config) => {
-                let traces = telemetry::init(&config.log);
-                let result = match server::bind(config.server.listen).await {
-                    Ok(listener) => server::run(&config, listener, server::shutdown_signal()).await,
-                    Err(e) => Err(e),
-                };
-                flush(traces);
-                result.map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        },
+    let result = match Cli::parse().command {
+        Command::Dev { config } => commands::dev(&config).await,
+        Command::Serve { config } => commands::serve(&config).await,
         Command::MockRegistry { name, kind, listen, pki, plaintext, faults } => {
-            telemetry::init(&Default::default());
-            let tls = (!plaintext).then(|| TlsFiles::of(&pki, &Role::Registry(name.clone())));
-            match (mock::MockRegistry::new(&name, kind, faults.config()), server::bind(listen).await) {
-                (Ok(registry), Ok(listener)) => {
-                    registry.serve(listener, tls, server::shutdown_signal()).await.map_err(|e| e.to_string())
-                }
-                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
-            }
+            commands::mock_registry(&name, kind, listen, &pki, plaintext, faults.config()).await
+        }
+        Command::MockFaults { target, name, pki, faults } => {
+            commands::set_faults(&target, &name, &pki, &faults.config()).await
         }
         Command::Search {
             connection,
@@ -555,37 +392,27 @@ async fn main() -> ExitCode {
                 json,
                 stream,
             };
-            client::search(&args).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
+            client::search(&args).await.map(|out| println!("{out}")).map_err(ToolError::from)
         }
-        Command::MockFaults { target, name, pki, faults } => set_faults(&target, &name, &pki, &faults.config()).await,
+        Command::Call { connection, method, request, timeout } => {
+            client::call(&connection.connection(), &method, &request, timeout).await.map_err(ToolError::from)
+        }
         Command::Conformance { target, name, pki, cert, key, plaintext, debtor, deadline, json } => {
             let tls = match (plaintext, name) {
-                (true, _) => None,
+                (true, _) => Ok(None),
                 (false, Some(name)) => {
                     let mut files = TlsFiles::of(&pki, &Role::Gateway);
                     if let Some((cert, key)) = cert.zip(key) {
                         (files.cert, files.key) = (cert, key);
                     }
-                    Some((files, name))
+                    Ok(Some((files, name)))
                 }
-                (false, None) => {
-                    return fail("name the registry as its certificate does with --name (or --plaintext)".into());
-                }
+                (false, None) => Err(ToolError::Usage(
+                    "name the registry as its certificate does with --name (or --plaintext)".into(),
+                )),
             };
-            let target = assetgw::conformance::Target { address: target, tls, debtor, deadline };
-            match assetgw::conformance::run(target).await {
-                Ok(report) => {
-                    let printed = if json {
-                        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
-                    } else {
-                        Ok(report.text())
-                    };
-                    match printed {
-                        Ok(text) => println!("{text}"),
-                        Err(e) => return fail(e),
-                    }
-                    if report.passed() { Ok(()) } else { Err("the registry does not conform".into()) }
-                }
+            match tls {
+                Ok(tls) => commands::conformance(Target { address: target, tls, debtor, deadline }, json).await,
                 Err(e) => Err(e),
             }
         }
@@ -601,41 +428,28 @@ async fn main() -> ExitCode {
             config,
             json,
         } => {
-            let plan = assetgw::loadgen::Plan { scenario, concurrency, rate, duration, warmup, connections, timeout };
-            loadgen(&plan, connection.connection(), &config, json).await
+            let plan = loadgen::Plan { scenario, concurrency, rate, duration, warmup, connections, timeout };
+            commands::loadgen(&plan, connection.connection(), &config, json).await
         }
-        Command::Pki { command } => pki(command),
-        Command::Audit { command } => audit(command).await,
-        Command::Call { connection, method, request, timeout } => {
-            client::call(&connection.connection(), &method, &request, timeout).await.map_err(|e| e.to_string())
+        Command::Pki { command: PkiCommand::Init { dir } } => commands::pki_init(&dir),
+        Command::Pki { command: PkiCommand::Issue { dir, role, name, hosts, days } } => {
+            commands::pki_issue(&dir, &role, name, &hosts, days)
         }
-        Command::Ledger { command: LedgerCommand::Verify { config } } => match load(&config) {
-            Ok(config) => verify(&config).await,
-            Err(e) => Err(e.to_string()),
-        },
+        Command::Audit { command: AuditCommand::Verify { config } } => commands::audit_verify(&config).await,
+        Command::Audit { command: AuditCommand::Export { config, case_number, debtor } } => {
+            commands::audit_export(&config, case_number, debtor).await
+        }
+        Command::Ledger { command: LedgerCommand::Verify { config } } => commands::ledger_verify(&config).await,
         Command::Ledger { command: LedgerCommand::Bench { url, concurrency, ops, fsync_dir } } => {
-            bench(&url, &concurrency, ops, &fsync_dir).await
+            commands::ledger_bench(&url, &concurrency, ops, &fsync_dir).await
         }
-        Command::CheckConfig { config } => load(&config)
-            .map(|c| println!("{}: OK, {} registries", config.display(), c.registries.len()))
-            .map_err(|e| e.to_string()),
+        Command::CheckConfig { config } => commands::check_config(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
-}
-
-/// Sends the spans still buffered before the process exits.
-fn flush(traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>) {
-    if let Some(provider) = traces {
-        if let Err(e) = provider.shutdown() {
-            eprintln!("OTLP: spans not flushed: {e}");
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
-}
-
-fn fail(e: String) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::FAILURE
 }

@@ -1,61 +1,29 @@
 //! The seizure ledger: which court holds the first seizure on every asset and
 //! who waits behind it, kept right through releases, lapses, renewals,
-//! deductions, disposals and transfers (DOMAIN R1–R14).
+//! deductions, disposals and transfers (docs/RULES.md, R1–R15).
 //!
-//! - [`rules`]: the rules as pure functions over one asset's seizures.
+//! - [`rules`]: every rule that decides something, as pure functions.
+//! - [`command`]: the steps the ledger takes and what it answers.
 //! - [`store`]: durable storage on SQLite (group commit) or PostgreSQL, one
 //!   transaction per step with its events and outbox orders.
-//! - [`outbox`]: delivers control orders to registries until acknowledged.
-//! - [`service`]: the court-facing gRPC service.
+//! - [`views`]: the ledger as the court API shows it.
+//! - [`sweep`]: writes lapses as they fall due.
+//!
+//! It knows nothing of registries' transport, of authentication or of the
+//! court services; it may use [`crate::ops`] and [`crate::core`].
 
-pub mod bench;
-pub mod outbox;
+pub mod command;
 pub mod rules;
-pub mod service;
 pub mod store;
+pub mod sweep;
+pub mod views;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+pub use crate::core::clock::Time;
+use crate::core::proto::AssetKind;
 
-use chrono::{DateTime, Utc};
-
-pub use rules::Time;
-
-/// Where the ledger's "now" comes from; tests jump years ahead with [`ManualClock`].
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant.
-    fn now(&self) -> Time;
-}
-
-/// The system clock.
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Time {
-        Utc::now()
-    }
-}
-
-/// A clock that moves only when told to.
-#[derive(Debug)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    /// A clock showing `t`.
-    pub fn new(t: Time) -> Self {
-        Self(AtomicI64::new(t.timestamp_micros()))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: chrono::Duration) {
-        self.0.fetch_add(by.num_microseconds().unwrap_or(0), Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Time {
-        DateTime::from_timestamp_micros(self.0.load(Ordering::SeqCst)).unwrap_or_default()
-    }
+/// `<kind>:<asset id>`, the ledger's key of an asset.
+pub fn asset_key(kind: AssetKind, asset_id: &str) -> String {
+    format!("{}:{asset_id}", kind.short_name())
 }
 
 /// Why a ledger step failed.
@@ -82,14 +50,17 @@ pub enum LedgerError {
     /// A migration failed at start-up.
     #[error("ledger migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data that cannot be decoded: a bug or a damaged database.
+    #[error("ledger data unreadable: {0}")]
+    Corrupt(String),
     /// The writer has stopped.
     #[error("the ledger is shutting down")]
     Closed,
 }
 
-impl From<LedgerError> for crate::error::Error {
+impl From<LedgerError> for crate::core::error::Error {
     fn from(e: LedgerError) -> Self {
-        use crate::error::{Error, Violation};
+        use crate::core::error::{Error, Violation};
         use rules::RuleError;
         match e {
             LedgerError::Rule(RuleError::UnknownSeizure(id)) => Error::NotFound(format!("no seizure {id}")),
@@ -106,6 +77,10 @@ impl From<LedgerError> for crate::error::Error {
                 )
             }
             LedgerError::Migrate(e) => Error::Internal(e.to_string()),
+            LedgerError::Corrupt(what) => {
+                tracing::error!(%what, "ledger data unreadable; check the database");
+                Error::Internal(format!("ledger data unreadable: {what}"))
+            }
             LedgerError::Closed => {
                 Error::Unavailable("the gateway is shutting down; retry with the same request_id".into())
             }

@@ -9,10 +9,11 @@ use std::{
 };
 
 use assetgw::{
-    audit::{self, Key, Record, Trail},
-    identifiers::DebtorId,
-    ledger::{SystemClock, store::Store},
-    proto::{AssetKind, SearchRequest},
+    core::clock::SystemClock,
+    core::identifiers::DebtorId,
+    core::proto::{AssetKind, SearchRequest},
+    gateway::audit::{self, Key, Record, Trail},
+    ledger::store::Store,
 };
 use sqlx::Connection;
 use tonic::Code;
@@ -160,7 +161,7 @@ async fn retention_purges_old_records_and_the_purge_itself_is_sealed() {
     for _ in 0..3 {
         trail.record(record()).await.unwrap();
     }
-    let after_all = assetgw::ledger::store::wall_micros() + 1;
+    let after_all = assetgw::core::clock::Clock::micros(&assetgw::core::clock::SystemClock) + 1;
     assert_eq!(trail.purge(after_all).await.unwrap(), 3);
     trail.record(record()).await.unwrap();
     assert_eq!(audit::verify(store.pool(), &key).await.unwrap(), Ok(2), "the purge record and the one after");

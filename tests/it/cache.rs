@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use assetgw::proto::{RegistryKind, RegistryStatus, SearchQuery, SearchRequest};
+use assetgw::core::proto::{RegistryKind, RegistryStatus, SearchQuery, SearchRequest};
 
 use crate::harness::*;
 
@@ -31,7 +31,8 @@ async fn a_hundred_identical_cold_searches_make_one_call_per_registry() {
     let stack = Stack::start(regs).await;
     let channel = stack.channel();
     let searches = (0..100).map(|_| {
-        let mut client = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(channel.clone());
+        let mut client =
+            assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(channel.clone());
         async move { client.search(SearchRequest { query: Some(query(&[RICH])) }).await.unwrap().into_inner() }
     });
     let results = futures::future::join_all(searches).await;

@@ -13,11 +13,8 @@ use std::{
 };
 
 use assetgw::{
-    conformance::{self, Target, UNKNOWN_DEBTOR},
-    identifiers,
-    mock::data::{self, Profile},
-    pki::Role,
-    proto::{
+    core::identifiers,
+    core::proto::{
         AssetKind, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, RegistryKind, ReleaseRequest,
         ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest,
         SeizeResponse,
@@ -25,6 +22,9 @@ use assetgw::{
         debtor,
         registry_service_server::{RegistryService, RegistryServiceServer},
     },
+    ops::pki::Role,
+    tools::conformance::{self, Target, UNKNOWN_DEBTOR},
+    tools::mock::data::{self, Profile},
 };
 use tonic::{Request, Response, Status};
 
@@ -59,7 +59,7 @@ impl Faulty {
     }
 
     fn now() -> Option<prost_types::Timestamp> {
-        Some(std::time::SystemTime::now().into())
+        Some(assetgw::core::proto::ts(assetgw::core::clock::Clock::now(&assetgw::core::clock::SystemClock)))
     }
 }
 
@@ -172,7 +172,7 @@ async fn serve(fixture: Faulty) -> SocketAddr {
             .unwrap()
             .add_optional_service(with_health.then_some(health_service))
             .add_service(RegistryServiceServer::new(fixture))
-            .serve_with_incoming(assetgw::server::incoming(listener))
+            .serve_with_incoming(assetgw::ops::net::incoming(listener))
             .await
     });
     addr

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use assetgw::proto::RegistryStatus;
+use assetgw::core::proto::RegistryStatus;
 
 use crate::harness::*;
 
@@ -64,14 +64,15 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     assert!(banner.contains("securities-csdc"), "{banner}");
 
     // The stack made its own PKI: a demo court's certificate from it is accepted.
-    let tls =
-        assetgw::pki::TlsFiles::of(&pki, &assetgw::pki::Role::Court("京0105".into())).client("localhost").unwrap();
+    let tls = assetgw::ops::pki::TlsFiles::of(&pki, &assetgw::ops::pki::Role::Court("京0105".into()))
+        .client("localhost")
+        .unwrap();
     let channel =
         tonic::transport::Endpoint::from_shared(format!("https://{gateway}")).unwrap().tls_config(tls).unwrap();
     let channel = tokio::time::timeout(Duration::from_secs(10), channel.connect()).await.unwrap().unwrap();
-    let mut client = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(channel);
-    let mut request = tonic::Request::new(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) });
-    request.metadata_mut().insert(assetgw::auth::OFFICER_HEADER, "officer-7".parse().unwrap());
+    let mut client = assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(channel);
+    let mut request = tonic::Request::new(assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) });
+    request.metadata_mut().insert(assetgw::gateway::auth::OFFICER_HEADER, "officer-7".parse().unwrap());
     let r = client.search(request).await.unwrap().into_inner();
     assert_eq!(r.debtors[0].registries.len(), 6);
     assert!(r.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok));

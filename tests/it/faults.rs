@@ -10,13 +10,13 @@ use std::{
 };
 
 use assetgw::{
-    breaker::BreakerConfig,
-    config::{CallsConfig, RegistryConfig},
-    proto::{
+    core::proto::{
         RegistryKind, RegistryStatus, SearchQuery, SearchRequest, SearchResponse,
         asset_search_service_client::AssetSearchServiceClient,
         mock::{Faults, GetFaultsRequest, SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
     },
+    ops::config::BreakerConfig,
+    ops::config::{CallsConfig, RegistryConfig},
 };
 use tonic::{Code, transport::Channel};
 
@@ -195,7 +195,7 @@ fn load(
         .map(|_| {
             let (url, stop) = (url.clone(), stop.clone());
             // Distinct debtors, so no two workers' registry calls are shared (single flight).
-            let debtor = assetgw::loadgen::random_resident_id(&mut rand::rng());
+            let debtor = assetgw::tools::loadgen::random_resident_id(&mut rand::rng());
             tokio::spawn(async move {
                 let mut client = AssetSearchServiceClient::new(Courts::new(&url));
                 let mut seen = Seen::default();

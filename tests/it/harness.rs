@@ -13,17 +13,19 @@ use std::{
 };
 
 use assetgw::{
-    config::{CallsConfig, Config, MockConfig, RegistryConfig, TlsConfig},
-    error::StartError,
-    identifiers::CaseNumber,
-    ledger::{Clock, ManualClock},
-    mock::{self, Latency, MockRegistry},
-    pki::{self, Ca, Role, TlsFiles, Validity},
-    proto::{
+    core::proto::{
         Debtor, RegistryKind, RegistryOutcome, RegistryStatus, SearchQuery, SearchRequest, SearchResponse,
         asset_search_service_client::AssetSearchServiceClient, debtor,
     },
-    server,
+    core::{
+        clock::{Clock, ManualClock, SharedClock, SystemClock},
+        identifiers::CaseNumber,
+    },
+    gateway::server,
+    gateway::server::StartError,
+    ops::config::{CallsConfig, Config, RegistryConfig, TlsConfig},
+    ops::pki::{self, Ca, Role, TlsFiles, Validity},
+    tools::mock::{self, Latency, MockConfig, MockRegistry},
 };
 use futures::future::BoxFuture;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -127,14 +129,18 @@ impl tower::Service<http::Request<tonic::body::Body>> for Courts {
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         let court = request.extensions().get::<AsCourt>().map_or("京0105".to_string(), |c| c.0.clone());
-        if !request.headers().contains_key(assetgw::auth::OFFICER_HEADER) {
-            request.headers_mut().insert(assetgw::auth::OFFICER_HEADER, http::HeaderValue::from_static("officer-7"));
+        if !request.headers().contains_key(assetgw::gateway::auth::OFFICER_HEADER) {
+            request
+                .headers_mut()
+                .insert(assetgw::gateway::auth::OFFICER_HEADER, http::HeaderValue::from_static("officer-7"));
         }
         if self.url.starts_with("http:") {
             // A plaintext gateway takes the court from metadata.
             let mut metadata = tonic::metadata::MetadataMap::new();
-            metadata
-                .insert_bin(assetgw::auth::COURT_HEADER, tonic::metadata::MetadataValue::from_bytes(court.as_bytes()));
+            metadata.insert_bin(
+                assetgw::gateway::auth::COURT_HEADER,
+                tonic::metadata::MetadataValue::from_bytes(court.as_bytes()),
+            );
             request.headers_mut().extend(metadata.into_headers());
         }
         let channel = self.channel(&court);
@@ -280,11 +286,11 @@ impl Stack {
         (config.limits.rate, config.limits.burst) = (100_000, 100_000);
         tweak(&mut config);
         let (ledger_url, kept) = (config.ledger.url.clone(), config.clone());
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let scheme = if config.tls.plaintext { "http" } else { "https" };
         let url = format!("{scheme}://{}", listener.local_addr().unwrap());
-        let ledger_clock: Arc<dyn Clock> = clock.clone();
+        let ledger_clock: SharedClock = clock.clone();
         let gateway =
             tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
         let stack = Stack {
@@ -405,7 +411,7 @@ pub async fn ledger_url(db: Db) -> Option<String> {
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0)
+    u64::from(SystemClock.now().timestamp_subsec_nanos())
 }
 
 /// Runs an async scenario on both ledger backends as two tests.
@@ -442,7 +448,7 @@ async fn dead_addr() -> SocketAddr {
 }
 
 pub fn debtor(id: &str) -> Debtor {
-    let id = if assetgw::identifiers::looks_like_resident_id(id) {
+    let id = if assetgw::core::identifiers::looks_like_resident_id(id) {
         debtor::Id::ResidentId(id.into())
     } else {
         debtor::Id::CreditCode(id.into())

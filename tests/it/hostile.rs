@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use assetgw::proto::{
+use assetgw::core::proto::{
     Debtor, PlaceSeizureRequest, ReleaseSeizureRequest, SearchQuery, SearchRequest, TransferCaseRequest, debtor,
 };
 use prost::Message;

@@ -13,10 +13,10 @@ use std::{
 };
 
 use assetgw::{
-    config::RegistryConfig,
-    conformance::{self, Target},
-    pki::Role,
-    proto::RegistryKind,
+    core::proto::RegistryKind,
+    ops::config::RegistryConfig,
+    ops::pki::Role,
+    tools::conformance::{self, Target},
 };
 
 use crate::harness::*;

@@ -1,10 +1,10 @@
 //! The seizure ledger over real gRPC, on the embedded SQLite ledger (and on
 //! PostgreSQL in `postgres.rs`, which runs the same scenarios). Rules are named
-//! by their DOMAIN ids.
+//! by their rule ids (docs/RULES.md).
 
 use std::time::Duration;
 
-use assetgw::proto::{
+use assetgw::core::proto::{
     AcceptTransferRequest, AnswerDisposalTransferRequest, AssetKind, AssetQueue, ControlResult, DeductFundsRequest,
     GetSeizureQueueRequest, ListCaseSeizuresRequest, ListLapsingSeizuresRequest, ListTransfersRequest, MergedAsset,
     Money, PlaceSeizureRequest, RecordDisposalRequest, ReleaseSeizureRequest, RenewSeizureRequest,
@@ -366,7 +366,7 @@ async fn r8_r14_disposal_transfer_after_sixty_days_and_sale(db: Db) {
                 request_id: "q5".into(),
                 case_number: B.into(),
                 seizure_id: sid(&first),
-                step: assetgw::proto::DisposalStep::Sold as i32,
+                step: assetgw::core::proto::DisposalStep::Sold as i32,
                 amount: 0,
             },
         ))
@@ -392,6 +392,8 @@ async fn orders_survive_a_registry_outage_and_are_delivered_once(db: Db) {
     stack.mock(&registry).set_down(false);
     let mut delivered = false;
     for _ in 0..100 {
+        // Redelivery is scheduled on the gateway's clock, which this test moves.
+        stack.clock.advance(chrono::Duration::seconds(5));
         let q = queue(&mut s, &flat).await;
         if !q.seizures[0].registry_reference.is_empty() {
             delivered = true;

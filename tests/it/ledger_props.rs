@@ -6,13 +6,17 @@
 use std::sync::Arc;
 
 use assetgw::{
-    identifiers::CaseNumber,
-    ledger::{
-        Clock, ManualClock,
-        rules::{Asset, Disposal, Terms},
-        store::{Command, Reply, Store, asset_key},
+    core::{
+        clock::{Clock, ManualClock, SharedClock, SystemClock},
+        identifiers::CaseNumber,
+        proto::AssetKind,
     },
-    proto::AssetKind,
+    ledger::{
+        asset_key,
+        command::{Command, Reply},
+        rules::{Asset, Disposal, Terms},
+        store::Store,
+    },
 };
 use proptest::prelude::*;
 
@@ -61,8 +65,8 @@ fn assets() -> [Asset; 3] {
 
 async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let Some(url) = ledger_url(db).await else { return Ok(()) };
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let dyn_clock: SharedClock = clock.clone();
     let store = Store::open(&url, dyn_clock, Terms::default()).await.unwrap();
     let assets = assets();
     let keys: Vec<String> = assets.iter().map(|a| asset_key(a.kind, &a.asset_id)).collect();

@@ -4,10 +4,10 @@
 use std::{sync::Arc, time::Duration};
 
 use assetgw::{
-    client::Connection,
-    loadgen::{self, Plan, Scenario},
-    metrics::Metrics,
-    registry::Registry,
+    ops::metrics::Metrics,
+    registry::client::Registry,
+    tools::client::Connection,
+    tools::loadgen::{self, Plan, Scenario},
 };
 
 use crate::harness::*;

@@ -20,3 +20,4 @@ mod search;
 mod security;
 mod telemetry;
 mod validation;
+mod wings;

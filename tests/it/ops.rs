@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use assetgw::proto::{RegistryKind, SearchRequest};
+use assetgw::core::proto::{RegistryKind, SearchRequest};
 use futures::StreamExt;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::v1::{
@@ -32,7 +32,7 @@ async fn probes_get_plaintext_health_on_their_own_port_and_nothing_else() {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
     let r = HealthClient::new(channel.clone()).check(HealthCheckRequest { service: String::new() }).await.unwrap();
     assert_eq!(r.into_inner().status(), ServingStatus::Serving);
-    let search = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(channel)
+    let search = assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(channel)
         .search(SearchRequest { query: Some(query(&[RICH])) })
         .await
         .unwrap_err();
@@ -80,7 +80,7 @@ async fn shutdown_drains_in_flight_searches_then_refuses_new_ones() {
     stack.stop().await.unwrap();
     let r = in_flight.await.unwrap().expect("the in-flight search completes");
     assert_eq!(r.into_inner().debtors.len(), 1);
-    let after = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(Courts::new(&url))
+    let after = assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(Courts::new(&url))
         .search(SearchRequest { query: Some(query(&[RICH])) })
         .await
         .unwrap_err();

@@ -4,11 +4,12 @@
 use std::{collections::HashSet, process::Command, sync::Arc, time::Duration};
 
 use assetgw::{
-    audit::Key,
-    ledger::{SystemClock, store::Store},
-    proto::{
+    core::clock::SystemClock,
+    core::proto::{
         AssetKind, PlaceSeizureResponse, SeizureState, WatchEventsRequest, seizure_service_client::SeizureServiceClient,
     },
+    gateway::audit::Key,
+    ledger::store::Store,
 };
 use futures::StreamExt;
 
@@ -87,7 +88,7 @@ async fn two_replicas_on_postgres_keep_one_strict_order() {
     let chains: Vec<(String,)> =
         sqlx::query_as("SELECT DISTINCT chain FROM audit").fetch_all(store.pool()).await.unwrap();
     assert!(chains.len() >= 3, "the test's gateway and both replicas: {chains:?}");
-    let checked = assetgw::audit::verify(store.pool(), &key).await.unwrap().unwrap();
+    let checked = assetgw::gateway::audit::verify(store.pool(), &key).await.unwrap().unwrap();
     assert!(checked >= 2 * EACH + 2, "{checked} records");
 }
 

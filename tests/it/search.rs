@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use assetgw::proto::{
+use assetgw::core::proto::{
     AssetKind, RegistryKind, RegistryStatus, SearchQuery, SearchStreamRequest, search_stream_response::Event,
 };
 use futures::StreamExt;
@@ -42,7 +42,7 @@ async fn merges_every_registry_into_one_deduplicated_list() {
         .assets
         .iter()
         .filter_map(|a| match a.asset.as_ref()?.detail.as_ref()? {
-            assetgw::proto::asset::Detail::Deposit(dep) => dep.balance.clone().filter(|m| m.currency == "CNY"),
+            assetgw::core::proto::asset::Detail::Deposit(dep) => dep.balance.clone().filter(|m| m.currency == "CNY"),
             _ => None,
         })
         .map(|m| m.minor_units)
@@ -54,8 +54,9 @@ async fn merges_every_registry_into_one_deduplicated_list() {
 async fn the_same_debtor_gets_the_same_assets_from_a_fresh_stack() {
     let a = Stack::start(standard()).await.search(query(&[COMPANY])).await.unwrap();
     let b = Stack::start(standard()).await.search(query(&[COMPANY])).await.unwrap();
-    let ids =
-        |r: &assetgw::proto::SearchResponse| r.debtors[0].assets.iter().map(|a| a.asset_id.clone()).collect::<Vec<_>>();
+    let ids = |r: &assetgw::core::proto::SearchResponse| {
+        r.debtors[0].assets.iter().map(|a| a.asset_id.clone()).collect::<Vec<_>>()
+    };
     assert!(!ids(&a).is_empty());
     assert_eq!(ids(&a), ids(&b));
 }
@@ -76,7 +77,7 @@ async fn down_dead_slow_failing_and_lying_registries_give_a_partial_result() {
     regs.push(Reg::new("slow", RegistryKind::Bank).latency("fixed:5s").timeout(200));
     let mut failing = Reg::new("failing", RegistryKind::Bank);
     failing.mock.error_rate = 1.0;
-    failing.mock.error_code = assetgw::config::FaultCode::Internal;
+    failing.mock.error_code = assetgw::tools::mock::FaultCode::Internal;
     regs.push(failing);
     // A real-estate registry the gateway believes is a bank: its answer breaks the contract.
     let mut liar = Reg::new("liar", RegistryKind::RealEstate);
@@ -104,7 +105,7 @@ async fn the_callers_deadline_ends_the_search_with_deadline_exceeded() {
     regs.push(Reg::new("slow", RegistryKind::Bank).latency("fixed:5s").timeout(3000));
     let stack = Stack::start(regs).await;
     let mut client = stack.client().await;
-    let mut request = tonic::Request::new(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) });
+    let mut request = tonic::Request::new(assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) });
     request.set_timeout(Duration::from_secs(1));
     let err = client.search(request).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");

@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use assetgw::{
-    auth::OFFICER_HEADER,
-    pki::{Ca, Role, Validity},
-    proto::{
+    core::proto::{
         ListCaseSeizuresRequest, ListLapsingSeizuresRequest, RegistryKind, RegistryStatus, ReleaseSeizureRequest,
         SearchAssetsRequest, SearchRequest, SearchResponse, TransferCaseRequest,
         asset_search_service_client::AssetSearchServiceClient, registry_service_client::RegistryServiceClient,
     },
+    gateway::auth::OFFICER_HEADER,
+    ops::pki::{Ca, Role, Validity},
 };
 use tonic::{
     Code, Status,
@@ -167,8 +167,8 @@ async fn r15_a_court_sees_and_acts_on_its_own_cases_only_even_when_the_answer_is
     assert_eq!(s.list_lapsing_seizures(lapsing).await.unwrap_err().code(), Code::PermissionDenied);
 }
 
-fn realestate() -> assetgw::proto::AssetKind {
-    assetgw::proto::AssetKind::RealEstate
+fn realestate() -> assetgw::core::proto::AssetKind {
+    assetgw::core::proto::AssetKind::RealEstate
 }
 
 #[tokio::test]
@@ -211,7 +211,7 @@ async fn each_court_has_its_own_rate_and_one_courts_burst_does_not_slow_another(
     let stack = Stack::with(standard(), |c| {
         c.limits.courts.insert(
             "京0105".into(),
-            assetgw::config::CourtLimits { rate: Some(1), burst: Some(2), daily_searches: None },
+            assetgw::ops::config::CourtLimits { rate: Some(1), burst: Some(2), daily_searches: None },
         );
     })
     .await;

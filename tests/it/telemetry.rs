@@ -44,15 +44,16 @@ async fn a_gateway_exports_its_spans_over_otlp() {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let server = tonic::transport::Server::builder()
         .add_service(TraceServiceServer::new(collector.clone()))
-        .serve_with_incoming(assetgw::server::incoming(listener));
+        .serve_with_incoming(assetgw::ops::net::incoming(listener));
     tokio::spawn(server);
 
     let stack = Stack::start(standard()).await;
     let db = format!("sqlite://{}", scratch().join("ledger.db").display());
     let extra = format!("[log]\notlp_endpoint = \"{endpoint}\"\n");
     let mut gateway = Process::serve_with(&stack.registries, &db, &extra).await;
-    let mut client = assetgw::proto::asset_search_service_client::AssetSearchServiceClient::new(gateway.channel());
-    client.search(assetgw::proto::SearchRequest { query: Some(query(&[RICH])) }).await.unwrap();
+    let mut client =
+        assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(gateway.channel());
+    client.search(assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) }).await.unwrap();
     // The collector runs on this test's runtime: wait for the exit off it.
     tokio::task::spawn_blocking(move || gateway.terminate()).await.unwrap();
 
@@ -86,13 +87,14 @@ async fn metrics_show_calls_cache_results_and_a_breaker_opening() {
     let stack = Stack::with(standard(), |c| {
         c.server.metrics_listen = Some(addr);
         c.calls.breaker =
-            Some(assetgw::breaker::BreakerConfig { failures: 2, cool_down: std::time::Duration::from_secs(60) });
+            Some(assetgw::ops::config::BreakerConfig { failures: 2, cool_down: std::time::Duration::from_secs(60) });
     })
     .await;
     stack.search(query(&[RICH])).await.unwrap();
     stack.search(query(&[RICH])).await.unwrap();
     stack.mock("bank-a").set_down(true);
-    let fresh = || assetgw::proto::SearchQuery { max_age: Some(prost_types::Duration::default()), ..query(&[RICH]) };
+    let fresh =
+        || assetgw::core::proto::SearchQuery { max_age: Some(prost_types::Duration::default()), ..query(&[RICH]) };
     for _ in 0..4 {
         stack.search(fresh()).await.unwrap();
     }

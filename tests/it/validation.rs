@@ -1,7 +1,7 @@
 //! Bad input: every validation error is INVALID_ARGUMENT with field-level
-//! BadRequest details that say what is wrong (DOMAIN R20–R22).
+//! BadRequest details that say what is wrong (R20–R22).
 
-use assetgw::proto::{Debtor, SearchQuery, SearchRequest, debtor};
+use assetgw::core::proto::{Debtor, SearchQuery, SearchRequest, debtor};
 use tonic::Code;
 use tonic_types::StatusExt;
 

@@ -1,0 +1,113 @@
+//! The gateway's error type and its one mapping to `tonic::Status`. Messages
+//! are for the court officer; backend details go to the logs, never to the
+//! client, and no message carries a full debtor identifier.
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// A field of the request and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field path, e.g. `query.debtors[1].resident_id`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub description: String,
+}
+
+/// Everything a court-facing call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; every bad field is listed.
+    #[error("invalid request: {}", .0.iter().map(|v| format!("{} {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    InvalidArgument(Vec<Violation>),
+    /// The overall deadline passed before every registry had answered.
+    #[error("the search did not finish within its deadline of {}; retry, or allow a longer grpc-timeout", humantime::format_duration(*.0))]
+    DeadlineExceeded(Duration),
+    /// The request is well formed but cannot be served as asked.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// What the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The caller did not prove who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller exceeded its rate or quota; it may retry after the given time.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// What was exceeded.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+    /// A dependency is down; the request had no effect and may be retried.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected condition inside the gateway.
+    #[error("internal error; the gateway's logs have the cause")]
+    Internal(String),
+}
+
+impl Error {
+    /// The gRPC code this error is answered with (also what the audit trail records).
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::NotFound(_) => Code::NotFound,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let (code, message) = (err.code(), err.to_string());
+        match err {
+            Error::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                Status::with_error_details(code, message, details)
+            }
+            Error::ResourceExhausted { retry_after, .. } => {
+                Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(retry_after)))
+            }
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Status::new(code, message)
+            }
+            _ => Status::new(code, message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_every_violation_as_details() {
+        let status: Status = Error::InvalidArgument(vec![
+            Violation { field: "a".into(), description: "is bad".into() },
+            Violation { field: "b".into(), description: "is worse".into() },
+        ])
+        .into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "invalid request: a is bad; b is worse");
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations.len(), 2);
+        assert_eq!(bad.field_violations[1].field, "b");
+    }
+}

@@ -1,0 +1,563 @@
+//! The audit trail (R16): every query and every control order, allowed or
+//! denied, with who asked, for which case and debtor, and what came back.
+//!
+//! Records live in the ledger's database. Each gateway process appends to its
+//! own chain; a record's seal is an HMAC (keyed with the audit key, so nobody
+//! with only database access can forge one) over its content and the previous
+//! record's seal. A change, deletion, insertion or reordering breaks the chain
+//! and [`verify`] names the first bad record. A record is committed before the
+//! reply it describes is sent; when it cannot be, the request fails.
+
+use std::{future::Future, path::Path, sync::Arc, time::Duration};
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use sqlx::{AnyPool, Row, any::AnyRow};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Code;
+
+use crate::{
+    core::{
+        clock::{SharedClock, Time},
+        error::Error,
+        identifiers::DebtorId,
+    },
+    ledger::store::{Backend, Store},
+};
+
+/// The previous seal of a chain's first record.
+const GENESIS: &str = "genesis";
+/// Method name of the record a retention purge leaves behind.
+const PURGE: &str = "AuditPurge";
+/// Methods that count against a court's daily search quota.
+pub const SEARCHES: [&str; 2] = ["Search", "SearchStream"];
+
+/// Why the audit trail failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    /// The database refused a read or a write.
+    #[error("audit database: {0}")]
+    Db(#[from] Arc<sqlx::Error>),
+    /// The writer task has stopped (the gateway is shutting down).
+    #[error("the audit writer has stopped")]
+    Stopped,
+    /// The key file is missing, unreadable or malformed.
+    #[error("audit key {path}: {why}")]
+    Key {
+        /// The key file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl From<sqlx::Error> for AuditError {
+    fn from(e: sqlx::Error) -> Self {
+        AuditError::Db(Arc::new(e))
+    }
+}
+
+/// A request that cannot be recorded is refused (R16); the cause is logged, never sent.
+impl From<AuditError> for Error {
+    fn from(e: AuditError) -> Self {
+        tracing::error!(error = %e, "audit record not written; refusing the request");
+        Error::Unavailable(
+            "the audit trail could not record this request, so it was refused (R16); retry shortly".into(),
+        )
+    }
+}
+
+/// The secret that seals chains and keys debtor hashes.
+#[derive(Clone)]
+pub struct Key(Arc<[u8; 32]>);
+
+impl Key {
+    /// Reads the key file (64 hex characters), creating it with a random key if missing.
+    pub fn load_or_create(path: &Path) -> Result<Key, AuditError> {
+        let bad = |why: String| AuditError::Key { path: path.display().to_string(), why };
+        if !path.exists() {
+            create(path).map_err(|e| bad(e.to_string()))?;
+            tracing::warn!(path = %path.display(), "created a new audit key; replicas sharing this database need the same file");
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let bytes = hex::decode(text.trim()).map_err(|e| bad(format!("not hex: {e}")))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| bad("must be 32 bytes (64 hex characters)".into()))?;
+        Ok(Key(Arc::new(key)))
+    }
+
+    fn mac(&self, domain: &str, parts: &[&str]) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0[..]).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        mac.update(domain.as_bytes());
+        for p in parts {
+            mac.update(b"\n");
+            mac.update(p.as_bytes());
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The keyed hash under which a debtor's records can be found without storing the number.
+    pub fn debtor(&self, id: &DebtorId) -> String {
+        self.mac("debtor", &[id.as_str()])
+    }
+}
+
+/// What one request did, as recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// The caller's court code ('' if it could not be authenticated).
+    pub court: String,
+    /// The acting officer.
+    pub officer: String,
+    /// The gRPC method.
+    pub method: String,
+    /// The case named.
+    pub case_number: String,
+    /// The debtors named.
+    pub debtors: Vec<DebtorId>,
+    /// Registries asked and their outcomes, or the order's target.
+    pub detail: Value,
+    /// The code answered.
+    pub code: Option<Code>,
+    /// The answer's message (never with a full identifier).
+    pub message: String,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stored {
+    /// The chain (gateway process).
+    pub chain: String,
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When (Unix µs).
+    pub at: i64,
+    /// Court code.
+    pub court: String,
+    /// Officer.
+    pub officer: String,
+    /// Method.
+    pub method: String,
+    /// Case number.
+    pub case_number: String,
+    /// Masked debtors, comma-separated.
+    pub debtors: String,
+    /// Keyed debtor hashes, comma-separated.
+    pub debtor_keys: String,
+    /// JSON detail.
+    pub detail: String,
+    /// gRPC code name.
+    pub code: String,
+    /// Message.
+    pub message: String,
+    /// Previous record's seal.
+    pub prev: String,
+    /// This record's seal.
+    pub hash: String,
+}
+
+impl Stored {
+    fn seal(&self, key: &Key) -> String {
+        let (seq, at) = (self.seq.to_string(), self.at.to_string());
+        key.mac(
+            "record",
+            &[
+                &self.prev,
+                &self.chain,
+                &seq,
+                &at,
+                &self.court,
+                &self.officer,
+                &self.method,
+                &self.case_number,
+                &self.debtors,
+                &self.debtor_keys,
+                &self.detail,
+                &self.code,
+                &self.message,
+            ],
+        )
+    }
+
+    fn from_row(r: &AnyRow) -> Result<Stored, sqlx::Error> {
+        Ok(Stored {
+            chain: r.try_get(0)?,
+            seq: r.try_get(1)?,
+            at: r.try_get(2)?,
+            court: r.try_get(3)?,
+            officer: r.try_get(4)?,
+            method: r.try_get(5)?,
+            case_number: r.try_get(6)?,
+            debtors: r.try_get(7)?,
+            debtor_keys: r.try_get(8)?,
+            detail: r.try_get(9)?,
+            code: r.try_get(10)?,
+            message: r.try_get(11)?,
+            prev: r.try_get(12)?,
+            hash: r.try_get(13)?,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "chain, seq, at, court, officer, method, case_number, debtors, debtor_keys, detail, code, message, prev, hash";
+
+/// A record waiting for the writer.
+struct Pending {
+    record: Record,
+    done: oneshot::Sender<Result<(), AuditError>>,
+}
+
+/// Appends records to this process's chain.
+#[derive(Clone)]
+pub struct Trail {
+    jobs: mpsc::Sender<Pending>,
+    key: Key,
+    pool: AnyPool,
+    clock: SharedClock,
+}
+
+impl Trail {
+    /// Starts this process's chain in the ledger's database.
+    pub fn start(store: &Store, key: Key) -> Trail {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into());
+        let chain = format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let (jobs, rx) = mpsc::channel(4096);
+        let begin = if store.backend() == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        tokio::spawn(append(store.pool().clone(), begin, key.clone(), chain, store.clock(), rx));
+        Trail { jobs, key, pool: store.pool().clone(), clock: store.clock() }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Commits `record`; an error means it is not on record and the request must fail.
+    pub async fn record(&self, record: Record) -> Result<(), AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Pending { record, done }).await.map_err(|_| AuditError::Stopped)?;
+        wait.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// Searches this court made since `since`, on every replica.
+    pub async fn searches_since(&self, court: &str, since: Time) -> Result<u64, AuditError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit WHERE court = $1 AND at >= $2 AND code = 'Ok' AND method IN ($3, $4)",
+        )
+        .bind(court)
+        .bind(since.timestamp_micros())
+        .bind(SEARCHES[0])
+        .bind(SEARCHES[1])
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Purges records older than `before` (Unix µs) from every chain, leaving
+    /// in this chain a sealed record of where each purged chain now starts.
+    pub async fn purge(&self, before: i64) -> Result<usize, AuditError> {
+        let old = sqlx::query("SELECT chain, MAX(seq) FROM audit WHERE at < $1 AND method <> $2 GROUP BY chain")
+            .bind(before)
+            .bind(PURGE)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut purged = 0;
+        for row in old {
+            let (chain, last): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let hash: String = sqlx::query_scalar("SELECT hash FROM audit WHERE chain = $1 AND seq = $2")
+                .bind(&chain)
+                .bind(last)
+                .fetch_one(&self.pool)
+                .await?;
+            // The anchor is recorded before anything is deleted.
+            self.record(Record {
+                method: PURGE.into(),
+                detail: json!({ "chain": chain, "from_seq": last + 1, "prev": hash }),
+                code: Some(Code::Ok),
+                message: format!("retention: records of chain {chain} up to {last} purged"),
+                ..Record::default()
+            })
+            .await?;
+            let done = sqlx::query("DELETE FROM audit WHERE chain = $1 AND seq <= $2")
+                .bind(&chain)
+                .bind(last)
+                .execute(&self.pool)
+                .await?;
+            purged += usize::try_from(done.rows_affected()).unwrap_or(0);
+        }
+        Ok(purged)
+    }
+}
+
+/// Writes a random key to `path` unless another process got there first:
+/// the key is written aside and linked into place, so no reader sees half a key
+/// and two gateways starting together end up with the same one.
+fn create(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let aside = path.with_extension(format!("new-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&aside, hex::encode(rand::random::<[u8; 32]>()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let linked = std::fs::hard_link(&aside, path);
+    std::fs::remove_file(&aside)?;
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Purges records past `retention` now and then, until `shutdown` completes.
+pub async fn retain(trail: Trail, retention: Duration, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let before = trail.clock.micros().saturating_sub(i64::try_from(retention.as_micros()).unwrap_or(i64::MAX));
+        match trail.purge(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "audit records past their retention purged"),
+            Err(e) => tracing::warn!(error = %e, "audit purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// Rows per INSERT statement (14 parameters each, well under SQLite's limit of 32,766).
+const INSERT_ROWS: usize = 64;
+
+/// The writer: seals and commits queued records in batches, one transaction each.
+async fn append(
+    pool: AnyPool,
+    begin: &'static str,
+    key: Key,
+    chain: String,
+    clock: SharedClock,
+    mut jobs: mpsc::Receiver<Pending>,
+) {
+    let (mut seq, mut prev) = (0i64, GENESIS.to_string());
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (mut s, mut p) = (seq, prev.clone());
+        let rows: Vec<Stored> = batch
+            .iter()
+            .map(|job| {
+                s += 1;
+                let r = &job.record;
+                let mut row = Stored {
+                    chain: chain.clone(),
+                    seq: s,
+                    at: clock.micros(),
+                    court: r.court.clone(),
+                    officer: r.officer.clone(),
+                    method: r.method.clone(),
+                    case_number: r.case_number.clone(),
+                    debtors: r.debtors.iter().map(|d| d.masked().to_string()).collect::<Vec<_>>().join(","),
+                    debtor_keys: r.debtors.iter().map(|d| key.debtor(d)).collect::<Vec<_>>().join(","),
+                    detail: r.detail.to_string(),
+                    code: format!("{:?}", r.code.unwrap_or(Code::Unknown)),
+                    message: r.message.clone(),
+                    prev: p.clone(),
+                    hash: String::new(),
+                };
+                row.hash = row.seal(&key);
+                p = row.hash.clone();
+                row
+            })
+            .collect();
+        let result = insert(&pool, begin, &rows).await;
+        if result.is_ok() {
+            (seq, prev) = (s, p);
+        }
+        for job in batch {
+            let _ = job.done.send(result.clone().map_err(AuditError::Db));
+        }
+    }
+}
+
+async fn insert(pool: &AnyPool, begin: &str, rows: &[Stored]) -> Result<(), Arc<sqlx::Error>> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query(begin).execute(&mut *conn).await?;
+    let mut result = Ok(());
+    // One multi-row INSERT per chunk: each statement is a round trip to the database.
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", (1..=14).map(|j| format!("${}", i * 14 + j)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        let sql = format!("INSERT INTO audit ({COLUMNS}) VALUES {}", values.join(", "));
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(&r.chain)
+                .bind(r.seq)
+                .bind(r.at)
+                .bind(&r.court)
+                .bind(&r.officer)
+                .bind(&r.method)
+                .bind(&r.case_number)
+                .bind(&r.debtors)
+                .bind(&r.debtor_keys)
+                .bind(&r.detail)
+                .bind(&r.code)
+                .bind(&r.message)
+                .bind(&r.prev)
+                .bind(&r.hash);
+        }
+        result = query.execute(&mut *conn).await.map(|_| ());
+        if result.is_err() {
+            break;
+        }
+    }
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = sqlx::query(end).execute(&mut *conn).await;
+    result?;
+    ended?;
+    Ok(())
+}
+
+/// Whose records to export.
+pub enum Filter {
+    /// One case number, as written in the records (normal form).
+    Case(String),
+    /// One debtor, by keyed hash.
+    DebtorKey(String),
+}
+
+/// Every record of a case or debtor, oldest first.
+pub async fn export(pool: &AnyPool, filter: &Filter) -> Result<Vec<Stored>, sqlx::Error> {
+    let (clause, value) = match filter {
+        Filter::Case(c) => ("case_number = $1", c.clone()),
+        Filter::DebtorKey(k) => ("debtor_keys LIKE $1", format!("%{k}%")),
+    };
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM audit WHERE {clause} ORDER BY at, chain, seq"))
+        .bind(value)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(Stored::from_row).collect()
+}
+
+/// Checks every chain; returns how many records were checked, or the first
+/// bad record of the first broken chain, named.
+pub async fn verify(pool: &AnyPool, key: &Key) -> Result<Result<usize, String>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM audit ORDER BY chain, seq")).fetch_all(pool).await?;
+    let rows: Vec<Stored> = rows.iter().map(Stored::from_row).collect::<Result<_, _>>()?;
+    Ok(check(&rows, key).map(|()| rows.len()))
+}
+
+/// The chain checks over records sorted by (chain, seq).
+fn check(rows: &[Stored], key: &Key) -> Result<(), String> {
+    let anchors: Vec<(String, i64, String)> = rows
+        .iter()
+        .filter(|r| r.method == PURGE && r.seal(key) == r.hash)
+        .filter_map(|r| {
+            let d: Value = serde_json::from_str(&r.detail).ok()?;
+            Some((d["chain"].as_str()?.to_string(), d["from_seq"].as_i64()?, d["prev"].as_str()?.to_string()))
+        })
+        .collect();
+    let name = |r: &Stored| {
+        let by = if r.court.is_empty() { "an unauthenticated caller".into() } else { format!("court {}", r.court) };
+        format!("chain {} record {} ({} by {by} at {})", r.chain, r.seq, r.method, time_text(r.at))
+    };
+    let mut previous: Option<&Stored> = None;
+    for r in rows {
+        if r.seal(key) != r.hash {
+            return Err(format!("{}: its content does not match its seal (altered or moved)", name(r)));
+        }
+        match previous.filter(|p| p.chain == r.chain) {
+            Some(p) if r.seq != p.seq + 1 => {
+                return Err(format!("{}: follows record {}; records in between were deleted", name(r), p.seq));
+            }
+            Some(p) if r.prev != p.hash => {
+                return Err(format!("{}: does not follow record {} (inserted or reordered)", name(r), p.seq));
+            }
+            Some(_) => {}
+            None => {
+                let starts = (r.seq == 1 && r.prev == GENESIS)
+                    || anchors.iter().any(|(c, from, prev)| *c == r.chain && *from == r.seq && *prev == r.prev);
+                if !starts {
+                    return Err(format!(
+                        "{}: the chain's first records are missing, and no sealed purge record accounts for them",
+                        name(r)
+                    ));
+                }
+            }
+        }
+        previous = Some(r);
+    }
+    Ok(())
+}
+
+/// A record's time for people (UTC).
+pub fn time_text(at: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(at).map_or_else(|| at.to_string(), |t| t.to_rfc3339())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(key: &Key, n: i64) -> Vec<Stored> {
+        let mut prev = GENESIS.to_string();
+        (1..=n)
+            .map(|seq| {
+                let mut r = Stored {
+                    chain: "c".into(),
+                    seq,
+                    at: seq * 1000,
+                    court: "京0105".into(),
+                    officer: "o1".into(),
+                    method: "Search".into(),
+                    case_number: "（2024）京0105执1号".into(),
+                    debtors: String::new(),
+                    debtor_keys: String::new(),
+                    detail: "{}".into(),
+                    code: "Ok".into(),
+                    message: String::new(),
+                    prev: prev.clone(),
+                    hash: String::new(),
+                };
+                r.hash = r.seal(key);
+                prev = r.hash.clone();
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn r16_any_change_to_a_chain_is_named() {
+        let key = Key(Arc::new([7; 32]));
+        let good = chain(&key, 5);
+        assert_eq!(check(&good, &key), Ok(()));
+
+        let mut altered = good.clone();
+        altered[2].court = "粤0304".into();
+        assert!(check(&altered, &key).unwrap_err().contains("record 3"), "altered");
+
+        let mut deleted = good.clone();
+        deleted.remove(2);
+        assert!(check(&deleted, &key).unwrap_err().contains("record 4"), "deleted");
+
+        let mut reordered = good.clone();
+        reordered.swap(1, 2);
+        assert!(check(&reordered, &key).unwrap_err().contains("record 3"), "reordered");
+
+        let forged_with_other_key = chain(&Key(Arc::new([8; 32])), 5);
+        assert!(check(&forged_with_other_key, &key).unwrap_err().contains("record 1"), "forged");
+
+        let head_cut = good[2..].to_vec();
+        assert!(check(&head_cut, &key).unwrap_err().contains("first records are missing"), "head deleted");
+    }
+}

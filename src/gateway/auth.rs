@@ -1,0 +1,301 @@
+//! Who is calling and what they may do. The court comes from its client
+//! certificate (see [`crate::ops::pki`]), the acting officer from the
+//! `x-officer-id` metadata; a court acts only for its own enforcement cases,
+//! or for a case designated to it, and never for a case designated away from
+//! it (R15, R10, R12). Each court has its own request rate and daily search
+//! quota. [`Gate::handle`] runs every court-facing call through identity,
+//! rate limit, the handler and the audit trail, in that order.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    num::NonZeroU32,
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use governor::{Quota, RateLimiter, clock::Clock as _, clock::DefaultClock, state::InMemoryState, state::NotKeyed};
+use serde_json::Value;
+use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
+
+use crate::{
+    core::{
+        clock::SharedClock,
+        error::Error,
+        identifiers::{self, CaseNumber, DebtorId},
+    },
+    gateway::audit::{Record, Trail},
+    ledger::{
+        rules::{self, Action},
+        store::Store,
+    },
+    ops::{
+        config::LimitsConfig,
+        metrics::Metrics,
+        pki::{self, Role},
+    },
+};
+
+/// Metadata naming the acting enforcement officer.
+pub const OFFICER_HEADER: &str = "x-officer-id";
+/// Metadata naming the court (UTF-8, binary metadata since court codes are
+/// not ASCII), honoured only by a gateway running plaintext.
+pub const COURT_HEADER: &str = "x-court-code-bin";
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// Court code, e.g. `京0105`.
+    pub court: String,
+    /// The acting officer's id.
+    pub officer: String,
+}
+
+/// What the handler learnt that the audit record needs.
+#[derive(Clone, Default)]
+pub struct Note(Arc<Mutex<Facts>>);
+
+#[derive(Default)]
+struct Facts {
+    case: String,
+    debtors: Vec<DebtorId>,
+    detail: Value,
+}
+
+impl Note {
+    fn with(&self, f: impl FnOnce(&mut Facts)) {
+        if let Ok(mut facts) = self.0.lock() {
+            f(&mut facts);
+        }
+    }
+
+    /// The case the request names (normal form when it parsed).
+    pub fn case(&self, case: impl Into<String>) {
+        let case = case.into();
+        self.with(|f| f.case = case);
+    }
+
+    /// The debtors the request names.
+    pub fn debtors(&self, debtors: impl IntoIterator<Item = DebtorId>) {
+        let debtors = debtors.into_iter().collect();
+        self.with(|f| f.debtors = debtors);
+    }
+
+    /// Registries asked and outcomes, or an order's target.
+    pub fn detail(&self, detail: Value) {
+        self.with(|f| f.detail = detail);
+    }
+
+    /// The audit record of a call that ended with `result`.
+    pub fn record(&self, caller: &Caller, method: &str, result: Result<(), &Error>) -> Record {
+        let facts = self.0.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default();
+        Record {
+            court: caller.court.clone(),
+            officer: caller.officer.clone(),
+            method: method.into(),
+            case_number: facts.case,
+            debtors: facts.debtors,
+            detail: facts.detail,
+            code: Some(result.map_or_else(Error::code, |()| Code::Ok)),
+            message: result.err().map(Error::to_string).unwrap_or_default(),
+        }
+    }
+}
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+
+/// Identity, authorization, limits and the audit trail around every call.
+pub struct Gate {
+    plaintext: bool,
+    limits: LimitsConfig,
+    buckets: RwLock<HashMap<String, Arc<Bucket>>>,
+    /// Per court: (China Standard Time day, searches that day).
+    searches: Mutex<HashMap<String, (i64, u64)>>,
+    trail: Trail,
+    ledger: Store,
+    clock: SharedClock,
+    metrics: Metrics,
+}
+
+const DAY_US: i64 = 86_400_000_000;
+const CST_OFFSET_US: i64 = 8 * 3_600_000_000;
+
+impl Gate {
+    /// The gate; `plaintext` takes court identities on trust from metadata.
+    pub fn new(plaintext: bool, limits: LimitsConfig, trail: Trail, ledger: Store, metrics: Metrics) -> Self {
+        let clock = ledger.clock();
+        Self {
+            plaintext,
+            limits,
+            buckets: RwLock::default(),
+            searches: Mutex::default(),
+            trail,
+            ledger,
+            clock,
+            metrics,
+        }
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The audit trail.
+    pub fn trail(&self) -> &Trail {
+        &self.trail
+    }
+
+    /// Runs one court-facing call: identify → rate limit → `body` → audit
+    /// record → reply. The record is committed before the reply leaves;
+    /// if it cannot be, the call fails with `UNAVAILABLE`.
+    pub async fn handle<Req, T, F, Fut>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+        body: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(Caller, MetadataMap, Req, Note) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let started = tokio::time::Instant::now();
+        let identified = self.identify(&request);
+        let (metadata, _, message) = request.into_parts();
+        let note = Note::default();
+        let (caller, result) = match identified {
+            Ok(caller) => {
+                let result = match self.throttle(&caller.court) {
+                    Ok(()) => body(caller.clone(), metadata, message, note.clone()).await,
+                    Err(e) => Err(e),
+                };
+                (caller, result)
+            }
+            Err(e) => (Caller { court: String::new(), officer: officer(&metadata).unwrap_or_default() }, Err(e)),
+        };
+        if let Err(e) = &result {
+            tracing::info!(method, court = %caller.court, code = ?e.code(), "refused: {e}");
+        }
+        let recorded =
+            self.trail.record(note.record(&caller, method, result.as_ref().map(|_| ()))).await.map_err(Error::from);
+        let result = recorded.and(result);
+        self.metrics.request(method, result.as_ref().map_or_else(Error::code, |_| Code::Ok), started.elapsed());
+        result.map(Response::new).map_err(Status::from)
+    }
+
+    /// The caller's court (from its certificate) and officer (from metadata).
+    pub fn identify<T>(&self, request: &Request<T>) -> Result<Caller, Error> {
+        let court = if self.plaintext {
+            tracing::warn!("plaintext gateway: the court identity below is taken on trust from metadata");
+            let code = request.metadata().get_bin(COURT_HEADER).and_then(|v| v.to_bytes().ok()).ok_or_else(|| {
+                Error::Unauthenticated(format!("this plaintext gateway needs the court code in `{COURT_HEADER}`"))
+            })?;
+            identifiers::parse_court_code(&String::from_utf8_lossy(&code)).map_err(Error::Unauthenticated)?
+        } else {
+            let certs = request.peer_certs().ok_or_else(|| {
+                Error::Unauthenticated("no client certificate; connect over mutual TLS with the court's".into())
+            })?;
+            let cert = certs.first().ok_or_else(|| Error::Unauthenticated("no client certificate".into()))?;
+            match pki::holder(cert).map_err(Error::Unauthenticated)? {
+                Role::Court(code) => code,
+                other => {
+                    return Err(Error::PermissionDenied(format!(
+                        "the certificate is the {other}'s; only courts call this service (R15)"
+                    )));
+                }
+            }
+        };
+        let officer = officer(request.metadata()).ok_or_else(|| {
+            Error::Unauthenticated(format!(
+                "name the acting enforcement officer in `{OFFICER_HEADER}` metadata (1 to 64 letters, digits, `-` or `_`)"
+            ))
+        })?;
+        Ok(Caller { court, officer })
+    }
+
+    /// May `caller` act on `case` (R15, R10, R12)? The gate gathers the facts; the rule decides.
+    pub async fn authorize(&self, caller: &Caller, case: &CaseNumber, action: Action) -> Result<(), Error> {
+        let designated = self.ledger.designated_to(&case.to_string()).await?;
+        rules::authority(&caller.court, case, designated.as_deref(), action)
+            .map_err(|e| Error::PermissionDenied(e.to_string()))
+    }
+
+    /// Counts one search against the court's daily quota.
+    pub async fn count_search(&self, caller: &Caller) -> Result<(), Error> {
+        let (_, _, quota) = self.limits.of(&caller.court);
+        if quota == 0 {
+            return Ok(());
+        }
+        let now = self.clock.micros() + CST_OFFSET_US;
+        let today = now.div_euclid(DAY_US);
+        let known = self.searches.lock().ok().and_then(|m| m.get(&caller.court).copied()).filter(|(d, _)| *d == today);
+        if known.is_none() {
+            // First search today on this replica: start from what every replica has recorded.
+            let midnight = crate::core::clock::from_micros(today * DAY_US - CST_OFFSET_US);
+            let done = self.trail.searches_since(&caller.court, midnight).await.map_err(|e| {
+                tracing::error!(error = %e, court = %caller.court, "daily search quota unreadable");
+                Error::Unavailable("the daily search quota cannot be checked right now; retry shortly".into())
+            })?;
+            if let Ok(mut m) = self.searches.lock() {
+                let entry = m.entry(caller.court.clone()).or_insert((today, 0));
+                *entry = (today, if entry.0 == today { entry.1.max(done) } else { done });
+            }
+        }
+        let mut m = self.searches.lock().map_err(|_| Error::Internal("search quota lock poisoned".into()))?;
+        let entry = m.entry(caller.court.clone()).or_insert((today, 0));
+        if entry.1 >= quota {
+            let retry_after = Duration::from_micros(u64::try_from((today + 1) * DAY_US - now).unwrap_or(0));
+            return Err(Error::ResourceExhausted {
+                message: format!(
+                    "court {} has used its {quota} searches for today; the quota renews at midnight China Standard Time",
+                    caller.court
+                ),
+                retry_after,
+            });
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    fn throttle(&self, court: &str) -> Result<(), Error> {
+        let existing = self.buckets.read().ok().and_then(|b| b.get(court).cloned());
+        let bucket = match existing {
+            Some(b) => b,
+            None => {
+                let (rate, burst, _) = self.limits.of(court);
+                let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+                let mut buckets = self.buckets.write().map_err(|_| Error::Internal("rate lock poisoned".into()))?;
+                buckets.entry(court.to_string()).or_insert_with(|| Arc::new(RateLimiter::direct(quota))).clone()
+            }
+        };
+        bucket.check().map_err(|not_until| {
+            let (rate, burst, _) = self.limits.of(court);
+            Error::ResourceExhausted {
+                message: format!("court {court} exceeds its rate of {rate} requests/s (burst {burst}); slow down"),
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            }
+        })
+    }
+}
+
+/// A registry's interceptor: over mutual TLS only the gateway may call it
+/// (a court's certificate is from the same CA, but courts go through the gateway).
+pub fn gateway_only(request: Request<()>) -> Result<Request<()>, Status> {
+    let Some(certs) = request.peer_certs() else { return Ok(request) };
+    match certs.first().map(|c| pki::holder(c)) {
+        Some(Ok(Role::Gateway)) => Ok(request),
+        Some(Ok(other)) => {
+            Err(Status::permission_denied(format!("this registry answers only the gateway, not the {other}")))
+        }
+        Some(Err(e)) => Err(Status::unauthenticated(e)),
+        None => Err(Status::unauthenticated("no client certificate")),
+    }
+}
+
+/// The officer id from metadata, if well formed.
+fn officer(metadata: &MetadataMap) -> Option<String> {
+    let v = metadata.get(OFFICER_HEADER)?.to_str().ok()?.trim();
+    let ok = (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| v.to_string())
+}

@@ -1,0 +1,15 @@
+//! The gateway: the court-facing gRPC services and what stands around them —
+//! identity and authorization, the audit trail, admission control, request
+//! validation, the server, and the outbox worker that delivers the ledger's
+//! orders through the registry clients. The only wing that sees both the
+//! [`crate::ledger`] and the [`crate::registry`] side; it may use everything
+//! below it, nothing of [`crate::tools`].
+
+pub mod admission;
+pub mod audit;
+pub mod auth;
+pub mod outbox;
+pub mod search;
+pub mod seizure;
+pub mod server;
+pub mod validate;

@@ -1,0 +1,414 @@
+//! The court-facing search service. A request reads top-down: identify the
+//! court and audit the call ([`Gate::handle`]) → validate ([`SearchApi::plan`])
+//! → authorize (R15, before the cache is consulted) → fan out to the
+//! registries through the cache ([`Network::fan_out`]) → merge ([`merge`]) →
+//! annotate with live seizures → respond. The unary and streaming calls share
+//! every step; they differ only in when they send.
+
+use std::{pin::pin, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tracing::{Instrument, Span, info, info_span, warn};
+
+use crate::{
+    core::{
+        clock::{SharedClock, Time},
+        error::Error,
+        identifiers::{CaseNumber, DebtorId},
+        merge::{self, Answer},
+        proto::{
+            AssetKind, Debtor, DebtorResult, MergedAsset, RegistryAnswer, RegistryOutcome, RegistryStatus, SearchQuery,
+            SearchRequest, SearchResponse, SearchStreamRequest, SearchStreamResponse,
+            asset_search_service_server::AssetSearchService, search_stream_response::Event, ts,
+        },
+    },
+    gateway::{
+        auth::{Caller, Gate, Note},
+        validate::{Checks, violation},
+    },
+    ledger::{asset_key, rules::Action, store::Store, views},
+    ops::{config::SearchConfig, telemetry::spans},
+    registry::{
+        cache::Lookup,
+        client::Inquiry,
+        fanout::{Leg, Plan},
+        network::Network,
+    },
+};
+
+/// The search service: the registries of the network, the gate every call
+/// passes and the ledger whose seizures annotate results.
+pub struct SearchApi {
+    network: Arc<Network>,
+    limits: SearchConfig,
+    gate: Arc<Gate>,
+    ledger: Store,
+    clock: SharedClock,
+}
+
+/// A search under way: its plan, its deadline and its span.
+struct Search {
+    plan: Arc<Plan>,
+    deadline: Instant,
+    budget: Duration,
+    span: Span,
+}
+
+impl SearchApi {
+    /// The service over `network`.
+    pub fn new(network: Arc<Network>, limits: SearchConfig, gate: Arc<Gate>, ledger: Store) -> Self {
+        let clock = ledger.clock();
+        Self { network, limits, gate, ledger, clock }
+    }
+
+    /// Validates, authorizes and counts a search, noting for the audit what it asks.
+    async fn begin(
+        &self,
+        rpc: &'static str,
+        caller: &Caller,
+        metadata: &MetadataMap,
+        query: Option<SearchQuery>,
+        note: &Note,
+    ) -> Result<Search, Error> {
+        let budget = budget(self.limits.deadline, metadata);
+        let deadline = deadline(budget);
+        if let Some(q) = &query {
+            note.case(q.case_number.chars().take(64).collect::<String>());
+        }
+        let (case, plan) = self.plan(query, &caller.court)?;
+        note.case(case.to_string());
+        note.debtors(plan.debtors.iter().map(|(id, _)| id.clone()));
+        note.detail(json!({ "asked": plan.registries.iter().map(|r| &*r.name).collect::<Vec<_>>() }));
+        self.gate.authorize(caller, &case, Action::Query).await?;
+        self.gate.count_search(caller).await?;
+        let span = info_span!(
+            spans::SEARCH,
+            rpc,
+            court = %caller.court,
+            officer = %caller.officer,
+            request_id = %plan.caller.request_id,
+            case = %plan.caller.case_number,
+            debtors = plan.debtors.len(),
+            registries = plan.registries.len(),
+        );
+        Ok(Search { plan: Arc::new(plan), deadline, budget, span })
+    }
+
+    /// Validates a query, reporting every bad field at once, and chooses the registries.
+    fn plan(&self, query: Option<SearchQuery>, court: &str) -> Result<(CaseNumber, Plan), Error> {
+        let query = query.ok_or_else(|| violation("query", "is required"))?;
+        let mut c = Checks::default();
+        let case = c.case("query.case_number", &query.case_number);
+        let debtors = self.debtors(&query.debtors, &mut c);
+        let mut kinds = Vec::new();
+        for (i, &k) in query.asset_kinds.iter().enumerate() {
+            match AssetKind::try_from(k) {
+                Ok(kind) if kind != AssetKind::Unspecified => kinds.push(kind),
+                _ => c.bad(
+                    format!("query.asset_kinds[{i}]"),
+                    format!("{k} is not an asset kind; leave the list empty for all kinds"),
+                ),
+            }
+        }
+        let max_age = match query.max_age.map(Duration::try_from) {
+            None => None,
+            Some(Ok(age)) => Some(age),
+            Some(Err(_)) => {
+                c.bad("query.max_age", "must not be negative");
+                None
+            }
+        };
+        let case = c.done(case)?;
+        let registries = self.network.serving(&kinds);
+        if registries.is_empty() {
+            let names: Vec<_> = kinds.iter().map(|k| k.short_name()).collect();
+            return Err(Error::FailedPrecondition(format!(
+                "no registry of this gateway reports {}; ask for other asset kinds",
+                names.join(" or ")
+            )));
+        }
+        let caller = Arc::new(Inquiry::new(case.to_string(), court.to_string()));
+        Ok((case, Plan { debtors, registries, kinds, caller, max_age }))
+    }
+
+    fn debtors(&self, debtors: &[Debtor], c: &mut Checks) -> Vec<(DebtorId, Debtor)> {
+        let max = self.limits.max_debtors;
+        if debtors.is_empty() {
+            c.bad("query.debtors", "is empty; name at least one debtor");
+        } else if debtors.len() > max {
+            c.bad(
+                "query.debtors",
+                format!("names {} debtors; at most {max} per search, split the search", debtors.len()),
+            );
+        }
+        let mut out: Vec<(DebtorId, Debtor)> = Vec::new();
+        for (i, d) in debtors.iter().enumerate() {
+            let field = format!("query.debtors[{i}]");
+            let Some((id, debtor)) = c.debtor(&field, d) else { continue };
+            match out.iter().position(|(seen, _)| *seen == id) {
+                Some(j) => c.bad(field, format!("repeats debtors[{j}]; name each debtor once")),
+                None => out.push((id, debtor)),
+            }
+        }
+        out
+    }
+
+    fn legs(&self, search: &Search) -> impl futures::Stream<Item = Leg> + Send + 'static {
+        self.network.fan_out(&search.plan)
+    }
+}
+
+/// The search's time budget: the configured deadline, or the caller's shorter `grpc-timeout`.
+fn budget(configured: Duration, metadata: &MetadataMap) -> Duration {
+    client_timeout(metadata).map_or(configured, |t| t.min(configured))
+}
+
+/// When to give up. tonic (server and client) answers CANCELLED the instant
+/// the caller's timeout runs out, counted from when the caller sent; our
+/// DEADLINE_EXCEEDED leaves early enough to cover the trip to the caller.
+fn deadline(budget: Duration) -> Instant {
+    const MARGIN: Duration = Duration::from_millis(20);
+    Instant::now() + budget.saturating_sub(MARGIN.min(budget / 10))
+}
+
+/// The caller's `grpc-timeout`, if it sent one (`<digits><H|M|S|m|u|n>`).
+fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn outcome(leg: &Leg, answer: Option<&Answer>) -> RegistryOutcome {
+    let (status, message) = match &leg.result {
+        Ok(_) => (RegistryStatus::Ok, String::new()),
+        Err(failure) => (failure.status(), failure.to_string()),
+    };
+    RegistryOutcome {
+        registry: leg.registry.name.to_string(),
+        kind: leg.registry.kind as i32,
+        status: status as i32,
+        message,
+        latency: prost_types::Duration::try_from(leg.latency).ok(),
+        asset_count: answer.map_or(0, |a| u32::try_from(a.assets.len()).unwrap_or(u32::MAX)),
+        from_cache: leg.lookup == Lookup::Hit,
+        fetched_at: answer.map(|a| a.fetched_at.into()),
+    }
+}
+
+/// A leg's answer, narrowed to the asked kinds (the cache holds every kind a registry reports).
+fn answer(leg: &Leg, kinds: &[AssetKind]) -> Option<Answer> {
+    let entry = leg.result.as_ref().ok()?;
+    let assets = if kinds.is_empty() {
+        entry.assets.clone()
+    } else {
+        entry.assets.iter().filter(|r| kinds.contains(&r.kind)).cloned().collect()
+    };
+    Some(Answer { registry: leg.registry.name.clone(), fetched_at: entry.fetched_at, assets })
+}
+
+fn registry_answer(plan: &Plan, leg: &Leg) -> SearchStreamResponse {
+    let answer = answer(leg, &plan.kinds);
+    let (assets, _) = merge::merge(answer.as_slice());
+    SearchStreamResponse {
+        event: Some(Event::RegistryAnswer(RegistryAnswer {
+            debtor_index: u32::try_from(leg.debtor_index).unwrap_or(u32::MAX),
+            outcome: Some(outcome(leg, answer.as_ref())),
+            assets,
+        })),
+    }
+}
+
+/// Adds each asset's live seizures, read from the ledger now (never cached).
+/// If the ledger cannot be read the summaries stay unset, which says "unknown".
+async fn annotate<'a>(ledger: &Store, case: &str, assets: impl Iterator<Item = &'a mut MergedAsset>) {
+    let mut assets: Vec<&mut MergedAsset> = assets.collect();
+    let key = |a: &MergedAsset| asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id);
+    let keys: Vec<String> = assets.iter().map(|a| key(a)).collect();
+    let ledgers = match ledger.ledgers(&keys).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "seizure summaries unavailable for this search");
+            return;
+        }
+    };
+    for asset in &mut assets {
+        let k = key(asset);
+        let summary = ledgers.iter().find(|l| asset_key(l.asset.kind, &l.asset.asset_id) == k);
+        let summary = summary.map(|l| views::summary(l, case)).unwrap_or_default();
+        asset.seizures = Some(summary);
+    }
+}
+
+/// What the audit trail keeps of a search's answer: each registry's outcome and counts.
+fn audit_detail(response: &SearchResponse) -> Value {
+    let debtors: Vec<Value> = response
+        .debtors
+        .iter()
+        .map(|d| {
+            let registries: Vec<Value> = d
+                .registries
+                .iter()
+                .map(|o| {
+                    let status = RegistryStatus::try_from(o.status).unwrap_or_default();
+                    json!({ "registry": o.registry, "status": status.as_str_name(), "assets": o.asset_count, "cached": o.from_cache })
+                })
+                .collect();
+            json!({ "assets": d.assets.len(), "registries": registries })
+        })
+        .collect();
+    json!({ "debtors": debtors })
+}
+
+/// Groups finished legs per debtor and merges each debtor's answers.
+fn respond(plan: &Plan, legs: &[Leg], now: Time) -> SearchResponse {
+    let debtors = plan
+        .debtors
+        .iter()
+        .enumerate()
+        .map(|(i, (_, debtor))| {
+            let mut mine: Vec<&Leg> = legs.iter().filter(|l| l.debtor_index == i).collect();
+            mine.sort_by(|a, b| a.registry.name.cmp(&b.registry.name));
+            let answers: Vec<Option<Answer>> = mine.iter().map(|l| answer(l, &plan.kinds)).collect();
+            let registries = mine.iter().zip(&answers).map(|(l, a)| outcome(l, a.as_ref())).collect();
+            let answers: Vec<Answer> = answers.into_iter().flatten().collect();
+            let (assets, totals) = merge::merge(&answers);
+            DebtorResult { debtor: Some(debtor.clone()), assets, registries, totals: Some(totals) }
+        })
+        .collect();
+    let ok = legs.iter().filter(|l| l.result.is_ok()).count();
+    info!(legs = legs.len(), ok, failed = legs.len() - ok, "search complete");
+    SearchResponse { case_number: plan.caller.case_number.clone(), debtors, completed_at: Some(ts(now)) }
+}
+
+#[tonic::async_trait]
+impl AssetSearchService for SearchApi {
+    async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
+        let gate = self.gate.clone();
+        gate.handle("Search", request, |caller, metadata, request, note| async move {
+            let search = self.begin("Search", &caller, &metadata, request.query, &note).await?;
+            let legs = self.legs(&search);
+            async {
+                let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
+                    .await
+                    .map_err(|_| Error::DeadlineExceeded(search.budget))?;
+                let mut response = respond(&search.plan, &legs, self.clock.now());
+                let case = &search.plan.caller.case_number;
+                annotate(&self.ledger, case, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut())).await;
+                note.detail(audit_detail(&response));
+                Ok(response)
+            }
+            .instrument(search.span.clone())
+            .await
+        })
+        .await
+    }
+
+    type SearchStreamStream = ReceiverStream<Result<SearchStreamResponse, Status>>;
+
+    /// Registry answers go out as they arrive, so the call is recorded twice:
+    /// when it is allowed (before anything is sent) and with its outcome
+    /// (before the summary is sent).
+    async fn search_stream(
+        &self,
+        request: Request<SearchStreamRequest>,
+    ) -> Result<Response<Self::SearchStreamStream>, Status> {
+        let gate = self.gate.clone();
+        gate.handle("SearchStream", request, |caller, metadata, request, note| async move {
+            let search = self.begin("SearchStream", &caller, &metadata, request.query, &note).await?;
+            let legs = self.legs(&search);
+            let (tx, rx) = mpsc::channel(16);
+            let span = search.span.clone();
+            let ledger = self.ledger.clone();
+            let clock = self.clock.clone();
+            let gate = self.gate.clone();
+            let result_note = Note::default();
+            result_note.case(search.plan.caller.case_number.clone());
+            result_note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
+            tokio::spawn(
+                async move {
+                    let mut legs = pin!(legs);
+                    let mut done = Vec::new();
+                    let case = search.plan.caller.case_number.clone();
+                    let finished = loop {
+                        let next = match tokio::time::timeout_at(search.deadline, legs.next()).await {
+                            Err(_) => break Err(Error::DeadlineExceeded(search.budget)),
+                            Ok(next) => next,
+                        };
+                        let Some(leg) = next else {
+                            let mut summary = respond(&search.plan, &done, clock.now());
+                            let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
+                            annotate(&ledger, &case, assets).await;
+                            result_note.detail(audit_detail(&summary));
+                            break Ok(summary);
+                        };
+                        let mut answer = registry_answer(&search.plan, &leg);
+                        if let Some(Event::RegistryAnswer(a)) = &mut answer.event {
+                            annotate(&ledger, &case, a.assets.iter_mut()).await;
+                        }
+                        if tx.send(Ok(answer)).await.is_err() {
+                            // The court hung up; the cache still gets what is in flight, the trail what it saw.
+                            let mut record = result_note.record(&caller, "SearchStreamResult", Ok(()));
+                            record.code = Some(tonic::Code::Cancelled);
+                            record.message = "the court hung up before the summary".into();
+                            let _ = gate.trail().record(record).await;
+                            return;
+                        }
+                        done.push(leg);
+                    };
+                    let record = result_note.record(&caller, "SearchStreamResult", finished.as_ref().map(|_| ()));
+                    let last = match (gate.trail().record(record).await, finished) {
+                        (Err(e), _) => Err(Error::from(e).into()),
+                        (Ok(()), Err(e)) => Err(e.into()),
+                        (Ok(()), Ok(summary)) => Ok(SearchStreamResponse { event: Some(Event::Summary(summary)) }),
+                    };
+                    let _ = tx.send(last).await;
+                }
+                .instrument(span),
+            );
+            Ok(ReceiverStream::new(rx))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_units() {
+        let mut m = MetadataMap::new();
+        for (v, d) in
+            [("5S", Duration::from_secs(5)), ("250m", Duration::from_millis(250)), ("2M", Duration::from_secs(120))]
+        {
+            m.insert("grpc-timeout", v.parse().unwrap());
+            assert_eq!(client_timeout(&m), Some(d));
+        }
+        m.insert("grpc-timeout", "soon".parse().unwrap());
+        assert_eq!(client_timeout(&m), None);
+    }
+
+    #[test]
+    fn the_shorter_of_configured_deadline_and_grpc_timeout_wins() {
+        let configured = Duration::from_secs(10);
+        let mut m = MetadataMap::new();
+        assert_eq!(budget(configured, &m), configured);
+        m.insert("grpc-timeout", "2S".parse().unwrap());
+        assert_eq!(budget(configured, &m), Duration::from_secs(2));
+        m.insert("grpc-timeout", "1M".parse().unwrap());
+        assert_eq!(budget(configured, &m), configured);
+    }
+}

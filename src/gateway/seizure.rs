@@ -1,0 +1,550 @@
+//! The court-facing seizure service. Every step reads the same way
+//! ([`SeizureApi::step`]): identify the court and audit the call
+//! ([`Gate::handle`]) → validate every field ([`Checks`]) → authorize the
+//! acting case (R15) → build the ledger command (a placement first finds the
+//! asset at its registry: what is seized must be what a registry reports) →
+//! one durable ledger step, whose reply is returned and remembered under the
+//! request id. Reads go through the gate and the same checks.
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    core::{
+        error::Error,
+        identifiers::CaseNumber,
+        merge,
+        proto::{
+            AcceptTransferRequest, AcceptTransferResponse, AnswerDisposalTransferRequest,
+            AnswerDisposalTransferResponse, AssetKind, ControlResult, DeductFundsRequest, DeductFundsResponse,
+            DisposalStep, GetSeizureQueueRequest, GetSeizureQueueResponse, ListCaseSeizuresRequest,
+            ListCaseSeizuresResponse, ListLapsingSeizuresRequest, ListLapsingSeizuresResponse, ListTransfersRequest,
+            ListTransfersResponse, PlaceSeizureRequest, PlaceSeizureResponse, RecordDisposalRequest,
+            RecordDisposalResponse, ReleaseSeizureRequest, ReleaseSeizureResponse, RenewSeizureRequest,
+            RenewSeizureResponse, RequestDisposalTransferRequest, RequestDisposalTransferResponse, TransferCaseRequest,
+            TransferCaseResponse, WatchEventsRequest, WatchEventsResponse, asset::Detail,
+            seizure_service_server::SeizureService,
+        },
+    },
+    gateway::{
+        auth::{Caller, Gate, Note},
+        validate::{Checks, violation},
+    },
+    ledger::{
+        asset_key,
+        command::{Command, Reply},
+        rules::{self, Action, Disposal},
+        store::Store,
+        views,
+    },
+    registry::{client::Inquiry, network::Network},
+};
+
+/// How often a watcher looks for changes committed by other replicas.
+const WATCH_POLL: Duration = Duration::from_millis(200);
+
+/// The seizure service over the ledger and the registries.
+pub struct SeizureApi {
+    store: Store,
+    network: Arc<Network>,
+    gate: Arc<Gate>,
+}
+
+impl SeizureApi {
+    /// The service.
+    pub fn new(store: Store, network: Arc<Network>, gate: Arc<Gate>) -> Self {
+        Self { store, network, gate }
+    }
+
+    /// One step that changes the ledger: `check` validates the request
+    /// (noting it for the audit) and names the acting case; `command` builds
+    /// the ledger command once the case is authorized.
+    async fn step<Req, R, T, Fut>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+        check: impl FnOnce(&Req, &Note, &mut Checks) -> Option<CaseNumber> + Send,
+        command: impl FnOnce(Req, CaseNumber) -> Fut + Send,
+        respond: impl FnOnce(R) -> T + Send,
+    ) -> Result<Response<T>, Status>
+    where
+        Req: Send,
+        R: TryFrom<Reply, Error = Reply>,
+        Fut: Future<Output = Result<Command, Error>> + Send,
+    {
+        self.gate
+            .handle(method, request, |caller, _, r, note| async move {
+                let mut c = Checks::default();
+                let case = check(&r, &note, &mut c);
+                let case = c.done(case)?;
+                self.authorize(&caller, &note, &case, Action::Control).await?;
+                let reply = self.store.execute(command(r, case).await?).await?;
+                let reply = R::try_from(reply)
+                    .map_err(|other| Error::Internal(format!("{method}: unexpected ledger reply {other:?}")))?;
+                Ok(respond(reply))
+            })
+            .await
+    }
+
+    /// Notes the validated case for the audit and checks the caller may act on it (R15).
+    async fn authorize(&self, caller: &Caller, note: &Note, case: &CaseNumber, action: Action) -> Result<(), Error> {
+        note.case(case.to_string());
+        self.gate.authorize(caller, case, action).await
+    }
+
+    /// The rules' asset, as its registry reports it now (placements only).
+    async fn find(&self, r: &PlaceSeizureRequest, case: &CaseNumber, kind: AssetKind) -> Result<rules::Asset, Error> {
+        let mut c = Checks::default();
+        let debtor = r.debtor.as_ref().and_then(|d| c.debtor("debtor", d));
+        let debtor = c.done(debtor)?;
+        let inquiry = Inquiry::new(case.to_string(), case.court_code.clone());
+        let found = self.network.find(inquiry, &debtor, kind, &r.asset_id, &r.registry).await?;
+        let (unit, total) = match found.asset.asset.detail.as_ref() {
+            Some(Detail::Deposit(d)) => {
+                d.balance.as_ref().map_or((String::new(), 0), |b| (b.currency.clone(), b.minor_units))
+            }
+            Some(Detail::Securities(s)) => ("units".to_string(), s.quantity),
+            _ => (String::new(), 1),
+        };
+        Ok(rules::Asset {
+            kind,
+            asset_id: found.asset.id.clone(),
+            registry: found.registry.to_string(),
+            debtor: debtor.0.masked().to_string(),
+            unit,
+            total,
+            sale_started: false,
+            disposed: false,
+        })
+    }
+}
+
+/// The fields a control step on one seizure carries, noted for the audit.
+fn seizure_step(c: &mut Checks, note: &Note, request_id: &str, case: &str, seizure_id: &str) -> Option<CaseNumber> {
+    note.case(case);
+    c.step(request_id, case, seizure_id)
+}
+
+/// The court code of a case number, if it parses.
+fn court_of(case: &str) -> Option<String> {
+    CaseNumber::parse_acting(case).ok().map(|c| c.court_code)
+}
+
+#[tonic::async_trait]
+impl SeizureService for SeizureApi {
+    async fn place_seizure(
+        &self,
+        request: Request<PlaceSeizureRequest>,
+    ) -> Result<Response<PlaceSeizureResponse>, Status> {
+        self.step(
+            "PlaceSeizure",
+            request,
+            |r, note, c| {
+                note.case(&r.case_number);
+                note.detail(json!({ "asset_kind": r.asset_kind, "asset_id": r.asset_id, "amount": r.amount }));
+                c.present("request_id", &r.request_id);
+                let case = c.case("case_number", &r.case_number);
+                let kind = c.kind("asset_kind", r.asset_kind);
+                c.present("asset_id", &r.asset_id);
+                match &r.debtor {
+                    Some(d) => {
+                        if let Some((id, _)) = c.debtor("debtor", d) {
+                            note.debtors([id]);
+                        }
+                    }
+                    None => c.bad("debtor", "is required: the debtor who owns the asset"),
+                }
+                if rules::is_divisible(kind) && r.amount <= 0 {
+                    c.bad("amount", "a freeze of a deposit or securities names a positive amount (R4)");
+                }
+                let claim = r.claim.as_ref().map(|m| (m.currency.trim(), m.minor_units));
+                if kind == AssetKind::Deposit && claim.is_none_or(|(cur, v)| cur.is_empty() || v <= 0) {
+                    c.bad("claim", "a deposit freeze states the claim it secures: currency and a positive amount (R4)");
+                }
+                case
+            },
+            |r, case| async move {
+                let kind = AssetKind::try_from(r.asset_kind).unwrap_or_default();
+                let asset = self.find(&r, &case, kind).await?;
+                let claim = r.claim.as_ref().map(|m| (m.currency.trim().to_ascii_uppercase(), m.minor_units));
+                Ok(Command::Place {
+                    request_id: r.request_id,
+                    asset,
+                    case,
+                    amount: r.amount,
+                    claim,
+                    emergency: r.emergency_approval,
+                })
+            },
+            |result: ControlResult| PlaceSeizureResponse { result: Some(result) },
+        )
+        .await
+    }
+
+    async fn release_seizure(
+        &self,
+        request: Request<ReleaseSeizureRequest>,
+    ) -> Result<Response<ReleaseSeizureResponse>, Status> {
+        self.step(
+            "ReleaseSeizure",
+            request,
+            |r, note, c| {
+                note.detail(json!({ "seizure_id": r.seizure_id, "emergency_approval": r.emergency_approval }));
+                seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id)
+            },
+            |r, case| async move {
+                Ok(Command::Release {
+                    request_id: r.request_id,
+                    case: case.to_string(),
+                    seizure_id: r.seizure_id,
+                    emergency: r.emergency_approval,
+                })
+            },
+            |result: ControlResult| ReleaseSeizureResponse { result: Some(result) },
+        )
+        .await
+    }
+
+    async fn renew_seizure(
+        &self,
+        request: Request<RenewSeizureRequest>,
+    ) -> Result<Response<RenewSeizureResponse>, Status> {
+        self.step(
+            "RenewSeizure",
+            request,
+            |r, note, c| {
+                note.detail(json!({ "seizure_id": r.seizure_id, "months": r.months }));
+                seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id)
+            },
+            |r, case| async move {
+                Ok(Command::Renew {
+                    request_id: r.request_id,
+                    case: case.to_string(),
+                    seizure_id: r.seizure_id,
+                    months: (r.months > 0).then_some(r.months),
+                })
+            },
+            |result: ControlResult| RenewSeizureResponse { result: Some(result) },
+        )
+        .await
+    }
+
+    async fn deduct_funds(
+        &self,
+        request: Request<DeductFundsRequest>,
+    ) -> Result<Response<DeductFundsResponse>, Status> {
+        self.step(
+            "DeductFunds",
+            request,
+            |r, note, c| {
+                note.detail(json!({ "seizure_id": r.seizure_id, "amount": r.amount, "emergency_approval": r.emergency_approval }));
+                let case = seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id);
+                if r.amount <= 0 {
+                    c.bad("amount", "a deduction names a positive amount in minor units");
+                }
+                case
+            },
+            |r, case| async move {
+                Ok(Command::Deduct {
+                    request_id: r.request_id,
+                    case: case.to_string(),
+                    seizure_id: r.seizure_id,
+                    amount: r.amount,
+                    emergency: r.emergency_approval,
+                })
+            },
+            |result: ControlResult| DeductFundsResponse { result: Some(result) },
+        )
+        .await
+    }
+
+    async fn record_disposal(
+        &self,
+        request: Request<RecordDisposalRequest>,
+    ) -> Result<Response<RecordDisposalResponse>, Status> {
+        fn disposal(r: &RecordDisposalRequest) -> Result<Disposal, (&'static str, &'static str)> {
+            match DisposalStep::try_from(r.step) {
+                Ok(DisposalStep::AuctionNotice) => Ok(Disposal::AuctionNotice),
+                Ok(DisposalStep::Sold) => Ok(Disposal::Sold),
+                Ok(DisposalStep::PartlySold) if r.amount > 0 => Ok(Disposal::PartlySold(r.amount)),
+                Ok(DisposalStep::PartlySold) => Err(("amount", "a partial sale names the positive amount sold")),
+                _ => Err(("step", "must be AUCTION_NOTICE, SOLD or PARTLY_SOLD")),
+            }
+        }
+        self.step(
+            "RecordDisposal",
+            request,
+            |r, note, c| {
+                note.detail(json!({ "seizure_id": r.seizure_id, "step": r.step, "amount": r.amount }));
+                let case = seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id);
+                if let Err((field, why)) = disposal(r) {
+                    c.bad(field, why);
+                }
+                case
+            },
+            |r, case| async move {
+                let disposal = disposal(&r).map_err(|(field, why)| violation(field, why))?;
+                Ok(Command::Dispose {
+                    request_id: r.request_id,
+                    case: case.to_string(),
+                    seizure_id: r.seizure_id,
+                    disposal,
+                })
+            },
+            |result: ControlResult| RecordDisposalResponse { result: Some(result) },
+        )
+        .await
+    }
+
+    /// Any court may see an asset's queue: it shows cases and ranks, not debtors.
+    async fn get_seizure_queue(
+        &self,
+        request: Request<GetSeizureQueueRequest>,
+    ) -> Result<Response<GetSeizureQueueResponse>, Status> {
+        self.gate
+            .handle("GetSeizureQueue", request, |_, _, r, note| async move {
+                note.detail(json!({ "asset_kind": r.asset_kind, "asset_id": r.asset_id }));
+                let mut c = Checks::default();
+                let kind = c.kind("asset_kind", r.asset_kind);
+                c.present("asset_id", &r.asset_id);
+                c.done(Some(()))?;
+                let key = asset_key(kind, &merge::normalise(&r.asset_id));
+                let ledger = self.store.ledgers(std::slice::from_ref(&key)).await?.pop();
+                let ledger =
+                    ledger.ok_or_else(|| Error::NotFound(format!("no seizure has ever been placed on {key}")))?;
+                Ok(GetSeizureQueueResponse { queue: Some(views::queue(&ledger)) })
+            })
+            .await
+    }
+
+    async fn list_case_seizures(
+        &self,
+        request: Request<ListCaseSeizuresRequest>,
+    ) -> Result<Response<ListCaseSeizuresResponse>, Status> {
+        self.gate
+            .handle("ListCaseSeizures", request, |caller, _, r, note| async move {
+                note.case(&r.case_number);
+                let mut c = Checks::default();
+                let case = c.case("case_number", &r.case_number);
+                let case = c.done(case)?;
+                self.authorize(&caller, &note, &case, Action::Query).await?;
+                let seizures = self.store.case_seizures(&case.to_string()).await?;
+                Ok(ListCaseSeizuresResponse { seizures })
+            })
+            .await
+    }
+
+    /// A court sees its own lapsing seizures only.
+    async fn list_lapsing_seizures(
+        &self,
+        request: Request<ListLapsingSeizuresRequest>,
+    ) -> Result<Response<ListLapsingSeizuresResponse>, Status> {
+        self.gate
+            .handle("ListLapsingSeizures", request, |caller, _, r, note| async move {
+                note.detail(json!({ "within_days": r.within_days, "court_code": r.court_code }));
+                let mut c = Checks::default();
+                if !(1..=3650).contains(&r.within_days) {
+                    c.bad("within_days", "must be 1 to 3650");
+                }
+                let court = match r.court_code.trim() {
+                    "" => None,
+                    code => c.court("court_code", code),
+                };
+                c.done(Some(()))?;
+                if court.as_ref().is_some_and(|code| *code != caller.court) {
+                    return Err(Error::PermissionDenied(format!(
+                        "a court lists its own lapsing seizures; this caller is court {} (R15)",
+                        caller.court
+                    )));
+                }
+                let seizures = self.store.lapsing(r.within_days, &caller.court).await?;
+                Ok(ListLapsingSeizuresResponse { seizures })
+            })
+            .await
+    }
+
+    async fn transfer_case(
+        &self,
+        request: Request<TransferCaseRequest>,
+    ) -> Result<Response<TransferCaseResponse>, Status> {
+        let now = self.store.now();
+        self.step(
+            "TransferCase",
+            request,
+            |r, note, c| {
+                note.case(&r.case_number);
+                note.detail(json!({ "to_court_code": r.to_court_code, "decision_reference": r.decision_reference }));
+                c.present("request_id", &r.request_id);
+                let case = c.case("case_number", &r.case_number);
+                c.court("to_court_code", &r.to_court_code);
+                c.present("decision_reference", &r.decision_reference);
+                if r.decided_at.as_ref().is_some_and(|t| crate::core::proto::time_of(t) > now) {
+                    c.bad("decided_at", "is in the future");
+                }
+                case
+            },
+            |r, case| async move {
+                let mut c = Checks::default();
+                let to_court = c.court("to_court_code", &r.to_court_code);
+                Ok(Command::Transfer {
+                    request_id: r.request_id,
+                    case,
+                    to_court: c.done(to_court)?,
+                    decision: r.decision_reference,
+                    decided_at: r.decided_at.as_ref().map_or(now, crate::core::proto::time_of),
+                })
+            },
+            |t: TransferCaseResponse| t,
+        )
+        .await
+    }
+
+    /// The receiving court files its new case; it must be that court's case.
+    async fn accept_transfer(
+        &self,
+        request: Request<AcceptTransferRequest>,
+    ) -> Result<Response<AcceptTransferResponse>, Status> {
+        self.step(
+            "AcceptTransfer",
+            request,
+            |r, note, c| {
+                note.case(&r.new_case_number);
+                note.detail(json!({ "transfer_id": r.transfer_id }));
+                c.present("request_id", &r.request_id);
+                c.present("transfer_id", &r.transfer_id);
+                c.case("new_case_number", &r.new_case_number)
+            },
+            |r, new_case| async move {
+                Ok(Command::Accept { request_id: r.request_id, transfer_id: r.transfer_id, new_case })
+            },
+            |t: TransferCaseResponse| AcceptTransferResponse { transfer: t.transfer, message: t.message },
+        )
+        .await
+    }
+
+    /// A court sees the transfers it sends or receives.
+    async fn list_transfers(
+        &self,
+        request: Request<ListTransfersRequest>,
+    ) -> Result<Response<ListTransfersResponse>, Status> {
+        self.gate
+            .handle("ListTransfers", request, |caller, _, r, _| async move {
+                let (mut transfers, mut disposal_transfers) = self.store.transfers(r.overdue_only).await?;
+                let mine = |court: Option<String>| court.as_deref() == Some(caller.court.as_str());
+                transfers.retain(|t| t.from_court == caller.court || t.to_court == caller.court);
+                disposal_transfers.retain(|d| mine(court_of(&d.from_case)) || mine(court_of(&d.to_case)));
+                Ok(ListTransfersResponse { transfers, disposal_transfers })
+            })
+            .await
+    }
+
+    async fn request_disposal_transfer(
+        &self,
+        request: Request<RequestDisposalTransferRequest>,
+    ) -> Result<Response<RequestDisposalTransferResponse>, Status> {
+        self.step(
+            "RequestDisposalTransfer",
+            request,
+            |r, note, c| {
+                note.case(&r.case_number);
+                note.detail(json!({ "asset_kind": r.asset_kind, "asset_id": r.asset_id }));
+                c.present("request_id", &r.request_id);
+                let case = c.case("case_number", &r.case_number);
+                c.kind("asset_kind", r.asset_kind);
+                c.present("asset_id", &r.asset_id);
+                case
+            },
+            |r, case| async move {
+                let kind = AssetKind::try_from(r.asset_kind).unwrap_or_default();
+                let asset_key = asset_key(kind, &merge::normalise(&r.asset_id));
+                Ok(Command::RequestDisposal { request_id: r.request_id, case, asset_key })
+            },
+            |d: AnswerDisposalTransferResponse| RequestDisposalTransferResponse {
+                disposal_transfer: d.disposal_transfer,
+                message: d.message,
+            },
+        )
+        .await
+    }
+
+    async fn answer_disposal_transfer(
+        &self,
+        request: Request<AnswerDisposalTransferRequest>,
+    ) -> Result<Response<AnswerDisposalTransferResponse>, Status> {
+        self.step(
+            "AnswerDisposalTransfer",
+            request,
+            |r, note, c| {
+                note.case(&r.case_number);
+                note.detail(json!({ "disposal_transfer_id": r.disposal_transfer_id, "approve": r.approve }));
+                c.present("request_id", &r.request_id);
+                let case = c.case("case_number", &r.case_number);
+                c.present("disposal_transfer_id", &r.disposal_transfer_id);
+                case
+            },
+            |r, case| async move {
+                Ok(Command::AnswerDisposal {
+                    request_id: r.request_id,
+                    case: case.to_string(),
+                    id: r.disposal_transfer_id,
+                    approve: r.approve,
+                })
+            },
+            |d: AnswerDisposalTransferResponse| d,
+        )
+        .await
+    }
+
+    type WatchEventsStream = ReceiverStream<Result<WatchEventsResponse, Status>>;
+
+    /// A court watches the events of the seizures it holds.
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        self.gate
+            .handle("WatchEvents", request, |caller, _, r, note| async move {
+                note.detail(json!({ "after_sequence": r.after_sequence }));
+                let mut last = r.after_sequence;
+                if last < 0 {
+                    return Err(violation("after_sequence", "must be 0 or a sequence number already seen"));
+                }
+                let (tx, rx) = mpsc::channel(256);
+                let store = self.store.clone();
+                let committed = store.committed();
+                tokio::spawn(async move {
+                    loop {
+                        // Register interest before reading, so a commit between the read and the wait is not missed.
+                        let notified = committed.notified();
+                        let events = match store.events_after(last, 500).await {
+                            Ok(events) => events,
+                            Err(e) => {
+                                let _ = tx.send(Err(Error::from(e).into())).await;
+                                return;
+                            }
+                        };
+                        let full = events.len() == 500;
+                        for e in events {
+                            last = e.sequence;
+                            if e.court_code == caller.court && tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        if !full {
+                            tokio::select! {
+                                _ = notified => {}
+                                _ = tokio::time::sleep(WATCH_POLL) => {}
+                                _ = tx.closed() => return,
+                            }
+                        }
+                    }
+                });
+                Ok(ReceiverStream::new(rx))
+            })
+            .await
+    }
+}

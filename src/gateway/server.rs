@@ -1,0 +1,176 @@
+//! Running the gateway: the court-facing search and seizure services with
+//! health and reflection, over mutual TLS, on a listener the caller binds,
+//! until a shutdown future completes; in-flight requests are drained before
+//! `run` returns.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::{net::TcpListener, sync::watch};
+use tonic::{Status, codegen::http, transport::Server};
+
+use crate::{
+    core::{
+        clock::{SharedClock, SystemClock},
+        proto::{
+            FILE_DESCRIPTOR_SET, asset_search_service_server::AssetSearchServiceServer,
+            seizure_service_server::SeizureServiceServer,
+        },
+    },
+    gateway::{
+        admission::AdmissionLayer,
+        audit::{self, AuditError, Key, Trail},
+        auth::Gate,
+        outbox,
+        search::SearchApi,
+        seizure::SeizureApi,
+    },
+    ledger::{store::Store, sweep},
+    ops::{
+        config::Config,
+        metrics::Metrics,
+        net::{BindError, bind, incoming},
+    },
+    registry::{client::SetupError, network::Network},
+};
+
+/// Why the gateway (or a mock registry's server) could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration has problems (all listed).
+    #[error("{0}")]
+    Config(#[from] crate::ops::config::Problems),
+    /// A registry client could not be made.
+    #[error(transparent)]
+    Registry(#[from] SetupError),
+    /// A socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The seizure ledger could not be opened or migrated.
+    #[error("seizure ledger: {0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// The reflection service could not load the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A certificate or key of the configured TLS files is missing or bad.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::ops::pki::PkiError),
+    /// The audit trail's key could not be read or created.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The metrics could not be set up.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Largest court request accepted; a search names at most a few debtors.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Server reflection (v1 and v1alpha, for older tools) over our protos and health.
+pub fn reflection_services() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    StartError,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then drains.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    run_with_clock(config, Arc::new(SystemClock), listener, shutdown).await
+}
+
+/// [`run`] with the ledger's clock given (tests jump years ahead).
+pub async fn run_with_clock(
+    config: &Config,
+    clock: SharedClock,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let mut server = Server::builder()
+        .http2_keepalive_interval(Some(config.server.keepalive))
+        .http2_keepalive_timeout(Some(config.server.keepalive / 3));
+    if config.tls.plaintext {
+        tracing::warn!("PLAINTEXT: courts are not authenticated; court codes are taken on trust from metadata");
+    } else {
+        server = server.tls_config(config.tls.files().server()?)?;
+    }
+    let metrics = Metrics::new()?;
+    let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
+    let trail = Trail::start(&store, Key::load_or_create(&config.audit.key_file)?);
+    let gate =
+        Arc::new(Gate::new(config.tls.plaintext, config.limits.clone(), trail.clone(), store.clone(), metrics.clone()));
+    let network = Arc::new(Network::new(config, &metrics, store.clock())?);
+    let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clone()));
+    let (stop, stopped) = watch::channel(());
+    let until_stopped = |mut rx: watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    tokio::spawn(outbox::run(store.clone(), network.registries().to_vec(), until_stopped(stopped.clone())));
+    tokio::spawn(sweep::sweep(store.clone(), config.ledger.sweep_interval, until_stopped(stopped.clone())));
+    tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AssetSearchServiceServer<SearchApi>>().await;
+    health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
+    let (reflection, reflection_alpha) = reflection_services()?;
+    if let Some(addr) = config.server.metrics_listen {
+        metrics.clone().serve(addr, until_stopped(stopped.clone())).await?;
+    }
+    if let Some(addr) = config.server.health_listen {
+        let probes = Server::builder().add_service(health_service.clone());
+        let incoming = incoming(bind(addr).await?);
+        let until = until_stopped(stopped.clone());
+        tokio::spawn(async move { probes.serve_with_incoming_shutdown(incoming, until).await });
+        tracing::info!(%addr, "health probes (plaintext, grpc.health.v1 only) listening");
+    }
+    tracing::info!(addr = ?listener.local_addr().ok(), registries = config.registries.len(), "gateway listening");
+    let draining = async move {
+        shutdown.await;
+        // Load balancers stop sending before the drain begins.
+        health.set_not_serving::<AssetSearchServiceServer<SearchApi>>().await;
+        health.set_not_serving::<SeizureServiceServer<SeizureApi>>().await;
+        tracing::info!("shutting down: draining in-flight requests");
+    };
+    server
+        .layer(AdmissionLayer::new(config.server.max_in_flight, metrics.shed.clone()))
+        .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(AssetSearchServiceServer::from_arc(search).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(
+            SeizureServiceServer::new(SeizureApi::new(store, network, gate))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming(listener), draining)
+        .await?;
+    drop(stop);
+    Ok(())
+}
+
+/// tonic refuses a request over [`MAX_REQUEST_BYTES`] with OUT_OF_RANGE before
+/// any handler runs (our handlers never answer OUT_OF_RANGE); gRPC's code for
+/// a message over the limit is RESOURCE_EXHAUSTED.
+fn oversized_is_resource_exhausted(response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    if response.headers().get("grpc-status").is_some_and(|code| code == "11") {
+        let limit = MAX_REQUEST_BYTES / 1024;
+        let status = Status::resource_exhausted(format!("the request is larger than the gateway's {limit} KiB limit"));
+        return status.into_http();
+    }
+    response
+}

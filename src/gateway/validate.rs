@@ -1,0 +1,107 @@
+//! Request validation shared by the search and seizure services: every bad
+//! field of a request is collected, then the request fails once with all of
+//! them (`INVALID_ARGUMENT` with one violation per field), so a court fixes
+//! everything in one go. Identifiers follow R20–R22.
+
+use tracing::warn;
+
+use crate::core::{
+    error::{Error, Violation},
+    identifiers::{self, CaseNumber, DebtorId},
+    proto::{AssetKind, Debtor, debtor},
+};
+
+/// The bad fields of one request.
+#[derive(Debug, Default)]
+pub struct Checks(Vec<Violation>);
+
+impl Checks {
+    /// Notes that `field` is bad.
+    pub fn bad(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(Violation { field: field.into(), description: description.into() });
+    }
+
+    /// Whether nothing is bad so far.
+    pub fn is_clean(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// An enforcement case number the caller may act under (R20, R15's case types).
+    pub fn case(&mut self, field: &str, input: &str) -> Option<CaseNumber> {
+        CaseNumber::parse_acting(input).map_err(|e| self.bad(field, e)).ok()
+    }
+
+    /// A court code (R20).
+    pub fn court(&mut self, field: &str, input: &str) -> Option<String> {
+        identifiers::parse_court_code(input).map_err(|e| self.bad(field, e)).ok()
+    }
+
+    /// A field that must not be blank.
+    pub fn present(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.bad(field, "is required");
+        }
+    }
+
+    /// An asset kind other than unspecified.
+    pub fn kind(&mut self, field: &str, value: i32) -> AssetKind {
+        match AssetKind::try_from(value) {
+            Ok(k) if k != AssetKind::Unspecified => k,
+            _ => {
+                self.bad(field, format!("{value} is not an asset kind"));
+                AssetKind::Unspecified
+            }
+        }
+    }
+
+    /// The fields every step on one seizure carries.
+    pub fn step(&mut self, request_id: &str, case_number: &str, seizure_id: &str) -> Option<CaseNumber> {
+        self.present("request_id", request_id);
+        let case = self.case("case_number", case_number);
+        self.present("seizure_id", seizure_id);
+        case
+    }
+
+    /// One debtor (R21, R22), with its identifier normalised.
+    pub fn debtor(&mut self, field: &str, d: &Debtor) -> Option<(DebtorId, Debtor)> {
+        let (name, parsed) = match &d.id {
+            Some(debtor::Id::ResidentId(id)) => ("resident_id", identifiers::parse_resident_id(id)),
+            Some(debtor::Id::CreditCode(code)) => ("credit_code", credit_code(code, d.accept_unchecked_credit_code)),
+            None => ("id", Err("is missing; set resident_id or credit_code".into())),
+        };
+        let id = parsed.map_err(|e| self.bad(format!("{field}.{name}"), e)).ok()?;
+        let id_field = match &id {
+            DebtorId::Resident(s) => debtor::Id::ResidentId(s.clone()),
+            DebtorId::Organisation(s) => debtor::Id::CreditCode(s.clone()),
+        };
+        Some((id.clone(), Debtor { id: Some(id_field), ..d.clone() }))
+    }
+
+    /// Fails with every bad field, or hands back what was validated.
+    pub fn done<T>(self, validated: Option<T>) -> Result<T, Error> {
+        match validated {
+            Some(v) if self.0.is_empty() => Ok(v),
+            // A field that failed always noted a violation; `None` without one is a bug, said as such.
+            _ if self.0.is_empty() => Err(Error::Internal("a validated field is missing".into())),
+            _ => Err(Error::InvalidArgument(self.0)),
+        }
+    }
+}
+
+/// A single bad field, as an error.
+pub fn violation(field: &str, description: &str) -> Error {
+    Error::InvalidArgument(vec![Violation { field: field.into(), description: description.into() }])
+}
+
+/// A credit code, with the R22 checksum override logged when it is what let the code through.
+fn credit_code(code: &str, accept_unchecked: bool) -> Result<DebtorId, String> {
+    let strict = identifiers::parse_credit_code(code, false);
+    match strict {
+        Err(_) if accept_unchecked => {
+            let relaxed = identifiers::parse_credit_code(code, true)?;
+            warn!(debtor = %relaxed.masked(), "credit code fails its checksum; searched on the caller's override (R22)");
+            Ok(relaxed)
+        }
+        other => other,
+    }
+}

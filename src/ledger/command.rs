@@ -1,0 +1,260 @@
+//! What the ledger is asked to do and what it answers: the steps
+//! ([`Command`]), their replies (remembered under the request id), and the
+//! orders it hands to the outbox worker with the registry's acknowledgement.
+
+use std::{error::Error as StdError, sync::Arc};
+
+use prost::Message;
+
+use crate::{
+    core::{
+        identifiers::CaseNumber,
+        proto::{AnswerDisposalTransferResponse, AssetKind, ControlResult, TransferCaseResponse},
+    },
+    ledger::{
+        LedgerError, Time,
+        rules::{Asset, Disposal, OrderKind},
+    },
+};
+
+/// Why an order was not delivered: the outbox worker's cause, kept whole
+/// until it is written to the order's `last_error` for operators.
+pub type Undelivered = Arc<dyn StdError + Send + Sync>;
+
+/// A step that changes the ledger.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Seize or freeze (R1, R4).
+    Place {
+        /// Client request id.
+        request_id: String,
+        /// The asset as the registry reported it just now.
+        asset: Asset,
+        /// Acting case.
+        case: CaseNumber,
+        /// Amount or quantity.
+        amount: i64,
+        /// For deposits: currency and amount of the claim.
+        claim: Option<(String, i64)>,
+        /// Superior court approval of an emergency measure (R12).
+        emergency: String,
+    },
+    /// Release (R7).
+    Release {
+        /// Client request id.
+        request_id: String,
+        /// Acting case.
+        case: String,
+        /// The seizure.
+        seizure_id: String,
+        /// R12 approval.
+        emergency: String,
+    },
+    /// Renew (R6).
+    Renew {
+        /// Client request id.
+        request_id: String,
+        /// Acting case.
+        case: String,
+        /// The seizure.
+        seizure_id: String,
+        /// Months; `None` a full term.
+        months: Option<u32>,
+    },
+    /// Deduct deposit funds (R9).
+    Deduct {
+        /// Client request id.
+        request_id: String,
+        /// Acting case.
+        case: String,
+        /// The freeze.
+        seizure_id: String,
+        /// Minor units.
+        amount: i64,
+        /// R12 approval.
+        emergency: String,
+    },
+    /// A disposal step (R8).
+    Dispose {
+        /// Client request id.
+        request_id: String,
+        /// Acting case.
+        case: String,
+        /// The effective seizure.
+        seizure_id: String,
+        /// What happened.
+        disposal: Disposal,
+    },
+    /// Hand a designated case over (R10–R13).
+    Transfer {
+        /// Client request id.
+        request_id: String,
+        /// The case.
+        case: CaseNumber,
+        /// Receiving court.
+        to_court: String,
+        /// Designation decision.
+        decision: String,
+        /// When decided.
+        decided_at: Time,
+    },
+    /// The receiving court files its case (R10).
+    Accept {
+        /// Client request id.
+        request_id: String,
+        /// The transfer.
+        transfer_id: String,
+        /// The new case.
+        new_case: CaseNumber,
+    },
+    /// Ask for disposal to move to a priority creditor (R14).
+    RequestDisposal {
+        /// Client request id.
+        request_id: String,
+        /// Requesting case.
+        case: CaseNumber,
+        /// The asset.
+        asset_key: String,
+    },
+    /// Answer such a request (R14).
+    AnswerDisposal {
+        /// Client request id.
+        request_id: String,
+        /// The case holding the first seizure.
+        case: String,
+        /// The request.
+        id: String,
+        /// Approve or refuse.
+        approve: bool,
+    },
+    /// A registry answered an outbox order.
+    Delivered {
+        /// The order.
+        outbox_id: i64,
+        /// The registry's record, or why delivery failed.
+        result: Result<Ack, Undelivered>,
+        /// When to try again after a failure.
+        retry_at: Time,
+    },
+    /// Persist the lapses due on an asset (the sweeper).
+    Sweep {
+        /// The asset.
+        asset_key: String,
+    },
+}
+
+impl Command {
+    /// The client's request id and the request's name, for idempotency.
+    pub(crate) fn request(&self) -> Option<(&str, &'static str)> {
+        match self {
+            Command::Place { request_id, .. } => Some((request_id, "place")),
+            Command::Release { request_id, .. } => Some((request_id, "release")),
+            Command::Renew { request_id, .. } => Some((request_id, "renew")),
+            Command::Deduct { request_id, .. } => Some((request_id, "deduct")),
+            Command::Dispose { request_id, .. } => Some((request_id, "dispose")),
+            Command::Transfer { request_id, .. } => Some((request_id, "transfer")),
+            Command::Accept { request_id, .. } => Some((request_id, "accept")),
+            Command::RequestDisposal { request_id, .. } => Some((request_id, "request_disposal")),
+            Command::AnswerDisposal { request_id, .. } => Some((request_id, "answer_disposal")),
+            Command::Delivered { .. } | Command::Sweep { .. } => None,
+        }
+    }
+}
+
+/// A registry's acknowledgement of an order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ack {
+    /// Its reference.
+    pub reference: String,
+    /// Term start by its calendar.
+    pub start: Option<Time>,
+    /// Term end by its calendar.
+    pub end: Option<Time>,
+}
+
+/// What a step answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A seizure step.
+    Control(ControlResult),
+    /// A case transfer step.
+    Transfer(TransferCaseResponse),
+    /// A disposal-transfer step.
+    Disposal(AnswerDisposalTransferResponse),
+    /// Internal steps.
+    Done,
+}
+
+impl Reply {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            Reply::Control(r) => r.encode_to_vec(),
+            Reply::Transfer(r) => r.encode_to_vec(),
+            Reply::Disposal(r) => r.encode_to_vec(),
+            Reply::Done => Vec::new(),
+        }
+    }
+
+    pub(crate) fn decode(method: &str, bytes: &[u8]) -> Result<Reply, LedgerError> {
+        let bad = |e: prost::DecodeError| LedgerError::Corrupt(format!("stored reply of a {method} request: {e}"));
+        Ok(match method {
+            "place" | "release" | "renew" | "deduct" | "dispose" => {
+                Reply::Control(ControlResult::decode(bytes).map_err(bad)?)
+            }
+            "transfer" | "accept" => Reply::Transfer(TransferCaseResponse::decode(bytes).map_err(bad)?),
+            "request_disposal" | "answer_disposal" => {
+                Reply::Disposal(AnswerDisposalTransferResponse::decode(bytes).map_err(bad)?)
+            }
+            other => return Err(LedgerError::Corrupt(format!("stored reply of unknown method {other}"))),
+        })
+    }
+}
+
+/// An order due for delivery, leased to this replica.
+#[derive(Debug, Clone)]
+pub struct PendingOrder {
+    /// Outbox id; also the order's idempotency key.
+    pub id: i64,
+    /// What it orders.
+    pub kind: OrderKind,
+    /// The registry.
+    pub registry: String,
+    /// The seizure.
+    pub seizure_id: String,
+    /// The asset.
+    pub asset_kind: AssetKind,
+    /// The asset's id.
+    pub asset_id: String,
+    /// Amount (seize, deduct).
+    pub amount: i64,
+    /// Term end (seize, renew).
+    pub end: Option<Time>,
+    /// Ordering court.
+    pub court: String,
+    /// Ordering case.
+    pub case_number: String,
+    /// The registry's reference of the seizure, once known.
+    pub registry_ref: Option<String>,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
+/// A step's typed reply, taken out of [`Reply`]; the other variants are handed back.
+macro_rules! reply_of {
+    ($variant:ident, $ty:ty) => {
+        impl TryFrom<Reply> for $ty {
+            type Error = Reply;
+
+            fn try_from(reply: Reply) -> Result<Self, Reply> {
+                match reply {
+                    Reply::$variant(r) => Ok(r),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+
+reply_of!(Control, ControlResult);
+reply_of!(Transfer, TransferCaseResponse);
+reply_of!(Disposal, AnswerDisposalTransferResponse);

@@ -1,0 +1,212 @@
+//! The rules over a case and its court rather than one asset's queue: the
+//! claim cap across a case's freezes (R4), handing a case over and receiving
+//! it (R10, R11), stopping on designation (R12), the transfer timers (R13),
+//! the disposal-transfer answer window (R14), and who may act on a case
+//! (R15). Each is given the facts the store or the gate loaded.
+
+use chrono::Duration;
+
+use super::{RuleError, Time};
+use crate::core::{identifiers::CaseNumber, proto::AssetKind};
+
+/// Days before a measure's end within which a transfer is refused (R11).
+pub const RENEW_BEFORE_TRANSFER_DAYS: i64 = 30;
+/// Days to hand a file over after the decision, and to file after receipt (R13).
+pub const TRANSFER_DAYS: i64 = 7;
+/// Days after the first seizure before disposal may move to a priority creditor (R14).
+pub const DISPOSAL_WAIT_DAYS: i64 = 60;
+/// Days the first-seizing court has to answer a disposal-transfer request (R14).
+pub const DISPOSAL_ANSWER_DAYS: i64 = 15;
+
+/// What a request does with a case (R15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Looks at assets or seizures.
+    Query,
+    /// Changes seizures.
+    Control,
+}
+
+/// A case whose court was designated away from it (R10, R12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Designation {
+    /// The court the case was designated to.
+    pub to_court: String,
+    /// The designation decision's reference.
+    pub decision: String,
+}
+
+/// R15 with R10 and R12: may a court act on `case`? `designated_to` is the
+/// court the case was designated to, if any.
+pub fn authority(
+    caller_court: &str,
+    case: &CaseNumber,
+    designated_to: Option<&str>,
+    action: Action,
+) -> Result<(), RuleError> {
+    if case.court_code == caller_court {
+        return match (designated_to, action) {
+            (Some(to), Action::Query) => Err(RuleError::NotHolder(format!(
+                "case {case} was designated to court {to}; this court stops executing it (R12) and court {to} \
+                 searches under its own case"
+            ))),
+            // Control steps are judged by R12 in the ledger: an emergency measure may be approved.
+            _ => Ok(()),
+        };
+    }
+    match (designated_to, action) {
+        (Some(to), Action::Query) if to == caller_court => Ok(()),
+        (Some(to), Action::Control) if to == caller_court => Err(RuleError::NotHolder(format!(
+            "case {case} was designated to this court; accept the transfer under the case you filed \
+             (AcceptTransfer) and act under that case number (R10)"
+        ))),
+        _ => Err(RuleError::NotHolder(format!(
+            "case {case} belongs to court {}; this caller is court {caller_court}. A court acts only for its own \
+             enforcement cases (R15)",
+            case.court_code
+        ))),
+    }
+}
+
+/// R12: a case designated away may not be acted on by its court, unless a
+/// superior court approved an emergency measure. `Ok(true)` when the
+/// approval is what lets the step through (it is logged).
+pub fn stop_on_designation(case: &str, designation: Option<&Designation>, emergency: &str) -> Result<bool, RuleError> {
+    let Some(d) = designation else { return Ok(false) };
+    if emergency.trim().is_empty() {
+        return Err(RuleError::NotHolder(format!(
+            "case {case} was designated to court {} by {}; its court must stop executing it (R12). \
+             An emergency measure needs the superior court's approval in emergency_approval",
+            d.to_court, d.decision
+        )));
+    }
+    Ok(true)
+}
+
+/// R4: a deposit freeze names its claim, in the account's currency, and the
+/// case's live freezes in that currency (`others`, this account's excluded)
+/// plus this one may not exceed it.
+pub fn claim_cap(
+    kind: AssetKind,
+    unit: &str,
+    amount: i64,
+    claim: Option<&(String, i64)>,
+    others: i64,
+) -> Result<(), RuleError> {
+    if kind != AssetKind::Deposit {
+        return Ok(());
+    }
+    let (currency, claimed) = claim.ok_or_else(|| {
+        RuleError::Invalid("a deposit freeze states the claim (currency and amount) it secures (R4)".into())
+    })?;
+    if currency != unit {
+        return Err(RuleError::Invalid(format!("the claim is in {currency} but the account holds {unit}")));
+    }
+    if amount.saturating_add(others) > *claimed {
+        return Err(RuleError::Refused(format!(
+            "over-seizure: this freeze of {amount} plus the case's other freezes of {others} exceed the claim of \
+             {claimed} {currency} minor units (R4); freeze at most {}",
+            claimed.saturating_sub(others).max(0)
+        )));
+    }
+    Ok(())
+}
+
+/// R10, R11: may `case` be handed over to `to_court`? `handed_to` is the
+/// court it already went to, if any; `ending` the case's measures that end
+/// within [`RENEW_BEFORE_TRANSFER_DAYS`], described.
+pub fn handover(
+    case: &CaseNumber,
+    to_court: &str,
+    handed_to: Option<&str>,
+    ending: &[String],
+) -> Result<(), RuleError> {
+    if let Some(court) = handed_to {
+        return Err(RuleError::Refused(format!("case {case} has already been handed over to court {court}")));
+    }
+    if to_court == case.court_code {
+        return Err(RuleError::Invalid("a case is designated to another court, not its own".into()));
+    }
+    if !ending.is_empty() {
+        return Err(RuleError::Refused(format!(
+            "{} measure(s) of the case end within {RENEW_BEFORE_TRANSFER_DAYS} days and must be renewed by this court \
+             before the transfer (R11): {}",
+            ending.len(),
+            ending.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// R10: the receiving court files a first-enforcement case of its own, once.
+pub fn acceptance(
+    transfer_id: &str,
+    to_court: &str,
+    filed_as: Option<&str>,
+    new_case: &CaseNumber,
+) -> Result<(), RuleError> {
+    if new_case.court_code != to_court {
+        return Err(RuleError::NotHolder(format!(
+            "transfer {transfer_id} was designated to court {to_court}; case {new_case} belongs to court {}",
+            new_case.court_code
+        )));
+    }
+    if let Some(filed) = filed_as {
+        return Err(RuleError::Refused(format!("transfer {transfer_id} was already filed as {filed}")));
+    }
+    if new_case.case_type != "执" {
+        return Err(RuleError::Invalid(format!(
+            "the receiving court files a first-enforcement case (执) for the remainder (R10), not a {} case",
+            new_case.case_type
+        )));
+    }
+    Ok(())
+}
+
+/// Where a case transfer stands against its timers (R13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferTimers {
+    /// When the receiving court must have filed its case.
+    pub filing_due: Time,
+    /// The file was handed over more than [`TRANSFER_DAYS`] after the decision.
+    pub handover_late: bool,
+    /// The receiving court has not filed and the filing is due.
+    pub filing_overdue: bool,
+}
+
+/// R13: the transfer's timers as of `now`.
+pub fn transfer_timers(decided: Time, handed_over: Time, filed: Option<Time>, now: Time) -> TransferTimers {
+    let filing_due = handed_over + Duration::days(TRANSFER_DAYS);
+    TransferTimers {
+        filing_due,
+        handover_late: handed_over > decided + Duration::days(TRANSFER_DAYS),
+        filing_overdue: filed.is_none() && now > filing_due,
+    }
+}
+
+/// R14: when a disposal-transfer request must be answered, and whether an unanswered one is overdue.
+pub fn disposal_answer_due(requested: Time, answered: bool, now: Time) -> (Time, bool) {
+    let due = requested + Duration::days(DISPOSAL_ANSWER_DAYS);
+    (due, !answered && now > due)
+}
+
+/// R14: one pending request per requesting case and asset.
+pub fn disposal_request(case: &str, asset: &str, pending: bool) -> Result<(), RuleError> {
+    if pending {
+        return Err(RuleError::Refused(format!("{case} already has a pending disposal-transfer request on {asset}")));
+    }
+    Ok(())
+}
+
+/// R14: only the case holding the first seizure answers, once.
+pub fn disposal_answer(id: &str, case: &str, addressed_to: &str, answered: bool) -> Result<(), RuleError> {
+    if addressed_to != case {
+        return Err(RuleError::NotHolder(format!(
+            "disposal-transfer {id} is addressed to {addressed_to}, the case holding the first seizure"
+        )));
+    }
+    if answered {
+        return Err(RuleError::Refused(format!("disposal-transfer {id} has already been answered")));
+    }
+    Ok(())
+}

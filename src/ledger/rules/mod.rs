@@ -1,0 +1,361 @@
+//! The rule book (docs/RULES.md) as pure functions: no I/O, no clock of
+//! their own. [`queue`] holds the rules over one asset's queue (R1–R9, R14's
+//! conditions); [`case`] the rules over a case and its court (R4's claim cap,
+//! R10–R15), given the facts the store loaded. Storage loads a [`Ledger`], applies
+//! one operation at the time it is given, and writes back the seizures, the
+//! changes (events) and the orders for the registry that the operation made.
+//!
+//! One allocation rule serves every asset: live seizures, in rank order, take
+//! what they ask for from what is left. An indivisible asset has one unit and
+//! every seizure asks for it, so the first live seizure is effective and the
+//! rest wait (R1, R2); a deposit or holding has its balance, so freezes are
+//! effective, partly effective or waiting by amount (R4).
+
+use chrono::Months;
+
+mod case;
+mod queue;
+#[cfg(test)]
+mod tests;
+
+pub use case::*;
+
+use crate::core::proto::AssetKind;
+pub use crate::ops::config::{PromotionTerm, Terms};
+
+/// An instant on the ledger's clock.
+pub use crate::core::clock::Time;
+
+/// Where a seizure stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Queued behind others; no effect and no term (R2).
+    Waiting,
+    /// In effect for everything it asks for.
+    Effective,
+    /// A freeze in effect for part of its amount; the rest waits (R4).
+    PartlyEffective,
+    /// Released by its court (R7).
+    Released,
+    /// Its term ended without renewal (R6), or the asset was sold while it waited (R8).
+    Lapsed,
+    /// Ended by the sale of the asset it held (R8).
+    Disposed,
+    /// Its amount was wholly deducted or paid out of a sale.
+    Satisfied,
+}
+
+impl State {
+    /// Still on the queue.
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Waiting | State::Effective | State::PartlyEffective)
+    }
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Effective => "effective",
+            State::PartlyEffective => "partly_effective",
+            State::Released => "released",
+            State::Lapsed => "lapsed",
+            State::Disposed => "disposed",
+            State::Satisfied => "satisfied",
+        }
+    }
+
+    /// The inverse of [`State::as_str`].
+    pub fn parse(s: &str) -> Option<State> {
+        [
+            State::Waiting,
+            State::Effective,
+            State::PartlyEffective,
+            State::Released,
+            State::Lapsed,
+            State::Disposed,
+            State::Satisfied,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// One court's seizure (or freeze) on the asset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seizure {
+    /// Stable id.
+    pub id: String,
+    /// The ledger-wide order of placement; never changes (R1).
+    pub seq: i64,
+    /// The holding court's code.
+    pub court: String,
+    /// The holding case.
+    pub case_number: String,
+    /// Amount or quantity still claimed (1 for an indivisible asset).
+    pub requested: i64,
+    /// Amount or quantity in effect now.
+    pub effective: i64,
+    /// Where it stands.
+    pub state: State,
+    /// When it was placed.
+    pub placed_at: Time,
+    /// Start of its term: when it first took effect.
+    pub start: Option<Time>,
+    /// End of its term; it lapses then unless renewed.
+    pub end: Option<Time>,
+    /// When it left the queue.
+    pub ended_at: Option<Time>,
+    /// The registry's reference, once the registry has acknowledged the order.
+    pub registry_ref: Option<String>,
+    /// Renewals so far.
+    pub renewals: i64,
+}
+
+/// The asset a ledger is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asset {
+    /// Its kind.
+    pub kind: AssetKind,
+    /// Its identity within the kind.
+    pub asset_id: String,
+    /// The registry that receives its orders.
+    pub registry: String,
+    /// The debtor (normalised identifier).
+    pub debtor: String,
+    /// Currency of a deposit, `units` of securities; empty for an indivisible asset.
+    pub unit: String,
+    /// Balance or quantity; 1 for an indivisible asset.
+    pub total: i64,
+    /// The disposing court has published an auction notice or started a sale (R14).
+    pub sale_started: bool,
+    /// Sold as a whole (R8).
+    pub disposed: bool,
+}
+
+impl Asset {
+    /// Deposits and securities are frozen by amount (R4).
+    pub fn divisible(&self) -> bool {
+        is_divisible(self.kind)
+    }
+}
+
+/// Whether seizures of this kind name an amount.
+pub fn is_divisible(kind: AssetKind) -> bool {
+    matches!(kind, AssetKind::Deposit | AssetKind::Securities)
+}
+
+/// What happened to a seizure, for the event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Placed on the queue.
+    Placed,
+    /// Took effect (wholly or partly) because what was ahead left or funds came in (R3, R4).
+    Promoted,
+    /// Released (R7).
+    Released,
+    /// Term ended (R6) or asset sold while waiting (R8).
+    Lapsed,
+    /// Term renewed (R6).
+    Renewed,
+    /// Funds deducted (R9).
+    Deducted,
+    /// The asset was sold (R8), or an auction notice published.
+    Disposed,
+    /// Now held by another court (R10, R14).
+    HolderChanged,
+    /// The registry acknowledged an order about it.
+    OrderDelivered,
+}
+
+impl ChangeKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Placed => "placed",
+            ChangeKind::Promoted => "promoted",
+            ChangeKind::Released => "released",
+            ChangeKind::Lapsed => "lapsed",
+            ChangeKind::Renewed => "renewed",
+            ChangeKind::Deducted => "deducted",
+            ChangeKind::Disposed => "disposed",
+            ChangeKind::HolderChanged => "holder_changed",
+            ChangeKind::OrderDelivered => "order_delivered",
+        }
+    }
+}
+
+/// One change to one seizure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The seizure.
+    pub seizure_id: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// When it happened (a lapse happens at the end of the term, not when noticed).
+    pub at: Time,
+    /// In court language.
+    pub message: String,
+}
+
+/// An order the registry must receive (through the outbox).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    /// Seize or freeze `amount` until `end` (no end while waiting).
+    Seize {
+        /// The seizure.
+        seizure_id: String,
+        /// Amount or quantity (1 for indivisible).
+        amount: i64,
+        /// The term's end, for an effective seizure.
+        end: Option<Time>,
+    },
+    /// Extend the term to `end`.
+    Renew {
+        /// The seizure.
+        seizure_id: String,
+        /// The new end.
+        end: Time,
+    },
+    /// Lift the seizure.
+    Release {
+        /// The seizure.
+        seizure_id: String,
+    },
+    /// Transfer `amount` of frozen funds to the court.
+    Deduct {
+        /// The seizure.
+        seizure_id: String,
+        /// Amount in minor units.
+        amount: i64,
+    },
+}
+
+/// The kind of an order, from the rule that makes it to the registry call
+/// that carries it (stored in the outbox by [`OrderKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKind {
+    /// [`Order::Seize`].
+    Seize,
+    /// [`Order::Renew`].
+    Renew,
+    /// [`Order::Release`].
+    Release,
+    /// [`Order::Deduct`].
+    Deduct,
+}
+
+impl OrderKind {
+    const ALL: [OrderKind; 4] = [OrderKind::Seize, OrderKind::Renew, OrderKind::Release, OrderKind::Deduct];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Seize => "seize",
+            OrderKind::Renew => "renew",
+            OrderKind::Release => "release",
+            OrderKind::Deduct => "deduct",
+        }
+    }
+
+    /// The inverse of [`OrderKind::as_str`].
+    pub fn parse(s: &str) -> Option<OrderKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl Order {
+    /// Its kind.
+    pub fn kind(&self) -> OrderKind {
+        match self {
+            Order::Seize { .. } => OrderKind::Seize,
+            Order::Renew { .. } => OrderKind::Renew,
+            Order::Release { .. } => OrderKind::Release,
+            Order::Deduct { .. } => OrderKind::Deduct,
+        }
+    }
+
+    /// Amount or quantity it moves (seize, deduct); 0 otherwise.
+    pub fn amount(&self) -> i64 {
+        match self {
+            Order::Seize { amount, .. } | Order::Deduct { amount, .. } => *amount,
+            Order::Renew { .. } | Order::Release { .. } => 0,
+        }
+    }
+
+    /// The term end it sets (seize, renew).
+    pub fn end(&self) -> Option<Time> {
+        match self {
+            Order::Seize { end, .. } => *end,
+            Order::Renew { end, .. } => Some(*end),
+            Order::Release { .. } | Order::Deduct { .. } => None,
+        }
+    }
+
+    /// The seizure the order is about.
+    pub fn seizure_id(&self) -> &str {
+        match self {
+            Order::Seize { seizure_id, .. }
+            | Order::Renew { seizure_id, .. }
+            | Order::Release { seizure_id }
+            | Order::Deduct { seizure_id, .. } => seizure_id,
+        }
+    }
+}
+
+/// Why an operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// No such seizure on this asset.
+    #[error("no seizure {0} on this asset")]
+    UnknownSeizure(String),
+    /// The caller may not act: it does not hold the seizure (R7) or the case (R12, R15).
+    #[error("{0}")]
+    NotHolder(String),
+    /// A rule forbids it now.
+    #[error("{0}")]
+    Refused(String),
+    /// The request makes no sense for this asset.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Changes, in order.
+    pub changes: Vec<Change>,
+    /// Orders for the registry.
+    pub orders: Vec<Order>,
+    /// The reply in court language.
+    pub message: String,
+}
+
+/// What a disposing court reports (R8, R14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    /// An auction notice was published: disposal can no longer move to a priority creditor (R14).
+    AuctionNotice,
+    /// The asset was sold as a whole (R8).
+    Sold,
+    /// Part of a divisible asset was sold: the amount is paid toward the disposing seizure.
+    PartlySold(i64),
+}
+
+/// One asset and every seizure ever placed on it, in rank order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ledger {
+    /// The asset.
+    pub asset: Asset,
+    /// Every seizure, live or ended, ordered by `seq`.
+    pub seizures: Vec<Seizure>,
+}
+
+/// `t` plus `months` calendar months (the end of month clamps, as registries do).
+pub fn add_months(t: Time, months: u32) -> Time {
+    t.checked_add_months(Months::new(months)).unwrap_or(t)
+}
+
+/// A date as courts write it.
+pub fn day(t: Time) -> String {
+    t.format("%Y-%m-%d").to_string()
+}

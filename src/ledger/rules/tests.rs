@@ -1,0 +1,277 @@
+use super::*;
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+
+const TERMS: Terms =
+    Terms { deposit: 12, aircraft: 24, real_estate: 36, ip: 36, securities: 36, on_promotion: PromotionTerm::Fresh };
+
+fn t0() -> Time {
+    Utc.with_ymd_and_hms(2025, 1, 10, 2, 0, 0).unwrap()
+}
+
+fn ledger(kind: AssetKind, total: i64) -> Ledger {
+    Ledger {
+        asset: Asset {
+            kind,
+            asset_id: "A".into(),
+            registry: "r".into(),
+            debtor: "d".into(),
+            unit: if kind == AssetKind::Deposit { "CNY".into() } else { String::new() },
+            total,
+            sale_started: false,
+            disposed: false,
+        },
+        seizures: vec![],
+    }
+}
+
+fn case(n: i64) -> String {
+    format!("（2024）京0105执{n}号")
+}
+
+fn place(l: &mut Ledger, n: i64, amount: i64, now: Time) -> Outcome {
+    l.place(format!("s{n}"), n, "京0105", &case(n), amount, now, &TERMS).unwrap()
+}
+
+#[test]
+fn r1_r2_first_is_effective_the_rest_wait_in_order() {
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    assert!(
+        place(&mut l, 1, 0, t0()).message.starts_with("placed as first seizure, rank 1, effective until 2028-01-10")
+    );
+    let o = place(&mut l, 2, 0, t0());
+    assert_eq!(o.message, format!("placed as waiting seizure, rank 2 behind {}", case(1)));
+    let o = place(&mut l, 3, 0, t0());
+    assert_eq!(o.message, format!("placed as waiting seizure, rank 3 behind {}", case(2)));
+    assert_eq!(l.seizures[2].end, None, "R2: a waiting seizure has no term");
+    assert!(l.violations().is_empty());
+}
+
+#[test]
+fn r3_release_promotes_the_next_at_once_with_a_fresh_term() {
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    place(&mut l, 1, 0, t0());
+    place(&mut l, 2, 0, t0());
+    let later = t0() + chrono::Duration::days(100);
+    let o = l.release("s1", &case(1), later, &TERMS).unwrap();
+    assert!(o.message.contains(&format!("{} now effective until 2028-04-20", case(2))), "{}", o.message);
+    assert_eq!(l.seizures[1].state, State::Effective);
+    assert_eq!(l.seizures[1].start, Some(later));
+}
+
+#[test]
+fn r3_order_end_convention_keeps_the_written_end_date() {
+    let terms = Terms { on_promotion: PromotionTerm::OrderEnd, ..TERMS };
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    l.place("s1".into(), 1, "c", &case(1), 0, t0(), &terms).unwrap();
+    l.place("s2".into(), 2, "c", &case(2), 0, t0(), &terms).unwrap();
+    l.release("s1", &case(1), t0() + chrono::Duration::days(100), &terms).unwrap();
+    assert_eq!(l.seizures[1].end, Some(add_months(t0(), 36)));
+}
+
+#[test]
+fn r4_freezes_take_what_is_left_and_inflows_go_in_rank_order() {
+    let mut l = ledger(AssetKind::Deposit, 1000);
+    place(&mut l, 1, 600, t0());
+    let o = place(&mut l, 2, 800, t0());
+    assert!(o.message.starts_with("partly effective: CNY 4.00 of CNY 8.00 frozen now"), "{}", o.message);
+    place(&mut l, 3, 100, t0());
+    assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (400, 0));
+    l.set_total(1300, t0(), &TERMS);
+    assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (700, 0));
+    l.release("s1", &case(1), t0(), &TERMS).unwrap();
+    assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (800, 100));
+    assert_eq!(l.seizures[2].state, State::Effective);
+    assert!(l.violations().is_empty());
+}
+
+#[test]
+fn r5_terms_follow_the_asset_class() {
+    for (kind, end) in
+        [(AssetKind::Deposit, "2026-01-10"), (AssetKind::Aircraft, "2027-01-10"), (AssetKind::Patent, "2028-01-10")]
+    {
+        let mut l = ledger(kind, 1);
+        place(&mut l, 1, 1, t0());
+        assert_eq!(l.seizures[0].end.map(day).unwrap(), end, "{kind:?}");
+    }
+}
+
+#[test]
+fn r6_lapse_promotes_at_the_end_date_even_when_noticed_years_later() {
+    let mut l = ledger(AssetKind::Deposit, 100);
+    place(&mut l, 1, 100, t0());
+    place(&mut l, 2, 100, t0());
+    let changes = l.settle(t0() + chrono::Duration::days(365 * 5), &TERMS);
+    // s1 lapses after a year, s2 takes effect then and lapses a year later.
+    let kinds: Vec<_> = changes.iter().map(|c| (c.seizure_id.as_str(), c.kind)).collect();
+    assert_eq!(kinds, [("s1", ChangeKind::Lapsed), ("s2", ChangeKind::Promoted), ("s2", ChangeKind::Lapsed)]);
+    assert_eq!(changes[1].at, add_months(t0(), 12));
+    assert!(l.queue().next().is_none());
+}
+
+#[test]
+fn r6_renewal_before_the_end_and_refusal_after() {
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    place(&mut l, 1, 0, t0());
+    place(&mut l, 2, 0, t0());
+    let o = l.renew("s1", &case(1), None, t0() + chrono::Duration::days(30), &TERMS).unwrap();
+    assert_eq!(o.message, "renewed until 2031-01-10 (renewal 1)");
+    assert!(matches!(l.renew("s2", &case(2), None, t0(), &TERMS), Err(RuleError::Refused(m)) if m.contains("R2")));
+    assert!(matches!(l.renew("s1", &case(1), Some(37), t0(), &TERMS), Err(RuleError::Invalid(_))));
+    let late = add_months(t0(), 73);
+    let err = l.renew("s1", &case(1), None, late, &TERMS).unwrap_err();
+    assert!(
+        matches!(&err, RuleError::Refused(m) if m.contains("lapsed since 2031-01-10") && m.contains("R6")),
+        "{err}"
+    );
+}
+
+#[test]
+fn r7_only_the_holder_releases_and_a_waiting_release_leaves_others_alone() {
+    let mut l = ledger(AssetKind::Aircraft, 1);
+    place(&mut l, 1, 0, t0());
+    place(&mut l, 2, 0, t0());
+    place(&mut l, 3, 0, t0());
+    assert!(matches!(l.release("s1", &case(2), t0(), &TERMS), Err(RuleError::NotHolder(m)) if m.contains("R7")));
+    let o = l.release("s2", &case(2), t0(), &TERMS).unwrap();
+    assert_eq!(o.message, "released");
+    assert_eq!((l.seizures[0].state, l.seizures[2].state), (State::Effective, State::Waiting));
+    assert!(matches!(l.release("nope", &case(2), t0(), &TERMS), Err(RuleError::UnknownSeizure(_))));
+}
+
+#[test]
+fn r8_a_sale_ends_the_first_and_lapses_the_waiting() {
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    place(&mut l, 1, 0, t0());
+    place(&mut l, 2, 0, t0());
+    let o = l.dispose("s1", &case(1), Disposal::Sold, t0(), &TERMS).unwrap();
+    assert!(o.message.contains("1 waiting seizure(s) lapse"));
+    assert_eq!((l.seizures[0].state, l.seizures[1].state), (State::Disposed, State::Lapsed));
+    assert!(
+        matches!(l.place("s3".into(), 3, "c", &case(3), 0, t0(), &TERMS), Err(RuleError::Refused(m)) if m.contains("R8"))
+    );
+    let mut d = ledger(AssetKind::Securities, 1000);
+    place(&mut d, 1, 600, t0());
+    place(&mut d, 2, 600, t0());
+    d.dispose("s1", &case(1), Disposal::PartlySold(600), t0(), &TERMS).unwrap();
+    assert_eq!((d.seizures[0].state, d.seizures[1].effective, d.asset.total), (State::Satisfied, 400, 400));
+    assert!(d.dispose("s2", &case(2), Disposal::Sold, t0(), &TERMS).is_ok());
+}
+
+#[test]
+fn r9_deduction_only_against_the_own_effective_amount() {
+    let mut l = ledger(AssetKind::Deposit, 500);
+    place(&mut l, 1, 300, t0());
+    place(&mut l, 2, 300, t0());
+    let err = l.deduct("s2", &case(2), 250, t0(), &TERMS).unwrap_err();
+    assert!(matches!(&err, RuleError::Refused(m) if m.contains("R9") && m.contains("CNY 2.00")), "{err}");
+    assert!(matches!(l.deduct("s1", &case(2), 10, t0(), &TERMS), Err(RuleError::NotHolder(_))));
+    l.deduct("s1", &case(1), 300, t0(), &TERMS).unwrap();
+    assert_eq!((l.seizures[0].state, l.asset.total, l.seizures[1].effective), (State::Satisfied, 200, 200));
+    let mut re = ledger(AssetKind::RealEstate, 1);
+    place(&mut re, 1, 0, t0());
+    assert!(matches!(re.deduct("s1", &case(1), 1, t0(), &TERMS), Err(RuleError::Invalid(_))));
+}
+
+#[test]
+fn r10_holder_change_keeps_rank_reference_and_dates() {
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    place(&mut l, 1, 0, t0());
+    place(&mut l, 2, 0, t0());
+    l.seizures[1].registry_ref = Some("REF-2".into());
+    let before = l.seizures[1].clone();
+    l.change_holder(&case(2), "粤0304", "（2025）粤0304执9号", t0(), "designation");
+    let after = &l.seizures[1];
+    assert_eq!((after.seq, &after.registry_ref, after.end), (before.seq, &before.registry_ref, before.end));
+    assert_eq!(after.case_number, "（2025）粤0304执9号");
+    assert_eq!(l.live_of_case("（2025）粤0304执9号").unwrap().0, 2);
+}
+
+#[test]
+fn r11_lists_measures_ending_within_thirty_days() {
+    let mut l = ledger(AssetKind::Deposit, 100);
+    place(&mut l, 1, 100, t0());
+    let near = add_months(t0(), 12) - chrono::Duration::days(29);
+    assert_eq!(l.ending_within(&case(1), near, 30).len(), 1);
+    assert!(l.ending_within(&case(1), near - chrono::Duration::days(2), 30).is_empty());
+}
+
+#[test]
+fn r14_disposal_moves_only_after_sixty_days_and_before_a_sale() {
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    place(&mut l, 1, 0, t0());
+    place(&mut l, 2, 0, t0());
+    let err = l.check_disposal_transfer(&case(2), t0() + chrono::Duration::days(60)).unwrap_err();
+    assert!(matches!(&err, RuleError::Refused(m) if m.contains("60 days") && m.contains("2025-03-11")), "{err}");
+    assert_eq!(l.check_disposal_transfer(&case(2), t0() + chrono::Duration::days(61)).unwrap(), case(1));
+    assert!(l.check_disposal_transfer(&case(3), t0() + chrono::Duration::days(61)).is_err());
+    l.dispose("s1", &case(1), Disposal::AuctionNotice, t0(), &TERMS).unwrap();
+    assert!(
+        matches!(l.check_disposal_transfer(&case(2), t0() + chrono::Duration::days(90)), Err(RuleError::Refused(m)) if m.contains("auction"))
+    );
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Place(i64),
+    Release(usize),
+    Renew(usize),
+    Deduct(usize, i64),
+    Jump(i64),
+    Inflow(i64),
+    PartSale(usize, i64),
+    Sell(usize),
+    Transfer(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1i64..500).prop_map(Op::Place),
+        2 => (0usize..8).prop_map(Op::Release),
+        1 => (0usize..8).prop_map(Op::Renew),
+        1 => ((0usize..8), 1i64..300).prop_map(|(i, a)| Op::Deduct(i, a)),
+        2 => (1i64..800).prop_map(Op::Jump),
+        1 => (0i64..400).prop_map(Op::Inflow),
+        1 => ((0usize..8), 1i64..200).prop_map(|(i, a)| Op::PartSale(i, a)),
+        1 => (0usize..8).prop_map(Op::Sell),
+        1 => (0usize..8).prop_map(Op::Transfer),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_after_every_step(kind in prop::sample::select(vec![AssetKind::Deposit, AssetKind::RealEstate, AssetKind::Securities]),
+                                        ops in prop::collection::vec(op(), 1..40)) {
+        let mut l = ledger(kind, if is_divisible(kind) { 700 } else { 1 });
+        let mut now = t0();
+        let mut acknowledged: Vec<String> = Vec::new();
+        let mut seq = 0;
+        for op in ops {
+            let order_before: Vec<String> = l.queue().map(|(_, s)| s.id.clone()).collect();
+            let pick = |i: usize, l: &Ledger| l.seizures.get(i % l.seizures.len().max(1)).map(|s| (s.id.clone(), s.case_number.clone()));
+            let result = match op {
+                Op::Place(a) => { seq += 1; l.place(format!("s{seq}"), seq, "c", &case(seq), a, now, &TERMS).inspect(|_| acknowledged.push(format!("s{seq}"))) }
+                Op::Release(i) => match pick(i, &l) { Some((id, c)) => l.release(&id, &c, now, &TERMS), None => continue },
+                Op::Renew(i) => match pick(i, &l) { Some((id, c)) => l.renew(&id, &c, None, now, &TERMS), None => continue },
+                Op::Deduct(i, a) => match pick(i, &l) { Some((id, c)) => l.deduct(&id, &c, a, now, &TERMS), None => continue },
+                Op::PartSale(i, a) => match pick(i, &l) { Some((id, c)) => l.dispose(&id, &c, Disposal::PartlySold(a), now, &TERMS), None => continue },
+                Op::Sell(i) => match pick(i, &l) { Some((id, c)) => l.dispose(&id, &c, Disposal::Sold, now, &TERMS), None => continue },
+                Op::Transfer(i) => match pick(i, &l) { Some((_, c)) => Ok(Outcome { changes: l.change_holder(&c, "粤01", &format!("{c}-t"), now, "test"), ..Outcome::default() }), None => continue },
+                Op::Jump(days) => { now += chrono::Duration::days(days); Ok(Outcome { changes: l.settle(now, &TERMS), ..Outcome::default() }) }
+                Op::Inflow(a) => Ok(Outcome { changes: l.set_total(l.asset.total + a, now, &TERMS), ..Outcome::default() }),
+            };
+            let _ = result;
+            l.settle(now, &TERMS);
+            prop_assert!(l.violations().is_empty(), "{:?}", l.violations());
+            // Ranks never reorder: the survivors keep their relative order.
+            let order_after: Vec<String> = l.queue().map(|(_, s)| s.id.clone()).collect();
+            let survivors: Vec<&String> = order_before.iter().filter(|id| order_after.contains(id)).collect();
+            let kept: Vec<&String> = order_after.iter().filter(|id| order_before.contains(id)).collect();
+            prop_assert_eq!(survivors, kept);
+            // Nothing acknowledged disappears.
+            for id in &acknowledged {
+                prop_assert!(l.seizures.iter().any(|s| &s.id == id));
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Durable storage of the ledger on SQLite or PostgreSQL, through one set of
+//! SQL statements (sqlx `Any`). Every step is one transaction: load the
+//! asset's seizures (locked), ask the rules, write the seizures, the events
+//! and the outbox orders, remember the reply under the client's request id. A
+//! reply is sent only after the commit.
+//!
+//! - **SQLite** (one process): one writer task takes whatever steps are queued
+//!   and commits them together, each in its own savepoint, so many concurrent
+//!   steps share one fsync (`synchronous=FULL`, WAL).
+//! - **PostgreSQL** (many replicas): each step is its own transaction; asset
+//!   rows are locked `FOR UPDATE` in key order.
+//!
+//! Events and outbox orders are numbered from one counter row, updated last in
+//! each transaction: its row lock orders commits by number, so a reader that
+//! has seen event N never later finds an N-1 it missed.
+//!
+//! This file is the engine (connections, transactions, group commit,
+//! idempotency); [`rows`] loads and saves, [`steps`] and [`transfers`] are the
+//! steps, [`reads`] the queries.
+
+mod reads;
+mod rows;
+mod steps;
+mod transfers;
+
+use std::{str::FromStr, sync::Arc};
+
+use sqlx::{
+    AnyConnection, AnyPool, Row,
+    any::{AnyConnectOptions, AnyPoolOptions},
+};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::{
+    core::clock::{SharedClock, Time},
+    ledger::{
+        LedgerError,
+        command::{Command, Reply},
+        rules::Terms,
+    },
+};
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded, one process.
+    Sqlite,
+    /// Shared by many gateway replicas.
+    Postgres,
+}
+
+/// The stored states of a seizure on the queue.
+const LIVE: &str = "('waiting', 'effective', 'partly_effective')";
+
+/// The ledger's storage.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    writer: Option<mpsc::Sender<Queued>>,
+    clock: SharedClock,
+    terms: Terms,
+    committed: Arc<Notify>,
+}
+
+/// A step waiting for the SQLite writer.
+struct Queued {
+    command: Command,
+    reply: oneshot::Sender<Result<Reply, LedgerError>>,
+}
+
+fn micros(t: Time) -> i64 {
+    t.timestamp_micros()
+}
+
+impl Store {
+    /// Opens (and migrates) the ledger at `url`: `sqlite://path` or `postgres://…`.
+    pub async fn open(url: &str, clock: SharedClock, terms: Terms) -> Result<Store, LedgerError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite };
+        let url = if backend == Backend::Sqlite { sqlite_url(url)? } else { url.to_string() };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            // A SQLite connection is a file handle that cannot go stale; pinging it on every
+            // acquire was a round trip to its worker thread per query.
+            .test_before_acquire(backend == Backend::Postgres)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Durable on reply: WAL with a full fsync at every commit.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 5000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let committed = Arc::new(Notify::new());
+        let mut store = Store { pool, backend, writer: None, clock, terms, committed };
+        if backend == Backend::Sqlite {
+            let (tx, rx) = mpsc::channel(1024);
+            let conn = store.pool.acquire().await?.detach();
+            tokio::spawn(store.clone().group_commit(conn, rx));
+            store.writer = Some(tx);
+        }
+        Ok(store)
+    }
+
+    /// The database, for the audit trail that lives beside the ledger.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database it is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The clock every "now" of the gateway comes from.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// The ledger's clock.
+    pub fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// Notified after every commit of this process.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    /// Applies one step durably and returns its reply; a repeated request id
+    /// returns the first reply without acting again.
+    pub async fn execute(&self, command: Command) -> Result<Reply, LedgerError> {
+        match &self.writer {
+            Some(writer) => {
+                let (reply, answer) = oneshot::channel();
+                writer.send(Queued { command, reply }).await.map_err(|_| LedgerError::Closed)?;
+                answer.await.map_err(|_| LedgerError::Closed)?
+            }
+            None => {
+                // Two replicas may race on one request id or lock order; the loser retries and then sees the winner.
+                let mut attempt = 0;
+                loop {
+                    let mut tx = self.pool.begin().await?;
+                    let result = match self.apply(&mut tx, &command).await {
+                        Ok(reply) => tx.commit().await.map(|_| reply).map_err(LedgerError::from),
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Err(LedgerError::Db(e)) if attempt < 3 && retryable(&e) => attempt += 1,
+                        other => {
+                            if other.is_ok() {
+                                self.committed.notify_waiters();
+                            }
+                            return other;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The SQLite writer: takes every queued step, applies each in its own
+    /// savepoint, and commits them together.
+    async fn group_commit(self, mut conn: AnyConnection, mut jobs: mpsc::Receiver<Queued>) {
+        while let Some(first) = jobs.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 256 {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let results = self.run_batch(&mut conn, &batch).await;
+            let ok = results.is_ok();
+            match results {
+                Ok(results) => {
+                    for (job, result) in batch.into_iter().zip(results) {
+                        let _ = job.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "ledger commit failed; the batch is refused");
+                    for job in batch {
+                        let _ = job.reply.send(Err(LedgerError::Db(sqlx::Error::Protocol(e.to_string()))));
+                    }
+                }
+            }
+            if ok {
+                self.committed.notify_waiters();
+            }
+        }
+    }
+
+    /// One transaction for the batch, a savepoint per step. `BEGIN IMMEDIATE`
+    /// takes the write lock up front: a deferred transaction that reads first
+    /// could not upgrade once another connection (the outbox) had written.
+    async fn run_batch(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[Queued],
+    ) -> Result<Vec<Result<Reply, LedgerError>>, sqlx::Error> {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for job in batch {
+            match self.step(conn, &job.command).await {
+                Ok(result) => results.push(result),
+                Err(e) => {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err(e);
+        }
+        Ok(results)
+    }
+
+    /// One step of a batch in its own savepoint; a refused step leaves no trace.
+    async fn step(
+        &self,
+        conn: &mut AnyConnection,
+        command: &Command,
+    ) -> Result<Result<Reply, LedgerError>, sqlx::Error> {
+        sqlx::query("SAVEPOINT step").execute(&mut *conn).await?;
+        let result = self.apply(conn, command).await;
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO step").execute(&mut *conn).await?;
+        }
+        sqlx::query("RELEASE step").execute(&mut *conn).await?;
+        Ok(result)
+    }
+
+    async fn apply(&self, conn: &mut AnyConnection, command: &Command) -> Result<Reply, LedgerError> {
+        if let Some((id, method)) = command.request() {
+            if id.is_empty() {
+                return Err(LedgerError::Invalid(
+                    "request_id is required: a client-chosen id that makes retries safe".into(),
+                ));
+            }
+            let row = sqlx::query("SELECT method, reply FROM requests WHERE request_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = row {
+                let stored: String = row.try_get(0)?;
+                if stored != method {
+                    return Err(LedgerError::Invalid(format!(
+                        "request_id {id} was already used for a different kind of request"
+                    )));
+                }
+                let stored = hex::decode(row.try_get::<String, _>(1)?)
+                    .map_err(|e| LedgerError::Corrupt(format!("stored reply of request {id} is not hex: {e}")))?;
+                return Reply::decode(method, &stored);
+            }
+        }
+        let now = self.clock.now();
+        let reply = match command {
+            Command::Place { asset, case, amount, claim, emergency, .. } => {
+                self.place(conn, asset, case, *amount, claim.as_ref(), emergency, now).await?
+            }
+            Command::Release { case, seizure_id, emergency, .. } => {
+                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| l.release(seizure_id, case, now, t))
+                    .await?
+            }
+            Command::Renew { case, seizure_id, months, .. } => {
+                self.on_seizure(conn, seizure_id, case, None, |l, t| l.renew(seizure_id, case, *months, now, t)).await?
+            }
+            Command::Deduct { case, seizure_id, amount, emergency, .. } => {
+                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| {
+                    l.deduct(seizure_id, case, *amount, now, t)
+                })
+                .await?
+            }
+            Command::Dispose { case, seizure_id, disposal, .. } => {
+                self.on_seizure(conn, seizure_id, case, Some(""), |l, t| l.dispose(seizure_id, case, *disposal, now, t))
+                    .await?
+            }
+            Command::Transfer { case, to_court, decision, decided_at, .. } => {
+                self.transfer(conn, case, to_court, decision, *decided_at, now).await?
+            }
+            Command::Accept { transfer_id, new_case, .. } => self.accept(conn, transfer_id, new_case, now).await?,
+            Command::RequestDisposal { case, asset_key, .. } => {
+                self.request_disposal(conn, case, asset_key, now).await?
+            }
+            Command::AnswerDisposal { case, id, approve, .. } => {
+                self.answer_disposal(conn, case, id, *approve, now).await?
+            }
+            Command::Delivered { outbox_id, result, retry_at } => {
+                self.delivered(conn, *outbox_id, result, *retry_at, now).await?
+            }
+            Command::Sweep { asset_key } => {
+                let mut w = self.open_ledgers(conn, std::slice::from_ref(asset_key)).await?;
+                w.settle(now, &self.terms);
+                self.commit_ledgers(conn, w).await?;
+                Reply::Done
+            }
+        };
+        if let Some((id, method)) = command.request() {
+            sqlx::query("INSERT INTO requests (request_id, method, reply, at) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(method)
+                .bind(hex::encode(reply.encode()))
+                .bind(micros(now))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(reply)
+    }
+
+    fn lock_suffix(&self, lock: bool) -> &'static str {
+        // SQLite has one writer at a time already; PostgreSQL replicas lock the asset rows.
+        if lock && self.backend == Backend::Postgres { " FOR UPDATE" } else { "" }
+    }
+
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, LedgerError> {
+        Ok(self.pool.acquire().await?)
+    }
+}
+
+/// A SQLite URL that creates the file, with its directory made.
+fn sqlite_url(url: &str) -> Result<String, LedgerError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let file = path.split('?').next().unwrap_or(path);
+    if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| LedgerError::Db(sqlx::Error::Io(e)))?;
+    }
+    Ok(if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") })
+}
+
+fn retryable(e: &sqlx::Error) -> bool {
+    // Unique violation (a racing replica stored the same request), serialization failure, deadlock.
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| matches!(c.as_ref(), "23505" | "40001" | "40P01"))
+}

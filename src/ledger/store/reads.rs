@@ -1,0 +1,241 @@
+//! The ledger's queries: assets and case seizures as of now (lapses applied
+//! in memory, R6, whether or not the sweeper has written them), lapsing
+//! seizures, transfers, the event stream, due lapses and orders for the
+//! workers, and the invariant check.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use super::{
+    LIVE, Store, micros,
+    rows::kind_of,
+    transfers::{disposal_record, disposals_sql, transfer_record, transfers_sql},
+};
+use crate::{
+    core::{
+        clock::{Time, from_micros},
+        proto::{self, AssetRef, WatchEventsResponse, ts},
+    },
+    ledger::{
+        LedgerError,
+        command::PendingOrder,
+        rules::{Ledger, OrderKind},
+        views,
+    },
+};
+
+impl Store {
+    /// The court a case was designated to, if its court was designated away from it (R12).
+    pub async fn designated_to(&self, case: &str) -> Result<Option<String>, LedgerError> {
+        let mut conn = self.reader().await?;
+        Ok(self.designation(&mut conn, case).await?.map(|d| d.to_court))
+    }
+
+    /// The ledgers of `keys` as of now (lapses applied in memory, R6).
+    pub async fn ledgers(&self, keys: &[String]) -> Result<Vec<Ledger>, LedgerError> {
+        let now = self.clock.now();
+        let mut conn = self.reader().await?;
+        let mut ledgers = self.load(&mut conn, keys, false).await?;
+        for l in &mut ledgers {
+            l.settle(now, &self.terms);
+        }
+        Ok(ledgers)
+    }
+
+    /// Every seizure of a case as of now, by asset then rank.
+    pub async fn case_seizures(&self, case: &str) -> Result<Vec<proto::Seizure>, LedgerError> {
+        let keys =
+            self.keys("SELECT DISTINCT asset_key FROM seizures WHERE case_number = $1", case.to_string()).await?;
+        let ledgers = self.ledgers(&keys).await?;
+        Ok(ledgers
+            .iter()
+            .flat_map(|l| l.seizures.iter().filter(|s| s.case_number == case).map(move |s| views::seizure(l, s)))
+            .collect())
+    }
+
+    /// Effective seizures ending within `days`, soonest first; optionally one court's.
+    pub async fn lapsing(&self, days: u32, court: &str) -> Result<Vec<proto::Seizure>, LedgerError> {
+        let now = self.clock.now();
+        let horizon = now + chrono::Duration::days(i64::from(days));
+        let keys = self
+            .keys(
+                &format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at < $1"),
+                micros(horizon),
+            )
+            .await?;
+        let ledgers = self.ledgers(&keys).await?;
+        let mut out: Vec<(Time, proto::Seizure)> = ledgers
+            .iter()
+            .flat_map(|l| {
+                l.queue()
+                    .filter(|(_, s)| s.end.is_some_and(|e| e < horizon) && (court.is_empty() || s.court == court))
+                    .map(move |(_, s)| (s.end.unwrap_or(now), views::seizure(l, s)))
+            })
+            .collect();
+        out.sort_by_key(|(end, _)| *end);
+        Ok(out.into_iter().map(|(_, s)| s).collect())
+    }
+
+    async fn keys<T>(&self, sql: &str, arg: T) -> Result<Vec<String>, LedgerError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query(sql).bind(arg).fetch_all(&mut *conn).await?;
+        rows.iter().map(|r| r.try_get(0).map_err(LedgerError::from)).collect()
+    }
+
+    /// Case transfers and disposal transfers, newest first.
+    pub async fn transfers(
+        &self,
+        overdue_only: bool,
+    ) -> Result<(Vec<proto::Transfer>, Vec<proto::DisposalTransfer>), LedgerError> {
+        let now = self.clock.now();
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query(&transfers_sql("ORDER BY handed_over_at DESC")).fetch_all(&mut *conn).await?;
+        let transfers =
+            rows.iter().map(|r| transfer_record(r).map(|t| views::transfer(&t, now))).collect::<Result<Vec<_>, _>>()?;
+        let rows = sqlx::query(&disposals_sql("ORDER BY d.requested_at DESC")).fetch_all(&mut *conn).await?;
+        let disposals =
+            rows.iter().map(|r| disposal_record(r).map(|d| views::disposal(&d, now))).collect::<Result<Vec<_>, _>>()?;
+        Ok(if overdue_only {
+            (
+                transfers.into_iter().filter(|t| t.filing_overdue || t.handover_late).collect(),
+                disposals.into_iter().filter(|d| d.overdue).collect(),
+            )
+        } else {
+            (transfers, disposals)
+        })
+    }
+
+    /// Events after `seq`, in order, at most `limit`.
+    pub async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<WatchEventsResponse>, LedgerError> {
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query(
+            "SELECT e.seq, e.at, e.kind, e.seizure_id, e.court, e.case_number, e.message, a.kind, a.asset_id, a.registry \
+             FROM events e JOIN assets a ON a.asset_key = e.asset_key WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WatchEventsResponse {
+                    sequence: r.try_get(0)?,
+                    at: Some(ts(from_micros(r.try_get(1)?))),
+                    kind: r.try_get(2)?,
+                    seizure_id: r.try_get(3)?,
+                    court_code: r.try_get(4)?,
+                    case_number: r.try_get(5)?,
+                    message: r.try_get(6)?,
+                    asset: Some(AssetRef {
+                        kind: kind_of(r.try_get(7)?)? as i32,
+                        asset_id: r.try_get(8)?,
+                        registry: r.try_get(9)?,
+                    }),
+                })
+            })
+            .collect()
+    }
+
+    /// Assets with an effective seizure whose term has ended, for the sweeper.
+    pub async fn due_lapses(&self) -> Result<Vec<String>, LedgerError> {
+        let now = self.clock.micros();
+        self.keys(&format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at <= $1"), now).await
+    }
+
+    /// Leases the next deliverable order: the oldest undelivered one of an
+    /// asset none of whose earlier orders is still undelivered (so a registry
+    /// sees an asset's orders in ledger order, R1).
+    pub async fn claim_order(&self, lease: Duration) -> Result<Option<PendingOrder>, LedgerError> {
+        let now = self.clock.micros();
+        let until = now + i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
+        let mut conn = self.reader().await?;
+        let claimed = sqlx::query(
+            "UPDATE outbox SET lease_until = $1 WHERE id = (\
+                SELECT o.id FROM outbox o WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $2 AND o.lease_until < $2 \
+                AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.asset_key = o.asset_key AND p.id < o.id AND p.delivered_at IS NULL) \
+                ORDER BY o.id LIMIT 1) \
+             AND lease_until < $2 AND delivered_at IS NULL RETURNING id",
+        )
+        .bind(until)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = claimed else { return Ok(None) };
+        let id: i64 = row.try_get(0)?;
+        let row = sqlx::query(
+            "SELECT o.id, o.kind, o.registry, o.seizure_id, a.kind, a.asset_id, o.amount, o.end_at, o.court, o.case_number, \
+             s.registry_ref, o.attempts FROM outbox o JOIN assets a ON a.asset_key = o.asset_key \
+             JOIN seizures s ON s.seizure_id = o.seizure_id WHERE o.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Some(PendingOrder {
+            id: row.try_get(0)?,
+            kind: {
+                let kind: String = row.try_get(1)?;
+                OrderKind::parse(&kind)
+                    .ok_or_else(|| LedgerError::Corrupt(format!("unknown stored order kind {kind}")))?
+            },
+            registry: row.try_get(2)?,
+            seizure_id: row.try_get(3)?,
+            asset_kind: kind_of(row.try_get(4)?)?,
+            asset_id: row.try_get(5)?,
+            amount: row.try_get(6)?,
+            end: row.try_get::<Option<i64>, _>(7)?.map(from_micros),
+            court: row.try_get(8)?,
+            case_number: row.try_get(9)?,
+            registry_ref: row.try_get(10)?,
+            attempts: row.try_get(11)?,
+        }))
+    }
+
+    /// Checks the ledger's invariants on the live database; returns every violation.
+    pub async fn verify(&self) -> Result<Vec<String>, LedgerError> {
+        let mut out = Vec::new();
+        let mut conn = self.reader().await?;
+        let keys: Vec<String> = sqlx::query("SELECT asset_key FROM assets ORDER BY asset_key")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        drop(conn);
+        for chunk in keys.chunks(200) {
+            let mut conn = self.reader().await?;
+            let stored = self.load(&mut conn, chunk, false).await?;
+            for mut l in stored {
+                out.extend(l.violations().into_iter().map(|v| format!("stored {v}")));
+                l.settle(self.clock.now(), &self.terms);
+                out.extend(l.violations().into_iter().map(|v| format!("as of now {v}")));
+            }
+        }
+        let mut conn = self.reader().await?;
+        let (count, max): (i64, Option<i64>) = {
+            let row = sqlx::query("SELECT COUNT(*), MAX(seq) FROM events").fetch_one(&mut *conn).await?;
+            (row.try_get(0)?, row.try_get(1)?)
+        };
+        let orders: i64 = sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(&mut *conn).await?.try_get(0)?;
+        let counter: i64 =
+            sqlx::query("SELECT value FROM counters WHERE name = 'seq'").fetch_one(&mut *conn).await?.try_get(0)?;
+        if count + orders != counter || max.unwrap_or(0) > counter {
+            out.push(format!(
+                "event and order numbers have gaps: {count} events and {orders} orders, counter at {counter}"
+            ));
+        }
+        let orphans: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM seizures s WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seizure_id = s.seizure_id AND o.kind = 'seize')",
+        )
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        if orphans > 0 {
+            out.push(format!("{orphans} seizure(s) without a seize order for their registry"));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,266 @@
+//! Loading and saving one step's ledgers, and mapping rows to the rules' types.
+//! A step opens the ledgers it needs ([`Store::open_ledgers`], locked), lets
+//! the rules change them, and commits them ([`Store::commit_ledgers`]): what
+//! changed is saved, then the events and orders are numbered and written last.
+
+use sqlx::{AnyConnection, Row, any::AnyRow};
+
+use super::{Store, micros};
+use crate::{
+    core::{
+        clock::{Time, from_micros},
+        proto::AssetKind,
+    },
+    ledger::{
+        LedgerError, asset_key,
+        rules::{Asset, Change, Ledger, Order, Seizure, State, Terms},
+    },
+};
+
+/// The ledgers one step works on, as loaded and as changed, with the events
+/// and orders each has made so far.
+pub(super) struct Work {
+    /// The ledgers, in key order; the step changes them.
+    pub ledgers: Vec<Ledger>,
+    before: Vec<Ledger>,
+    /// Events per ledger.
+    pub changes: Vec<Vec<Change>>,
+    /// Orders per ledger.
+    pub orders: Vec<Vec<Order>>,
+}
+
+impl Work {
+    /// Applies the lapses due by `now` to every ledger (R6).
+    pub fn settle(&mut self, now: Time, terms: &Terms) {
+        for (l, changes) in self.ledgers.iter_mut().zip(&mut self.changes) {
+            changes.extend(l.settle(now, terms));
+        }
+    }
+
+    /// The one ledger of a single-asset step.
+    pub fn one(&mut self) -> (&mut Ledger, &mut Vec<Change>, &mut Vec<Order>) {
+        // open_one guarantees exactly one.
+        (&mut self.ledgers[0], &mut self.changes[0], &mut self.orders[0])
+    }
+}
+
+impl Store {
+    /// Loads the ledgers of `keys` that exist, locked for this transaction.
+    pub(super) async fn open_ledgers(&self, conn: &mut AnyConnection, keys: &[String]) -> Result<Work, LedgerError> {
+        let ledgers = self.load(conn, keys, true).await?;
+        let n = ledgers.len();
+        Ok(Work { before: ledgers.clone(), ledgers, changes: vec![Vec::new(); n], orders: vec![Vec::new(); n] })
+    }
+
+    /// Loads one asset's ledger, locked; NOT_FOUND if nothing was ever placed on it.
+    pub(super) async fn open_one(&self, conn: &mut AnyConnection, key: &str) -> Result<Work, LedgerError> {
+        let w = self.open_ledgers(conn, &[key.to_string()]).await?;
+        if w.ledgers.is_empty() {
+            return Err(LedgerError::NotFound(format!("no seizure has ever been placed on asset {key}")));
+        }
+        Ok(w)
+    }
+
+    /// Saves what the step changed, then writes its events and orders.
+    pub(super) async fn commit_ledgers(&self, conn: &mut AnyConnection, w: Work) -> Result<Vec<Ledger>, LedgerError> {
+        for (l, b) in w.ledgers.iter().zip(&w.before) {
+            self.save(conn, l, b).await?;
+        }
+        self.record(conn, &w).await?;
+        Ok(w.ledgers)
+    }
+
+    /// Loads the ledgers of `keys` (those that exist), in key order.
+    pub(super) async fn load(
+        &self,
+        conn: &mut AnyConnection,
+        keys: &[String],
+        lock: bool,
+    ) -> Result<Vec<Ledger>, LedgerError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let list = (1..=keys.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed FROM assets \
+             WHERE asset_key IN ({list}) ORDER BY asset_key{}",
+            self.lock_suffix(lock)
+        );
+        let mut q = sqlx::query(&sql);
+        for k in &keys {
+            q = q.bind(k.clone());
+        }
+        let mut ledgers: Vec<(String, Ledger)> = Vec::new();
+        for row in q.fetch_all(&mut *conn).await? {
+            let asset = Asset {
+                kind: kind_of(row.try_get(1)?)?,
+                asset_id: row.try_get(2)?,
+                registry: row.try_get(3)?,
+                debtor: row.try_get(4)?,
+                unit: row.try_get(5)?,
+                total: row.try_get(6)?,
+                sale_started: row.try_get::<i64, _>(7)? != 0,
+                disposed: row.try_get::<i64, _>(8)? != 0,
+            };
+            ledgers.push((row.try_get(0)?, Ledger { asset, seizures: Vec::new() }));
+        }
+        // Seizures belong to known assets: none known, none to read (a search's usual case).
+        if ledgers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT asset_key, seizure_id, seq, court, case_number, requested, effective, state, placed_at, start_at, \
+             end_at, ended_at, registry_ref, renewals FROM seizures WHERE asset_key IN ({list}) ORDER BY asset_key, seq"
+        );
+        let mut q = sqlx::query(&sql);
+        for k in &keys {
+            q = q.bind(k.clone());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let key: String = row.try_get(0)?;
+            if let Some((_, l)) = ledgers.iter_mut().find(|(k, _)| *k == key) {
+                l.seizures.push(seizure(&row)?);
+            }
+        }
+        Ok(ledgers.into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// Writes what changed since `before` (the ledger as loaded).
+    async fn save(&self, conn: &mut AnyConnection, l: &Ledger, before: &Ledger) -> Result<(), LedgerError> {
+        let key = asset_key(l.asset.kind, &l.asset.asset_id);
+        if l.asset != before.asset {
+            sqlx::query("UPDATE assets SET total = $1, sale_started = $2, disposed = $3 WHERE asset_key = $4")
+                .bind(l.asset.total)
+                .bind(i64::from(l.asset.sale_started))
+                .bind(i64::from(l.asset.disposed))
+                .bind(&key)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for s in l.seizures.iter().filter(|s| !before.seizures.contains(s)) {
+            sqlx::query(
+                "INSERT INTO seizures (seizure_id, asset_key, seq, court, case_number, requested, effective, state, \
+                 placed_at, start_at, end_at, ended_at, registry_ref, renewals) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (seizure_id) DO UPDATE SET court = excluded.court, case_number = excluded.case_number, \
+                 requested = excluded.requested, effective = excluded.effective, state = excluded.state, \
+                 start_at = excluded.start_at, end_at = excluded.end_at, ended_at = excluded.ended_at, \
+                 registry_ref = excluded.registry_ref, renewals = excluded.renewals",
+            )
+            .bind(&s.id)
+            .bind(&key)
+            .bind(s.seq)
+            .bind(&s.court)
+            .bind(&s.case_number)
+            .bind(s.requested)
+            .bind(s.effective)
+            .bind(s.state.as_str())
+            .bind(micros(s.placed_at))
+            .bind(s.start.map(micros))
+            .bind(s.end.map(micros))
+            .bind(s.ended_at.map(micros))
+            .bind(s.registry_ref.clone())
+            .bind(s.renewals)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes events and outbox orders, numbered from the counter. Called last
+    /// in a step: the counter's row lock is what orders commits.
+    async fn record(&self, conn: &mut AnyConnection, w: &Work) -> Result<(), LedgerError> {
+        let work: Vec<_> = w.ledgers.iter().zip(&w.changes).zip(&w.orders).map(|((l, c), o)| (l, c, o)).collect();
+        let n: usize = work.iter().map(|(_, c, o)| c.len() + o.len()).sum();
+        if n == 0 {
+            return Ok(());
+        }
+        let last: i64 = sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'seq' RETURNING value")
+            .bind(n as i64)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        let mut seq = last - n as i64;
+        let now = micros(self.clock.now());
+        for (l, changes, orders) in work {
+            let key = asset_key(l.asset.kind, &l.asset.asset_id);
+            let holder = |id: &str| {
+                l.seizures
+                    .iter()
+                    .find(|s| s.id == id)
+                    .map(|s| (s.court.clone(), s.case_number.clone()))
+                    .unwrap_or_default()
+            };
+            for c in changes {
+                seq += 1;
+                let (court, case) = holder(&c.seizure_id);
+                sqlx::query(
+                    "INSERT INTO events (seq, at, kind, seizure_id, asset_key, court, case_number, message) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(seq)
+                .bind(micros(c.at))
+                .bind(c.kind.as_str())
+                .bind(&c.seizure_id)
+                .bind(&key)
+                .bind(court)
+                .bind(case)
+                .bind(&c.message)
+                .execute(&mut *conn)
+                .await?;
+            }
+            for o in orders {
+                seq += 1;
+                let (court, case) = holder(o.seizure_id());
+                sqlx::query(
+                    "INSERT INTO outbox (id, asset_key, seizure_id, registry, kind, amount, end_at, court, case_number, \
+                     attempts, next_attempt_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, 0)",
+                )
+                .bind(seq)
+                .bind(&key)
+                .bind(o.seizure_id())
+                .bind(&l.asset.registry)
+                .bind(o.kind().as_str())
+                .bind(o.amount())
+                .bind(o.end().map(micros))
+                .bind(court)
+                .bind(case)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The asset kind a row stores.
+pub(super) fn kind_of(stored: i64) -> Result<AssetKind, LedgerError> {
+    i32::try_from(stored)
+        .ok()
+        .and_then(|k| AssetKind::try_from(k).ok())
+        .ok_or_else(|| LedgerError::Corrupt(format!("unknown stored asset kind {stored}")))
+}
+
+pub(super) fn seizure(row: &AnyRow) -> Result<Seizure, LedgerError> {
+    let state: String = row.try_get(7)?;
+    Ok(Seizure {
+        id: row.try_get(1)?,
+        seq: row.try_get(2)?,
+        court: row.try_get(3)?,
+        case_number: row.try_get(4)?,
+        requested: row.try_get(5)?,
+        effective: row.try_get(6)?,
+        state: State::parse(&state)
+            .ok_or_else(|| LedgerError::Corrupt(format!("unknown stored seizure state {state}")))?,
+        placed_at: from_micros(row.try_get(8)?),
+        start: row.try_get::<Option<i64>, _>(9)?.map(from_micros),
+        end: row.try_get::<Option<i64>, _>(10)?.map(from_micros),
+        ended_at: row.try_get::<Option<i64>, _>(11)?.map(from_micros),
+        registry_ref: row.try_get(12)?,
+        renewals: row.try_get(13)?,
+    })
+}

@@ -1,0 +1,214 @@
+//! The steps on seizures: place, release, renew, deduct, dispose, and a
+//! registry's acknowledgement of an order. Each loads what the rules need,
+//! asks them, and commits.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{LIVE, Store, micros};
+use crate::{
+    core::{clock::Time, identifiers::CaseNumber, proto::AssetKind},
+    ledger::{
+        LedgerError, asset_key,
+        command::{Ack, Reply, Undelivered},
+        rules::{self, Asset, Change, ChangeKind, Designation, Ledger, Outcome, RuleError, Terms},
+        views,
+    },
+};
+
+impl Store {
+    /// The designation that stopped `case`, if its court was designated away (R12).
+    pub(super) async fn designation(
+        &self,
+        conn: &mut AnyConnection,
+        case: &str,
+    ) -> Result<Option<Designation>, LedgerError> {
+        let row = sqlx::query("SELECT to_court, decision_reference FROM transfers WHERE from_case = $1")
+            .bind(case)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(Designation { to_court: r.try_get(0)?, decision: r.try_get(1)? }),
+            None => None,
+        })
+    }
+
+    /// R12 for a step of `case`.
+    async fn check_not_stopped(
+        &self,
+        conn: &mut AnyConnection,
+        case: &str,
+        emergency: &str,
+    ) -> Result<(), LedgerError> {
+        let designation = self.designation(conn, case).await?;
+        if rules::stop_on_designation(case, designation.as_ref(), emergency)? {
+            let to_court = designation.map(|d| d.to_court).unwrap_or_default();
+            tracing::warn!(case, to_court, approval = emergency, "emergency measure on a designated case (R12)");
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn place(
+        &self,
+        conn: &mut AnyConnection,
+        asset: &Asset,
+        case: &CaseNumber,
+        amount: i64,
+        claim: Option<&(String, i64)>,
+        emergency: &str,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let case_number = case.to_string();
+        self.check_not_stopped(conn, &case_number, emergency).await?;
+        let key = asset_key(asset.kind, &asset.asset_id);
+        sqlx::query(
+            "INSERT INTO assets (asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (asset_key) DO NOTHING",
+        )
+        .bind(&key)
+        .bind(asset.kind as i64)
+        .bind(&asset.asset_id)
+        .bind(&asset.registry)
+        .bind(&asset.debtor)
+        .bind(&asset.unit)
+        .bind(asset.total)
+        .bind(0i64)
+        .bind(0i64)
+        .execute(&mut *conn)
+        .await?;
+        let mut w = self.open_one(conn, &key).await?;
+        let (l, changes, orders) = w.one();
+        changes.extend(l.set_total(asset.total, now, &self.terms));
+        let others = if asset.kind == AssetKind::Deposit {
+            self.case_freezes_elsewhere(conn, &case_number, &asset.unit, &key).await?
+        } else {
+            0
+        };
+        rules::claim_cap(asset.kind, &asset.unit, amount, claim, others)?;
+        let seq = l.seizures.last().map_or(1, |s| s.seq + 1);
+        let id = uuid::Uuid::new_v4().to_string();
+        let outcome = l.place(id.clone(), seq, &case.court_code, &case_number, amount, now, &self.terms)?;
+        changes.extend(outcome.changes);
+        orders.extend(outcome.orders);
+        let ledgers = self.commit_ledgers(conn, w).await?;
+        Ok(Reply::Control(views::control_result(&ledgers[0], &id, outcome.message)))
+    }
+
+    /// What a case has frozen on its live freezes of other accounts in `currency` (R4).
+    async fn case_freezes_elsewhere(
+        &self,
+        conn: &mut AnyConnection,
+        case: &str,
+        currency: &str,
+        key: &str,
+    ) -> Result<i64, LedgerError> {
+        Ok(sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(s.requested), 0) AS BIGINT) FROM seizures s JOIN assets a ON a.asset_key = s.asset_key \
+             WHERE s.case_number = $1 AND a.kind = $2 AND a.unit = $3 AND s.asset_key <> $4 AND s.state IN {LIVE}"
+        ))
+        .bind(case)
+        .bind(AssetKind::Deposit as i64)
+        .bind(currency)
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// Release, renew, deduct and dispose: one seizure, its holder's step.
+    /// `emergency` is `None` for steps R12 does not stop.
+    pub(super) async fn on_seizure(
+        &self,
+        conn: &mut AnyConnection,
+        seizure_id: &str,
+        case: &str,
+        emergency: Option<&str>,
+        step: impl FnOnce(&mut Ledger, &Terms) -> Result<Outcome, RuleError>,
+    ) -> Result<Reply, LedgerError> {
+        let key: String = sqlx::query("SELECT asset_key FROM seizures WHERE seizure_id = $1")
+            .bind(seizure_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("no seizure {seizure_id}")))?
+            .try_get(0)?;
+        if let Some(emergency) = emergency {
+            self.check_not_stopped(conn, case, emergency).await?;
+        }
+        let mut w = self.open_one(conn, &key).await?;
+        let (l, changes, orders) = w.one();
+        let outcome = step(l, &self.terms)?;
+        changes.extend(outcome.changes);
+        orders.extend(outcome.orders);
+        let ledgers = self.commit_ledgers(conn, w).await?;
+        Ok(Reply::Control(views::control_result(&ledgers[0], seizure_id, outcome.message)))
+    }
+
+    /// A registry answered an order: its reference and calendar are recorded,
+    /// or the order is scheduled again.
+    pub(super) async fn delivered(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        result: &Result<Ack, Undelivered>,
+        retry_at: Time,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let ack = match result {
+            Err(error) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3",
+                )
+                .bind(micros(retry_at))
+                .bind(error.to_string())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                return Ok(Reply::Done);
+            }
+            Ok(ack) => ack,
+        };
+        let row = sqlx::query(
+            "SELECT asset_key, seizure_id, kind, registry FROM outbox WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(Reply::Done) };
+        let (key, seizure_id, kind, registry): (String, String, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        sqlx::query("UPDATE outbox SET delivered_at = $1, lease_until = 0, attempts = attempts + 1 WHERE id = $2")
+            .bind(micros(now))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        // A later renewal order supersedes the dates this answer carries.
+        let superseded: i64 =
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE seizure_id = $1 AND id > $2 AND kind = $3")
+                .bind(&seizure_id)
+                .bind(id)
+                .bind(rules::OrderKind::Renew.as_str())
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+        let mut w = self.open_one(conn, &key).await?;
+        let (l, changes, _) = w.one();
+        if let Some(s) = l.seizures.iter_mut().find(|s| s.id == seizure_id) {
+            if s.registry_ref.is_none() && !ack.reference.is_empty() {
+                s.registry_ref = Some(ack.reference.clone());
+            }
+            // The registry's calendar is authoritative for a term it has started (R6).
+            if s.state.is_live() && s.start.is_some() && superseded == 0 {
+                s.start = ack.start.or(s.start);
+                s.end = ack.end.or(s.end);
+            }
+        }
+        let message = format!(
+            "{registry} acknowledged the {kind} order, reference {}{}",
+            ack.reference,
+            ack.end.map(|e| format!(", until {}", rules::day(e))).unwrap_or_default()
+        );
+        changes.push(Change { seizure_id, kind: ChangeKind::OrderDelivered, at: now, message });
+        self.commit_ledgers(conn, w).await?;
+        Ok(Reply::Done)
+    }
+}

@@ -1,0 +1,266 @@
+//! The steps across courts: handing a designated case over and filing it at
+//! the receiving court (R10–R13), and moving disposal to a priority creditor
+//! (R14). The rules decide; this loads their facts and saves the result.
+
+use sqlx::{AnyConnection, Row, any::AnyRow};
+
+use super::{LIVE, Store, micros, rows::kind_of};
+use crate::{
+    core::{
+        clock::{Time, from_micros},
+        identifiers::CaseNumber,
+        proto::{AnswerDisposalTransferResponse, AssetRef, DisposalTransferState, TransferCaseResponse, time_of},
+    },
+    ledger::{
+        LedgerError, asset_key,
+        command::Reply,
+        rules::{self, ChangeKind, RENEW_BEFORE_TRANSFER_DAYS},
+        views::{self, DisposalRecord, TransferRecord},
+    },
+};
+
+const TRANSFER_COLUMNS: &str = "transfer_id, from_case, from_court, to_court, to_case, decision_reference, decided_at, \
+                                handed_over_at, filed_at, seizure_count";
+const DISPOSAL_COLUMNS: &str = "d.id, d.from_case, d.to_case, d.requested_at, d.answered_at, d.state, a.kind, \
+                                a.asset_id, a.registry";
+
+/// A `transfers` row.
+pub(super) fn transfer_record(r: &AnyRow) -> Result<TransferRecord, LedgerError> {
+    Ok(TransferRecord {
+        id: r.try_get(0)?,
+        from_case: r.try_get(1)?,
+        from_court: r.try_get(2)?,
+        to_court: r.try_get(3)?,
+        to_case: r.try_get(4)?,
+        decision: r.try_get(5)?,
+        decided_at: from_micros(r.try_get(6)?),
+        handed_over_at: from_micros(r.try_get(7)?),
+        filed_at: r.try_get::<Option<i64>, _>(8)?.map(from_micros),
+        seizure_count: r.try_get(9)?,
+    })
+}
+
+/// A `disposal_transfers` row joined with its asset.
+pub(super) fn disposal_record(r: &AnyRow) -> Result<DisposalRecord, LedgerError> {
+    let state: String = r.try_get(5)?;
+    let state = match state.as_str() {
+        "requested" => DisposalTransferState::Requested,
+        "approved" => DisposalTransferState::Approved,
+        "refused" => DisposalTransferState::Refused,
+        other => return Err(LedgerError::Corrupt(format!("unknown stored disposal-transfer state {other}"))),
+    };
+    Ok(DisposalRecord {
+        id: r.try_get(0)?,
+        from_case: r.try_get(1)?,
+        to_case: r.try_get(2)?,
+        requested_at: from_micros(r.try_get(3)?),
+        answered_at: r.try_get::<Option<i64>, _>(4)?.map(from_micros),
+        state,
+        asset: AssetRef { kind: kind_of(r.try_get(6)?)? as i32, asset_id: r.try_get(7)?, registry: r.try_get(8)? },
+    })
+}
+
+/// The SQL that lists case transfers.
+pub(super) fn transfers_sql(filter: &str) -> String {
+    format!("SELECT {TRANSFER_COLUMNS} FROM transfers {filter}")
+}
+
+/// The SQL that lists disposal-transfer requests.
+pub(super) fn disposals_sql(filter: &str) -> String {
+    format!("SELECT {DISPOSAL_COLUMNS} FROM disposal_transfers d JOIN assets a ON a.asset_key = d.asset_key {filter}")
+}
+
+impl Store {
+    async fn live_keys_of_case(&self, conn: &mut AnyConnection, case: &str) -> Result<Vec<String>, LedgerError> {
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT asset_key FROM seizures WHERE case_number = $1 AND state IN {LIVE} ORDER BY asset_key"
+        ))
+        .bind(case)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(|r| r.try_get(0).map_err(LedgerError::from)).collect()
+    }
+
+    pub(super) async fn transfer(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        to_court: &str,
+        decision: &str,
+        decided_at: Time,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let case_number = case.to_string();
+        let handed_to = self.designation(conn, &case_number).await?.map(|d| d.to_court);
+        let keys = self.live_keys_of_case(conn, &case_number).await?;
+        let mut w = self.open_ledgers(conn, &keys).await?;
+        w.settle(now, &self.terms);
+        let ending: Vec<String> = w
+            .ledgers
+            .iter()
+            .flat_map(|l| {
+                let key = asset_key(l.asset.kind, &l.asset.asset_id);
+                l.ending_within(&case_number, now, RENEW_BEFORE_TRANSFER_DAYS).into_iter().map(move |s| {
+                    format!("seizure {} on {key} ends {}", s.id, s.end.map(rules::day).unwrap_or_default())
+                })
+            })
+            .collect();
+        rules::handover(case, to_court, handed_to.as_deref(), &ending)?;
+        let count: usize =
+            w.ledgers.iter().map(|l| l.queue().filter(|(_, s)| s.case_number == case_number).count()).sum();
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO transfers (transfer_id, from_case, from_court, to_court, to_case, decision_reference, decided_at, \
+             handed_over_at, filed_at, seizure_count) VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, NULL, $8)",
+        )
+        .bind(&id)
+        .bind(&case_number)
+        .bind(&case.court_code)
+        .bind(to_court)
+        .bind(decision)
+        .bind(micros(decided_at))
+        .bind(micros(now))
+        .bind(count as i64)
+        .execute(&mut *conn)
+        .await?;
+        self.commit_ledgers(conn, w).await?;
+        let transfer = views::transfer(&self.transfer_row(conn, &id).await?, now);
+        let late =
+            if transfer.handover_late { " The handover is more than 7 days after the decision (R13)." } else { "" };
+        let message = format!(
+            "case {case_number} handed over to court {to_court} under {decision}; its {count} seizure(s) pass with their rank \
+             when that court files its case, due {} (R10, R13). This court may no longer act on the case (R12).{late}",
+            transfer.filing_due.as_ref().map(|t| rules::day(time_of(t))).unwrap_or_default()
+        );
+        Ok(Reply::Transfer(TransferCaseResponse { transfer: Some(transfer), message }))
+    }
+
+    pub(super) async fn accept(
+        &self,
+        conn: &mut AnyConnection,
+        transfer_id: &str,
+        new_case: &CaseNumber,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let t = self.transfer_row(conn, transfer_id).await?;
+        let filed_as = t.filed_at.map(|_| t.to_case.clone().unwrap_or_default());
+        rules::acceptance(transfer_id, &t.to_court, filed_as.as_deref(), new_case)?;
+        let to_case = new_case.to_string();
+        let keys = self.live_keys_of_case(conn, &t.from_case).await?;
+        let mut w = self.open_ledgers(conn, &keys).await?;
+        w.settle(now, &self.terms);
+        let why = format!("designation {}", t.decision);
+        for (l, changes) in w.ledgers.iter_mut().zip(&mut w.changes) {
+            changes.extend(l.change_holder(&t.from_case, &t.to_court, &to_case, now, &why));
+        }
+        let moved: usize =
+            w.changes.iter().map(|c| c.iter().filter(|c| c.kind == ChangeKind::HolderChanged).count()).sum();
+        sqlx::query("UPDATE transfers SET to_case = $1, filed_at = $2 WHERE transfer_id = $3")
+            .bind(&to_case)
+            .bind(micros(now))
+            .bind(transfer_id)
+            .execute(&mut *conn)
+            .await?;
+        self.commit_ledgers(conn, w).await?;
+        let transfer = views::transfer(&self.transfer_row(conn, transfer_id).await?, now);
+        let message = format!(
+            "{moved} seizure(s) of {} now held by {to_case}, rank, references and dates unchanged (R10)",
+            t.from_case
+        );
+        Ok(Reply::Transfer(TransferCaseResponse { transfer: Some(transfer), message }))
+    }
+
+    pub(super) async fn request_disposal(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        key: &str,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let case_number = case.to_string();
+        let mut w = self.open_one(conn, key).await?;
+        w.settle(now, &self.terms);
+        let from_case = w.ledgers[0].check_disposal_transfer(&case_number, now)?;
+        let pending = sqlx::query(
+            "SELECT id FROM disposal_transfers WHERE asset_key = $1 AND to_case = $2 AND state = 'requested'",
+        )
+        .bind(key)
+        .bind(&case_number)
+        .fetch_optional(&mut *conn)
+        .await?;
+        rules::disposal_request(&case_number, key, pending.is_some())?;
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO disposal_transfers (id, asset_key, from_case, to_case, requested_at, answered_at, state) \
+             VALUES ($1, $2, $3, $4, $5, NULL, 'requested')",
+        )
+        .bind(&id)
+        .bind(key)
+        .bind(&from_case)
+        .bind(&case_number)
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await?;
+        self.commit_ledgers(conn, w).await?;
+        let d = views::disposal(&self.disposal_row(conn, &id).await?, now);
+        let message = format!(
+            "disposal-transfer requested from {from_case}; the first-seizing court must answer by {} (R14)",
+            d.answer_due.as_ref().map(|t| rules::day(time_of(t))).unwrap_or_default()
+        );
+        Ok(Reply::Disposal(AnswerDisposalTransferResponse { disposal_transfer: Some(d), message }))
+    }
+
+    pub(super) async fn answer_disposal(
+        &self,
+        conn: &mut AnyConnection,
+        case: &str,
+        id: &str,
+        approve: bool,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let d = self.disposal_row(conn, id).await?;
+        rules::disposal_answer(id, case, &d.from_case, d.state != DisposalTransferState::Requested)?;
+        let kind = kind_of(i64::from(d.asset.kind))?;
+        let key = asset_key(kind, &d.asset.asset_id);
+        let mut w = self.open_one(conn, &key).await?;
+        w.settle(now, &self.terms);
+        let message = if approve {
+            let (l, changes, _) = w.one();
+            l.check_disposal_approval(case, &key)?;
+            let to = CaseNumber::parse(&d.to_case)
+                .map_err(|e| LedgerError::Corrupt(format!("disposal-transfer {id} names case {}: {e}", d.to_case)))?;
+            let why = "disposal transfer to a priority creditor (R14)";
+            changes.extend(l.change_holder(case, &to.court_code, &d.to_case, now, why));
+            format!("approved: the first seizure on {key} is now held by {}, keeping its rank (R14)", d.to_case)
+        } else {
+            format!("refused: {case} keeps disposal of {key}")
+        };
+        sqlx::query("UPDATE disposal_transfers SET state = $1, answered_at = $2 WHERE id = $3")
+            .bind(if approve { "approved" } else { "refused" })
+            .bind(micros(now))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        self.commit_ledgers(conn, w).await?;
+        let d = views::disposal(&self.disposal_row(conn, id).await?, now);
+        Ok(Reply::Disposal(AnswerDisposalTransferResponse { disposal_transfer: Some(d), message }))
+    }
+
+    async fn transfer_row(&self, conn: &mut AnyConnection, id: &str) -> Result<TransferRecord, LedgerError> {
+        let row = sqlx::query(&transfers_sql("WHERE transfer_id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("no transfer {id}")))?;
+        transfer_record(&row)
+    }
+
+    async fn disposal_row(&self, conn: &mut AnyConnection, id: &str) -> Result<DisposalRecord, LedgerError> {
+        let row = sqlx::query(&disposals_sql("WHERE d.id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("no disposal-transfer request {id}")))?;
+        disposal_record(&row)
+    }
+}

@@ -1,0 +1,488 @@
+//! Gateway configuration: strict TOML with documented defaults
+//! (`config/assetgw.toml`), environment overrides, and validation that reports
+//! every problem at once with the key it concerns.
+//!
+//! Environment overrides name a key path with double underscores under the
+//! `ASSETGW__` prefix, e.g. `ASSETGW__SEARCH__DEADLINE=5s` or
+//! `ASSETGW__REGISTRIES__0__CALLS__TIMEOUT=1s`. A value that parses as TOML (a
+//! number, a boolean) is taken as such, anything else as a string.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::{
+    core::proto::{AssetKind, RegistryKind},
+    ops::pki::TlsFiles,
+};
+
+mod check;
+#[cfg(test)]
+mod tests;
+
+pub use check::{Problem, Problems, problem};
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "ASSETGW__";
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The gateway's own server.
+    pub server: ServerConfig,
+    /// How searches run.
+    pub search: SearchConfig,
+    /// How every registry is called; a registry's own `calls` table overrides any key.
+    pub calls: CallsConfig,
+    /// The registry answer cache.
+    pub cache: CacheConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The seizure ledger.
+    pub ledger: LedgerConfig,
+    /// Mutual TLS towards courts and registries.
+    pub tls: TlsConfig,
+    /// Per-court request rates and daily search quotas.
+    pub limits: LimitsConfig,
+    /// The audit trail (R16).
+    pub audit: AuditConfig,
+    /// The registries searched. Any number of any kind.
+    pub registries: Vec<RegistryConfig>,
+}
+
+/// The gateway's listening sockets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address the court-facing gRPC server listens on.
+    pub listen: SocketAddr,
+    /// A plaintext port serving only `grpc.health.v1`, for probes that cannot
+    /// present a client certificate (Kubernetes' gRPC probes). Off when unset.
+    pub health_listen: Option<SocketAddr>,
+    /// A plaintext HTTP port serving Prometheus metrics at `/metrics`. Off when unset.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Calls in flight at once; the next is refused with `RESOURCE_EXHAUSTED` rather than queued.
+    pub max_in_flight: usize,
+    /// HTTP/2 keepalive pings on idle connections (courts and registries), so dead peers are noticed.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            health_listen: None,
+            metrics_listen: None,
+            max_in_flight: 1024,
+            keepalive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Deadlines and limits of a search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SearchConfig {
+    /// Overall deadline of a search; a client's shorter `grpc-timeout` wins.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Most debtors one search may name.
+    pub max_debtors: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { deadline: Duration::from_secs(10), max_debtors: 10 }
+    }
+}
+
+/// How the gateway calls a registry's search. `[calls]` sets it for every
+/// registry and a registry's own `calls` table overrides any key; what
+/// neither sets is [`CallPolicy::default`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CallsConfig {
+    /// Time for the registry's whole part of a search, every attempt included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Time for one attempt (at most `timeout`).
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Option<Duration>,
+    /// Searches in flight to the registry at once (the bulkhead); more are not queued.
+    pub concurrency: Option<usize>,
+    /// The circuit breaker.
+    pub breaker: Option<BreakerConfig>,
+    /// Retries, as a share of the registry's calls (over 10 s; at least one a second).
+    pub retry_budget: Option<f32>,
+    /// Hedged second attempts, as a share of the registry's calls (over 10 s).
+    pub hedge_budget: Option<f32>,
+    /// An attempt still unanswered after this percentile of the registry's recent latencies is hedged; 0 is off.
+    pub hedge_percentile: Option<f64>,
+}
+
+/// The settings one registry is called with, every key resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallPolicy {
+    /// Time for the registry's whole part of a search.
+    pub timeout: Duration,
+    /// Time for one attempt.
+    pub attempt_timeout: Duration,
+    /// Searches in flight at once.
+    pub concurrency: usize,
+    /// The circuit breaker.
+    pub breaker: BreakerConfig,
+    /// Retry budget share.
+    pub retry_budget: f32,
+    /// Hedge budget share.
+    pub hedge_budget: f32,
+    /// Hedging percentile (0: off).
+    pub hedge_percentile: f64,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(3),
+            attempt_timeout: Duration::from_secs(3),
+            concurrency: 256,
+            breaker: BreakerConfig::default(),
+            retry_budget: 0.1,
+            hedge_budget: 0.05,
+            hedge_percentile: 0.95,
+        }
+    }
+}
+
+impl CallsConfig {
+    /// `base` with the keys set here replacing its own.
+    pub fn over(&self, base: CallPolicy) -> CallPolicy {
+        let timeout = self.timeout.unwrap_or(base.timeout);
+        CallPolicy {
+            timeout,
+            attempt_timeout: self.attempt_timeout.unwrap_or(base.attempt_timeout).min(timeout),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
+            breaker: self.breaker.unwrap_or(base.breaker),
+            retry_budget: self.retry_budget.unwrap_or(base.retry_budget),
+            hedge_budget: self.hedge_budget.unwrap_or(base.hedge_budget),
+            hedge_percentile: self.hedge_percentile.unwrap_or(base.hedge_percentile),
+        }
+    }
+}
+
+/// The cache of registry answers, per (registry, debtor).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Most cached answers kept; the least recently used go first.
+    pub max_entries: u64,
+    /// Lifetime of a cached answer by registry kind, unless the registry sets its own.
+    pub ttl: KindTtl,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { max_entries: 100_000, ttl: KindTtl::default() }
+    }
+}
+
+/// Cache lifetimes per registry kind: balances move by the minute, land titles by the month.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct KindTtl {
+    /// Banks.
+    #[serde(with = "humantime_serde")]
+    pub bank: Duration,
+    /// Real-estate registries.
+    #[serde(with = "humantime_serde")]
+    pub real_estate: Duration,
+    /// The IP office.
+    #[serde(with = "humantime_serde")]
+    pub ip: Duration,
+    /// The aircraft registry.
+    #[serde(with = "humantime_serde")]
+    pub aviation: Duration,
+    /// The securities depository.
+    #[serde(with = "humantime_serde")]
+    pub securities: Duration,
+}
+
+impl Default for KindTtl {
+    fn default() -> Self {
+        Self {
+            bank: Duration::from_secs(30),
+            real_estate: Duration::from_secs(3600),
+            ip: Duration::from_secs(6 * 3600),
+            aviation: Duration::from_secs(6 * 3600),
+            securities: Duration::from_secs(300),
+        }
+    }
+}
+
+impl KindTtl {
+    /// The lifetime for a registry kind.
+    pub fn for_kind(&self, kind: RegistryKind) -> Duration {
+        match kind {
+            RegistryKind::Bank => self.bank,
+            RegistryKind::RealEstate => self.real_estate,
+            RegistryKind::Ip => self.ip,
+            RegistryKind::Aviation => self.aviation,
+            RegistryKind::Securities | RegistryKind::Unspecified => self.securities,
+        }
+    }
+}
+
+/// The seizure ledger's storage and legal terms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LedgerConfig {
+    /// `sqlite://data/ledger.db` (embedded; the directory is created) or
+    /// `postgres://user@host/db` (shared by many gateway replicas).
+    pub url: String,
+    /// How often lapsed seizures are swept into events (reads apply lapses anyway).
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
+    pub terms: Terms,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://data/ledger.db".into(), sweep_interval: Duration::from_secs(60), terms: Terms::default() }
+    }
+}
+
+/// Maximum terms in months by asset class (R5) and the promotion convention (R3).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Terms {
+    /// Bank deposits (default 12: one year).
+    pub deposit: u32,
+    /// Registered movables such as aircraft (default 24).
+    pub aircraft: u32,
+    /// Real estate (default 36).
+    pub real_estate: u32,
+    /// Patents and trademarks (default 36; IP preservation has used 6-month rounds).
+    pub ip: u32,
+    /// Securities and fund units (default 36).
+    pub securities: u32,
+    /// Term of a seizure promoted from waiting: `fresh` or `order_end`.
+    pub on_promotion: PromotionTerm,
+}
+
+impl Default for Terms {
+    fn default() -> Self {
+        Self { deposit: 12, aircraft: 24, real_estate: 36, ip: 36, securities: 36, on_promotion: PromotionTerm::Fresh }
+    }
+}
+
+impl Terms {
+    /// The term for an asset kind, in months.
+    pub fn months(&self, kind: AssetKind) -> u32 {
+        match kind {
+            AssetKind::Deposit => self.deposit,
+            AssetKind::Aircraft => self.aircraft,
+            AssetKind::RealEstate => self.real_estate,
+            AssetKind::Patent | AssetKind::Trademark => self.ip,
+            AssetKind::Securities | AssetKind::Unspecified => self.securities,
+        }
+    }
+}
+
+/// When a promoted seizure's term starts (R3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromotionTerm {
+    /// A fresh full term from the moment of promotion (the default).
+    Fresh,
+    /// The end date written in the court's order: placement plus one term.
+    OrderEnd,
+}
+
+/// When a breaker opens and how long it stays open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct BreakerConfig {
+    /// Consecutive unhealthy outcomes that open the breaker.
+    pub failures: u32,
+    /// How long it stays open before one probe call is let through.
+    #[serde(with = "humantime_serde")]
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self { failures: 5, cool_down: Duration::from_secs(2) }
+    }
+}
+
+/// Mutual TLS: courts present certificates to the gateway, the gateway
+/// presents its own to registries; all are signed by the network CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// Serve courts and call registries without TLS. Only for a closed test
+    /// network: a court's identity is then taken on trust from request
+    /// metadata, and a warning is logged at start-up and on every request.
+    pub plaintext: bool,
+    /// The network CA certificate (PEM) that signed every party's certificate.
+    pub ca: PathBuf,
+    /// The gateway's certificate (PEM): served to courts, presented to registries.
+    pub cert: PathBuf,
+    /// The gateway's private key (PEM).
+    pub key: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            plaintext: false,
+            ca: "data/pki/ca.pem".into(),
+            cert: "data/pki/gateway.pem".into(),
+            key: "data/pki/gateway.key".into(),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The gateway's TLS files.
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles { ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone() }
+    }
+
+    /// The PKI directory (the CA's), where `assetgw dev` keeps every certificate.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.ca.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+/// How much each court may ask. Each court has its own budget, so one
+/// court's burst never slows another.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Requests per second a court may sustain (every method).
+    pub rate: u32,
+    /// Requests a court may send at once above its rate.
+    pub burst: u32,
+    /// Searches a court may make per day (days in China Standard Time); 0 for no limit.
+    pub daily_searches: u64,
+    /// Per-court overrides, keyed by court code: `[limits.courts."京0105"]`.
+    pub courts: BTreeMap<String, CourtLimits>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { rate: 50, burst: 100, daily_searches: 20_000, courts: BTreeMap::new() }
+    }
+}
+
+/// One court's limits; unset keys take the general value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CourtLimits {
+    /// Requests per second.
+    pub rate: Option<u32>,
+    /// Burst above the rate.
+    pub burst: Option<u32>,
+    /// Searches per day.
+    pub daily_searches: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The limits of `court`: (rate, burst, daily searches).
+    pub fn of(&self, court: &str) -> (u32, u32, u64) {
+        let o = self.courts.get(court).cloned().unwrap_or_default();
+        (o.rate.unwrap_or(self.rate), o.burst.unwrap_or(self.burst), o.daily_searches.unwrap_or(self.daily_searches))
+    }
+}
+
+/// The audit trail of every query and control order (R16).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// Secret key (64 hex characters) that seals the hash chains and makes the
+    /// debtor hashes unguessable. Created with a random key if missing; every
+    /// replica sharing a database needs the same file.
+    pub key_file: PathBuf,
+    /// How long records are kept; older ones are purged (the purge is itself recorded).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { key_file: "data/audit.key".into(), retention: Duration::from_secs(10 * 365 * 86_400) }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `assetgw=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+    /// Also export spans over OTLP/gRPC to this collector, e.g. `http://127.0.0.1:4317`. Off when unset.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, filter: "info".into(), otlp_endpoint: None }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One registry of the network.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistryConfig {
+    /// Unique name, shown to courts, e.g. `bank-icbc`.
+    pub name: String,
+    /// The kind of institution.
+    pub kind: RegistryKind,
+    /// The registry's gRPC endpoint, e.g. `https://127.0.0.1:50061`.
+    pub endpoint: String,
+    /// Cache lifetime of its answers; default `cache.ttl.<kind>`.
+    #[serde(default, with = "humantime_serde")]
+    pub cache_ttl: Option<Duration>,
+    /// Asset kinds it reports; default by kind (banks: deposit and securities).
+    #[serde(default)]
+    pub asset_kinds: Option<Vec<AssetKind>>,
+    /// How it is called, overriding `[calls]` key by key.
+    #[serde(default)]
+    pub calls: CallsConfig,
+    /// When set, `assetgw dev` runs a mock of this registry at `endpoint` with
+    /// these settings. The gateway does not read them; the mock checks them
+    /// (`tools::mock::MockConfig`).
+    #[serde(default)]
+    pub mock: Option<toml::Table>,
+}
+
+impl RegistryConfig {
+    /// The effective cache lifetime.
+    pub fn cache_ttl(&self, cache: &CacheConfig) -> Duration {
+        self.cache_ttl.unwrap_or_else(|| cache.ttl.for_kind(self.kind))
+    }
+
+    /// The effective asset kinds.
+    pub fn asset_kinds(&self) -> Vec<AssetKind> {
+        self.asset_kinds.clone().unwrap_or_else(|| self.kind.default_asset_kinds())
+    }
+}

@@ -1,0 +1,231 @@
+//! The cache of registry answers, keyed by (registry, debtor), with single
+//! flight. Entries live for their registry's TTL and the cache is bounded by
+//! entry count (moka evicts the least used). Concurrent misses for one key make
+//! exactly one registry call: the call runs in its own task, so it completes
+//! and fills the cache even if every caller that wanted it has gone.
+//! Failures are handed to the callers waiting at the time and never stored.
+//!
+//! Freshness is judged with tokio's clock, so tests can pause and advance time.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, SystemTime},
+};
+
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
+use tokio::time::Instant;
+
+use crate::{
+    core::{clock::SharedClock, merge::Reported},
+    registry::client::Failure,
+};
+
+/// The cache key: registry name and normalised debtor identifier.
+pub type Key = (Arc<str>, String);
+
+/// One registry answer as cached.
+#[derive(Debug)]
+pub struct Entry {
+    /// The assets.
+    pub assets: Arc<[Reported]>,
+    /// Wall-clock time of the fetch, reported to courts.
+    pub fetched_at: SystemTime,
+    fetched: Instant,
+    ttl: Duration,
+}
+
+/// How an answer was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// From the cache, no registry call.
+    Hit,
+    /// This caller started the registry call.
+    Miss,
+    /// Joined a registry call another caller had started.
+    Coalesced,
+}
+
+impl Lookup {
+    /// The name in metrics: `hit`, `miss` or `coalesced`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lookup::Hit => "hit",
+            Lookup::Miss => "miss",
+            Lookup::Coalesced => "coalesced",
+        }
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Arc<Entry>, Failure>>>;
+
+/// The answer cache.
+#[derive(Clone)]
+pub struct Cache {
+    entries: moka::future::Cache<Key, Arc<Entry>>,
+    flights: Arc<Mutex<HashMap<Key, Flight>>>,
+    clock: SharedClock,
+}
+
+struct EntryTtl;
+
+impl moka::Expiry<Key, Arc<Entry>> for EntryTtl {
+    fn expire_after_create(&self, _: &Key, entry: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+impl Cache {
+    /// A cache holding at most `max_entries` answers, stamped with `clock`'s time.
+    pub fn new(max_entries: u64, clock: SharedClock) -> Self {
+        Self {
+            entries: moka::future::Cache::builder().max_capacity(max_entries).expire_after(EntryTtl).build(),
+            flights: Arc::default(),
+            clock,
+        }
+    }
+
+    /// The cached answer for `key` if it is younger than both `ttl` and
+    /// `max_age`; otherwise the answer of one shared call of `fetch`, which is
+    /// cached for `ttl` when it succeeds.
+    pub async fn get_or_fetch<F>(
+        &self,
+        key: Key,
+        ttl: Duration,
+        max_age: Option<Duration>,
+        fetch: impl FnOnce() -> F,
+    ) -> (Result<Arc<Entry>, Failure>, Lookup)
+    where
+        F: Future<Output = Result<Vec<Reported>, Failure>> + Send + 'static,
+    {
+        let limit = max_age.map_or(ttl, |m| m.min(ttl));
+        if !limit.is_zero() {
+            if let Some(entry) = self.entries.get(&key).await {
+                if entry.fetched.elapsed() <= limit {
+                    return (Ok(entry), Lookup::Hit);
+                }
+            }
+        }
+        let (flight, lookup) = {
+            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            match flights.get(&key) {
+                Some(flight) => (flight.clone(), Lookup::Coalesced),
+                None => {
+                    let flight = self.start(key.clone(), ttl, fetch());
+                    flights.insert(key, flight.clone());
+                    (flight, Lookup::Miss)
+                }
+            }
+        };
+        (flight.await, lookup)
+    }
+
+    fn start<F>(&self, key: Key, ttl: Duration, fetch: F) -> Flight
+    where
+        F: Future<Output = Result<Vec<Reported>, Failure>> + Send + 'static,
+    {
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let result = fetch.await.map(|assets| {
+                let fetched_at = SystemTime::from(this.clock.now());
+                Arc::new(Entry { assets: assets.into(), fetched_at, fetched: Instant::now(), ttl })
+            });
+            if let Ok(entry) = &result {
+                this.entries.insert(key.clone(), entry.clone()).await;
+            }
+            this.flights.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+            result
+        });
+        // A panicking fetch is reported like a registry error rather than poisoning the waiters.
+        task.map(|joined| joined.unwrap_or(Err(Failure::Error(tonic::Code::Internal)))).boxed().shared()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn key() -> Key {
+        ("bank".into(), "110105199001011232".into())
+    }
+
+    fn counting(
+        calls: &Arc<AtomicUsize>,
+        result: Result<Vec<Reported>, Failure>,
+    ) -> impl FnOnce() -> BoxFuture<'static, Result<Vec<Reported>, Failure>> {
+        let calls = calls.clone();
+        move || {
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                result
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_misses_make_one_call_and_later_ones_hit() {
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ttl = Duration::from_secs(30);
+        let lookups = futures::future::join_all(
+            (0..100).map(|_| cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![])))),
+        )
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Miss).count(), 1);
+        assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Coalesced).count(), 99);
+        let (_, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await;
+        assert_eq!(l, Lookup::Hit);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_after_their_ttl_and_max_age_forces_a_fetch() {
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ttl = Duration::from_secs(30);
+        cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.0.unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.1, Lookup::Hit);
+        let fresh = cache.get_or_fetch(key(), ttl, Some(Duration::from_secs(5)), counting(&calls, Ok(vec![]))).await;
+        assert_eq!(fresh.1, Lookup::Miss);
+        assert_eq!(
+            cache.get_or_fetch(key(), ttl, Some(Duration::ZERO), counting(&calls, Ok(vec![]))).await.1,
+            Lookup::Miss
+        );
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.1, Lookup::Miss);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_never_cached() {
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ttl = Duration::from_secs(30);
+        for _ in 0..3 {
+            let (r, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Err(Failure::Unavailable))).await;
+            assert_eq!((r.unwrap_err(), l), (Failure::Unavailable, Lookup::Miss));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fetch_completes_and_fills_the_cache_when_its_caller_leaves() {
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ttl = Duration::from_secs(30);
+        let first = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![])));
+        // The caller gives up long before the registry answers.
+        assert!(tokio::time::timeout(Duration::from_millis(1), first).await.is_err());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (r, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await;
+        assert!(r.is_ok());
+        assert_eq!((l, calls.load(Ordering::SeqCst)), (Lookup::Hit, 1));
+    }
+}

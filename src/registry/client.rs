@@ -1,0 +1,360 @@
+//! Registry clients: one per configured registry, calling the registry
+//! contract over gRPC and checking every answer against it. A call never
+//! fails the search; it ends in a [`Failure`] that becomes the registry's status.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+use tonic::{Code, transport::Channel};
+use tower::ServiceExt;
+
+use crate::{
+    core::merge::{self, Reported},
+    core::proto::{
+        AssetKind, Debtor, DeductRequest, RegistryKind, RegistryStatus, ReleaseRequest, RenewRequest,
+        SearchAssetsRequest, SeizeRequest, registry_service_client::RegistryServiceClient,
+    },
+    ops::config::{Config, RegistryConfig},
+    ops::metrics::Metrics,
+    registry::resilience::{self, Ask, Assets, Calls},
+};
+
+/// Largest registry answer accepted (a debtor with many thousands of assets).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Writes trace-context headers into gRPC metadata.
+struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for Metadata<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (key.parse::<tonic::metadata::AsciiMetadataKey>(), value.parse()) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// Why a registry client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Its endpoint is not a valid URI.
+    #[error("registry `{registry}`: bad endpoint: {source}")]
+    Endpoint {
+        /// The registry's name.
+        registry: String,
+        /// The parse error.
+        source: tonic::codegen::http::uri::InvalidUri,
+    },
+    /// The gateway's certificate for calling it is missing or bad.
+    #[error("registry TLS: {0}")]
+    Tls(#[from] crate::ops::pki::PkiError),
+    /// The channel refused the TLS settings.
+    #[error("registry channel: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A control order as the registry contract carries it.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// Seize or freeze.
+    Seize(SeizeRequest),
+    /// Extend a term.
+    Renew(RenewRequest),
+    /// Lift a seizure.
+    Release(ReleaseRequest),
+    /// Transfer frozen funds.
+    Deduct(DeductRequest),
+}
+
+/// What a registry answered to a control order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Receipt {
+    /// Its reference of the seizure.
+    pub reference: String,
+    /// Term start by its calendar (seize, renew).
+    pub start: Option<prost_types::Timestamp>,
+    /// Term end by its calendar (seize, renew).
+    pub end: Option<prost_types::Timestamp>,
+}
+
+/// Why a control order was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No answer within the registry's timeout.
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// It answered with an error status.
+    #[error("answered {:?}: {}", .0.code(), .0.message())]
+    Refused(tonic::Status),
+}
+
+/// Why a registry's part of a search produced no assets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// No answer within the registry's timeout.
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// Not reachable, or it said it is unavailable.
+    #[error("unavailable")]
+    Unavailable,
+    /// It answered with an error status.
+    #[error("answered {0:?}")]
+    Error(Code),
+    /// Its answer broke the contract.
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    /// Not asked: its circuit breaker is open after repeated failures.
+    #[error("not asked: circuit open after repeated failures, next probe in {}", humantime::format_duration(*.0))]
+    CircuitOpen(Duration),
+    /// Not asked: the gateway already has this many searches in flight to it.
+    #[error("not asked: {0} searches already in flight to it")]
+    Shed(usize),
+}
+
+impl Failure {
+    /// No answer within `after`, shown to the millisecond (rounded up: the time a call was given, not what was left of it).
+    pub fn timeout(after: Duration) -> Self {
+        Failure::Timeout(Duration::from_millis(after.as_micros().div_ceil(1000) as u64))
+    }
+
+    /// The status reported to the court.
+    pub fn status(&self) -> RegistryStatus {
+        match self {
+            Failure::Timeout(_) => RegistryStatus::Timeout,
+            Failure::Unavailable | Failure::CircuitOpen(_) | Failure::Shed(_) => RegistryStatus::Unavailable,
+            Failure::Error(_) => RegistryStatus::Error,
+            Failure::InvalidResponse(_) => RegistryStatus::InvalidResponse,
+        }
+    }
+
+    /// Its name in the `outcome` label of registry-call metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Failure::Timeout(_) => "timeout",
+            Failure::Unavailable => "unavailable",
+            Failure::Error(_) => "error",
+            Failure::InvalidResponse(_) => "invalid_response",
+            Failure::CircuitOpen(_) => "circuit_open",
+            Failure::Shed(_) => "shed",
+        }
+    }
+
+    /// Whether it says the registry is unhealthy (counts toward opening its
+    /// breaker), rather than that one request was refused.
+    pub fn is_unhealthy(&self) -> bool {
+        match self {
+            Failure::Timeout(_) | Failure::Unavailable | Failure::InvalidResponse(_) => true,
+            Failure::Error(code) => {
+                matches!(
+                    code,
+                    Code::Internal | Code::Unknown | Code::ResourceExhausted | Code::DataLoss | Code::Aborted
+                )
+            }
+            Failure::CircuitOpen(_) | Failure::Shed(_) => false,
+        }
+    }
+}
+
+/// One registry of the network and how to reach it.
+#[derive(Debug)]
+pub struct Registry {
+    /// Unique name.
+    pub name: Arc<str>,
+    /// Kind of institution.
+    pub kind: RegistryKind,
+    /// Asset kinds it may report.
+    pub asset_kinds: Arc<[AssetKind]>,
+    /// Time for its whole part of a search.
+    pub timeout: Duration,
+    /// Lifetime of its cached answers.
+    pub cache_ttl: Duration,
+    /// The gateway's metrics.
+    pub metrics: Metrics,
+    attempt: Attempt,
+    calls: Calls,
+}
+
+/// What the registry is told about the caller.
+#[derive(Debug, Clone)]
+pub struct Inquiry {
+    /// The enforcement case number.
+    pub case_number: String,
+    /// The asking court's code.
+    pub court_code: String,
+    /// This search's id.
+    pub request_id: String,
+}
+
+impl Inquiry {
+    /// A new search's caller, with a fresh request id.
+    pub fn new(case_number: String, court_code: String) -> Self {
+        Self { case_number, court_code, request_id: uuid::Uuid::new_v4().to_string() }
+    }
+}
+
+/// One attempt at a search: the call, checked against the contract. The
+/// innermost service of [`resilience::stack`].
+#[derive(Debug, Clone)]
+struct Attempt {
+    client: RegistryServiceClient<Channel>,
+    asset_kinds: Arc<[AssetKind]>,
+    timeout: Duration,
+}
+
+impl tower::Service<Ask> for Attempt {
+    type Response = Assets;
+    type Error = Failure;
+    type Future = futures::future::BoxFuture<'static, Result<Assets, Failure>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Failure>> {
+        // The channel queues internally; readiness is the stack's business (its bulkhead).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, ask: Ask) -> Self::Future {
+        Box::pin(self.clone().ask(ask))
+    }
+}
+
+impl Registry {
+    /// A client for `cfg`. Connects lazily, so a registry that is down at
+    /// start-up is reported per search instead of stopping the gateway.
+    pub fn new(cfg: &RegistryConfig, config: &Config, metrics: Metrics) -> Result<Self, SetupError> {
+        let policy = config.policy(cfg);
+        let timeout = policy.timeout;
+        let mut channel = Channel::from_shared(cfg.endpoint.clone())
+            .map_err(|source| SetupError::Endpoint { registry: cfg.name.clone(), source })?
+            .connect_timeout(timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(config.server.keepalive)
+            .keep_alive_timeout(config.server.keepalive / 3);
+        if !config.tls.plaintext {
+            // The registry must present a certificate for its configured name: an impostor is refused.
+            channel = channel.tls_config(config.tls.files().client(&cfg.name)?)?;
+        }
+        let name: Arc<str> = cfg.name.as_str().into();
+        let attempt = Attempt {
+            client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
+            asset_kinds: cfg.asset_kinds().into(),
+            timeout: policy.attempt_timeout,
+        };
+        Ok(Self {
+            calls: resilience::stack(&name, &policy, &metrics, attempt.clone()),
+            name,
+            kind: cfg.kind,
+            asset_kinds: attempt.asset_kinds.clone(),
+            timeout: policy.timeout,
+            cache_ttl: cfg.cache_ttl(&config.cache),
+            metrics,
+            attempt,
+        })
+    }
+
+    /// Whether it reports any of `kinds` (all kinds when empty).
+    pub fn serves(&self, kinds: &[AssetKind]) -> bool {
+        kinds.is_empty() || kinds.iter().any(|k| self.asset_kinds.contains(k))
+    }
+
+    /// Asks for a debtor's assets through the registry's call stack (breaker, retries, hedging; see
+    /// [`resilience::stack`]); the answer is checked against the contract.
+    ///
+    /// Its deadline is the registry's timeout, not the court's: a call is shared by every search
+    /// that wants the same answer (single flight) and fills the cache after its first caller has gone.
+    pub async fn search(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Vec<Reported>, Failure> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let result = self.calls.clone().oneshot(Ask { debtor, caller, deadline }).await;
+        let outcome = result.as_ref().map_or_else(Failure::name, |_| "ok");
+        let name = &*self.name;
+        self.metrics.registry_calls.with_label_values(&[name, outcome]).inc();
+        if !matches!(result, Err(Failure::CircuitOpen(_) | Failure::Shed(_))) {
+            self.metrics.registry_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// One plain attempt within the registry's timeout: no breaker, retry or
+    /// hedge. The load generator's baseline of what a search costs.
+    pub async fn search_once(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Vec<Reported>, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        self.attempt.clone().ask(Ask { debtor, caller, deadline }).await
+    }
+
+    /// Sends one control order; its idempotency key makes a redelivery harmless.
+    pub async fn control(&self, order: Control) -> Result<Receipt, ControlError> {
+        let mut client = self.attempt.client.clone();
+        let call = async {
+            Ok::<_, tonic::Status>(match order {
+                Control::Seize(r) => {
+                    let r = client.seize(r).await?.into_inner();
+                    Receipt { reference: r.registry_reference, start: r.start_time, end: r.end_time }
+                }
+                Control::Renew(r) => {
+                    let r = client.renew(r).await?.into_inner();
+                    Receipt { reference: r.registry_reference, start: r.start_time, end: r.end_time }
+                }
+                Control::Release(r) => Receipt {
+                    reference: client.release(r).await?.into_inner().registry_reference,
+                    ..Receipt::default()
+                },
+                Control::Deduct(r) => {
+                    Receipt { reference: client.deduct(r).await?.into_inner().registry_reference, ..Receipt::default() }
+                }
+            })
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(ControlError::Timeout(self.timeout)),
+            Ok(result) => result.map_err(ControlError::Refused),
+        }
+    }
+}
+
+impl Attempt {
+    async fn ask(mut self, ask: Ask) -> Result<Assets, Failure> {
+        let left = ask.deadline.saturating_duration_since(Instant::now()).min(self.timeout);
+        let caller = &ask.caller;
+        let mut request = tonic::Request::new(SearchAssetsRequest {
+            debtor: Some(ask.debtor),
+            case_number: caller.case_number.clone(),
+            court_code: caller.court_code.clone(),
+            request_id: caller.request_id.clone(),
+        });
+        // The registry learns its time through grpc-timeout; we enforce it ourselves too,
+        // because a registry that ignores the header must not hold the search.
+        request.set_timeout(left);
+        // The search's trace continues at the registry (a no-op unless trace export is configured).
+        let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&context, &mut Metadata(request.metadata_mut()))
+        });
+        let answer = match tokio::time::timeout(left, self.client.search_assets(request)).await {
+            Err(_) => return Err(Failure::timeout(left)),
+            Ok(Err(status)) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
+                return Err(match status.code() {
+                    Code::Unavailable => Failure::Unavailable,
+                    // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
+                    Code::DeadlineExceeded | Code::Cancelled => Failure::timeout(left),
+                    code => Failure::Error(code),
+                });
+            }
+            Ok(Ok(response)) => response.into_inner(),
+        };
+        self.check(answer.assets)
+    }
+
+    fn check(&self, assets: Vec<crate::core::proto::Asset>) -> Result<Vec<Reported>, Failure> {
+        assets
+            .into_iter()
+            .map(|asset| {
+                let reported = merge::identify(asset).map_err(Failure::InvalidResponse)?;
+                if !self.asset_kinds.contains(&reported.kind) {
+                    return Err(Failure::InvalidResponse(format!(
+                        "reported a {} asset, which this registry does not declare",
+                        reported.kind.short_name()
+                    )));
+                }
+                Ok(reported)
+            })
+            .collect()
+    }
+}

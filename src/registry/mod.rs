@@ -1,0 +1,12 @@
+//! The registry side: a client per registry of the network, the tower stack
+//! every search call goes through (bulkhead, breaker, timeouts, retries,
+//! hedging), the fan-out of a search over registries, and the answer cache
+//! with single flight. It knows nothing of the ledger or of courts; it may
+//! use [`crate::ops`] and [`crate::core`].
+
+pub mod breaker;
+pub mod cache;
+pub mod client;
+pub mod fanout;
+pub mod network;
+pub mod resilience;

@@ -1,0 +1,438 @@
+//! `assetgw search` and `assetgw call`: the command-line court client. It
+//! connects as one court over mutual TLS (its certificate from the PKI
+//! directory), names the acting officer, and prints the merged result as a
+//! table or as canonical proto JSON (the same mapping grpcurl uses).
+
+use std::{path::PathBuf, time::Duration};
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use futures::StreamExt;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use tonic::{
+    Code, Request, Status,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+use tonic_types::StatusExt;
+
+use crate::{
+    core::identifiers::{CaseNumber, looks_like_resident_id},
+    core::proto::{
+        AssetKind, Debtor, DebtorResult, Money, RegistryKind, RegistryStatus, SearchQuery, SearchRequest,
+        SearchResponse, SearchStreamRequest, asset::Detail, asset_search_service_client::AssetSearchServiceClient,
+        debtor, search_stream_response::Event,
+    },
+    gateway::auth::{COURT_HEADER, OFFICER_HEADER},
+    ops::pki::{Role, TlsFiles},
+};
+
+/// How to reach the gateway and as whom.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// `https://host:port` (mutual TLS) or `http://host:port` (a plaintext gateway).
+    pub gateway: String,
+    /// The calling court; default: the court of the case number.
+    pub court: Option<String>,
+    /// The acting officer's id.
+    pub officer: String,
+    /// PKI directory holding `ca.pem` and `courts/<code>.pem`.
+    pub pki: PathBuf,
+    /// Explicit certificate and key instead of the court's in `pki`.
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl Connection {
+    /// The court to call as: explicit, or the court of `case` (even a case the gateway will refuse).
+    fn court(&self, case: Option<&str>) -> Result<String, ClientError> {
+        match (&self.court, case.and_then(|c| CaseNumber::parse(c).ok())) {
+            (Some(court), _) => Ok(court.clone()),
+            (None, Some(case)) => Ok(case.court_code),
+            (None, None) => Err(ClientError::Usage("name the calling court with --court".into())),
+        }
+    }
+
+    /// A channel to the gateway as the court of `case`.
+    pub async fn channel(&self, case: Option<&str>) -> Result<(Channel, String), ClientError> {
+        let court = self.court(case)?;
+        let mut endpoint = Endpoint::from_shared(self.gateway.clone())?;
+        if self.gateway.starts_with("https:") {
+            let mut files = TlsFiles::of(&self.pki, &Role::Court(court.clone()));
+            if let Some((cert, key)) = &self.cert {
+                (files.cert, files.key) = (cert.clone(), key.clone());
+            }
+            for path in [&files.ca, &files.cert] {
+                if !path.exists() {
+                    return Err(ClientError::Usage(format!(
+                        "{} is missing: `assetgw dev` creates the development PKI, or `assetgw pki issue court {court}` issues a certificate",
+                        path.display()
+                    )));
+                }
+            }
+            let host = endpoint.uri().host().unwrap_or("localhost").to_string();
+            let tls = files.client(&host).map_err(|e| ClientError::Usage(e.to_string()))?;
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        Ok((endpoint.connect().await?, court))
+    }
+
+    /// `message` with the officer (and, plaintext only, the court) in metadata.
+    pub fn request<T>(&self, court: &str, message: T) -> Result<Request<T>, ClientError> {
+        let mut request = Request::new(message);
+        let value = |v: &str| {
+            MetadataValue::try_from(v).map_err(|_| ClientError::Usage(format!("`{v}` cannot be sent as metadata")))
+        };
+        request.metadata_mut().insert(OFFICER_HEADER, value(&self.officer)?);
+        if self.gateway.starts_with("http:") {
+            request.metadata_mut().insert_bin(COURT_HEADER, MetadataValue::from_bytes(court.as_bytes()));
+        }
+        Ok(request)
+    }
+}
+
+/// What to search and how to show it.
+#[derive(Debug, Clone)]
+pub struct SearchArgs {
+    /// The gateway and who calls.
+    pub connection: Connection,
+    /// The enforcement case number.
+    pub case_number: String,
+    /// Debtor identifiers (resident IDs or credit codes).
+    pub debtors: Vec<String>,
+    /// Asset kinds wanted (empty: all).
+    pub kinds: Vec<AssetKind>,
+    /// Oldest acceptable cached answer.
+    pub max_age: Option<Duration>,
+    /// Accept credit codes that fail their checksum.
+    pub accept_unchecked_credit_code: bool,
+    /// Overall deadline sent as `grpc-timeout`.
+    pub timeout: Duration,
+    /// Print JSON instead of a table.
+    pub json: bool,
+    /// Use the streaming call and print each registry's answer as it arrives.
+    pub stream: bool,
+}
+
+/// Why the client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The gateway could not be reached.
+    #[error("cannot reach the gateway: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    /// The gateway answered with an error.
+    #[error("{}", describe_status(.0))]
+    Status(#[from] Status),
+    /// The gateway closed the stream without a summary.
+    #[error("the gateway ended the stream without a summary")]
+    NoSummary,
+    /// JSON rendering failed.
+    #[error("cannot render JSON: {0}")]
+    Json(String),
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn describe_status(status: &Status) -> String {
+    let mut out = format!("{:?}: ", status.code());
+    match status.get_details_bad_request() {
+        Some(bad) => {
+            out += "the request was refused:";
+            for v in bad.field_violations {
+                out += &format!("\n  {}: {}", v.field, v.description);
+            }
+        }
+        None => out += status.message(),
+    }
+    if status.code() == Code::Unavailable {
+        out += "\n  (is the gateway running? start it with `assetgw dev`)";
+    }
+    out
+}
+
+/// Debtors as typed: the shape decides which identifier; the gateway validates.
+fn debtor(id: &str, accept_unchecked: bool) -> Debtor {
+    let id = id.trim().to_string();
+    let id = if looks_like_resident_id(&id) { debtor::Id::ResidentId(id) } else { debtor::Id::CreditCode(id) };
+    Debtor { id: Some(id), name: String::new(), accept_unchecked_credit_code: accept_unchecked }
+}
+
+/// Runs the search and returns what to print; with `stream`, progress lines go to stderr as they come.
+pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
+    let (channel, court) = args.connection.channel(Some(&args.case_number)).await?;
+    let mut client = AssetSearchServiceClient::new(channel);
+    let query = SearchQuery {
+        case_number: args.case_number.clone(),
+        debtors: args.debtors.iter().map(|d| debtor(d, args.accept_unchecked_credit_code)).collect(),
+        asset_kinds: args.kinds.iter().map(|k| *k as i32).collect(),
+        max_age: args.max_age.and_then(|d| prost_types::Duration::try_from(d).ok()),
+    };
+    let response = if args.stream {
+        let mut request = args.connection.request(&court, SearchStreamRequest { query: Some(query) })?;
+        request.set_timeout(args.timeout);
+        let mut stream = client.search_stream(request).await?.into_inner();
+        let mut summary = None;
+        while let Some(event) = stream.next().await {
+            match event?.event {
+                Some(Event::RegistryAnswer(a)) => {
+                    if let Some(o) = a.outcome {
+                        eprintln!(
+                            "  debtor #{} {:<18} {:<16} {:>3} assets {:>9}",
+                            a.debtor_index + 1,
+                            o.registry,
+                            status_name(o.status),
+                            o.asset_count,
+                            latency(o.latency.as_ref())
+                        );
+                    }
+                }
+                Some(Event::Summary(s)) => summary = Some(s),
+                None => {}
+            }
+        }
+        summary.ok_or(ClientError::NoSummary)?
+    } else {
+        let mut request = args.connection.request(&court, SearchRequest { query: Some(query) })?;
+        request.set_timeout(args.timeout);
+        client.search(request).await?.into_inner()
+    };
+    if args.json { to_json(&response) } else { Ok(render(&response)) }
+}
+
+/// Canonical proto3 JSON, as any gRPC tool would print it.
+pub fn to_json(response: &SearchResponse) -> Result<String, ClientError> {
+    let pool = DescriptorPool::decode(crate::core::proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| ClientError::Json(e.to_string()))?;
+    let descriptor = pool
+        .get_message_by_name("assetgw.v1.SearchResponse")
+        .ok_or_else(|| ClientError::Json("no descriptor".into()))?;
+    let message = DynamicMessage::decode(descriptor, response.encode_to_vec().as_slice())
+        .map_err(|e| ClientError::Json(e.to_string()))?;
+    serde_json::to_string_pretty(&message).map_err(|e| ClientError::Json(e.to_string()))
+}
+
+fn status_name(status: i32) -> &'static str {
+    match RegistryStatus::try_from(status).unwrap_or(RegistryStatus::Unspecified) {
+        RegistryStatus::Ok => "ok",
+        RegistryStatus::Timeout => "timeout",
+        RegistryStatus::Unavailable => "unavailable",
+        RegistryStatus::Error => "error",
+        RegistryStatus::InvalidResponse => "invalid response",
+        RegistryStatus::Unspecified => "?",
+    }
+}
+
+fn latency(d: Option<&prost_types::Duration>) -> String {
+    d.and_then(|d| Duration::try_from(*d).ok()).map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+}
+
+fn local_time(t: Option<&prost_types::Timestamp>) -> String {
+    t.map(crate::core::proto::time_of)
+        .map_or("-".into(), |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+fn money(m: &Money) -> String {
+    let units = m.minor_units.unsigned_abs();
+    let whole = (units / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if m.minor_units < 0 { "-" } else { "" };
+    format!("{} {sign}{grouped}.{:02}", m.currency, units % 100)
+}
+
+/// A readable report of a search: per debtor, the registries' outcomes, the assets and the totals.
+pub fn render(response: &SearchResponse) -> String {
+    let mut out = format!("Case {}   searched {}\n", response.case_number, local_time(response.completed_at.as_ref()));
+    for d in &response.debtors {
+        out += &render_debtor(d);
+    }
+    out
+}
+
+fn render_debtor(d: &DebtorResult) -> String {
+    let id = match d.debtor.as_ref().and_then(|d| d.id.as_ref()) {
+        Some(debtor::Id::ResidentId(s) | debtor::Id::CreditCode(s)) => s.as_str(),
+        None => "?",
+    };
+    let mut out = format!("\nDebtor {id}\n");
+    let mut registries = Table::new();
+    registries.load_preset(UTF8_BORDERS_ONLY).set_header(["registry", "kind", "status", "assets", "latency", "answer"]);
+    for r in &d.registries {
+        let answer = match (r.status == RegistryStatus::Ok as i32, r.from_cache) {
+            (true, true) => format!("cached, fetched {}", local_time(r.fetched_at.as_ref())),
+            (true, false) => "fresh".into(),
+            (false, _) => r.message.clone(),
+        };
+        registries.add_row([
+            r.registry.clone(),
+            RegistryKind::try_from(r.kind).unwrap_or_default().short_name().into(),
+            status_name(r.status).into(),
+            r.asset_count.to_string(),
+            latency(r.latency.as_ref()),
+            answer,
+        ]);
+    }
+    out += &format!("{registries}\n");
+    let mut assets = Table::new();
+    assets.load_preset(UTF8_BORDERS_ONLY).set_header(["#", "kind", "asset", "detail", "reported by"]);
+    for (i, a) in d.assets.iter().enumerate() {
+        let detail = a.asset.as_ref().map(detail_line).unwrap_or_default();
+        let sources: Vec<_> = a.sources.iter().map(|s| s.registry.as_str()).collect();
+        assets.add_row([
+            (i + 1).to_string(),
+            AssetKind::try_from(a.kind).unwrap_or_default().short_name().into(),
+            a.asset_id.clone(),
+            detail,
+            sources.join(", "),
+        ]);
+    }
+    if d.assets.is_empty() {
+        out += "No assets found at the registries that answered.\n";
+    } else {
+        out += &format!("{assets}\n");
+    }
+    if let Some(t) = &d.totals {
+        let kinds: Vec<_> = t
+            .by_kind
+            .iter()
+            .map(|k| format!("{} {}", AssetKind::try_from(k.kind).unwrap_or_default().short_name(), k.count))
+            .collect();
+        let deposits: Vec<_> = t.deposits_by_currency.iter().map(money).collect();
+        out += &format!("Totals: {} assets ({})", t.asset_count, kinds.join(", "));
+        if !deposits.is_empty() {
+            out += &format!("; deposits {}", deposits.join(", "));
+        }
+        out += "\n";
+    }
+    out
+}
+
+fn detail_line(asset: &crate::core::proto::Asset) -> String {
+    match &asset.detail {
+        Some(Detail::Deposit(d)) => {
+            format!("{} {}", d.account_type, d.balance.as_ref().map(money).unwrap_or_default())
+        }
+        Some(Detail::RealEstate(r)) => {
+            format!("{} {:.2}㎡ {} share {}%", r.address, r.area_square_metres, r.land_use, r.share_basis_points / 100)
+        }
+        Some(Detail::Patent(p)) => format!("{} {} ({})", p.patent_type, p.title, p.status),
+        Some(Detail::Trademark(t)) => format!("{} class {} ({})", t.mark, t.nice_class, t.status),
+        Some(Detail::Aircraft(a)) => format!("{} {} MSN {}", a.manufacturer, a.aircraft_type, a.serial_number),
+        Some(Detail::Securities(s)) => {
+            format!("{} {} × {} ({})", s.security_name, s.security_code, s.quantity, s.market)
+        }
+        None => String::new(),
+    }
+}
+
+/// A codec for messages known only by their descriptors, as `assetgw call` needs.
+struct DynamicCodec(prost_reflect::MessageDescriptor);
+
+struct DynamicEncoder;
+struct DynamicDecoder(prost_reflect::MessageDescriptor);
+
+impl tonic::codec::Codec for DynamicCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynamicEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder(self.0.clone())
+    }
+}
+
+impl tonic::codec::Encoder for DynamicEncoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: DynamicMessage, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Decoder for DynamicDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        DynamicMessage::decode(self.0.clone(), src).map(Some).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+/// `assetgw call`: any method of the gateway (`SeizureService/PlaceSeizure`),
+/// with the request as proto3 JSON; prints every response as JSON, one per
+/// line for a stream, as it arrives.
+pub async fn call(connection: &Connection, method: &str, request: &str, timeout: Duration) -> Result<(), ClientError> {
+    let pool = DescriptorPool::decode(crate::core::proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| ClientError::Json(e.to_string()))?;
+    let (service, name) =
+        method.rsplit_once(['/', '.']).ok_or_else(|| ClientError::Json(format!("`{method}` is not Service/Method")))?;
+    let found = pool
+        .services()
+        .filter(|s| s.name() == service || s.full_name() == service)
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .find(|m| m.name() == name);
+    let Some(m) = found else {
+        let all: Vec<String> = pool
+            .services()
+            .flat_map(|s| {
+                s.methods().map(|m| format!("{}/{}", m.parent_service().name(), m.name())).collect::<Vec<_>>()
+            })
+            .collect();
+        return Err(ClientError::Json(format!("no method `{method}`; the gateway has {}", all.join(", "))));
+    };
+    let mut de = serde_json::Deserializer::from_str(request);
+    let input =
+        DynamicMessage::deserialize(m.input(), &mut de).map_err(|e| ClientError::Json(format!("request: {e}")))?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{}/{}", m.parent_service().full_name(), m.name()))
+            .map_err(|e| ClientError::Json(e.to_string()))?;
+    let text =
+        |m: &DynamicMessage, field: &str| m.get_field_by_name(field).and_then(|v| v.as_str().map(str::to_string));
+    let query = input.get_field_by_name("query").and_then(|q| q.as_message().cloned());
+    let case = text(&input, "case_number")
+        .or_else(|| text(&input, "new_case_number"))
+        .or_else(|| query.and_then(|q| text(&q, "case_number")));
+    let (channel, court) = connection.channel(case.as_deref()).await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut req = connection.request(&court, input)?;
+    if !m.is_server_streaming() {
+        req.set_timeout(timeout);
+    }
+    let print = |msg: &DynamicMessage, pretty: bool| -> Result<(), ClientError> {
+        let text = if pretty { serde_json::to_string_pretty(msg) } else { serde_json::to_string(msg) };
+        println!("{}", text.map_err(|e| ClientError::Json(e.to_string()))?);
+        Ok(())
+    };
+    if m.is_server_streaming() {
+        let mut stream = grpc.server_streaming(req, path, DynamicCodec(m.output())).await?.into_inner();
+        while let Some(msg) = stream.next().await {
+            print(&msg?, false)?;
+        }
+    } else {
+        print(&grpc.unary(req, path, DynamicCodec(m.output())).await?.into_inner(), true)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(money(&Money { currency: "CNY".into(), minor_units: 123_456_789 }), "CNY 1,234,567.89");
+        assert_eq!(money(&Money { currency: "USD".into(), minor_units: 5 }), "USD 0.05");
+    }
+}

@@ -1,0 +1,222 @@
+//! What each `assetgw` command does, behind the binary's flag parsing: load
+//! the configuration, run or call the library, print the outcome. Every
+//! failure is a [`ToolError`], which `main` prints and turns into exit 1.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use crate::{
+    core::{
+        clock::{SharedClock, SystemClock},
+        identifiers::{CaseNumber, DebtorId},
+        proto::{
+            RegistryKind,
+            mock::{SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
+        },
+    },
+    gateway::{audit, server},
+    ledger::store::Store,
+    ops::{
+        config::{Config, Problems},
+        metrics::Metrics,
+        net::{bind, shutdown_signal},
+        pki::{Ca, Role, TlsFiles, Validity},
+        telemetry,
+    },
+    registry::client::Registry,
+    tools::{
+        ToolError, client, conformance, dev, ledger_bench, loadgen,
+        mock::{self, MockConfig},
+    },
+};
+
+/// Loads and checks a configuration file, mock settings included, reporting every problem at once.
+pub fn load(path: &Path) -> Result<Config, ToolError> {
+    let config = Config::load(Some(path), std::env::vars())?;
+    MockConfig::of(&config).map_err(Problems)?;
+    Ok(config)
+}
+
+/// `assetgw check-config`.
+pub fn check_config(path: &Path) -> Result<(), ToolError> {
+    let config = load(path)?;
+    println!("{}: OK, {} registries", path.display(), config.registries.len());
+    Ok(())
+}
+
+/// `assetgw dev`: the mocks and the gateway until Ctrl-C.
+pub async fn dev(path: &Path) -> Result<(), ToolError> {
+    let config = load(path)?;
+    let traces = telemetry::init(&config.log);
+    let result = dev::run(&config, shutdown_signal()).await;
+    telemetry::flush(traces);
+    result
+}
+
+/// `assetgw serve`: the gateway until Ctrl-C or SIGTERM.
+pub async fn serve(path: &Path) -> Result<(), ToolError> {
+    let config = load(path)?;
+    let traces = telemetry::init(&config.log);
+    let result = match bind(config.server.listen).await {
+        Ok(listener) => server::run(&config, listener, shutdown_signal()).await.map_err(ToolError::from),
+        Err(e) => Err(e.into()),
+    };
+    telemetry::flush(traces);
+    result
+}
+
+/// `assetgw mock-registry`: one mock registry until Ctrl-C.
+pub async fn mock_registry(
+    name: &str,
+    kind: RegistryKind,
+    listen: SocketAddr,
+    pki: &Path,
+    plaintext: bool,
+    faults: MockConfig,
+) -> Result<(), ToolError> {
+    telemetry::init(&Default::default());
+    let tls = (!plaintext).then(|| TlsFiles::of(pki, &Role::Registry(name.to_string())));
+    let registry = mock::MockRegistry::new(name, kind, faults)?;
+    let listener = bind(listen).await?;
+    Ok(registry.serve(listener, tls, shutdown_signal()).await?)
+}
+
+/// `assetgw mock-faults`: replaces a running mock's faults.
+pub async fn set_faults(target: &str, name: &str, pki: &Path, faults: &MockConfig) -> Result<(), ToolError> {
+    let bad_target = |e: String| ToolError::Usage(format!("{target}: {e}"));
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(target.to_string()).map_err(|e| bad_target(e.to_string()))?;
+    if target.starts_with("https:") {
+        let tls = TlsFiles::of(pki, &Role::Gateway).client(name)?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| bad_target(e.to_string()))?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| bad_target(format!("cannot connect: {e}")))?;
+    let request = SetFaultsRequest { faults: Some(mock::faults_proto(faults)) };
+    let now = MockAdminServiceClient::new(channel)
+        .set_faults(request)
+        .await
+        .map_err(|s| ToolError::Failed(format!("{:?}: {}", s.code(), s.message())))?
+        .into_inner();
+    println!("{target}: {:?}", now.faults.unwrap_or_default());
+    Ok(())
+}
+
+/// `assetgw conformance`: checks a registry; fails when it does not conform.
+pub async fn conformance(target: conformance::Target, json: bool) -> Result<(), ToolError> {
+    let report = conformance::run(target).await.map_err(ToolError::Failed)?;
+    println!("{}", if json { serde_json::to_string_pretty(&report)? } else { report.text() });
+    if report.passed() { Ok(()) } else { Err(ToolError::Failed("the registry does not conform".into())) }
+}
+
+/// `assetgw loadgen`.
+pub async fn loadgen(
+    plan: &loadgen::Plan,
+    connection: client::Connection,
+    config: &Path,
+    json: bool,
+) -> Result<(), ToolError> {
+    let registries = if plan.scenario == loadgen::Scenario::Direct {
+        let config = load(config)?;
+        let metrics = Metrics::new()?;
+        config
+            .registries
+            .iter()
+            .map(|r| Registry::new(r, &config, metrics.clone()).map(Arc::new))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    let report = loadgen::run(plan, connection, registries).await?;
+    println!("{}", if json { serde_json::to_string_pretty(&report)? } else { report.text() });
+    Ok(())
+}
+
+async fn ledger(config: &Config) -> Result<Store, ToolError> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    Ok(Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?)
+}
+
+/// `assetgw ledger verify`: fails naming every violated invariant.
+pub async fn ledger_verify(path: &Path) -> Result<(), ToolError> {
+    let violations = ledger(&load(path)?).await?.verify().await?;
+    if violations.is_empty() {
+        println!("ledger verified: every invariant holds");
+        Ok(())
+    } else {
+        Err(ToolError::Failed(format!("{} violation(s):\n  {}", violations.len(), violations.join("\n  "))))
+    }
+}
+
+/// `assetgw ledger bench`.
+pub async fn ledger_bench(url: &str, concurrency: &[usize], ops: u64, fsync_dir: &Path) -> Result<(), ToolError> {
+    let fsyncs = ledger_bench::fsync_rate(fsync_dir, Duration::from_secs(2))
+        .map_err(|e| ToolError::Failed(format!("fsync measurement in {}: {e}", fsync_dir.display())))?;
+    println!("disk: {fsyncs:.0} fsync/s (4 KiB write + fdatasync in {})", fsync_dir.display());
+    for &c in concurrency {
+        let r = ledger_bench::placements(url, c, ops).await?;
+        println!(
+            "{c:>3} writer(s): {:>6} placements in {:.2} s = {:>7.0}/s ({:.2}× fsync rate); p50 {:.2} ms, p99 {:.2} ms",
+            r.ops,
+            r.elapsed.as_secs_f64(),
+            r.rate(),
+            r.rate() / fsyncs,
+            r.p50_us as f64 / 1e3,
+            r.p99_us as f64 / 1e3
+        );
+    }
+    Ok(())
+}
+
+/// `assetgw pki init`.
+pub fn pki_init(dir: &Path) -> Result<(), ToolError> {
+    if Ca::load(dir).is_ok() {
+        println!("{}: a CA exists; nothing to do", dir.display());
+    } else {
+        Ca::create(dir, "assetgw network CA")?;
+        println!("{}: CA created (ca.pem; keep ca.key offline)", dir.join("ca.pem").display());
+    }
+    Ok(())
+}
+
+/// `assetgw pki issue`.
+pub fn pki_issue(dir: &Path, role: &str, name: Option<String>, hosts: &[String], days: i64) -> Result<(), ToolError> {
+    let role = match (role, name) {
+        ("court", Some(code)) => Role::Court(code),
+        ("registry", Some(name)) => Role::Registry(name),
+        ("gateway", None) => Role::Gateway,
+        _ => return Err(ToolError::Usage("give `court CODE`, `registry NAME` or `gateway`".into())),
+    };
+    let ca = Ca::load(dir).map_err(|e| ToolError::Usage(format!("{e} (create a CA with `assetgw pki init`)")))?;
+    let (cert, key) = ca.issue_into(dir, &role, hosts, Validity::days(days))?;
+    println!("issued for the {role}: {} and {} (valid {days} days)", cert.display(), key.display());
+    Ok(())
+}
+
+/// `assetgw audit verify`: fails naming the first broken record.
+pub async fn audit_verify(path: &Path) -> Result<(), ToolError> {
+    let config = load(path)?;
+    let store = ledger(&config).await?;
+    let key = audit::Key::load_or_create(&config.audit.key_file)?;
+    match audit::verify(store.pool(), &key).await? {
+        Ok(n) => {
+            println!("audit trail verified: {n} records, every chain intact");
+            Ok(())
+        }
+        Err(bad) => Err(ToolError::Failed(format!("audit trail broken: {bad}"))),
+    }
+}
+
+/// `assetgw audit export`: a case's or a debtor's records, one JSON object per line.
+pub async fn audit_export(path: &Path, case: Option<String>, debtor: Option<String>) -> Result<(), ToolError> {
+    let config = load(path)?;
+    let store = ledger(&config).await?;
+    let key = audit::Key::load_or_create(&config.audit.key_file)?;
+    let filter = match (case, debtor) {
+        (Some(case), _) => audit::Filter::Case(CaseNumber::parse_acting(&case).map(|c| c.to_string()).unwrap_or(case)),
+        (None, Some(id)) => audit::Filter::DebtorKey(key.debtor(&DebtorId::detect(&id).map_err(ToolError::Usage)?)),
+        (None, None) => return Err(ToolError::Usage("give --case or --debtor".into())),
+    };
+    for r in audit::export(store.pool(), &filter).await? {
+        println!("{}", serde_json::to_string(&r)?);
+    }
+    Ok(())
+}
