@@ -102,7 +102,7 @@ pub async fn set_faults(target: &str, name: &str, pki: &Path, faults: &MockConfi
 
 /// `assetgw conformance`: checks a registry; fails when it does not conform.
 pub async fn conformance(target: conformance::Target, json: bool) -> Result<(), ToolError> {
-    let report = conformance::run(target).await.map_err(ToolError::Failed)?;
+    let report = conformance::run(target).await?;
     println!("{}", if json { serde_json::to_string_pretty(&report)? } else { report.text() });
     if report.passed() { Ok(()) } else { Err(ToolError::Failed("the registry does not conform".into())) }
 }

@@ -329,18 +329,39 @@ impl Suite {
     }
 }
 
+/// Why the suite could not set out to reach the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The target is not a `host:port`.
+    #[error("`{address}` is not a registry address: {source}")]
+    Address {
+        /// The target given.
+        address: String,
+        /// The parse error.
+        source: tonic::codegen::http::uri::InvalidUri,
+    },
+    /// The gateway's certificate for the call is missing or bad.
+    #[error(transparent)]
+    Tls(#[from] crate::ops::pki::PkiError),
+    /// The channel refused the TLS settings.
+    #[error("TLS settings refused: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
 /// Connects to the registry (lazily: a refused connection fails each check, with its reason).
-fn channel(target: &Target) -> Result<Channel, String> {
+fn channel(target: &Target) -> Result<Channel, ConnectError> {
     let scheme = if target.tls.is_some() { "https" } else { "http" };
-    let mut endpoint = Channel::from_shared(format!("{scheme}://{}", target.address)).map_err(|e| e.to_string())?;
+    let address = &target.address;
+    let mut endpoint = Channel::from_shared(format!("{scheme}://{address}"))
+        .map_err(|source| ConnectError::Address { address: address.clone(), source })?;
     if let Some((files, name)) = &target.tls {
-        endpoint = endpoint.tls_config(files.client(name).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        endpoint = endpoint.tls_config(files.client(name)?)?;
     }
     Ok(endpoint.connect_lazy())
 }
 
 /// Runs every check against `target`.
-pub async fn run(target: Target) -> Result<Report, String> {
+pub async fn run(target: Target) -> Result<Report, ConnectError> {
     let channel = channel(&target)?;
     let suite = Suite {
         client: RegistryServiceClient::new(channel.clone()),

@@ -51,6 +51,9 @@ pub enum ToolError {
     /// A certificate could not be made or read.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// The conformance suite could not set out.
+    #[error(transparent)]
+    Conformance(#[from] crate::tools::conformance::ConnectError),
     /// A call to the gateway failed.
     #[error(transparent)]
     Client(#[from] ClientError),
