@@ -3,6 +3,7 @@
 //! answers, the clock, and the court-facing error type with its one mapping
 //! to gRPC status codes. It imports nothing else of this crate.
 
+pub mod batch;
 pub mod clock;
 pub mod error;
 pub mod identifiers;

@@ -19,6 +19,7 @@ use tonic::Code;
 
 use crate::{
     core::{
+        batch,
         clock::{SharedClock, Time},
         error::Error,
         identifiers::DebtorId,
@@ -343,14 +344,7 @@ async fn append(
     mut jobs: mpsc::Receiver<Pending>,
 ) {
     let (mut seq, mut prev) = (0i64, GENESIS.to_string());
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 256 {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = batch::next(&mut jobs).await {
         let (mut s, mut p) = (seq, prev.clone());
         let rows: Vec<Stored> = batch
             .iter()

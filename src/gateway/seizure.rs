@@ -123,10 +123,18 @@ impl SeizureApi {
     }
 }
 
-/// The fields a control step on one seizure carries, noted for the audit.
-fn seizure_step(c: &mut Checks, note: &Note, request_id: &str, case: &str, seizure_id: &str) -> Option<CaseNumber> {
+/// The fields every control step carries: its request id and acting case, noted for the audit.
+fn control(c: &mut Checks, note: &Note, request_id: &str, case: &str) -> Option<CaseNumber> {
     note.case(case);
-    c.step(request_id, case, seizure_id)
+    c.present("request_id", request_id);
+    c.case("case_number", case)
+}
+
+/// The fields a control step on one seizure carries.
+fn seizure_step(c: &mut Checks, note: &Note, request_id: &str, case: &str, seizure_id: &str) -> Option<CaseNumber> {
+    let case = control(c, note, request_id, case);
+    c.present("seizure_id", seizure_id);
+    case
 }
 
 /// The court code of a case number, if it parses.
@@ -144,10 +152,8 @@ impl SeizureService for SeizureApi {
             "PlaceSeizure",
             request,
             |r, note, c| {
-                note.case(&r.case_number);
                 note.detail(json!({ "asset_kind": r.asset_kind, "asset_id": r.asset_id, "amount": r.amount }));
-                c.present("request_id", &r.request_id);
-                let case = c.case("case_number", &r.case_number);
+                let case = control(c, note, &r.request_id, &r.case_number);
                 let kind = c.kind("asset_kind", r.asset_kind);
                 c.present("asset_id", &r.asset_id);
                 match &r.debtor {
@@ -376,10 +382,8 @@ impl SeizureService for SeizureApi {
             "TransferCase",
             request,
             |r, note, c| {
-                note.case(&r.case_number);
                 note.detail(json!({ "to_court_code": r.to_court_code, "decision_reference": r.decision_reference }));
-                c.present("request_id", &r.request_id);
-                let case = c.case("case_number", &r.case_number);
+                let case = control(c, note, &r.request_id, &r.case_number);
                 c.court("to_court_code", &r.to_court_code);
                 c.present("decision_reference", &r.decision_reference);
                 if r.decided_at.as_ref().is_some_and(|t| crate::core::proto::time_of(t) > now) {
@@ -450,10 +454,8 @@ impl SeizureService for SeizureApi {
             "RequestDisposalTransfer",
             request,
             |r, note, c| {
-                note.case(&r.case_number);
                 note.detail(json!({ "asset_kind": r.asset_kind, "asset_id": r.asset_id }));
-                c.present("request_id", &r.request_id);
-                let case = c.case("case_number", &r.case_number);
+                let case = control(c, note, &r.request_id, &r.case_number);
                 c.kind("asset_kind", r.asset_kind);
                 c.present("asset_id", &r.asset_id);
                 case
@@ -479,10 +481,8 @@ impl SeizureService for SeizureApi {
             "AnswerDisposalTransfer",
             request,
             |r, note, c| {
-                note.case(&r.case_number);
                 note.detail(json!({ "disposal_transfer_id": r.disposal_transfer_id, "approve": r.approve }));
-                c.present("request_id", &r.request_id);
-                let case = c.case("case_number", &r.case_number);
+                let case = control(c, note, &r.request_id, &r.case_number);
                 c.present("disposal_transfer_id", &r.disposal_transfer_id);
                 case
             },

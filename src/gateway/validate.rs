@@ -54,14 +54,6 @@ impl Checks {
         }
     }
 
-    /// The fields every step on one seizure carries.
-    pub fn step(&mut self, request_id: &str, case_number: &str, seizure_id: &str) -> Option<CaseNumber> {
-        self.present("request_id", request_id);
-        let case = self.case("case_number", case_number);
-        self.present("seizure_id", seizure_id);
-        case
-    }
-
     /// One debtor (R21, R22), with its identifier normalised.
     pub fn debtor(&mut self, field: &str, d: &Debtor) -> Option<(DebtorId, Debtor)> {
         let (name, parsed) = match &d.id {

@@ -32,7 +32,10 @@ use sqlx::{
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::{
-    core::clock::{SharedClock, Time},
+    core::{
+        batch,
+        clock::{SharedClock, Time},
+    },
     ledger::{
         LedgerError,
         command::{Command, Reply},
@@ -175,14 +178,7 @@ impl Store {
     /// The SQLite writer: takes every queued step, applies each in its own
     /// savepoint, and commits them together.
     async fn group_commit(self, mut conn: AnyConnection, mut jobs: mpsc::Receiver<Queued>) {
-        while let Some(first) = jobs.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < 256 {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+        while let Some(batch) = batch::next(&mut jobs).await {
             let results = self.run_batch(&mut conn, &batch).await;
             let ok = results.is_ok();
             match results {
