@@ -24,7 +24,8 @@
 //! - [`registry::network`]: the registries and their cache; fan-out, or one asset found for a control order.
 //! - [`registry::fanout`]: one leg per (debtor, registry), yielded as each finishes.
 //! - [`registry::cache`]: answers per (registry, debtor) with TTLs and single flight.
-//! - [`registry::client`]: one registry's client and the contract check of its answers.
+//! - [`registry::client`]: one registry's client and the contract check of its answers;
+//!   [`registry::call`] what a call asks and how it can fail.
 //! - [`registry::resilience`] and [`registry::breaker`]: the tower stack of each registry's calls.
 //! - [`core::merge`]: the pure merge of answers into one asset list with totals.
 //!

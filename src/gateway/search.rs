@@ -34,7 +34,7 @@ use crate::{
     ops::{config::SearchConfig, telemetry::spans},
     registry::{
         cache::Lookup,
-        client::Inquiry,
+        call::Inquiry,
         fanout::{Leg, Plan},
         network::Network,
     },

@@ -41,7 +41,7 @@ use crate::{
         store::Store,
         views,
     },
-    registry::{client::Inquiry, network::Network},
+    registry::{call::Inquiry, network::Network},
 };
 
 /// How often a watcher looks for changes committed by other replicas.

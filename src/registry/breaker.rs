@@ -3,7 +3,7 @@
 //! registry that is down. After `cool_down` one probe call is let through
 //! (half-open); its success closes the breaker, its failure opens it again.
 //! Only failures that say the registry is unhealthy count (see
-//! [`crate::registry::client::Failure::is_unhealthy`]); a registry that rejects one
+//! [`crate::registry::call::Failure::is_unhealthy`]); a registry that rejects one
 //! request is not down.
 
 use std::{sync::Mutex, time::Duration};

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::{
     core::{clock::SharedClock, merge::Reported},
-    registry::client::Failure,
+    registry::call::Failure,
 };
 
 /// The cache key: registry name and normalised debtor identifier.

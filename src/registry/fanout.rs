@@ -13,7 +13,10 @@ use crate::{
     core::proto::{AssetKind, Debtor},
     ops::telemetry::spans,
     registry::cache::{Cache, Entry, Lookup},
-    registry::client::{Failure, Inquiry, Registry},
+    registry::{
+        call::{Failure, Inquiry},
+        client::Registry,
+    },
 };
 
 /// A validated search, ready to fan out.

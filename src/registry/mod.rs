@@ -6,6 +6,7 @@
 
 pub mod breaker;
 pub mod cache;
+pub mod call;
 pub mod client;
 pub mod fanout;
 pub mod network;

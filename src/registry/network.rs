@@ -17,7 +17,8 @@ use crate::{
     ops::{config::Config, metrics::Metrics},
     registry::{
         cache::Cache,
-        client::{Inquiry, Registry, SetupError},
+        call::Inquiry,
+        client::{Registry, SetupError},
         fanout::{self, Leg, Plan},
     },
 };

@@ -30,7 +30,7 @@ use crate::{
     ops::config::CallPolicy,
     ops::metrics::Metrics,
     registry::breaker::Breaker,
-    registry::client::{Failure, Inquiry},
+    registry::call::{Failure, Inquiry},
 };
 
 /// One search call: whom to look for, for whom, and by when.

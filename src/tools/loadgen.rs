@@ -26,7 +26,7 @@ use crate::{
         AssetKind, Debtor, PlaceSeizureRequest, SearchQuery, SearchRequest, SearchStreamRequest,
         asset_search_service_client::AssetSearchServiceClient, debtor, seizure_service_client::SeizureServiceClient,
     },
-    registry::client::{Inquiry, Registry},
+    registry::{call::Inquiry, client::Registry},
     tools::client::{ClientError, Connection},
 };
 
