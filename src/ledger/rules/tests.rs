@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::identifiers::CaseNumber;
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 
@@ -274,4 +275,95 @@ proptest! {
             }
         }
     }
+}
+
+fn case_number(text: &str) -> CaseNumber {
+    CaseNumber::parse(text).unwrap()
+}
+
+#[test]
+fn r15_a_court_acts_for_its_own_cases_and_searches_those_designated_to_it() {
+    let own = case_number("（2024）京0105执1号");
+    assert_eq!(authority("京0105", &own, None, Action::Control), Ok(()));
+    let err = authority("粤0304", &own, None, Action::Query).unwrap_err();
+    assert!(
+        matches!(&err, RuleError::NotHolder(m) if m.contains("belongs to court 京0105") && m.contains("R15")),
+        "{err}"
+    );
+    assert_eq!(authority("粤0304", &own, Some("粤0304"), Action::Query), Ok(()), "R10: the receiving court searches");
+    let err = authority("粤0304", &own, Some("粤0304"), Action::Control).unwrap_err();
+    assert!(err.to_string().contains("AcceptTransfer"), "{err}");
+    let err = authority("京0105", &own, Some("粤0304"), Action::Query).unwrap_err();
+    assert!(err.to_string().contains("R12"), "R12: the original court stops searching: {err}");
+    assert_eq!(
+        authority("京0105", &own, Some("粤0304"), Action::Control),
+        Ok(()),
+        "R12 is the ledger's, with approvals"
+    );
+    assert!(authority("沪0101", &own, Some("粤0304"), Action::Query).is_err());
+}
+
+#[test]
+fn r12_a_designated_case_stops_unless_an_emergency_is_approved() {
+    let d = Designation { to_court: "粤0304".into(), decision: "（2025）粤03执监1号".into() };
+    assert_eq!(stop_on_designation("c", None, ""), Ok(false));
+    let err = stop_on_designation("c", Some(&d), " ").unwrap_err();
+    assert!(matches!(&err, RuleError::NotHolder(m) if m.contains("粤0304") && m.contains("R12")), "{err}");
+    assert_eq!(stop_on_designation("c", Some(&d), "（2025）粤03执监2号"), Ok(true));
+}
+
+#[test]
+fn r4_the_claim_caps_a_case_across_its_accounts() {
+    let claim = ("CNY".to_string(), 60_000);
+    assert_eq!(claim_cap(AssetKind::RealEstate, "", 1, None, 0), Ok(()), "only deposits name a claim");
+    assert!(matches!(claim_cap(AssetKind::Deposit, "CNY", 1, None, 0), Err(RuleError::Invalid(_))));
+    assert!(
+        matches!(claim_cap(AssetKind::Deposit, "USD", 1, Some(&claim), 0), Err(RuleError::Invalid(m)) if m.contains("USD"))
+    );
+    assert_eq!(claim_cap(AssetKind::Deposit, "CNY", 30_000, Some(&claim), 30_000), Ok(()));
+    let err = claim_cap(AssetKind::Deposit, "CNY", 30_001, Some(&claim), 30_000).unwrap_err();
+    assert!(matches!(&err, RuleError::Refused(m) if m.contains("freeze at most 30000") && m.contains("R4")), "{err}");
+    let err = claim_cap(AssetKind::Deposit, "CNY", i64::MAX, Some(&claim), 1).unwrap_err();
+    assert!(matches!(err, RuleError::Refused(_)), "an amount that would overflow is over the claim");
+}
+
+#[test]
+fn r10_r11_handover_and_acceptance() {
+    let case = case_number("（2024）京0105执1号");
+    assert_eq!(handover(&case, "粤0304", None, &[]), Ok(()));
+    assert!(matches!(handover(&case, "京0105", None, &[]), Err(RuleError::Invalid(_))));
+    assert!(
+        matches!(handover(&case, "粤0304", Some("粤0305"), &[]), Err(RuleError::Refused(m)) if m.contains("粤0305"))
+    );
+    let ending = ["seizure s1 on re:X ends 2025-02-01".to_string()];
+    let err = handover(&case, "粤0304", None, &ending).unwrap_err();
+    assert!(matches!(&err, RuleError::Refused(m) if m.contains("R11") && m.contains("s1")), "{err}");
+
+    let filed = case_number("（2025）粤0304执9号");
+    assert_eq!(acceptance("t", "粤0304", None, &filed), Ok(()));
+    assert!(matches!(acceptance("t", "粤0305", None, &filed), Err(RuleError::NotHolder(_))));
+    assert!(matches!(acceptance("t", "粤0304", Some("x"), &filed), Err(RuleError::Refused(_))));
+    let restored = case_number("（2025）粤0304执恢9号");
+    assert!(matches!(acceptance("t", "粤0304", None, &restored), Err(RuleError::Invalid(m)) if m.contains("R10")));
+}
+
+#[test]
+fn r13_r14_timers() {
+    let decided = t0();
+    let handed = t0() + chrono::Duration::days(8);
+    let t = transfer_timers(decided, handed, None, handed + chrono::Duration::days(7));
+    assert!(t.handover_late && !t.filing_overdue);
+    assert_eq!(t.filing_due, handed + chrono::Duration::days(7));
+    assert!(transfer_timers(decided, handed, None, handed + chrono::Duration::days(8)).filing_overdue);
+    assert!(!transfer_timers(decided, handed, Some(handed), handed + chrono::Duration::days(30)).filing_overdue);
+
+    let (due, overdue) = disposal_answer_due(t0(), false, t0() + chrono::Duration::days(16));
+    assert_eq!((due, overdue), (t0() + chrono::Duration::days(15), true));
+    assert!(
+        !disposal_answer_due(t0(), true, t0() + chrono::Duration::days(16)).1,
+        "an answered request is not overdue"
+    );
+    assert!(disposal_request("c", "a", true).is_err() && disposal_request("c", "a", false).is_ok());
+    assert!(matches!(disposal_answer("d", "c1", "c2", false), Err(RuleError::NotHolder(_))));
+    assert!(matches!(disposal_answer("d", "c1", "c1", true), Err(RuleError::Refused(_))));
 }
