@@ -36,7 +36,7 @@ use crate::{
     },
     ledger::{
         asset_key,
-        command::{Command, Reply},
+        command::{Command, Reply, RequestKey},
         rules::{self, Action, Disposal},
         store::Store,
         views,
@@ -68,11 +68,11 @@ impl SeizureApi {
         method: &'static str,
         request: Request<Req>,
         check: impl FnOnce(&Req, &Note, &mut Checks) -> Option<CaseNumber> + Send,
-        command: impl FnOnce(Req, CaseNumber) -> Fut + Send,
+        command: impl FnOnce(Req, CaseNumber, RequestKey) -> Fut + Send,
         respond: impl FnOnce(R) -> T + Send,
     ) -> Result<Response<T>, Status>
     where
-        Req: Send,
+        Req: Idempotent + Send,
         R: TryFrom<Reply, Error = Reply>,
         Fut: Future<Output = Result<Command, Error>> + Send,
     {
@@ -82,7 +82,8 @@ impl SeizureApi {
                 let case = check(&r, &note, &mut c);
                 let case = c.done(case)?;
                 self.authorize(&caller, &note, &case, Action::Control).await?;
-                let reply = self.store.execute(command(r, case).await?).await?;
+                let request = RequestKey::of(&caller.court, r.request_id(), &r.encode_to_vec());
+                let reply = self.store.execute(command(r, case, request).await?).await?;
                 let reply = R::try_from(reply)
                     .map_err(|other| Error::Internal(format!("{method}: unexpected ledger reply {other:?}")))?;
                 Ok(respond(reply))
@@ -119,9 +120,37 @@ impl SeizureApi {
             total,
             sale_started: false,
             disposed: false,
+            total_at: found.reported_at,
         })
     }
 }
+
+/// A control step's request, which names its court-chosen id (AIP-155).
+trait Idempotent: prost::Message {
+    fn request_id(&self) -> &str;
+}
+
+macro_rules! idempotent {
+    ($($request:ty),*) => {
+        $(impl Idempotent for $request {
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+        })*
+    };
+}
+
+idempotent!(
+    PlaceSeizureRequest,
+    ReleaseSeizureRequest,
+    RenewSeizureRequest,
+    DeductFundsRequest,
+    RecordDisposalRequest,
+    TransferCaseRequest,
+    AcceptTransferRequest,
+    RequestDisposalTransferRequest,
+    AnswerDisposalTransferRequest
+);
 
 /// The fields every control step carries: its request id and acting case, noted for the audit.
 fn control(c: &mut Checks, note: &Note, request_id: &str, case: &str) -> Option<CaseNumber> {
@@ -164,27 +193,28 @@ impl SeizureService for SeizureApi {
                     }
                     None => c.bad("debtor", "is required: the debtor who owns the asset"),
                 }
-                if rules::is_divisible(kind) && r.amount <= 0 {
-                    c.bad("amount", "a freeze of a deposit or securities names a positive amount (R4)");
+                if rules::is_divisible(kind) {
+                    c.amount("amount", r.amount, "a freeze of a deposit or securities names its amount (R4)");
                 }
                 let claim = r.claim.as_ref().map(|m| (m.currency.trim(), m.minor_units));
-                if kind == AssetKind::Deposit && claim.is_none_or(|(cur, v)| cur.is_empty() || v <= 0) {
-                    c.bad("claim", "a deposit freeze states the claim it secures: currency and a positive amount (R4)");
+                match claim {
+                    Some((currency, minor_units)) if kind == AssetKind::Deposit => {
+                        c.present("claim.currency", currency);
+                        c.amount("claim.minor_units", minor_units, "the claim a deposit freeze secures (R4)");
+                    }
+                    None if kind == AssetKind::Deposit => c.bad(
+                        "claim",
+                        "a deposit freeze states the claim it secures: currency and a positive amount (R4)",
+                    ),
+                    _ => {}
                 }
                 case
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 let kind = AssetKind::try_from(r.asset_kind).unwrap_or_default();
                 let asset = self.find(&r, &case, kind).await?;
                 let claim = r.claim.as_ref().map(|m| (m.currency.trim().to_ascii_uppercase(), m.minor_units));
-                Ok(Command::Place {
-                    request_id: r.request_id,
-                    asset,
-                    case,
-                    amount: r.amount,
-                    claim,
-                    emergency: r.emergency_approval,
-                })
+                Ok(Command::Place { request, asset, case, amount: r.amount, claim, emergency: r.emergency_approval })
             },
             |result: ControlResult| PlaceSeizureResponse { result: Some(result) },
         )
@@ -202,9 +232,9 @@ impl SeizureService for SeizureApi {
                 note.detail(json!({ "seizure_id": r.seizure_id, "emergency_approval": r.emergency_approval }));
                 seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id)
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 Ok(Command::Release {
-                    request_id: r.request_id,
+                    request,
                     case: case.to_string(),
                     seizure_id: r.seizure_id,
                     emergency: r.emergency_approval,
@@ -226,9 +256,9 @@ impl SeizureService for SeizureApi {
                 note.detail(json!({ "seizure_id": r.seizure_id, "months": r.months }));
                 seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id)
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 Ok(Command::Renew {
-                    request_id: r.request_id,
+                    request,
                     case: case.to_string(),
                     seizure_id: r.seizure_id,
                     months: (r.months > 0).then_some(r.months),
@@ -249,14 +279,12 @@ impl SeizureService for SeizureApi {
             |r, note, c| {
                 note.detail(json!({ "seizure_id": r.seizure_id, "amount": r.amount, "emergency_approval": r.emergency_approval }));
                 let case = seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id);
-                if r.amount <= 0 {
-                    c.bad("amount", "a deduction names a positive amount in minor units");
-                }
+                c.amount("amount", r.amount, "a deduction names its amount in minor units (R9)");
                 case
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 Ok(Command::Deduct {
-                    request_id: r.request_id,
+                    request,
                     case: case.to_string(),
                     seizure_id: r.seizure_id,
                     amount: r.amount,
@@ -276,8 +304,12 @@ impl SeizureService for SeizureApi {
             match DisposalStep::try_from(r.step) {
                 Ok(DisposalStep::AuctionNotice) => Ok(Disposal::AuctionNotice),
                 Ok(DisposalStep::Sold) => Ok(Disposal::Sold),
-                Ok(DisposalStep::PartlySold) if r.amount > 0 => Ok(Disposal::PartlySold(r.amount)),
-                Ok(DisposalStep::PartlySold) => Err(("amount", "a partial sale names the positive amount sold")),
+                Ok(DisposalStep::PartlySold) if (1..=rules::MAX_AMOUNT).contains(&r.amount) => {
+                    Ok(Disposal::PartlySold(r.amount))
+                }
+                Ok(DisposalStep::PartlySold) => {
+                    Err(("amount", "a partial sale names the amount sold, 1 to 10^15 minor units or units"))
+                }
                 _ => Err(("step", "must be AUCTION_NOTICE, SOLD or PARTLY_SOLD")),
             }
         }
@@ -292,14 +324,9 @@ impl SeizureService for SeizureApi {
                 }
                 case
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 let disposal = disposal(&r).map_err(|(field, why)| violation(field, why))?;
-                Ok(Command::Dispose {
-                    request_id: r.request_id,
-                    case: case.to_string(),
-                    seizure_id: r.seizure_id,
-                    disposal,
-                })
+                Ok(Command::Dispose { request, case: case.to_string(), seizure_id: r.seizure_id, disposal })
             },
             |result: ControlResult| RecordDisposalResponse { result: Some(result) },
         )
@@ -391,11 +418,11 @@ impl SeizureService for SeizureApi {
                 }
                 case
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 let mut c = Checks::default();
                 let to_court = c.court("to_court_code", &r.to_court_code);
                 Ok(Command::Transfer {
-                    request_id: r.request_id,
+                    request,
                     case,
                     to_court: c.done(to_court)?,
                     decision: r.decision_reference,
@@ -422,9 +449,7 @@ impl SeizureService for SeizureApi {
                 c.present("transfer_id", &r.transfer_id);
                 c.case("new_case_number", &r.new_case_number)
             },
-            |r, new_case| async move {
-                Ok(Command::Accept { request_id: r.request_id, transfer_id: r.transfer_id, new_case })
-            },
+            |r, new_case, request| async move { Ok(Command::Accept { request, transfer_id: r.transfer_id, new_case }) },
             |t: TransferCaseResponse| AcceptTransferResponse { transfer: t.transfer, message: t.message },
         )
         .await
@@ -460,10 +485,10 @@ impl SeizureService for SeizureApi {
                 c.present("asset_id", &r.asset_id);
                 case
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 let kind = AssetKind::try_from(r.asset_kind).unwrap_or_default();
                 let asset_key = asset_key(kind, &merge::normalise(&r.asset_id));
-                Ok(Command::RequestDisposal { request_id: r.request_id, case, asset_key })
+                Ok(Command::RequestDisposal { request, case, asset_key })
             },
             |d: AnswerDisposalTransferResponse| RequestDisposalTransferResponse {
                 disposal_transfer: d.disposal_transfer,
@@ -486,9 +511,9 @@ impl SeizureService for SeizureApi {
                 c.present("disposal_transfer_id", &r.disposal_transfer_id);
                 case
             },
-            |r, case| async move {
+            |r, case, request| async move {
                 Ok(Command::AnswerDisposal {
-                    request_id: r.request_id,
+                    request,
                     case: case.to_string(),
                     id: r.disposal_transfer_id,
                     approve: r.approve,

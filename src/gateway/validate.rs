@@ -5,10 +5,13 @@
 
 use tracing::warn;
 
-use crate::core::{
-    error::{Error, Violation},
-    identifiers::{self, CaseNumber, DebtorId},
-    proto::{AssetKind, Debtor, debtor},
+use crate::{
+    core::{
+        error::{Error, Violation},
+        identifiers::{self, CaseNumber, DebtorId},
+        proto::{AssetKind, Debtor, debtor},
+    },
+    ledger::rules::MAX_AMOUNT,
 };
 
 /// The bad fields of one request.
@@ -34,6 +37,13 @@ impl Checks {
     /// A court code (R20).
     pub fn court(&mut self, field: &str, input: &str) -> Option<String> {
         identifiers::parse_court_code(input).map_err(|e| self.bad(field, e)).ok()
+    }
+
+    /// An amount or quantity: 1 to [`MAX_AMOUNT`] (minor units or units).
+    pub fn amount(&mut self, field: &str, value: i64, what: &str) {
+        if !(1..=MAX_AMOUNT).contains(&value) {
+            self.bad(field, format!("{what}: 1 to {MAX_AMOUNT} minor units or units, not {value}"));
+        }
     }
 
     /// A field that must not be blank.

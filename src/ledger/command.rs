@@ -5,6 +5,7 @@
 use std::{error::Error as StdError, sync::Arc};
 
 use prost::Message;
+use sha2::{Digest, Sha256};
 
 use crate::{
     core::{
@@ -21,13 +22,33 @@ use crate::{
 /// until it is written to the order's `last_error` for operators.
 pub type Undelivered = Arc<dyn StdError + Send + Sync>;
 
+/// A court's request id, scoped to the court and the method (AIP-155) and
+/// bound to the request: the same id with the same request is answered from
+/// the stored reply; with another request it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// The calling court.
+    pub court: String,
+    /// The court's request id.
+    pub id: String,
+    /// SHA-256 of the whole request, hex.
+    pub digest: String,
+}
+
+impl RequestKey {
+    /// The key of `request` (its encoded bytes) sent by `court` under `id`.
+    pub fn of(court: &str, id: &str, request: &[u8]) -> Self {
+        Self { court: court.into(), id: id.into(), digest: hex::encode(Sha256::digest(request)) }
+    }
+}
+
 /// A step that changes the ledger.
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Seize or freeze (R1, R4).
     Place {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// The asset as the registry reported it just now.
         asset: Asset,
         /// Acting case.
@@ -41,8 +62,8 @@ pub enum Command {
     },
     /// Release (R7).
     Release {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// Acting case.
         case: String,
         /// The seizure.
@@ -52,8 +73,8 @@ pub enum Command {
     },
     /// Renew (R6).
     Renew {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// Acting case.
         case: String,
         /// The seizure.
@@ -63,8 +84,8 @@ pub enum Command {
     },
     /// Deduct deposit funds (R9).
     Deduct {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// Acting case.
         case: String,
         /// The freeze.
@@ -76,8 +97,8 @@ pub enum Command {
     },
     /// A disposal step (R8).
     Dispose {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// Acting case.
         case: String,
         /// The effective seizure.
@@ -87,8 +108,8 @@ pub enum Command {
     },
     /// Hand a designated case over (R10–R13).
     Transfer {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// The case.
         case: CaseNumber,
         /// Receiving court.
@@ -100,8 +121,8 @@ pub enum Command {
     },
     /// The receiving court files its case (R10).
     Accept {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// The transfer.
         transfer_id: String,
         /// The new case.
@@ -109,8 +130,8 @@ pub enum Command {
     },
     /// Ask for disposal to move to a priority creditor (R14).
     RequestDisposal {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// Requesting case.
         case: CaseNumber,
         /// The asset.
@@ -118,8 +139,8 @@ pub enum Command {
     },
     /// Answer such a request (R14).
     AnswerDisposal {
-        /// Client request id.
-        request_id: String,
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
         /// The case holding the first seizure.
         case: String,
         /// The request.
@@ -144,18 +165,18 @@ pub enum Command {
 }
 
 impl Command {
-    /// The client's request id and the request's name, for idempotency.
-    pub(crate) fn request(&self) -> Option<(&str, &'static str)> {
+    /// Who asked and the step's method name, for idempotency; `None` for the gateway's own steps.
+    pub(crate) fn request(&self) -> Option<(&RequestKey, &'static str)> {
         match self {
-            Command::Place { request_id, .. } => Some((request_id, "place")),
-            Command::Release { request_id, .. } => Some((request_id, "release")),
-            Command::Renew { request_id, .. } => Some((request_id, "renew")),
-            Command::Deduct { request_id, .. } => Some((request_id, "deduct")),
-            Command::Dispose { request_id, .. } => Some((request_id, "dispose")),
-            Command::Transfer { request_id, .. } => Some((request_id, "transfer")),
-            Command::Accept { request_id, .. } => Some((request_id, "accept")),
-            Command::RequestDisposal { request_id, .. } => Some((request_id, "request_disposal")),
-            Command::AnswerDisposal { request_id, .. } => Some((request_id, "answer_disposal")),
+            Command::Place { request, .. } => Some((request, "place")),
+            Command::Release { request, .. } => Some((request, "release")),
+            Command::Renew { request, .. } => Some((request, "renew")),
+            Command::Deduct { request, .. } => Some((request, "deduct")),
+            Command::Dispose { request, .. } => Some((request, "dispose")),
+            Command::Transfer { request, .. } => Some((request, "transfer")),
+            Command::Accept { request, .. } => Some((request, "accept")),
+            Command::RequestDisposal { request, .. } => Some((request, "request_disposal")),
+            Command::AnswerDisposal { request, .. } => Some((request, "answer_disposal")),
             Command::Delivered { .. } | Command::Sweep { .. } => None,
         }
     }
@@ -186,9 +207,11 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// The reply as stored: compact, a step's outcome without the asset's queue,
+    /// which a replay reads afresh.
     pub(crate) fn encode(&self) -> Vec<u8> {
         match self {
-            Reply::Control(r) => r.encode_to_vec(),
+            Reply::Control(r) => ControlResult { queue: None, ..r.clone() }.encode_to_vec(),
             Reply::Transfer(r) => r.encode_to_vec(),
             Reply::Disposal(r) => r.encode_to_vec(),
             Reply::Done => Vec::new(),

@@ -1,5 +1,6 @@
 //! Writes lapses as they fall due, so their events and promotions are
-//! recorded even when nobody reads the asset (reads apply them anyway, R6).
+//! recorded even when nobody reads the asset (reads apply them anyway, R6),
+//! and forgets stored replies past the request window.
 
 use std::time::Duration;
 
@@ -7,10 +8,16 @@ use tracing::warn;
 
 use crate::ledger::{command::Command, store::Store};
 
-/// Sweeps every `every` until `shutdown` completes.
-pub async fn sweep(store: Store, every: Duration, shutdown: impl Future<Output = ()>) {
+/// Sweeps every `every` until `shutdown` completes; replies older than `window` are purged.
+pub async fn sweep(store: Store, every: Duration, window: Duration, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
+        let before = chrono::Duration::from_std(window).ok().and_then(|w| store.now().checked_sub_signed(w));
+        match store.purge_replies(before.unwrap_or_default()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(replies = n, "stored replies past the request window purged"),
+            Err(e) => warn!(error = %e, "purging stored replies failed; will retry"),
+        }
         match store.due_lapses().await {
             Ok(keys) => {
                 for asset_key in keys {

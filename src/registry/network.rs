@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 
 use crate::{
     core::{
-        clock::SharedClock,
+        clock::{SharedClock, Time},
         error::Error,
         identifiers::DebtorId,
         merge,
@@ -37,6 +37,8 @@ pub struct Found {
     pub asset: merge::Reported,
     /// The registry to send orders to.
     pub registry: Arc<str>,
+    /// When the registry reported it (the cached answer's time).
+    pub reported_at: Time,
 }
 
 impl Network {
@@ -101,7 +103,8 @@ impl Network {
         for leg in &legs {
             if let Ok(entry) = &leg.result {
                 if let Some(asset) = entry.assets.iter().find(|a| a.kind == kind && a.id == wanted) {
-                    return Ok(Found { asset: asset.clone(), registry: leg.registry.name.clone() });
+                    let reported_at = Time::from(entry.fetched_at);
+                    return Ok(Found { asset: asset.clone(), registry: leg.registry.name.clone(), reported_at });
                 }
             }
         }

@@ -19,7 +19,7 @@ use crate::{
     core::clock::{Clock, SystemClock},
     ledger::{
         LedgerError,
-        command::Command,
+        command::{Command, RequestKey},
         rules::{Asset, Terms},
         store::Store,
     },
@@ -74,12 +74,13 @@ pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Repor
                     total: 1,
                     sale_started: false,
                     disposed: false,
+                    total_at: store.now(),
                 };
                 let case = CaseNumber::parse(&format!("（2024）京0105执{}号", n + 1)).map_err(LedgerError::Invalid)?;
                 let t = Instant::now();
                 store
                     .execute(Command::Place {
-                        request_id: format!("bench-{run}-{n}"),
+                        request: RequestKey::of("京0105", &format!("bench-{run}-{n}"), &[]),
                         asset,
                         case,
                         amount: 1,

@@ -13,7 +13,7 @@ use assetgw::{
     },
     ledger::{
         asset_key,
-        command::{Command, Reply},
+        command::{Command, Reply, RequestKey},
         rules::{Asset, Disposal, Terms},
         store::Store,
     },
@@ -55,6 +55,7 @@ fn assets() -> [Asset; 3] {
         total,
         sale_started: false,
         disposed: false,
+        total_at: Default::default(),
     };
     [
         asset(AssetKind::RealEstate, "110105001002GB00001F00010001", "", 1),
@@ -79,10 +80,10 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let live: Vec<(String, String)> =
             ledgers.iter().flat_map(|l| l.queue().map(|(_, s)| (s.id.clone(), s.case_number.clone()))).collect();
         let pick = |i: usize| live.get(i % live.len().max(1)).cloned();
-        let request_id = format!("r{n}");
+        let request = RequestKey::of("京0105", &format!("r{n}"), &[]);
         let command = match op {
             Op::Place { asset, case, amount } => Some(Command::Place {
-                request_id,
+                request,
                 asset: assets[asset].clone(),
                 case: CaseNumber::parse(&cases[case]).unwrap(),
                 amount,
@@ -90,23 +91,23 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 emergency: String::new(),
             }),
             Op::Release(i) => pick(i).map(|(seizure_id, case)| Command::Release {
-                request_id,
+                request,
                 case,
                 seizure_id,
                 emergency: String::new(),
             }),
             Op::Renew(i) => {
-                pick(i).map(|(seizure_id, case)| Command::Renew { request_id, case, seizure_id, months: None })
+                pick(i).map(|(seizure_id, case)| Command::Renew { request, case, seizure_id, months: None })
             }
             Op::Deduct(i, amount) => pick(i).map(|(seizure_id, case)| Command::Deduct {
-                request_id,
+                request,
                 case,
                 seizure_id,
                 amount,
                 emergency: String::new(),
             }),
             Op::Sell(i) => pick(i).map(|(seizure_id, case)| Command::Dispose {
-                request_id,
+                request,
                 case,
                 seizure_id,
                 disposal: Disposal::Sold,
@@ -119,7 +120,7 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let case = CaseNumber::parse(&cases[c]).unwrap();
                 let reply = store
                     .execute(Command::Transfer {
-                        request_id: request_id.clone(),
+                        request: request.clone(),
                         case,
                         to_court: "粤0304".into(),
                         decision: "（2025）京01执监1号".into(),
@@ -129,7 +130,7 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Ok(Reply::Transfer(t)) = reply {
                     let new_case = format!("（2025）粤0304执{n}号");
                     let accept = Command::Accept {
-                        request_id: format!("{request_id}-accept"),
+                        request: RequestKey::of("粤0304", &format!("r{n}-accept"), &[]),
                         transfer_id: t.transfer.unwrap().transfer_id,
                         new_case: CaseNumber::parse(&new_case).unwrap(),
                     };

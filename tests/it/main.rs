@@ -10,6 +10,7 @@ mod conformance;
 mod dev;
 mod faults;
 mod hostile;
+mod integrity;
 mod internals;
 mod interop;
 mod ledger;

@@ -130,6 +130,9 @@ pub struct Asset {
     pub sale_started: bool,
     /// Sold as a whole (R8).
     pub disposed: bool,
+    /// When `total` was last set: by the registry's report it came from, or by
+    /// the ledger's own deduction or sale, which an older report never undoes.
+    pub total_at: Time,
 }
 
 impl Asset {
@@ -138,6 +141,10 @@ impl Asset {
         is_divisible(self.kind)
     }
 }
+
+/// The largest amount or quantity a request may name: 10^15 minor units
+/// (ten trillion yuan), so that every sum the ledger makes stays in range.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
 /// Whether seizures of this kind name an amount.
 pub fn is_divisible(kind: AssetKind) -> bool {

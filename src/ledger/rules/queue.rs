@@ -266,6 +266,7 @@ impl Ledger {
     /// Returns what it still claims.
     fn pay_out(&mut self, i: usize, amount: i64, now: Time) -> i64 {
         self.asset.total -= amount;
+        self.asset.total_at = now;
         let s = &mut self.seizures[i];
         s.requested -= amount;
         if s.requested == 0 {
@@ -330,6 +331,7 @@ impl Ledger {
             Disposal::Sold => {
                 self.asset.disposed = true;
                 self.asset.total = 0;
+                self.asset.total_at = now;
                 let mut lapsed = 0;
                 for s in self.seizures.iter_mut().filter(|s| s.state.is_live()) {
                     let (state, kind, note) = if s.effective > 0 {
@@ -450,13 +452,19 @@ impl Ledger {
         Ok(())
     }
 
-    /// Sets the balance or quantity as the registry reports it; inflows go to
-    /// unmet freezes in rank order (R4).
-    pub fn set_total(&mut self, total: i64, now: Time, terms: &Terms) -> Vec<Change> {
+    /// Takes the balance or quantity a registry reported at `reported_at`,
+    /// unless the ledger set it itself since (a deduction or a sale, R9, R8):
+    /// an older report never re-inflates it. Inflows go to unmet freezes in
+    /// rank order (R4).
+    pub fn set_total(&mut self, total: i64, reported_at: Time, now: Time, terms: &Terms) -> Vec<Change> {
         let mut changes = self.settle(now, terms);
-        if self.asset.divisible() && !self.asset.disposed && total != self.asset.total {
-            self.asset.total = total.max(0);
-            changes.extend(self.reallocate(now, terms, None));
+        if self.asset.divisible() && !self.asset.disposed && reported_at > self.asset.total_at {
+            self.asset.total_at = reported_at;
+            let total = total.clamp(0, MAX_AMOUNT);
+            if total != self.asset.total {
+                self.asset.total = total;
+                changes.extend(self.reallocate(now, terms, None));
+            }
         }
         changes
     }

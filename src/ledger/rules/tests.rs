@@ -21,6 +21,7 @@ fn ledger(kind: AssetKind, total: i64) -> Ledger {
             total,
             sale_started: false,
             disposed: false,
+            total_at: Time::default(),
         },
         seizures: vec![],
     }
@@ -78,7 +79,7 @@ fn r4_freezes_take_what_is_left_and_inflows_go_in_rank_order() {
     assert!(o.message.starts_with("partly effective: CNY 4.00 of CNY 8.00 frozen now"), "{}", o.message);
     place(&mut l, 3, 100, t0());
     assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (400, 0));
-    l.set_total(1300, t0(), &TERMS);
+    l.set_total(1300, t0(), t0(), &TERMS);
     assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (700, 0));
     l.release("s1", &case(1), t0(), &TERMS).unwrap();
     assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (800, 100));
@@ -259,7 +260,7 @@ proptest! {
                 Op::Sell(i) => match pick(i, &l) { Some((id, c)) => l.dispose(&id, &c, Disposal::Sold, now, &TERMS), None => continue },
                 Op::Transfer(i) => match pick(i, &l) { Some((_, c)) => Ok(Outcome { changes: l.change_holder(&c, "粤01", &format!("{c}-t"), now, "test"), ..Outcome::default() }), None => continue },
                 Op::Jump(days) => { now += chrono::Duration::days(days); Ok(Outcome { changes: l.settle(now, &TERMS), ..Outcome::default() }) }
-                Op::Inflow(a) => Ok(Outcome { changes: l.set_total(l.asset.total + a, now, &TERMS), ..Outcome::default() }),
+                Op::Inflow(a) => Ok(Outcome { changes: l.set_total(l.asset.total + a, now, now, &TERMS), ..Outcome::default() }),
             };
             let _ = result;
             l.settle(now, &TERMS);

@@ -37,9 +37,10 @@ use crate::{
         clock::{SharedClock, Time},
     },
     ledger::{
-        LedgerError,
-        command::{Command, Reply},
+        LedgerError, asset_key,
+        command::{Command, Reply, RequestKey},
         rules::Terms,
+        views,
     },
 };
 
@@ -242,29 +243,12 @@ impl Store {
     }
 
     async fn apply(&self, conn: &mut AnyConnection, command: &Command) -> Result<Reply, LedgerError> {
-        if let Some((id, method)) = command.request() {
-            if id.is_empty() {
-                return Err(LedgerError::Invalid(
-                    "request_id is required: a client-chosen id that makes retries safe".into(),
-                ));
-            }
-            let row = sqlx::query("SELECT method, reply FROM requests WHERE request_id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(row) = row {
-                let stored: String = row.try_get(0)?;
-                if stored != method {
-                    return Err(LedgerError::Invalid(format!(
-                        "request_id {id} was already used for a different kind of request"
-                    )));
-                }
-                let stored = hex::decode(row.try_get::<String, _>(1)?)
-                    .map_err(|e| LedgerError::Corrupt(format!("stored reply of request {id} is not hex: {e}")))?;
-                return Reply::decode(method, &stored);
+        let now = self.clock.now();
+        if let Some((key, method)) = command.request() {
+            if let Some(stored) = self.stored_reply(conn, key, method, now).await? {
+                return Ok(stored);
             }
         }
-        let now = self.clock.now();
         let reply = match command {
             Command::Place { asset, case, amount, claim, emergency, .. } => {
                 self.place(conn, asset, case, *amount, claim.as_ref(), emergency, now).await?
@@ -306,16 +290,75 @@ impl Store {
                 Reply::Done
             }
         };
-        if let Some((id, method)) = command.request() {
-            sqlx::query("INSERT INTO requests (request_id, method, reply, at) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(method)
-                .bind(hex::encode(reply.encode()))
-                .bind(micros(now))
-                .execute(&mut *conn)
-                .await?;
+        if let Some((key, method)) = command.request() {
+            sqlx::query(
+                "INSERT INTO replies (court, method, request_id, digest, reply, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.court)
+            .bind(method)
+            .bind(&key.id)
+            .bind(&key.digest)
+            .bind(hex::encode(reply.encode()))
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(reply)
+    }
+
+    /// The reply stored for `key`'s earlier request, if it made one; a
+    /// different request under the same id is refused. A replayed step's
+    /// queue is read now (replies are stored without it).
+    async fn stored_reply(
+        &self,
+        conn: &mut AnyConnection,
+        key: &RequestKey,
+        method: &str,
+        now: Time,
+    ) -> Result<Option<Reply>, LedgerError> {
+        if key.id.trim().is_empty() {
+            return Err(LedgerError::Invalid(
+                "request_id is required: a client-chosen id that makes retries safe".into(),
+            ));
+        }
+        let row = sqlx::query("SELECT digest, reply FROM replies WHERE court = $1 AND method = $2 AND request_id = $3")
+            .bind(&key.court)
+            .bind(method)
+            .bind(&key.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let digest: String = row.try_get(0)?;
+        if !digest.is_empty() && digest != key.digest {
+            return Err(LedgerError::Invalid(format!(
+                "request_id {} was already used by this court for a different {method} request; \
+                 send a new request_id for a new request",
+                key.id
+            )));
+        }
+        let stored = hex::decode(row.try_get::<String, _>(1)?)
+            .map_err(|e| LedgerError::Corrupt(format!("stored reply of request {} is not hex: {e}", key.id)))?;
+        Ok(Some(match Reply::decode(method, &stored)? {
+            Reply::Control(mut r) => {
+                let asset = r.seizure.as_ref().and_then(|s| s.asset.as_ref());
+                if let Some(a) = asset {
+                    let key = asset_key(rows::kind_of(i64::from(a.kind))?, &a.asset_id);
+                    let mut ledgers = self.load(conn, &[key], false).await?;
+                    for l in &mut ledgers {
+                        l.settle(now, &self.terms);
+                    }
+                    r.queue = ledgers.first().map(views::queue);
+                }
+                Reply::Control(r)
+            }
+            other => other,
+        }))
+    }
+
+    /// Forgets replies stored before `before`: a request id is good for the configured window.
+    pub async fn purge_replies(&self, before: Time) -> Result<u64, LedgerError> {
+        let done = sqlx::query("DELETE FROM replies WHERE at < $1").bind(micros(before)).execute(&self.pool).await?;
+        Ok(done.rows_affected())
     }
 
     fn lock_suffix(&self, lock: bool) -> &'static str {
@@ -325,6 +368,16 @@ impl Store {
 
     async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, LedgerError> {
         Ok(self.pool.acquire().await?)
+    }
+
+    /// A read-only transaction: every statement in it sees the same snapshot
+    /// (SQLite's WAL read transaction; PostgreSQL's repeatable read).
+    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        }
+        Ok(tx)
     }
 }
 

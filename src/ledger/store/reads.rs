@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{
     LIVE, Store, micros,
@@ -32,22 +32,21 @@ impl Store {
         Ok(self.designation(&mut conn, case).await?.map(|d| d.to_court))
     }
 
-    /// The ledgers of `keys` as of now (lapses applied in memory, R6).
+    /// The ledgers of `keys` as of now (lapses applied in memory, R6), from one snapshot.
     pub async fn ledgers(&self, keys: &[String]) -> Result<Vec<Ledger>, LedgerError> {
-        let now = self.clock.now();
-        let mut conn = self.reader().await?;
-        let mut ledgers = self.load(&mut conn, keys, false).await?;
-        for l in &mut ledgers {
-            l.settle(now, &self.terms);
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(ledgers)
+        let mut tx = self.snapshot().await?;
+        self.settled(&mut tx, keys).await
     }
 
     /// Every seizure of a case as of now, by asset then rank.
     pub async fn case_seizures(&self, case: &str) -> Result<Vec<proto::Seizure>, LedgerError> {
+        let mut tx = self.snapshot().await?;
         let keys =
-            self.keys("SELECT DISTINCT asset_key FROM seizures WHERE case_number = $1", case.to_string()).await?;
-        let ledgers = self.ledgers(&keys).await?;
+            keys(&mut tx, "SELECT DISTINCT asset_key FROM seizures WHERE case_number = $1", case.to_string()).await?;
+        let ledgers = self.settled(&mut tx, &keys).await?;
         Ok(ledgers
             .iter()
             .flat_map(|l| l.seizures.iter().filter(|s| s.case_number == case).map(move |s| views::seizure(l, s)))
@@ -58,13 +57,10 @@ impl Store {
     pub async fn lapsing(&self, days: u32, court: &str) -> Result<Vec<proto::Seizure>, LedgerError> {
         let now = self.clock.now();
         let horizon = now + chrono::Duration::days(i64::from(days));
-        let keys = self
-            .keys(
-                &format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at < $1"),
-                micros(horizon),
-            )
-            .await?;
-        let ledgers = self.ledgers(&keys).await?;
+        let mut tx = self.snapshot().await?;
+        let sql = format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at < $1");
+        let keys = keys(&mut tx, &sql, micros(horizon)).await?;
+        let ledgers = self.settled(&mut tx, &keys).await?;
         let mut out: Vec<(Time, proto::Seizure)> = ledgers
             .iter()
             .flat_map(|l| {
@@ -77,13 +73,14 @@ impl Store {
         Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
-    async fn keys<T>(&self, sql: &str, arg: T) -> Result<Vec<String>, LedgerError>
-    where
-        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
-    {
-        let mut conn = self.reader().await?;
-        let rows = sqlx::query(sql).bind(arg).fetch_all(&mut *conn).await?;
-        rows.iter().map(|r| r.try_get(0).map_err(LedgerError::from)).collect()
+    /// The ledgers of `keys` read on `conn`, lapses applied as of now.
+    async fn settled(&self, conn: &mut AnyConnection, keys: &[String]) -> Result<Vec<Ledger>, LedgerError> {
+        let now = self.clock.now();
+        let mut ledgers = self.load(conn, keys, false).await?;
+        for l in &mut ledgers {
+            l.settle(now, &self.terms);
+        }
+        Ok(ledgers)
     }
 
     /// Case transfers and disposal transfers, newest first.
@@ -92,7 +89,7 @@ impl Store {
         overdue_only: bool,
     ) -> Result<(Vec<proto::Transfer>, Vec<proto::DisposalTransfer>), LedgerError> {
         let now = self.clock.now();
-        let mut conn = self.reader().await?;
+        let mut conn = self.snapshot().await?;
         let rows = sqlx::query(&transfers_sql("ORDER BY handed_over_at DESC")).fetch_all(&mut *conn).await?;
         let transfers =
             rows.iter().map(|r| transfer_record(r).map(|t| views::transfer(&t, now))).collect::<Result<Vec<_>, _>>()?;
@@ -143,7 +140,9 @@ impl Store {
     /// Assets with an effective seizure whose term has ended, for the sweeper.
     pub async fn due_lapses(&self) -> Result<Vec<String>, LedgerError> {
         let now = self.clock.micros();
-        self.keys(&format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at <= $1"), now).await
+        let mut conn = self.reader().await?;
+        keys(&mut conn, &format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} AND end_at <= $1"), now)
+            .await
     }
 
     /// Leases the next deliverable order: the oldest undelivered one of an
@@ -238,4 +237,13 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The asset keys a one-parameter query returns.
+async fn keys<T>(conn: &mut AnyConnection, sql: &str, arg: T) -> Result<Vec<String>, LedgerError>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+{
+    let rows = sqlx::query(sql).bind(arg).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| r.try_get(0).map_err(LedgerError::from)).collect()
 }

@@ -85,7 +85,7 @@ impl Store {
         keys.dedup();
         let list = (1..=keys.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed FROM assets \
+            "SELECT asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed, total_at FROM assets \
              WHERE asset_key IN ({list}) ORDER BY asset_key{}",
             self.lock_suffix(lock)
         );
@@ -104,6 +104,7 @@ impl Store {
                 total: row.try_get(6)?,
                 sale_started: row.try_get::<i64, _>(7)? != 0,
                 disposed: row.try_get::<i64, _>(8)? != 0,
+                total_at: from_micros(row.try_get(9)?),
             };
             ledgers.push((row.try_get(0)?, Ledger { asset, seizures: Vec::new() }));
         }
@@ -132,13 +133,16 @@ impl Store {
     async fn save(&self, conn: &mut AnyConnection, l: &Ledger, before: &Ledger) -> Result<(), LedgerError> {
         let key = asset_key(l.asset.kind, &l.asset.asset_id);
         if l.asset != before.asset {
-            sqlx::query("UPDATE assets SET total = $1, sale_started = $2, disposed = $3 WHERE asset_key = $4")
-                .bind(l.asset.total)
-                .bind(i64::from(l.asset.sale_started))
-                .bind(i64::from(l.asset.disposed))
-                .bind(&key)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE assets SET total = $1, sale_started = $2, disposed = $3, total_at = $4 WHERE asset_key = $5",
+            )
+            .bind(l.asset.total)
+            .bind(i64::from(l.asset.sale_started))
+            .bind(i64::from(l.asset.disposed))
+            .bind(micros(l.asset.total_at))
+            .bind(&key)
+            .execute(&mut *conn)
+            .await?;
         }
         for s in l.seizures.iter().filter(|s| !before.seizures.contains(s)) {
             sqlx::query(

@@ -4,7 +4,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{LIVE, Store, micros};
+use super::{Backend, LIVE, Store, micros};
 use crate::{
     core::{clock::Time, identifiers::CaseNumber, proto::AssetKind},
     ledger::{
@@ -59,11 +59,14 @@ impl Store {
         now: Time,
     ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
+        if asset.kind == AssetKind::Deposit {
+            self.lock_case(conn, &case_number).await?;
+        }
         self.check_not_stopped(conn, &case_number, emergency).await?;
         let key = asset_key(asset.kind, &asset.asset_id);
         sqlx::query(
-            "INSERT INTO assets (asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (asset_key) DO NOTHING",
+            "INSERT INTO assets (asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed, total_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (asset_key) DO NOTHING",
         )
         .bind(&key)
         .bind(asset.kind as i64)
@@ -71,14 +74,15 @@ impl Store {
         .bind(&asset.registry)
         .bind(&asset.debtor)
         .bind(&asset.unit)
-        .bind(asset.total)
+        .bind(asset.total.clamp(0, rules::MAX_AMOUNT))
         .bind(0i64)
         .bind(0i64)
+        .bind(micros(asset.total_at))
         .execute(&mut *conn)
         .await?;
         let mut w = self.open_one(conn, &key).await?;
         let (l, changes, orders) = w.one();
-        changes.extend(l.set_total(asset.total, now, &self.terms));
+        changes.extend(l.set_total(asset.total, asset.total_at, now, &self.terms));
         let others = if asset.kind == AssetKind::Deposit {
             self.case_freezes_elsewhere(conn, &case_number, &asset.unit, &key).await?
         } else {
@@ -92,6 +96,20 @@ impl Store {
         orders.extend(outcome.orders);
         let ledgers = self.commit_ledgers(conn, w).await?;
         Ok(Reply::Control(views::control_result(&ledgers[0], &id, outcome.message)))
+    }
+
+    /// Serializes the steps of one case that read its other freezes (R4's claim
+    /// cap): replicas take a transaction-scoped advisory lock on PostgreSQL,
+    /// before any asset row, so the lock order is always case then assets. The
+    /// SQLite writer already runs one step at a time.
+    async fn lock_case(&self, conn: &mut AnyConnection, case: &str) -> Result<(), LedgerError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS locked")
+                .bind(case)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// What a case has frozen on its live freezes of other accounts in `currency` (R4).

@@ -138,6 +138,9 @@ impl Config {
         if self.ledger.sweep_interval.is_zero() {
             out.push(problem("ledger.sweep_interval", "must be longer than zero"));
         }
+        if self.ledger.request_window < Duration::from_secs(3600) {
+            out.push(problem("ledger.request_window", "must be at least an hour; courts retry within it"));
+        }
         for (code, o) in &self.limits.courts {
             if let Err(e) = identifiers::parse_court_code(code) {
                 out.push(problem(format!("limits.courts.{code}"), e));

@@ -248,13 +248,22 @@ pub struct LedgerConfig {
     /// How often lapsed seizures are swept into events (reads apply lapses anyway).
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// How long a court's request id is remembered: a retry within it is answered from the stored reply, a
+    /// reuse after it is a new request. Purged by the sweeper.
+    #[serde(with = "humantime_serde")]
+    pub request_window: Duration,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self { url: "sqlite://data/ledger.db".into(), sweep_interval: Duration::from_secs(60), terms: Terms::default() }
+        Self {
+            url: "sqlite://data/ledger.db".into(),
+            sweep_interval: Duration::from_secs(60),
+            request_window: Duration::from_secs(7 * 86_400),
+            terms: Terms::default(),
+        }
     }
 }
 

@@ -1,0 +1,217 @@
+//! What the ledger acknowledges is right: balances after deductions, amounts
+//! in range, request identity per court and request, compact stored replies
+//! that are purged, reads from one snapshot, and R4's claim cap across
+//! replicas (issue: ledger integrity).
+
+use std::time::Duration;
+
+use assetgw::core::proto::{
+    AssetKind, DeductFundsRequest, GetSeizureQueueRequest, MergedAsset, Money, ReleaseSeizureRequest, SeizureState,
+    asset::Detail, seizure_service_client::SeizureServiceClient,
+};
+use sqlx::Connection;
+use tonic::Code;
+
+use crate::{harness::*, ledger::*};
+
+/// The demo debtor's CNY accounts, richest first.
+async fn cny_accounts(stack: &Stack) -> Vec<(MergedAsset, i64)> {
+    let r = stack.search(query(&[RICH])).await.unwrap();
+    let mut out: Vec<(MergedAsset, i64)> = r.debtors[0]
+        .assets
+        .iter()
+        .filter_map(|a| match a.asset.as_ref().and_then(|x| x.detail.as_ref()) {
+            Some(Detail::Deposit(d)) => {
+                d.balance.as_ref().filter(|b| b.currency == "CNY").map(|b| (a.clone(), b.minor_units))
+            }
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|(_, b)| -b);
+    out
+}
+
+fn deduct(id: &str, case: &str, seizure: &str, amount: i64) -> DeductFundsRequest {
+    DeductFundsRequest {
+        request_id: id.into(),
+        case_number: case.into(),
+        seizure_id: seizure.into(),
+        amount,
+        ..Default::default()
+    }
+}
+
+async fn deduction_is_not_undone_by_the_next_placement(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let (account, total) = cny_accounts(&stack).await.remove(0);
+    assert!(total >= 2, "the richest demo account holds funds");
+    let a = place(&mut s, "a", A, &account, total).await;
+    let half = total / 2;
+    let a_id = a.seizure.unwrap().seizure_id;
+    s.deduct_funds(as_court(A, deduct("d", A, &a_id, half))).await.unwrap();
+    // B's freeze comes with the registry's figure from before the deduction (cached): the ledger's own
+    // deduction is the newer fact.
+    let b = place(&mut s, "b", B, &account, total - half).await;
+    let q = b.queue.unwrap();
+    assert_eq!(q.total, total - half, "the balance stays net of the deduction");
+    assert_eq!(b.seizure.unwrap().state, SeizureState::Waiting as i32, "A still holds what is left");
+    let effective: i64 = q.seizures.iter().map(|x| x.effective).sum();
+    assert!(effective <= q.total, "R4: effective {effective} within the balance {}", q.total);
+}
+
+async fn amounts_out_of_range_are_refused_as_invalid(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let (account, _) = cny_accounts(&stack).await.remove(0);
+    place(&mut s, "small", A, &account, 100).await;
+    let mut huge = place_req("huge", A, &account, i64::MAX);
+    huge.case_number = A.into();
+    let err = s.place_seizure(as_court(A, huge)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(err.message().contains("amount"), "{}", err.message());
+    let mut claim = place_req("claim", B, &account, 100);
+    claim.claim = Some(Money { currency: "CNY".into(), minor_units: i64::MAX });
+    assert_eq!(s.place_seizure(as_court(B, claim)).await.unwrap_err().code(), Code::InvalidArgument);
+    let err = s.deduct_funds(as_court(A, deduct("dx", A, "any", i64::MAX))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    // The case keeps working.
+    let (other, _) = cny_accounts(&stack).await.remove(1);
+    let next = place(&mut s, "next", A, &other, 100).await;
+    assert!(next.message.contains("frozen") || next.message.contains("partly"), "{}", next.message);
+}
+
+async fn request_ids_belong_to_one_court_and_one_request(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    let mine = place(&mut s, "shared-id", A, &flat, 0).await;
+    // Another court using the same id gets its own step, never the first court's answer.
+    let theirs = place(&mut s, "shared-id", B, &flat, 0).await;
+    let seizure = theirs.seizure.unwrap();
+    assert_eq!(seizure.case_number, B);
+    assert_eq!(seizure.rank, 2);
+    assert_ne!(seizure.seizure_id, mine.seizure.as_ref().unwrap().seizure_id);
+    // The same court reusing the id for a different request is told so; nothing is done.
+    let other = asset_of_kind(&stack, AssetKind::Deposit).await;
+    let err = s.place_seizure(as_court(A, place_req("shared-id", A, &other, 5))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(err.message().contains("request_id") && err.message().contains("different"), "{}", err.message());
+    let listed =
+        s.list_case_seizures(as_court(A, assetgw::core::proto::ListCaseSeizuresRequest { case_number: A.into() }));
+    assert_eq!(listed.await.unwrap().into_inner().seizures.len(), 1, "the reused id placed nothing");
+    // An id is scoped to its method: a release may use it too.
+    let release = ReleaseSeizureRequest {
+        request_id: "shared-id".into(),
+        case_number: A.into(),
+        seizure_id: mine.seizure.unwrap().seizure_id,
+        ..Default::default()
+    };
+    s.release_seizure(as_court(A, release)).await.unwrap();
+}
+
+async fn asset_of_kind(stack: &Stack, kind: AssetKind) -> MergedAsset {
+    asset(stack, kind).await
+}
+
+async fn sql(url: &str, statement: &str) -> i64 {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    sqlx::query_scalar(statement).fetch_one(&mut conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn stored_replies_are_compact_and_purged_after_their_window() {
+    let stack = Stack::with(standard(), |c| c.ledger.sweep_interval = Duration::from_millis(50)).await;
+    let mut s = seizures(&stack);
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    for i in 0..40 {
+        let case = format!("（2024）京0105执{}号", 100 + i);
+        place(&mut s, &format!("p{i}"), &case, &flat, 0).await;
+    }
+    // The 40th placement's stored reply carries its outcome, not the 40-seizure queue.
+    let largest = sql(&stack.ledger_url, "SELECT MAX(LENGTH(reply)) FROM replies").await;
+    assert!(largest < 2048, "a stored reply of {largest} bytes");
+    stack.clock.advance(chrono::Duration::days(8));
+    let mut left = i64::MAX;
+    for _ in 0..100 {
+        left = sql(&stack.ledger_url, "SELECT COUNT(*) FROM replies").await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "replies past the 7-day window are purged");
+}
+
+async fn reads_come_from_one_snapshot(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let (account, total) = cny_accounts(&stack).await.remove(0);
+    let first = place(&mut s, "base", A, &account, total).await;
+    let base = first.seizure.unwrap().seizure_id;
+    let writer = {
+        let mut s = seizures(&stack);
+        let account = account.clone();
+        tokio::spawn(async move {
+            for i in 0..60 {
+                let case = format!("（2024）京0105执{}号", 500 + i);
+                let placed = place(&mut s, &format!("w{i}"), &case, &account, 1 + i).await;
+                let id = placed.seizure.unwrap().seizure_id;
+                let release = ReleaseSeizureRequest {
+                    request_id: format!("r{i}"),
+                    case_number: case.clone(),
+                    seizure_id: id,
+                    ..Default::default()
+                };
+                s.release_seizure(as_court(&case, release)).await.unwrap();
+            }
+        })
+    };
+    let mut polls = 0;
+    let mut reader = seizures(&stack);
+    while !writer.is_finished() {
+        let request = GetSeizureQueueRequest { asset_kind: account.kind, asset_id: account.asset_id.clone() };
+        let q = reader.get_seizure_queue(as_court(A, request)).await.unwrap().into_inner().queue.unwrap();
+        let effective: i64 = q.seizures.iter().map(|x| x.effective).sum();
+        assert!(effective <= q.total, "a torn read after {polls} polls: {effective} effective of {}", q.total);
+        assert!(q.seizures.iter().any(|x| x.seizure_id == base));
+        polls += 1;
+    }
+    writer.await.unwrap();
+    assert!(polls > 10, "the probe read while the writer wrote ({polls} polls)");
+}
+
+crate::on_both_backends!(
+    deduction_is_not_undone_by_the_next_placement,
+    amounts_out_of_range_are_refused_as_invalid,
+    request_ids_belong_to_one_court_and_one_request,
+    reads_come_from_one_snapshot,
+);
+
+/// R4 across replicas: one case freezing its whole claim on two accounts at once, one request through each
+/// of two gateways over one PostgreSQL database — exactly one may succeed.
+#[tokio::test]
+async fn r4_holds_when_two_replicas_race_on_one_case() {
+    let Some(url) = ledger_url(Db::Postgres).await else { return };
+    let stack = Stack::with(standard(), |c| c.ledger.url = url.clone()).await;
+    let accounts = cny_accounts(&stack).await;
+    let (one_account, two_account) = (accounts[0].0.clone(), accounts[1].0.clone());
+    let one = Process::serve(&stack.registries, &url).await;
+    let two = Process::serve(&stack.registries, &url).await;
+    for pair in 0..10 {
+        let case = format!("（2024）京0105执{}号", 900 + pair);
+        let claim = Some(Money { currency: "CNY".into(), minor_units: 1_000 });
+        let mut first = place_req(&format!("r4a{pair}"), &case, &one_account, 1_000);
+        first.claim = claim.clone();
+        let mut second = place_req(&format!("r4b{pair}"), &case, &two_account, 1_000);
+        second.claim = claim;
+        let (mut c1, mut c2) = (SeizureServiceClient::new(one.channel()), SeizureServiceClient::new(two.channel()));
+        let (r1, r2) =
+            tokio::join!(c1.place_seizure(as_court(&case, first)), c2.place_seizure(as_court(&case, second)));
+        let ok = [&r1, &r2].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 1, "pair {pair}: {r1:?} / {r2:?}");
+        let refused = [r1, r2].into_iter().find_map(Result::err).unwrap();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+        assert!(refused.message().contains("R4"), "{}", refused.message());
+    }
+}
