@@ -1,11 +1,16 @@
 //! The outbox worker: delivers the ledger's control orders through the
-//! registry clients until each is acknowledged. An outage delays an order,
-//! never loses it; a redelivery after a crash carries the same idempotency
-//! key, so the registry acts once. Replicas share the outbox through leases.
-//! This is where the ledger and the registry side meet.
+//! registry clients until each is acknowledged. One lane per registry, each
+//! with a bounded number of orders in flight, so a registry that hangs or
+//! fails delays only its own orders; an asset's orders still go one at a time,
+//! in ledger order. An outage delays an order, never loses it; a redelivery
+//! after a crash carries the same idempotency key, so the registry acts once.
+//! Replicas share the lanes through leases. This is where the ledger and the
+//! registry side meet.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
+use rand::Rng;
+use tokio::{sync::watch, task::JoinSet};
 use tracing::{info, warn};
 
 use crate::{
@@ -20,69 +25,104 @@ use crate::{
 
 /// How long a claimed order is this replica's before another may retry it.
 const LEASE: Duration = Duration::from_secs(30);
-/// How often to look for due orders when nothing wakes the worker.
+/// How often a lane looks for due orders when nothing wakes it.
 const POLL: Duration = Duration::from_millis(200);
+/// How often a lane publishes its backlog.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
+/// Orders in flight to one registry at once (each of a different asset).
+const IN_FLIGHT: usize = 8;
+/// The first retry waits up to this long; each failure doubles it, up to [`BACKOFF_CAP`].
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
-/// Why an order was not delivered this time.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    /// The order's registry is not in this gateway's configuration.
-    #[error("registry {0} is not configured on this gateway")]
-    NotConfigured(String),
-    /// The registry did not acknowledge it.
-    #[error(transparent)]
-    Control(#[from] ControlError),
+/// Runs one lane per registry until `shutdown` completes. Orders for a
+/// registry this gateway does not know wait until it is configured again.
+pub async fn run(store: Store, registries: Vec<Arc<Registry>>, shutdown: impl Future<Output = ()>) {
+    let (stop, stopped) = watch::channel(false);
+    let lanes: Vec<_> = registries.into_iter().map(|r| tokio::spawn(lane(store.clone(), r, stopped.clone()))).collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    for lane in lanes {
+        let _ = lane.await;
+    }
 }
 
-/// Delivers orders until `shutdown` completes.
-pub async fn run(store: Store, registries: Vec<Arc<Registry>>, shutdown: impl Future<Output = ()>) {
-    let registries: HashMap<String, Arc<Registry>> = registries.into_iter().map(|r| (r.name.to_string(), r)).collect();
+/// One registry's orders: claim while there is room, deliver concurrently, record each result.
+async fn lane(store: Store, registry: Arc<Registry>, mut stopped: watch::Receiver<bool>) {
     let committed = store.committed();
-    tokio::pin!(shutdown);
+    let mut in_flight = JoinSet::new();
+    let mut gauged = tokio::time::Instant::now();
+    gauge(&store, &registry).await;
     loop {
-        match store.claim_order(LEASE).await {
-            Ok(Some(order)) => {
-                let registry = registries.get(&order.registry);
-                let result = match registry {
-                    Some(registry) => deliver(registry, &order).await,
-                    None => Err(DeliveryError::NotConfigured(order.registry.clone())),
-                };
-                let kind = order.kind.as_str();
-                if let Some(r) = registry {
-                    let delivered = if result.is_ok() { "acknowledged" } else { "failed" };
-                    r.metrics.orders.with_label_values(&[&order.registry, delivered]).inc();
+        if gauged.elapsed() >= GAUGE_EVERY {
+            gauge(&store, &registry).await;
+            gauged = tokio::time::Instant::now();
+        }
+        // Register interest before claiming, so a commit in between is not missed.
+        let notified = committed.notified();
+        while in_flight.len() < IN_FLIGHT {
+            match store.claim_order(LEASE, &registry.name).await {
+                Ok(Some(order)) => {
+                    in_flight.spawn(attempt(store.clone(), registry.clone(), order));
                 }
-                match &result {
-                    Ok(ack) => {
-                        info!(order = order.id, kind, registry = %order.registry, reference = %ack.reference, "order delivered")
-                    }
-                    Err(e) => {
-                        warn!(order = order.id, kind, registry = %order.registry, attempts = order.attempts + 1, error = %e, "order not delivered; will retry")
-                    }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(registry = %registry.name, error = %e, "outbox unavailable");
+                    break;
                 }
-                let backoff = Duration::from_millis(200)
-                    .saturating_mul(1 << order.attempts.clamp(0, 8))
-                    .min(Duration::from_secs(30));
-                let retry_at = store.now() + backoff;
-                let result = result.map_err(|e| Arc::new(e) as Undelivered);
-                if let Err(e) = store.execute(Command::Delivered { outbox_id: order.id, result, retry_at }).await {
-                    warn!(order = order.id, error = %e, "could not record delivery; the lease will expire and it is retried");
-                }
-                continue;
             }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "outbox unavailable"),
         }
         tokio::select! {
-            _ = &mut shutdown => return,
-            _ = committed.notified() => {}
+            _ = stopped.changed() => return,
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = notified => {}
             _ = tokio::time::sleep(POLL) => {}
         }
     }
 }
 
+/// Delivers one order and records the outcome: acknowledged, or due again after a jittered backoff.
+async fn attempt(store: Store, registry: Arc<Registry>, order: PendingOrder) {
+    let result = deliver(&registry, &order).await;
+    let (kind, name) = (order.kind.as_str(), &*registry.name);
+    let delivered = if result.is_ok() { "acknowledged" } else { "failed" };
+    registry.metrics.orders.with_label_values(&[name, delivered]).inc();
+    match &result {
+        Ok(ack) => info!(order = order.id, kind, registry = name, reference = %ack.reference, "order delivered"),
+        Err(e) => {
+            warn!(order = order.id, kind, registry = name, attempts = order.attempts + 1, error = %e, "order not delivered; will retry")
+        }
+    }
+    let retry_at = store.now() + backoff(order.attempts);
+    let result = result.map_err(|e| Arc::new(e) as Undelivered);
+    if let Err(e) = store.execute(Command::Delivered { outbox_id: order.id, result, retry_at }).await {
+        warn!(order = order.id, error = %e, "could not record delivery; the lease will expire and it is retried");
+    }
+}
+
+/// Publishes the lane's backlog and its oldest order's age.
+async fn gauge(store: &Store, registry: &Registry) {
+    match store.backlog(&registry.name).await {
+        Ok((pending, oldest)) => {
+            let name = &*registry.name;
+            registry.metrics.outbox_backlog.with_label_values(&[name]).set(pending);
+            let age = oldest.map_or(0.0, |t| (store.now() - t).num_milliseconds().max(0) as f64 / 1e3);
+            registry.metrics.outbox_oldest_seconds.with_label_values(&[name]).set(age);
+        }
+        Err(e) => warn!(registry = %registry.name, error = %e, "outbox backlog unreadable"),
+    }
+}
+
+/// Full-jitter exponential backoff: uniform up to `BACKOFF_BASE · 2^attempts`, at most [`BACKOFF_CAP`],
+/// so that orders failed together do not come due together.
+fn backoff(attempts: i64) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempts.clamp(0, 16)).min(BACKOFF_CAP);
+    ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
+}
+
 /// One order as the registry contract carries it, and its acknowledgement as the ledger records it.
-async fn deliver(registry: &Registry, order: &PendingOrder) -> Result<Ack, DeliveryError> {
+async fn deliver(registry: &Registry, order: &PendingOrder) -> Result<Ack, ControlError> {
     let control = ControlOrder {
         idempotency_key: format!("{}:{}:{}", order.seizure_id, order.kind.as_str(), order.id),
         court_code: order.court.clone(),
@@ -106,4 +146,20 @@ async fn deliver(registry: &Registry, order: &PendingOrder) -> Result<Ack, Deliv
     };
     let Receipt { reference, start, end } = registry.control(call).await?;
     Ok(Ack { reference, start: start.as_ref().map(time_of), end: end.as_ref().map(time_of) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_jittered_below_a_doubling_ceiling_and_capped() {
+        for attempts in [0, 1, 5, 40] {
+            let ceiling = BACKOFF_BASE.saturating_mul(1 << attempts.clamp(0, 16)).min(BACKOFF_CAP);
+            let waits: Vec<Duration> = (0..200).map(|_| backoff(attempts)).collect();
+            assert!(waits.iter().all(|w| *w <= ceiling), "attempt {attempts}");
+            assert!(waits.iter().any(|w| *w < ceiling / 2), "attempt {attempts}: jittered, not fixed");
+        }
+        assert!((0..200).map(|_| backoff(100)).all(|w| w <= BACKOFF_CAP));
+    }
 }

@@ -3,7 +3,9 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::ops::net::{BindError, bind};
 
@@ -34,6 +36,10 @@ pub struct Metrics {
     pub shed: IntCounter,
     /// Control orders delivered to registries, by registry and result (`acknowledged`, `failed`).
     pub orders: IntCounterVec,
+    /// Control orders not yet acknowledged, by registry.
+    pub outbox_backlog: IntGaugeVec,
+    /// Age of the oldest unacknowledged control order, by registry (0 when none).
+    pub outbox_oldest_seconds: GaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
@@ -70,6 +76,20 @@ impl Metrics {
             retries: counter(&r, "retries_total", "Searches retried, by registry", &["registry"])?,
             hedges: counter(&r, "hedges_total", "Hedged second attempts, by registry", &["registry"])?,
             orders: counter(&r, "orders_total", "Control orders delivered, by result", &["registry", "result"])?,
+            outbox_backlog: {
+                let g = IntGaugeVec::new(
+                    Opts::new("outbox_backlog", "Control orders not yet acknowledged"),
+                    &["registry"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            outbox_oldest_seconds: {
+                let opts = Opts::new("outbox_oldest_seconds", "Age of the oldest unacknowledged control order");
+                let g = GaugeVec::new(opts, &["registry"])?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             shed,
             registry: r,
         })

@@ -215,3 +215,74 @@ async fn r4_holds_when_two_replicas_race_on_one_case() {
         assert!(refused.message().contains("R4"), "{}", refused.message());
     }
 }
+
+/// Waits up to `limit` for the registry to acknowledge `asset`'s first seizure; how long it took.
+async fn acknowledged_within(stack: &Stack, asset: &MergedAsset, limit: Duration) -> Option<Duration> {
+    let mut s = seizures(stack);
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < limit {
+        let q = queue(&mut s, asset).await;
+        if q.seizures.first().is_some_and(|x| !x.registry_reference.is_empty()) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_hung_registry_delays_only_its_own_orders() {
+    let stack = Stack::start(standard()).await;
+    let mut s = seizures(&stack);
+    let patent = asset(&stack, AssetKind::Patent).await;
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    let plane = asset(&stack, AssetKind::Aircraft).await;
+    let ip = patent.sources[0].registry.clone();
+    stack.mock(&ip).set_hang(true);
+    // The IP office's order goes first and hangs; the others must not wait for it.
+    place(&mut s, "ip", A, &patent, 0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    place(&mut s, "flat", A, &flat, 0).await;
+    place(&mut s, "plane", A, &plane, 0).await;
+    for other in [&flat, &plane] {
+        let took = acknowledged_within(&stack, other, Duration::from_secs(1)).await;
+        assert!(took.is_some(), "{} waited over 1 s behind the hung registry", other.asset_id);
+    }
+    assert_eq!(stack.mock(&ip).effects(), 0, "the hung registry has acted on nothing");
+    stack.mock(&ip).set_hang(false);
+    stack.clock.advance(chrono::Duration::minutes(1));
+    assert!(acknowledged_within(&stack, &patent, Duration::from_secs(10)).await.is_some(), "delivered once it answers");
+}
+
+#[tokio::test]
+async fn the_outbox_backlog_and_its_age_are_metrics_per_registry() {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port().await).parse().unwrap();
+    let stack = Stack::with(standard(), |c| c.server.metrics_listen = Some(addr)).await;
+    let mut s = seizures(&stack);
+    let patent = asset(&stack, AssetKind::Patent).await;
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    stack.mock(&patent.sources[0].registry).set_hang(true);
+    place(&mut s, "ip", A, &patent, 0).await;
+    place(&mut s, "flat", A, &flat, 0).await;
+    stack.clock.advance(chrono::Duration::seconds(90));
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = crate::telemetry::scrape(addr).await;
+        if text.lines().any(|l| l == r#"assetgw_outbox_backlog{registry="ip"} 1"#)
+            && text.lines().any(|l| l == r#"assetgw_outbox_backlog{registry="realestate"} 0"#)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.lines().any(|l| l == r#"assetgw_outbox_backlog{registry="ip"} 1"#), "{text}");
+    assert!(text.lines().any(|l| l == r#"assetgw_outbox_backlog{registry="realestate"} 0"#), "{text}");
+    let age: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"assetgw_outbox_oldest_seconds{registry="ip"} "#))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!(age >= 90.0, "the hung registry's oldest order is 90 s old by the gateway's clock, not {age}");
+    // Deliveries per second are the rate of this counter.
+    assert!(text.contains(r#"assetgw_orders_total{registry="realestate",result="acknowledged"} "#), "{text}");
+}

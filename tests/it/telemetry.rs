@@ -70,7 +70,7 @@ async fn a_gateway_exports_its_spans_over_otlp() {
 }
 
 /// `GET /metrics` over a plain socket.
-async fn scrape(addr: std::net::SocketAddr) -> String {
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     socket.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n").await.unwrap();

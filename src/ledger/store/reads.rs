@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::{AnyConnection, Row};
 
 use super::{
-    LIVE, Store, micros,
+    Backend, LIVE, Store, micros,
     rows::kind_of,
     transfers::{disposal_record, disposals_sql, transfer_record, transfers_sql},
 };
@@ -145,24 +145,39 @@ impl Store {
             .await
     }
 
-    /// Leases the next deliverable order: the oldest undelivered one of an
+    /// Leases `registry`'s next deliverable order: its oldest due one of an
     /// asset none of whose earlier orders is still undelivered (so a registry
-    /// sees an asset's orders in ledger order, R1).
-    pub async fn claim_order(&self, lease: Duration) -> Result<Option<PendingOrder>, LedgerError> {
+    /// sees an asset's orders in ledger order, R1). Replicas skip rows another
+    /// is claiming rather than wait for them.
+    pub async fn claim_order(&self, lease: Duration, registry: &str) -> Result<Option<PendingOrder>, LedgerError> {
         let now = self.clock.micros();
-        let until = now + i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
+        let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let pick = "SELECT o.id FROM outbox o WHERE o.registry = $3 AND o.delivered_at IS NULL \
+            AND o.next_attempt_at <= $2 AND o.lease_until < $2 \
+            AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.asset_key = o.asset_key AND p.id < o.id AND p.delivered_at IS NULL) \
+            ORDER BY o.id LIMIT 1";
+        let lease = "UPDATE outbox SET lease_until = $1 WHERE lease_until < $2 AND delivered_at IS NULL";
         let mut conn = self.reader().await?;
-        let claimed = sqlx::query(
-            "UPDATE outbox SET lease_until = $1 WHERE id = (\
-                SELECT o.id FROM outbox o WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $2 AND o.lease_until < $2 \
-                AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.asset_key = o.asset_key AND p.id < o.id AND p.delivered_at IS NULL) \
-                ORDER BY o.id LIMIT 1) \
-             AND lease_until < $2 AND delivered_at IS NULL RETURNING id",
-        )
-        .bind(until)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let claimed = if self.backend == Backend::Postgres {
+            // One statement; replicas skip a row another is claiming rather than wait for it.
+            sqlx::query(&format!("{lease} AND id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"))
+                .bind(until)
+                .bind(now)
+                .bind(registry)
+                .fetch_optional(&mut *conn)
+                .await?
+        } else {
+            // Look first: an idle lane's poll is a read, not a write that would queue behind the ledger's writer.
+            let candidate: Option<i64> =
+                sqlx::query_scalar(pick).bind(until).bind(now).bind(registry).fetch_optional(&mut *conn).await?;
+            let Some(candidate) = candidate else { return Ok(None) };
+            sqlx::query(&format!("{lease} AND id = $3 RETURNING id"))
+                .bind(until)
+                .bind(now)
+                .bind(candidate)
+                .fetch_optional(&mut *conn)
+                .await?
+        };
         let Some(row) = claimed else { return Ok(None) };
         let id: i64 = row.try_get(0)?;
         let row = sqlx::query(
@@ -191,6 +206,17 @@ impl Store {
             registry_ref: row.try_get(10)?,
             attempts: row.try_get(11)?,
         }))
+    }
+
+    /// A registry's undelivered orders: how many, and when the oldest was made.
+    pub async fn backlog(&self, registry: &str) -> Result<(i64, Option<Time>), LedgerError> {
+        let mut conn = self.reader().await?;
+        let row =
+            sqlx::query("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE registry = $1 AND delivered_at IS NULL")
+                .bind(registry)
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok((row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.map(from_micros)))
     }
 
     /// Checks the ledger's invariants on the live database; returns every violation.

@@ -221,7 +221,7 @@ impl Store {
                 let (court, case) = holder(o.seizure_id());
                 sqlx::query(
                     "INSERT INTO outbox (id, asset_key, seizure_id, registry, kind, amount, end_at, court, case_number, \
-                     attempts, next_attempt_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, 0)",
+                     attempts, next_attempt_at, lease_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, 0, $10)",
                 )
                 .bind(seq)
                 .bind(&key)

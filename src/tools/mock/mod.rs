@@ -104,6 +104,11 @@ impl MockRegistry {
         self.faults.write().unwrap_or_else(PoisonError::into_inner).down = down;
     }
 
+    /// Makes every call hang (searches and control orders alike), or lets them through again.
+    pub fn set_hang(&self, hang: bool) {
+        self.faults.write().unwrap_or_else(PoisonError::into_inner).hang = hang;
+    }
+
     fn current(&self) -> MockConfig {
         self.faults.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
