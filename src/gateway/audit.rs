@@ -24,7 +24,10 @@ use crate::{
         error::Error,
         identifiers::DebtorId,
     },
-    ledger::store::{Backend, Store},
+    ledger::{
+        command::{Command, Unaudited},
+        store::{Backend, Store},
+    },
 };
 
 /// The previous seal of a chain's first record.
@@ -328,6 +331,67 @@ pub async fn retain(trail: Trail, retention: Duration, shutdown: impl Future<Out
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
+    }
+}
+
+/// How long after its commit an unaudited step is taken as left behind by a
+/// gateway that died (a live one writes its record within milliseconds).
+const LEFT_BEHIND: Duration = Duration::from_secs(5);
+
+/// Records every acknowledged control step whose gateway died before writing
+/// its audit record, now and then, until `shutdown` completes (R16).
+pub async fn recover(store: Store, trail: Trail, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let before = chrono::Duration::from_std(LEFT_BEHIND).ok().and_then(|d| store.now().checked_sub_signed(d));
+        match store.unaudited(before.unwrap_or_default()).await {
+            Ok(steps) => {
+                for step in steps {
+                    if let Err(e) = record_left_behind(&store, &trail, step).await {
+                        tracing::warn!(error = %e, "a step left unaudited could not be recorded; will retry");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "unaudited steps unreadable; will retry"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(LEFT_BEHIND / 2) => {}
+        }
+    }
+}
+
+async fn record_left_behind(store: &Store, trail: &Trail, step: Unaudited) -> Result<(), Error> {
+    let acknowledged = step.at.to_rfc3339();
+    trail
+        .record(Record {
+            court: step.request.court.clone(),
+            officer: step.request.officer.clone(),
+            method: rpc_name(step.method).into(),
+            case_number: step.case_number,
+            debtors: Vec::new(),
+            detail: json!({ "request_id": step.request.id, "recovered": true, "acknowledged_at": acknowledged }),
+            code: Some(Code::Ok),
+            message: format!("recorded after its gateway stopped: the ledger acknowledged this step at {acknowledged}"),
+        })
+        .await?;
+    store.execute(Command::Audited { request: step.request, method: step.method }).await?;
+    Ok(())
+}
+
+/// The court API's name of a ledger step.
+fn rpc_name(method: &str) -> &'static str {
+    match method {
+        "place" => "PlaceSeizure",
+        "release" => "ReleaseSeizure",
+        "renew" => "RenewSeizure",
+        "deduct" => "DeductFunds",
+        "dispose" => "RecordDisposal",
+        "transfer" => "TransferCase",
+        "accept" => "AcceptTransfer",
+        "request_disposal" => "RequestDisposalTransfer",
+        "answer_disposal" => "AnswerDisposalTransfer",
+        _ => "ControlStep",
     }
 }
 

@@ -60,6 +60,7 @@ struct Facts {
     case: String,
     debtors: Vec<DebtorId>,
     detail: Value,
+    request_id: String,
 }
 
 impl Note {
@@ -81,6 +82,12 @@ impl Note {
         self.with(|f| f.debtors = debtors);
     }
 
+    /// A control step's request id, kept in the record's detail.
+    pub fn request_id(&self, id: &str) {
+        let id = id.chars().take(128).collect();
+        self.with(|f| f.request_id = id);
+    }
+
     /// Registries asked and outcomes, or an order's target.
     pub fn detail(&self, detail: Value) {
         self.with(|f| f.detail = detail);
@@ -88,7 +95,13 @@ impl Note {
 
     /// The audit record of a call that ended with `result`.
     pub fn record(&self, caller: &Caller, method: &str, result: Result<(), &Error>) -> Record {
-        let facts = self.0.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default();
+        let mut facts = self.0.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default();
+        if !facts.request_id.is_empty() {
+            if !facts.detail.is_object() {
+                facts.detail = Value::Object(Default::default());
+            }
+            facts.detail["request_id"] = Value::String(facts.request_id);
+        }
         Record {
             court: caller.court.clone(),
             officer: caller.officer.clone(),

@@ -6,7 +6,10 @@
 //! one durable ledger step, whose reply is returned and remembered under the
 //! request id. Reads go through the gate and the same checks.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -76,19 +79,36 @@ impl SeizureApi {
         R: TryFrom<Reply, Error = Reply>,
         Fut: Future<Output = Result<Command, Error>> + Send,
     {
-        self.gate
+        // The step the ledger acknowledged, marked audited once the gate has written its record (R16).
+        let acknowledged = OnceLock::new();
+        let mark = &acknowledged;
+        let response = self
+            .gate
             .handle(method, request, |caller, _, r, note| async move {
+                note.request_id(r.request_id());
                 let mut c = Checks::default();
                 let case = check(&r, &note, &mut c);
                 let case = c.done(case)?;
                 self.authorize(&caller, &note, &case, Action::Control).await?;
-                let request = RequestKey::of(&caller.court, r.request_id(), &r.encode_to_vec());
-                let reply = self.store.execute(command(r, case, request).await?).await?;
+                let request = RequestKey::of(&caller.court, &caller.officer, r.request_id(), &r.encode_to_vec());
+                let command = command(r, case, request).await?;
+                let step = command.request().map(|(key, name)| (key.clone(), name));
+                let reply = self.store.execute(command).await?;
+                if let Some(step) = step {
+                    let _ = mark.set(step);
+                }
                 let reply = R::try_from(reply)
                     .map_err(|other| Error::Internal(format!("{method}: unexpected ledger reply {other:?}")))?;
                 Ok(respond(reply))
             })
-            .await
+            .await?;
+        if let Some((request, method)) = acknowledged.into_inner() {
+            // Not marked, the step is audited again by the sweep: a second record, never none.
+            if let Err(e) = self.store.execute(Command::Audited { request, method }).await {
+                tracing::warn!(error = %e, "audited step not marked; the audit sweep will record it again");
+            }
+        }
+        Ok(response)
     }
 
     /// Notes the validated case for the audit and checks the caller may act on it (R15).

@@ -124,6 +124,7 @@ pub async fn run_with_clock(
     tokio::spawn(outbox::run(store.clone(), network.registries().to_vec(), until_stopped(stopped.clone())));
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
     tokio::spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
+    tokio::spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
     tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<SearchApi>>().await;

@@ -29,6 +29,8 @@ pub type Undelivered = Arc<dyn StdError + Send + Sync>;
 pub struct RequestKey {
     /// The calling court.
     pub court: String,
+    /// The acting officer, for the audit record of a step whose gateway died before writing it (R16).
+    pub officer: String,
     /// The court's request id.
     pub id: String,
     /// SHA-256 of the whole request, hex.
@@ -36,9 +38,14 @@ pub struct RequestKey {
 }
 
 impl RequestKey {
-    /// The key of `request` (its encoded bytes) sent by `court` under `id`.
-    pub fn of(court: &str, id: &str, request: &[u8]) -> Self {
-        Self { court: court.into(), id: id.into(), digest: hex::encode(Sha256::digest(request)) }
+    /// The key of `request` (its encoded bytes) sent by `officer` of `court` under `id`.
+    pub fn of(court: &str, officer: &str, id: &str, request: &[u8]) -> Self {
+        Self {
+            court: court.into(),
+            officer: officer.into(),
+            id: id.into(),
+            digest: hex::encode(Sha256::digest(request)),
+        }
     }
 }
 
@@ -157,6 +164,13 @@ pub enum Command {
         /// When to try again after a failure.
         retry_at: Time,
     },
+    /// The audit record of a client step is written (R16).
+    Audited {
+        /// The step's request.
+        request: RequestKey,
+        /// Its method, as [`Command::request`] names it.
+        method: &'static str,
+    },
     /// Persist the lapses due on an asset (the sweeper).
     Sweep {
         /// The asset.
@@ -164,7 +178,32 @@ pub enum Command {
     },
 }
 
+/// The client steps' method names, as stored with their replies.
+const METHODS: [&str; 9] =
+    ["place", "release", "renew", "deduct", "dispose", "transfer", "accept", "request_disposal", "answer_disposal"];
+
 impl Command {
+    /// A stored method name as the one [`Command::request`] gives.
+    pub fn method(stored: &str) -> Option<&'static str> {
+        METHODS.into_iter().find(|m| *m == stored)
+    }
+
+    /// The case a client step acts under.
+    pub(crate) fn case_number(&self) -> String {
+        match self {
+            Command::Place { case, .. } | Command::Transfer { case, .. } | Command::RequestDisposal { case, .. } => {
+                case.to_string()
+            }
+            Command::Accept { new_case, .. } => new_case.to_string(),
+            Command::Release { case, .. }
+            | Command::Renew { case, .. }
+            | Command::Deduct { case, .. }
+            | Command::Dispose { case, .. }
+            | Command::AnswerDisposal { case, .. } => case.clone(),
+            Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => String::new(),
+        }
+    }
+
     /// Who asked and the step's method name, for idempotency; `None` for the gateway's own steps.
     pub(crate) fn request(&self) -> Option<(&RequestKey, &'static str)> {
         match self {
@@ -177,9 +216,23 @@ impl Command {
             Command::Accept { request, .. } => Some((request, "accept")),
             Command::RequestDisposal { request, .. } => Some((request, "request_disposal")),
             Command::AnswerDisposal { request, .. } => Some((request, "answer_disposal")),
-            Command::Delivered { .. } | Command::Sweep { .. } => None,
+            Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => None,
         }
     }
+}
+
+/// An acknowledged client step whose audit record was never written (its
+/// gateway died between the ledger's commit and the record).
+#[derive(Debug, Clone)]
+pub struct Unaudited {
+    /// Who asked, under which id.
+    pub request: RequestKey,
+    /// The step's method, as [`Command::request`] names it.
+    pub method: &'static str,
+    /// The case it acted under.
+    pub case_number: String,
+    /// When the ledger committed it.
+    pub at: Time,
 }
 
 /// A registry's acknowledgement of an order.

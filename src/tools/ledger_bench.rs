@@ -80,7 +80,7 @@ pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Repor
                 let t = Instant::now();
                 store
                     .execute(Command::Place {
-                        request: RequestKey::of("京0105", &format!("bench-{run}-{n}"), &[]),
+                        request: RequestKey::of("京0105", "bench", &format!("bench-{run}-{n}"), &[]),
                         asset,
                         case,
                         amount: 1,

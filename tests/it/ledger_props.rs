@@ -80,7 +80,7 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let live: Vec<(String, String)> =
             ledgers.iter().flat_map(|l| l.queue().map(|(_, s)| (s.id.clone(), s.case_number.clone()))).collect();
         let pick = |i: usize| live.get(i % live.len().max(1)).cloned();
-        let request = RequestKey::of("京0105", &format!("r{n}"), &[]);
+        let request = RequestKey::of("京0105", "officer-1", &format!("r{n}"), &[]);
         let command = match op {
             Op::Place { asset, case, amount } => Some(Command::Place {
                 request,
@@ -130,7 +130,7 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Ok(Reply::Transfer(t)) = reply {
                     let new_case = format!("（2025）粤0304执{n}号");
                     let accept = Command::Accept {
-                        request: RequestKey::of("粤0304", &format!("r{n}-accept"), &[]),
+                        request: RequestKey::of("粤0304", "officer-1", &format!("r{n}-accept"), &[]),
                         transfer_id: t.transfer.unwrap().transfer_id,
                         new_case: CaseNumber::parse(&new_case).unwrap(),
                     };

@@ -111,11 +111,11 @@ async fn every_acknowledged_placement_survives_sigkill() {
             let mut client = SeizureServiceClient::new(channel);
             for i in 0.. {
                 let target = if i % 2 == 0 { &flat } else { &account };
-                let req =
-                    place_req(&format!("w{w}-{i}"), &format!("（2024）京0105执{}号", w * 1000 + i + 1), target, 1);
+                let id = format!("w{w}-{i}");
+                let req = place_req(&id, &format!("（2024）京0105执{}号", w * 1000 + i + 1), target, 1);
                 match client.place_seizure(req).await {
                     Ok(r) => {
-                        let _ = acks.send(r.into_inner().result.unwrap());
+                        let _ = acks.send((id, r.into_inner().result.unwrap()));
                     }
                     Err(_) => return,
                 }
@@ -139,7 +139,8 @@ async fn every_acknowledged_placement_survives_sigkill() {
     let mut client = SeizureServiceClient::new(restarted.channel());
     for a in [&flat, &account] {
         let queue = queue(&mut client, a).await;
-        let mine: Vec<_> = confirmed.iter().filter(|r| r.queue.as_ref().unwrap().asset == queue.asset).collect();
+        let mine: Vec<_> =
+            confirmed.iter().map(|(_, r)| r).filter(|r| r.queue.as_ref().unwrap().asset == queue.asset).collect();
         for r in &mine {
             let s = r.seizure.as_ref().unwrap();
             let stored = queue.seizures.iter().find(|q| q.seizure_id == s.seizure_id);
@@ -153,6 +154,29 @@ async fn every_acknowledged_placement_survives_sigkill() {
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("every invariant holds"));
+
+    // R16: every step the ledger acknowledged has its audit record, the ones whose record the kill cut off
+    // included (written by the restarted gateway).
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut left = i64::MAX;
+    for _ in 0..150 {
+        left = sqlx::query_scalar("SELECT COUNT(*) FROM replies WHERE audited = 0").fetch_one(&mut conn).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "acknowledged steps without an audit record");
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit WHERE method = 'PlaceSeizure' AND code = 'Ok'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    for (id, _) in &confirmed {
+        let needle = format!("\"request_id\":\"{id}\"");
+        assert!(details.iter().any(|d| d.contains(&needle)), "placement {id} was acknowledged but not audited");
+    }
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ use crate::{
     },
     ledger::{
         LedgerError, asset_key,
-        command::{Command, Reply, RequestKey},
+        command::{Command, Reply, RequestKey, Unaudited},
         rules::Terms,
         views,
     },
@@ -283,6 +283,15 @@ impl Store {
             Command::Delivered { outbox_id, result, retry_at } => {
                 self.delivered(conn, *outbox_id, result, *retry_at, now).await?
             }
+            Command::Audited { request, method } => {
+                sqlx::query("UPDATE replies SET audited = 1 WHERE court = $1 AND method = $2 AND request_id = $3")
+                    .bind(&request.court)
+                    .bind(*method)
+                    .bind(&request.id)
+                    .execute(&mut *conn)
+                    .await?;
+                Reply::Done
+            }
             Command::Sweep { asset_key } => {
                 let mut w = self.open_ledgers(conn, std::slice::from_ref(asset_key)).await?;
                 w.settle(now, &self.terms);
@@ -292,7 +301,8 @@ impl Store {
         };
         if let Some((key, method)) = command.request() {
             sqlx::query(
-                "INSERT INTO replies (court, method, request_id, digest, reply, at) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO replies (court, method, request_id, digest, reply, at, officer, case_number, audited) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
             )
             .bind(&key.court)
             .bind(method)
@@ -300,6 +310,8 @@ impl Store {
             .bind(&key.digest)
             .bind(hex::encode(reply.encode()))
             .bind(micros(now))
+            .bind(&key.officer)
+            .bind(command.case_number())
             .execute(&mut *conn)
             .await?;
         }
@@ -353,6 +365,35 @@ impl Store {
             }
             other => other,
         }))
+    }
+
+    /// Acknowledged client steps made before `before` whose audit record was never written.
+    pub async fn unaudited(&self, before: Time) -> Result<Vec<Unaudited>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT court, officer, method, request_id, case_number, at FROM replies WHERE audited = 0 AND at < $1 \
+             ORDER BY at LIMIT 500",
+        )
+        .bind(micros(before))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let method: String = r.try_get(2)?;
+                let method = Command::method(&method)
+                    .ok_or_else(|| LedgerError::Corrupt(format!("stored reply of unknown method {method}")))?;
+                Ok(Unaudited {
+                    request: RequestKey {
+                        court: r.try_get(0)?,
+                        officer: r.try_get(1)?,
+                        id: r.try_get(3)?,
+                        digest: String::new(),
+                    },
+                    method,
+                    case_number: r.try_get(4)?,
+                    at: crate::core::clock::from_micros(r.try_get(5)?),
+                })
+            })
+            .collect()
     }
 
     /// Forgets replies stored before `before`: a request id is good for the configured window.
