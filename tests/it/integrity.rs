@@ -286,3 +286,33 @@ async fn the_outbox_backlog_and_its_age_are_metrics_per_registry() {
     // Deliveries per second are the rate of this counter.
     assert!(text.contains(r#"assetgw_orders_total{registry="realestate",result="acknowledged"} "#), "{text}");
 }
+
+#[tokio::test]
+async fn ledger_verify_names_every_broken_invariant_of_amounts() {
+    let stack = Stack::start(standard()).await;
+    let mut s = seizures(&stack);
+    let (account, _) = cny_accounts(&stack).await.remove(0);
+    let mut freeze = place_req("v", A, &account, 1_000);
+    freeze.claim = Some(Money { currency: "CNY".into(), minor_units: 1_000 });
+    s.place_seizure(as_court(A, freeze)).await.unwrap();
+    let store = assetgw::ledger::store::Store::open(
+        &stack.ledger_url,
+        stack.clock.clone(),
+        assetgw::ledger::rules::Terms::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.verify().await.unwrap(), Vec::<String>::new());
+    // Behind the ledger's back: the freeze grows past its claim, the balance shrinks below what is frozen.
+    let mut conn = sqlx::SqliteConnection::connect(&stack.ledger_url).await.unwrap();
+    sqlx::raw_sql("UPDATE seizures SET requested = 5000, effective = 5000; UPDATE assets SET total = 10;")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let violations = store.verify().await.unwrap().join("\n");
+    assert!(
+        violations.contains(&format!("case {A}: 5000 CNY minor units frozen over its claim of 1000 (R4)")),
+        "{violations}"
+    );
+    assert!(violations.contains("effective total 5000 exceeds the asset's 10"), "{violations}");
+}

@@ -109,6 +109,8 @@ pub struct Seizure {
     pub registry_ref: Option<String>,
     /// Renewals so far.
     pub renewals: i64,
+    /// The claim a deposit freeze stated, in the account's minor units (R4).
+    pub claim: Option<i64>,
 }
 
 /// The asset a ledger is about.

@@ -172,6 +172,7 @@ impl Ledger {
             ended_at: None,
             registry_ref: None,
             renewals: 0,
+            claim: None,
         });
         let promoted = self.reallocate(now, terms, Some(&id));
         let message = self.describe_place(&id);

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     core::{
         clock::{Time, from_micros},
-        proto::{self, AssetRef, WatchEventsResponse, ts},
+        proto::{self, AssetKind, AssetRef, WatchEventsResponse, ts},
     },
     ledger::{
         LedgerError,
@@ -239,7 +239,8 @@ impl Store {
                 out.extend(l.violations().into_iter().map(|v| format!("as of now {v}")));
             }
         }
-        let mut conn = self.reader().await?;
+        // The counts and the counter from one snapshot, so a commit in between is no gap.
+        let mut conn = self.snapshot().await?;
         let (count, max): (i64, Option<i64>) = {
             let row = sqlx::query("SELECT COUNT(*), MAX(seq) FROM events").fetch_one(&mut *conn).await?;
             (row.try_get(0)?, row.try_get(1)?)
@@ -260,6 +261,20 @@ impl Store {
         .try_get(0)?;
         if orphans > 0 {
             out.push(format!("{orphans} seizure(s) without a seize order for their registry"));
+        }
+        // R4: a case's live freezes in one currency stay within the largest claim its freezes stated.
+        let over = sqlx::query(&format!(
+            "SELECT s.case_number, a.unit, CAST(SUM(s.requested) AS TEXT), MAX(s.claim) FROM seizures s \
+             JOIN assets a ON a.asset_key = s.asset_key WHERE a.kind = $1 AND s.state IN {LIVE} \
+             GROUP BY s.case_number, a.unit HAVING SUM(s.requested) > MAX(s.claim)"
+        ))
+        .bind(AssetKind::Deposit as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in over {
+            let (case, unit, frozen, claim): (String, String, String, i64) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            out.push(format!("case {case}: {frozen} {unit} minor units frozen over its claim of {claim} (R4)"));
         }
         Ok(out)
     }

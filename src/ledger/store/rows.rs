@@ -114,7 +114,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT asset_key, seizure_id, seq, court, case_number, requested, effective, state, placed_at, start_at, \
-             end_at, ended_at, registry_ref, renewals FROM seizures WHERE asset_key IN ({list}) ORDER BY asset_key, seq"
+             end_at, ended_at, registry_ref, renewals, claim FROM seizures WHERE asset_key IN ({list}) ORDER BY asset_key, seq"
         );
         let mut q = sqlx::query(&sql);
         for k in &keys {
@@ -147,8 +147,8 @@ impl Store {
         for s in l.seizures.iter().filter(|s| !before.seizures.contains(s)) {
             sqlx::query(
                 "INSERT INTO seizures (seizure_id, asset_key, seq, court, case_number, requested, effective, state, \
-                 placed_at, start_at, end_at, ended_at, registry_ref, renewals) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 placed_at, start_at, end_at, ended_at, registry_ref, renewals, claim) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (seizure_id) DO UPDATE SET court = excluded.court, case_number = excluded.case_number, \
                  requested = excluded.requested, effective = excluded.effective, state = excluded.state, \
                  start_at = excluded.start_at, end_at = excluded.end_at, ended_at = excluded.ended_at, \
@@ -168,6 +168,7 @@ impl Store {
             .bind(s.ended_at.map(micros))
             .bind(s.registry_ref.clone())
             .bind(s.renewals)
+            .bind(s.claim)
             .execute(&mut *conn)
             .await?;
         }
@@ -266,5 +267,6 @@ pub(super) fn seizure(row: &AnyRow) -> Result<Seizure, LedgerError> {
         ended_at: row.try_get::<Option<i64>, _>(11)?.map(from_micros),
         registry_ref: row.try_get(12)?,
         renewals: row.try_get(13)?,
+        claim: row.try_get(14)?,
     })
 }

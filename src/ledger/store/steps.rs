@@ -92,6 +92,9 @@ impl Store {
         let seq = l.seizures.last().map_or(1, |s| s.seq + 1);
         let id = uuid::Uuid::new_v4().to_string();
         let outcome = l.place(id.clone(), seq, &case.court_code, &case_number, amount, now, &self.terms)?;
+        if let Some(placed) = l.seizures.last_mut().filter(|_| asset.kind == AssetKind::Deposit) {
+            placed.claim = claim.map(|(_, claimed)| *claimed);
+        }
         changes.extend(outcome.changes);
         orders.extend(outcome.orders);
         let ledgers = self.commit_ledgers(conn, w).await?;
