@@ -333,6 +333,22 @@ enum LedgerCommand {
         #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
         config: PathBuf,
     },
+    /// Measure how fast the outbox drains a backlog to six mock registries (and, with --hung, how long
+    /// the others' orders wait while one registry hangs).
+    BenchOutbox {
+        /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (use a scratch database).
+        #[arg(long)]
+        url: String,
+        /// Orders in the backlog.
+        #[arg(long, default_value_t = 10_000)]
+        orders: u64,
+        /// Sets of lanes, each with its own connections, as replicas would run them.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        /// The IP office never answers; a tenth of the orders are a backlog, the rest arrive at 200/s.
+        #[arg(long)]
+        hung: bool,
+    },
     /// Measure placements per second against a ledger database, beside the disk's fsync rate.
     Bench {
         /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (use a scratch database).
@@ -442,6 +458,9 @@ async fn main() -> ExitCode {
         Command::Ledger { command: LedgerCommand::Verify { config } } => commands::ledger_verify(&config).await,
         Command::Ledger { command: LedgerCommand::Bench { url, concurrency, ops, fsync_dir } } => {
             commands::ledger_bench(&url, &concurrency, ops, &fsync_dir).await
+        }
+        Command::Ledger { command: LedgerCommand::BenchOutbox { url, orders, replicas, hung } } => {
+            commands::outbox_bench(&url, orders, replicas, hung).await
         }
         Command::CheckConfig { config } => commands::check_config(&config),
     };

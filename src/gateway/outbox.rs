@@ -29,8 +29,8 @@ const LEASE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(200);
 /// How often a lane publishes its backlog.
 const GAUGE_EVERY: Duration = Duration::from_secs(1);
-/// Orders in flight to one registry at once (each of a different asset).
-const IN_FLIGHT: usize = 8;
+/// Orders in flight to one registry at once (each of a different asset), claimed together.
+const IN_FLIGHT: usize = 32;
 /// The first retry waits up to this long; each failure doubles it, up to [`BACKOFF_CAP`].
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts.
@@ -61,16 +61,15 @@ async fn lane(store: Store, registry: Arc<Registry>, mut stopped: watch::Receive
         }
         // Register interest before claiming, so a commit in between is not missed.
         let notified = committed.notified();
-        while in_flight.len() < IN_FLIGHT {
-            match store.claim_order(LEASE, &registry.name).await {
-                Ok(Some(order)) => {
-                    in_flight.spawn(attempt(store.clone(), registry.clone(), order));
+        // Claim in batches (one write each) once half the room is free.
+        if in_flight.len() <= IN_FLIGHT / 2 {
+            match store.claim_orders(LEASE, &registry.name, IN_FLIGHT - in_flight.len()).await {
+                Ok(orders) => {
+                    for order in orders {
+                        in_flight.spawn(attempt(store.clone(), registry.clone(), order));
+                    }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    warn!(registry = %registry.name, error = %e, "outbox unavailable");
-                    break;
-                }
+                Err(e) => warn!(registry = %registry.name, error = %e, "outbox unavailable"),
             }
         }
         tokio::select! {

@@ -26,6 +26,7 @@ use crate::{
     tools::{
         ToolError, client, conformance, dev, ledger_bench, loadgen,
         mock::{self, MockConfig},
+        outbox_bench,
     },
 };
 
@@ -163,6 +164,22 @@ pub async fn ledger_bench(url: &str, concurrency: &[usize], ops: u64, fsync_dir:
             r.p99_us as f64 / 1e3
         );
     }
+    Ok(())
+}
+
+/// `assetgw ledger bench-outbox`.
+pub async fn outbox_bench(url: &str, orders: u64, replicas: usize, hung: bool) -> Result<(), ToolError> {
+    let d = outbox_bench::drain(url, orders, replicas, hung).await?;
+    let what = if hung { "with the IP office hung" } else { "backlog" };
+    println!(
+        "{replicas} replica(s), {what}: {} orders delivered in {:.2} s = {:.0}/s; delay of orders made meanwhile \
+         p50 {:.1} ms, p99 {:.1} ms",
+        d.delivered,
+        d.elapsed.as_secs_f64(),
+        d.rate(),
+        d.p50_ms,
+        d.p99_ms
+    );
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod dev;
 pub mod ledger_bench;
 pub mod loadgen;
 pub mod mock;
+pub mod outbox_bench;
 
 use crate::{
     gateway::{audit::AuditError, server::StartError},

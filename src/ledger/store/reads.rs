@@ -145,67 +145,79 @@ impl Store {
             .await
     }
 
-    /// Leases `registry`'s next deliverable order: its oldest due one of an
-    /// asset none of whose earlier orders is still undelivered (so a registry
-    /// sees an asset's orders in ledger order, R1). Replicas skip rows another
-    /// is claiming rather than wait for them.
-    pub async fn claim_order(&self, lease: Duration, registry: &str) -> Result<Option<PendingOrder>, LedgerError> {
+    /// Leases up to `limit` of `registry`'s deliverable orders in one write:
+    /// its oldest due ones, each the earliest undelivered order of its asset
+    /// (so a registry sees an asset's orders in ledger order, R1, and no two
+    /// claimed orders share an asset). Replicas skip rows another is claiming
+    /// rather than wait for them.
+    pub async fn claim_orders(
+        &self,
+        lease: Duration,
+        registry: &str,
+        limit: usize,
+    ) -> Result<Vec<PendingOrder>, LedgerError> {
         let now = self.clock.micros();
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let pick = "SELECT o.id FROM outbox o WHERE o.registry = $3 AND o.delivered_at IS NULL \
             AND o.next_attempt_at <= $2 AND o.lease_until < $2 \
             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.asset_key = o.asset_key AND p.id < o.id AND p.delivered_at IS NULL) \
-            ORDER BY o.id LIMIT 1";
+            ORDER BY o.id LIMIT $4";
         let lease = "UPDATE outbox SET lease_until = $1 WHERE lease_until < $2 AND delivered_at IS NULL";
         let mut conn = self.reader().await?;
-        let claimed = if self.backend == Backend::Postgres {
-            // One statement; replicas skip a row another is claiming rather than wait for it.
-            sqlx::query(&format!("{lease} AND id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"))
+        let claimed: Vec<i64> = if self.backend == Backend::Postgres {
+            // One statement; replicas skip rows another is claiming rather than wait for them.
+            sqlx::query_scalar(&format!("{lease} AND id IN ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"))
                 .bind(until)
                 .bind(now)
                 .bind(registry)
-                .fetch_optional(&mut *conn)
+                .bind(limit)
+                .fetch_all(&mut *conn)
                 .await?
         } else {
             // Look first: an idle lane's poll is a read, not a write that would queue behind the ledger's writer.
-            let candidate: Option<i64> =
-                sqlx::query_scalar(pick).bind(until).bind(now).bind(registry).fetch_optional(&mut *conn).await?;
-            let Some(candidate) = candidate else { return Ok(None) };
-            sqlx::query(&format!("{lease} AND id = $3 RETURNING id"))
+            let candidates: Vec<i64> =
+                sqlx::query_scalar(pick).bind(until).bind(now).bind(registry).bind(limit).fetch_all(&mut *conn).await?;
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids = candidates.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+            sqlx::query_scalar(&format!("{lease} AND id IN ({ids}) RETURNING id"))
                 .bind(until)
                 .bind(now)
-                .bind(candidate)
-                .fetch_optional(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?
         };
-        let Some(row) = claimed else { return Ok(None) };
-        let id: i64 = row.try_get(0)?;
-        let row = sqlx::query(
-            "SELECT o.id, o.kind, o.registry, o.seizure_id, a.kind, a.asset_id, o.amount, o.end_at, o.court, o.case_number, \
-             s.registry_ref, o.attempts FROM outbox o JOIN assets a ON a.asset_key = o.asset_key \
-             JOIN seizures s ON s.seizure_id = o.seizure_id WHERE o.id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(Some(PendingOrder {
-            id: row.try_get(0)?,
-            kind: {
-                let kind: String = row.try_get(1)?;
-                OrderKind::parse(&kind)
-                    .ok_or_else(|| LedgerError::Corrupt(format!("unknown stored order kind {kind}")))?
-            },
-            registry: row.try_get(2)?,
-            seizure_id: row.try_get(3)?,
-            asset_kind: kind_of(row.try_get(4)?)?,
-            asset_id: row.try_get(5)?,
-            amount: row.try_get(6)?,
-            end: row.try_get::<Option<i64>, _>(7)?.map(from_micros),
-            court: row.try_get(8)?,
-            case_number: row.try_get(9)?,
-            registry_ref: row.try_get(10)?,
-            attempts: row.try_get(11)?,
-        }))
+        let mut orders = Vec::with_capacity(claimed.len());
+        for id in claimed {
+            let row = sqlx::query(
+                "SELECT o.id, o.kind, o.registry, o.seizure_id, a.kind, a.asset_id, o.amount, o.end_at, o.court, \
+                 o.case_number, s.registry_ref, o.attempts FROM outbox o JOIN assets a ON a.asset_key = o.asset_key \
+                 JOIN seizures s ON s.seizure_id = o.seizure_id WHERE o.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+            orders.push(PendingOrder {
+                id: row.try_get(0)?,
+                kind: {
+                    let kind: String = row.try_get(1)?;
+                    OrderKind::parse(&kind)
+                        .ok_or_else(|| LedgerError::Corrupt(format!("unknown stored order kind {kind}")))?
+                },
+                registry: row.try_get(2)?,
+                seizure_id: row.try_get(3)?,
+                asset_kind: kind_of(row.try_get(4)?)?,
+                asset_id: row.try_get(5)?,
+                amount: row.try_get(6)?,
+                end: row.try_get::<Option<i64>, _>(7)?.map(from_micros),
+                court: row.try_get(8)?,
+                case_number: row.try_get(9)?,
+                registry_ref: row.try_get(10)?,
+                attempts: row.try_get(11)?,
+            });
+        }
+        Ok(orders)
     }
 
     /// A registry's undelivered orders: how many, and when the oldest was made.
