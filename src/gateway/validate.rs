@@ -24,11 +24,6 @@ impl Checks {
         self.0.push(Violation { field: field.into(), description: description.into() });
     }
 
-    /// Whether nothing is bad so far.
-    pub fn is_clean(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// An enforcement case number the caller may act under (R20, R15's case types).
     pub fn case(&mut self, field: &str, input: &str) -> Option<CaseNumber> {
         CaseNumber::parse_acting(input).map_err(|e| self.bad(field, e)).ok()

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use crate::{
-    core::clock::{Clock, SystemClock},
+    core::clock::{Clock, SystemClock, Time},
     ledger::{
         LedgerError,
         command::{Command, RequestKey},
@@ -25,6 +25,28 @@ use crate::{
     },
 };
 use crate::{core::identifiers::CaseNumber, core::proto::AssetKind};
+
+/// A synthetic placement of one unit on an indivisible asset of `registry`, as the benchmarks make them.
+pub fn placement(request_id: &str, asset_id: String, registry: &str, case: CaseNumber, at: Time) -> Command {
+    Command::Place {
+        request: RequestKey::of("京0105", "bench", request_id, &[]),
+        asset: Asset {
+            kind: AssetKind::RealEstate,
+            asset_id,
+            registry: registry.into(),
+            debtor: "bench".into(),
+            unit: String::new(),
+            total: 1,
+            sale_started: false,
+            disposed: false,
+            total_at: at,
+        },
+        case,
+        amount: 1,
+        claim: None,
+        emergency: String::new(),
+    }
+}
 
 /// What one run measured.
 #[derive(Debug, Clone)]
@@ -65,29 +87,10 @@ pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Repor
                 if n >= ops {
                     return Ok::<_, LedgerError>(hist);
                 }
-                let asset = Asset {
-                    kind: AssetKind::RealEstate,
-                    asset_id: format!("BENCH{run}-{}", n % 256),
-                    registry: "bench".into(),
-                    debtor: "bench".into(),
-                    unit: String::new(),
-                    total: 1,
-                    sale_started: false,
-                    disposed: false,
-                    total_at: store.now(),
-                };
                 let case = CaseNumber::parse(&format!("（2024）京0105执{}号", n + 1)).map_err(LedgerError::Invalid)?;
+                let asset_id = format!("BENCH{run}-{}", n % 256);
                 let t = Instant::now();
-                store
-                    .execute(Command::Place {
-                        request: RequestKey::of("京0105", "bench", &format!("bench-{run}-{n}"), &[]),
-                        asset,
-                        case,
-                        amount: 1,
-                        claim: None,
-                        emergency: String::new(),
-                    })
-                    .await?;
+                store.execute(placement(&format!("bench-{run}-{n}"), asset_id, "bench", case, store.now())).await?;
                 let _ = hist.record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
             }
         }));

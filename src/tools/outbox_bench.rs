@@ -15,12 +15,7 @@ use crate::{
         proto::{AssetKind, RegistryKind},
     },
     gateway::outbox,
-    ledger::{
-        asset_key,
-        command::{Command, RequestKey},
-        rules::{Asset, Terms},
-        store::Store,
-    },
+    ledger::{asset_key, rules::Terms, store::Store},
     ops::{
         config::{Config, RegistryConfig, TlsConfig},
         metrics::Metrics,
@@ -28,6 +23,7 @@ use crate::{
     registry::network::Network,
     tools::{
         ToolError,
+        ledger_bench::placement,
         mock::{self, MockConfig, MockRegistry},
     },
 };
@@ -95,24 +91,7 @@ pub async fn drain(url: &str, orders: u64, replicas: usize, hung: bool) -> Resul
     let case = CaseNumber::parse("（2024）京0105执1号").map_err(ToolError::Usage)?;
     let place = |n: u64| {
         let registry = REGISTRIES[usize::try_from(n % 6).unwrap_or(0)].0;
-        Command::Place {
-            request: RequestKey::of("京0105", "bench", &format!("outbox-{run}-{n}"), &[]),
-            asset: Asset {
-                kind: AssetKind::RealEstate,
-                asset_id: format!("OUTBOX{run}-{n}"),
-                registry: registry.into(),
-                debtor: "bench".into(),
-                unit: String::new(),
-                total: 1,
-                sale_started: false,
-                disposed: false,
-                total_at: store.now(),
-            },
-            case: case.clone(),
-            amount: 1,
-            claim: None,
-            emergency: String::new(),
-        }
+        placement(&format!("outbox-{run}-{n}"), format!("OUTBOX{run}-{n}"), registry, case.clone(), store.now())
     };
     // The backlog, placed 64 at a time.
     let backlog = if hung { orders / 10 } else { orders };
