@@ -316,3 +316,60 @@ async fn ledger_verify_names_every_broken_invariant_of_amounts() {
     );
     assert!(violations.contains("effective total 5000 exceeds the asset's 10"), "{violations}");
 }
+
+/// Reads `events` the way a watcher does, after the last number it has seen,
+/// until told to stop (then once more); every number it saw, in order.
+async fn watch_numbers(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<i64> {
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut seen: Vec<i64> = Vec::new();
+    loop {
+        let last_pass = *stop.borrow();
+        let after = seen.last().copied().unwrap_or(0);
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT seq FROM events WHERE seq > $1 ORDER BY seq")
+            .bind(after)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        seen.extend(rows);
+        if last_pass {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_are_numbered_without_gaps_in_commit_order_across_replicas() {
+    let Some(url) = ledger_url(Db::Postgres).await else { return };
+    let stack = Stack::with(standard(), |c| c.ledger.url = url.clone()).await;
+    let mut assets = Vec::new();
+    for kind in [AssetKind::RealEstate, AssetKind::Patent, AssetKind::Trademark, AssetKind::Aircraft] {
+        assets.push(asset_of_kind(&stack, kind).await);
+    }
+    let replicas = [Process::serve(&stack.registries, &url).await, Process::serve(&stack.registries, &url).await];
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(watch_numbers(url.clone(), stopped));
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..48 {
+        let case = format!("（2024）京0105执{}号", 2000 + n);
+        let request = place_req(&format!("ev{n}"), &case, &assets[n % assets.len()], 0);
+        let mut client = SeizureServiceClient::new(replicas[n % 2].channel());
+        calls.spawn(async move { client.place_seizure(as_court(&case, request)).await.map(|_| ()) });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap().unwrap();
+    }
+    stop.send(true).unwrap();
+    let seen = watcher.await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let all: Vec<i64> = sqlx::query_scalar("SELECT seq FROM events ORDER BY seq").fetch_all(&mut conn).await.unwrap();
+    assert!(all.len() >= 48, "every acknowledged placement's event is numbered once it is acknowledged: {}", all.len());
+    assert_eq!(all, (1..=all.len() as i64).collect::<Vec<_>>(), "event numbers have gaps");
+    // Deliveries keep adding events after the last reply, so the watcher saw a prefix.
+    assert!(seen.len() >= 48, "{seen:?}");
+    assert_eq!(
+        seen,
+        all[..seen.len()],
+        "a watcher reading after the last number it saw missed an event numbered later"
+    );
+}

@@ -10,14 +10,14 @@
 //! - **PostgreSQL** (many replicas): each step is its own transaction; asset
 //!   rows are locked `FOR UPDATE` in key order.
 //!
-//! Events and outbox orders are numbered from one counter row, updated last in
-//! each transaction: its row lock orders commits by number, so a reader that
-//! has seen event N never later finds an N-1 it missed.
+//! Events are numbered gap-free in a short pass of their own after the step
+//! ([`journal`]), so no step holds one row lock across its commit.
 //!
 //! This file is the engine (connections, transactions, group commit,
-//! idempotency); [`rows`] loads and saves, [`steps`] and [`transfers`] are the
-//! steps, [`reads`] the queries.
+//! idempotency); [`rows`] loads and saves, [`journal`] takes ids and numbers
+//! events, [`steps`] and [`transfers`] are the steps, [`reads`] the queries.
 
+mod journal;
 mod reads;
 mod rows;
 mod steps;
@@ -62,6 +62,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: Option<mpsc::Sender<Queued>>,
+    numberer: Option<mpsc::Sender<journal::Waiter>>,
     clock: SharedClock,
     terms: Terms,
     committed: Arc<Notify>,
@@ -107,14 +108,27 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        // The shared schema, then what only one database can say (each ignores the other's versions).
+        let mut shared = sqlx::migrate!("./migrations");
+        shared.set_ignore_missing(true);
+        shared.run(&pool).await?;
+        if backend == Backend::Postgres {
+            let mut own = sqlx::migrate!("./migrations/postgres");
+            own.set_ignore_missing(true);
+            own.run(&pool).await?;
+        }
         let committed = Arc::new(Notify::new());
-        let mut store = Store { pool, backend, writer: None, clock, terms, committed };
+        let mut store = Store { pool, backend, writer: None, numberer: None, clock, terms, committed };
+        // The tasks get clones made before their own sender is stored, so they end with the last Store.
         if backend == Backend::Sqlite {
             let (tx, rx) = mpsc::channel(1024);
             let conn = store.pool.acquire().await?.detach();
             tokio::spawn(store.clone().group_commit(conn, rx));
             store.writer = Some(tx);
+        } else {
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(store.clone().numberer(rx));
+            store.numberer = Some(tx);
         }
         Ok(store)
     }
@@ -167,6 +181,7 @@ impl Store {
                         other => {
                             if other.is_ok() {
                                 self.committed.notify_waiters();
+                                self.numbered().await;
                             }
                             return other;
                         }
@@ -220,7 +235,11 @@ impl Store {
                 }
             }
         }
-        if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+        let numbered = match self.number_events(conn).await {
+            Ok(_) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
+            Err(e) => Err(sqlx::Error::Protocol(format!("numbering events: {e}"))),
+        };
+        if let Err(e) = numbered {
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
             return Err(e);
         }

@@ -257,12 +257,12 @@ impl Store {
             let row = sqlx::query("SELECT COUNT(*), MAX(seq) FROM events").fetch_one(&mut *conn).await?;
             (row.try_get(0)?, row.try_get(1)?)
         };
-        let orders: i64 = sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(&mut *conn).await?.try_get(0)?;
         let counter: i64 =
-            sqlx::query("SELECT value FROM counters WHERE name = 'seq'").fetch_one(&mut *conn).await?.try_get(0)?;
-        if count + orders != counter || max.unwrap_or(0) > counter {
+            sqlx::query("SELECT value FROM counters WHERE name = 'events'").fetch_one(&mut *conn).await?.try_get(0)?;
+        if count != counter || max.unwrap_or(0) != counter {
             out.push(format!(
-                "event and order numbers have gaps: {count} events and {orders} orders, counter at {counter}"
+                "event numbers have gaps: {count} events numbered up to {}, counter at {counter}",
+                max.unwrap_or(0)
             ));
         }
         let orphans: i64 = sqlx::query(

@@ -1,7 +1,7 @@
 //! Loading and saving one step's ledgers, and mapping rows to the rules' types.
 //! A step opens the ledgers it needs ([`Store::open_ledgers`], locked), lets
 //! the rules change them, and commits them ([`Store::commit_ledgers`]): what
-//! changed is saved, then the events and orders are numbered and written last.
+//! changed is saved, then the events (queued for numbering) and orders are written.
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
@@ -175,20 +175,15 @@ impl Store {
         Ok(())
     }
 
-    /// Writes events and outbox orders, numbered from the counter. Called last
-    /// in a step: the counter's row lock is what orders commits.
+    /// Writes the step's events to the numbering queue and its outbox orders,
+    /// under ids taken now: per asset, in the order of its steps.
     async fn record(&self, conn: &mut AnyConnection, w: &Work) -> Result<(), LedgerError> {
         let work: Vec<_> = w.ledgers.iter().zip(&w.changes).zip(&w.orders).map(|((l, c), o)| (l, c, o)).collect();
         let n: usize = work.iter().map(|(_, c, o)| c.len() + o.len()).sum();
         if n == 0 {
             return Ok(());
         }
-        let last: i64 = sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'seq' RETURNING value")
-            .bind(n as i64)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?;
-        let mut seq = last - n as i64;
+        let mut ids = self.next_ids(conn, n).await?.into_iter();
         let now = micros(self.clock.now());
         for (l, changes, orders) in work {
             let key = asset_key(l.asset.kind, &l.asset.asset_id);
@@ -199,14 +194,13 @@ impl Store {
                     .map(|s| (s.court.clone(), s.case_number.clone()))
                     .unwrap_or_default()
             };
-            for c in changes {
-                seq += 1;
+            for (c, id) in changes.iter().zip(ids.by_ref()) {
                 let (court, case) = holder(&c.seizure_id);
                 sqlx::query(
-                    "INSERT INTO events (seq, at, kind, seizure_id, asset_key, court, case_number, message) \
+                    "INSERT INTO event_queue (id, at, kind, seizure_id, asset_key, court, case_number, message) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
-                .bind(seq)
+                .bind(id)
                 .bind(micros(c.at))
                 .bind(c.kind.as_str())
                 .bind(&c.seizure_id)
@@ -217,14 +211,13 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
             }
-            for o in orders {
-                seq += 1;
+            for (o, id) in orders.iter().zip(ids.by_ref()) {
                 let (court, case) = holder(o.seizure_id());
                 sqlx::query(
                     "INSERT INTO outbox (id, asset_key, seizure_id, registry, kind, amount, end_at, court, case_number, \
                      attempts, next_attempt_at, lease_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, 0, $10)",
                 )
-                .bind(seq)
+                .bind(id)
                 .bind(&key)
                 .bind(o.seizure_id())
                 .bind(&l.asset.registry)
