@@ -58,6 +58,12 @@ pub enum LedgerError {
     Closed,
 }
 
+/// The database refused a write that breaks an invariant it enforces (the
+/// schema's `invariant_*` constraints and triggers all say so).
+fn broke_invariant(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.message().contains("invariant"))
+}
+
 impl From<LedgerError> for crate::core::error::Error {
     fn from(e: LedgerError) -> Self {
         use crate::core::error::{Error, Violation};
@@ -70,6 +76,14 @@ impl From<LedgerError> for crate::core::error::Error {
                 Error::InvalidArgument(vec![Violation { field: "request".into(), description: m }])
             }
             LedgerError::NotFound(m) => Error::NotFound(m),
+            LedgerError::Db(e) if broke_invariant(&e) => {
+                tracing::error!(error = %e, "the database refused a step that breaks a ledger invariant");
+                Error::Internal(
+                    "the ledger refused a step that would break one of its invariants; nothing was recorded. \
+                     This is a defect of the gateway: report it with the request_id"
+                        .into(),
+                )
+            }
             LedgerError::Db(e) => {
                 tracing::error!(error = %e, "ledger database error");
                 Error::Unavailable(

@@ -612,3 +612,21 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+/// A SQLite ledger with the database's own invariant checks removed, as an
+/// old binary or a hand edit would leave it: for tests of what the gateway
+/// does with damaged data.
+pub async fn unguarded_sqlite(url: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let triggers: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'invariant%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert!(triggers.len() >= 8, "the ledger's invariant triggers: {triggers:?}");
+    for t in triggers {
+        sqlx::query(&format!("DROP TRIGGER {t}")).execute(&mut conn).await.unwrap();
+    }
+    conn
+}

@@ -303,8 +303,15 @@ async fn ledger_verify_names_every_broken_invariant_of_amounts() {
     .await
     .unwrap();
     assert_eq!(store.verify().await.unwrap(), Vec::<String>::new());
-    // Behind the ledger's back: the freeze grows past its claim, the balance shrinks below what is frozen.
+    // Behind the ledger's back, with the database's own checks removed first (as an old
+    // binary or a hand edit would): the freeze grows past its claim, the balance shrinks below it.
     let mut conn = sqlx::SqliteConnection::connect(&stack.ledger_url).await.unwrap();
+    let triggers: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetch_all(&mut conn).await.unwrap();
+    assert!(triggers.len() >= 8, "{triggers:?}");
+    for t in triggers {
+        sqlx::query(&format!("DROP TRIGGER {t}")).execute(&mut conn).await.unwrap();
+    }
     sqlx::raw_sql("UPDATE seizures SET requested = 5000, effective = 5000; UPDATE assets SET total = 10;")
         .execute(&mut conn)
         .await
@@ -316,6 +323,61 @@ async fn ledger_verify_names_every_broken_invariant_of_amounts() {
     );
     assert!(violations.contains("effective total 5000 exceeds the asset's 10"), "{violations}");
 }
+
+async fn the_database_refuses_rows_that_break_an_invariant(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let (account, balance) = cny_accounts(&stack).await.remove(0);
+    let mut freeze = place_req("inv1", A, &account, 1_000);
+    freeze.claim = Some(Money { currency: "CNY".into(), minor_units: 1_000 });
+    s.place_seizure(as_court(A, freeze)).await.unwrap();
+    let flat = asset_of_kind(&stack, AssetKind::RealEstate).await;
+    place(&mut s, "inv2", A, &flat, 0).await;
+    place(&mut s, "inv3", B, &flat, 0).await;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&stack.ledger_url).await.unwrap();
+    let deposits = "asset_key IN (SELECT asset_key FROM assets WHERE kind = 1)";
+    let flats = "asset_key IN (SELECT asset_key FROM assets WHERE kind = 2)";
+    let over = balance + 1;
+    for (what, statement) in [
+        (
+            "more in effect than the balance",
+            format!("UPDATE seizures SET requested = {over}, effective = {over} WHERE {deposits}"),
+        ),
+        ("a balance below what is in effect", format!("UPDATE assets SET total = 10 WHERE {deposits}")),
+        ("a negative balance", format!("UPDATE assets SET total = -1 WHERE {deposits}")),
+        ("an amount over 10^15", format!("UPDATE seizures SET requested = 1000000000000001 WHERE {deposits}")),
+        ("effective over requested", format!("UPDATE seizures SET effective = requested + 1 WHERE {deposits}")),
+        ("a state that does not match the amounts", format!("UPDATE seizures SET effective = 0 WHERE {deposits}")),
+        ("an unknown state", format!("UPDATE seizures SET state = 'frozen' WHERE {deposits}")),
+        (
+            "a case frozen over its claim",
+            format!("UPDATE seizures SET requested = 2000, effective = 2000 WHERE {deposits}"),
+        ),
+        (
+            "two effective seizures on a flat",
+            format!("UPDATE seizures SET state = 'effective', requested = 1, effective = 1 WHERE {flats}"),
+        ),
+        ("a flat with a quantity of 2", format!("UPDATE assets SET total = 2 WHERE {flats}")),
+        (
+            "a balance going back to an older figure",
+            format!("UPDATE assets SET total_at = total_at - 1 WHERE {deposits}"),
+        ),
+    ] {
+        let refused = sqlx::query(&statement).execute(&mut conn).await.expect_err(what);
+        assert!(refused.to_string().contains("invariant"), "{what}: {refused}");
+    }
+    let store = assetgw::ledger::store::Store::open(
+        &stack.ledger_url,
+        stack.clock.clone(),
+        assetgw::ledger::rules::Terms::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.verify().await.unwrap(), Vec::<String>::new(), "nothing of the refused writes stayed");
+}
+
+crate::on_both_backends!(the_database_refuses_rows_that_break_an_invariant);
 
 /// Reads `events` the way a watcher does, after the last number it has seen,
 /// until told to stop (then once more); every number it saw, in order.

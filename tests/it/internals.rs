@@ -45,7 +45,11 @@ async fn stored_data_that_cannot_be_decoded_answers_internal_and_is_logged() {
     let mut s = seizures(&stack);
     let flat = asset(&stack, AssetKind::RealEstate).await;
     place(&mut s, "c1", A, &flat, 0).await;
-    sql(&stack.ledger_url, "UPDATE seizures SET state = 'vanished'; UPDATE replies SET reply = 'not hex';").await;
+    let mut conn = unguarded_sqlite(&stack.ledger_url).await;
+    sqlx::raw_sql("UPDATE seizures SET state = 'vanished'; UPDATE replies SET reply = 'not hex';")
+        .execute(&mut conn)
+        .await
+        .unwrap();
 
     let request = GetSeizureQueueRequest { asset_kind: flat.kind, asset_id: flat.asset_id.clone() };
     let err = s.get_seizure_queue(as_court(A, request)).await.unwrap_err();

@@ -181,7 +181,6 @@ async fn every_acknowledged_placement_survives_sigkill() {
 
 #[tokio::test]
 async fn ledger_verify_names_a_tampered_seizure() {
-    use sqlx::Connection;
     let stack = Stack::start(standard()).await;
     let flat = asset(&stack, AssetKind::RealEstate).await;
     let db = scratch().join("ledger.db");
@@ -200,7 +199,7 @@ async fn ledger_verify_names_a_tampered_seizure() {
     };
     assert!(verify().status.success());
     // Make the waiting seizure effective behind the ledger's back: two first seizures on one flat.
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut conn = unguarded_sqlite(&url).await;
     sqlx::query("UPDATE seizures SET state = 'effective', effective = 1, start_at = placed_at, end_at = placed_at + 1000000000000 WHERE state = 'waiting'")
         .execute(&mut conn)
         .await

@@ -267,7 +267,7 @@ impl Ledger {
     /// Returns what it still claims.
     fn pay_out(&mut self, i: usize, amount: i64, now: Time) -> i64 {
         self.asset.total -= amount;
-        self.asset.total_at = now;
+        self.asset.total_at = self.asset.total_at.max(now);
         let s = &mut self.seizures[i];
         s.requested -= amount;
         if s.requested == 0 {
@@ -332,7 +332,7 @@ impl Ledger {
             Disposal::Sold => {
                 self.asset.disposed = true;
                 self.asset.total = 0;
-                self.asset.total_at = now;
+                self.asset.total_at = self.asset.total_at.max(now);
                 let mut lapsed = 0;
                 for s in self.seizures.iter_mut().filter(|s| s.state.is_live()) {
                     let (state, kind, note) = if s.effective > 0 {

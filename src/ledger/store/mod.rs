@@ -86,7 +86,7 @@ impl Store {
         let url = if backend == Backend::Sqlite { sqlite_url(url)? } else { url.to_string() };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .max_connections(if backend == Backend::Sqlite { 4 } else { postgres_connections() })
             // A SQLite connection is a file handle that cannot go stale; pinging it on every
             // acquire was a round trip to its worker thread per query.
             .test_before_acquire(backend == Backend::Postgres)
@@ -112,11 +112,12 @@ impl Store {
         let mut shared = sqlx::migrate!("./migrations");
         shared.set_ignore_missing(true);
         shared.run(&pool).await?;
-        if backend == Backend::Postgres {
-            let mut own = sqlx::migrate!("./migrations/postgres");
-            own.set_ignore_missing(true);
-            own.run(&pool).await?;
-        }
+        let mut own = match backend {
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        };
+        own.set_ignore_missing(true);
+        own.run(&pool).await?;
         let committed = Arc::new(Notify::new());
         let mut store = Store { pool, backend, writer: None, numberer: None, clock, terms, committed };
         // The tasks get clones made before their own sender is stored, so they end with the last Store.
@@ -449,6 +450,14 @@ fn sqlite_url(url: &str) -> Result<String, LedgerError> {
         std::fs::create_dir_all(dir).map_err(|e| LedgerError::Db(sqlx::Error::Io(e)))?;
     }
     Ok(if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") })
+}
+
+/// Connections per replica to PostgreSQL: twice the cores plus one. More
+/// only queue inside the server: at 16 on two cores, placements under 64
+/// writers took twice as long at p99 as at 5 (docs/BENCHMARKS.md).
+fn postgres_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(2 * cores + 1).unwrap_or(16)
 }
 
 fn retryable(e: &sqlx::Error) -> bool {

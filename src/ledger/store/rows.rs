@@ -129,9 +129,18 @@ impl Store {
         Ok(ledgers.into_iter().map(|(_, l)| l).collect())
     }
 
-    /// Writes what changed since `before` (the ledger as loaded).
+    /// Writes what changed since `before` (the ledger as loaded): first the
+    /// seizures that hold less than before, then the asset, then those that
+    /// hold more, so that a database checking each row as it is written
+    /// (SQLite's invariant triggers) never sees more in effect than the balance.
     async fn save(&self, conn: &mut AnyConnection, l: &Ledger, before: &Ledger) -> Result<(), LedgerError> {
         let key = asset_key(l.asset.kind, &l.asset.asset_id);
+        let held_before = |s: &Seizure| before.seizures.iter().find(|b| b.id == s.id).map_or(0, |b| b.effective);
+        let (shrinking, growing): (Vec<&Seizure>, Vec<&Seizure>) =
+            l.seizures.iter().filter(|s| !before.seizures.contains(s)).partition(|s| s.effective <= held_before(s));
+        for s in shrinking {
+            self.save_seizure(conn, &key, s).await?;
+        }
         if l.asset != before.asset {
             sqlx::query(
                 "UPDATE assets SET total = $1, sale_started = $2, disposed = $3, total_at = $4 WHERE asset_key = $5",
@@ -144,34 +153,39 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         }
-        for s in l.seizures.iter().filter(|s| !before.seizures.contains(s)) {
-            sqlx::query(
-                "INSERT INTO seizures (seizure_id, asset_key, seq, court, case_number, requested, effective, state, \
-                 placed_at, start_at, end_at, ended_at, registry_ref, renewals, claim) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT (seizure_id) DO UPDATE SET court = excluded.court, case_number = excluded.case_number, \
-                 requested = excluded.requested, effective = excluded.effective, state = excluded.state, \
-                 start_at = excluded.start_at, end_at = excluded.end_at, ended_at = excluded.ended_at, \
-                 registry_ref = excluded.registry_ref, renewals = excluded.renewals",
-            )
-            .bind(&s.id)
-            .bind(&key)
-            .bind(s.seq)
-            .bind(&s.court)
-            .bind(&s.case_number)
-            .bind(s.requested)
-            .bind(s.effective)
-            .bind(s.state.as_str())
-            .bind(micros(s.placed_at))
-            .bind(s.start.map(micros))
-            .bind(s.end.map(micros))
-            .bind(s.ended_at.map(micros))
-            .bind(s.registry_ref.clone())
-            .bind(s.renewals)
-            .bind(s.claim)
-            .execute(&mut *conn)
-            .await?;
+        for s in growing {
+            self.save_seizure(conn, &key, s).await?;
         }
+        Ok(())
+    }
+
+    async fn save_seizure(&self, conn: &mut AnyConnection, key: &str, s: &Seizure) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO seizures (seizure_id, asset_key, seq, court, case_number, requested, effective, state, \
+             placed_at, start_at, end_at, ended_at, registry_ref, renewals, claim) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (seizure_id) DO UPDATE SET court = excluded.court, case_number = excluded.case_number, \
+             requested = excluded.requested, effective = excluded.effective, state = excluded.state, \
+             start_at = excluded.start_at, end_at = excluded.end_at, ended_at = excluded.ended_at, \
+             registry_ref = excluded.registry_ref, renewals = excluded.renewals",
+        )
+        .bind(&s.id)
+        .bind(key)
+        .bind(s.seq)
+        .bind(&s.court)
+        .bind(&s.case_number)
+        .bind(s.requested)
+        .bind(s.effective)
+        .bind(s.state.as_str())
+        .bind(micros(s.placed_at))
+        .bind(s.start.map(micros))
+        .bind(s.end.map(micros))
+        .bind(s.ended_at.map(micros))
+        .bind(s.registry_ref.clone())
+        .bind(s.renewals)
+        .bind(s.claim)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
