@@ -9,7 +9,7 @@ use std::sync::{
     atomic::{AtomicI64, Ordering},
 };
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 
 /// An instant on the gateway's clock.
 pub type Time = DateTime<Utc>;
@@ -64,4 +64,42 @@ impl Clock for ManualClock {
 /// An instant from stored Unix microseconds.
 pub fn from_micros(us: i64) -> Time {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// China Standard Time, UTC+8 all year: every legal date and day count is a
+/// calendar date there, whatever the server's zone.
+pub const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};
+
+/// The calendar date in Beijing at `t`.
+pub fn beijing_date(t: Time) -> NaiveDate {
+    t.with_timezone(&BEIJING).date_naive()
+}
+
+/// The instant a Beijing calendar day begins (its midnight).
+pub fn beijing_midnight(d: NaiveDate) -> Time {
+    (d.and_time(NaiveTime::MIN) - chrono::Duration::hours(8)).and_utc()
+}
+
+/// Whole calendar days in Beijing from `from`'s date to `to`'s date.
+pub fn beijing_days(from: Time, to: Time) -> i64 {
+    (beijing_date(to) - beijing_date(from)).num_days()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beijing_dates_turn_at_midnight_utc_plus_eight() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // 06:30 on the 12th in Beijing is still the 11th in UTC.
+        assert_eq!(beijing_date(at("2025-03-11T22:30:00Z")).to_string(), "2025-03-12");
+        assert_eq!(beijing_date(at("2025-03-11T15:59:59Z")).to_string(), "2025-03-11");
+        assert_eq!(beijing_midnight(beijing_date(at("2025-03-11T22:30:00Z"))), at("2025-03-11T16:00:00Z"));
+        assert_eq!(beijing_days(at("2025-03-11T15:59:59Z"), at("2025-03-11T16:00:00Z")), 1);
+        assert_eq!(beijing_days(at("2025-03-11T16:00:00Z"), at("2025-03-12T15:59:59Z")), 0);
+    }
 }

@@ -11,7 +11,6 @@ use std::{
     future::Future,
     num::NonZeroU32,
     sync::{Arc, Mutex, RwLock},
-    time::Duration,
 };
 
 use governor::{Quota, RateLimiter, clock::Clock as _, clock::DefaultClock, state::InMemoryState, state::NotKeyed};
@@ -20,7 +19,7 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
     core::{
-        clock::SharedClock,
+        clock::{SharedClock, beijing_date, beijing_midnight},
         error::Error,
         identifiers::{self, CaseNumber, DebtorId},
     },
@@ -123,15 +122,12 @@ pub struct Gate {
     limits: LimitsConfig,
     buckets: RwLock<HashMap<String, Arc<Bucket>>>,
     /// Per court: (China Standard Time day, searches that day).
-    searches: Mutex<HashMap<String, (i64, u64)>>,
+    searches: Mutex<HashMap<String, (chrono::NaiveDate, u64)>>,
     trail: Trail,
     ledger: Store,
     clock: SharedClock,
     metrics: Metrics,
 }
-
-const DAY_US: i64 = 86_400_000_000;
-const CST_OFFSET_US: i64 = 8 * 3_600_000_000;
 
 impl Gate {
     /// The gate; `plaintext` takes court identities on trust from metadata.
@@ -239,12 +235,12 @@ impl Gate {
         if quota == 0 {
             return Ok(());
         }
-        let now = self.clock.micros() + CST_OFFSET_US;
-        let today = now.div_euclid(DAY_US);
+        let now = self.clock.now();
+        let today = beijing_date(now);
         let known = self.searches.lock().ok().and_then(|m| m.get(&caller.court).copied()).filter(|(d, _)| *d == today);
         if known.is_none() {
             // First search today on this replica: start from what every replica has recorded.
-            let midnight = crate::core::clock::from_micros(today * DAY_US - CST_OFFSET_US);
+            let midnight = beijing_midnight(today);
             let done = self.trail.searches_since(&caller.court, midnight).await.map_err(|e| {
                 tracing::error!(error = %e, court = %caller.court, "daily search quota unreadable");
                 Error::Unavailable("the daily search quota cannot be checked right now; retry shortly".into())
@@ -257,7 +253,8 @@ impl Gate {
         let mut m = self.searches.lock().map_err(|_| Error::Internal("search quota lock poisoned".into()))?;
         let entry = m.entry(caller.court.clone()).or_insert((today, 0));
         if entry.1 >= quota {
-            let retry_after = Duration::from_micros(u64::try_from((today + 1) * DAY_US - now).unwrap_or(0));
+            let renews = beijing_midnight(today + chrono::Days::new(1));
+            let retry_after = (renews - now).to_std().unwrap_or_default();
             return Err(Error::ResourceExhausted {
                 message: format!(
                     "court {} has used its {quota} searches for today; the quota renews at midnight China Standard Time",

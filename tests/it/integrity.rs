@@ -15,7 +15,7 @@ use tonic::Code;
 use crate::{harness::*, ledger::*};
 
 /// The demo debtor's CNY accounts, richest first.
-async fn cny_accounts(stack: &Stack) -> Vec<(MergedAsset, i64)> {
+pub async fn cny_accounts(stack: &Stack) -> Vec<(MergedAsset, i64)> {
     let r = stack.search(query(&[RICH])).await.unwrap();
     let mut out: Vec<(MergedAsset, i64)> = r.debtors[0]
         .assets

@@ -107,9 +107,15 @@ async fn r1_r3_r7_place_wait_release_and_automatic_promotion(db: Db) {
     let first = place(&mut s, "p1", A, &flat, 0).await;
     assert!(first.message.starts_with("placed as first seizure, rank 1"), "{}", first.message);
     let second = place(&mut s, "p2", B, &flat, 0).await;
-    assert_eq!(second.message, format!("placed as waiting seizure, rank 2 behind {A}"));
+    assert_eq!(
+        second.message,
+        format!("placed as waiting seizure, rank 2; it waits behind {A} and takes effect as those ahead end (R3)")
+    );
     let third = place(&mut s, "p3", C, &flat, 0).await;
-    assert_eq!(third.message, format!("placed as waiting seizure, rank 3 behind {B}"));
+    assert_eq!(
+        third.message,
+        format!("placed as waiting seizure, rank 3; it waits behind {B} and takes effect as those ahead end (R3)")
+    );
     assert_eq!(state(&third), SeizureState::Waiting);
 
     // R7: only the holder releases.

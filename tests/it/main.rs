@@ -7,6 +7,7 @@ mod audit;
 mod cache;
 mod cli;
 mod conformance;
+mod court_rules;
 mod dev;
 mod faults;
 mod hostile;

@@ -4,19 +4,19 @@
 //! the disposal-transfer answer window (R14), and who may act on a case
 //! (R15). Each is given the facts the store or the gate loaded.
 
-use chrono::Duration;
-
-use super::{RuleError, Time};
+use super::{RuleError, Time, days_end};
 use crate::core::{identifiers::CaseNumber, proto::AssetKind};
+
+// Every count of days is of calendar days in Beijing (see `days_end`).
 
 /// Days before a measure's end within which a transfer is refused (R11).
 pub const RENEW_BEFORE_TRANSFER_DAYS: i64 = 30;
 /// Days to hand a file over after the decision, and to file after receipt (R13).
-pub const TRANSFER_DAYS: i64 = 7;
+pub const TRANSFER_DAYS: u64 = 7;
 /// Days after the first seizure before disposal may move to a priority creditor (R14).
-pub const DISPOSAL_WAIT_DAYS: i64 = 60;
+pub const DISPOSAL_WAIT_DAYS: u64 = 60;
 /// Days the first-seizing court has to answer a disposal-transfer request (R14).
-pub const DISPOSAL_ANSWER_DAYS: i64 = 15;
+pub const DISPOSAL_ANSWER_DAYS: u64 = 15;
 
 /// What a request does with a case (R15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,18 +176,18 @@ pub struct TransferTimers {
 
 /// R13: the transfer's timers as of `now`.
 pub fn transfer_timers(decided: Time, handed_over: Time, filed: Option<Time>, now: Time) -> TransferTimers {
-    let filing_due = handed_over + Duration::days(TRANSFER_DAYS);
+    let filing_due = days_end(handed_over, TRANSFER_DAYS);
     TransferTimers {
         filing_due,
-        handover_late: handed_over > decided + Duration::days(TRANSFER_DAYS),
-        filing_overdue: filed.is_none() && now > filing_due,
+        handover_late: handed_over >= days_end(decided, TRANSFER_DAYS),
+        filing_overdue: filed.is_none() && now >= filing_due,
     }
 }
 
 /// R14: when a disposal-transfer request must be answered, and whether an unanswered one is overdue.
 pub fn disposal_answer_due(requested: Time, answered: bool, now: Time) -> (Time, bool) {
-    let due = requested + Duration::days(DISPOSAL_ANSWER_DAYS);
-    (due, !answered && now > due)
+    let due = days_end(requested, DISPOSAL_ANSWER_DAYS);
+    (due, !answered && now >= due)
 }
 
 /// R14: one pending request per requesting case and asset.

@@ -25,6 +25,7 @@ pub use crate::ops::config::{PromotionTerm, Terms};
 
 /// An instant on the ledger's clock.
 pub use crate::core::clock::Time;
+use crate::core::clock::{BEIJING, beijing_date, beijing_midnight};
 
 /// Where a seizure stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,12 +360,21 @@ pub struct Ledger {
     pub seizures: Vec<Seizure>,
 }
 
-/// `t` plus `months` calendar months (the end of month clamps, as registries do).
+/// `t` plus `months` calendar months on Beijing's calendar, at the same time
+/// of day (the end of month clamps, as registries do).
 pub fn add_months(t: Time, months: u32) -> Time {
-    t.checked_add_months(Months::new(months)).unwrap_or(t)
+    let local = t.with_timezone(&BEIJING);
+    local.checked_add_months(Months::new(months)).map_or(t, |end| end.with_timezone(&chrono::Utc))
 }
 
-/// A date as courts write it.
+/// A date as courts write it: the calendar date in Beijing.
 pub fn day(t: Time) -> String {
-    t.format("%Y-%m-%d").to_string()
+    beijing_date(t).format("%Y-%m-%d").to_string()
+}
+
+/// The instant a period of `days` calendar days counted from `from`'s date
+/// in Beijing ends: midnight after its last day (a 7-day count from a
+/// decision on the 1st runs to the end of the 8th).
+pub fn days_end(from: Time, days: u64) -> Time {
+    beijing_midnight(beijing_date(from) + chrono::Days::new(days + 1))
 }

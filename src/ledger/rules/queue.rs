@@ -4,7 +4,7 @@
 //! conditions of a disposal transfer (R14).
 
 use super::*;
-use crate::core::proto::AssetKind;
+use crate::core::{clock::beijing_days, proto::AssetKind};
 
 impl Ledger {
     /// The live seizures in rank order, with their 1-based rank.
@@ -59,6 +59,12 @@ impl Ledger {
             let end = first_effect.then(|| self.term_end(at, s.placed_at, terms, placed != Some(s.id.as_str())));
             let s = &mut self.seizures[i];
             s.effective = got;
+            if got == 0 {
+                // Emptied (its effective part deducted or gone): it waits again, and a waiting
+                // seizure has no term (R2); it starts a fresh one when it next takes effect.
+                s.start = None;
+                s.end = None;
+            }
             s.state = if got == 0 {
                 State::Waiting
             } else if got < s.requested {
@@ -113,12 +119,20 @@ impl Ledger {
                 format!("frozen {} in full, rank {rank}, effective until {until}", self.amount(s.effective))
             }
             (State::PartlyEffective, _) => format!(
-                "partly effective: {} of {} frozen now, the rest waits (rank {rank}, behind {}); effective until {until}",
+                "partly effective: {} of {} frozen now, rank {rank}; the rest {}; effective until {until}",
                 self.amount(s.effective),
                 self.amount(s.requested),
-                ahead.unwrap_or_default()
+                Self::waits_for(ahead.as_deref())
             ),
-            _ => format!("placed as waiting seizure, rank {rank} behind {}", ahead.unwrap_or_default()),
+            _ => format!("placed as waiting seizure, rank {rank}; it {}", Self::waits_for(ahead.as_deref())),
+        }
+    }
+
+    /// What a seizure that is not wholly effective waits for.
+    fn waits_for(ahead: Option<&str>) -> String {
+        match ahead {
+            Some(case) => format!("waits behind {case} and takes effect as those ahead end (R3)"),
+            None => "waits for funds to arrive in the account (R4)".into(),
         }
     }
 
@@ -388,7 +402,7 @@ impl Ledger {
     }
 
     /// Moves `from_case`'s live seizures to another court and case, keeping
-    /// rank, registry reference and dates (R10, R14).
+    /// rank, registry reference and dates (R10).
     pub fn change_holder(
         &mut self,
         from_case: &str,
@@ -397,22 +411,45 @@ impl Ledger {
         now: Time,
         why: &str,
     ) -> Vec<Change> {
-        let mut changes = Vec::new();
-        for s in self.seizures.iter_mut().filter(|s| s.state.is_live() && s.case_number == from_case) {
-            let message = format!("now held by {to_case} of court {to_court} ({why}), rank and dates unchanged");
-            s.court = to_court.into();
-            s.case_number = to_case.into();
-            changes.push(Change { seizure_id: s.id.clone(), kind: ChangeKind::HolderChanged, at: now, message });
-        }
-        changes
+        let moving: Vec<usize> = (0..self.seizures.len())
+            .filter(|&i| self.seizures[i].state.is_live() && self.seizures[i].case_number == from_case)
+            .collect();
+        moving.into_iter().map(|i| self.move_seizure(i, to_court, to_case, now, why)).collect()
+    }
+
+    /// R14: `case`, holding the first seizure, approves a disposal transfer:
+    /// that one seizure moves to the requesting case, keeping its rank; any
+    /// other seizure `case` holds on the asset stays its own.
+    pub fn approve_disposal(
+        &mut self,
+        case: &str,
+        to_court: &str,
+        to_case: &str,
+        now: Time,
+    ) -> Result<Change, RuleError> {
+        let key = format!("{}:{}", self.asset.kind.short_name(), self.asset.asset_id);
+        let first = self
+            .seizures
+            .iter()
+            .position(|s| s.state.is_live() && s.effective > 0)
+            .filter(|&i| self.seizures[i].case_number == case)
+            .ok_or_else(|| RuleError::Refused(format!("{case} no longer holds the first seizure on {key}")))?;
+        Ok(self.move_seizure(first, to_court, to_case, now, "disposal transfer to a priority creditor (R14)"))
+    }
+
+    fn move_seizure(&mut self, i: usize, to_court: &str, to_case: &str, now: Time, why: &str) -> Change {
+        let s = &mut self.seizures[i];
+        s.court = to_court.into();
+        s.case_number = to_case.into();
+        let message = format!("now held by {to_case} of court {to_court} ({why}), rank and dates unchanged");
+        Change { seizure_id: s.id.clone(), kind: ChangeKind::HolderChanged, at: now, message }
     }
 
     /// The live seizures of `case_number` whose term ends within `days` of `now` (R11).
     pub fn ending_within(&self, case_number: &str, now: Time, days: i64) -> Vec<&Seizure> {
-        let horizon = now + chrono::Duration::days(days);
         self.queue()
             .map(|(_, s)| s)
-            .filter(|s| s.case_number == case_number && s.end.is_some_and(|e| e < horizon))
+            .filter(|s| s.case_number == case_number && s.end.is_some_and(|e| beijing_days(now, e) < days))
             .collect()
     }
 
@@ -430,11 +467,12 @@ impl Ledger {
             return Err(RuleError::Refused(format!("{requesting_case} already holds the first seizure (R14)")));
         }
         let since = first.start.unwrap_or(first.placed_at);
-        if now - since <= chrono::Duration::days(DISPOSAL_WAIT_DAYS) {
+        let from = days_end(since, DISPOSAL_WAIT_DAYS);
+        if now < from {
             return Err(RuleError::Refused(format!(
                 "the first seizure took effect on {}; disposal may move to a priority creditor only after {DISPOSAL_WAIT_DAYS} days, from {} (R14)",
                 day(since),
-                day(since + chrono::Duration::days(DISPOSAL_WAIT_DAYS))
+                day(from)
             )));
         }
         if self.asset.sale_started {
@@ -443,14 +481,6 @@ impl Ledger {
             ));
         }
         Ok(first.case_number.clone())
-    }
-
-    /// R14: an approval moves the first seizure only while `case` still holds it.
-    pub fn check_disposal_approval(&self, case: &str, asset: &str) -> Result<(), RuleError> {
-        if self.first().map(|s| s.case_number.as_str()) != Some(case) {
-            return Err(RuleError::Refused(format!("{case} no longer holds the first seizure on {asset}")));
-        }
-        Ok(())
     }
 
     /// Takes the balance or quantity a registry reported at `reported_at`,

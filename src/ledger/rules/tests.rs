@@ -42,9 +42,21 @@ fn r1_r2_first_is_effective_the_rest_wait_in_order() {
         place(&mut l, 1, 0, t0()).message.starts_with("placed as first seizure, rank 1, effective until 2028-01-10")
     );
     let o = place(&mut l, 2, 0, t0());
-    assert_eq!(o.message, format!("placed as waiting seizure, rank 2 behind {}", case(1)));
+    assert_eq!(
+        o.message,
+        format!(
+            "placed as waiting seizure, rank 2; it waits behind {} and takes effect as those ahead end (R3)",
+            case(1)
+        )
+    );
     let o = place(&mut l, 3, 0, t0());
-    assert_eq!(o.message, format!("placed as waiting seizure, rank 3 behind {}", case(2)));
+    assert_eq!(
+        o.message,
+        format!(
+            "placed as waiting seizure, rank 3; it waits behind {} and takes effect as those ahead end (R3)",
+            case(2)
+        )
+    );
     assert_eq!(l.seizures[2].end, None, "R2: a waiting seizure has no term");
     assert!(l.violations().is_empty());
 }
@@ -204,7 +216,11 @@ fn r14_disposal_moves_only_after_sixty_days_and_before_a_sale() {
     place(&mut l, 1, 0, t0());
     place(&mut l, 2, 0, t0());
     let err = l.check_disposal_transfer(&case(2), t0() + chrono::Duration::days(60)).unwrap_err();
-    assert!(matches!(&err, RuleError::Refused(m) if m.contains("60 days") && m.contains("2025-03-11")), "{err}");
+    assert!(matches!(&err, RuleError::Refused(m) if m.contains("60 days") && m.contains("2025-03-12")), "{err}");
+    // Calendar days in Beijing: the first seizure on the 10th of January, open from the 12th of March.
+    let opens = Utc.with_ymd_and_hms(2025, 3, 11, 16, 0, 0).unwrap();
+    assert!(l.check_disposal_transfer(&case(2), opens - chrono::Duration::seconds(1)).is_err());
+    assert_eq!(l.check_disposal_transfer(&case(2), opens).unwrap(), case(1));
     assert_eq!(l.check_disposal_transfer(&case(2), t0() + chrono::Duration::days(61)).unwrap(), case(1));
     assert!(l.check_disposal_transfer(&case(3), t0() + chrono::Duration::days(61)).is_err());
     l.dispose("s1", &case(1), Disposal::AuctionNotice, t0(), &TERMS).unwrap();
@@ -354,12 +370,15 @@ fn r13_r14_timers() {
     let handed = t0() + chrono::Duration::days(8);
     let t = transfer_timers(decided, handed, None, handed + chrono::Duration::days(7));
     assert!(t.handover_late && !t.filing_overdue);
-    assert_eq!(t.filing_due, handed + chrono::Duration::days(7));
+    // Received on the 18th of January in Beijing: filing is due by the end of the 25th there.
+    assert_eq!(t.filing_due, Utc.with_ymd_and_hms(2025, 1, 25, 16, 0, 0).unwrap());
     assert!(transfer_timers(decided, handed, None, handed + chrono::Duration::days(8)).filing_overdue);
     assert!(!transfer_timers(decided, handed, Some(handed), handed + chrono::Duration::days(30)).filing_overdue);
 
     let (due, overdue) = disposal_answer_due(t0(), false, t0() + chrono::Duration::days(16));
-    assert_eq!((due, overdue), (t0() + chrono::Duration::days(15), true));
+    // Asked on the 10th of January in Beijing: the answer is due by the end of the 25th there.
+    assert_eq!((due, overdue), (Utc.with_ymd_and_hms(2025, 1, 25, 16, 0, 0).unwrap(), true));
+    assert!(!disposal_answer_due(t0(), false, t0() + chrono::Duration::days(15)).1, "the 25th is still in time");
     assert!(
         !disposal_answer_due(t0(), true, t0() + chrono::Duration::days(16)).1,
         "an answered request is not overdue"

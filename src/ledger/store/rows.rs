@@ -37,6 +37,16 @@ impl Work {
         }
     }
 
+    /// The ledger of `key`, which the step opened.
+    pub fn of(&mut self, key: &str) -> Result<(&mut Ledger, &mut Vec<Change>, &mut Vec<Order>), LedgerError> {
+        let i = self
+            .ledgers
+            .iter()
+            .position(|l| asset_key(l.asset.kind, &l.asset.asset_id) == key)
+            .ok_or_else(|| LedgerError::NotFound(format!("no seizure has ever been placed on asset {key}")))?;
+        Ok((&mut self.ledgers[i], &mut self.changes[i], &mut self.orders[i]))
+    }
+
     /// The one ledger of a single-asset step.
     pub fn one(&mut self) -> (&mut Ledger, &mut Vec<Change>, &mut Vec<Order>) {
         // open_one guarantees exactly one.

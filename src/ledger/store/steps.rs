@@ -80,14 +80,22 @@ impl Store {
         .bind(micros(asset.total_at))
         .execute(&mut *conn)
         .await?;
-        let mut w = self.open_one(conn, &key).await?;
-        let (l, changes, orders) = w.one();
+        // R4 counts the case's other freezes as of now: their ledgers are locked and settled too.
+        let mut keys = vec![key.clone()];
+        if asset.kind == AssetKind::Deposit {
+            keys.extend(self.case_freezes_elsewhere(conn, &case_number, &asset.unit, &key).await?);
+        }
+        let mut w = self.open_ledgers(conn, &keys).await?;
+        w.settle(now, &self.terms);
+        let others: i64 = w
+            .ledgers
+            .iter()
+            .filter(|l| asset_key(l.asset.kind, &l.asset.asset_id) != key)
+            .flat_map(|l| l.seizures.iter().filter(|s| s.state.is_live() && s.case_number == case_number))
+            .map(|s| s.requested)
+            .sum();
+        let (l, changes, orders) = w.of(&key)?;
         changes.extend(l.set_total(asset.total, asset.total_at, now, &self.terms));
-        let others = if asset.kind == AssetKind::Deposit {
-            self.case_freezes_elsewhere(conn, &case_number, &asset.unit, &key).await?
-        } else {
-            0
-        };
         rules::claim_cap(asset.kind, &asset.unit, amount, claim, others)?;
         let seq = l.seizures.last().map_or(1, |s| s.seq + 1);
         let id = uuid::Uuid::new_v4().to_string();
@@ -98,7 +106,11 @@ impl Store {
         changes.extend(outcome.changes);
         orders.extend(outcome.orders);
         let ledgers = self.commit_ledgers(conn, w).await?;
-        Ok(Reply::Control(views::control_result(&ledgers[0], &id, outcome.message)))
+        let placed = ledgers
+            .iter()
+            .find(|l| asset_key(l.asset.kind, &l.asset.asset_id) == key)
+            .ok_or_else(|| LedgerError::Corrupt(format!("asset {key} vanished from its own placement")))?;
+        Ok(Reply::Control(views::control_result(placed, &id, outcome.message)))
     }
 
     /// Serializes the steps of one case that read its other freezes (R4's claim
@@ -115,25 +127,25 @@ impl Store {
         Ok(())
     }
 
-    /// What a case has frozen on its live freezes of other accounts in `currency` (R4).
+    /// The other accounts in `currency` on which a case has live freezes (R4).
     async fn case_freezes_elsewhere(
         &self,
         conn: &mut AnyConnection,
         case: &str,
         currency: &str,
         key: &str,
-    ) -> Result<i64, LedgerError> {
-        Ok(sqlx::query(&format!(
-            "SELECT CAST(COALESCE(SUM(s.requested), 0) AS BIGINT) FROM seizures s JOIN assets a ON a.asset_key = s.asset_key \
+    ) -> Result<Vec<String>, LedgerError> {
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT s.asset_key FROM seizures s JOIN assets a ON a.asset_key = s.asset_key \
              WHERE s.case_number = $1 AND a.kind = $2 AND a.unit = $3 AND s.asset_key <> $4 AND s.state IN {LIVE}"
         ))
         .bind(case)
         .bind(AssetKind::Deposit as i64)
         .bind(currency)
         .bind(key)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(|r| r.try_get(0).map_err(LedgerError::from)).collect()
     }
 
     /// Release, renew, deduct and dispose: one seizure, its holder's step.

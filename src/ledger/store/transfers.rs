@@ -226,11 +226,9 @@ impl Store {
         w.settle(now, &self.terms);
         let message = if approve {
             let (l, changes, _) = w.one();
-            l.check_disposal_approval(case, &key)?;
             let to = CaseNumber::parse(&d.to_case)
                 .map_err(|e| LedgerError::Corrupt(format!("disposal-transfer {id} names case {}: {e}", d.to_case)))?;
-            let why = "disposal transfer to a priority creditor (R14)";
-            changes.extend(l.change_holder(case, &to.court_code, &d.to_case, now, why));
+            changes.push(l.approve_disposal(case, &to.court_code, &d.to_case, now)?);
             format!("approved: the first seizure on {key} is now held by {}, keeping its rank (R14)", d.to_case)
         } else {
             format!("refused: {case} keeps disposal of {key}")

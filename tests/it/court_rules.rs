@@ -1,0 +1,177 @@
+//! The rules as a court reads them (issue: rules as a court reads them):
+//! R14 moves one seizure, R4 counts only what is live now, an emptied freeze
+//! waits without a term, and every legal date is a calendar date in Beijing.
+//! Each test is the exact sequence a court would run, with the injected clock.
+
+use assetgw::core::proto::{
+    AnswerDisposalTransferRequest, AssetKind, DeductFundsRequest, Money, RenewSeizureRequest,
+    RequestDisposalTransferRequest, SeizureState, seizure_service_client::SeizureServiceClient,
+};
+use chrono::{DateTime, Duration, Utc};
+use tonic::Code;
+
+use crate::{harness::*, integrity::cny_accounts, ledger::*};
+
+/// A fourth court's case: the priority creditor of R14.
+const D: &str = "（2024）浙0102执4号";
+
+type Client = SeizureServiceClient<Courts>;
+
+/// Moves the stack's clock to `at` (which must lie ahead).
+fn set_clock(stack: &Stack, at: &str) {
+    let target = DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc);
+    let now = assetgw::core::clock::Clock::now(&*stack.clock);
+    assert!(target > now, "the test clock only moves forward");
+    stack.clock.advance(target - now);
+}
+
+async fn ask_disposal(
+    s: &mut Client,
+    id: &str,
+    case: &str,
+    a: &assetgw::core::proto::MergedAsset,
+) -> Result<String, tonic::Status> {
+    let request = RequestDisposalTransferRequest {
+        request_id: id.into(),
+        case_number: case.into(),
+        asset_kind: a.kind,
+        asset_id: a.asset_id.clone(),
+    };
+    let r = s.request_disposal_transfer(as_court(case, request)).await?;
+    Ok(r.into_inner().disposal_transfer.unwrap().disposal_transfer_id)
+}
+
+async fn approve(s: &mut Client, id: &str, case: &str, transfer: &str) {
+    let request = AnswerDisposalTransferRequest {
+        request_id: id.into(),
+        case_number: case.into(),
+        disposal_transfer_id: transfer.into(),
+        approve: true,
+    };
+    s.answer_disposal_transfer(as_court(case, request)).await.unwrap();
+}
+
+async fn r14_an_approval_moves_the_first_seizure_only(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    place(&mut s, "h1", A, &flat, 0).await;
+    place(&mut s, "h2", D, &flat, 0).await;
+    stack.clock.advance(Duration::days(61));
+    let asked = ask_disposal(&mut s, "h3", D, &flat).await.unwrap();
+    approve(&mut s, "h4", A, &asked).await;
+    place(&mut s, "h5", B, &flat, 0).await;
+    stack.clock.advance(Duration::days(1));
+    let asked = ask_disposal(&mut s, "h6", B, &flat).await.unwrap();
+    approve(&mut s, "h7", D, &asked).await;
+    let holders: Vec<String> = queue(&mut s, &flat).await.seizures.iter().map(|x| x.case_number.clone()).collect();
+    assert_eq!(holders, [B, D, B], "R14 moves the first seizure; D's own waiting seizure stays D's");
+}
+
+async fn r4_the_claim_cap_counts_freezes_as_of_now(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let accounts = cny_accounts(&stack).await;
+    let claim = Some(Money { currency: "CNY".into(), minor_units: 60_000 });
+    let mut first = place_req("c1", B, &accounts[1].0, 30_000);
+    first.claim = claim.clone();
+    s.place_seizure(as_court(B, first)).await.unwrap();
+    // A deposit freeze lasts a year (R5); 400 days on it has lapsed, though no sweeper has written it.
+    stack.clock.advance(Duration::days(400));
+    let mut second = place_req("c2", B, &accounts[0].0, 50_000);
+    second.claim = claim;
+    let placed = s.place_seizure(as_court(B, second)).await.unwrap().into_inner().result.unwrap();
+    assert_eq!(placed.seizure.unwrap().requested, 50_000);
+    let lapsed = events(&mut s, B, 0).await;
+    assert!(lapsed.iter().any(|e| e.kind == "lapsed"), "the lapse the check relied on is recorded: {lapsed:?}");
+}
+
+async fn r2_r9_an_emptied_freeze_waits_without_a_term(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let (account, total) = cny_accounts(&stack).await.remove(0);
+    let freeze = place(&mut s, "e1", A, &account, total + 80_000).await;
+    let id = freeze.seizure.as_ref().unwrap().seizure_id.clone();
+    assert_eq!(freeze.seizure.as_ref().unwrap().state, SeizureState::PartlyEffective as i32);
+    let old_end = freeze.seizure.as_ref().unwrap().end_time.clone().unwrap();
+    let deduct = DeductFundsRequest {
+        request_id: "e2".into(),
+        case_number: A.into(),
+        seizure_id: id.clone(),
+        amount: total,
+        ..Default::default()
+    };
+    let emptied = s.deduct_funds(as_court(A, deduct)).await.unwrap().into_inner().result.unwrap();
+    let seizure = emptied.seizure.unwrap();
+    assert_eq!(seizure.state, SeizureState::Waiting as i32);
+    assert_eq!((seizure.start_time, seizure.end_time), (None, None), "a waiting seizure has no term (R2)");
+    // Ten days after the term it had would have ended: nothing lapsed, and there is nothing to renew.
+    let after = assetgw::core::proto::time_of(&old_end) + Duration::days(10);
+    stack.clock.advance(after - assetgw::core::clock::Clock::now(&*stack.clock));
+    let renew =
+        RenewSeizureRequest { request_id: "e3".into(), case_number: A.into(), seizure_id: id.clone(), months: 0 };
+    let err = s.renew_seizure(as_court(A, renew)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("waiting") && err.message().contains("R2"), "{}", err.message());
+    let q = queue(&mut s, &account).await;
+    let still = q.seizures.iter().find(|x| x.seizure_id == id).expect("still on the queue, waiting");
+    assert_eq!(still.state, SeizureState::Waiting as i32);
+    assert!(events(&mut s, A, 0).await.iter().all(|e| e.kind != "lapsed"), "nothing with no term lapses");
+}
+
+async fn r5_r6_terms_end_on_the_beijing_date(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    // 07:30 on 11 January in Beijing, still the 10th in UTC.
+    set_clock(&stack, "2027-01-10T23:30:00Z");
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    let placed = place(&mut s, "t1", A, &flat, 0).await;
+    assert!(placed.message.ends_with("effective until 2030-01-11"), "{}", placed.message);
+    let end = assetgw::core::proto::time_of(placed.seizure.unwrap().end_time.as_ref().unwrap());
+    assert_eq!(end.to_rfc3339(), "2030-01-10T23:30:00+00:00", "36 months to the same Beijing time of day");
+}
+
+async fn r14_sixty_days_are_counted_in_beijing_calendar_days(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    // The first seizure on 10 January in Beijing (02:00Z); more than 60 days have passed from 12 March.
+    set_clock(&stack, "2027-01-10T02:00:00Z");
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    // The registry stays silent, so the first seizure's date is the ledger's own (a mock's
+    // acknowledgement would carry the wall clock's date, not the test clock's).
+    stack.mock(&flat.sources[0].registry).set_down(true);
+    place(&mut s, "s1", A, &flat, 0).await;
+    place(&mut s, "s2", D, &flat, 0).await;
+    // 23:30 on 11 March in Beijing: refused, and the refusal names the Beijing date it opens.
+    set_clock(&stack, "2027-03-11T15:30:00Z");
+    let err = ask_disposal(&mut s, "s3", D, &flat).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("took effect on 2027-01-10") && err.message().contains("from 2027-03-12"),
+        "{}",
+        err.message()
+    );
+    // 06:30 on 12 March in Beijing (still the 11th in UTC): allowed.
+    set_clock(&stack, "2027-03-11T22:30:00Z");
+    ask_disposal(&mut s, "s4", D, &flat).await.unwrap();
+}
+
+async fn r3_r4_messages_say_what_a_seizure_waits_for(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let (account, total) = cny_accounts(&stack).await.remove(0);
+    let alone = place(&mut s, "m1", A, &account, total + 1_000).await;
+    assert!(alone.message.contains("rank 1; the rest waits for funds to arrive"), "{}", alone.message);
+    assert!(!alone.message.contains("behind"), "{}", alone.message);
+    let second = place(&mut s, "m2", B, &account, 1_000).await;
+    assert!(second.message.contains(&format!("rank 2; it waits behind {A}")), "{}", second.message);
+}
+
+crate::on_both_backends!(
+    r14_an_approval_moves_the_first_seizure_only,
+    r4_the_claim_cap_counts_freezes_as_of_now,
+    r2_r9_an_emptied_freeze_waits_without_a_term,
+    r5_r6_terms_end_on_the_beijing_date,
+    r14_sixty_days_are_counted_in_beijing_calendar_days,
+    r3_r4_messages_say_what_a_seizure_waits_for,
+);
