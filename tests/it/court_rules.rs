@@ -93,7 +93,7 @@ async fn r2_r9_an_emptied_freeze_waits_without_a_term(db: Db) {
     let freeze = place(&mut s, "e1", A, &account, total + 80_000).await;
     let id = freeze.seizure.as_ref().unwrap().seizure_id.clone();
     assert_eq!(freeze.seizure.as_ref().unwrap().state, SeizureState::PartlyEffective as i32);
-    let old_end = freeze.seizure.as_ref().unwrap().end_time.clone().unwrap();
+    let old_end = freeze.seizure.as_ref().unwrap().end_time.unwrap();
     let deduct = DeductFundsRequest {
         request_id: "e2".into(),
         case_number: A.into(),
