@@ -387,6 +387,7 @@ fn rpc_name(method: &str) -> &'static str {
         "renew" => "RenewSeizure",
         "deduct" => "DeductFunds",
         "dispose" => "RecordDisposal",
+        "designate" => "RecordDesignation",
         "transfer" => "TransferCase",
         "accept" => "AcceptTransfer",
         "request_disposal" => "RequestDisposalTransfer",

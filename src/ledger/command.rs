@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use crate::{
     core::{
         identifiers::CaseNumber,
-        proto::{AnswerDisposalTransferResponse, AssetKind, ControlResult, TransferCaseResponse},
+        proto::{
+            AnswerDisposalTransferResponse, AssetKind, ControlResult, RecordDesignationResponse, TransferCaseResponse,
+        },
     },
     ledger::{
         LedgerError, Time,
@@ -88,6 +90,8 @@ pub enum Command {
         seizure_id: String,
         /// Months; `None` a full term.
         months: Option<u32>,
+        /// R12 approval, for what does not end within 30 days (R11).
+        emergency: String,
     },
     /// Deduct deposit funds (R9).
     Deduct {
@@ -113,7 +117,7 @@ pub enum Command {
         /// What happened.
         disposal: Disposal,
     },
-    /// Hand a designated case over (R10–R13).
+    /// Record a designation on receipt (R12), or hand a designated case over (R10–R13).
     Transfer {
         /// Who asked, with which id, for what (idempotency).
         request: RequestKey,
@@ -125,6 +129,8 @@ pub enum Command {
         decision: String,
         /// When decided.
         decided_at: Time,
+        /// A handover (TransferCase), or only the receipt (RecordDesignation).
+        handover: bool,
     },
     /// The receiving court files its case (R10).
     Accept {
@@ -179,8 +185,18 @@ pub enum Command {
 }
 
 /// The client steps' method names, as stored with their replies.
-const METHODS: [&str; 9] =
-    ["place", "release", "renew", "deduct", "dispose", "transfer", "accept", "request_disposal", "answer_disposal"];
+const METHODS: [&str; 10] = [
+    "place",
+    "release",
+    "renew",
+    "deduct",
+    "dispose",
+    "designate",
+    "transfer",
+    "accept",
+    "request_disposal",
+    "answer_disposal",
+];
 
 impl Command {
     /// A stored method name as the one [`Command::request`] gives.
@@ -212,6 +228,7 @@ impl Command {
             Command::Renew { request, .. } => Some((request, "renew")),
             Command::Deduct { request, .. } => Some((request, "deduct")),
             Command::Dispose { request, .. } => Some((request, "dispose")),
+            Command::Transfer { request, handover: false, .. } => Some((request, "designate")),
             Command::Transfer { request, .. } => Some((request, "transfer")),
             Command::Accept { request, .. } => Some((request, "accept")),
             Command::RequestDisposal { request, .. } => Some((request, "request_disposal")),
@@ -251,6 +268,8 @@ pub struct Ack {
 pub enum Reply {
     /// A seizure step.
     Control(ControlResult),
+    /// A designation's receipt.
+    Designation(RecordDesignationResponse),
     /// A case transfer step.
     Transfer(TransferCaseResponse),
     /// A disposal-transfer step.
@@ -265,6 +284,7 @@ impl Reply {
     pub(crate) fn encode(&self) -> Vec<u8> {
         match self {
             Reply::Control(r) => ControlResult { queue: None, ..r.clone() }.encode_to_vec(),
+            Reply::Designation(r) => r.encode_to_vec(),
             Reply::Transfer(r) => r.encode_to_vec(),
             Reply::Disposal(r) => r.encode_to_vec(),
             Reply::Done => Vec::new(),
@@ -277,6 +297,7 @@ impl Reply {
             "place" | "release" | "renew" | "deduct" | "dispose" => {
                 Reply::Control(ControlResult::decode(bytes).map_err(bad)?)
             }
+            "designate" => Reply::Designation(RecordDesignationResponse::decode(bytes).map_err(bad)?),
             "transfer" | "accept" => Reply::Transfer(TransferCaseResponse::decode(bytes).map_err(bad)?),
             "request_disposal" | "answer_disposal" => {
                 Reply::Disposal(AnswerDisposalTransferResponse::decode(bytes).map_err(bad)?)
@@ -332,5 +353,6 @@ macro_rules! reply_of {
 }
 
 reply_of!(Control, ControlResult);
+reply_of!(Designation, RecordDesignationResponse);
 reply_of!(Transfer, TransferCaseResponse);
 reply_of!(Disposal, AnswerDisposalTransferResponse);

@@ -1,6 +1,6 @@
 //! The ledger as the court API shows it: seizures with their rank, an
-//! asset's queue, step replies, case and disposal transfers with their
-//! timers (R13, R14), and the seizure summary a search result carries.
+//! asset's queue, step replies, designations, case and disposal transfers
+//! with their timers (R13, R14), and the seizure summary a search result carries.
 
 use crate::{
     core::{
@@ -75,6 +75,26 @@ pub fn transfer(t: &TransferRecord, now: Time) -> proto::Transfer {
         filing_overdue: timers.filing_overdue,
         state: if t.filed_at.is_some() { TransferState::Filed } else { TransferState::HandedOver } as i32,
         seizure_count: u32::try_from(t.seizure_count).unwrap_or(0),
+    }
+}
+
+/// A designation as received, with its handover timer as of `now` (R12, R13).
+pub fn designation(
+    case: &str,
+    d: &rules::Designation,
+    received: Time,
+    handed_over: bool,
+    now: Time,
+) -> proto::Designation {
+    let due = rules::handover_due(d.decided_at);
+    proto::Designation {
+        case_number: case.into(),
+        to_court_code: d.to_court.clone(),
+        decision_reference: d.decision.clone(),
+        decided_at: Some(ts(d.decided_at)),
+        received_at: Some(ts(received)),
+        handover_due: Some(ts(due)),
+        handover_overdue: !handed_over && now >= due,
     }
 }
 

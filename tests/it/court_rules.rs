@@ -4,8 +4,9 @@
 //! Each test is the exact sequence a court would run, with the injected clock.
 
 use assetgw::core::proto::{
-    AnswerDisposalTransferRequest, AssetKind, DeductFundsRequest, Money, RenewSeizureRequest,
-    RequestDisposalTransferRequest, SeizureState, seizure_service_client::SeizureServiceClient,
+    AnswerDisposalTransferRequest, AssetKind, DeductFundsRequest, ListTransfersRequest, Money,
+    RecordDesignationRequest, RenewSeizureRequest, RequestDisposalTransferRequest, SeizureState, TransferCaseRequest,
+    seizure_service_client::SeizureServiceClient,
 };
 use chrono::{DateTime, Duration, Utc};
 use tonic::Code;
@@ -108,8 +109,13 @@ async fn r2_r9_an_emptied_freeze_waits_without_a_term(db: Db) {
     // Ten days after the term it had would have ended: nothing lapsed, and there is nothing to renew.
     let after = assetgw::core::proto::time_of(&old_end) + Duration::days(10);
     stack.clock.advance(after - assetgw::core::clock::Clock::now(&*stack.clock));
-    let renew =
-        RenewSeizureRequest { request_id: "e3".into(), case_number: A.into(), seizure_id: id.clone(), months: 0 };
+    let renew = RenewSeizureRequest {
+        request_id: "e3".into(),
+        case_number: A.into(),
+        seizure_id: id.clone(),
+        months: 0,
+        emergency_approval: String::new(),
+    };
     let err = s.renew_seizure(as_court(A, renew)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("waiting") && err.message().contains("R2"), "{}", err.message());
@@ -167,7 +173,109 @@ async fn r3_r4_messages_say_what_a_seizure_waits_for(db: Db) {
     assert!(second.message.contains(&format!("rank 2; it waits behind {A}")), "{}", second.message);
 }
 
+async fn r12_a_designation_stops_the_court_on_receipt(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let (account, _) = cny_accounts(&stack).await.remove(0);
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    let freeze = place(&mut s, "g1", A, &account, 1_000).await.seizure.unwrap().seizure_id;
+    let seized = place(&mut s, "g2", A, &flat, 0).await.seizure.unwrap().seizure_id;
+    // The deposit freeze (one year) now ends within 30 days; the flat's (three years) does not.
+    stack.clock.advance(Duration::days(340));
+    let designation = |id: &str, to: &str| RecordDesignationRequest {
+        request_id: id.into(),
+        case_number: A.into(),
+        to_court_code: to.into(),
+        decision_reference: "（2025）京01执监7号".into(),
+        decided_at: None,
+    };
+    let received = s.record_designation(as_court(A, designation("g3", "粤0304"))).await.unwrap().into_inner();
+    assert!(received.message.contains("stops executing") && received.message.contains(&freeze), "{}", received.message);
+    let pending =
+        s.list_transfers(as_court(A, ListTransfersRequest { overdue_only: false })).await.unwrap().into_inner();
+    assert_eq!(pending.designations.len(), 1, "the designation is listed until the handover (R13)");
+
+    // From receipt the court stops: no new seizure, no deduction (R12).
+    let err = s.place_seizure(as_court(A, place_req("g4", A, &account, 1))).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+    assert!(err.message().contains("R12"), "{}", err.message());
+    let deduct = DeductFundsRequest {
+        request_id: "g5".into(),
+        case_number: A.into(),
+        seizure_id: freeze.clone(),
+        amount: 1,
+        ..Default::default()
+    };
+    assert_eq!(s.deduct_funds(as_court(A, deduct)).await.unwrap_err().code(), Code::PermissionDenied);
+    // Another designation of the same case is not a handover of this one.
+    let other = s.record_designation(as_court(A, designation("g6", "沪0101"))).await.unwrap_err();
+    assert_eq!(other.code(), Code::FailedPrecondition, "{}", other.message());
+
+    // R11: it still renews what ends within 30 days, and only that without approval.
+    let transfer = TransferCaseRequest {
+        request_id: "g7".into(),
+        case_number: A.into(),
+        to_court_code: "粤0304".into(),
+        decision_reference: "（2025）京01执监7号".into(),
+        decided_at: None,
+    };
+    let err = s.transfer_case(as_court(A, transfer.clone())).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("R11") && err.message().contains(&freeze), "{}", err.message());
+    let renew = |id: &str, seizure: &str, approval: &str| RenewSeizureRequest {
+        request_id: id.into(),
+        case_number: A.into(),
+        seizure_id: seizure.into(),
+        months: 0,
+        emergency_approval: approval.into(),
+    };
+    s.renew_seizure(as_court(A, renew("g8", &freeze, ""))).await.unwrap();
+    let err = s.renew_seizure(as_court(A, renew("g9", &seized, ""))).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+    s.renew_seizure(as_court(A, renew("g10", &seized, "（2025）京01执监7号之一"))).await.unwrap();
+
+    // The handover follows the designation it received.
+    let handed =
+        s.transfer_case(as_court(A, TransferCaseRequest { request_id: "g11".into(), ..transfer })).await.unwrap();
+    let handed = handed.into_inner().transfer.unwrap();
+    assert_eq!(handed.decided_at, received.designation.unwrap().decided_at);
+    let after = s.list_transfers(as_court(A, ListTransfersRequest { overdue_only: false })).await.unwrap().into_inner();
+    assert!(after.designations.is_empty() && after.transfers.len() == 1, "{after:?}");
+}
+
+async fn r13_a_handover_not_made_within_seven_days_is_overdue(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    // Decided at 23:30 on 1 February in Beijing: due by the end of the 8th there.
+    set_clock(&stack, "2027-02-01T15:30:00Z");
+    let designation = RecordDesignationRequest {
+        request_id: "o1".into(),
+        case_number: A.into(),
+        to_court_code: "粤0304".into(),
+        decision_reference: "（2027）京01执监3号".into(),
+        decided_at: None,
+    };
+    let received = s.record_designation(as_court(A, designation)).await.unwrap().into_inner();
+    assert!(received.message.contains("by 2027-02-08"), "{}", received.message);
+    let overdue = |s: &mut Client| {
+        let mut s = s.clone();
+        async move {
+            s.list_transfers(as_court(A, ListTransfersRequest { overdue_only: true }))
+                .await
+                .unwrap()
+                .into_inner()
+                .designations
+        }
+    };
+    set_clock(&stack, "2027-02-08T15:59:00Z");
+    assert!(overdue(&mut s).await.is_empty(), "23:59 on the 8th in Beijing is in time");
+    set_clock(&stack, "2027-02-08T16:00:00Z");
+    assert_eq!(overdue(&mut s).await.len(), 1, "from midnight in Beijing the handover is overdue (R13)");
+}
+
 crate::on_both_backends!(
+    r12_a_designation_stops_the_court_on_receipt,
+    r13_a_handover_not_made_within_seven_days_is_overdue,
     r14_an_approval_moves_the_first_seizure_only,
     r4_the_claim_cap_counts_freezes_as_of_now,
     r2_r9_an_emptied_freeze_waits_without_a_term,

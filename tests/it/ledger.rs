@@ -199,6 +199,7 @@ async fn r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused(db: Db
         case_number: case.into(),
         seizure_id: seizure.into(),
         months: 0,
+        emergency_approval: String::new(),
     };
     let err = s.renew_seizure(renew("n1", A, &sid(&a))).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -278,6 +279,7 @@ async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court(
         case_number: A.into(),
         seizure_id: sid(&freeze),
         months: 0,
+        emergency_approval: String::new(),
     })
     .await
     .unwrap();

@@ -96,9 +96,13 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 seizure_id,
                 emergency: String::new(),
             }),
-            Op::Renew(i) => {
-                pick(i).map(|(seizure_id, case)| Command::Renew { request, case, seizure_id, months: None })
-            }
+            Op::Renew(i) => pick(i).map(|(seizure_id, case)| Command::Renew {
+                request,
+                case,
+                seizure_id,
+                months: None,
+                emergency: String::new(),
+            }),
             Op::Deduct(i, amount) => pick(i).map(|(seizure_id, case)| Command::Deduct {
                 request,
                 case,
@@ -125,6 +129,7 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         to_court: "粤0304".into(),
                         decision: "（2025）京01执监1号".into(),
                         decided_at: clock.now(),
+                        handover: true,
                     })
                     .await;
                 if let Ok(Reply::Transfer(t)) = reply {

@@ -34,6 +34,49 @@ pub struct Designation {
     pub to_court: String,
     /// The designation decision's reference.
     pub decision: String,
+    /// When the decision was made.
+    pub decided_at: Time,
+}
+
+/// R12: the original court records a designation on receipt, once; a
+/// handover names the designation it received, if it recorded one.
+pub fn designation_receipt(
+    case: &CaseNumber,
+    to_court: &str,
+    decision: &str,
+    recorded: Option<&Designation>,
+) -> Result<(), RuleError> {
+    if to_court == case.court_code {
+        return Err(RuleError::Invalid("a case is designated to another court, not its own".into()));
+    }
+    match recorded {
+        Some(d) if d.to_court == to_court && d.decision == decision => Ok(()),
+        Some(d) => Err(RuleError::Refused(format!(
+            "case {case} was already designated to court {} by {}; a handover follows that designation",
+            d.to_court, d.decision
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// R13: the original court hands the case over by the end of the 7th day after the decision.
+pub fn handover_due(decided: Time) -> Time {
+    days_end(decided, TRANSFER_DAYS)
+}
+
+/// R11 with R12: a designated case's court renews, without approval, only
+/// what ends within [`RENEW_BEFORE_TRANSFER_DAYS`] (so that nothing lapses
+/// in transit); anything else is an emergency measure.
+pub fn renewal_on_designation(
+    case: &str,
+    designation: Option<&Designation>,
+    ends_soon: bool,
+    emergency: &str,
+) -> Result<bool, RuleError> {
+    if ends_soon {
+        return Ok(false);
+    }
+    stop_on_designation(case, designation, emergency)
 }
 
 /// R15 with R10 and R12: may a court act on `case`? `designated_to` is the
@@ -112,20 +155,13 @@ pub fn claim_cap(
     Ok(())
 }
 
-/// R10, R11: may `case` be handed over to `to_court`? `handed_to` is the
-/// court it already went to, if any; `ending` the case's measures that end
+/// R10, R11: may `case` be handed over (to the court [`designation_receipt`]
+/// accepted)? `handed_to` is the court it already went to, if any; `ending`
+/// the case's measures that end
 /// within [`RENEW_BEFORE_TRANSFER_DAYS`], described.
-pub fn handover(
-    case: &CaseNumber,
-    to_court: &str,
-    handed_to: Option<&str>,
-    ending: &[String],
-) -> Result<(), RuleError> {
+pub fn handover(case: &CaseNumber, handed_to: Option<&str>, ending: &[String]) -> Result<(), RuleError> {
     if let Some(court) = handed_to {
         return Err(RuleError::Refused(format!("case {case} has already been handed over to court {court}")));
-    }
-    if to_court == case.court_code {
-        return Err(RuleError::Invalid("a case is designated to another court, not its own".into()));
     }
     if !ending.is_empty() {
         return Err(RuleError::Refused(format!(
@@ -179,7 +215,7 @@ pub fn transfer_timers(decided: Time, handed_over: Time, filed: Option<Time>, no
     let filing_due = days_end(handed_over, TRANSFER_DAYS);
     TransferTimers {
         filing_due,
-        handover_late: handed_over >= days_end(decided, TRANSFER_DAYS),
+        handover_late: handed_over >= handover_due(decided),
         filing_overdue: filed.is_none() && now >= filing_due,
     }
 }

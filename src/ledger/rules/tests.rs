@@ -322,11 +322,28 @@ fn r15_a_court_acts_for_its_own_cases_and_searches_those_designated_to_it() {
 
 #[test]
 fn r12_a_designated_case_stops_unless_an_emergency_is_approved() {
-    let d = Designation { to_court: "粤0304".into(), decision: "（2025）粤03执监1号".into() };
+    let d = Designation { to_court: "粤0304".into(), decision: "（2025）粤03执监1号".into(), decided_at: t0() };
     assert_eq!(stop_on_designation("c", None, ""), Ok(false));
     let err = stop_on_designation("c", Some(&d), " ").unwrap_err();
     assert!(matches!(&err, RuleError::NotHolder(m) if m.contains("粤0304") && m.contains("R12")), "{err}");
     assert_eq!(stop_on_designation("c", Some(&d), "（2025）粤03执监2号"), Ok(true));
+    // R11: what ends within 30 days is renewed without approval; anything else is an emergency measure.
+    assert_eq!(renewal_on_designation("c", Some(&d), true, ""), Ok(false));
+    assert!(matches!(renewal_on_designation("c", Some(&d), false, ""), Err(RuleError::NotHolder(_))));
+    assert_eq!(renewal_on_designation("c", Some(&d), false, "（2025）粤03执监2号"), Ok(true));
+    assert_eq!(renewal_on_designation("c", None, false, ""), Ok(false));
+}
+
+#[test]
+fn r12_r13_a_designation_is_recorded_once_and_handed_over_within_seven_days() {
+    let case = case_number("（2024）京0105执1号");
+    let d = Designation { to_court: "粤0304".into(), decision: "（2025）粤03执监1号".into(), decided_at: t0() };
+    assert_eq!(designation_receipt(&case, "粤0304", &d.decision, None), Ok(()));
+    assert_eq!(designation_receipt(&case, "粤0304", &d.decision, Some(&d)), Ok(()), "the same designation");
+    assert!(matches!(designation_receipt(&case, "沪0101", &d.decision, Some(&d)), Err(RuleError::Refused(_))));
+    assert!(matches!(designation_receipt(&case, "京0105", &d.decision, None), Err(RuleError::Invalid(_))));
+    // Decided at 10:00 on the 10th of January in Beijing: handed over by the end of the 17th.
+    assert_eq!(handover_due(t0()), Utc.with_ymd_and_hms(2025, 1, 17, 16, 0, 0).unwrap());
 }
 
 #[test]
@@ -347,13 +364,10 @@ fn r4_the_claim_caps_a_case_across_its_accounts() {
 #[test]
 fn r10_r11_handover_and_acceptance() {
     let case = case_number("（2024）京0105执1号");
-    assert_eq!(handover(&case, "粤0304", None, &[]), Ok(()));
-    assert!(matches!(handover(&case, "京0105", None, &[]), Err(RuleError::Invalid(_))));
-    assert!(
-        matches!(handover(&case, "粤0304", Some("粤0305"), &[]), Err(RuleError::Refused(m)) if m.contains("粤0305"))
-    );
+    assert_eq!(handover(&case, None, &[]), Ok(()));
+    assert!(matches!(handover(&case, Some("粤0305"), &[]), Err(RuleError::Refused(m)) if m.contains("粤0305")));
     let ending = ["seizure s1 on re:X ends 2025-02-01".to_string()];
-    let err = handover(&case, "粤0304", None, &ending).unwrap_err();
+    let err = handover(&case, None, &ending).unwrap_err();
     assert!(matches!(&err, RuleError::Refused(m) if m.contains("R11") && m.contains("s1")), "{err}");
 
     let filed = case_number("（2025）粤0304执9号");

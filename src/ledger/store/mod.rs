@@ -39,7 +39,7 @@ use crate::{
     ledger::{
         LedgerError, asset_key,
         command::{Command, Reply, RequestKey, Unaudited},
-        rules::Terms,
+        rules::{self, Terms},
         views,
     },
 };
@@ -277,8 +277,19 @@ impl Store {
                 self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| l.release(seizure_id, case, now, t))
                     .await?
             }
-            Command::Renew { case, seizure_id, months, .. } => {
-                self.on_seizure(conn, seizure_id, case, None, |l, t| l.renew(seizure_id, case, *months, now, t)).await?
+            Command::Renew { case, seizure_id, months, emergency, .. } => {
+                let designation = self.designation(conn, case).await?;
+                self.on_seizure(conn, seizure_id, case, None, |l, t| {
+                    let soon = l
+                        .ending_within(case, now, rules::RENEW_BEFORE_TRANSFER_DAYS)
+                        .iter()
+                        .any(|s| s.id == *seizure_id);
+                    if rules::renewal_on_designation(case, designation.as_ref(), soon, emergency)? {
+                        tracing::warn!(case, approval = %emergency, "emergency renewal on a designated case (R12)");
+                    }
+                    l.renew(seizure_id, case, *months, now, t)
+                })
+                .await?
             }
             Command::Deduct { case, seizure_id, amount, emergency, .. } => {
                 self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| {
@@ -290,8 +301,16 @@ impl Store {
                 self.on_seizure(conn, seizure_id, case, Some(""), |l, t| l.dispose(seizure_id, case, *disposal, now, t))
                     .await?
             }
-            Command::Transfer { case, to_court, decision, decided_at, .. } => {
-                self.transfer(conn, case, to_court, decision, *decided_at, now).await?
+            Command::Transfer { case, to_court, decision, decided_at, handover, .. } => {
+                let designation = rules::Designation {
+                    to_court: to_court.clone(),
+                    decision: decision.clone(),
+                    decided_at: *decided_at,
+                };
+                match handover {
+                    true => self.transfer(conn, case, designation, now).await?,
+                    false => self.designate(conn, case, designation, now).await?,
+                }
             }
             Command::Accept { transfer_id, new_case, .. } => self.accept(conn, transfer_id, new_case, now).await?,
             Command::RequestDisposal { case, asset_key, .. } => {

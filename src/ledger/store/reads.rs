@@ -20,7 +20,7 @@ use crate::{
     ledger::{
         LedgerError,
         command::PendingOrder,
-        rules::{Ledger, OrderKind},
+        rules::{Designation, Ledger, OrderKind},
         views,
     },
 };
@@ -84,10 +84,7 @@ impl Store {
     }
 
     /// Case transfers and disposal transfers, newest first.
-    pub async fn transfers(
-        &self,
-        overdue_only: bool,
-    ) -> Result<(Vec<proto::Transfer>, Vec<proto::DisposalTransfer>), LedgerError> {
+    pub async fn transfers(&self, overdue_only: bool) -> Result<proto::ListTransfersResponse, LedgerError> {
         let now = self.clock.now();
         let mut conn = self.snapshot().await?;
         let rows = sqlx::query(&transfers_sql("ORDER BY handed_over_at DESC")).fetch_all(&mut *conn).await?;
@@ -96,13 +93,32 @@ impl Store {
         let rows = sqlx::query(&disposals_sql("ORDER BY d.requested_at DESC")).fetch_all(&mut *conn).await?;
         let disposals =
             rows.iter().map(|r| disposal_record(r).map(|d| views::disposal(&d, now))).collect::<Result<Vec<_>, _>>()?;
-        Ok(if overdue_only {
-            (
-                transfers.into_iter().filter(|t| t.filing_overdue || t.handover_late).collect(),
-                disposals.into_iter().filter(|d| d.overdue).collect(),
-            )
-        } else {
-            (transfers, disposals)
+        let rows = sqlx::query(
+            "SELECT from_case, to_court, decision_reference, decided_at, received_at FROM designations d \
+             WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.from_case = d.from_case) ORDER BY received_at DESC",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let designations = rows
+            .iter()
+            .map(|r| {
+                let d = Designation {
+                    to_court: r.try_get(1)?,
+                    decision: r.try_get(2)?,
+                    decided_at: from_micros(r.try_get(3)?),
+                };
+                let case: String = r.try_get(0)?;
+                Ok(views::designation(&case, &d, from_micros(r.try_get(4)?), false, now))
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        let all = proto::ListTransfersResponse { transfers, disposal_transfers: disposals, designations };
+        Ok(match overdue_only {
+            true => proto::ListTransfersResponse {
+                transfers: all.transfers.into_iter().filter(|t| t.filing_overdue || t.handover_late).collect(),
+                disposal_transfers: all.disposal_transfers.into_iter().filter(|d| d.overdue).collect(),
+                designations: all.designations.into_iter().filter(|d| d.handover_overdue).collect(),
+            },
+            false => all,
         })
     }
 

@@ -6,7 +6,11 @@ use sqlx::{AnyConnection, Row};
 
 use super::{Backend, LIVE, Store, micros};
 use crate::{
-    core::{clock::Time, identifiers::CaseNumber, proto::AssetKind},
+    core::{
+        clock::{Time, from_micros},
+        identifiers::CaseNumber,
+        proto::AssetKind,
+    },
     ledger::{
         LedgerError, asset_key,
         command::{Ack, Reply, Undelivered},
@@ -22,12 +26,16 @@ impl Store {
         conn: &mut AnyConnection,
         case: &str,
     ) -> Result<Option<Designation>, LedgerError> {
-        let row = sqlx::query("SELECT to_court, decision_reference FROM transfers WHERE from_case = $1")
+        let row = sqlx::query("SELECT to_court, decision_reference, decided_at FROM designations WHERE from_case = $1")
             .bind(case)
             .fetch_optional(&mut *conn)
             .await?;
         Ok(match row {
-            Some(r) => Some(Designation { to_court: r.try_get(0)?, decision: r.try_get(1)? }),
+            Some(r) => Some(Designation {
+                to_court: r.try_get(0)?,
+                decision: r.try_get(1)?,
+                decided_at: from_micros(r.try_get(2)?),
+            }),
             None => None,
         })
     }

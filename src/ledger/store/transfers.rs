@@ -4,17 +4,23 @@
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
-use super::{LIVE, Store, micros, rows::kind_of};
+use super::{
+    LIVE, Store, micros,
+    rows::{Work, kind_of},
+};
 use crate::{
     core::{
         clock::{Time, from_micros},
         identifiers::CaseNumber,
-        proto::{AnswerDisposalTransferResponse, AssetRef, DisposalTransferState, TransferCaseResponse, time_of},
+        proto::{
+            AnswerDisposalTransferResponse, AssetRef, DisposalTransferState, RecordDesignationResponse,
+            TransferCaseResponse, time_of,
+        },
     },
     ledger::{
         LedgerError, asset_key,
         command::Reply,
-        rules::{self, ChangeKind, RENEW_BEFORE_TRANSFER_DAYS},
+        rules::{self, ChangeKind, Designation, RENEW_BEFORE_TRANSFER_DAYS},
         views::{self, DisposalRecord, TransferRecord},
     },
 };
@@ -81,31 +87,117 @@ impl Store {
         rows.iter().map(|r| r.try_get(0).map_err(LedgerError::from)).collect()
     }
 
+    /// R11: the case's live measures that end within 30 days, described.
+    fn ending_measures(w: &Work, case_number: &str, now: Time) -> Vec<String> {
+        w.ledgers
+            .iter()
+            .flat_map(|l| {
+                let key = asset_key(l.asset.kind, &l.asset.asset_id);
+                l.ending_within(case_number, now, RENEW_BEFORE_TRANSFER_DAYS).into_iter().map(move |s| {
+                    format!("seizure {} on {key} ends {}", s.id, s.end.map(rules::day).unwrap_or_default())
+                })
+            })
+            .collect()
+    }
+
+    /// The court the case was handed over to, if it was.
+    async fn handed_to(&self, conn: &mut AnyConnection, case: &str) -> Result<Option<String>, LedgerError> {
+        let row = sqlx::query("SELECT to_court FROM transfers WHERE from_case = $1")
+            .bind(case)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// Records a designation as received now, unless it already was; returns when it was received.
+    async fn receive(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        d: &Designation,
+        now: Time,
+    ) -> Result<(Designation, Time), LedgerError> {
+        let case_number = case.to_string();
+        let recorded = self.designation(conn, &case_number).await?;
+        rules::designation_receipt(case, &d.to_court, &d.decision, recorded.as_ref())?;
+        if let Some(recorded) = recorded {
+            let received: i64 = sqlx::query("SELECT received_at FROM designations WHERE from_case = $1")
+                .bind(&case_number)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+            return Ok((recorded, from_micros(received)));
+        }
+        sqlx::query(
+            "INSERT INTO designations (from_case, from_court, to_court, decision_reference, decided_at, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&case_number)
+        .bind(&case.court_code)
+        .bind(&d.to_court)
+        .bind(&d.decision)
+        .bind(micros(d.decided_at))
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await?;
+        Ok((d.clone(), now))
+    }
+
+    /// R12: the original court records the designation it received; from
+    /// now it stops executing the case.
+    pub(super) async fn designate(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        d: Designation,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let case_number = case.to_string();
+        let (d, received) = self.receive(conn, case, &d, now).await?;
+        let keys = self.live_keys_of_case(conn, &case_number).await?;
+        let mut w = self.open_ledgers(conn, &keys).await?;
+        w.settle(now, &self.terms);
+        let ending = Self::ending_measures(&w, &case_number, now);
+        self.commit_ledgers(conn, w).await?;
+        let handed_over = self.handed_to(conn, &case_number).await?.is_some();
+        let designation = views::designation(&case_number, &d, received, handed_over, now);
+        let renew = match ending.is_empty() {
+            true => String::new(),
+            false => {
+                format!(" First renew what ends within {RENEW_BEFORE_TRANSFER_DAYS} days (R11): {}.", ending.join("; "))
+            }
+        };
+        let message = format!(
+            "case {case_number} is designated to court {} by {}, received {}: this court stops executing it (R12); \
+             renewals of measures ending within {RENEW_BEFORE_TRANSFER_DAYS} days are still its duty (R11). Hand the \
+             case over by {} (TransferCase, R13).{renew}",
+            d.to_court,
+            d.decision,
+            rules::day(received),
+            rules::day(rules::handover_due(d.decided_at) - chrono::Duration::microseconds(1)),
+        );
+        Ok(Reply::Designation(RecordDesignationResponse { designation: Some(designation), message }))
+    }
+
+    /// R10–R13: the original court hands the designated case over.
     pub(super) async fn transfer(
         &self,
         conn: &mut AnyConnection,
         case: &CaseNumber,
-        to_court: &str,
-        decision: &str,
-        decided_at: Time,
+        d: Designation,
         now: Time,
     ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
-        let handed_to = self.designation(conn, &case_number).await?.map(|d| d.to_court);
+        let handed_to = self.handed_to(conn, &case_number).await?;
         let keys = self.live_keys_of_case(conn, &case_number).await?;
         let mut w = self.open_ledgers(conn, &keys).await?;
         w.settle(now, &self.terms);
-        let ending: Vec<String> = w
-            .ledgers
-            .iter()
-            .flat_map(|l| {
-                let key = asset_key(l.asset.kind, &l.asset.asset_id);
-                l.ending_within(&case_number, now, RENEW_BEFORE_TRANSFER_DAYS).into_iter().map(move |s| {
-                    format!("seizure {} on {key} ends {}", s.id, s.end.map(rules::day).unwrap_or_default())
-                })
-            })
-            .collect();
-        rules::handover(case, to_court, handed_to.as_deref(), &ending)?;
+        let ending = Self::ending_measures(&w, &case_number, now);
+        rules::handover(case, handed_to.as_deref(), &ending)?;
+        let (d, _) = self.receive(conn, case, &d, now).await?;
         let count: usize =
             w.ledgers.iter().map(|l| l.queue().filter(|(_, s)| s.case_number == case_number).count()).sum();
         let id = uuid::Uuid::new_v4().to_string();
@@ -116,9 +208,9 @@ impl Store {
         .bind(&id)
         .bind(&case_number)
         .bind(&case.court_code)
-        .bind(to_court)
-        .bind(decision)
-        .bind(micros(decided_at))
+        .bind(&d.to_court)
+        .bind(&d.decision)
+        .bind(micros(d.decided_at))
         .bind(micros(now))
         .bind(count as i64)
         .execute(&mut *conn)
@@ -128,8 +220,10 @@ impl Store {
         let late =
             if transfer.handover_late { " The handover is more than 7 days after the decision (R13)." } else { "" };
         let message = format!(
-            "case {case_number} handed over to court {to_court} under {decision}; its {count} seizure(s) pass with their rank \
+            "case {case_number} handed over to court {} under {}; its {count} seizure(s) pass with their rank \
              when that court files its case, due {} (R10, R13). This court may no longer act on the case (R12).{late}",
+            d.to_court,
+            d.decision,
             transfer.filing_due.as_ref().map(|t| rules::day(time_of(t))).unwrap_or_default()
         );
         Ok(Reply::Transfer(TransferCaseResponse { transfer: Some(transfer), message }))

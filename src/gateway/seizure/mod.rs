@@ -4,12 +4,15 @@
 //! acting case (R15) → build the ledger command (a placement first finds the
 //! asset at its registry: what is seized must be what a registry reports) →
 //! one durable ledger step, whose reply is returned and remembered under the
-//! request id. Reads go through the gate and the same checks.
+//! request id. Reads go through the gate and the same checks. The pipeline
+//! and what the steps share are in [`steps`].
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+mod steps;
+
+pub use steps::SeizureApi;
+use steps::{control, court_of, seizure_step};
+
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -19,177 +22,30 @@ use tonic::{Request, Response, Status};
 use crate::{
     core::{
         error::Error,
-        identifiers::CaseNumber,
         merge,
         proto::{
             AcceptTransferRequest, AcceptTransferResponse, AnswerDisposalTransferRequest,
             AnswerDisposalTransferResponse, AssetKind, ControlResult, DeductFundsRequest, DeductFundsResponse,
             DisposalStep, GetSeizureQueueRequest, GetSeizureQueueResponse, ListCaseSeizuresRequest,
             ListCaseSeizuresResponse, ListLapsingSeizuresRequest, ListLapsingSeizuresResponse, ListTransfersRequest,
-            ListTransfersResponse, PlaceSeizureRequest, PlaceSeizureResponse, RecordDisposalRequest,
-            RecordDisposalResponse, ReleaseSeizureRequest, ReleaseSeizureResponse, RenewSeizureRequest,
-            RenewSeizureResponse, RequestDisposalTransferRequest, RequestDisposalTransferResponse, TransferCaseRequest,
-            TransferCaseResponse, WatchEventsRequest, WatchEventsResponse, asset::Detail,
-            seizure_service_server::SeizureService,
+            ListTransfersResponse, PlaceSeizureRequest, PlaceSeizureResponse, RecordDesignationRequest,
+            RecordDesignationResponse, RecordDisposalRequest, RecordDisposalResponse, ReleaseSeizureRequest,
+            ReleaseSeizureResponse, RenewSeizureRequest, RenewSeizureResponse, RequestDisposalTransferRequest,
+            RequestDisposalTransferResponse, TransferCaseRequest, TransferCaseResponse, WatchEventsRequest,
+            WatchEventsResponse, seizure_service_server::SeizureService,
         },
     },
-    gateway::{
-        auth::{Caller, Gate, Note},
-        validate::{Checks, violation},
-    },
+    gateway::validate::{Checks, violation},
     ledger::{
         asset_key,
-        command::{Command, Reply, RequestKey},
+        command::Command,
         rules::{self, Action, Disposal},
-        store::Store,
         views,
     },
-    registry::{call::Inquiry, network::Network},
 };
 
 /// How often a watcher looks for changes committed by other replicas.
 const WATCH_POLL: Duration = Duration::from_millis(200);
-
-/// The seizure service over the ledger and the registries.
-pub struct SeizureApi {
-    store: Store,
-    network: Arc<Network>,
-    gate: Arc<Gate>,
-}
-
-impl SeizureApi {
-    /// The service.
-    pub fn new(store: Store, network: Arc<Network>, gate: Arc<Gate>) -> Self {
-        Self { store, network, gate }
-    }
-
-    /// One step that changes the ledger: `check` validates the request
-    /// (noting it for the audit) and names the acting case; `command` builds
-    /// the ledger command once the case is authorized.
-    async fn step<Req, R, T, Fut>(
-        &self,
-        method: &'static str,
-        request: Request<Req>,
-        check: impl FnOnce(&Req, &Note, &mut Checks) -> Option<CaseNumber> + Send,
-        command: impl FnOnce(Req, CaseNumber, RequestKey) -> Fut + Send,
-        respond: impl FnOnce(R) -> T + Send,
-    ) -> Result<Response<T>, Status>
-    where
-        Req: Idempotent + Send,
-        R: TryFrom<Reply, Error = Reply>,
-        Fut: Future<Output = Result<Command, Error>> + Send,
-    {
-        // The step the ledger acknowledged, marked audited once the gate has written its record (R16).
-        let acknowledged = OnceLock::new();
-        let mark = &acknowledged;
-        let response = self
-            .gate
-            .handle(method, request, |caller, _, r, note| async move {
-                note.request_id(r.request_id());
-                let mut c = Checks::default();
-                let case = check(&r, &note, &mut c);
-                let case = c.done(case)?;
-                self.authorize(&caller, &note, &case, Action::Control).await?;
-                let request = RequestKey::of(&caller.court, &caller.officer, r.request_id(), &r.encode_to_vec());
-                let command = command(r, case, request).await?;
-                let step = command.request().map(|(key, name)| (key.clone(), name));
-                let reply = self.store.execute(command).await?;
-                if let Some(step) = step {
-                    let _ = mark.set(step);
-                }
-                let reply = R::try_from(reply)
-                    .map_err(|other| Error::Internal(format!("{method}: unexpected ledger reply {other:?}")))?;
-                Ok(respond(reply))
-            })
-            .await?;
-        if let Some((request, method)) = acknowledged.into_inner() {
-            // Not marked, the step is audited again by the sweep: a second record, never none.
-            if let Err(e) = self.store.execute(Command::Audited { request, method }).await {
-                tracing::warn!(error = %e, "audited step not marked; the audit sweep will record it again");
-            }
-        }
-        Ok(response)
-    }
-
-    /// Notes the validated case for the audit and checks the caller may act on it (R15).
-    async fn authorize(&self, caller: &Caller, note: &Note, case: &CaseNumber, action: Action) -> Result<(), Error> {
-        note.case(case.to_string());
-        self.gate.authorize(caller, case, action).await
-    }
-
-    /// The rules' asset, as its registry reports it now (placements only).
-    async fn find(&self, r: &PlaceSeizureRequest, case: &CaseNumber, kind: AssetKind) -> Result<rules::Asset, Error> {
-        let mut c = Checks::default();
-        let debtor = r.debtor.as_ref().and_then(|d| c.debtor("debtor", d));
-        let debtor = c.done(debtor)?;
-        let inquiry = Inquiry::new(case.to_string(), case.court_code.clone());
-        let found = self.network.find(inquiry, &debtor, kind, &r.asset_id, &r.registry).await?;
-        let (unit, total) = match found.asset.asset.detail.as_ref() {
-            Some(Detail::Deposit(d)) => {
-                d.balance.as_ref().map_or((String::new(), 0), |b| (b.currency.clone(), b.minor_units))
-            }
-            Some(Detail::Securities(s)) => ("units".to_string(), s.quantity),
-            _ => (String::new(), 1),
-        };
-        Ok(rules::Asset {
-            kind,
-            asset_id: found.asset.id.clone(),
-            registry: found.registry.to_string(),
-            debtor: debtor.0.masked().to_string(),
-            unit,
-            total,
-            sale_started: false,
-            disposed: false,
-            total_at: found.reported_at,
-        })
-    }
-}
-
-/// A control step's request, which names its court-chosen id (AIP-155).
-trait Idempotent: prost::Message {
-    fn request_id(&self) -> &str;
-}
-
-macro_rules! idempotent {
-    ($($request:ty),*) => {
-        $(impl Idempotent for $request {
-            fn request_id(&self) -> &str {
-                &self.request_id
-            }
-        })*
-    };
-}
-
-idempotent!(
-    PlaceSeizureRequest,
-    ReleaseSeizureRequest,
-    RenewSeizureRequest,
-    DeductFundsRequest,
-    RecordDisposalRequest,
-    TransferCaseRequest,
-    AcceptTransferRequest,
-    RequestDisposalTransferRequest,
-    AnswerDisposalTransferRequest
-);
-
-/// The fields every control step carries: its request id and acting case, noted for the audit.
-fn control(c: &mut Checks, note: &Note, request_id: &str, case: &str) -> Option<CaseNumber> {
-    note.case(case);
-    c.present("request_id", request_id);
-    c.case("case_number", case)
-}
-
-/// The fields a control step on one seizure carries.
-fn seizure_step(c: &mut Checks, note: &Note, request_id: &str, case: &str, seizure_id: &str) -> Option<CaseNumber> {
-    let case = control(c, note, request_id, case);
-    c.present("seizure_id", seizure_id);
-    case
-}
-
-/// The court code of a case number, if it parses.
-fn court_of(case: &str) -> Option<String> {
-    CaseNumber::parse_acting(case).ok().map(|c| c.court_code)
-}
 
 #[tonic::async_trait]
 impl SeizureService for SeizureApi {
@@ -273,7 +129,9 @@ impl SeizureService for SeizureApi {
             "RenewSeizure",
             request,
             |r, note, c| {
-                note.detail(json!({ "seizure_id": r.seizure_id, "months": r.months }));
+                note.detail(json!({
+                    "seizure_id": r.seizure_id, "months": r.months, "emergency_approval": r.emergency_approval
+                }));
                 seizure_step(c, note, &r.request_id, &r.case_number, &r.seizure_id)
             },
             |r, case, request| async move {
@@ -282,6 +140,7 @@ impl SeizureService for SeizureApi {
                     case: case.to_string(),
                     seizure_id: r.seizure_id,
                     months: (r.months > 0).then_some(r.months),
+                    emergency: r.emergency_approval,
                 })
             },
             |result: ControlResult| RenewSeizureResponse { result: Some(result) },
@@ -420,38 +279,18 @@ impl SeizureService for SeizureApi {
             .await
     }
 
+    async fn record_designation(
+        &self,
+        request: Request<RecordDesignationRequest>,
+    ) -> Result<Response<RecordDesignationResponse>, Status> {
+        self.designation_step("RecordDesignation", request, false, |d: RecordDesignationResponse| d).await
+    }
+
     async fn transfer_case(
         &self,
         request: Request<TransferCaseRequest>,
     ) -> Result<Response<TransferCaseResponse>, Status> {
-        let now = self.store.now();
-        self.step(
-            "TransferCase",
-            request,
-            |r, note, c| {
-                note.detail(json!({ "to_court_code": r.to_court_code, "decision_reference": r.decision_reference }));
-                let case = control(c, note, &r.request_id, &r.case_number);
-                c.court("to_court_code", &r.to_court_code);
-                c.present("decision_reference", &r.decision_reference);
-                if r.decided_at.as_ref().is_some_and(|t| crate::core::proto::time_of(t) > now) {
-                    c.bad("decided_at", "is in the future");
-                }
-                case
-            },
-            |r, case, request| async move {
-                let mut c = Checks::default();
-                let to_court = c.court("to_court_code", &r.to_court_code);
-                Ok(Command::Transfer {
-                    request,
-                    case,
-                    to_court: c.done(to_court)?,
-                    decision: r.decision_reference,
-                    decided_at: r.decided_at.as_ref().map_or(now, crate::core::proto::time_of),
-                })
-            },
-            |t: TransferCaseResponse| t,
-        )
-        .await
+        self.designation_step("TransferCase", request, true, |t: TransferCaseResponse| t).await
     }
 
     /// The receiving court files its new case; it must be that court's case.
@@ -482,11 +321,12 @@ impl SeizureService for SeizureApi {
     ) -> Result<Response<ListTransfersResponse>, Status> {
         self.gate
             .handle("ListTransfers", request, |caller, _, r, _| async move {
-                let (mut transfers, mut disposal_transfers) = self.store.transfers(r.overdue_only).await?;
+                let mut all = self.store.transfers(r.overdue_only).await?;
                 let mine = |court: Option<String>| court.as_deref() == Some(caller.court.as_str());
-                transfers.retain(|t| t.from_court == caller.court || t.to_court == caller.court);
-                disposal_transfers.retain(|d| mine(court_of(&d.from_case)) || mine(court_of(&d.to_case)));
-                Ok(ListTransfersResponse { transfers, disposal_transfers })
+                all.transfers.retain(|t| t.from_court == caller.court || t.to_court == caller.court);
+                all.disposal_transfers.retain(|d| mine(court_of(&d.from_case)) || mine(court_of(&d.to_case)));
+                all.designations.retain(|d| mine(court_of(&d.case_number)) || d.to_court_code == caller.court);
+                Ok(all)
             })
             .await
     }
