@@ -367,9 +367,12 @@ impl Ledger {
                     return Err(RuleError::Invalid("an indivisible asset is sold whole (R8)".into()));
                 }
                 let effective = self.seizures[i].effective;
-                if amount <= 0 || amount > effective {
-                    return Err(RuleError::Invalid(format!(
-                        "a partial sale disposes of 1 to {} under this seizure",
+                if amount <= 0 {
+                    return Err(RuleError::Invalid("a partial sale names a positive amount".into()));
+                }
+                if amount > effective {
+                    return Err(RuleError::Refused(format!(
+                        "a partial sale disposes of at most {} under this seizure, its effective amount (R8)",
                         self.amount(effective)
                     )));
                 }
@@ -456,6 +459,11 @@ impl Ledger {
     /// Whether `requesting_case` may have disposal transferred to it (R14);
     /// returns the case holding the effective seizure.
     pub fn check_disposal_transfer(&self, requesting_case: &str, now: Time) -> Result<String, RuleError> {
+        if self.asset.kind == AssetKind::Deposit {
+            return Err(RuleError::Invalid(
+                "disposal transfer (R14) moves the sale of an asset; a deposit is deducted (R9), not sold".into(),
+            ));
+        }
         if self.live_of_case(requesting_case).is_none() {
             return Err(RuleError::Refused(format!(
                 "{requesting_case} holds no seizure on this asset; seize it first, then ask for disposal (R14)"

@@ -211,6 +211,15 @@ fn r11_lists_measures_ending_within_thirty_days() {
 }
 
 #[test]
+fn r14_does_not_apply_to_deposits() {
+    let mut l = ledger(AssetKind::Deposit, 100);
+    place(&mut l, 1, 50, t0());
+    place(&mut l, 2, 50, t0());
+    let later = t0() + chrono::Duration::days(90);
+    assert!(matches!(l.check_disposal_transfer(&case(2), later), Err(RuleError::Invalid(m)) if m.contains("R9")));
+}
+
+#[test]
 fn r14_disposal_moves_only_after_sixty_days_and_before_a_sale() {
     let mut l = ledger(AssetKind::RealEstate, 1);
     place(&mut l, 1, 0, t0());
