@@ -20,7 +20,7 @@ pub struct Violation {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed; every bad field is listed.
-    #[error("invalid request: {}", .0.iter().map(|v| format!("{} {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    #[error("invalid request: {}", .0.iter().map(|v| format!("{} {}", v.field, bounded(&v.description, QUOTE_CHARS * 4))).collect::<Vec<_>>().join("; "))]
     InvalidArgument(Vec<Violation>),
     /// The overall deadline passed before every registry had answered.
     #[error("the search did not finish within its deadline of {}; retry, or allow a longer grpc-timeout", humantime::format_duration(*.0))]
@@ -70,14 +70,38 @@ impl Error {
     }
 }
 
+/// Most characters of a court's own input that a message, a detail or an
+/// audit record quotes: enough to recognise it, never enough to make a reply
+/// too large for a client to read.
+pub const QUOTE_CHARS: usize = 32;
+
+/// Most characters of a message or of one violation's description.
+pub const MESSAGE_CHARS: usize = 512;
+
+/// `text`, cut to `max` characters with a note of its length when longer.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}… ({} characters)", &text[..end], text.chars().count()),
+    }
+}
+
+/// A court's input as a message quotes it: at most [`QUOTE_CHARS`] characters.
+pub fn quote(input: &str) -> String {
+    bounded(input, QUOTE_CHARS)
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let (code, message) = (err.code(), err.to_string());
+        let (code, message) = (err.code(), bounded(&err.to_string(), MESSAGE_CHARS));
         match err {
             Error::InvalidArgument(violations) => {
                 let mut details = ErrorDetails::new();
                 for v in violations {
-                    details.add_bad_request_violation(v.field, v.description);
+                    details.add_bad_request_violation(
+                        bounded(&v.field, QUOTE_CHARS),
+                        bounded(&v.description, MESSAGE_CHARS),
+                    );
                 }
                 Status::with_error_details(code, message, details)
             }

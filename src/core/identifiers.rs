@@ -6,6 +6,8 @@ use std::fmt;
 
 use chrono::NaiveDate;
 
+use crate::core::error::quote;
+
 /// Case-type codes of enforcement cases (R20).
 const ENFORCEMENT_TYPES: [&str; 7] = ["执", "执恢", "执保", "执异", "执复", "执监", "执协"];
 
@@ -40,7 +42,10 @@ impl CaseNumber {
         let (year, rest) = rest.split_once([')', '）', '〕']).ok_or("has no closing bracket after the year")?;
         let year: u16 = match year.parse() {
             Ok(y) if year.len() == 4 && (1949..=2100).contains(&y) => y,
-            _ => return Err(format!("has year `{year}` in brackets; it must be four digits, e.g. 2024")),
+            Ok(y) if year.len() == 4 => {
+                return Err(format!("has year {y}; the year of a case runs from 1949 to 2100"));
+            }
+            _ => return Err(format!("has year `{}` in brackets; it must be four digits, e.g. 2024", quote(year))),
         };
         let (court_code, rest) = split_court_code(rest)?;
         if rest.starts_with('号') || rest.is_empty() {
@@ -51,11 +56,18 @@ impl CaseNumber {
         let (kind, number) = rest.split_at(digits_at);
         let kind = kind.strip_suffix("字第").unwrap_or(kind);
         if kind.is_empty() || kind.chars().count() > 4 || !kind.chars().all(is_cjk) {
-            return Err(format!("has case-type code `{kind}`; expected 1–3 Chinese characters such as 执"));
+            return Err(format!("has case-type code `{}`; expected 1–3 Chinese characters such as 执", quote(kind)));
         }
         let sequence = match number.parse::<u32>() {
             Ok(n) if n > 0 => n,
-            _ => return Err(format!("has sequence number `{number}`; expected digits only, e.g. 1234")),
+            _ if number.chars().all(|c| c.is_ascii_digit()) => {
+                return Err(format!(
+                    "has sequence number `{}`; expected a number from 1 to {}",
+                    quote(number),
+                    u32::MAX
+                ));
+            }
+            _ => return Err(format!("has sequence number `{}`; expected digits only, e.g. 1234", quote(number))),
         };
         // A specialised-trial character may precede the type code; enforcement
         // codes all start with 执, so the code is what follows it.
@@ -108,7 +120,7 @@ fn split_court_code(s: &str) -> Result<(String, &str), String> {
         }
         _ => Err(format!(
             "has court code `{province}{}`; a court code has 0, 2 or 4 digits after the province",
-            &after[..digits]
+            quote(&after[..digits])
         )),
     }
 }
@@ -119,7 +131,7 @@ pub fn parse_court_code(input: &str) -> Result<String, String> {
         (code, "") => Ok(code),
         _ => Err(format!(
             "`{}` is not a court code; expected e.g. 京0105 (basic court), 粤07 (intermediate) or 京 (high court)",
-            input.trim()
+            quote(input.trim())
         )),
     }
 }
@@ -227,6 +239,17 @@ pub fn parse_resident_id(input: &str) -> Result<DebtorId, String> {
 
 const CODE_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 const CODE_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+
+/// R21: a resident was born by `today` (the Beijing date); other debtors pass.
+pub fn born_by(id: &DebtorId, today: NaiveDate) -> Result<(), String> {
+    let DebtorId::Resident(s) = id else { return Ok(()) };
+    match s.get(6..14).and_then(|birth| NaiveDate::parse_from_str(birth, "%Y%m%d").ok()) {
+        Some(born) if born > today => {
+            Err("has a birth date (characters 7–14) after today; re-read the number from the ID card".into())
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Validates a unified social credit code (R22). With `accept_unchecked`, a
 /// code whose only fault is its check character is accepted (some early codes

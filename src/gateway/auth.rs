@@ -11,6 +11,7 @@ use std::{
     future::Future,
     num::NonZeroU32,
     sync::{Arc, Mutex, RwLock},
+    time::Duration,
 };
 
 use governor::{Quota, RateLimiter, clock::Clock as _, clock::DefaultClock, state::InMemoryState, state::NotKeyed};
@@ -20,7 +21,7 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
 use crate::{
     core::{
         clock::{SharedClock, beijing_date, beijing_midnight},
-        error::Error,
+        error::{Error, MESSAGE_CHARS, QUOTE_CHARS, bounded},
         identifiers::{self, CaseNumber, DebtorId},
     },
     gateway::audit::{Record, Trail},
@@ -71,7 +72,8 @@ impl Note {
 
     /// The case the request names (normal form when it parsed).
     pub fn case(&self, case: impl Into<String>) {
-        let case = case.into();
+        // Kept for years: a bad case number is recorded in part, as the reply quotes it.
+        let case = bounded(&case.into(), 2 * QUOTE_CHARS);
         self.with(|f| f.case = case);
     }
 
@@ -88,7 +90,8 @@ impl Note {
     }
 
     /// Registries asked and outcomes, or an order's target.
-    pub fn detail(&self, detail: Value) {
+    pub fn detail(&self, mut detail: Value) {
+        bound_strings(&mut detail);
         self.with(|f| f.detail = detail);
     }
 
@@ -109,8 +112,34 @@ impl Note {
             debtors: facts.debtors,
             detail: facts.detail,
             code: Some(result.map_or_else(Error::code, |()| Code::Ok)),
-            message: result.err().map(Error::to_string).unwrap_or_default(),
+            message: result.err().map(|e| bounded(&e.to_string(), MESSAGE_CHARS)).unwrap_or_default(),
         }
+    }
+}
+
+/// One open WatchEvents stream of a court; dropping it frees the slot.
+pub struct StreamSlot {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    court: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.streams.lock() {
+            if let Some(n) = open.get_mut(&self.court) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Cuts every string in an audit detail to what a reply would quote of it.
+fn bound_strings(v: &mut Value) {
+    match v {
+        Value::String(s) if s.chars().count() > 4 * QUOTE_CHARS => *s = bounded(s, 4 * QUOTE_CHARS),
+        Value::Array(items) => items.iter_mut().for_each(bound_strings),
+        Value::Object(fields) => fields.values_mut().for_each(bound_strings),
+        _ => {}
     }
 }
 
@@ -123,6 +152,8 @@ pub struct Gate {
     buckets: RwLock<HashMap<String, Arc<Bucket>>>,
     /// Per court: (China Standard Time day, searches that day).
     searches: Mutex<HashMap<String, (chrono::NaiveDate, u64)>>,
+    /// Per court: WatchEvents streams open on this replica.
+    streams: Arc<Mutex<HashMap<String, usize>>>,
     trail: Trail,
     ledger: Store,
     clock: SharedClock,
@@ -138,6 +169,7 @@ impl Gate {
             limits,
             buckets: RwLock::default(),
             searches: Mutex::default(),
+            streams: Arc::default(),
             trail,
             ledger,
             clock,
@@ -227,6 +259,26 @@ impl Gate {
         let designated = self.ledger.designated_to(&case.to_string()).await?;
         rules::authority(&caller.court, case, designated.as_deref(), action)
             .map_err(|e| Error::PermissionDenied(e.to_string()))
+    }
+
+    /// Takes one of the court's WatchEvents stream slots, held until the
+    /// returned guard drops (the stream ends); RESOURCE_EXHAUSTED when all
+    /// are taken.
+    pub fn stream_slot(&self, caller: &Caller) -> Result<StreamSlot, Error> {
+        let mut open = self.streams.lock().map_err(|_| Error::Internal("stream count lock poisoned".into()))?;
+        let n = open.entry(caller.court.clone()).or_insert(0);
+        if *n >= self.limits.watch_streams {
+            return Err(Error::ResourceExhausted {
+                message: format!(
+                    "court {} already holds {} WatchEvents streams open here; close one (each stream carries \
+                     every event of the court) before opening another",
+                    caller.court, self.limits.watch_streams
+                ),
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        *n += 1;
+        Ok(StreamSlot { streams: self.streams.clone(), court: caller.court.clone() })
     }
 
     /// Counts one search against the court's daily quota.

@@ -16,7 +16,7 @@ use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::{
     core::{
-        clock::{SharedClock, Time},
+        clock::{SharedClock, Time, beijing_date},
         error::Error,
         identifiers::{CaseNumber, DebtorId},
         merge::{self, Answer},
@@ -146,9 +146,10 @@ impl SearchApi {
             );
         }
         let mut out: Vec<(DebtorId, Debtor)> = Vec::new();
+        let today = beijing_date(self.clock.now());
         for (i, d) in debtors.iter().enumerate() {
             let field = format!("query.debtors[{i}]");
-            let Some((id, debtor)) = c.debtor(&field, d) else { continue };
+            let Some((id, debtor)) = c.debtor(&field, d, today) else { continue };
             match out.iter().position(|(seen, _)| *seen == id) {
                 Some(j) => c.bad(field, format!("repeats debtors[{j}]; name each debtor once")),
                 None => out.push((id, debtor)),

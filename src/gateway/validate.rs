@@ -3,6 +3,7 @@
 //! them (`INVALID_ARGUMENT` with one violation per field), so a court fixes
 //! everything in one go. Identifiers follow R20–R22.
 
+use chrono::NaiveDate;
 use tracing::warn;
 
 use crate::{
@@ -59,10 +60,13 @@ impl Checks {
         }
     }
 
-    /// One debtor (R21, R22), with its identifier normalised.
-    pub fn debtor(&mut self, field: &str, d: &Debtor) -> Option<(DebtorId, Debtor)> {
+    /// One debtor (R21, R22), with its identifier normalised; `today` is the Beijing date.
+    pub fn debtor(&mut self, field: &str, d: &Debtor, today: NaiveDate) -> Option<(DebtorId, Debtor)> {
         let (name, parsed) = match &d.id {
-            Some(debtor::Id::ResidentId(id)) => ("resident_id", identifiers::parse_resident_id(id)),
+            Some(debtor::Id::ResidentId(id)) => (
+                "resident_id",
+                identifiers::parse_resident_id(id).and_then(|id| identifiers::born_by(&id, today).map(|()| id)),
+            ),
             Some(debtor::Id::CreditCode(code)) => ("credit_code", credit_code(code, d.accept_unchecked_credit_code)),
             None => ("id", Err("is missing; set resident_id or credit_code".into())),
         };

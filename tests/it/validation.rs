@@ -41,6 +41,8 @@ async fn r20_bad_case_numbers() {
         ("（2024）京0105执1234", "号"),
         ("（2024）京0105民初1234号", "not an enforcement case"),
         ("（2024）京0105执异12号", "only 执, 执恢 and 执保"),
+        ("（1066）京0105执1号", "from 1949 to 2100"),
+        ("（2024）京0105执12345678901234567890号", "a number from 1 to 4294967295"),
     ] {
         one(&stack, case(c), "query.case_number", says).await;
     }
@@ -76,6 +78,10 @@ async fn r21_bad_resident_ids() {
     one(&stack, person("110105199002301231"), field, "not a real birth date").await;
     one(&stack, person("110105189912311237"), field, "not a real birth date").await;
     one(&stack, person("11010519900101123"), field, "has 17 characters").await;
+    // Born on 1 January 2099: a real date, but not yet (by the gateway's clock).
+    let body = "11010520990101123";
+    let unborn = format!("{body}{}", assetgw::core::identifiers::resident_id_check(body.as_bytes()) as char);
+    one(&stack, person(&unborn), field, "birth date (characters 7–14) after today").await;
     one(&stack, person("1101051990O1011232"), field, "digits").await;
     // Lower-case x is the same number.
     let r = stack.search(person("34052419800101001x")).await.unwrap();
@@ -132,4 +138,66 @@ async fn error_messages_never_repeat_a_full_identifier() {
     let err =
         stack.client().await.search(SearchRequest { query: Some(person("360426199101010072")) }).await.unwrap_err();
     assert!(!format!("{err:?}").contains("360426199101010072"));
+}
+
+#[tokio::test]
+async fn bad_input_is_quoted_only_in_part_in_replies_and_the_audit_trail() {
+    let stack = Stack::start(standard()).await;
+    // 30 KB of case number, 18 KB of court code and 12 KB of decision reference: just under the request limit.
+    let huge = format!("（{}）京0105执1号", "9".repeat(30_000));
+    let mut s = assetgw::core::proto::seizure_service_client::SeizureServiceClient::new(stack.channel());
+    let request = assetgw::core::proto::TransferCaseRequest {
+        request_id: "big".into(),
+        case_number: huge.clone(),
+        to_court_code: "粤".repeat(6_000),
+        decision_reference: "x".repeat(12_000),
+        decided_at: None,
+    };
+    let err = s.transfer_case(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().len() < 2_000, "grpc-message of {} bytes", err.message().len());
+    assert!(err.details().len() < 4_000, "details of {} bytes", err.details().len());
+    let bad = err.get_details_bad_request().expect("BadRequest details");
+    assert!(bad.field_violations.iter().any(|v| v.field == "case_number" && v.description.contains("characters")));
+    // The audit record of that call quotes as little.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&stack.ledger_url).await.unwrap();
+    let (case, detail, message): (String, String, String) =
+        sqlx::query_as("SELECT case_number, detail, message FROM audit WHERE method = 'TransferCase'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(
+        case.len() + detail.len() + message.len() < 4_000,
+        "{} + {} + {} bytes",
+        case.len(),
+        detail.len(),
+        message.len()
+    );
+}
+
+#[tokio::test]
+async fn one_court_holds_at_most_its_configured_number_of_event_streams() {
+    use assetgw::core::proto::{WatchEventsRequest, seizure_service_client::SeizureServiceClient};
+    let stack = Stack::with(standard(), |c| c.limits.watch_streams = 2).await;
+    let mut s = SeizureServiceClient::new(stack.channel());
+    let watch = || as_court(crate::ledger::A, WatchEventsRequest { after_sequence: 0 });
+    let first = s.watch_events(watch()).await.unwrap().into_inner();
+    let _second = s.watch_events(watch()).await.unwrap().into_inner();
+    let err = s.watch_events(watch()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(err.message().contains("2 WatchEvents streams"), "{}", err.message());
+    // Another court is not affected.
+    s.watch_events(as_court(crate::ledger::B, WatchEventsRequest { after_sequence: 0 })).await.unwrap();
+    // Closing a stream frees its slot.
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(stream) = s.watch_events(watch()).await {
+            reopened = Some(stream);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(reopened.is_some(), "a closed stream's slot is given back");
 }

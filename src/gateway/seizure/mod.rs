@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     core::{
+        clock::beijing_date,
         error::Error,
         merge,
         proto::{
@@ -63,7 +64,7 @@ impl SeizureService for SeizureApi {
                 c.present("asset_id", &r.asset_id);
                 match &r.debtor {
                     Some(d) => {
-                        if let Some((id, _)) = c.debtor("debtor", d) {
+                        if let Some((id, _)) = c.debtor("debtor", d, beijing_date(self.store.now())) {
                             note.debtors([id]);
                         }
                     }
@@ -398,10 +399,13 @@ impl SeizureService for SeizureApi {
                 if last < 0 {
                     return Err(violation("after_sequence", "must be 0 or a sequence number already seen"));
                 }
+                let slot = self.gate.stream_slot(&caller)?;
                 let (tx, rx) = mpsc::channel(256);
                 let store = self.store.clone();
                 let committed = store.committed();
                 tokio::spawn(async move {
+                    // The court's slot is held as long as this stream runs.
+                    let _slot = slot;
                     loop {
                         // Register interest before reading, so a commit between the read and the wait is not missed.
                         let notified = committed.notified();

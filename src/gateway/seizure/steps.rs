@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     core::{
+        clock::beijing_date,
         error::Error,
         identifiers::CaseNumber,
         proto::{
@@ -111,7 +112,8 @@ impl SeizureApi {
         kind: AssetKind,
     ) -> Result<rules::Asset, Error> {
         let mut c = Checks::default();
-        let debtor = r.debtor.as_ref().and_then(|d| c.debtor("debtor", d));
+        let today = beijing_date(self.store.now());
+        let debtor = r.debtor.as_ref().and_then(|d| c.debtor("debtor", d, today));
         let debtor = c.done(debtor)?;
         let inquiry = Inquiry::new(case.to_string(), case.court_code.clone());
         let found = self.network.find(inquiry, &debtor, kind, &r.asset_id, &r.registry).await?;

@@ -152,6 +152,9 @@ impl Config {
         if self.limits.rate == 0 {
             out.push(problem("limits.rate", "must be at least 1 request per second"));
         }
+        if self.limits.watch_streams == 0 {
+            out.push(problem("limits.watch_streams", "must be at least 1 stream per court"));
+        }
         if self.audit.retention < Duration::from_secs(86_400) {
             out.push(problem("audit.retention", "must be at least a day; supervisors read the trail afterwards"));
         }

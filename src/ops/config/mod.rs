@@ -382,13 +382,15 @@ pub struct LimitsConfig {
     pub burst: u32,
     /// Searches a court may make per day (days in China Standard Time); 0 for no limit.
     pub daily_searches: u64,
+    /// WatchEvents streams one court may hold open on one replica at once.
+    pub watch_streams: usize,
     /// Per-court overrides, keyed by court code: `[limits.courts."京0105"]`.
     pub courts: BTreeMap<String, CourtLimits>,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { rate: 50, burst: 100, daily_searches: 20_000, courts: BTreeMap::new() }
+        Self { rate: 50, burst: 100, daily_searches: 20_000, watch_streams: 16, courts: BTreeMap::new() }
     }
 }
 
