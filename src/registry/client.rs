@@ -20,9 +20,6 @@ use crate::{
     registry::resilience::{self, Ask, Assets, Calls},
 };
 
-/// Largest registry answer accepted (a debtor with many thousands of assets).
-const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
-
 /// Writes trace-context headers into gRPC metadata.
 struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
 
@@ -114,6 +111,7 @@ struct Attempt {
     client: RegistryServiceClient<Channel>,
     asset_kinds: Arc<[AssetKind]>,
     timeout: Duration,
+    max_answer_bytes: usize,
 }
 
 impl tower::Service<Ask> for Attempt {
@@ -149,7 +147,9 @@ impl Registry {
         }
         let name: Arc<str> = cfg.name.as_str().into();
         let attempt = Attempt {
-            client: RegistryServiceClient::new(channel.connect_lazy()).max_decoding_message_size(MAX_ANSWER_BYTES),
+            client: RegistryServiceClient::new(channel.connect_lazy())
+                .max_decoding_message_size(policy.max_answer_bytes),
+            max_answer_bytes: policy.max_answer_bytes,
             asset_kinds: cfg.asset_kinds().into(),
             timeout: policy.attempt_timeout,
         };
@@ -247,6 +247,13 @@ impl Attempt {
             Ok(Err(status)) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
                 return Err(match status.code() {
+                    // tonic's own refusal of an answer over the limit; the registry did answer.
+                    Code::OutOfRange if status.message().contains("message length too large") => {
+                        Failure::InvalidResponse(format!(
+                            "its answer is larger than the {} KiB this gateway takes from it (calls.max_answer_bytes)",
+                            self.max_answer_bytes / 1024
+                        ))
+                    }
                     Code::Unavailable => Failure::Unavailable,
                     // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
                     Code::DeadlineExceeded | Code::Cancelled => Failure::timeout(left),

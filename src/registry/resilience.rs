@@ -382,6 +382,7 @@ mod tests {
             retry_budget: 0.0,
             hedge_budget: 0.0,
             hedge_percentile: 0.0,
+            ..CallPolicy::default()
         }
     }
 

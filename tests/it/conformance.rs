@@ -104,6 +104,9 @@ impl RegistryService for Faulty {
                 d.account_number.clear();
             }
         }
+        if self.breaks("huge") {
+            assets[0].description = "x".repeat(5 * 1024 * 1024);
+        }
         if self.breaks("search_deterministic") && n % 2 == 1 {
             assets.pop();
         }
@@ -242,4 +245,32 @@ async fn the_command_reports_and_exits_by_the_result() {
     assert!(!broken.status.success());
     let text = String::from_utf8_lossy(&broken.stdout);
     assert!(text.contains("FAIL describe") && text.contains("10 of 11 checks passed"), "{text}");
+}
+
+#[tokio::test]
+async fn a_registry_answering_5_mb_cannot_break_a_courts_search() {
+    let addr = serve(Faulty { broken: Some("huge"), ..Faulty::default() }).await;
+    let stack = Stack::with(standard(), |c| {
+        c.registries.push(assetgw::ops::config::RegistryConfig {
+            name: "fixture".into(),
+            kind: RegistryKind::Bank,
+            endpoint: format!("https://{addr}"),
+            cache_ttl: None,
+            asset_kinds: None,
+            calls: Default::default(),
+            mock: None,
+        })
+    })
+    .await;
+    // The court's client keeps tonic's default 4 MiB limit on what it reads.
+    let reply = stack.search(query(&[RICH])).await.expect("the search answers within any client's limit");
+    let status = |name: &str| reply.debtors[0].registries.iter().find(|o| o.registry == name).map(|o| o.status);
+    assert_eq!(status("fixture"), Some(assetgw::core::proto::RegistryStatus::InvalidResponse as i32));
+    let fixture = reply.debtors[0].registries.iter().find(|o| o.registry == "fixture").unwrap();
+    assert!(fixture.message.contains("KiB"), "{}", fixture.message);
+    let others = reply.debtors[0].registries.iter().filter(|o| o.registry != "fixture");
+    assert!(
+        others.clone().count() >= 5
+            && others.clone().all(|o| o.status == assetgw::core::proto::RegistryStatus::Ok as i32)
+    );
 }

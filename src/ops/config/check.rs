@@ -273,6 +273,12 @@ impl CallsConfig {
         if self.concurrency == Some(0) {
             out.push(problem(key("concurrency"), "must be at least 1"));
         }
+        if self.max_answer_bytes.is_some_and(|b| !(1024..=4 * 1024 * 1024).contains(&b)) {
+            out.push(problem(
+                key("max_answer_bytes"),
+                "must be 1 KiB to 4 MiB: an answer a court's client could not take is never relayed",
+            ));
+        }
         if let Some(b) = self.breaker {
             if b.failures == 0 {
                 out.push(problem(key("breaker.failures"), "must be at least 1"));

@@ -125,6 +125,8 @@ pub struct CallsConfig {
     pub hedge_budget: Option<f32>,
     /// An attempt still unanswered after this percentile of the registry's recent latencies is hedged; 0 is off.
     pub hedge_percentile: Option<f64>,
+    /// Largest search answer taken from the registry, in bytes; a larger one is refused as an invalid response.
+    pub max_answer_bytes: Option<usize>,
 }
 
 /// The settings one registry is called with, every key resolved.
@@ -144,6 +146,8 @@ pub struct CallPolicy {
     pub hedge_budget: f32,
     /// Hedging percentile (0: off).
     pub hedge_percentile: f64,
+    /// Largest search answer taken, in bytes.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for CallPolicy {
@@ -156,6 +160,8 @@ impl Default for CallPolicy {
             retry_budget: 0.1,
             hedge_budget: 0.05,
             hedge_percentile: 0.95,
+            // Well under a court client's 4 MiB default, with room for other registries in one reply.
+            max_answer_bytes: 512 * 1024,
         }
     }
 }
@@ -172,6 +178,7 @@ impl CallsConfig {
             retry_budget: self.retry_budget.unwrap_or(base.retry_budget),
             hedge_budget: self.hedge_budget.unwrap_or(base.hedge_budget),
             hedge_percentile: self.hedge_percentile.unwrap_or(base.hedge_percentile),
+            max_answer_bytes: self.max_answer_bytes.unwrap_or(base.max_answer_bytes),
         }
     }
 }
