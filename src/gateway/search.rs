@@ -194,7 +194,10 @@ fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
 
 fn outcome(leg: &Leg, answer: Option<&Answer>) -> RegistryOutcome {
     let (status, message) = match &leg.result {
-        Ok(_) => (RegistryStatus::Ok, String::new()),
+        Ok(entry) => match &entry.dropped {
+            Some(why) => (RegistryStatus::InvalidResponse, why.to_string()),
+            None => (RegistryStatus::Ok, String::new()),
+        },
         Err(failure) => (failure.status(), failure.to_string()),
     };
     RegistryOutcome {

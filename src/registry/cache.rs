@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::{
     core::{clock::SharedClock, merge::Reported},
-    registry::call::Failure,
+    registry::call::{Checked, Failure},
 };
 
 /// The cache key: registry name and normalised debtor identifier.
@@ -32,6 +32,8 @@ pub type Key = (Arc<str>, String);
 pub struct Entry {
     /// The assets.
     pub assets: Arc<[Reported]>,
+    /// Why some of the registry's records were dropped, if any were.
+    pub dropped: Option<Arc<str>>,
     /// Wall-clock time of the fetch, reported to courts.
     pub fetched_at: SystemTime,
     fetched: Instant,
@@ -99,7 +101,7 @@ impl Cache {
         fetch: impl FnOnce() -> F,
     ) -> (Result<Arc<Entry>, Failure>, Lookup)
     where
-        F: Future<Output = Result<Vec<Reported>, Failure>> + Send + 'static,
+        F: Future<Output = Result<Checked, Failure>> + Send + 'static,
     {
         let limit = max_age.map_or(ttl, |m| m.min(ttl));
         if !limit.is_zero() {
@@ -125,13 +127,14 @@ impl Cache {
 
     fn start<F>(&self, key: Key, ttl: Duration, fetch: F) -> Flight
     where
-        F: Future<Output = Result<Vec<Reported>, Failure>> + Send + 'static,
+        F: Future<Output = Result<Checked, Failure>> + Send + 'static,
     {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let result = fetch.await.map(|assets| {
+            let result = fetch.await.map(|checked| {
                 let fetched_at = SystemTime::from(this.clock.now());
-                Arc::new(Entry { assets: assets.into(), fetched_at, fetched: Instant::now(), ttl })
+                let (assets, dropped) = (checked.assets.into(), checked.dropped.map(Arc::from));
+                Arc::new(Entry { assets, dropped, fetched_at, fetched: Instant::now(), ttl })
             });
             if let Ok(entry) = &result {
                 this.entries.insert(key.clone(), entry.clone()).await;
@@ -155,8 +158,8 @@ mod tests {
 
     fn counting(
         calls: &Arc<AtomicUsize>,
-        result: Result<Vec<Reported>, Failure>,
-    ) -> impl FnOnce() -> BoxFuture<'static, Result<Vec<Reported>, Failure>> {
+        result: Result<Checked, Failure>,
+    ) -> impl FnOnce() -> BoxFuture<'static, Result<Checked, Failure>> {
         let calls = calls.clone();
         move || {
             async move {
@@ -174,13 +177,13 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         let lookups = futures::future::join_all(
-            (0..100).map(|_| cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![])))),
+            (0..100).map(|_| cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default())))),
         )
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Miss).count(), 1);
         assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Coalesced).count(), 99);
-        let (_, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await;
+        let (_, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await;
         assert_eq!(l, Lookup::Hit);
     }
 
@@ -189,17 +192,22 @@ mod tests {
         let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
-        cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.0.unwrap();
+        cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await.0.unwrap();
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.1, Lookup::Hit);
-        let fresh = cache.get_or_fetch(key(), ttl, Some(Duration::from_secs(5)), counting(&calls, Ok(vec![]))).await;
+        assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await.1, Lookup::Hit);
+        let fresh = cache
+            .get_or_fetch(key(), ttl, Some(Duration::from_secs(5)), counting(&calls, Ok(Checked::default())))
+            .await;
         assert_eq!(fresh.1, Lookup::Miss);
         assert_eq!(
-            cache.get_or_fetch(key(), ttl, Some(Duration::ZERO), counting(&calls, Ok(vec![]))).await.1,
+            cache.get_or_fetch(key(), ttl, Some(Duration::ZERO), counting(&calls, Ok(Checked::default()))).await.1,
             Lookup::Miss
         );
         tokio::time::advance(Duration::from_secs(31)).await;
-        assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await.1, Lookup::Miss);
+        assert_eq!(
+            cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await.1,
+            Lookup::Miss
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
@@ -220,11 +228,11 @@ mod tests {
         let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
-        let first = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![])));
+        let first = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default())));
         // The caller gives up long before the registry answers.
         assert!(tokio::time::timeout(Duration::from_millis(1), first).await.is_err());
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (r, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(vec![]))).await;
+        let (r, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await;
         assert!(r.is_ok());
         assert_eq!((l, calls.load(Ordering::SeqCst)), (Lookup::Hit, 1));
     }

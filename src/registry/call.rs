@@ -1,12 +1,23 @@
 //! One registry call's vocabulary: what the registry is told about the search
-//! ([`Inquiry`]) and why a call ended without assets ([`Failure`]), which
-//! becomes the registry's status in the court's result.
+//! ([`Inquiry`]), its answer as checked ([`Checked`]) and why a call ended
+//! without assets ([`Failure`]), which becomes the registry's status in the
+//! court's result.
 
 use std::time::Duration;
 
 use tonic::Code;
 
-use crate::core::proto::RegistryStatus;
+use crate::core::{merge::Reported, proto::RegistryStatus};
+
+/// A registry's answer as checked: the records kept, and why any were
+/// dropped (the registry's status then says INVALID_RESPONSE; the rest stands).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checked {
+    /// The records that keep the field rules.
+    pub assets: Vec<Reported>,
+    /// How many records were dropped, and the first one's broken rule.
+    pub dropped: Option<String>,
+}
 
 /// Why a registry's part of a search produced no assets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

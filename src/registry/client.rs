@@ -9,14 +9,14 @@ use tonic::{Code, transport::Channel};
 use tower::ServiceExt;
 
 use crate::{
-    core::merge::{self, Reported},
     core::proto::{
         AssetKind, Debtor, DeductRequest, RegistryKind, ReleaseRequest, RenewRequest, SearchAssetsRequest,
         SeizeRequest, registry_service_client::RegistryServiceClient,
     },
+    core::{answer, merge},
     ops::config::{Config, RegistryConfig},
     ops::metrics::Metrics,
-    registry::call::{Failure, Inquiry},
+    registry::call::{Checked, Failure, Inquiry},
     registry::resilience::{self, Ask, Assets, Calls},
 };
 
@@ -175,7 +175,7 @@ impl Registry {
     ///
     /// Its deadline is the registry's timeout, not the court's: a call is shared by every search
     /// that wants the same answer (single flight) and fills the cache after its first caller has gone.
-    pub async fn search(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Vec<Reported>, Failure> {
+    pub async fn search(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let result = self.calls.clone().oneshot(Ask { debtor, caller, deadline }).await;
@@ -190,7 +190,7 @@ impl Registry {
 
     /// One plain attempt within the registry's timeout: no breaker, retry or
     /// hedge. The load generator's baseline of what a search costs.
-    pub async fn search_once(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Vec<Reported>, Failure> {
+    pub async fn search_once(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
         let deadline = Instant::now() + self.timeout;
         self.attempt.clone().ask(Ask { debtor, caller, deadline }).await
     }
@@ -265,19 +265,31 @@ impl Attempt {
         self.check(answer.assets)
     }
 
-    fn check(&self, assets: Vec<crate::core::proto::Asset>) -> Result<Vec<Reported>, Failure> {
-        assets
-            .into_iter()
-            .map(|asset| {
-                let reported = merge::identify(asset).map_err(Failure::InvalidResponse)?;
-                if !self.asset_kinds.contains(&reported.kind) {
-                    return Err(Failure::InvalidResponse(format!(
-                        "reported a {} asset, which this registry does not declare",
-                        reported.kind.short_name()
-                    )));
+    /// Keeps the records that keep the field rules ([`answer::check`]) and
+    /// are of a kind the registry declares; says how many it dropped.
+    fn check(&self, assets: Vec<crate::core::proto::Asset>) -> Result<Assets, Failure> {
+        let total = assets.len();
+        let mut kept = Vec::with_capacity(total);
+        let mut broken: Vec<String> = Vec::new();
+        for asset in assets {
+            let reported = answer::check(&asset).and_then(|()| merge::identify(asset)).and_then(|r| {
+                match self.asset_kinds.contains(&r.kind) {
+                    true => Ok(r),
+                    false => Err(format!("a {} asset, which this registry does not declare", r.kind.short_name())),
                 }
-                Ok(reported)
-            })
-            .collect()
+            });
+            match reported {
+                Ok(r) => kept.push(r),
+                Err(why) => broken.push(why),
+            }
+        }
+        let dropped = broken.first().map(|first| {
+            tracing::warn!(dropped = broken.len(), total, first = %first, "registry records broke the field rules");
+            format!(
+                "{} of {total} record(s) dropped for breaking the registry contract; the first: {first}",
+                broken.len()
+            )
+        });
+        Ok(Checked { assets: kept, dropped })
     }
 }

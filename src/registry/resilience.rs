@@ -25,12 +25,11 @@ use tower::{
 };
 
 use crate::{
-    core::merge::Reported,
     core::proto::Debtor,
     ops::config::CallPolicy,
     ops::metrics::Metrics,
     registry::breaker::Breaker,
-    registry::call::{Failure, Inquiry},
+    registry::call::{Checked, Failure, Inquiry},
 };
 
 /// One search call: whom to look for, for whom, and by when.
@@ -45,7 +44,7 @@ pub struct Ask {
 }
 
 /// A registry's checked answer.
-pub type Assets = Vec<Reported>;
+pub type Assets = Checked;
 
 /// The assembled stack, cheap to clone (one clone per call).
 pub type Calls = BoxCloneSyncService<Ask, Assets, Failure>;
@@ -392,7 +391,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_bulkhead_sheds_beyond_its_limit_without_touching_the_breaker() {
-        let (count, attempt) = attempts(|_| (Duration::from_millis(100), Ok(vec![])));
+        let (count, attempt) = attempts(|_| (Duration::from_millis(100), Ok(Assets::default())));
         let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
         let results =
             futures::future::join_all((0..5).map(|_| calls.clone().oneshot(ask(Duration::from_secs(1))))).await;
@@ -403,7 +402,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_total_timeout_bounds_a_hung_registry_and_counts_toward_the_breaker() {
-        let (count, attempt) = attempts(|_| (Duration::from_secs(3600), Ok(vec![])));
+        let (count, attempt) = attempts(|_| (Duration::from_secs(3600), Ok(Assets::default())));
         let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
         for _ in 0..2 {
             let started = Instant::now();
@@ -420,7 +419,7 @@ mod tests {
         // Internal errors are unhealthy but not retried, so each search is one attempt.
         let (count, attempt) = attempts(|n| match n {
             0 | 1 => (Duration::ZERO, Err(Failure::Error(tonic::Code::Internal))),
-            _ => (Duration::from_secs(10), Ok(vec![])),
+            _ => (Duration::from_secs(10), Ok(Assets::default())),
         });
         let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
         for _ in 0..2 {
@@ -458,7 +457,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_attempt_is_hedged_and_the_first_success_wins() {
         // Every 10th attempt takes 500 ms, the others 10 ms.
-        let (count, attempt) = attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(vec![])));
+        let (count, attempt) =
+            attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Assets::default())));
         let p = CallPolicy { hedge_percentile: 0.8, hedge_budget: 1.0, ..policy() };
         let calls = stack(&"r".into(), &p, &metrics(), attempt);
         let mut after_warm_up = Duration::ZERO;

@@ -174,7 +174,10 @@ impl Suite {
             .into_iter()
             .enumerate()
             .map(|(i, asset)| {
-                let reported = merge::identify(asset).map_err(|e| format!("assets[{i}]: {e}"))?;
+                // The gateway's own field rules: what it would drop, the suite fails.
+                let reported = crate::core::answer::check(&asset)
+                    .and_then(|()| merge::identify(asset))
+                    .map_err(|e| format!("assets[{i}]: {e}"))?;
                 if !declared.contains(&reported.kind) {
                     return Err(format!(
                         "assets[{i}] is a {} asset, which Describe does not list",

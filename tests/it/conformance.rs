@@ -107,6 +107,18 @@ impl RegistryService for Faulty {
         if self.breaks("huge") {
             assets[0].description = "x".repeat(5 * 1024 * 1024);
         }
+        if self.breaks("lies") {
+            let mut deposits = assets.iter_mut().filter_map(|a| match a.detail.as_mut() {
+                Some(Detail::Deposit(d)) => Some(d),
+                _ => None,
+            });
+            if let Some(d) = deposits.next() {
+                d.balance.as_mut().unwrap().minor_units = -500;
+            }
+            if let Some(d) = deposits.next() {
+                d.account_number.insert(3, '\u{202E}');
+            }
+        }
         if self.breaks("search_deterministic") && n % 2 == 1 {
             assets.pop();
         }
@@ -247,10 +259,9 @@ async fn the_command_reports_and_exits_by_the_result() {
     assert!(text.contains("FAIL describe") && text.contains("10 of 11 checks passed"), "{text}");
 }
 
-#[tokio::test]
-async fn a_registry_answering_5_mb_cannot_break_a_courts_search() {
-    let addr = serve(Faulty { broken: Some("huge"), ..Faulty::default() }).await;
-    let stack = Stack::with(standard(), |c| {
+/// The standard stack with the fixture as one more bank, `fixture`.
+async fn with_fixture(addr: SocketAddr) -> Stack {
+    Stack::with(standard(), |c| {
         c.registries.push(assetgw::ops::config::RegistryConfig {
             name: "fixture".into(),
             kind: RegistryKind::Bank,
@@ -261,16 +272,42 @@ async fn a_registry_answering_5_mb_cannot_break_a_courts_search() {
             mock: None,
         })
     })
-    .await;
+    .await
+}
+
+fn fixture_outcome(reply: &assetgw::core::proto::SearchResponse) -> &assetgw::core::proto::RegistryOutcome {
+    reply.debtors[0].registries.iter().find(|o| o.registry == "fixture").expect("the fixture was asked")
+}
+
+#[tokio::test]
+async fn a_registry_answering_5_mb_cannot_break_a_courts_search() {
+    let stack = with_fixture(serve(Faulty { broken: Some("huge"), ..Faulty::default() }).await).await;
     // The court's client keeps tonic's default 4 MiB limit on what it reads.
     let reply = stack.search(query(&[RICH])).await.expect("the search answers within any client's limit");
-    let status = |name: &str| reply.debtors[0].registries.iter().find(|o| o.registry == name).map(|o| o.status);
-    assert_eq!(status("fixture"), Some(assetgw::core::proto::RegistryStatus::InvalidResponse as i32));
-    let fixture = reply.debtors[0].registries.iter().find(|o| o.registry == "fixture").unwrap();
+    let fixture = fixture_outcome(&reply);
+    assert_eq!(fixture.status, assetgw::core::proto::RegistryStatus::InvalidResponse as i32);
     assert!(fixture.message.contains("KiB"), "{}", fixture.message);
     let others = reply.debtors[0].registries.iter().filter(|o| o.registry != "fixture");
     assert!(
         others.clone().count() >= 5
             && others.clone().all(|o| o.status == assetgw::core::proto::RegistryStatus::Ok as i32)
     );
+}
+
+#[tokio::test]
+async fn records_breaking_the_field_rules_are_dropped_and_the_rest_stands() {
+    let addr = serve(Faulty { broken: Some("lies"), ..Faulty::default() }).await;
+    // The conformance suite applies the same rules.
+    let report = conformance::run(target(addr.to_string(), "fixture")).await.unwrap();
+    assert!(failed(&report).contains(&"search_well_formed"), "{:?}", failed(&report));
+    let stack = with_fixture(addr).await;
+    let reply = stack.search(query(&[RICH])).await.unwrap();
+    let fixture = fixture_outcome(&reply);
+    assert_eq!(fixture.status, assetgw::core::proto::RegistryStatus::InvalidResponse as i32);
+    let reported = data::assets("fixture", RegistryKind::Bank, RICH, Profile::Many).len();
+    assert!(fixture.message.starts_with(&format!("2 of {reported} record(s) dropped")), "{}", fixture.message);
+    let kept = reply.debtors[0].assets.iter().filter(|a| a.sources.iter().any(|s| s.registry == "fixture")).count();
+    assert_eq!(kept, reported - 2, "the rest of its answer stands");
+    let assets = format!("{:?}", reply.debtors[0].assets);
+    assert!(!assets.contains('\u{202E}') && !assets.contains("minor_units: -500"), "nothing dropped reaches the court");
 }

@@ -1,0 +1,163 @@
+//! The field rules of a registry's answer, by asset kind: what a partner
+//! must send (`docs/PARTNERS.md`) and what the gateway relays to courts. The
+//! gateway's registry clients drop a record that breaks one (the rest of the
+//! answer stands) and `assetgw conformance` checks partners against the same
+//! function.
+
+use crate::core::proto::{Asset, Money, asset::Detail};
+
+/// Most characters of a free-text field (a description, an address, a title).
+const TEXT_CHARS: usize = 512;
+
+/// Most characters of a code or a reference.
+const CODE_CHARS: usize = 64;
+
+/// Currencies a deposit may be held in (ISO 4217).
+const CURRENCIES: [&str; 12] = ["CNY", "USD", "EUR", "HKD", "JPY", "GBP", "MOP", "TWD", "AUD", "CAD", "CHF", "SGD"];
+
+/// Securities markets: Shanghai, Shenzhen, Beijing, and open-end funds.
+const MARKETS: [&str; 4] = ["SSE", "SZSE", "BSE", "OF"];
+
+/// Whether `asset` keeps every field rule of its kind; the first broken one, said for a partner.
+pub fn check(asset: &Asset) -> Result<(), String> {
+    text("registry_reference", &asset.registry_reference, CODE_CHARS)?;
+    text("description", &asset.description, TEXT_CHARS)?;
+    match &asset.detail {
+        None => Err("an asset has no detail".into()),
+        Some(Detail::Deposit(d)) => {
+            code("deposit.bank_code", &d.bank_code, 3, 3, |c| c.is_ascii_digit())?;
+            code("deposit.account_number", &d.account_number, 1, 34, |c| c.is_ascii_digit())?;
+            text("deposit.account_type", &d.account_type, CODE_CHARS)?;
+            text("deposit.branch", &d.branch, TEXT_CHARS)?;
+            money("deposit.balance", d.balance.as_ref())
+        }
+        Some(Detail::RealEstate(r)) => {
+            code("real_estate.unit_number", &r.unit_number, 28, 28, |c| c.is_ascii_digit() || c.is_ascii_uppercase())?;
+            text("real_estate.certificate_number", &r.certificate_number, CODE_CHARS)?;
+            text("real_estate.address", &r.address, TEXT_CHARS)?;
+            text("real_estate.land_use", &r.land_use, CODE_CHARS)?;
+            if !(r.area_square_metres.is_finite() && r.area_square_metres >= 0.0) {
+                return Err(format!(
+                    "real_estate.area_square_metres is {}; an area is 0 or more",
+                    r.area_square_metres
+                ));
+            }
+            if !(1..=10_000).contains(&r.share_basis_points) {
+                return Err(format!(
+                    "real_estate.share_basis_points is {}; a share is 1 to 10000",
+                    r.share_basis_points
+                ));
+            }
+            Ok(())
+        }
+        Some(Detail::Patent(p)) => {
+            let well_formed =
+                p.patent_number.strip_prefix("ZL").and_then(|n| n.split_once('.')).is_some_and(|(body, check)| {
+                    (8..=12).contains(&body.len())
+                        && body.chars().all(|c| c.is_ascii_digit())
+                        && check.len() == 1
+                        && check.chars().all(|c| c.is_ascii_digit() || c == 'X')
+                });
+            if !well_formed {
+                return Err("patent.patent_number is not `ZL` + 8 to 12 digits + `.` + a check character".into());
+            }
+            text("patent.title", &p.title, TEXT_CHARS)?;
+            text("patent.patent_type", &p.patent_type, CODE_CHARS)?;
+            text("patent.status", &p.status, CODE_CHARS)
+        }
+        Some(Detail::Trademark(t)) => {
+            code("trademark.registration_number", &t.registration_number, 1, 10, |c| c.is_ascii_digit())?;
+            text("trademark.mark", &t.mark, TEXT_CHARS)?;
+            text("trademark.status", &t.status, CODE_CHARS)?;
+            if !(1..=45).contains(&t.nice_class) {
+                return Err(format!("trademark.nice_class is {}; Nice classes run 1 to 45", t.nice_class));
+            }
+            Ok(())
+        }
+        Some(Detail::Aircraft(a)) => {
+            let mark = a.registration_mark.strip_prefix("B-").unwrap_or_default();
+            if mark.len() != 4 || !mark.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) {
+                return Err("aircraft.registration_mark is not `B-` and 4 digits or capital letters".into());
+            }
+            text("aircraft.aircraft_type", &a.aircraft_type, CODE_CHARS)?;
+            text("aircraft.serial_number", &a.serial_number, CODE_CHARS)?;
+            text("aircraft.manufacturer", &a.manufacturer, CODE_CHARS)
+        }
+        Some(Detail::Securities(s)) => {
+            code("securities.account", &s.account, 1, 20, |c| c.is_ascii_alphanumeric())?;
+            code("securities.security_code", &s.security_code, 6, 6, |c| c.is_ascii_digit())?;
+            text("securities.security_name", &s.security_name, CODE_CHARS)?;
+            if s.quantity < 0 {
+                return Err(format!("securities.quantity is {}; a holding is 0 or more", s.quantity));
+            }
+            if !MARKETS.contains(&s.market.as_str()) {
+                return Err(format!("securities.market is not one of {}", MARKETS.join(", ")));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Free text: at most `max` characters, none of them a control or bidirectional-formatting character.
+fn text(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.chars().count() > max {
+        return Err(format!("{field} is longer than {max} characters"));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control() || is_bidi(*c)) {
+        return Err(format!("{field} holds the control or bidirectional character U+{:04X}", u32::from(c)));
+    }
+    Ok(())
+}
+
+/// An identifier: `min` to `max` characters, each allowed by `allowed`.
+fn code(field: &str, value: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), String> {
+    let n = value.chars().count();
+    if !(min..=max).contains(&n) || !value.chars().all(allowed) {
+        let length = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+        return Err(format!("{field} is not {length} characters of its documented form"));
+    }
+    Ok(())
+}
+
+fn money(field: &str, value: Option<&Money>) -> Result<(), String> {
+    let m = value.ok_or_else(|| format!("{field} is missing"))?;
+    if !CURRENCIES.contains(&m.currency.as_str()) {
+        return Err(format!("{field}.currency is not one of {}", CURRENCIES.join(", ")));
+    }
+    if m.minor_units < 0 {
+        return Err(format!("{field} is {}; a balance is 0 or more", m.minor_units));
+    }
+    Ok(())
+}
+
+/// Characters that reorder text on screen (an account number shown reversed).
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::proto::BankDeposit;
+
+    #[test]
+    fn each_broken_rule_is_named() {
+        let deposit = |account: &str, minor_units: i64, currency: &str| Asset {
+            detail: Some(Detail::Deposit(BankDeposit {
+                bank_code: "102".into(),
+                account_number: account.into(),
+                balance: Some(Money { currency: currency.into(), minor_units }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(check(&deposit("6222001", 5, "CNY")), Ok(()));
+        assert!(check(&deposit("6222001", -5, "CNY")).unwrap_err().contains("0 or more"));
+        assert!(check(&deposit("6222\u{202E}001", 5, "CNY")).unwrap_err().contains("account_number"));
+        assert!(check(&deposit("6222001", 5, "XXX")).unwrap_err().contains("currency"));
+        let long = Asset { description: "x".repeat(5_000), ..deposit("6222001", 5, "CNY") };
+        assert!(check(&long).unwrap_err().contains("description is longer"));
+        let bidi = Asset { description: "abc\u{202E}def".into(), ..deposit("6222001", 5, "CNY") };
+        assert!(check(&bidi).unwrap_err().contains("U+202E"));
+    }
+}
