@@ -55,6 +55,40 @@ pub fn identify(asset: Asset) -> Result<Reported, String> {
     Ok(Reported { kind, id: parts.join(":"), asset })
 }
 
+/// One registry's records with no identity shared by two different records:
+/// a record reported twice alike is kept once; records that share an
+/// identity but differ (two lots of one security in one account, each with
+/// its own reference) each get a finer identity, `<identity>#<reference>`,
+/// so that none is lost in the merge and each can be seized on its own.
+pub fn distinguish(mut records: Vec<Reported>) -> Vec<Reported> {
+    // Sorted by identity, then by everything else, so that alike records sit together.
+    records.sort_by(|a, b| (a.kind as i32, &a.id).cmp(&(b.kind as i32, &b.id)).then_with(|| order(a, b)));
+    records.dedup();
+    let mut out: Vec<Reported> = Vec::with_capacity(records.len());
+    for group in records.chunk_by(|a, b| a.kind == b.kind && a.id == b.id) {
+        if group.len() == 1 {
+            out.extend(group.iter().cloned());
+            continue;
+        }
+        for (i, r) in group.iter().enumerate() {
+            let reference = normalise(&r.asset.registry_reference);
+            // References are the registry's own; two alike still need telling apart.
+            let shared = group.iter().filter(|o| normalise(&o.asset.registry_reference) == reference).count() > 1;
+            let finer = if shared || reference.is_empty() { format!("{reference}{}", i + 1) } else { reference };
+            out.push(Reported { id: format!("{}#{finer}", r.id), ..r.clone() });
+        }
+    }
+    out
+}
+
+/// A total order over everything two records can differ in.
+fn order(a: &Reported, b: &Reported) -> std::cmp::Ordering {
+    a.asset
+        .registry_reference
+        .cmp(&b.asset.registry_reference)
+        .then_with(|| a.asset.encode_to_vec().cmp(&b.asset.encode_to_vec()))
+}
+
 /// The merged assets, ordered by kind then id, and their totals.
 pub fn merge(answers: &[Answer]) -> (Vec<MergedAsset>, AssetTotals) {
     // (registry, fetched at, asset) per identity.
@@ -213,7 +247,50 @@ mod tests {
         })
     }
 
+    fn holding(account: &str, reference: &str, quantity: i64) -> Reported {
+        let mut asset = fund(account, "600519", reference);
+        if let Some(Detail::Securities(h)) = asset.detail.as_mut() {
+            h.quantity = quantity;
+        }
+        identify(asset).unwrap()
+    }
+
+    fn quantity(a: &Asset) -> i64 {
+        match &a.detail {
+            Some(Detail::Securities(h)) => h.quantity,
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn one_identity_reported_twice_with_different_details_keeps_both() {
+        // The depository reports one account and security as two lots, each with its reference.
+        let records = distinguish(vec![holding("A1", "SEC1", 97_000), holding("A1", "SEC2", 164_100)]);
+        let answer = Answer { registry: "csdc".into(), fetched_at: UNIX_EPOCH, assets: records.into() };
+        let (merged, _) = merge(&[answer]);
+        let ids: Vec<_> = merged.iter().map(|m| (m.asset_id.as_str(), quantity(m.asset.as_ref().unwrap()))).collect();
+        assert_eq!(ids, [("A1:600519#SEC1", 97_000), ("A1:600519#SEC2", 164_100)]);
+        // The same record twice is one record.
+        assert_eq!(distinguish(vec![holding("A1", "SEC1", 5), holding("A1", "SEC1", 5)]).len(), 1);
+    }
+
     proptest! {
+        #[test]
+        fn merged_quantities_equal_what_a_registry_reported(
+            lots in prop::collection::vec(("[AB]", "S[0-9]", 0i64..1_000_000), 0..12),
+        ) {
+            let records: Vec<Reported> = lots.iter().map(|(a, r, q)| holding(a, r, *q)).collect();
+            let mut distinct = records.clone();
+            // A record sent twice alike counts once.
+            distinct.sort_by(order);
+            distinct.dedup();
+            let reported: i64 = distinct.iter().map(|r| quantity(&r.asset)).sum();
+            let answer = Answer { registry: "csdc".into(), fetched_at: UNIX_EPOCH, assets: distinguish(records).into() };
+            let (merged, _) = merge(&[answer]);
+            let kept: i64 = merged.iter().map(|m| quantity(m.asset.as_ref().unwrap())).sum();
+            prop_assert_eq!(kept, reported);
+        }
+
         #[test]
         fn merge_ignores_arrival_order(answers in arb_answers(), seed in any::<u64>()) {
             use rand::{SeedableRng, seq::SliceRandom};

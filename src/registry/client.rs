@@ -290,6 +290,6 @@ impl Attempt {
                 broken.len()
             )
         });
-        Ok(Checked { assets: kept, dropped })
+        Ok(Checked { assets: merge::distinguish(kept), dropped })
     }
 }

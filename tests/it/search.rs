@@ -211,3 +211,21 @@ async fn asking_for_a_kind_no_registry_reports_is_a_failed_precondition() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("aircraft"), "{}", err.message());
 }
+
+#[tokio::test]
+async fn every_record_a_registry_reports_is_in_the_merged_result() {
+    use assetgw::core::proto::{SearchAssetsRequest, registry_service_client::RegistryServiceClient};
+    let stack = Stack::start(standard()).await;
+    let merged = stack.search(query(&[RICH])).await.unwrap().debtors.remove(0).assets;
+    for r in &stack.registries {
+        // What the registry itself answers to the gateway's own identity.
+        let mut direct = RegistryServiceClient::new(registry_channel(&r.endpoint, &r.name));
+        let request =
+            SearchAssetsRequest { debtor: Some(debtor(RICH)), case_number: CASE.into(), ..Default::default() };
+        let mut records = direct.search_assets(request).await.unwrap().into_inner().assets;
+        records.sort_by(|a, b| a.registry_reference.cmp(&b.registry_reference));
+        records.dedup();
+        let shown = merged.iter().filter(|a| a.sources.iter().any(|s| s.registry == r.name)).count();
+        assert_eq!(shown, records.len(), "{}: every record it reported is an entry", r.name);
+    }
+}
