@@ -260,6 +260,9 @@ enum PkiCommand {
         /// Days of validity.
         #[arg(long, default_value_t = 365)]
         days: i64,
+        /// Replace an identity already issued under this name (its certificate and key).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -448,8 +451,8 @@ async fn main() -> ExitCode {
             commands::loadgen(&plan, connection.connection(), &config, json).await
         }
         Command::Pki { command: PkiCommand::Init { dir } } => commands::pki_init(&dir),
-        Command::Pki { command: PkiCommand::Issue { dir, role, name, hosts, days } } => {
-            commands::pki_issue(&dir, &role, name, &hosts, days)
+        Command::Pki { command: PkiCommand::Issue { dir, role, name, hosts, days, force } } => {
+            commands::pki_issue(&dir, &role, name, &hosts, days, force)
         }
         Command::Audit { command: AuditCommand::Verify { config } } => commands::audit_verify(&config).await,
         Command::Audit { command: AuditCommand::Export { config, case_number, debtor } } => {

@@ -78,10 +78,16 @@ pub fn reflection_services() -> Result<
     ),
     StartError,
 > {
+    // The descriptor set also holds the registry contract and the mocks' admin API, which
+    // this port does not serve: only what it serves is advertised.
     let builder = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(crate::core::proto::asset_search_service_server::SERVICE_NAME)
+            .with_service_name(crate::core::proto::seizure_service_server::SERVICE_NAME)
+            .with_service_name(tonic_health::pb::health_server::SERVICE_NAME)
+            .with_service_name(tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME)
     };
     Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }

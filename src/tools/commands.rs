@@ -19,7 +19,7 @@ use crate::{
         config::{Config, Problems},
         metrics::Metrics,
         net::{bind, shutdown_signal},
-        pki::{Ca, Role, TlsFiles, Validity},
+        pki::{self, Ca, Role, TlsFiles, Validity},
         telemetry,
     },
     registry::client::Registry,
@@ -195,7 +195,14 @@ pub fn pki_init(dir: &Path) -> Result<(), ToolError> {
 }
 
 /// `assetgw pki issue`.
-pub fn pki_issue(dir: &Path, role: &str, name: Option<String>, hosts: &[String], days: i64) -> Result<(), ToolError> {
+pub fn pki_issue(
+    dir: &Path,
+    role: &str,
+    name: Option<String>,
+    hosts: &[String],
+    days: i64,
+    force: bool,
+) -> Result<(), ToolError> {
     let role = match (role, name) {
         ("court", Some(code)) => Role::Court(code),
         ("registry", Some(name)) => Role::Registry(name),
@@ -203,6 +210,14 @@ pub fn pki_issue(dir: &Path, role: &str, name: Option<String>, hosts: &[String],
         _ => return Err(ToolError::Usage("give `court CODE`, `registry NAME` or `gateway`".into())),
     };
     let ca = Ca::load(dir).map_err(|e| ToolError::Usage(format!("{e} (create a CA with `assetgw pki init`)")))?;
+    let (existing, _) = pki::paths(dir, &role);
+    if existing.exists() && !force {
+        return Err(ToolError::Usage(format!(
+            "{} already holds the {role}'s certificate; a new one would replace the identity in use. \
+             Pass --force to replace it",
+            existing.display()
+        )));
+    }
     let (cert, key) = ca.issue_into(dir, &role, hosts, Validity::days(days))?;
     println!("issued for the {role}: {} and {} (valid {days} days)", cert.display(), key.display());
     Ok(())

@@ -143,3 +143,20 @@ fn the_deployment_configurations_are_valid() {
     let k8s = assetgw(&["check-config", "--config", path.to_str().unwrap()]);
     assert!(k8s.status.success(), "{}", text(&k8s.stderr));
 }
+
+#[test]
+fn pki_issue_never_overwrites_an_identity_without_force() {
+    let dir = scratch().join("pki");
+    let dir = dir.to_str().unwrap();
+    assert!(assetgw(&["pki", "init", "--dir", dir]).status.success());
+    let issue =
+        |extra: &[&str]| assetgw(&[&["pki", "issue", "--dir", dir, "gateway", "--host", "gw.example"], extra].concat());
+    let first = issue(&[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let cert = std::fs::read(std::path::Path::new(dir).join("gateway.pem"));
+    let again = issue(&[]);
+    assert!(!again.status.success(), "a second issue replaced the gateway's identity");
+    assert!(text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
+    assert_eq!(std::fs::read(std::path::Path::new(dir).join("gateway.pem")).ok(), cert.ok(), "left as it was");
+    assert!(issue(&["--force"]).status.success());
+}

@@ -432,6 +432,9 @@ async fn the_event_stream_resumes_without_gaps_or_duplicates(db: Db) {
     assert_eq!(rest.len(), all.iter().filter(|e| e.sequence > cut).count());
     let err = s.watch_events(WatchEventsRequest { after_sequence: -1 }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    let err = s.watch_events(WatchEventsRequest { after_sequence: i64::MAX }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "a number no event has is not a place to resume from");
+    assert!(err.message().contains("already seen"), "{}", err.message());
 }
 
 crate::on_both_backends!(

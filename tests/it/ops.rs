@@ -62,6 +62,11 @@ async fn reflection_lists_and_describes_the_services() {
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"assetgw.v1.AssetSearchService"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    // Only what the court port serves: the registry contract and the mocks' admin answer elsewhere.
+    assert!(
+        !names.iter().any(|n| n.contains("RegistryService") || n.contains("MockAdmin")),
+        "the court port advertises services it does not serve: {names:?}"
+    );
     let Some(MessageResponse::FileDescriptorResponse(files)) =
         responses.next().await.unwrap().unwrap().message_response
     else {

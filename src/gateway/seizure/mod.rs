@@ -396,8 +396,12 @@ impl SeizureService for SeizureApi {
             .handle("WatchEvents", request, |caller, _, r, note| async move {
                 note.detail(json!({ "after_sequence": r.after_sequence }));
                 let mut last = r.after_sequence;
-                if last < 0 {
-                    return Err(violation("after_sequence", "must be 0 or a sequence number already seen"));
+                let head = self.store.last_event().await?;
+                if !(0..=head).contains(&last) {
+                    return Err(violation(
+                        "after_sequence",
+                        &format!("is {last}; it must be 0 or a sequence number already seen (the last is {head})"),
+                    ));
                 }
                 let slot = self.gate.stream_slot(&caller)?;
                 let (tx, rx) = mpsc::channel(256);

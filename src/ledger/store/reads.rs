@@ -122,6 +122,12 @@ impl Store {
         })
     }
 
+    /// The number of the last event numbered.
+    pub async fn last_event(&self) -> Result<i64, LedgerError> {
+        let mut conn = self.reader().await?;
+        Ok(sqlx::query("SELECT value FROM counters WHERE name = 'events'").fetch_one(&mut *conn).await?.try_get(0)?)
+    }
+
     /// Events after `seq`, in order, at most `limit`.
     pub async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<WatchEventsResponse>, LedgerError> {
         let mut conn = self.reader().await?;
