@@ -74,9 +74,9 @@ fn banner(config: &Config, settings: &[Option<MockConfig>], gateway: SocketAddr)
     }
     out += &format!(
         "\nIn another terminal (over mutual TLS, as court 京0105 with {pki}/courts/京0105.pem):\n  \
-         {exe} search --case '（2024）京0105执1234号' --debtor 110105199001011232\n  \
+         {exe} search --gateway {scheme}://{gateway} --case '（2024）京0105执1234号' --debtor 110105199001011232\n  \
          (add --json for JSON, --stream to watch registries answer)\n  \
-         {exe} call SeizureService/PlaceSeizure '{{\"requestId\":\"r1\",\"caseNumber\":\"（2024）京0105执1234号\",\"debtor\":{{\"residentId\":\"110105199001011232\"}},\"assetKind\":\"ASSET_KIND_REAL_ESTATE\",\"assetId\":\"<from the search>\"}}'\n  \
+         {exe} call --gateway {scheme}://{gateway} SeizureService/PlaceSeizure '{{\"requestId\":\"r1\",\"caseNumber\":\"（2024）京0105执1234号\",\"debtor\":{{\"residentId\":\"110105199001011232\"}},\"assetKind\":\"ASSET_KIND_REAL_ESTATE\",\"assetId\":\"<from the search>\"}}'\n  \
          (seizures: see README, Seizures)\n\nDemo debtors (any other valid ID or credit code works too):\n"
     );
     for d in mock::data::demo_debtors().unwrap_or_default() {

@@ -62,6 +62,9 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     };
     assert!(banner.contains("assetgw dev stack is up"), "{banner}");
     assert!(banner.contains("securities-csdc"), "{banner}");
+    // Its example commands name the gateway it started, whatever the port.
+    assert!(banner.contains(&format!("search --gateway https://{gateway} ")), "{banner}");
+    assert!(banner.contains(&format!("call --gateway https://{gateway} ")), "{banner}");
 
     // The stack made its own PKI: a demo court's certificate from it is accepted.
     let tls = assetgw::ops::pki::TlsFiles::of(&pki, &assetgw::ops::pki::Role::Court("京0105".into()))
