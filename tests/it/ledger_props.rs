@@ -12,7 +12,7 @@ use assetgw::{
         proto::AssetKind,
     },
     ledger::{
-        asset_key,
+        LedgerError, asset_key,
         command::{Command, Reply, RequestKey},
         rules::{Asset, Disposal, Terms},
         store::Store,
@@ -146,7 +146,15 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         };
         if let Some(command) = command {
-            if let Ok(Reply::Control(r)) = store.execute(command).await {
+            let result = store.execute(command).await;
+            // A rule may refuse a step; the database's own invariant checks never may (they would be INTERNAL).
+            prop_assert!(
+                !matches!(result, Err(LedgerError::Db(_) | LedgerError::Corrupt(_))),
+                "step {} failed inside the database: {:?}",
+                n,
+                result
+            );
+            if let Ok(Reply::Control(r)) = result {
                 if let Some(s) = r.seizure {
                     acknowledged.push(s.seizure_id);
                 }
