@@ -220,6 +220,13 @@ impl Command {
         }
     }
 
+    /// Whether the step can change a seizure, and so record events that its
+    /// reply must wait to see numbered: marking a step audited and recording
+    /// a failed delivery change none.
+    pub(crate) fn changes_seizures(&self) -> bool {
+        !matches!(self, Command::Audited { .. } | Command::Delivered { result: Err(_), .. })
+    }
+
     /// Who asked and the step's method name, for idempotency; `None` for the gateway's own steps.
     pub(crate) fn request(&self) -> Option<(&RequestKey, &'static str)> {
         match self {

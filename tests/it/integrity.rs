@@ -114,6 +114,12 @@ async fn asset_of_kind(stack: &Stack, kind: AssetKind) -> MergedAsset {
     asset(stack, kind).await
 }
 
+/// A second handle on the stack's ledger, for `verify`.
+async fn ledger_store(stack: &Stack) -> assetgw::ledger::store::Store {
+    let terms = assetgw::ledger::rules::Terms::default();
+    assetgw::ledger::store::Store::open(&stack.ledger_url, stack.clock.clone(), terms).await.unwrap()
+}
+
 async fn sql(url: &str, statement: &str) -> i64 {
     let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
     sqlx::query_scalar(statement).fetch_one(&mut conn).await.unwrap()
@@ -295,13 +301,7 @@ async fn ledger_verify_names_every_broken_invariant_of_amounts() {
     let mut freeze = place_req("v", A, &account, 1_000);
     freeze.claim = Some(Money { currency: "CNY".into(), minor_units: 1_000 });
     s.place_seizure(as_court(A, freeze)).await.unwrap();
-    let store = assetgw::ledger::store::Store::open(
-        &stack.ledger_url,
-        stack.clock.clone(),
-        assetgw::ledger::rules::Terms::default(),
-    )
-    .await
-    .unwrap();
+    let store = ledger_store(&stack).await;
     assert_eq!(store.verify().await.unwrap(), Vec::<String>::new());
     // Behind the ledger's back, with the database's own checks removed first (as an old
     // binary or a hand edit would): the freeze grows past its claim, the balance shrinks below it.
@@ -367,13 +367,7 @@ async fn the_database_refuses_rows_that_break_an_invariant(db: Db) {
         let refused = sqlx::query(&statement).execute(&mut conn).await.expect_err(what);
         assert!(refused.to_string().contains("invariant"), "{what}: {refused}");
     }
-    let store = assetgw::ledger::store::Store::open(
-        &stack.ledger_url,
-        stack.clock.clone(),
-        assetgw::ledger::rules::Terms::default(),
-    )
-    .await
-    .unwrap();
+    let store = ledger_store(&stack).await;
     assert_eq!(store.verify().await.unwrap(), Vec::<String>::new(), "nothing of the refused writes stayed");
 }
 

@@ -182,7 +182,9 @@ impl Store {
                         other => {
                             if other.is_ok() {
                                 self.committed.notify_waiters();
-                                self.numbered().await;
+                                if command.changes_seizures() {
+                                    self.numbered().await;
+                                }
                             }
                             return other;
                         }

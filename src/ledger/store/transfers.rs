@@ -87,6 +87,14 @@ impl Store {
         rows.iter().map(|r| r.try_get(0).map_err(LedgerError::from)).collect()
     }
 
+    /// The case's live ledgers, locked and settled as of `now`.
+    async fn open_case(&self, conn: &mut AnyConnection, case_number: &str, now: Time) -> Result<Work, LedgerError> {
+        let keys = self.live_keys_of_case(conn, case_number).await?;
+        let mut w = self.open_ledgers(conn, &keys).await?;
+        w.settle(now, &self.terms);
+        Ok(w)
+    }
+
     /// R11: the case's live measures that end within 30 days, described.
     fn ending_measures(w: &Work, case_number: &str, now: Time) -> Vec<String> {
         w.ledgers
@@ -157,9 +165,7 @@ impl Store {
     ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
         let (d, received) = self.receive(conn, case, &d, now).await?;
-        let keys = self.live_keys_of_case(conn, &case_number).await?;
-        let mut w = self.open_ledgers(conn, &keys).await?;
-        w.settle(now, &self.terms);
+        let w = self.open_case(conn, &case_number, now).await?;
         let ending = Self::ending_measures(&w, &case_number, now);
         self.commit_ledgers(conn, w).await?;
         let handed_over = self.handed_to(conn, &case_number).await?.is_some();
@@ -192,9 +198,7 @@ impl Store {
     ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
         let handed_to = self.handed_to(conn, &case_number).await?;
-        let keys = self.live_keys_of_case(conn, &case_number).await?;
-        let mut w = self.open_ledgers(conn, &keys).await?;
-        w.settle(now, &self.terms);
+        let w = self.open_case(conn, &case_number, now).await?;
         let ending = Self::ending_measures(&w, &case_number, now);
         rules::handover(case, handed_to.as_deref(), &ending)?;
         let (d, _) = self.receive(conn, case, &d, now).await?;
@@ -240,9 +244,7 @@ impl Store {
         let filed_as = t.filed_at.map(|_| t.to_case.clone().unwrap_or_default());
         rules::acceptance(transfer_id, &t.to_court, filed_as.as_deref(), new_case)?;
         let to_case = new_case.to_string();
-        let keys = self.live_keys_of_case(conn, &t.from_case).await?;
-        let mut w = self.open_ledgers(conn, &keys).await?;
-        w.settle(now, &self.terms);
+        let mut w = self.open_case(conn, &t.from_case, now).await?;
         let why = format!("designation {}", t.decision);
         for (l, changes) in w.ledgers.iter_mut().zip(&mut w.changes) {
             changes.extend(l.change_holder(&t.from_case, &t.to_court, &to_case, now, &why));
