@@ -32,6 +32,7 @@ use crate::{
     ops::{
         config::LimitsConfig,
         metrics::Metrics,
+        net::Peer,
         pki::{self, Role},
     },
 };
@@ -233,7 +234,7 @@ impl Gate {
             })?;
             identifiers::parse_court_code(&String::from_utf8_lossy(&code)).map_err(Error::Unauthenticated)?
         } else {
-            let certs = request.peer_certs().ok_or_else(|| {
+            let certs = Peer::certs(request).ok_or_else(|| {
                 Error::Unauthenticated("no client certificate; connect over mutual TLS with the court's".into())
             })?;
             let cert = certs.first().ok_or_else(|| Error::Unauthenticated("no client certificate".into()))?;
@@ -344,7 +345,7 @@ impl Gate {
 /// A registry's interceptor: over mutual TLS only the gateway may call it
 /// (a court's certificate is from the same CA, but courts go through the gateway).
 pub fn gateway_only(request: Request<()>) -> Result<Request<()>, Status> {
-    let Some(certs) = request.peer_certs() else { return Ok(request) };
+    let Some(certs) = Peer::certs(&request) else { return Ok(request) };
     match certs.first().map(|c| pki::holder(c)) {
         Some(Ok(Role::Gateway)) => Ok(request),
         Some(Ok(other)) => {

@@ -28,7 +28,7 @@ use crate::{
     ops::{
         config::Config,
         metrics::Metrics,
-        net::{BindError, bind, incoming},
+        net::{BindError, admit, bind},
     },
     registry::{client::SetupError, network::Network},
 };
@@ -108,14 +108,15 @@ pub async fn run_with_clock(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let mut server = Server::builder()
+    let server = Server::builder()
         .http2_keepalive_interval(Some(config.server.keepalive))
         .http2_keepalive_timeout(Some(config.server.keepalive / 3));
-    if config.tls.plaintext {
+    let tls = if config.tls.plaintext {
         tracing::warn!("PLAINTEXT: courts are not authenticated; court codes are taken on trust from metadata");
+        None
     } else {
-        server = server.tls_config(config.tls.files().server()?)?;
-    }
+        Some(config.tls.files().server()?)
+    };
     let metrics = Metrics::new()?;
     let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
     let trail = Trail::start(&store, Key::load_or_create(&config.audit.key_file)?);
@@ -141,12 +142,13 @@ pub async fn run_with_clock(
     }
     if let Some(addr) = config.server.health_listen {
         let probes = Server::builder().add_service(health_service.clone());
-        let incoming = incoming(bind(addr).await?);
+        let incoming = admit(bind(addr).await?, None, config.server.connections.clone(), None);
         let until = until_stopped(stopped.clone());
         tokio::spawn(async move { probes.serve_with_incoming_shutdown(incoming, until).await });
         tracing::info!(%addr, "health probes (plaintext, grpc.health.v1 only) listening");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), registries = config.registries.len(), "gateway listening");
+    let incoming = admit(listener, tls, config.server.connections.clone(), Some(metrics.connections_refused.clone()));
     let draining = async move {
         shutdown.await;
         // Load balancers stop sending before the drain begins.
@@ -165,7 +167,7 @@ pub async fn run_with_clock(
             SeizureServiceServer::new(SeizureApi::new(store, network, gate))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming(listener), draining)
+        .serve_with_incoming_shutdown(incoming, draining)
         .await?;
     drop(stop);
     Ok(())

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub hedges: IntCounterVec,
     /// Calls refused at the door because too many were in flight.
     pub shed: IntCounter,
+    /// Sockets closed before they were served, by reason (`limit`, `handshake`, `preface`).
+    pub connections_refused: IntCounterVec,
     /// Control orders delivered to registries, by registry and result (`acknowledged`, `failed`).
     pub orders: IntCounterVec,
     /// Control orders not yet acknowledged, by registry.
@@ -76,6 +78,7 @@ impl Metrics {
             retries: counter(&r, "retries_total", "Searches retried, by registry", &["registry"])?,
             hedges: counter(&r, "hedges_total", "Hedged second attempts, by registry", &["registry"])?,
             orders: counter(&r, "orders_total", "Control orders delivered, by result", &["registry", "result"])?,
+            connections_refused: counter(&r, "connections_refused_total", "Sockets closed unserved", &["reason"])?,
             outbox_backlog: {
                 let g = IntGaugeVec::new(
                     Opts::new("outbox_backlog", "Control orders not yet acknowledged"),

@@ -1,9 +1,33 @@
-//! The sockets servers listen on, and the signal that stops them.
+//! The sockets servers listen on, the connections they admit, and the signal
+//! that stops them.
+//!
+//! A connection reaches the gRPC server only once it has earned it: it got a
+//! place under the total and per-address caps, completed TLS (when configured)
+//! within the handshake timeout and sent the HTTP/2 preface within the preface
+//! timeout. Until then it is one small task, so idle, half-open or slow sockets
+//! cannot pile up; a refused or timed-out socket is simply closed.
 
-use std::net::SocketAddr;
+use std::{
+    collections::HashMap,
+    io,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use prometheus::IntCounterVec;
+use rustls::pki_types::CertificateDer;
+use serde::Deserialize;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, transport::server::Connected};
 
 /// A socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +36,7 @@ pub struct BindError {
     /// The address.
     pub addr: SocketAddr,
     /// The cause.
-    pub source: std::io::Error,
+    pub source: io::Error,
 }
 
 /// Binds `addr`, naming it in the error.
@@ -20,10 +44,262 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })
 }
 
-/// Accepted connections with Nagle's algorithm off: small gRPC frames would
-/// otherwise wait out the peer's delayed ACK (~40 ms).
-pub fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+/// What a connection must do, and how many may be open, before it is served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ConnectionLimits {
+    /// Time from accept to a completed TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// Time from the handshake to the HTTP/2 connection preface.
+    #[serde(with = "humantime_serde")]
+    pub preface_timeout: Duration,
+    /// Connections open at once, in any state; the next is closed at accept.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            preface_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_per_address: 512,
+        }
+    }
+}
+
+/// The connection's peer, as the gRPC server puts it in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The peer's socket address.
+    pub addr: Option<SocketAddr>,
+    certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+impl Peer {
+    /// The verified certificate chain the caller presented (leaf first), if it used TLS.
+    pub fn certs<T>(request: &Request<T>) -> Option<Arc<Vec<CertificateDer<'static>>>> {
+        request.extensions().get::<Peer>().and_then(|peer| peer.certs.clone())
+    }
+}
+
+/// Connections admitted to the gRPC server.
+pub type Incoming = ReceiverStream<io::Result<Connection>>;
+
+/// Accepts on `listener` until the server drops the stream. With `tls`,
+/// connections complete mutual TLS first. `refused` counts closed sockets by
+/// reason (`limit`, `handshake`, `preface`).
+pub fn admit(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ConnectionLimits,
+    refused: Option<IntCounterVec>,
+) -> Incoming {
+    // A small channel: a burst of handshakes waits here, not in the server.
+    let (tx, rx) = mpsc::channel(64);
+    let counts = Arc::new(Counts::default());
+    let acceptor = tls.map(TlsAcceptor::from);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, addr) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors and similar: back off rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = tx.closed() => return,
+            };
+            let refuse = |reason: &str| {
+                if let Some(counter) = &refused {
+                    counter.with_label_values(&[reason]).inc();
+                }
+            };
+            let Some(slot) = counts.take(addr.ip(), &limits) else {
+                tracing::debug!(peer = %addr, "connection closed: connection limit reached");
+                refuse("limit");
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let (tx, acceptor, limits, refused) = (tx.clone(), acceptor.clone(), limits.clone(), refused.clone());
+            tokio::spawn(async move {
+                match handshake(tcp, addr, acceptor, &limits).await {
+                    Ok((io, peer)) => {
+                        let _ = tx.send(Ok(Connection { io, preface: 0, peer, _slot: slot })).await;
+                    }
+                    Err(reason) => {
+                        tracing::debug!(peer = %addr, reason, "connection closed before it was served");
+                        if let Some(counter) = refused {
+                            counter.with_label_values(&[reason]).inc();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// TLS (if any), then the preface, each within its time; the reason when not.
+async fn handshake(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    limits: &ConnectionLimits,
+) -> Result<(Io, Peer), &'static str> {
+    let mut io = match acceptor {
+        None => Io::Plain(tcp),
+        Some(acceptor) => match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
+            _ => return Err("handshake"),
+        },
+    };
+    let mut preface = [0u8; PREFACE.len()];
+    match tokio::time::timeout(limits.preface_timeout, io.read_exact(&mut preface)).await {
+        Ok(Ok(_)) if &preface == PREFACE => {}
+        _ => return Err("preface"),
+    }
+    let certs = match &io {
+        Io::Tls(tls) => tls.get_ref().1.peer_certificates().map(|c| Arc::new(c.to_vec())),
+        Io::Plain(_) => None,
+    };
+    Ok((io, Peer { addr: Some(addr), certs }))
+}
+
+/// Open connections in total and per address.
+#[derive(Default)]
+struct Counts(Mutex<(usize, HashMap<IpAddr, usize>)>);
+
+impl Counts {
+    fn take(self: &Arc<Self>, ip: IpAddr, limits: &ConnectionLimits) -> Option<Slot> {
+        let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (total, per) = &mut *guard;
+        let mine = per.entry(ip).or_default();
+        if *total >= limits.max_connections || *mine >= limits.max_per_address {
+            if *mine == 0 {
+                per.remove(&ip);
+            }
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Slot { counts: self.clone(), ip })
+    }
+}
+
+/// A connection's place under the caps, given back when it closes.
+struct Slot {
+    counts: Arc<Counts>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut guard = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (total, per) = &mut *guard;
+        *total -= 1;
+        if let Some(mine) = per.get_mut(&self.ip) {
+            *mine -= 1;
+            if *mine == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// An admitted connection. The preface it sent is read again by the server
+/// first, so the HTTP/2 layer sees the stream from its start.
+pub struct Connection {
+    io: Io,
+    /// How much of the preface the server has read back.
+    preface: usize,
+    peer: Peer,
+    _slot: Slot,
+}
+
+impl Connected for Connection {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.preface < PREFACE.len() {
+            let n = buf.remaining().min(PREFACE.len() - this.preface);
+            buf.put_slice(&PREFACE[this.preface..this.preface + n]);
+            this.preface += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, data),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, data),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

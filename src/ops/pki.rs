@@ -11,6 +11,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use chrono::Datelike;
@@ -18,7 +19,12 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use rustls::{
+    RootCertStore, ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::WebPkiClientVerifier,
+};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::core::{
     clock::{Clock, SystemClock},
@@ -76,6 +82,9 @@ pub enum PkiError {
     /// What was asked for cannot be issued.
     #[error("{0}")]
     Invalid(String),
+    /// The files do not make a TLS configuration (unreadable PEM, key not matching).
+    #[error("{0}")]
+    Tls(String),
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -279,9 +288,31 @@ impl TlsFiles {
         Ok(Certificate::from_pem(read(&self.ca)?))
     }
 
-    /// A server that requires a client certificate signed by our CA.
-    pub fn server(&self) -> Result<ServerTlsConfig, PkiError> {
-        Ok(ServerTlsConfig::new().identity(self.identity()?).client_ca_root(self.ca()?))
+    /// A server that requires a client certificate signed by our CA and speaks HTTP/2.
+    pub fn server(&self) -> Result<Arc<ServerConfig>, PkiError> {
+        let bad = |path: &Path, e: &dyn std::fmt::Display| PkiError::Tls(format!("{}: {e}", path.display()));
+        let pems = |path: &Path| {
+            CertificateDer::pem_slice_iter(read(path)?.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(path, &e))
+        };
+        let mut roots = RootCertStore::empty();
+        for ca in pems(&self.ca)? {
+            roots.add(ca).map_err(|e| bad(&self.ca, &e))?;
+        }
+        let key = PrivateKeyDer::from_pem_slice(read(&self.key)?.as_bytes()).map_err(|e| bad(&self.key, &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| bad(&self.ca, &e))?;
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| PkiError::Tls(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(pems(&self.cert)?, key)
+            .map_err(|e| bad(&self.cert, &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// A client that presents our certificate and expects the server to be `server_name`.

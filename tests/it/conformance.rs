@@ -22,7 +22,10 @@ use assetgw::{
         debtor,
         registry_service_server::{RegistryService, RegistryServiceServer},
     },
-    ops::pki::Role,
+    ops::{
+        net::{ConnectionLimits, admit},
+        pki::Role,
+    },
     tools::conformance::{self, Target, UNKNOWN_DEBTOR},
     tools::mock::data::{self, Profile},
 };
@@ -183,11 +186,9 @@ async fn serve(fixture: Faulty) -> SocketAddr {
     let tls = tls_of(Role::Registry("fixture".into())).server().unwrap();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .tls_config(tls)
-            .unwrap()
             .add_optional_service(with_health.then_some(health_service))
             .add_service(RegistryServiceServer::new(fixture))
-            .serve_with_incoming(assetgw::ops::net::incoming(listener))
+            .serve_with_incoming(admit(listener, Some(tls), ConnectionLimits::default(), None))
             .await
     });
     addr

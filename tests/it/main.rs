@@ -7,6 +7,7 @@ mod audit;
 mod cache;
 mod cli;
 mod conformance;
+mod connections;
 mod court_rules;
 mod dev;
 mod faults;

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use assetgw::ops::net::{ConnectionLimits, admit};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
@@ -44,7 +45,7 @@ async fn a_gateway_exports_its_spans_over_otlp() {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let server = tonic::transport::Server::builder()
         .add_service(TraceServiceServer::new(collector.clone()))
-        .serve_with_incoming(assetgw::ops::net::incoming(listener));
+        .serve_with_incoming(admit(listener, None, ConnectionLimits::default(), None));
     tokio::spawn(server);
 
     let stack = Stack::start(standard()).await;

@@ -108,6 +108,18 @@ impl Config {
         if self.server.keepalive.is_zero() {
             out.push(problem("server.keepalive", "must be longer than zero"));
         }
+        let c = &self.server.connections;
+        for (key, value) in [("handshake_timeout", c.handshake_timeout), ("preface_timeout", c.preface_timeout)] {
+            if value.is_zero() {
+                out.push(problem(format!("server.connections.{key}"), "must be longer than zero"));
+            }
+        }
+        if c.max_per_address == 0 || c.max_per_address > c.max_connections {
+            out.push(problem(
+                "server.connections.max_per_address",
+                format!("must be between 1 and max_connections ({})", c.max_connections),
+            ));
+        }
         if s.max_debtors == 0 {
             out.push(problem("search.max_debtors", "must be at least 1"));
         }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::{
     core::proto::{AssetKind, RegistryKind},
-    ops::pki::TlsFiles,
+    ops::{net::ConnectionLimits, pki::TlsFiles},
 };
 
 mod check;
@@ -72,6 +72,8 @@ pub struct ServerConfig {
     /// HTTP/2 keepalive pings on idle connections (courts and registries), so dead peers are noticed.
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
+    /// What a connection must do, and how many may be open, before it is served.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             metrics_listen: None,
             max_in_flight: 1024,
             keepalive: Duration::from_secs(30),
+            connections: ConnectionLimits::default(),
         }
     }
 }

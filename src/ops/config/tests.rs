@@ -57,6 +57,10 @@ fn every_unknown_key_is_reported_at_once() {
 #[test]
 fn every_cross_field_problem_is_reported_with_its_key() {
     let text = r#"
+        [server.connections]
+        preface_timeout = "0s"
+        max_connections = 10
+        max_per_address = 11
         [search]
         deadline = "2s"
         max_debtors = 0
@@ -80,6 +84,8 @@ fn every_cross_field_problem_is_reported_with_its_key() {
         keys(problems.clone()),
         [
             "calls.timeout",
+            "server.connections.preface_timeout",
+            "server.connections.max_per_address",
             "search.max_debtors",
             "registries[0].endpoint",
             "registries[0].calls.timeout",
@@ -91,7 +97,7 @@ fn every_cross_field_problem_is_reported_with_its_key() {
         ]
     );
     let shown = problems.to_string();
-    assert!(shown.starts_with("9 configuration problem(s):"), "{shown}");
+    assert!(shown.starts_with("11 configuration problem(s):"), "{shown}");
     assert!(shown.contains("registries[0].calls.timeout: (5s) is longer than search.deadline (2s)"), "{shown}");
 }
 

@@ -39,7 +39,7 @@ use crate::{
     },
     gateway::{auth, server::StartError},
     ops::{
-        net::{BindError, bind, incoming},
+        net::{BindError, ConnectionLimits, admit, bind},
         pki::TlsFiles,
     },
 };
@@ -192,17 +192,15 @@ impl MockRegistry {
         info!(registry = %self.name, kind = self.kind.short_name(), ?addr, latency = %f.latency,
               error_rate = f.error_rate, down = f.down, tls = tls.is_some(), "mock registry listening");
         let admin = MockAdminServiceServer::new(Admin(self.faults.clone()));
-        let mut server = tonic::transport::Server::builder();
-        if let Some(files) = &tls {
-            server = server.tls_config(files.server()?)?;
-        }
-        server
+        let tls = tls.as_ref().map(TlsFiles::server).transpose()?;
+        let incoming = admit(listener, tls, ConnectionLimits::default(), None);
+        tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)
             .add_service(InterceptedService::new(admin, auth::gateway_only))
             .add_service(InterceptedService::new(RegistryServiceServer::new(self), auth::gateway_only))
-            .serve_with_incoming_shutdown(incoming(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         Ok(())
     }
