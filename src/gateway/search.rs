@@ -8,6 +8,7 @@
 use std::{pin::pin, sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use prost::Message;
 use serde_json::{Value, json};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
@@ -276,18 +277,59 @@ fn audit_detail(response: &SearchResponse) -> Value {
     json!({ "debtors": debtors })
 }
 
-/// Groups finished legs per debtor and merges each debtor's answers.
-fn respond(plan: &Plan, legs: &[Leg], now: Time) -> SearchResponse {
+/// Bytes a record adds to a reply beyond its own encoding: its entry, sources and seizure summary.
+const RECORD_OVERHEAD: usize = 160;
+
+/// Which answers fit in `budget` bytes, given each one's size: the smallest
+/// first, so that one huge answer costs only itself (ties by position, so the
+/// choice does not depend on arrival order).
+fn fit(sizes: &[usize], budget: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| (sizes[i], i));
+    let (mut used, mut fits) = (0usize, vec![false; sizes.len()]);
+    for i in order {
+        if used.saturating_add(sizes[i]) <= budget {
+            used += sizes[i];
+            fits[i] = true;
+        }
+    }
+    fits
+}
+
+/// Groups finished legs per debtor and merges each debtor's answers, within
+/// `max_bytes`: an answer that does not fit is reported `OMITTED`, not sent.
+fn respond(plan: &Plan, legs: &[Leg], now: Time, max_bytes: usize) -> SearchResponse {
+    let mut mine: Vec<&Leg> = legs.iter().collect();
+    mine.sort_by(|a, b| (a.debtor_index, &a.registry.name).cmp(&(b.debtor_index, &b.registry.name)));
+    let answers: Vec<Option<Answer>> = mine.iter().map(|l| answer(l, &plan.kinds)).collect();
+    let size = |a: &Answer| a.assets.iter().map(|r| r.asset.encoded_len() + RECORD_OVERHEAD).sum::<usize>();
+    let sizes: Vec<usize> = answers.iter().map(|a| a.as_ref().map_or(0, size)).collect();
+    let fits = fit(&sizes, max_bytes);
+    let mut per_debtor: Vec<(Vec<RegistryOutcome>, Vec<Answer>)> =
+        plan.debtors.iter().map(|_| Default::default()).collect();
+    for ((leg, answer), fits) in mine.iter().zip(answers).zip(fits) {
+        let (registries, kept) = &mut per_debtor[leg.debtor_index];
+        let mut outcome = outcome(leg, answer.as_ref());
+        match answer {
+            Some(answer) if fits => kept.push(answer),
+            Some(answer) => {
+                outcome.status = RegistryStatus::Omitted as i32;
+                outcome.message = format!(
+                    "its {} records ({} KiB) did not fit in this reply's {} KiB; SearchStream sends them",
+                    answer.assets.len(),
+                    size(&answer) / 1024,
+                    max_bytes / 1024
+                );
+            }
+            None => {}
+        }
+        registries.push(outcome);
+    }
     let debtors = plan
         .debtors
         .iter()
-        .enumerate()
-        .map(|(i, (_, debtor))| {
-            let mut mine: Vec<&Leg> = legs.iter().filter(|l| l.debtor_index == i).collect();
-            mine.sort_by(|a, b| a.registry.name.cmp(&b.registry.name));
-            let answers: Vec<Option<Answer>> = mine.iter().map(|l| answer(l, &plan.kinds)).collect();
-            let registries = mine.iter().zip(&answers).map(|(l, a)| outcome(l, a.as_ref())).collect();
-            let answers: Vec<Answer> = answers.into_iter().flatten().collect();
+        .zip(per_debtor)
+        .map(|((_, debtor), (registries, answers))| {
             let (assets, totals) = merge::merge(&answers);
             DebtorResult { debtor: Some(debtor.clone()), assets, registries, totals: Some(totals) }
         })
@@ -308,7 +350,7 @@ impl AssetSearchService for SearchApi {
                 let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
                     .await
                     .map_err(|_| Error::DeadlineExceeded(search.budget))?;
-                let mut response = respond(&search.plan, &legs, self.clock.now());
+                let mut response = respond(&search.plan, &legs, self.clock.now(), self.limits.max_reply_bytes);
                 let case = &search.plan.caller.case_number;
                 annotate(&self.ledger, case, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut())).await;
                 note.detail(audit_detail(&response));
@@ -338,6 +380,7 @@ impl AssetSearchService for SearchApi {
             let ledger = self.ledger.clone();
             let clock = self.clock.clone();
             let gate = self.gate.clone();
+            let max_reply_bytes = self.limits.max_reply_bytes;
             let result_note = Note::default();
             result_note.case(search.plan.caller.case_number.clone());
             result_note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
@@ -352,7 +395,7 @@ impl AssetSearchService for SearchApi {
                             Ok(next) => next,
                         };
                         let Some(leg) = next else {
-                            let mut summary = respond(&search.plan, &done, clock.now());
+                            let mut summary = respond(&search.plan, &done, clock.now(), max_reply_bytes);
                             let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
                             annotate(&ledger, &case, assets).await;
                             result_note.detail(audit_detail(&summary));
@@ -391,6 +434,13 @@ impl AssetSearchService for SearchApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_fit_smallest_first_and_one_huge_answer_costs_only_itself() {
+        assert_eq!(fit(&[100, 5_000, 200, 0, 300], 1_000), [true, false, true, true, true]);
+        assert_eq!(fit(&[600, 600, 600], 1_200), [true, true, false], "ties go by position");
+        assert_eq!(fit(&[usize::MAX, 1], 10), [false, true]);
+    }
 
     #[test]
     fn grpc_timeout_header_units() {

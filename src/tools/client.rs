@@ -218,6 +218,7 @@ fn status_name(status: i32) -> &'static str {
         RegistryStatus::Unavailable => "unavailable",
         RegistryStatus::Error => "error",
         RegistryStatus::InvalidResponse => "invalid response",
+        RegistryStatus::Omitted => "omitted (too large for one reply)",
         RegistryStatus::Unspecified => "?",
     }
 }

@@ -229,3 +229,55 @@ async fn every_record_a_registry_reports_is_in_the_merged_result() {
         assert_eq!(shown, records.len(), "{}: every record it reported is an entry", r.name);
     }
 }
+
+/// A resident ID born on day `n` of 1980 in Beijing's Dongcheng district, with its check character.
+fn resident(n: u32) -> String {
+    let date = chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap() + chrono::Days::new(n.into());
+    let body = format!("110101{}{:03}", date.format("%Y%m%d"), 100 + n);
+    format!("{body}{}", char::from(assetgw::core::identifiers::resident_id_check(body.as_bytes())))
+}
+
+#[tokio::test]
+async fn a_reply_stays_within_its_bound_and_names_what_it_left_out() {
+    use prost::Message;
+    let debtors: Vec<String> = [RICH.to_string()].into_iter().chain((1..10).map(resident)).collect();
+    let names: Vec<&str> = debtors.iter().map(String::as_str).collect();
+    let whole = Stack::start(standard()).await.search(query(&names)).await.unwrap();
+    let bound = whole.encoded_len() / 2;
+    assert!(bound >= 8 * 1024, "the demo data is too small for this test: {} bytes", whole.encoded_len());
+
+    let stack = Stack::with(standard(), |c| c.search.max_reply_bytes = bound).await;
+    let reply = stack.search(query(&names)).await.unwrap();
+    assert!(reply.encoded_len() <= bound, "{} bytes over a bound of {bound}", reply.encoded_len());
+    let mut omitted = 0;
+    for (part, full) in reply.debtors.iter().zip(&whole.debtors) {
+        for (o, f) in part.registries.iter().zip(&full.registries) {
+            assert_eq!(o.asset_count, f.asset_count, "{}: the count says what it reported", o.registry);
+            let shown = part.assets.iter().filter(|a| a.sources.iter().any(|s| s.registry == o.registry)).count();
+            if status(o) == RegistryStatus::Omitted {
+                omitted += 1;
+                assert_eq!(shown, 0);
+                assert!(o.message.contains("did not fit") && o.message.contains("SearchStream"), "{}", o.message);
+            } else {
+                assert_eq!(status(o), status(f));
+                let whole_shown = full.assets.iter().filter(|a| a.sources.iter().any(|s| s.registry == o.registry));
+                assert_eq!(shown, whole_shown.count(), "{}: an answer that fits is shown whole", o.registry);
+            }
+        }
+    }
+    assert!(omitted > 0, "half the bound must leave some answer out");
+
+    // The stream sends every answer in its own message; its summary keeps the same bound.
+    let request = SearchStreamRequest { query: Some(query(&names)) };
+    let mut stream = stack.client().await.search_stream(request).await.unwrap().into_inner();
+    let (mut streamed, mut summary) = (0u32, None);
+    while let Some(event) = stream.next().await {
+        match event.unwrap().event.unwrap() {
+            Event::RegistryAnswer(a) => streamed += a.assets.len() as u32,
+            Event::Summary(s) => summary = Some(s),
+        }
+    }
+    let reported: u32 = whole.debtors.iter().flat_map(|d| &d.registries).map(|o| o.asset_count).sum();
+    assert_eq!(streamed, reported, "the stream leaves nothing out");
+    assert!(summary.unwrap().encoded_len() <= bound);
+}

@@ -123,6 +123,9 @@ impl Config {
         if s.max_debtors == 0 {
             out.push(problem("search.max_debtors", "must be at least 1"));
         }
+        if !(8 * 1024..=64 * 1024 * 1024).contains(&s.max_reply_bytes) {
+            out.push(problem("search.max_reply_bytes", "must be between 8 KiB and 64 MiB"));
+        }
         if self.cache.max_entries == 0 {
             out.push(problem(
                 "cache.max_entries",

@@ -98,11 +98,15 @@ pub struct SearchConfig {
     pub deadline: Duration,
     /// Most debtors one search may name.
     pub max_debtors: usize,
+    /// Bound on one reply (a unary result, a stream's summary): registries'
+    /// answers that do not fit are reported `OMITTED`. Under the 4 MiB most
+    /// gRPC clients accept by default.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { deadline: Duration::from_secs(10), max_debtors: 10 }
+        Self { deadline: Duration::from_secs(10), max_debtors: 10, max_reply_bytes: 3 * 1024 * 1024 }
     }
 }
 
