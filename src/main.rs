@@ -123,6 +123,13 @@ enum Command {
         /// Talk plaintext (a registry on a closed test network).
         #[arg(long, conflicts_with = "name")]
         plaintext: bool,
+        /// A certificate of the same CA that is not the gateway's, which the registry
+        /// must refuse (default: court 京0105's in the PKI directory, if there).
+        #[arg(long, requires = "outsider_key")]
+        outsider_cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires = "outsider_cert")]
+        outsider_key: Option<PathBuf>,
         /// A debtor the registry holds at least one asset for.
         #[arg(long, default_value = assetgw::tools::conformance::KNOWN_DEBTOR)]
         debtor: String,
@@ -416,7 +423,24 @@ async fn main() -> ExitCode {
         Command::Call { connection, method, request, timeout } => {
             client::call(&connection.connection(), &method, &request, timeout).await.map_err(ToolError::from)
         }
-        Command::Conformance { target, name, pki, cert, key, plaintext, debtor, deadline, json } => {
+        Command::Conformance {
+            target,
+            name,
+            pki,
+            cert,
+            key,
+            plaintext,
+            outsider_cert,
+            outsider_key,
+            debtor,
+            deadline,
+            json,
+        } => {
+            let mut outsider = TlsFiles::of(&pki, &Role::Court("京0105".into()));
+            if let Some((cert, key)) = outsider_cert.zip(outsider_key) {
+                (outsider.cert, outsider.key) = (cert, key);
+            }
+            let outsider = (!plaintext && outsider.cert.exists()).then_some(outsider);
             let tls = match (plaintext, name) {
                 (true, _) => Ok(None),
                 (false, Some(name)) => {
@@ -431,7 +455,9 @@ async fn main() -> ExitCode {
                 )),
             };
             match tls {
-                Ok(tls) => commands::conformance(Target { address: target, tls, debtor, deadline }, json).await,
+                Ok(tls) => {
+                    commands::conformance(Target { address: target, tls, debtor, deadline, outsider }, json).await
+                }
                 Err(e) => Err(e),
             }
         }

@@ -134,7 +134,12 @@ async fn deliver(registry: &Registry, order: &PendingOrder) -> Result<Ack, Contr
     let reference = order.registry_ref.clone().unwrap_or_default();
     let end = order.end.map(ts);
     let call = match order.kind {
-        OrderKind::Seize => Control::Seize(SeizeRequest { order: header, amount: order.amount, end_time: end }),
+        OrderKind::Seize => Control::Seize(SeizeRequest {
+            order: header,
+            amount: order.amount,
+            end_time: end,
+            registry_reference: reference,
+        }),
         OrderKind::Renew => {
             Control::Renew(RenewRequest { order: header, registry_reference: reference, end_time: end })
         }

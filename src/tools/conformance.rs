@@ -8,15 +8,15 @@ use std::{collections::BTreeSet, time::Duration};
 
 use prost::Message;
 use serde::Serialize;
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, Request, Response, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::{
     core::clock::{Clock, SystemClock},
     core::merge,
     core::proto::{
-        AssetKind, ControlOrder, Debtor, DescribeRequest, RegistryKind, ReleaseRequest, RenewRequest,
-        SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, debtor,
+        AssetKind, ControlOrder, Debtor, DeductRequest, DescribeRequest, RegistryKind, ReleaseRequest, RenewRequest,
+        SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, SeizeResponse, debtor,
         registry_service_client::RegistryServiceClient,
     },
     ops::pki::TlsFiles,
@@ -38,6 +38,9 @@ pub struct Target {
     pub debtor: String,
     /// The deadline given to each call, as the gateway gives it.
     pub deadline: Duration,
+    /// A certificate of the same CA that is not the gateway's (a court's): the
+    /// registry must refuse it. `None` over plaintext, or when there is none.
+    pub outsider: Option<TlsFiles>,
 }
 
 /// One check's outcome.
@@ -261,15 +264,10 @@ impl Suite {
 
     /// The first seizure's reference (for the renewal and release checks), and whether a retry was idempotent.
     async fn idempotent(&self, asset: &merge::Reported) -> (Option<String>, Verdict) {
-        let end = SystemClock.now() + chrono::Duration::days(365);
-        let seize = || SeizeRequest {
-            order: order(&format!("{}-seize", self.run), asset),
-            amount: 1,
-            end_time: Some(crate::core::proto::ts(end)),
-        };
-        let first = match self.client.clone().seize(self.request(seize())).await {
-            Ok(r) => r.into_inner(),
-            Err(s) => return (None, Err(status_text(&s))),
+        let seize = || self.seize_order("seize", asset, 1, Some(365), String::new());
+        let first = match self.seize(seize()).await {
+            Ok(r) => r,
+            Err(e) => return (None, Err(e)),
         };
         if first.registry_reference.is_empty() {
             return (None, Err("Seize answered no registry_reference".into()));
@@ -285,6 +283,106 @@ impl Suite {
             Err(s) => Err(format!("the retry failed: {}", status_text(&s))),
         };
         (reference, outcome)
+    }
+
+    /// A Seize order under this run's `key`, `amount`, ending `days` from now
+    /// (none: it waits), quoting `reference` (a waiting seizure taking effect).
+    fn seize_order(
+        &self,
+        key: &str,
+        asset: &merge::Reported,
+        amount: i64,
+        days: Option<i64>,
+        reference: String,
+    ) -> SeizeRequest {
+        let end = days.map(|d| crate::core::proto::ts(SystemClock.now() + chrono::Duration::days(d)));
+        SeizeRequest {
+            order: order(&format!("{}-{key}", self.run), asset),
+            amount,
+            end_time: end,
+            registry_reference: reference,
+        }
+    }
+
+    async fn seize(&self, request: SeizeRequest) -> Result<SeizeResponse, String> {
+        self.client.clone().seize(self.request(request)).await.map(Response::into_inner).map_err(|s| status_text(&s))
+    }
+
+    /// A second seizure behind the first waits (no dates); quoting its
+    /// reference with a term lets it take effect (dates); an unknown reference is NOT_FOUND.
+    /// Leaves nothing behind: the waiting seizure is released.
+    async fn waiting_and_promotion(&self, asset: &merge::Reported) -> (Verdict, Verdict) {
+        let waiting = match self.seize(self.seize_order("waiting", asset, 1, None, String::new())).await {
+            Ok(w) if w.registry_reference.is_empty() => Err("a waiting Seize answered no registry_reference".into()),
+            Ok(w) if w.start_time.is_some() || w.end_time.is_some() => Err(format!(
+                "a waiting Seize (no end_time) answered start {:?} and end {:?}; a waiting seizure has no term",
+                w.start_time, w.end_time
+            )),
+            Ok(w) => Ok(w.registry_reference),
+            Err(e) => Err(e),
+        };
+        let reference = match waiting {
+            Ok(r) => r,
+            Err(e) => return (Err(e), Err("needs the waiting seizure of seize_waiting".into())),
+        };
+        let promoted = self.seize(self.seize_order("promote", asset, 1, Some(365), reference.clone())).await;
+        let promoted = match promoted {
+            Ok(p) if p.registry_reference == reference && p.start_time.is_some() && p.end_time.is_some() => {
+                let unknown = self.seize_order("promote-unknown", asset, 1, Some(365), format!("no-such-{}", self.run));
+                match self.client.clone().seize(self.request(unknown)).await {
+                    Err(s) if s.code() == Code::NotFound => {
+                        Ok(format!("{reference} took effect; unknown reference NOT_FOUND"))
+                    }
+                    Err(s) => Err(format!("an unknown reference: {} instead of NOT_FOUND", status_text(&s))),
+                    Ok(_) => Err("an unknown reference answered OK; answer NOT_FOUND".into()),
+                }
+            }
+            Ok(p) => Err(format!(
+                "quoting `{reference}` answered reference `{}`, start {:?}, end {:?}: answer the same reference and the term you started",
+                p.registry_reference, p.start_time, p.end_time
+            )),
+            Err(e) => Err(e),
+        };
+        let release = ReleaseRequest {
+            order: order(&format!("{}-release-waiting", self.run), asset),
+            registry_reference: reference.clone(),
+        };
+        let _ = self.client.clone().release(self.request(release)).await;
+        (Ok(format!("{reference}, no term while it waits")), promoted)
+    }
+
+    /// Deducting from a deposit freeze answers what remains; a retry has one effect.
+    async fn deduct(&self, deposit: Option<&merge::Reported>) -> Verdict {
+        let Some(asset) = deposit else { return Ok("not applicable: no deposit among the assets".into()) };
+        let freeze = self.seize(self.seize_order("deduct-freeze", asset, 100, Some(365), String::new())).await?;
+        let reference = freeze.registry_reference;
+        let request = || DeductRequest {
+            order: order(&format!("{}-deduct", self.run), asset),
+            registry_reference: reference.clone(),
+            amount: 40,
+        };
+        let first =
+            self.client.clone().deduct(self.request(request())).await.map_err(|s| status_text(&s))?.into_inner();
+        let again =
+            self.client.clone().deduct(self.request(request())).await.map_err(|s| status_text(&s))?.into_inner();
+        let release = ReleaseRequest {
+            order: order(&format!("{}-release-deduct", self.run), asset),
+            registry_reference: reference.clone(),
+        };
+        let _ = self.client.clone().release(self.request(release)).await;
+        if first.registry_reference != reference || first.deducted_at.is_none() || first.remaining != 60 {
+            return Err(format!(
+                "deducting 40 of 100 answered reference `{}`, deducted_at {:?}, remaining {}: answer the freeze's reference, when, and 60",
+                first.registry_reference, first.deducted_at, first.remaining
+            ));
+        }
+        if again != first {
+            return Err(format!(
+                "the same deduction twice left {} then {}: a retried order has one effect",
+                first.remaining, again.remaining
+            ));
+        }
+        Ok(format!("{reference}: 40 of 100 deducted, 60 remain, once"))
     }
 
     async fn renew(&self, asset: &merge::Reported, reference: &str) -> Verdict {
@@ -328,6 +426,32 @@ impl Suite {
             Err(s) if s.code() == Code::NotFound => Ok("NOT_FOUND".into()),
             Err(s) => Err(format!("{} instead of NOT_FOUND", status_text(&s))),
             Ok(_) => Err("answered OK for a reference it never issued; answer NOT_FOUND".into()),
+        }
+    }
+}
+
+/// A caller that is not the gateway (a court's certificate from the same CA) is refused.
+async fn outsider(target: &Target) -> Verdict {
+    let (Some(files), Some((_, name))) = (&target.outsider, &target.tls) else {
+        return Ok("not checked: plaintext, or no outsider certificate given".into());
+    };
+    let seen = async {
+        let tls = files.client(name).map_err(|e| e.to_string())?;
+        let endpoint = Channel::from_shared(format!("https://{}", target.address)).map_err(|e| e.to_string())?;
+        let channel = endpoint.tls_config(tls).map_err(|e| e.to_string())?.connect_lazy();
+        let mut request = Request::new(SearchAssetsRequest { debtor: person(&target.debtor), ..Default::default() });
+        request.set_timeout(target.deadline);
+        Ok::<_, String>(RegistryServiceClient::new(channel).search_assets(request).await)
+    };
+    match seen.await? {
+        Err(s) if s.code() == Code::PermissionDenied => Ok("PERMISSION_DENIED".into()),
+        // Refused in the handshake (e.g. the certificate is not for client use): never answered.
+        Err(s) if s.code() == Code::Unavailable || s.code() == Code::Unknown => {
+            Ok(format!("refused: {}", status_text(&s)))
+        }
+        Err(s) => Err(format!("{} instead of PERMISSION_DENIED", status_text(&s))),
+        Ok(_) => {
+            Err("answered a caller that is not the gateway; refuse any other certificate with PERMISSION_DENIED".into())
         }
     }
 }
@@ -390,6 +514,7 @@ pub async fn run(target: Target) -> Result<Report, ConnectError> {
     record("invalid_input", "invalid input is INVALID_ARGUMENT", suite.invalid_input().await);
     record("deadline", "answers within the caller's grpc-timeout", suite.deadline().await);
     record("health", "serves grpc.health.v1", suite.health().await);
+    let deposit = assets.as_ref().ok().and_then(|a| a.iter().find(|r| r.kind == AssetKind::Deposit).cloned());
     let asset = assets.ok().and_then(|a| a.into_iter().next());
     let needs_asset =
         || Err::<String, _>("needs an asset from search_well_formed and a seizure from seize_idempotent".to_string());
@@ -398,6 +523,12 @@ pub async fn run(target: Target) -> Result<Report, ConnectError> {
         None => (None, needs_asset()),
     };
     record("seize_idempotent", "the same idempotency key twice has one effect", idempotent);
+    let (waiting, promoted) = match (&asset, &reference) {
+        (Some(a), Some(_)) => suite.waiting_and_promotion(a).await,
+        _ => (needs_asset(), needs_asset()),
+    };
+    record("seize_waiting", "a Seize without end_time waits: a reference, no dates", waiting);
+    record("seize_promotion", "quoting a waiting reference starts its term", promoted);
     let (renewed, released, unknown) = match (&asset, &reference) {
         (Some(a), Some(r)) => (suite.renew(a, r).await, suite.release(a, r).await, suite.release_unknown(a).await),
         (Some(a), None) => (needs_asset(), needs_asset(), suite.release_unknown(a).await),
@@ -406,5 +537,7 @@ pub async fn run(target: Target) -> Result<Report, ConnectError> {
     record("renew_answers", "a renewal answers the reference and dates", renewed);
     record("release_answers", "a release answers the reference and date", released);
     record("release_unknown_not_found", "releasing an unknown reference is NOT_FOUND", unknown);
+    record("deduct_answers", "a deduction answers what remains, once", suite.deduct(deposit.as_ref()).await);
+    record("refuses_outsiders", "a caller that is not the gateway is refused", outsider(&target).await);
     Ok(Report { target: target.address, checks })
 }

@@ -55,7 +55,7 @@ class Bank(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self):
         self.lock = threading.Lock()
         self.answers = {}  # idempotency key -> response
-        self.held = {}  # registry reference -> end time
+        self.held = {}  # registry reference -> {"start", "end", "amount"}
 
     def Describe(self, request, context):
         only_the_gateway(context)
@@ -101,11 +101,29 @@ class Bank(registry_pb2_grpc.RegistryServiceServicer):
 
     def Seize(self, request, context):
         only_the_gateway(context)
+        if request.registry_reference:
+            # A seizure that waited takes effect: its term starts now, by this bank's clock.
+            with self.lock:
+                self._known(request.registry_reference, context)
+
+            def promote():
+                held = self.held[request.registry_reference]
+                held.update(start=held["start"] or now(), end=request.end_time, amount=request.amount)
+                return registry_pb2.SeizeResponse(
+                    registry_reference=request.registry_reference, start_time=held["start"], end_time=held["end"]
+                )
+
+            return self._once(request.order, context, promote)
 
         def act():
             reference = f"py-bank-{len(self.held) + 1:06d}"
-            self.held[reference] = request.end_time
-            return registry_pb2.SeizeResponse(registry_reference=reference, start_time=now(), end_time=request.end_time)
+            # Without an end time the seizure waits behind another: no term yet.
+            waiting = not request.HasField("end_time")
+            start = None if waiting else now()
+            self.held[reference] = {"start": start, "end": request.end_time, "amount": request.amount}
+            if waiting:
+                return registry_pb2.SeizeResponse(registry_reference=reference)
+            return registry_pb2.SeizeResponse(registry_reference=reference, start_time=start, end_time=request.end_time)
 
         return self._once(request.order, context, act)
 
@@ -115,9 +133,10 @@ class Bank(registry_pb2_grpc.RegistryServiceServicer):
             self._known(request.registry_reference, context)
 
         def act():
-            self.held[request.registry_reference] = request.end_time
+            held = self.held[request.registry_reference]
+            held.update(start=held["start"] or now(), end=request.end_time)
             return registry_pb2.RenewResponse(
-                registry_reference=request.registry_reference, start_time=now(), end_time=request.end_time
+                registry_reference=request.registry_reference, start_time=held["start"], end_time=request.end_time
             )
 
         return self._once(request.order, context, act)
@@ -134,7 +153,22 @@ class Bank(registry_pb2_grpc.RegistryServiceServicer):
 
     def Deduct(self, request, context):
         only_the_gateway(context)
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "this example bank does not deduct")
+        with self.lock:
+            self._known(request.registry_reference, context)
+            held = self.held[request.registry_reference]
+            first = request.order.idempotency_key not in self.answers
+            if first and not 0 < request.amount <= held["amount"]:
+                context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION, f"cannot deduct {request.amount} of {held['amount']} frozen"
+                )
+
+        def act():
+            held["amount"] -= request.amount
+            return registry_pb2.DeductResponse(
+                registry_reference=request.registry_reference, deducted_at=now(), remaining=held["amount"]
+            )
+
+        return self._once(request.order, context, act)
 
 
 def main():

@@ -29,12 +29,12 @@ use assetgw::{
     tools::conformance::{self, Target, UNKNOWN_DEBTOR},
     tools::mock::data::{self, Profile},
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
 
 use crate::harness::*;
 
 /// Every check the suite runs, in order.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 15] = [
     "describe",
     "search_well_formed",
     "search_deterministic",
@@ -43,9 +43,13 @@ const CHECKS: [&str; 11] = [
     "deadline",
     "health",
     "seize_idempotent",
+    "seize_waiting",
+    "seize_promotion",
     "renew_answers",
     "release_answers",
     "release_unknown_not_found",
+    "deduct_answers",
+    "refuses_outsiders",
 ];
 
 /// A bank registry that keeps the contract except for the check named `broken`.
@@ -54,6 +58,9 @@ struct Faulty {
     broken: Option<&'static str>,
     searches: Arc<AtomicU64>,
     answers: Arc<Mutex<HashMap<String, SeizeResponse>>>,
+    /// Frozen amount per reference, and deductions by idempotency key.
+    frozen: Arc<Mutex<HashMap<String, i64>>>,
+    deductions: Arc<Mutex<HashMap<String, DeductResponse>>>,
 }
 
 impl Faulty {
@@ -133,11 +140,22 @@ impl RegistryService for Faulty {
         let key = r.order.map(|o| o.idempotency_key).unwrap_or_default();
         let mut answers = self.answers.lock().unwrap();
         let issued = answers.len();
+        if !r.registry_reference.is_empty() {
+            if !answers.values().any(|a| a.registry_reference == r.registry_reference) {
+                return Err(Status::not_found("no such seizure"));
+            }
+            let (start_time, end_time) =
+                if self.breaks("seize_promotion") { (None, None) } else { (Self::now(), r.end_time) };
+            let promoted = SeizeResponse { registry_reference: r.registry_reference, start_time, end_time };
+            return Ok(Response::new(answers.entry(key).or_insert(promoted).clone()));
+        }
+        let waits = r.end_time.is_none() && !self.breaks("seize_waiting");
         let fresh = SeizeResponse {
             registry_reference: format!("fixture-{issued}"),
-            start_time: Self::now(),
+            start_time: if waits { None } else { Self::now() },
             end_time: r.end_time,
         };
+        self.frozen.lock().unwrap().insert(fresh.registry_reference.clone(), r.amount);
         if self.breaks("seize_idempotent") {
             answers.insert(format!("{key}-{issued}"), fresh.clone());
             return Ok(Response::new(fresh));
@@ -171,8 +189,21 @@ impl RegistryService for Faulty {
         Ok(Response::new(ReleaseResponse { registry_reference: r.registry_reference, released_at }))
     }
 
-    async fn deduct(&self, _: Request<DeductRequest>) -> Result<Response<DeductResponse>, Status> {
-        Err(Status::unimplemented("not a deduction fixture"))
+    async fn deduct(&self, request: Request<DeductRequest>) -> Result<Response<DeductResponse>, Status> {
+        let r = request.into_inner();
+        let key = r.order.map(|o| o.idempotency_key).unwrap_or_default();
+        let mut deductions = self.deductions.lock().unwrap();
+        if let Some(first) = deductions.get(&key) {
+            return Ok(Response::new(first.clone()));
+        }
+        let mut frozen = self.frozen.lock().unwrap();
+        let held = frozen.get_mut(&r.registry_reference).ok_or_else(|| Status::not_found("no such freeze"))?;
+        if !self.breaks("deduct_answers") {
+            *held -= r.amount;
+        }
+        let answer =
+            DeductResponse { registry_reference: r.registry_reference, deducted_at: Self::now(), remaining: *held };
+        Ok(Response::new(deductions.entry(key).or_insert(answer).clone()))
     }
 }
 
@@ -183,11 +214,13 @@ async fn serve(fixture: Faulty) -> SocketAddr {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RegistryServiceServer<Faulty>>().await;
     let with_health = !fixture.breaks("health");
+    let refuse: fn(Request<()>) -> Result<Request<()>, Status> =
+        if fixture.breaks("refuses_outsiders") { Ok } else { assetgw::gateway::auth::gateway_only };
     let tls = tls_of(Role::Registry("fixture".into())).server().unwrap();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_optional_service(with_health.then_some(health_service))
-            .add_service(RegistryServiceServer::new(fixture))
+            .add_service(InterceptedService::new(RegistryServiceServer::new(fixture), refuse))
             .serve_with_incoming(admit(listener, Some(tls), ConnectionLimits::default(), None))
             .await
     });
@@ -200,6 +233,7 @@ fn target(address: String, name: &str) -> Target {
         tls: Some((tls_of(Role::Gateway), name.to_string())),
         debtor: RICH.into(),
         deadline: Duration::from_millis(500),
+        outsider: Some(tls_of(Role::Court("京0105".into()))),
     }
 }
 
@@ -228,9 +262,12 @@ async fn the_faulty_fixture_fails_each_check_it_breaks() {
         let report = conformance::run(target(addr.to_string(), "fixture")).await.unwrap();
         let failed = failed(&report);
         assert!(failed.contains(&check), "breaking {check} failed only {failed:?}:\n{}", report.text());
-        // A search that is broken or hangs leaves nothing to seize; every other fault fails its own check alone.
-        if !["search_well_formed", "deadline"].contains(&check) {
-            assert_eq!(failed, [check], "{}", report.text());
+        // A search that is broken or hangs leaves nothing to seize, and a seizure that does not wait
+        // cannot be promoted; every other fault fails its own check alone.
+        match check {
+            "search_well_formed" | "deadline" => {}
+            "seize_waiting" => assert_eq!(failed, [check, "seize_promotion"], "{}", report.text()),
+            _ => assert_eq!(failed, [check], "{}", report.text()),
         }
     }
 }
@@ -257,7 +294,7 @@ async fn the_command_reports_and_exits_by_the_result() {
     let broken = run(bad, "fixture", false).await.unwrap();
     assert!(!broken.status.success());
     let text = String::from_utf8_lossy(&broken.stdout);
-    assert!(text.contains("FAIL describe") && text.contains("10 of 11 checks passed"), "{text}");
+    assert!(text.contains("FAIL describe") && text.contains("14 of 15 checks passed"), "{text}");
 }
 
 /// The standard stack with the fixture as one more bank, `fixture`.
@@ -311,4 +348,41 @@ async fn records_breaking_the_field_rules_are_dropped_and_the_rest_stands() {
     assert_eq!(kept, reported - 2, "the rest of its answer stands");
     let assets = format!("{:?}", reply.debtors[0].assets);
     assert!(!assets.contains('\u{202E}') && !assets.contains("minor_units: -500"), "nothing dropped reaches the court");
+}
+
+#[tokio::test]
+async fn the_partners_test_kit_runs_the_whole_suite() {
+    // The kit exactly as docs/PARTNERS.md makes it.
+    let kit = scratch().join("kit");
+    let kit_arg = kit.to_str().unwrap().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_assetgw")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    cli(&["pki", "init", "--dir", &kit_arg]);
+    cli(&["pki", "issue", "--dir", &kit_arg, "gateway"]);
+    cli(&["pki", "issue", "--dir", &kit_arg, "court", "京0105"]);
+    cli(&["pki", "issue", "--dir", &kit_arg, "registry", "bank-icbc", "--host", "localhost"]);
+
+    let bank = assetgw::tools::mock::MockRegistry::new("bank-icbc", RegistryKind::Bank, Default::default()).unwrap();
+    let tls = assetgw::ops::pki::TlsFiles::of(&kit, &Role::Registry("bank-icbc".into()));
+    let (addr, _) =
+        assetgw::tools::mock::spawn(bank, "127.0.0.1:0".parse().unwrap(), Some(tls), std::future::pending())
+            .await
+            .unwrap();
+    let args = ["conformance", "--target", &addr.to_string(), "--name", "bank-icbc", "--pki", &kit_arg, "--json"];
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_assetgw")).args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), CHECKS.len());
+    let outsiders = checks.iter().find(|c| c["name"] == "refuses_outsiders").unwrap();
+    assert_eq!(outsiders["detail"], "PERMISSION_DENIED", "the kit's court certificate was presented and refused");
+    let deduct = checks.iter().find(|c| c["name"] == "deduct_answers").unwrap();
+    assert!(deduct["detail"].as_str().unwrap().contains("60 remain"), "{deduct}");
 }

@@ -84,6 +84,7 @@ async fn a_python_partner_and_a_python_court_work_with_the_gateway() {
         tls: Some((tls_of(Role::Gateway), "py-bank".into())),
         debtor: RICH.into(),
         deadline: Duration::from_secs(2),
+        outsider: Some(tls_of(Role::Court("京0105".into()))),
     };
     let report = conformance::run(target).await.unwrap();
     assert!(report.passed(), "{}", report.text());

@@ -437,7 +437,55 @@ async fn the_event_stream_resumes_without_gaps_or_duplicates(db: Db) {
     assert!(err.message().contains("already seen"), "{}", err.message());
 }
 
+/// Polls the asset's queue until `done` holds for it (orders are delivered in the background).
+async fn until(
+    s: &mut SeizureServiceClient<Courts>,
+    a: &MergedAsset,
+    done: impl Fn(&AssetQueue) -> bool,
+) -> AssetQueue {
+    for _ in 0..100 {
+        let q = queue(s, a).await;
+        if done(&q) {
+            return q;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the registry never acknowledged: {:?}", queue(s, a).await);
+}
+
+async fn r3_a_promotion_is_ordered_at_the_registry_which_starts_the_term(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut s = seizures(&stack);
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    let registry = stack.mock(&flat.sources[0].registry);
+    let first = place(&mut s, "t1", A, &flat, 0).await;
+    place(&mut s, "t2", B, &flat, 0).await;
+    let q = until(&mut s, &flat, |q| q.seizures.iter().all(|x| !x.registry_reference.is_empty())).await;
+    let waiting = q.seizures[1].registry_reference.clone();
+    assert_eq!(registry.term(&waiting), Some((None, None)), "the registry holds it waiting, with no term");
+
+    // The gateway's clock runs ten days ahead of the registry's: the term must be the registry's.
+    stack.clock.advance(chrono::Duration::days(10));
+    let released = release(&mut s, "t3", A, &sid(&first)).await.unwrap();
+    assert!(released.message.contains(&format!("{B} now effective")), "{}", released.message);
+    // The ledger keeps times to the microsecond.
+    let micros = |t: Option<prost_types::Timestamp>| t.map(|t| (t.seconds, t.nanos / 1000));
+    let registry_term = || registry.term(&waiting).map(|(start, end)| (micros(start), micros(end)));
+    let promoted = |q: &AssetQueue| {
+        let b = &q.seizures[0];
+        registry_term().is_some_and(|(start, _)| start.is_some() && micros(b.start_time) == start)
+    };
+    let q = until(&mut s, &flat, promoted).await;
+    let shown = (micros(q.seizures[0].start_time), micros(q.seizures[0].end_time));
+    assert_eq!(Some(shown), registry_term(), "the ledger keeps the registry's dates");
+    let (start, end) = registry.term(&waiting).unwrap();
+    assert!(end.is_some(), "the registry was told the term's end");
+    let ahead = assetgw::core::clock::Clock::now(&*stack.clock).timestamp() - start.unwrap().seconds;
+    assert!(ahead > 9 * 86_400, "the term started by the registry's calendar, not the gateway's");
+}
+
 crate::on_both_backends!(
+    r3_a_promotion_is_ordered_at_the_registry_which_starts_the_term,
     r1_r3_r7_place_wait_release_and_automatic_promotion,
     r4_r9_freezes_by_amount_over_seizure_and_deduction_limits,
     r6_lapse_is_never_shown_as_effective_and_late_renewal_is_refused,

@@ -378,3 +378,18 @@ pub fn day(t: Time) -> String {
 pub fn days_end(from: Time, days: u64) -> Time {
     beijing_midnight(beijing_date(from) + chrono::Days::new(days + 1))
 }
+
+/// R3: every seizure that took effect in a step after waiting (promoted) is
+/// ordered at its registry, once, as it stands at the step's end: the amount
+/// now in effect and the term's end. The outbox quotes the reference the
+/// registry gave it while it waited; the registry starts the term by its own
+/// calendar, and its acknowledged dates replace the ledger's (R6).
+pub fn promotion_orders(ledger: &Ledger, changes: &[Change]) -> Vec<Order> {
+    let promoted = |id: &str| changes.iter().any(|c| c.kind == ChangeKind::Promoted && c.seizure_id == id);
+    ledger
+        .seizures
+        .iter()
+        .filter(|s| s.state.is_live() && s.effective > 0 && promoted(&s.id))
+        .map(|s| Order::Seize { seizure_id: s.id.clone(), amount: s.effective, end: s.end })
+        .collect()
+}

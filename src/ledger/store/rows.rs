@@ -13,7 +13,7 @@ use crate::{
     },
     ledger::{
         LedgerError, asset_key,
-        rules::{Asset, Change, Ledger, Order, Seizure, State, Terms},
+        rules::{self, Asset, Change, Ledger, Order, Seizure, State, Terms},
     },
 };
 
@@ -71,8 +71,16 @@ impl Store {
         Ok(w)
     }
 
-    /// Saves what the step changed, then writes its events and orders.
-    pub(super) async fn commit_ledgers(&self, conn: &mut AnyConnection, w: Work) -> Result<Vec<Ledger>, LedgerError> {
+    /// Saves what the step changed, then writes its events and orders
+    /// (with an order for each promotion, R3).
+    pub(super) async fn commit_ledgers(
+        &self,
+        conn: &mut AnyConnection,
+        mut w: Work,
+    ) -> Result<Vec<Ledger>, LedgerError> {
+        for ((l, changes), orders) in w.ledgers.iter().zip(&w.changes).zip(&mut w.orders) {
+            orders.extend(rules::promotion_orders(l, changes));
+        }
         for (l, b) in w.ledgers.iter().zip(&w.before) {
             self.save(conn, l, b).await?;
         }

@@ -118,6 +118,11 @@ impl MockRegistry {
         self.lock().effects
     }
 
+    /// The term this registry holds for `reference`: start and end, unset while it waits.
+    pub fn term(&self, reference: &str) -> Option<(Option<prost_types::Timestamp>, Option<prost_types::Timestamp>)> {
+        self.lock().held.get(reference).map(|h| (h.start, h.end))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -254,6 +259,15 @@ impl RegistryService for MockRegistry {
         let r = request.into_inner();
         let name = self.name.clone();
         self.once(r.order.as_ref(), |c| {
+            if !r.registry_reference.is_empty() {
+                // A seizure that waited takes effect: its term starts now, by this registry's clock.
+                let h = held(c, &r.registry_reference)?;
+                h.start = h.start.or_else(now);
+                h.end = r.end_time;
+                h.amount = r.amount;
+                let reference = r.registry_reference.clone();
+                return Ok(SeizeResponse { registry_reference: reference, start_time: h.start, end_time: h.end });
+            }
             let reference = format!("{name}-{:06}", c.held.len() + 1);
             // A waiting seizure has no term here either; an effective one ends when the order says.
             let start = r.end_time.is_some().then(now).flatten();
