@@ -202,7 +202,9 @@ impl Gate {
         Fut: Future<Output = Result<T, Error>>,
     {
         let started = tokio::time::Instant::now();
-        let identified = self.identify(&request);
+        let court = self.court(&request);
+        let named = court.as_ref().map(Clone::clone).unwrap_or_default();
+        let identified = court.and_then(|court| Self::officer_of(court, request.metadata()));
         let (metadata, _, message) = request.into_parts();
         let note = Note::default();
         let (caller, result) = match identified {
@@ -213,7 +215,8 @@ impl Gate {
                 };
                 (caller, result)
             }
-            Err(e) => (Caller { court: String::new(), officer: officer(&metadata).unwrap_or_default() }, Err(e)),
+            // The court, when its certificate named one, is logged and recorded even so.
+            Err(e) => (Caller { court: named, officer: officer(&metadata).unwrap_or_default() }, Err(e)),
         };
         if let Err(e) = &result {
             tracing::info!(method, court = %caller.court, code = ?e.code(), "refused: {e}");
@@ -225,9 +228,9 @@ impl Gate {
         result.map(Response::new).map_err(Status::from)
     }
 
-    /// The caller's court (from its certificate) and officer (from metadata).
-    pub fn identify<T>(&self, request: &Request<T>) -> Result<Caller, Error> {
-        let court = if self.plaintext {
+    /// The caller's court: from its certificate (from metadata on a plaintext gateway).
+    fn court<T>(&self, request: &Request<T>) -> Result<String, Error> {
+        Ok(if self.plaintext {
             tracing::warn!("plaintext gateway: the court identity below is taken on trust from metadata");
             let code = request.metadata().get_bin(COURT_HEADER).and_then(|v| v.to_bytes().ok()).ok_or_else(|| {
                 Error::Unauthenticated(format!("this plaintext gateway needs the court code in `{COURT_HEADER}`"))
@@ -246,8 +249,12 @@ impl Gate {
                     )));
                 }
             }
-        };
-        let officer = officer(request.metadata()).ok_or_else(|| {
+        })
+    }
+
+    /// The court's caller: the acting officer named in metadata.
+    fn officer_of(court: String, metadata: &MetadataMap) -> Result<Caller, Error> {
+        let officer = officer(metadata).ok_or_else(|| {
             Error::Unauthenticated(format!(
                 "name the acting enforcement officer in `{OFFICER_HEADER}` metadata (1 to 64 letters, digits, `-` or `_`)"
             ))

@@ -164,12 +164,15 @@ pub async fn run_with_clock(
         .add_service(reflection_alpha)
         .add_service(AssetSearchServiceServer::from_arc(search).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(
-            SeizureServiceServer::new(SeizureApi::new(store, network, gate))
+            SeizureServiceServer::new(SeizureApi::new(store.clone(), network, gate))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .serve_with_incoming_shutdown(incoming, draining)
         .await?;
     drop(stop);
+    if let Err(e) = store.checkpoint().await {
+        tracing::warn!(error = %e, "the ledger's write-ahead log was not folded in; it is replayed on the next start");
+    }
     Ok(())
 }
 

@@ -151,9 +151,13 @@ fn describe_status(status: &Status) -> String {
 }
 
 /// Debtors as typed: the shape decides which identifier; the gateway validates.
+/// Digits (with a final X) are a resident ID of whatever length, so that a
+/// short or long number is refused as the resident ID it was meant to be.
 fn debtor(id: &str, accept_unchecked: bool) -> Debtor {
     let id = id.trim().to_string();
-    let id = if looks_like_resident_id(&id) { debtor::Id::ResidentId(id) } else { debtor::Id::CreditCode(id) };
+    let digits = id.strip_suffix(['X', 'x']).unwrap_or(&id);
+    let resident = looks_like_resident_id(&id) || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    let id = if resident { debtor::Id::ResidentId(id) } else { debtor::Id::CreditCode(id) };
     Debtor { id: Some(id), name: String::new(), accept_unchecked_credit_code: accept_unchecked }
 }
 
@@ -177,11 +181,11 @@ pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
                 Some(Event::RegistryAnswer(a)) => {
                     if let Some(o) = a.outcome {
                         eprintln!(
-                            "  debtor #{} {:<18} {:<16} {:>3} assets {:>9}",
+                            "  debtor #{} {:<18} {:<16} {:>10} {:>9}",
                             a.debtor_index + 1,
                             o.registry,
                             status_name(o.status),
-                            o.asset_count,
+                            asset_count(o.asset_count),
                             latency(o.latency.as_ref())
                         );
                     }
@@ -280,7 +284,7 @@ fn render_debtor(d: &DebtorResult) -> String {
     }
     out += &format!("{registries}\n");
     let mut assets = Table::new();
-    assets.load_preset(UTF8_BORDERS_ONLY).set_header(["#", "kind", "asset", "detail", "reported by"]);
+    assets.load_preset(UTF8_BORDERS_ONLY).set_header(["#", "kind", "asset", "detail", "reported by", "seizures"]);
     for (i, a) in d.assets.iter().enumerate() {
         let detail = a.asset.as_ref().map(detail_line).unwrap_or_default();
         let sources: Vec<_> = a.sources.iter().map(|s| s.registry.as_str()).collect();
@@ -290,6 +294,7 @@ fn render_debtor(d: &DebtorResult) -> String {
             a.asset_id.clone(),
             detail,
             sources.join(", "),
+            seizures(a.seizures.as_ref()),
         ]);
     }
     if d.assets.is_empty() {
@@ -304,11 +309,38 @@ fn render_debtor(d: &DebtorResult) -> String {
             .map(|k| format!("{} {}", AssetKind::try_from(k.kind).unwrap_or_default().short_name(), k.count))
             .collect();
         let deposits: Vec<_> = t.deposits_by_currency.iter().map(money).collect();
-        out += &format!("Totals: {} assets ({})", t.asset_count, kinds.join(", "));
+        out += &format!("Totals: {}", asset_count(t.asset_count));
+        if !kinds.is_empty() {
+            out += &format!(" ({})", kinds.join(", "));
+        }
         if !deposits.is_empty() {
             out += &format!("; deposits {}", deposits.join(", "));
         }
         out += "\n";
+    }
+    out
+}
+
+/// `1 asset`, `2 assets`.
+fn asset_count(n: u32) -> String {
+    format!("{n} asset{}", if n == 1 { "" } else { "s" })
+}
+
+/// An asset's seizures as the ledger has them now, from the searching case's view.
+fn seizures(summary: Option<&crate::core::proto::SeizureSummary>) -> String {
+    let Some(s) = summary else { return "unknown (ledger unreadable)".into() };
+    if s.live_count == 0 {
+        return "none".into();
+    }
+    let mut out = match s.first_case_number.as_str() {
+        "" => "none in effect".to_string(),
+        first => format!("first {first}"),
+    };
+    if s.waiting_count > 0 {
+        out += &format!(", {} waiting", s.waiting_count);
+    }
+    if s.caller_rank > 0 {
+        out += &format!("; this case rank {}", s.caller_rank);
     }
     out
 }

@@ -242,12 +242,23 @@ pub async fn audit_export(path: &Path, case: Option<String>, debtor: Option<Stri
     let config = load(path)?;
     let store = ledger(&config).await?;
     let key = audit::Key::load_or_create(&config.audit.key_file)?;
-    let filter = match (case, debtor) {
-        (Some(case), _) => audit::Filter::Case(CaseNumber::parse_acting(&case).map(|c| c.to_string()).unwrap_or(case)),
-        (None, Some(id)) => audit::Filter::DebtorKey(key.debtor(&DebtorId::detect(&id).map_err(ToolError::Usage)?)),
+    let (filter, what) = match (case, debtor) {
+        (Some(case), _) => {
+            let case = CaseNumber::parse_acting(&case).map(|c| c.to_string()).unwrap_or(case);
+            (audit::Filter::Case(case.clone()), format!("case {case}"))
+        }
+        (None, Some(id)) => {
+            let debtor = DebtorId::detect(&id).map_err(ToolError::Usage)?;
+            (audit::Filter::DebtorKey(key.debtor(&debtor)), format!("debtor {}", debtor.masked()))
+        }
         (None, None) => return Err(ToolError::Usage("give --case or --debtor".into())),
     };
-    for r in audit::export(store.pool(), &filter).await? {
+    let records = audit::export(store.pool(), &filter).await?;
+    if records.is_empty() {
+        // Like grep: nothing found is not silence and success.
+        return Err(ToolError::Failed(format!("no audit record names {what}")));
+    }
+    for r in records {
         println!("{}", serde_json::to_string(&r)?);
     }
     Ok(())

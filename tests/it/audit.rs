@@ -93,6 +93,13 @@ async fn r16_every_call_is_recorded_and_verify_names_the_first_tampered_record()
     assert!(!text(&by_debtor.stdout).contains(RICH), "no full identifier in the trail");
     let by_case = export(vec!["export".into(), "--case".into(), A.into()]).await.unwrap();
     assert_eq!(text(&by_case.stdout).lines().count(), 1, "{}", text(&by_case.stdout));
+    let nothing = export(vec!["export".into(), "--case".into(), "（2024）京0105执9999号".into()]).await.unwrap();
+    assert!(!nothing.status.success(), "nothing found is not a silent success");
+    assert!(
+        text(&nothing.stderr).contains("no audit record names case （2024）京0105执9999号"),
+        "{}",
+        text(&nothing.stderr)
+    );
     let db = std::fs::read(url.trim_start_matches("sqlite://")).unwrap();
     assert!(!String::from_utf8_lossy(&db).contains(RICH), "no full identifier in the database");
 

@@ -44,6 +44,52 @@ async fn search_prints_a_table_and_json() {
 }
 
 #[tokio::test]
+async fn the_table_counts_in_words_and_shows_each_assets_seizures() {
+    let stack = Stack::start(standard()).await;
+    let flat = crate::ledger::asset(&stack, assetgw::core::proto::AssetKind::RealEstate).await;
+    crate::ledger::place(&mut crate::ledger::seizures(&stack), "t-1", crate::ledger::A, &flat, 0).await;
+    let url = stack.url.clone();
+    let (rich, nobody, short) = tokio::task::spawn_blocking(move || {
+        let search = |debtor: &str, stream: bool| {
+            let mut args = vec!["search", "--gateway", &url, "--case", CASE, "--debtor", debtor];
+            if stream {
+                args.push("--stream");
+            }
+            assetgw(&args)
+        };
+        (search(RICH, false), search(NOBODY, true), search("123", false))
+    })
+    .await
+    .unwrap();
+    let table = text(&rich.stdout);
+    assert!(
+        table.contains("seizures"),
+        "a seizures column:
+{table}"
+    );
+    let row = table.lines().find(|l| l.contains(&flat.asset_id)).unwrap();
+    assert!(
+        row.contains(&format!("first {}", crate::ledger::A)),
+        "the seized unit shows who holds it:
+{row}"
+    );
+    assert!(
+        table.lines().any(|l| l.contains("deposit") && l.contains("none")),
+        "unseized assets say none:
+{table}"
+    );
+    let nobody_out = text(&nobody.stdout) + &text(&nobody.stderr);
+    assert!(nobody_out.contains("Totals: 0 assets\n") || nobody_out.contains("Totals: 0 assets\r"), "{nobody_out}");
+    assert!(!nobody_out.contains("()") && !nobody_out.contains(" 1 assets"), "{nobody_out}");
+    assert!(nobody_out.contains("  0 assets"), "streamed lines count in words:\n{nobody_out}");
+    let err = text(&short.stderr);
+    assert!(
+        err.contains("query.debtors[0].resident_id"),
+        "a short number is refused as the resident ID it was meant to be: {err}"
+    );
+}
+
+#[tokio::test]
 async fn search_explains_a_refusal_field_by_field() {
     let stack = Stack::start(standard()).await;
     let url = stack.url.clone();

@@ -15,7 +15,7 @@ use futures::StreamExt;
 
 use crate::{
     harness::*,
-    ledger::{asset, place_req, queue},
+    ledger::{A, asset, place, place_req, queue},
 };
 
 /// Collects `placed` events from a gateway until `want` arrived (or 20 s passed).
@@ -209,4 +209,33 @@ async fn ledger_verify_names_a_tampered_seizure() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("more than one effective seizure on an indivisible asset"), "{err}");
     assert!(err.contains(&flat.asset_id), "{err}");
+}
+
+#[tokio::test]
+async fn a_clean_stop_leaves_the_whole_ledger_in_its_sqlite_file() {
+    let stack = Stack::start(standard()).await;
+    let file = scratch().join("ledger.db");
+    let mut gateway = Process::serve(&stack.registries, &format!("sqlite://{}", file.display())).await;
+    let mut s = SeizureServiceClient::new(gateway.channel());
+    let flat = {
+        let mut search =
+            assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(gateway.channel());
+        let request = as_court(CASE, assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) });
+        let found = search.search(request).await.unwrap().into_inner();
+        found.debtors[0].assets.iter().find(|a| a.kind == AssetKind::RealEstate as i32).unwrap().clone()
+    };
+    place(&mut s, "wal-1", A, &flat, 0).await;
+    let wal = scratch_sibling(&file, "-wal");
+    assert!(std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0), "the placement went to the write-ahead log first");
+    // Off the test's thread: its clients must stay alive to answer the gateway's goodbye.
+    tokio::task::spawn_blocking(move || gateway.terminate()).await.unwrap();
+    let left = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(left, 0, "a clean stop folds the write-ahead log into the database file");
+}
+
+/// `file` with `suffix` appended to its name (SQLite's `-wal` and `-shm` companions).
+fn scratch_sibling(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }

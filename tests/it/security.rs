@@ -117,6 +117,9 @@ async fn only_a_valid_court_certificate_with_an_officer_gets_an_answer() {
         assert_eq!(err.code(), Code::Unauthenticated, "officer {officer:?}");
         assert!(err.message().contains(OFFICER_HEADER), "{}", err.message());
     }
+    let refusal = logs().lines().find(|l| l.contains("refused") && l.contains(OFFICER_HEADER)).map(str::to_string);
+    let refusal = refusal.expect("the refusal is logged");
+    assert!(refusal.contains("court=京0105"), "the certificate named the court; the log says so: {refusal}");
     assert_eq!(stack.calls("bank-a"), 0, "no refused caller reached a registry");
     search_as(&stack, &ca_pem, Some(court(&ca, "京0105", Validity::days(30))), Some("officer-7")).await.unwrap();
     assert_eq!(stack.calls("bank-a"), 1);

@@ -443,6 +443,15 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// On a clean stop: SQLite folds its write-ahead log into the database
+    /// file, so that the file alone holds everything (copies, backups).
+    pub async fn checkpoint(&self) -> Result<(), LedgerError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     fn lock_suffix(&self, lock: bool) -> &'static str {
         // SQLite has one writer at a time already; PostgreSQL replicas lock the asset rows.
         if lock && self.backend == Backend::Postgres { " FOR UPDATE" } else { "" }
