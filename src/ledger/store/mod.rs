@@ -20,6 +20,7 @@
 mod journal;
 mod reads;
 mod rows;
+mod schema;
 mod steps;
 mod transfers;
 
@@ -28,9 +29,11 @@ use std::{str::FromStr, sync::Arc};
 use sqlx::{
     AnyConnection, AnyPool, Row,
     any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::Migrator,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use self::schema::Embedded;
 use crate::{
     core::{
         batch,
@@ -109,15 +112,15 @@ impl Store {
             .connect_with(options)
             .await?;
         // The shared schema, then what only one database can say (each ignores the other's versions).
-        let mut shared = sqlx::migrate!("./migrations");
-        shared.set_ignore_missing(true);
-        shared.run(&pool).await?;
-        let mut own = match backend {
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        let own = match backend {
+            Backend::Postgres => schema::POSTGRES,
+            Backend::Sqlite => schema::SQLITE,
         };
-        own.set_ignore_missing(true);
-        own.run(&pool).await?;
+        for migrations in [schema::SHARED, own] {
+            let mut migrator = Migrator::new(Embedded(migrations)).await?;
+            migrator.set_ignore_missing(true);
+            migrator.run(&pool).await?;
+        }
         let committed = Arc::new(Notify::new());
         let mut store = Store { pool, backend, writer: None, numberer: None, clock, terms, committed };
         // The tasks get clones made before their own sender is stored, so they end with the last Store.
