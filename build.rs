@@ -20,7 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure().compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     let mut list = String::new();
-    for (name, dir) in [("SHARED", "migrations"), ("POSTGRES", "migrations/postgres"), ("SQLITE", "migrations/sqlite")] {
+    for (name, dir) in [("SHARED", "migrations"), ("POSTGRES", "migrations/postgres"), ("SQLITE", "migrations/sqlite")]
+    {
         println!("cargo:rerun-if-changed={dir}");
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
             .map(|e| e.map(|e| e.path()))

@@ -195,6 +195,10 @@ enum Command {
         /// Deadline of a unary call.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
         timeout: Duration,
+        /// Print only this field of each answer, by dotted path (`result.message`,
+        /// `seizures.0.seizureId`); repeat for more, printed tab-separated.
+        #[arg(long = "field")]
+        fields: Vec<String>,
     },
     /// Seizure-ledger maintenance.
     Ledger {
@@ -420,8 +424,8 @@ async fn main() -> ExitCode {
             };
             client::search(&args).await.map(|out| println!("{out}")).map_err(ToolError::from)
         }
-        Command::Call { connection, method, request, timeout } => {
-            client::call(&connection.connection(), &method, &request, timeout).await.map_err(ToolError::from)
+        Command::Call { connection, method, request, timeout, fields } => {
+            client::call(&connection.connection(), &method, &request, timeout, &fields).await.map_err(ToolError::from)
         }
         Command::Conformance {
             target,

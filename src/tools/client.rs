@@ -405,7 +405,13 @@ impl tonic::codec::Decoder for DynamicDecoder {
 /// `assetgw call`: any method of the gateway (`SeizureService/PlaceSeizure`),
 /// with the request as proto3 JSON; prints every response as JSON, one per
 /// line for a stream, as it arrives.
-pub async fn call(connection: &Connection, method: &str, request: &str, timeout: Duration) -> Result<(), ClientError> {
+pub async fn call(
+    connection: &Connection,
+    method: &str,
+    request: &str,
+    timeout: Duration,
+    fields: &[String],
+) -> Result<(), ClientError> {
     let pool = DescriptorPool::decode(crate::core::proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| ClientError::Json(e.to_string()))?;
     let (service, name) =
@@ -444,8 +450,15 @@ pub async fn call(connection: &Connection, method: &str, request: &str, timeout:
         req.set_timeout(timeout);
     }
     let print = |msg: &DynamicMessage, pretty: bool| -> Result<(), ClientError> {
-        let text = if pretty { serde_json::to_string_pretty(msg) } else { serde_json::to_string(msg) };
-        println!("{}", text.map_err(|e| ClientError::Json(e.to_string()))?);
+        let json = |e: serde_json::Error| ClientError::Json(e.to_string());
+        if fields.is_empty() {
+            let text = if pretty { serde_json::to_string_pretty(msg) } else { serde_json::to_string(msg) };
+            println!("{}", text.map_err(json)?);
+        } else {
+            let value = serde_json::to_value(msg).map_err(json)?;
+            let picked: Vec<String> = fields.iter().map(|f| pick(&value, f)).collect();
+            println!("{}", picked.join("\t"));
+        }
         Ok(())
     };
     if m.is_server_streaming() {
@@ -459,9 +472,34 @@ pub async fn call(connection: &Connection, method: &str, request: &str, timeout:
     Ok(())
 }
 
+/// The field at a dotted path (`result.seizure.seizureId`, `seizures.0.rank`)
+/// of proto3 JSON: text as it is, anything else as JSON, and nothing for a
+/// field that is absent (proto3 JSON leaves out default values).
+fn pick(value: &serde_json::Value, path: &str) -> String {
+    let found = path.split('.').try_fold(value, |v, key| match v {
+        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => v.get(key),
+    });
+    match found {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_picked_by_dotted_path() {
+        let v = serde_json::json!({"result": {"message": "placed", "queue": {"seizures": [{"rank": 1}, {"rank": 2}]}}});
+        assert_eq!(pick(&v, "result.message"), "placed");
+        assert_eq!(pick(&v, "result.queue.seizures.1.rank"), "2");
+        assert_eq!(pick(&v, "result.queue"), r#"{"seizures":[{"rank":1},{"rank":2}]}"#);
+        assert_eq!(pick(&v, "result.nothing"), "");
+        assert_eq!(pick(&v, "result.queue.seizures.9"), "");
+    }
 
     #[test]
     fn money_groups_thousands() {

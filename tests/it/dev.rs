@@ -91,3 +91,17 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     assert!(lines.iter().any(|l| l["fields"]["message"].as_str().unwrap_or("").starts_with("shutting down")));
     assert!(!stderr.contains(RICH));
 }
+
+#[tokio::test]
+async fn the_readme_session_runs_as_printed() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_assetgw")).parent().unwrap().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash").arg(format!("{root}/scripts/readme-session.sh")).arg(bin).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("every key line present"), "{said}");
+}
