@@ -34,6 +34,7 @@ use crate::{
         metrics::Metrics,
         net::Peer,
         pki::{self, Role},
+        shared::{Shared, SharedError},
     },
 };
 
@@ -159,11 +160,20 @@ pub struct Gate {
     ledger: Store,
     clock: SharedClock,
     metrics: Metrics,
+    /// Rates and quotas every replica shares; when unset or unreachable, this replica's own.
+    shared: Option<Shared>,
 }
 
 impl Gate {
     /// The gate; `plaintext` takes court identities on trust from metadata.
-    pub fn new(plaintext: bool, limits: LimitsConfig, trail: Trail, ledger: Store, metrics: Metrics) -> Self {
+    pub fn new(
+        plaintext: bool,
+        limits: LimitsConfig,
+        trail: Trail,
+        ledger: Store,
+        metrics: Metrics,
+        shared: Option<Shared>,
+    ) -> Self {
         let clock = ledger.clock();
         Self {
             plaintext,
@@ -175,7 +185,14 @@ impl Gate {
             ledger,
             clock,
             metrics,
+            shared,
         }
+    }
+
+    /// Redis failed: this replica goes on alone, and says so.
+    fn alone(&self, what: &'static str, e: &SharedError) {
+        tracing::warn!(error = %e, what, "shared state unreachable; this replica counts on its own");
+        self.metrics.shared_fallbacks.with_label_values(&[what]).inc();
     }
 
     /// The gateway's metrics.
@@ -209,7 +226,7 @@ impl Gate {
         let note = Note::default();
         let (caller, result) = match identified {
             Ok(caller) => {
-                let result = match self.throttle(&caller.court) {
+                let result = match self.throttle(&caller.court).await {
                     Ok(()) => body(caller.clone(), metadata, message, note.clone()).await,
                     Err(e) => Err(e),
                 };
@@ -289,7 +306,9 @@ impl Gate {
         Ok(StreamSlot { streams: self.streams.clone(), court: caller.court.clone() })
     }
 
-    /// Counts one search against the court's daily quota.
+    /// Counts one search against the court's daily quota: exactly across
+    /// replicas when they share Redis (seeded from the audit trail, so a Redis
+    /// that lost its data undercounts nothing), else on this replica.
     pub async fn count_search(&self, caller: &Caller) -> Result<(), Error> {
         let (_, _, quota) = self.limits.of(&caller.court);
         if quota == 0 {
@@ -297,14 +316,20 @@ impl Gate {
         }
         let now = self.clock.now();
         let today = beijing_date(now);
+        if let Some(shared) = &self.shared {
+            let key = format!("searches:{}:{today}", caller.court);
+            // Two days: the key outlives its day in every time zone, then goes.
+            let seed = async || self.searches_today(caller, today).await.map_err(|e| SharedError(e.to_string()));
+            match shared.count(&key, quota, Duration::from_secs(2 * 86_400), seed).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(Self::quota_used(&caller.court, quota, today, now)),
+                Err(e) => self.alone("daily_searches", &e),
+            }
+        }
         let known = self.searches.lock().ok().and_then(|m| m.get(&caller.court).copied()).filter(|(d, _)| *d == today);
         if known.is_none() {
             // First search today on this replica: start from what every replica has recorded.
-            let midnight = beijing_midnight(today);
-            let done = self.trail.searches_since(&caller.court, midnight).await.map_err(|e| {
-                tracing::error!(error = %e, court = %caller.court, "daily search quota unreadable");
-                Error::Unavailable("the daily search quota cannot be checked right now; retry shortly".into())
-            })?;
+            let done = self.searches_today(caller, today).await?;
             if let Ok(mut m) = self.searches.lock() {
                 let entry = m.entry(caller.court.clone()).or_insert((today, 0));
                 *entry = (today, if entry.0 == today { entry.1.max(done) } else { done });
@@ -313,21 +338,41 @@ impl Gate {
         let mut m = self.searches.lock().map_err(|_| Error::Internal("search quota lock poisoned".into()))?;
         let entry = m.entry(caller.court.clone()).or_insert((today, 0));
         if entry.1 >= quota {
-            let renews = beijing_midnight(today + chrono::Days::new(1));
-            let retry_after = (renews - now).to_std().unwrap_or_default();
-            return Err(Error::ResourceExhausted {
-                message: format!(
-                    "court {} has used its {quota} searches for today; the quota renews at midnight China Standard Time",
-                    caller.court
-                ),
-                retry_after,
-            });
+            return Err(Self::quota_used(&caller.court, quota, today, now));
         }
         entry.1 += 1;
         Ok(())
     }
 
-    fn throttle(&self, court: &str) -> Result<(), Error> {
+    /// The court's searches recorded today by every replica (the audit trail).
+    async fn searches_today(&self, caller: &Caller, today: chrono::NaiveDate) -> Result<u64, Error> {
+        self.trail.searches_since(&caller.court, beijing_midnight(today)).await.map_err(|e| {
+            tracing::error!(error = %e, court = %caller.court, "daily search quota unreadable");
+            Error::Unavailable("the daily search quota cannot be checked right now; retry shortly".into())
+        })
+    }
+
+    fn quota_used(court: &str, quota: u64, today: chrono::NaiveDate, now: crate::core::clock::Time) -> Error {
+        let renews = beijing_midnight(today + chrono::Days::new(1));
+        Error::ResourceExhausted {
+            message: format!(
+                "court {court} has used its {quota} searches for today; the quota renews at midnight China Standard Time"
+            ),
+            retry_after: (renews - now).to_std().unwrap_or_default(),
+        }
+    }
+
+    /// One request of the court's rate: shared by every replica when they
+    /// share Redis, else this replica's token bucket.
+    async fn throttle(&self, court: &str) -> Result<(), Error> {
+        if let Some(shared) = &self.shared {
+            let (rate, burst, _) = self.limits.of(court);
+            match shared.admit(court, rate, burst).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(Self::over_rate(court, rate, burst, wait)),
+                Err(e) => self.alone("rate", &e),
+            }
+        }
         let existing = self.buckets.read().ok().and_then(|b| b.get(court).cloned());
         let bucket = match existing {
             Some(b) => b,
@@ -341,11 +386,15 @@ impl Gate {
         };
         bucket.check().map_err(|not_until| {
             let (rate, burst, _) = self.limits.of(court);
-            Error::ResourceExhausted {
-                message: format!("court {court} exceeds its rate of {rate} requests/s (burst {burst}); slow down"),
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            }
+            Self::over_rate(court, rate, burst, not_until.wait_time_from(DefaultClock::default().now()))
         })
+    }
+
+    fn over_rate(court: &str, rate: u32, burst: u32, retry_after: Duration) -> Error {
+        Error::ResourceExhausted {
+            message: format!("court {court} exceeds its rate of {rate} requests/s (burst {burst}); slow down"),
+            retry_after,
+        }
     }
 }
 

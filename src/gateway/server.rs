@@ -29,6 +29,7 @@ use crate::{
         config::Config,
         metrics::Metrics,
         net::{BindError, admit, bind},
+        shared::{Shared, SharedError},
     },
     registry::{client::SetupError, network::Network},
 };
@@ -63,6 +64,9 @@ pub enum StartError {
     /// The metrics could not be set up.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The shared-state URL is unusable.
+    #[error(transparent)]
+    Shared(#[from] SharedError),
 }
 
 /// Largest court request accepted; a search names at most a few debtors.
@@ -120,8 +124,9 @@ pub async fn run_with_clock(
     let metrics = Metrics::new()?;
     let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
     let trail = Trail::start(&store, Key::load_or_create(&config.audit.key_file)?);
-    let gate =
-        Arc::new(Gate::new(config.tls.plaintext, config.limits.clone(), trail.clone(), store.clone(), metrics.clone()));
+    let shared = config.shared.redis.as_deref().map(|url| Shared::new(url, config.shared.timeout)).transpose()?;
+    let (plaintext, limits) = (config.tls.plaintext, config.limits.clone());
+    let gate = Arc::new(Gate::new(plaintext, limits, trail.clone(), store.clone(), metrics.clone(), shared));
     let network = Arc::new(Network::new(config, &metrics, store.clock())?);
     let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clone()));
     let (stop, stopped) = watch::channel(());

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub shed: IntCounter,
     /// Sockets closed before they were served, by reason (`limit`, `handshake`, `preface`).
     pub connections_refused: IntCounterVec,
+    /// Times Redis could not be asked and this replica went on alone, by use (`rate`, `daily_searches`, `cache`).
+    pub shared_fallbacks: IntCounterVec,
     /// Control orders delivered to registries, by registry and result (`acknowledged`, `failed`).
     pub orders: IntCounterVec,
     /// Control orders not yet acknowledged, by registry.
@@ -79,6 +81,7 @@ impl Metrics {
             hedges: counter(&r, "hedges_total", "Hedged second attempts, by registry", &["registry"])?,
             orders: counter(&r, "orders_total", "Control orders delivered, by result", &["registry", "result"])?,
             connections_refused: counter(&r, "connections_refused_total", "Sockets closed unserved", &["reason"])?,
+            shared_fallbacks: counter(&r, "shared_fallbacks_total", "Redis unreachable: went on alone", &["use"])?,
             outbox_backlog: {
                 let g = IntGaugeVec::new(
                     Opts::new("outbox_backlog", "Control orders not yet acknowledged"),

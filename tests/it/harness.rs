@@ -521,12 +521,16 @@ impl Process {
         let tls = gateway_tls();
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n[ledger]\nurl = \"{ledger_url}\"\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n\
-             [audit]\nkey_file = {:?}\n[limits]\nrate = 100000\nburst = 100000\n",
+             [audit]\nkey_file = {:?}\n",
             tls.ca,
             tls.cert,
             tls.key,
             test_pki().join("audit.key")
         );
+        // Tests are bursts, unless `extra` sets its own limits.
+        if !extra.contains("[limits]") {
+            toml += "[limits]\nrate = 100000\nburst = 100000\n";
+        }
         for r in registries {
             toml += &format!(
                 "[[registries]]\nname = \"{}\"\nkind = \"{}\"\nendpoint = \"{}\"\n",
@@ -629,4 +633,48 @@ pub async fn unguarded_sqlite(url: &str) -> sqlx::SqliteConnection {
         sqlx::query(&format!("DROP TRIGGER {t}")).execute(&mut conn).await.unwrap();
     }
     conn
+}
+
+/// A Redis server of the test's own, on a free port, keeping nothing on disk;
+/// stopped when dropped. `None` outside CI when `redis-server` is not installed.
+pub struct Redis {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Redis {
+    pub async fn start() -> Option<Redis> {
+        let port = free_port().await;
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("redis-server is required in CI: {e}"),
+            Err(e) => {
+                eprintln!("skipped: redis-server cannot be started ({e})");
+                return None;
+            }
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(Redis { url: format!("redis://127.0.0.1:{port}"), child });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    /// Stops the server now (as an outage would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -20,6 +20,7 @@ mod ledger_props;
 mod loadgen;
 mod ops;
 mod processes;
+mod replicas;
 mod search;
 mod security;
 mod telemetry;

@@ -108,6 +108,12 @@ impl Config {
         if self.server.keepalive.is_zero() {
             out.push(problem("server.keepalive", "must be longer than zero"));
         }
+        if self.shared.redis.as_deref().is_some_and(|url| !url.starts_with("redis://")) {
+            out.push(problem("shared.redis", "must be a redis:// URL"));
+        }
+        if self.shared.timeout.is_zero() {
+            out.push(problem("shared.timeout", "must be longer than zero"));
+        }
         let c = &self.server.connections;
         for (key, value) in [("handshake_timeout", c.handshake_timeout), ("preface_timeout", c.preface_timeout)] {
             if value.is_zero() {

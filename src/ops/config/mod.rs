@@ -52,8 +52,28 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The audit trail (R16).
     pub audit: AuditConfig,
+    /// State shared by the replicas (Redis); unset on one machine.
+    pub shared: SharedConfig,
     /// The registries searched. Any number of any kind.
     pub registries: Vec<RegistryConfig>,
+}
+
+/// State the replicas share: per-court rates, daily quotas and the second
+/// tier of the answer cache, in Redis. Without it each replica keeps its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SharedConfig {
+    /// `redis://[:password@]host:port[/db]`; unset: nothing is shared.
+    pub redis: Option<String>,
+    /// Longest wait for one Redis operation; past it the replica goes on with its own state.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        Self { redis: None, timeout: Duration::from_millis(50) }
+    }
 }
 
 /// The gateway's listening sockets.

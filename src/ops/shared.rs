@@ -1,0 +1,137 @@
+//! State the gateway replicas share, in Redis (`[shared] redis`): per-court
+//! rate limits (GCRA, one Lua script), daily counters, and the second tier of
+//! the answer cache with its cross-replica leases. The connection is made
+//! lazily and remade after a failure; every operation is bounded by
+//! `shared.timeout` and fails fast with [`SharedError`], so that callers fall
+//! back to their own replica's state instead of failing a court's call.
+//! Keys are prefixed `assetgw:`; the URL (it may carry a password) is never logged.
+
+use std::time::Duration;
+
+use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
+
+/// Redis could not be asked (down, slow, or answering something unexpected).
+#[derive(Debug, thiserror::Error)]
+#[error("shared state (Redis) unavailable: {0}")]
+pub struct SharedError(pub String);
+
+impl From<redis::RedisError> for SharedError {
+    fn from(e: redis::RedisError) -> Self {
+        SharedError(e.to_string())
+    }
+}
+
+/// GCRA over Redis' own clock, so replicas' clocks need not agree.
+/// KEYS[1] the court's theoretical arrival time (µs); ARGV: interval µs, burst.
+/// Returns 0 when allowed, else the µs to wait.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = interval * (tonumber(ARGV[2]) - 1)
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+if tat - now > tolerance then return tat - now - tolerance end
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil((tolerance + interval) / 1000) + 1)
+return 0
+";
+
+/// A counter with a limit, seeded once from the durable record.
+/// KEYS[1] the counter; ARGV: limit, time to live (ms), seed ('' when unknown).
+/// Returns -1 when the counter is missing and no seed was given, 1 when
+/// counted within the limit, 0 when the limit is reached (nothing counted).
+const COUNT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[3] == '' then return -1 end
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2], 'NX')
+end
+if tonumber(redis.call('GET', KEYS[1])) >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+return 1
+";
+
+/// The replicas' shared state.
+#[derive(Clone)]
+pub struct Shared {
+    conn: ConnectionManager,
+    gcra: Script,
+    count: Script,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared(redis)")
+    }
+}
+
+impl Shared {
+    /// A lazily made connection to `url`; each operation waits at most `timeout`.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, SharedError> {
+        let client = Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self { conn, gcra: Script::new(GCRA), count: Script::new(COUNT) })
+    }
+
+    /// One request of a court's rate (`per_second`, `burst`): `Ok(None)` when
+    /// allowed, `Ok(Some(wait))` when over it, shared by every replica.
+    pub async fn admit(&self, court: &str, per_second: u32, burst: u32) -> Result<Option<Duration>, SharedError> {
+        let interval = 1_000_000 / u64::from(per_second.max(1));
+        let wait: u64 = self
+            .gcra
+            .key(format!("assetgw:rate:{court}"))
+            .arg(interval.max(1))
+            .arg(burst.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((wait > 0).then(|| Duration::from_micros(wait)))
+    }
+
+    /// Counts one use of `key` within `limit`; `seed` gives the durable count
+    /// when Redis has none (first use, or after Redis lost it). `Ok(false)`
+    /// when the limit is reached.
+    pub async fn count<F>(&self, key: &str, limit: u64, keep: Duration, seed: F) -> Result<bool, SharedError>
+    where
+        F: AsyncFnOnce() -> Result<u64, SharedError>,
+    {
+        let key = format!("assetgw:count:{key}");
+        let ttl = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+        let run = async |seed: String| -> Result<i64, SharedError> {
+            Ok(self.count.key(&key).arg(limit).arg(ttl).arg(seed).invoke_async(&mut self.conn.clone()).await?)
+        };
+        let mut counted = run(String::new()).await?;
+        if counted == -1 {
+            counted = run(seed().await?.to_string()).await?;
+        }
+        Ok(counted == 1)
+    }
+
+    /// The value stored under `key`, if any.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SharedError> {
+        Ok(self.conn.clone().get(format!("assetgw:{key}")).await?)
+    }
+
+    /// Stores `value` under `key` for `ttl`.
+    pub async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), SharedError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let () = self.conn.clone().pset_ex(format!("assetgw:{key}"), value, ms).await?;
+        Ok(())
+    }
+
+    /// Takes the lease `key` for `ttl` if nobody holds it: true when taken.
+    pub async fn lease(&self, key: &str, ttl: Duration) -> Result<bool, SharedError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(format!("assetgw:lease:{key}"))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(taken.is_some())
+    }
+}
