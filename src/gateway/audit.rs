@@ -90,9 +90,20 @@ impl Key {
         Ok(Key(Arc::new(key)))
     }
 
+    fn hmac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.0[..]).unwrap_or_else(|_| unreachable!("HMAC takes any key"))
+    }
+
+    /// A secret for `purpose`, derived from this key: replicas sharing the key share it.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.hmac();
+        mac.update(b"derive\n");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self, domain: &str, parts: &[&str]) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.0[..]).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        let mut mac = self.hmac();
         mac.update(domain.as_bytes());
         for p in parts {
             mac.update(b"\n");

@@ -34,7 +34,6 @@ use crate::{
     ledger::{asset_key, rules::Action, store::Store, views},
     ops::{config::SearchConfig, telemetry::spans},
     registry::{
-        cache::Lookup,
         call::Inquiry,
         fanout::{Leg, Plan},
         network::Network,
@@ -208,7 +207,7 @@ fn outcome(leg: &Leg, answer: Option<&Answer>) -> RegistryOutcome {
         message,
         latency: prost_types::Duration::try_from(leg.latency).ok(),
         asset_count: answer.map_or(0, |a| u32::try_from(a.assets.len()).unwrap_or(u32::MAX)),
-        from_cache: leg.lookup == Lookup::Hit,
+        from_cache: leg.lookup.cached(),
         fetched_at: answer.map(|a| a.fetched_at.into()),
     }
 }

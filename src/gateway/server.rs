@@ -31,7 +31,7 @@ use crate::{
         net::{BindError, admit, bind},
         shared::{Shared, SharedError},
     },
-    registry::{client::SetupError, network::Network},
+    registry::{client::SetupError, network::Network, tier::Tier},
 };
 
 /// Why the gateway (or a mock registry's server) could not start.
@@ -123,11 +123,18 @@ pub async fn run_with_clock(
     };
     let metrics = Metrics::new()?;
     let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
-    let trail = Trail::start(&store, Key::load_or_create(&config.audit.key_file)?);
+    let key = Key::load_or_create(&config.audit.key_file)?;
+    let trail = Trail::start(&store, key.clone());
     let shared = config.shared.redis.as_deref().map(|url| Shared::new(url, config.shared.timeout)).transpose()?;
     let (plaintext, limits) = (config.tls.plaintext, config.limits.clone());
-    let gate = Arc::new(Gate::new(plaintext, limits, trail.clone(), store.clone(), metrics.clone(), shared));
-    let network = Arc::new(Network::new(config, &metrics, store.clock())?);
+    let gate = Arc::new(Gate::new(plaintext, limits, trail.clone(), store.clone(), metrics.clone(), shared.clone()));
+    // Replicas share answers for as long as the slowest registry may take.
+    let lease = config.registries.iter().map(|r| config.policy(r).timeout).max().unwrap_or_default();
+    let tier = shared.map(|s| {
+        let (seal, names) = (key.derive("answer cache seal"), key.derive("answer cache names"));
+        Tier::new(s, seal, names, lease, metrics.shared_fallbacks.clone())
+    });
+    let network = Arc::new(Network::new(config, &metrics, store.clock(), tier)?);
     let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clone()));
     let (stop, stopped) = watch::channel(());
     let until_stopped = |mut rx: watch::Receiver<()>| async move {

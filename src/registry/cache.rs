@@ -4,6 +4,8 @@
 //! exactly one registry call: the call runs in its own task, so it completes
 //! and fills the cache even if every caller that wanted it has gone.
 //! Failures are handed to the callers waiting at the time and never stored.
+//! With replicas sharing Redis, a miss asks their shared tier
+//! ([`crate::registry::tier`]) before the registry.
 //!
 //! Freshness is judged with tokio's clock, so tests can pause and advance time.
 
@@ -21,7 +23,10 @@ use tokio::time::Instant;
 
 use crate::{
     core::{clock::SharedClock, merge::Reported},
-    registry::call::{Checked, Failure},
+    registry::{
+        call::{Checked, Failure},
+        tier::Tier,
+    },
 };
 
 /// The cache key: registry name and normalised debtor identifier.
@@ -38,6 +43,7 @@ pub struct Entry {
     pub fetched_at: SystemTime,
     fetched: Instant,
     ttl: Duration,
+    from_tier: bool,
 }
 
 /// How an answer was obtained.
@@ -49,6 +55,8 @@ pub enum Lookup {
     Miss,
     /// Joined a registry call another caller had started.
     Coalesced,
+    /// From the replicas' shared tier: another replica asked the registry.
+    Shared,
 }
 
 impl Lookup {
@@ -58,7 +66,13 @@ impl Lookup {
             Lookup::Hit => "hit",
             Lookup::Miss => "miss",
             Lookup::Coalesced => "coalesced",
+            Lookup::Shared => "shared",
         }
+    }
+
+    /// Whether no registry was asked for this caller's answer.
+    pub fn cached(self) -> bool {
+        matches!(self, Lookup::Hit | Lookup::Shared)
     }
 }
 
@@ -70,6 +84,7 @@ pub struct Cache {
     entries: moka::future::Cache<Key, Arc<Entry>>,
     flights: Arc<Mutex<HashMap<Key, Flight>>>,
     clock: SharedClock,
+    tier: Option<Arc<Tier>>,
 }
 
 struct EntryTtl;
@@ -81,12 +96,14 @@ impl moka::Expiry<Key, Arc<Entry>> for EntryTtl {
 }
 
 impl Cache {
-    /// A cache holding at most `max_entries` answers, stamped with `clock`'s time.
-    pub fn new(max_entries: u64, clock: SharedClock) -> Self {
+    /// A cache holding at most `max_entries` answers, stamped with `clock`'s
+    /// time, in front of the replicas' shared `tier` if there is one.
+    pub fn new(max_entries: u64, clock: SharedClock, tier: Option<Tier>) -> Self {
         Self {
             entries: moka::future::Cache::builder().max_capacity(max_entries).expire_after(EntryTtl).build(),
             flights: Arc::default(),
             clock,
+            tier: tier.map(Arc::new),
         }
     }
 
@@ -116,25 +133,34 @@ impl Cache {
             match flights.get(&key) {
                 Some(flight) => (flight.clone(), Lookup::Coalesced),
                 None => {
-                    let flight = self.start(key.clone(), ttl, fetch());
+                    let flight = self.start(key.clone(), ttl, limit, fetch());
                     flights.insert(key, flight.clone());
                     (flight, Lookup::Miss)
                 }
             }
         };
-        (flight.await, lookup)
+        let result = flight.await;
+        let shared = lookup == Lookup::Miss && result.as_ref().is_ok_and(|e| e.from_tier);
+        (result, if shared { Lookup::Shared } else { lookup })
     }
 
-    fn start<F>(&self, key: Key, ttl: Duration, fetch: F) -> Flight
+    fn start<F>(&self, key: Key, ttl: Duration, limit: Duration, fetch: F) -> Flight
     where
         F: Future<Output = Result<Checked, Failure>> + Send + 'static,
     {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let result = fetch.await.map(|checked| {
-                let fetched_at = SystemTime::from(this.clock.now());
+            let now = SystemTime::from(this.clock.now());
+            let result = match &this.tier {
+                Some(tier) => tier.through(&key, ttl, limit, now, fetch).await,
+                None => fetch.await.map(|checked| ((checked, now), false)),
+            };
+            let result = result.map(|((checked, fetched_at), from_tier)| {
+                // An answer another replica fetched is as old here as there.
+                let age = now.duration_since(fetched_at).unwrap_or_default();
+                let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
                 let (assets, dropped) = (checked.assets.into(), checked.dropped.map(Arc::from));
-                Arc::new(Entry { assets, dropped, fetched_at, fetched: Instant::now(), ttl })
+                Arc::new(Entry { assets, dropped, fetched_at, fetched, ttl: ttl.saturating_sub(age), from_tier })
             });
             if let Ok(entry) = &result {
                 this.entries.insert(key.clone(), entry.clone()).await;
@@ -173,7 +199,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_misses_make_one_call_and_later_ones_hit() {
-        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         let lookups = futures::future::join_all(
@@ -189,7 +215,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn entries_expire_after_their_ttl_and_max_age_forces_a_fetch() {
-        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await.0.unwrap();
@@ -213,7 +239,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failures_are_never_cached() {
-        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         for _ in 0..3 {
@@ -225,7 +251,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_fetch_completes_and_fills_the_cache_when_its_caller_leaves() {
-        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock));
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         let first = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default())));

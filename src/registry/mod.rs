@@ -1,7 +1,7 @@
 //! The registry side: a client per registry of the network, the tower stack
 //! every search call goes through (bulkhead, breaker, timeouts, retries,
 //! hedging), the fan-out of a search over registries, and the answer cache
-//! with single flight. It knows nothing of the ledger or of courts; it may
+//! with single flight and its tier shared by replicas. It knows nothing of the ledger or of courts; it may
 //! use [`crate::ops`] and [`crate::core`].
 
 pub mod breaker;
@@ -11,3 +11,4 @@ pub mod client;
 pub mod fanout;
 pub mod network;
 pub mod resilience;
+pub mod tier;

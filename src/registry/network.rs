@@ -20,6 +20,7 @@ use crate::{
         call::Inquiry,
         client::{Registry, SetupError},
         fanout::{self, Leg, Plan},
+        tier::Tier,
     },
 };
 
@@ -42,14 +43,16 @@ pub struct Found {
 }
 
 impl Network {
-    /// A client for every configured registry (connected lazily).
-    pub fn new(config: &Config, metrics: &Metrics, clock: SharedClock) -> Result<Self, SetupError> {
+    /// A client for every configured registry (connected lazily), and the
+    /// cache of their answers in front of the replicas' shared `tier`, if any.
+    pub fn new(config: &Config, metrics: &Metrics, clock: SharedClock, tier: Option<Tier>) -> Result<Self, SetupError> {
         let registries = config
             .registries
             .iter()
             .map(|r| Registry::new(r, config, metrics.clone()).map(Arc::new))
             .collect::<Result<_, _>>()?;
-        Ok(Self { registries, cache: Cache::new(config.cache.max_entries, clock), deadline: config.search.deadline })
+        let cache = Cache::new(config.cache.max_entries, clock, tier);
+        Ok(Self { registries, cache, deadline: config.search.deadline })
     }
 
     /// The registries.

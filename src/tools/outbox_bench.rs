@@ -85,7 +85,7 @@ pub async fn drain(url: &str, orders: u64, replicas: usize, hung: bool) -> Resul
         });
     }
     let config = Config { tls: TlsConfig { plaintext: true, ..TlsConfig::default() }, registries, ..Config::default() };
-    let network = Network::new(&config, &Metrics::new()?, clock.clone())?;
+    let network = Network::new(&config, &Metrics::new()?, clock.clone(), None)?;
     let store = Store::open(url, clock.clone(), Terms::default()).await?;
     let run = store.now().timestamp_micros();
     let case = CaseNumber::parse("（2024）京0105执1号").map_err(ToolError::Usage)?;

@@ -1,5 +1,6 @@
 //! Replicas that share Redis: one daily search quota and one rate per court
-//! across all of them, and searches that go on when Redis is gone.
+//! across all of them, one registry call per debtor for all of them (with
+//! nothing readable in Redis), and searches that go on when Redis is gone.
 
 use assetgw::core::proto::{SearchRequest, asset_search_service_client::AssetSearchServiceClient};
 use tonic::Code;
@@ -16,12 +17,12 @@ async fn replicas(stack: &Stack, redis: &Redis, limits: &str) -> Option<[Process
     ])
 }
 
-/// `n` concurrent searches for 京0105, alternating between the replicas: the codes answered.
-async fn searches(replicas: &[Process; 2], n: usize) -> Vec<Code> {
+/// `n` concurrent searches of `debtor` for 京0105, alternating between the replicas: the codes answered.
+async fn searches(replicas: &[Process; 2], n: usize, debtor: &str) -> Vec<Code> {
     let calls = (0..n).map(|i| {
         let mut client = AssetSearchServiceClient::new(replicas[i % 2].channel());
         async move {
-            let request = as_court(CASE, SearchRequest { query: Some(query(&[RICH])) });
+            let request = as_court(CASE, SearchRequest { query: Some(query(&[debtor])) });
             client.search(request).await.map_or_else(|s| s.code(), |_| Code::Ok)
         }
     });
@@ -34,7 +35,7 @@ async fn the_daily_search_quota_is_exact_across_replicas() {
     let Some(redis) = Redis::start().await else { return };
     let limits = "[limits]\nrate = 100000\nburst = 100000\ndaily_searches = 10\n";
     let Some(replicas) = replicas(&stack, &redis, limits).await else { return };
-    let codes = searches(&replicas, 40).await;
+    let codes = searches(&replicas, 40, RICH).await;
     let allowed = codes.iter().filter(|c| **c == Code::Ok).count();
     assert_eq!(allowed, 10, "{codes:?}");
     assert!(codes.iter().all(|c| matches!(c, Code::Ok | Code::ResourceExhausted)), "{codes:?}");
@@ -47,7 +48,7 @@ async fn a_courts_rate_is_one_rate_across_replicas() {
     // Five at once, then one every ten seconds: the test's burst takes far less than that.
     let limits = "[limits]\nrate = 1\nburst = 5\n";
     let Some(replicas) = replicas(&stack, &redis, limits).await else { return };
-    let codes = searches(&replicas, 20).await;
+    let codes = searches(&replicas, 20, RICH).await;
     let allowed = codes.iter().filter(|c| **c == Code::Ok).count();
     assert!((5..=6).contains(&allowed), "the burst of 5 is shared, at most one more refills: {codes:?}");
 }
@@ -58,8 +59,41 @@ async fn searches_go_on_when_redis_is_gone() {
     let Some(mut redis) = Redis::start().await else { return };
     let limits = "[limits]\nrate = 100000\nburst = 100000\ndaily_searches = 1000\n";
     let Some(replicas) = replicas(&stack, &redis, limits).await else { return };
-    assert!(searches(&replicas, 10).await.iter().all(|c| *c == Code::Ok));
+    assert!(searches(&replicas, 10, RICH).await.iter().all(|c| *c == Code::Ok));
     redis.stop();
-    let codes = searches(&replicas, 20).await;
-    assert!(codes.iter().all(|c| *c == Code::Ok), "each replica counts on its own while Redis is gone: {codes:?}");
+    // A debtor nobody has asked about: the shared cache is gone too, so the registries are asked.
+    let codes = searches(&replicas, 20, NOBODY).await;
+    assert!(codes.iter().all(|c| *c == Code::Ok), "each replica goes on alone while Redis is gone: {codes:?}");
+    assert!(stack.calls("bank-a") >= 2, "each replica asked the registry itself");
+}
+
+#[tokio::test]
+async fn replicas_ask_each_registry_once_per_debtor_and_redis_holds_nothing_readable() {
+    let stack = Stack::start(standard()).await;
+    let Some(redis) = Redis::start().await else { return };
+    let Some(replicas) = replicas(&stack, &redis, "").await else { return };
+    let codes = searches(&replicas, 100, RICH).await;
+    assert!(codes.iter().all(|c| *c == Code::Ok), "{codes:?}");
+    for r in &stack.registries {
+        assert_eq!(stack.calls(&r.name), 1, "{}: 100 searches on two replicas, one registry call", r.name);
+    }
+
+    let mut client = AssetSearchServiceClient::new(replicas[0].channel());
+    let request = as_court(CASE, SearchRequest { query: Some(query(&[RICH])) });
+    let assets = client.search(request).await.unwrap().into_inner().debtors.remove(0).assets;
+    let mut redis_conn =
+        redis::Client::open(redis.url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut redis_conn).await.unwrap();
+    assert!(keys.iter().any(|k| k.starts_with("assetgw:cache:")), "{keys:?}");
+    let mut everything = keys.join("\n").into_bytes();
+    for key in keys.iter().filter(|k| k.starts_with("assetgw:cache:")) {
+        let value: Vec<u8> = redis::cmd("GET").arg(key).query_async(&mut redis_conn).await.unwrap();
+        everything.extend(value);
+    }
+    let text = String::from_utf8_lossy(&everything);
+    assert!(!text.contains(RICH) && !text.contains(&RICH[..6]), "no debtor number in Redis");
+    for a in &assets {
+        let shown = a.asset_id.split(['#', ':']).next_back().unwrap();
+        assert!(!text.contains(shown), "asset {} is readable in Redis", a.asset_id);
+    }
 }

@@ -1,0 +1,170 @@
+//! The answer cache's second tier, shared by the gateway replicas through
+//! Redis ([`crate::ops::shared`]): a replica that misses locally takes the
+//! answer another replica fetched, and of the replicas that miss at once only
+//! the one holding the key's lease asks the registry; the others wait for its
+//! answer (at most the lease) and then ask themselves. Redis never holds
+//! anything readable: keys are keyed hashes of (registry, debtor), values are
+//! sealed with ChaCha20-Poly1305 bound to their key. Whenever Redis cannot be
+//! asked the replica goes on with the registry itself.
+
+use std::time::{Duration, SystemTime};
+
+use chacha20poly1305::{
+    ChaCha20Poly1305, KeyInit, Nonce,
+    aead::{Aead, Payload},
+};
+use hmac::{Hmac, Mac};
+use prometheus::IntCounterVec;
+use prost::Message;
+use sha2::Sha256;
+
+use crate::{
+    core::{merge::Reported, proto::Asset},
+    ops::shared::{Shared, SharedError},
+    registry::{
+        cache::Key,
+        call::{Checked, Failure},
+    },
+};
+
+/// How often a replica waiting on another's lease looks for its answer.
+const POLL: Duration = Duration::from_millis(25);
+
+/// An answer as stored: the records with their identities, and when fetched.
+#[derive(Clone, PartialEq, Message)]
+struct Stored {
+    #[prost(message, repeated, tag = "1")]
+    records: Vec<StoredRecord>,
+    #[prost(string, optional, tag = "2")]
+    dropped: Option<String>,
+    #[prost(int64, tag = "3")]
+    fetched_at_micros: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct StoredRecord {
+    #[prost(int32, tag = "1")]
+    kind: i32,
+    #[prost(string, tag = "2")]
+    id: String,
+    #[prost(message, optional, tag = "3")]
+    asset: Option<Asset>,
+}
+
+/// The shared tier.
+pub struct Tier {
+    shared: Shared,
+    seal: ChaCha20Poly1305,
+    names: [u8; 32],
+    lease: Duration,
+    fallbacks: IntCounterVec,
+}
+
+/// An answer and when it was fetched (by whichever replica fetched it).
+pub type Fetched = (Checked, SystemTime);
+
+impl Tier {
+    /// A tier over `shared`, sealing with `seal_key` and naming keys with
+    /// `name_key`; a replica waits at most `lease` for another's fetch.
+    pub fn new(
+        shared: Shared,
+        seal_key: [u8; 32],
+        name_key: [u8; 32],
+        lease: Duration,
+        fallbacks: IntCounterVec,
+    ) -> Self {
+        Self { shared, seal: ChaCha20Poly1305::new(&seal_key.into()), names: name_key, lease, fallbacks }
+    }
+
+    /// The answer for `key` no older than `limit`: from the tier, else from
+    /// `fetch` (stored in the tier for `ttl`), with one replica fetching at a time.
+    pub async fn through<F>(
+        &self,
+        key: &Key,
+        ttl: Duration,
+        limit: Duration,
+        now: SystemTime,
+        fetch: F,
+    ) -> Result<(Fetched, bool), Failure>
+    where
+        F: Future<Output = Result<Checked, Failure>>,
+    {
+        let name = self.name(key);
+        if let Some(found) = self.look(&name, limit, now).await {
+            return Ok((found, true));
+        }
+        let leased = self.shared.lease(&name, self.lease).await.map_err(|e| self.alone(&e));
+        if leased == Ok(false) {
+            // Another replica is asking the registry: take its answer when it comes.
+            let until = tokio::time::Instant::now() + self.lease;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(POLL).await;
+                if let Some(found) = self.look(&name, limit, now).await {
+                    return Ok((found, true));
+                }
+            }
+        }
+        let checked = fetch.await?;
+        self.store(&name, &checked, now, ttl).await;
+        Ok(((checked, now), false))
+    }
+
+    /// Redis' key for `key`: a keyed hash, so it says nothing about the debtor.
+    fn name(&self, (registry, debtor): &Key) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.names).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        mac.update(registry.as_bytes());
+        mac.update(b"\n");
+        mac.update(debtor.as_bytes());
+        format!("cache:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    async fn look(&self, name: &str, limit: Duration, now: SystemTime) -> Option<Fetched> {
+        let sealed = self.shared.get(name).await.map_err(|e| self.alone(&e)).ok()??;
+        let (nonce, body) = sealed.split_at_checked(12)?;
+        let plain = self.seal.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: name.as_bytes() });
+        let Ok(plain) = plain else {
+            tracing::warn!("a shared cache entry failed its seal (another key, or altered); ignored");
+            return None;
+        };
+        let stored = Stored::decode(plain.as_slice()).ok()?;
+        let fetched_at = SystemTime::UNIX_EPOCH + Duration::from_micros(u64::try_from(stored.fetched_at_micros).ok()?);
+        if now.duration_since(fetched_at).unwrap_or_default() > limit {
+            return None;
+        }
+        let assets = stored
+            .records
+            .into_iter()
+            .map(|r| Some(Reported { kind: r.kind.try_into().ok()?, id: r.id, asset: r.asset? }))
+            .collect::<Option<Vec<_>>>()?;
+        Some((Checked { assets, dropped: stored.dropped }, fetched_at))
+    }
+
+    async fn store(&self, name: &str, checked: &Checked, now: SystemTime, ttl: Duration) {
+        let records = checked
+            .assets
+            .iter()
+            .map(|r| StoredRecord { kind: r.kind as i32, id: r.id.clone(), asset: Some(r.asset.clone()) })
+            .collect();
+        let micros = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros();
+        let stored = Stored {
+            records,
+            dropped: checked.dropped.clone(),
+            fetched_at_micros: i64::try_from(micros).unwrap_or(i64::MAX),
+        };
+        let nonce: [u8; 12] = rand::random();
+        let body = self
+            .seal
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &stored.encode_to_vec(), aad: name.as_bytes() });
+        let Ok(body) = body else { return };
+        let sealed = [nonce.as_slice(), body.as_slice()].concat();
+        if let Err(e) = self.shared.put(name, &sealed, ttl).await {
+            self.alone(&e);
+        }
+    }
+
+    fn alone(&self, e: &SharedError) {
+        tracing::warn!(error = %e, "shared answer cache unreachable; asking the registry");
+        self.fallbacks.with_label_values(&["cache"]).inc();
+    }
+}
