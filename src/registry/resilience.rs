@@ -55,6 +55,12 @@ const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 const LATENCY_WINDOW: usize = 256;
 /// Attempts seen before hedging starts; too few to know what slow is.
 const LATENCY_MIN_SAMPLES: usize = 20;
+/// A hedge waits at most this many medians. When a slow mode holds about
+/// (1 − percentile) of the calls, the percentile alone lands on the slow mode
+/// in one history (slow attempts completed and were recorded) and on the
+/// fast one in another (they were hedged, cancelled and never recorded), and
+/// stays where it landed; the median sits in the fast mode in both.
+const FAST_MODE_MULTIPLE: u32 = 3;
 
 /// Builds the stack in front of `attempt` (one call with the attempt timeout).
 ///
@@ -306,7 +312,9 @@ impl Latencies {
         w.since += 1;
     }
 
-    /// The configured percentile of recent latencies (recomputed every 16 calls); `None` until enough calls or when off.
+    /// The configured percentile of recent latencies, at most
+    /// [`FAST_MODE_MULTIPLE`] medians (recomputed every 16 calls); `None`
+    /// until enough calls or when off.
     fn hedge_after(&self) -> Option<Duration> {
         if self.percentile <= 0.0 {
             return None;
@@ -319,7 +327,7 @@ impl Latencies {
             let mut sorted: Vec<Duration> = w.recent.iter().copied().collect();
             sorted.sort_unstable();
             let at = ((sorted.len() as f64 * self.percentile) as usize).min(sorted.len() - 1);
-            w.delay = Some(sorted[at]);
+            w.delay = Some(sorted[at].min(sorted[sorted.len() / 2] * FAST_MODE_MULTIPLE));
             w.since = 0;
         }
         w.delay
@@ -345,6 +353,23 @@ mod tests {
         }
         assert_eq!(l.hedge_after(), Some(Duration::from_millis(91)));
         assert_eq!(Latencies::new(0.0).hedge_after(), None, "0 turns hedging off");
+    }
+
+    #[test]
+    fn a_slow_mode_at_the_percentile_gives_one_delay_in_every_history() {
+        // 95 % of calls take 5–30 ms, 5 % take 120 ms; hedging at p95.
+        let fast = |i: u64| Duration::from_millis(5 + (i * 7) % 26);
+        let recorded_slow = Latencies::new(0.95);
+        let hedged_slow = Latencies::new(0.95);
+        for i in 0..LATENCY_WINDOW as u64 {
+            let slow = i % 20 == 0;
+            recorded_slow.add(if slow { Duration::from_millis(120) } else { fast(i) });
+            // In the other history the slow attempts were hedged, cancelled and never recorded.
+            hedged_slow.add(fast(if slow { i + 1 } else { i }));
+        }
+        let (a, b) = (recorded_slow.hedge_after().unwrap(), hedged_slow.hedge_after().unwrap());
+        assert!(a < Duration::from_millis(100) && b < Duration::from_millis(100), "{a:?} {b:?}");
+        assert!(a.abs_diff(b) <= Duration::from_millis(25), "both histories hedge in the fast mode's tail: {a:?} {b:?}");
     }
 
     fn ask(deadline: Duration) -> Ask {
