@@ -55,12 +55,15 @@ const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 const LATENCY_WINDOW: usize = 256;
 /// Attempts seen before hedging starts; too few to know what slow is.
 const LATENCY_MIN_SAMPLES: usize = 20;
-/// A hedge waits at most this many medians. When a slow mode holds about
-/// (1 − percentile) of the calls, the percentile alone lands on the slow mode
-/// in one history (slow attempts completed and were recorded) and on the
-/// fast one in another (they were hedged, cancelled and never recorded), and
-/// stays where it landed; the median sits in the fast mode in both.
-const FAST_MODE_MULTIPLE: u32 = 3;
+/// The hedge goes after this many times a latency inside the fast mode. When
+/// a slow mode holds about (1 − percentile) of the calls, the percentile
+/// itself lands on the slow mode in one history (slow attempts completed and
+/// were recorded) and inside the fast mode's tail in another (they were
+/// hedged, cancelled and never recorded), and stays where it landed: hedging
+/// fast calls too, or none. The (2·percentile − 1) point (p90 for p95) is in
+/// the fast mode in both histories, and twice it is past that mode's tail, so
+/// hedges go to the slow calls and the budget suffices for them.
+const FAST_MODE_MULTIPLE: u32 = 2;
 
 /// Builds the stack in front of `attempt` (one call with the attempt timeout).
 ///
@@ -312,9 +315,8 @@ impl Latencies {
         w.since += 1;
     }
 
-    /// The configured percentile of recent latencies, at most
-    /// [`FAST_MODE_MULTIPLE`] medians (recomputed every 16 calls); `None`
-    /// until enough calls or when off.
+    /// [`FAST_MODE_MULTIPLE`] times the (2·percentile − 1) point of recent
+    /// latencies (recomputed every 16 calls); `None` until enough calls or when off.
     fn hedge_after(&self) -> Option<Duration> {
         if self.percentile <= 0.0 {
             return None;
@@ -326,8 +328,9 @@ impl Latencies {
         if w.delay.is_none() || w.since >= 16 {
             let mut sorted: Vec<Duration> = w.recent.iter().copied().collect();
             sorted.sort_unstable();
-            let at = ((sorted.len() as f64 * self.percentile) as usize).min(sorted.len() - 1);
-            w.delay = Some(sorted[at].min(sorted[sorted.len() / 2] * FAST_MODE_MULTIPLE));
+            let inside = (2.0 * self.percentile - 1.0).max(0.0);
+            let at = ((sorted.len() as f64 * inside) as usize).min(sorted.len() - 1);
+            w.delay = Some(sorted[at] * FAST_MODE_MULTIPLE);
             w.since = 0;
         }
         w.delay
@@ -342,7 +345,7 @@ mod tests {
     use crate::ops::config::BreakerConfig;
 
     #[test]
-    fn hedging_waits_for_enough_calls_then_uses_the_percentile() {
+    fn hedging_waits_for_enough_calls_then_goes_past_the_fast_modes_tail() {
         let l = Latencies::new(0.9);
         for ms in 1..LATENCY_MIN_SAMPLES as u64 {
             l.add(Duration::from_millis(ms));
@@ -351,7 +354,7 @@ mod tests {
         for ms in LATENCY_MIN_SAMPLES as u64..=100 {
             l.add(Duration::from_millis(ms));
         }
-        assert_eq!(l.hedge_after(), Some(Duration::from_millis(91)));
+        assert_eq!(l.hedge_after(), Some(Duration::from_millis(162)), "twice the p80 of 1..=100 ms");
         assert_eq!(Latencies::new(0.0).hedge_after(), None, "0 turns hedging off");
     }
 
@@ -494,8 +497,8 @@ mod tests {
                 after_warm_up = after_warm_up.max(started.elapsed());
             }
         }
-        // Once 20 latencies are known the hedge goes after their p80 (10 ms) and its 10 ms answer wins.
-        assert_eq!(after_warm_up, Duration::from_millis(20));
+        // Once 20 latencies are known the hedge goes after twice their p60 (20 ms) and its 10 ms answer wins.
+        assert_eq!(after_warm_up, Duration::from_millis(30));
         let hedges = count.load(Ordering::SeqCst) - 100;
         assert!((6..=9).contains(&hedges), "one hedge per slow attempt after the warm-up: {hedges}");
     }
