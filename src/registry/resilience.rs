@@ -372,7 +372,10 @@ mod tests {
         }
         let (a, b) = (recorded_slow.hedge_after().unwrap(), hedged_slow.hedge_after().unwrap());
         assert!(a < Duration::from_millis(100) && b < Duration::from_millis(100), "{a:?} {b:?}");
-        assert!(a.abs_diff(b) <= Duration::from_millis(25), "both histories hedge in the fast mode's tail: {a:?} {b:?}");
+        assert!(
+            a.abs_diff(b) <= Duration::from_millis(25),
+            "both histories hedge in the fast mode's tail: {a:?} {b:?}"
+        );
     }
 
     fn ask(deadline: Duration) -> Ask {
