@@ -3,8 +3,10 @@
 # gateways over real gRPC on loopback, the ledger on a real SQLite file and on
 # the PostgreSQL server at 127.0.0.1:5432, database `test`). Starts that
 # server when it is installed but not running, and makes the virtualenv of the
-# Python interop test (.venv, grpcio from PyPI). With CI=true a test that
-# needs PostgreSQL or Python fails instead of skipping.
+# Python interop test (.venv, grpcio from PyPI), and installs redis-server
+# (the replica tests start private Redis servers) when it is missing and apt
+# can. With CI=true a test that needs PostgreSQL, Redis or Python fails
+# instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,11 @@ if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; the
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
     for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
   fi
+fi
+
+if ! command -v redis-server >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing redis-server for the replica tests"
+  apt-get install -y -qq redis-server >/dev/null || true
 fi
 
 requirements=tests/interop/requirements.txt

@@ -29,27 +29,27 @@ async fn searches(replicas: &[Process; 2], n: usize, debtor: &str) -> Vec<Code> 
     futures::future::join_all(calls).await
 }
 
+/// `n` searches at once over two fresh replicas with `limits`: how many were answered, and every code.
+async fn answered(limits: &str, n: usize) -> Option<(usize, Vec<Code>)> {
+    let stack = Stack::start(standard()).await;
+    let redis = Redis::start().await?;
+    let replicas = replicas(&stack, &redis, limits).await?;
+    let codes = searches(&replicas, n, RICH).await;
+    Some((codes.iter().filter(|c| **c == Code::Ok).count(), codes))
+}
+
 #[tokio::test]
 async fn the_daily_search_quota_is_exact_across_replicas() {
-    let stack = Stack::start(standard()).await;
-    let Some(redis) = Redis::start().await else { return };
     let limits = "[limits]\nrate = 100000\nburst = 100000\ndaily_searches = 10\n";
-    let Some(replicas) = replicas(&stack, &redis, limits).await else { return };
-    let codes = searches(&replicas, 40, RICH).await;
-    let allowed = codes.iter().filter(|c| **c == Code::Ok).count();
+    let Some((allowed, codes)) = answered(limits, 40).await else { return };
     assert_eq!(allowed, 10, "{codes:?}");
     assert!(codes.iter().all(|c| matches!(c, Code::Ok | Code::ResourceExhausted)), "{codes:?}");
 }
 
 #[tokio::test]
 async fn a_courts_rate_is_one_rate_across_replicas() {
-    let stack = Stack::start(standard()).await;
-    let Some(redis) = Redis::start().await else { return };
-    // Five at once, then one every ten seconds: the test's burst takes far less than that.
-    let limits = "[limits]\nrate = 1\nburst = 5\n";
-    let Some(replicas) = replicas(&stack, &redis, limits).await else { return };
-    let codes = searches(&replicas, 20, RICH).await;
-    let allowed = codes.iter().filter(|c| **c == Code::Ok).count();
+    // Five at once, then one a second: the test's burst takes far less than that.
+    let Some((allowed, codes)) = answered("[limits]\nrate = 1\nburst = 5\n", 20).await else { return };
     assert!((5..=6).contains(&allowed), "the burst of 5 is shared, at most one more refills: {codes:?}");
 }
 
