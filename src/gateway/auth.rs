@@ -26,6 +26,7 @@ use crate::{
     },
     gateway::audit::{Record, Trail},
     ledger::{
+        model::Model,
         rules::{self, Action},
         store::Store,
     },
@@ -162,6 +163,8 @@ pub struct Gate {
     metrics: Metrics,
     /// Rates and quotas every replica shares; when unset or unreachable, this replica's own.
     shared: Option<Shared>,
+    /// The ledger in memory, for what a search reads.
+    model: Arc<Model>,
 }
 
 impl Gate {
@@ -173,6 +176,7 @@ impl Gate {
         ledger: Store,
         metrics: Metrics,
         shared: Option<Shared>,
+        model: Arc<Model>,
     ) -> Self {
         let clock = ledger.clock();
         Self {
@@ -186,7 +190,13 @@ impl Gate {
             clock,
             metrics,
             shared,
+            model,
         }
+    }
+
+    /// The ledger in memory, as searches read it.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
     }
 
     /// Redis failed: this replica goes on alone, and says so.
@@ -280,8 +290,12 @@ impl Gate {
     }
 
     /// May `caller` act on `case` (R15, R10, R12)? The gate gathers the facts; the rule decides.
+    /// A look is decided from the read model; a step from the database (which its transaction checks again).
     pub async fn authorize(&self, caller: &Caller, case: &CaseNumber, action: Action) -> Result<(), Error> {
-        let designated = self.ledger.designated_to(&case.to_string()).await?;
+        let designated = match action {
+            Action::Query => self.model.designated_to(&case.to_string()),
+            Action::Control => self.ledger.designated_to(&case.to_string()).await?,
+        };
         rules::authority(&caller.court, case, designated.as_deref(), action)
             .map_err(|e| Error::PermissionDenied(e.to_string()))
     }

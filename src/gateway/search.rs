@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
-use tracing::{Instrument, Span, info, info_span, warn};
+use tracing::{Instrument, Span, info, info_span};
 
 use crate::{
     core::{
@@ -31,7 +31,7 @@ use crate::{
         auth::{Caller, Gate, Note},
         validate::{Checks, violation},
     },
-    ledger::{asset_key, rules::Action, store::Store, views},
+    ledger::{asset_key, model::Model, rules::Action, views},
     ops::{config::SearchConfig, telemetry::spans},
     registry::{
         call::Inquiry,
@@ -46,7 +46,6 @@ pub struct SearchApi {
     network: Arc<Network>,
     limits: SearchConfig,
     gate: Arc<Gate>,
-    ledger: Store,
     clock: SharedClock,
 }
 
@@ -60,9 +59,8 @@ struct Search {
 
 impl SearchApi {
     /// The service over `network`.
-    pub fn new(network: Arc<Network>, limits: SearchConfig, gate: Arc<Gate>, ledger: Store) -> Self {
-        let clock = ledger.clock();
-        Self { network, limits, gate, ledger, clock }
+    pub fn new(network: Arc<Network>, limits: SearchConfig, gate: Arc<Gate>, clock: SharedClock) -> Self {
+        Self { network, limits, gate, clock }
     }
 
     /// Validates, authorizes and counts a search, noting for the audit what it asks.
@@ -235,19 +233,13 @@ fn registry_answer(plan: &Plan, leg: &Leg) -> SearchStreamResponse {
     }
 }
 
-/// Adds each asset's live seizures, read from the ledger now (never cached).
-/// If the ledger cannot be read the summaries stay unset, which says "unknown".
-async fn annotate<'a>(ledger: &Store, case: &str, assets: impl Iterator<Item = &'a mut MergedAsset>) {
+/// Adds each asset's live seizures as the ledger has them now (from the read
+/// model, never from the answer cache).
+fn annotate<'a>(model: &Model, case: &str, assets: impl Iterator<Item = &'a mut MergedAsset>) {
     let mut assets: Vec<&mut MergedAsset> = assets.collect();
     let key = |a: &MergedAsset| asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id);
     let keys: Vec<String> = assets.iter().map(|a| key(a)).collect();
-    let ledgers = match ledger.ledgers(&keys).await {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(error = %e, "seizure summaries unavailable for this search");
-            return;
-        }
-    };
+    let ledgers = model.ledgers(&keys);
     for asset in &mut assets {
         let k = key(asset);
         let summary = ledgers.iter().find(|l| asset_key(l.asset.kind, &l.asset.asset_id) == k);
@@ -351,7 +343,7 @@ impl AssetSearchService for SearchApi {
                     .map_err(|_| Error::DeadlineExceeded(search.budget))?;
                 let mut response = respond(&search.plan, &legs, self.clock.now(), self.limits.max_reply_bytes);
                 let case = &search.plan.caller.case_number;
-                annotate(&self.ledger, case, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut())).await;
+                annotate(self.gate.model(), case, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut()));
                 note.detail(audit_detail(&response));
                 Ok(response)
             }
@@ -376,7 +368,6 @@ impl AssetSearchService for SearchApi {
             let legs = self.legs(&search);
             let (tx, rx) = mpsc::channel(16);
             let span = search.span.clone();
-            let ledger = self.ledger.clone();
             let clock = self.clock.clone();
             let gate = self.gate.clone();
             let max_reply_bytes = self.limits.max_reply_bytes;
@@ -396,13 +387,13 @@ impl AssetSearchService for SearchApi {
                         let Some(leg) = next else {
                             let mut summary = respond(&search.plan, &done, clock.now(), max_reply_bytes);
                             let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
-                            annotate(&ledger, &case, assets).await;
+                            annotate(gate.model(), &case, assets);
                             result_note.detail(audit_detail(&summary));
                             break Ok(summary);
                         };
                         let mut answer = registry_answer(&search.plan, &leg);
                         if let Some(Event::RegistryAnswer(a)) = &mut answer.event {
-                            annotate(&ledger, &case, a.assets.iter_mut()).await;
+                            annotate(gate.model(), &case, a.assets.iter_mut());
                         }
                         if tx.send(Ok(answer)).await.is_err() {
                             // The court hung up; the cache still gets what is in flight, the trail what it saw.

@@ -24,7 +24,7 @@ use crate::{
         search::SearchApi,
         seizure::SeizureApi,
     },
-    ledger::{store::Store, sweep},
+    ledger::{model::Model, store::Store, sweep},
     ops::{
         config::Config,
         metrics::Metrics,
@@ -127,7 +127,16 @@ pub async fn run_with_clock(
     let trail = Trail::start(&store, key.clone());
     let shared = config.shared.redis.as_deref().map(|url| Shared::new(url, config.shared.timeout)).transpose()?;
     let (plaintext, limits) = (config.tls.plaintext, config.limits.clone());
-    let gate = Arc::new(Gate::new(plaintext, limits, trail.clone(), store.clone(), metrics.clone(), shared.clone()));
+    let model = Model::load(store.clone()).await?;
+    let gate = Arc::new(Gate::new(
+        plaintext,
+        limits,
+        trail.clone(),
+        store.clone(),
+        metrics.clone(),
+        shared.clone(),
+        model.clone(),
+    ));
     // Replicas share answers for as long as the slowest registry may take.
     let lease = config.registries.iter().map(|r| config.policy(r).timeout).max().unwrap_or_default();
     let tier = shared.map(|s| {
@@ -135,11 +144,12 @@ pub async fn run_with_clock(
         Tier::new(s, seal, names, lease, metrics.shared_fallbacks.clone())
     });
     let network = Arc::new(Network::new(config, &metrics, store.clock(), tier)?);
-    let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clone()));
+    let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clock()));
     let (stop, stopped) = watch::channel(());
     let until_stopped = |mut rx: watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
+    tokio::spawn(model.follow(config.ledger.url.clone(), until_stopped(stopped.clone())));
     tokio::spawn(outbox::run(store.clone(), network.registries().to_vec(), until_stopped(stopped.clone())));
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
     tokio::spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));

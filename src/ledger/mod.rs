@@ -7,12 +7,14 @@
 //! - [`store`]: durable storage on SQLite (group commit) or PostgreSQL, one
 //!   transaction per step with its events and outbox orders.
 //! - [`views`]: the ledger as the court API shows it.
+//! - [`model`]: the ledger in memory, as searches read it.
 //! - [`sweep`]: writes lapses as they fall due.
 //!
 //! It knows nothing of registries' transport, of authentication or of the
 //! court services; it may use [`crate::ops`] and [`crate::core`].
 
 pub mod command;
+pub mod model;
 pub mod rules;
 pub mod store;
 pub mod sweep;

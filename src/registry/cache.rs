@@ -152,7 +152,7 @@ impl Cache {
         let task = tokio::spawn(async move {
             let now = SystemTime::from(this.clock.now());
             let result = match &this.tier {
-                Some(tier) => tier.through(&key, ttl, limit, now, fetch).await,
+                Some(tier) => tier.through((&key.0, &key.1), ttl, limit, now, fetch).await,
                 None => fetch.await.map(|checked| ((checked, now), false)),
             };
             let result = result.map(|((checked, fetched_at), from_tier)| {

@@ -21,10 +21,7 @@ use sha2::Sha256;
 use crate::{
     core::{merge::Reported, proto::Asset},
     ops::shared::{Shared, SharedError},
-    registry::{
-        cache::Key,
-        call::{Checked, Failure},
-    },
+    registry::call::{Checked, Failure},
 };
 
 /// How often a replica waiting on another's lease looks for its answer.
@@ -76,11 +73,12 @@ impl Tier {
         Self { shared, seal: ChaCha20Poly1305::new(&seal_key.into()), names: name_key, lease, fallbacks }
     }
 
-    /// The answer for `key` no older than `limit`: from the tier, else from
-    /// `fetch` (stored in the tier for `ttl`), with one replica fetching at a time.
+    /// `registry`'s answer for `debtor` no older than `limit`: from the tier,
+    /// else from `fetch` (stored in the tier for `ttl`), with one replica
+    /// fetching at a time; and whether it came from the tier.
     pub async fn through<F>(
         &self,
-        key: &Key,
+        (registry, debtor): (&str, &str),
         ttl: Duration,
         limit: Duration,
         now: SystemTime,
@@ -89,7 +87,7 @@ impl Tier {
     where
         F: Future<Output = Result<Checked, Failure>>,
     {
-        let name = self.name(key);
+        let name = self.name(registry, debtor);
         if let Some(found) = self.look(&name, limit, now).await {
             return Ok((found, true));
         }
@@ -109,8 +107,8 @@ impl Tier {
         Ok(((checked, now), false))
     }
 
-    /// Redis' key for `key`: a keyed hash, so it says nothing about the debtor.
-    fn name(&self, (registry, debtor): &Key) -> String {
+    /// Redis' key for (registry, debtor): a keyed hash, so it says nothing about the debtor.
+    fn name(&self, registry: &str, debtor: &str) -> String {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.names).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
         mac.update(registry.as_bytes());

@@ -97,3 +97,38 @@ async fn replicas_ask_each_registry_once_per_debtor_and_redis_holds_nothing_read
         assert!(!text.contains(shown), "asset {} is readable in Redis", a.asset_id);
     }
 }
+
+#[tokio::test]
+async fn a_designation_recorded_on_one_replica_stops_searches_on_the_other() {
+    use assetgw::core::proto::{RecordDesignationRequest, seizure_service_client::SeizureServiceClient};
+    let stack = Stack::start(standard()).await;
+    let Some(url) = ledger_url(Db::Postgres).await else { return };
+    let (one, two) = (Process::serve(&stack.registries, &url).await, Process::serve(&stack.registries, &url).await);
+    let search = |p: &Process| {
+        let mut client = AssetSearchServiceClient::new(p.channel());
+        async move {
+            let request = as_court(CASE, SearchRequest { query: Some(query(&[RICH])) });
+            client.search(request).await.map(|_| ())
+        }
+    };
+    search(&two).await.expect("the case's own court searches it");
+    let designation = RecordDesignationRequest {
+        request_id: "d-1".into(),
+        case_number: CASE.into(),
+        to_court_code: "粤0305".into(),
+        decision_reference: "（2025）粤03执监12号".into(),
+        decided_at: None,
+    };
+    SeizureServiceClient::new(one.channel()).record_designation(as_court(CASE, designation)).await.unwrap();
+    let recorded = tokio::time::Instant::now();
+    // The replica that recorded it refuses the next search at once; the other within its read model's bound.
+    assert_eq!(search(&one).await.unwrap_err().code(), Code::PermissionDenied);
+    let refused = loop {
+        match search(&two).await {
+            Err(e) if e.code() == Code::PermissionDenied => break recorded.elapsed(),
+            other => assert!(other.is_ok(), "{other:?}"),
+        }
+        assert!(recorded.elapsed() < std::time::Duration::from_secs(2), "the other replica never heard of it");
+    };
+    eprintln!("the other replica refused the designated-away court {refused:?} after the designation");
+}

@@ -75,6 +75,10 @@ impl SeizureApi {
                 let command = command(r, case, request).await?;
                 let step = command.request().map(|(key, name)| (key.clone(), name));
                 let reply = self.store.execute(command).await?;
+                // Before the court hears of its step, its own searches here must see it.
+                if let Err(e) = self.gate.model().refresh().await {
+                    tracing::warn!(error = %e, "the read model missed a step; the next refresh applies it");
+                }
                 if let Some(step) = step {
                     let _ = mark.set(step);
                 }

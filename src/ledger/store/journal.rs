@@ -152,6 +152,10 @@ impl Store {
         }
         if numbered > 0 {
             sqlx::query("UPDATE counters SET value = $1 WHERE name = 'events'").bind(last).execute(&mut *conn).await?;
+            if self.backend == Backend::Postgres {
+                // The events are readable once this commits: every replica's read model hears of it then.
+                sqlx::query("SELECT pg_notify($1, '')").bind(super::CHANNEL).execute(&mut *conn).await?;
+            }
         }
         Ok(numbered)
     }

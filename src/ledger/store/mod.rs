@@ -47,6 +47,9 @@ use crate::{
     },
 };
 
+/// The PostgreSQL channel every ledger commit notifies (read models listen on it).
+pub const CHANNEL: &str = "assetgw_ledger";
+
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -153,6 +156,11 @@ impl Store {
     }
 
     /// The ledger's clock.
+    pub fn terms(&self) -> Terms {
+        self.terms.clone()
+    }
+
+    /// The time now, by the ledger's clock.
     pub fn now(&self) -> Time {
         self.clock.now()
     }
@@ -177,7 +185,13 @@ impl Store {
                 loop {
                     let mut tx = self.pool.begin().await?;
                     let result = match self.apply(&mut tx, &command).await {
-                        Ok(reply) => tx.commit().await.map(|_| reply).map_err(LedgerError::from),
+                        // Every replica's read model hears of it when it commits (designations at once, events once numbered).
+                        Ok(reply) => {
+                            match sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await {
+                                Ok(_) => tx.commit().await.map(|_| reply).map_err(LedgerError::from),
+                                Err(e) => Err(e.into()),
+                            }
+                        }
                         Err(e) => Err(e),
                     };
                     match result {

@@ -32,6 +32,20 @@ impl Store {
         Ok(self.designation(&mut conn, case).await?.map(|d| d.to_court))
     }
 
+    /// Every asset the ledger has ever held a seizure on.
+    pub async fn asset_keys(&self) -> Result<Vec<String>, LedgerError> {
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query("SELECT asset_key FROM assets ORDER BY asset_key").fetch_all(&mut *conn).await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    /// Every designated case, with the court it was designated to (R10).
+    pub async fn designations(&self) -> Result<std::collections::HashMap<String, String>, LedgerError> {
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query("SELECT from_case, to_court FROM designations").fetch_all(&mut *conn).await?;
+        Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?)
+    }
+
     /// The ledgers of `keys` as of now (lapses applied in memory, R6), from one snapshot.
     pub async fn ledgers(&self, keys: &[String]) -> Result<Vec<Ledger>, LedgerError> {
         if keys.is_empty() {

@@ -1,0 +1,143 @@
+//! The ledger as searches read it, in memory: every asset's ledger and every
+//! case's designation, kept current from the gap-free event stream, so that a
+//! search authorizes (R12, R15) and shows seizures without a database read.
+//! Decisions that change the ledger still read and lock the database.
+//!
+//! A refresh reads the events after the last one applied and reloads the
+//! ledgers they touched, and reloads the designations. It runs on this
+//! replica's own commits before they are acknowledged (so a court's next
+//! search sees its own step), on every other replica's commits (PostgreSQL
+//! `LISTEN assetgw_ledger`; a reconnect catches up by sequence), and once a
+//! second regardless. Lapses due since are applied when a ledger is read (R6).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use tokio::sync::Mutex;
+
+use crate::ledger::{
+    LedgerError, asset_key,
+    rules::Ledger,
+    store::{Backend, CHANNEL, Store},
+};
+
+/// Events read per round of a refresh.
+const ROUND: i64 = 1000;
+
+#[derive(Default)]
+struct State {
+    /// The last event applied.
+    seq: i64,
+    ledgers: HashMap<String, Ledger>,
+    /// Designated case → the court it was designated to.
+    designations: HashMap<String, String>,
+}
+
+/// The read model; cheap to share.
+pub struct Model {
+    store: Store,
+    state: RwLock<State>,
+    refreshing: Mutex<()>,
+}
+
+impl Model {
+    /// Loads every asset's ledger and every designation.
+    pub async fn load(store: Store) -> Result<Arc<Self>, LedgerError> {
+        let seq = store.last_event().await?;
+        let keys = store.asset_keys().await?;
+        let ledgers = store.ledgers(&keys).await?;
+        let ledgers = keys.into_iter().zip(ledgers).collect();
+        let designations = store.designations().await?;
+        let state = State { seq, ledgers, designations };
+        Ok(Arc::new(Self { store, state: RwLock::new(state), refreshing: Mutex::new(()) }))
+    }
+
+    /// Applies every change committed before this call: the events after the
+    /// last applied (their assets' ledgers are reloaded) and the designations.
+    pub async fn refresh(&self) -> Result<(), LedgerError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let mut seq = self.read(|s| s.seq);
+        let mut keys = Vec::new();
+        loop {
+            let events = self.store.events_after(seq, ROUND).await?;
+            let Some(last) = events.last() else { break };
+            seq = last.sequence;
+            keys.extend(events.iter().filter_map(|e| e.asset.as_ref().map(|a| asset_key(a.kind(), &a.asset_id))));
+            if (events.len() as i64) < ROUND {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let ledgers = self.store.ledgers(&keys).await?;
+        let designations = self.store.designations().await?;
+        let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (key, ledger) in keys.into_iter().zip(ledgers) {
+            state.ledgers.insert(key, ledger);
+        }
+        state.designations = designations;
+        state.seq = seq;
+        Ok(())
+    }
+
+    /// The court `case` was designated to, if it was (R10, R12).
+    pub fn designated_to(&self, case: &str) -> Option<String> {
+        self.read(|s| s.designations.get(case).cloned())
+    }
+
+    /// The ledgers of `keys` that exist, as of now (lapses due applied, R6).
+    pub fn ledgers(&self, keys: &[String]) -> Vec<Ledger> {
+        let now = self.store.now();
+        let terms = self.store.terms();
+        let mut found: Vec<Ledger> = self.read(|s| keys.iter().filter_map(|k| s.ledgers.get(k).cloned()).collect());
+        for ledger in &mut found {
+            ledger.settle(now, &terms);
+        }
+        found
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Keeps the model current until `stop` completes: on this replica's
+    /// commits, on every replica's (PostgreSQL), and once a second.
+    pub async fn follow(self: Arc<Self>, url: String, stop: impl Future<Output = ()>) {
+        let committed = self.store.committed();
+        let mut listener = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tokio::pin!(stop);
+        loop {
+            if self.store.backend() == Backend::Postgres && listener.is_none() {
+                listener = listen(&url).await;
+            }
+            let heard = async {
+                match listener.as_mut() {
+                    Some(l) => l.recv().await.is_ok(),
+                    None => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = &mut stop => return,
+                () = committed.notified() => {}
+                ok = heard => if !ok {
+                    // The next round listens again; the refresh catches up on what was missed.
+                    listener = None;
+                },
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "the read model could not be refreshed; searches see it as it was");
+            }
+        }
+    }
+}
+
+async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await.ok()?;
+    listener.listen(CHANNEL).await.ok()?;
+    Some(listener)
+}
