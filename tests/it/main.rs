@@ -23,6 +23,7 @@ mod processes;
 mod replicas;
 mod search;
 mod security;
+mod spawned;
 mod telemetry;
 mod validation;
 mod wings;
