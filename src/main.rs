@@ -16,6 +16,12 @@ use assetgw::{
 };
 use clap::{Parser, Subcommand};
 
+/// mimalloc: a search allocates and frees many small objects (protobuf
+/// messages, strings, maps), where glibc's allocator spent a fifth of the
+/// gateway's CPU (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "assetgw", version, about = "Debtor asset-search federation gateway (查人找物)")]
 struct Cli {
