@@ -4,7 +4,7 @@
 //! Decisions that change the ledger still read and lock the database.
 //!
 //! A refresh reads the events after the last one applied and reloads the
-//! ledgers they touched, and reloads the designations. It runs on this
+//! ledgers they touched, and the designations when one was added. It runs on this
 //! replica's own commits before they are acknowledged (so a court's next
 //! search sees its own step), on every other replica's commits (PostgreSQL
 //! `LISTEN assetgw_ledger`; a reconnect catches up by sequence), and once a
@@ -34,6 +34,13 @@ struct State {
     ledgers: HashMap<String, Ledger>,
     /// Designated case → the court it was designated to.
     designations: HashMap<String, String>,
+}
+
+impl State {
+    /// The designations' count as loaded (they are only ever added).
+    fn designations_known(&self) -> i64 {
+        i64::try_from(self.designations.len()).unwrap_or(i64::MAX)
+    }
 }
 
 /// The read model; cheap to share.
@@ -73,12 +80,18 @@ impl Model {
         keys.sort();
         keys.dedup();
         let ledgers = self.store.ledgers(&keys).await?;
-        let designations = self.store.designations().await?;
+        // Designations are only added: reloaded only when there are more than were loaded.
+        let designations = match self.store.designation_count().await? == self.read(State::designations_known) {
+            true => None,
+            false => Some(self.store.designations().await?),
+        };
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (key, ledger) in keys.into_iter().zip(ledgers) {
             state.ledgers.insert(key, ledger);
         }
-        state.designations = designations;
+        if let Some(designations) = designations {
+            state.designations = designations;
+        }
         state.seq = seq;
         Ok(())
     }

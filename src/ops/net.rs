@@ -116,14 +116,9 @@ pub fn admit(
                 },
                 () = tx.closed() => return,
             };
-            let refuse = |reason: &str| {
-                if let Some(counter) = &refused {
-                    counter.with_label_values(&[reason]).inc();
-                }
-            };
             let Some(slot) = counts.take(addr.ip(), &limits) else {
                 tracing::debug!(peer = %addr, "connection closed: connection limit reached");
-                refuse("limit");
+                count(refused.as_ref(), "limit");
                 continue;
             };
             let _ = tcp.set_nodelay(true);
@@ -135,15 +130,20 @@ pub fn admit(
                     }
                     Err(reason) => {
                         tracing::debug!(peer = %addr, reason, "connection closed before it was served");
-                        if let Some(counter) = refused {
-                            counter.with_label_values(&[reason]).inc();
-                        }
+                        count(refused.as_ref(), reason);
                     }
                 }
             });
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Counts a socket closed unserved, when counting.
+fn count(refused: Option<&IntCounterVec>, reason: &str) {
+    if let Some(counter) = refused {
+        counter.with_label_values(&[reason]).inc();
+    }
 }
 
 /// The first bytes of every HTTP/2 connection (RFC 9113 §3.4).

@@ -15,8 +15,8 @@ use crate::{
     core::clock::{Clock, SystemClock},
     core::merge,
     core::proto::{
-        AssetKind, ControlOrder, Debtor, DeductRequest, DescribeRequest, RegistryKind, ReleaseRequest, RenewRequest,
-        SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, SeizeResponse, debtor,
+        AssetKind, ControlOrder, Debtor, DeductRequest, DescribeRequest, RegistryKind, ReleaseRequest, ReleaseResponse,
+        RenewRequest, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, SeizeResponse, debtor,
         registry_service_client::RegistryServiceClient,
     },
     ops::pki::TlsFiles,
@@ -343,11 +343,7 @@ impl Suite {
             )),
             Err(e) => Err(e),
         };
-        let release = ReleaseRequest {
-            order: order(&format!("{}-release-waiting", self.run), asset),
-            registry_reference: reference.clone(),
-        };
-        let _ = self.client.clone().release(self.request(release)).await;
+        let _ = self.release_order("release-waiting", asset, &reference).await;
         (Ok(format!("{reference}, no term while it waits")), promoted)
     }
 
@@ -365,11 +361,7 @@ impl Suite {
             self.client.clone().deduct(self.request(request())).await.map_err(|s| status_text(&s))?.into_inner();
         let again =
             self.client.clone().deduct(self.request(request())).await.map_err(|s| status_text(&s))?.into_inner();
-        let release = ReleaseRequest {
-            order: order(&format!("{}-release-deduct", self.run), asset),
-            registry_reference: reference.clone(),
-        };
-        let _ = self.client.clone().release(self.request(release)).await;
+        let _ = self.release_order("release-deduct", asset, &reference).await;
         if first.registry_reference != reference || first.deducted_at.is_none() || first.remaining != 60 {
             return Err(format!(
                 "deducting 40 of 100 answered reference `{}`, deducted_at {:?}, remaining {}: answer the freeze's reference, when, and 60",
@@ -402,12 +394,22 @@ impl Suite {
         Ok(format!("{reference} until {}", crate::core::proto::time_of(&end).format("%Y-%m-%d")))
     }
 
-    async fn release(&self, asset: &merge::Reported, reference: &str) -> Verdict {
+    /// A Release order under this run's `key` for `reference`.
+    async fn release_order(
+        &self,
+        key: &str,
+        asset: &merge::Reported,
+        reference: &str,
+    ) -> Result<ReleaseResponse, tonic::Status> {
         let request = ReleaseRequest {
-            order: order(&format!("{}-release", self.run), asset),
+            order: order(&format!("{}-{key}", self.run), asset),
             registry_reference: reference.into(),
         };
-        let r = self.client.clone().release(self.request(request)).await.map_err(|s| status_text(&s))?.into_inner();
+        self.client.clone().release(self.request(request)).await.map(Response::into_inner)
+    }
+
+    async fn release(&self, asset: &merge::Reported, reference: &str) -> Verdict {
+        let r = self.release_order("release", asset, reference).await.map_err(|s| status_text(&s))?;
         if r.registry_reference != reference || r.released_at.is_none() {
             return Err(format!(
                 "answered reference `{}` and released_at {:?}; a release answers the seizure's reference and when",
@@ -418,11 +420,8 @@ impl Suite {
     }
 
     async fn release_unknown(&self, asset: &merge::Reported) -> Verdict {
-        let request = ReleaseRequest {
-            order: order(&format!("{}-unknown", self.run), asset),
-            registry_reference: format!("conformance-no-such-reference-{}", self.run),
-        };
-        match self.client.clone().release(self.request(request)).await {
+        let unknown = format!("conformance-no-such-reference-{}", self.run);
+        match self.release_order("unknown", asset, &unknown).await {
             Err(s) if s.code() == Code::NotFound => Ok("NOT_FOUND".into()),
             Err(s) => Err(format!("{} instead of NOT_FOUND", status_text(&s))),
             Ok(_) => Err("answered OK for a reference it never issued; answer NOT_FOUND".into()),

@@ -39,6 +39,13 @@ impl Store {
         Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
     }
 
+    /// How many designations there are: they are only ever added, so a new
+    /// count is the sign of a new one.
+    pub async fn designation_count(&self) -> Result<i64, LedgerError> {
+        let mut conn = self.reader().await?;
+        Ok(sqlx::query("SELECT COUNT(*) FROM designations").fetch_one(&mut *conn).await?.try_get(0)?)
+    }
+
     /// Every designated case, with the court it was designated to (R10).
     pub async fn designations(&self) -> Result<std::collections::HashMap<String, String>, LedgerError> {
         let mut conn = self.reader().await?;
