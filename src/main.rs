@@ -108,6 +108,9 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// `miss`: draw debtors from this many fixed ones (the same in every run) instead of a new one per call.
+        #[arg(long)]
+        debtors: Option<usize>,
     },
     /// Check a registry implementation against the registry contract; exit 1 on any failure.
     Conformance {
@@ -482,8 +485,9 @@ async fn main() -> ExitCode {
             timeout,
             config,
             json,
+            debtors,
         } => {
-            let plan = loadgen::Plan { scenario, concurrency, rate, duration, warmup, connections, timeout };
+            let plan = loadgen::Plan { scenario, concurrency, rate, duration, warmup, connections, timeout, debtors };
             commands::loadgen(&plan, connection.connection(), &config, json).await
         }
         Command::Pki { command: PkiCommand::Init { dir } } => commands::pki_init(&dir),

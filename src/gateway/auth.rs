@@ -34,7 +34,7 @@ use crate::{
         config::LimitsConfig,
         metrics::Metrics,
         net::Peer,
-        pki::{self, Role},
+        pki::Role,
         shared::{Shared, SharedError},
     },
 };
@@ -264,11 +264,10 @@ impl Gate {
             })?;
             identifiers::parse_court_code(&String::from_utf8_lossy(&code)).map_err(Error::Unauthenticated)?
         } else {
-            let certs = Peer::certs(request).ok_or_else(|| {
+            let holder = Peer::holder(request).ok_or_else(|| {
                 Error::Unauthenticated("no client certificate; connect over mutual TLS with the court's".into())
             })?;
-            let cert = certs.first().ok_or_else(|| Error::Unauthenticated("no client certificate".into()))?;
-            match pki::holder(cert).map_err(Error::Unauthenticated)? {
+            match holder.as_ref().clone().map_err(Error::Unauthenticated)? {
                 Role::Court(code) => code,
                 other => {
                     return Err(Error::PermissionDenied(format!(
@@ -415,14 +414,11 @@ impl Gate {
 /// A registry's interceptor: over mutual TLS only the gateway may call it
 /// (a court's certificate is from the same CA, but courts go through the gateway).
 pub fn gateway_only(request: Request<()>) -> Result<Request<()>, Status> {
-    let Some(certs) = Peer::certs(&request) else { return Ok(request) };
-    match certs.first().map(|c| pki::holder(c)) {
-        Some(Ok(Role::Gateway)) => Ok(request),
-        Some(Ok(other)) => {
-            Err(Status::permission_denied(format!("this registry answers only the gateway, not the {other}")))
-        }
-        Some(Err(e)) => Err(Status::unauthenticated(e)),
-        None => Err(Status::unauthenticated("no client certificate")),
+    let Some(holder) = Peer::holder(&request) else { return Ok(request) };
+    match holder.as_ref() {
+        Ok(Role::Gateway) => Ok(request),
+        Ok(other) => Err(Status::permission_denied(format!("this registry answers only the gateway, not the {other}"))),
+        Err(e) => Err(Status::unauthenticated(e.clone())),
     }
 }
 

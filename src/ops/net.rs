@@ -5,7 +5,8 @@
 //! place under the total and per-address caps, completed TLS (when configured)
 //! within the handshake timeout and sent the HTTP/2 preface within the preface
 //! timeout. Until then it is one small task, so idle, half-open or slow sockets
-//! cannot pile up; a refused or timed-out socket is simply closed.
+//! cannot pile up; a refused or timed-out socket is simply closed. The
+//! client certificate's role is read here, once per connection.
 
 use std::{
     collections::HashMap,
@@ -18,7 +19,6 @@ use std::{
 };
 
 use prometheus::IntCounterVec;
-use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
@@ -28,6 +28,8 @@ use tokio::{
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, transport::server::Connected};
+
+use crate::ops::pki::{self, Role};
 
 /// A socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +78,15 @@ impl Default for ConnectionLimits {
 pub struct Peer {
     /// The peer's socket address.
     pub addr: Option<SocketAddr>,
-    certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// Whose verified client certificate it is, read once per connection
+    /// rather than per call; `None` without TLS or without a certificate.
+    holder: Option<Arc<Result<Role, String>>>,
 }
 
 impl Peer {
-    /// The verified certificate chain the caller presented (leaf first), if it used TLS.
-    pub fn certs<T>(request: &Request<T>) -> Option<Arc<Vec<CertificateDer<'static>>>> {
-        request.extensions().get::<Peer>().and_then(|peer| peer.certs.clone())
+    /// The role named by the verified certificate the caller presented, if it used TLS with one.
+    pub fn holder<T>(request: &Request<T>) -> Option<Arc<Result<Role, String>>> {
+        request.extensions().get::<Peer>().and_then(|peer| peer.holder.clone())
     }
 }
 
@@ -168,11 +172,12 @@ async fn handshake(
         Ok(Ok(_)) if &preface == PREFACE => {}
         _ => return Err("preface"),
     }
-    let certs = match &io {
-        Io::Tls(tls) => tls.get_ref().1.peer_certificates().map(|c| Arc::new(c.to_vec())),
+    let leaf = match &io {
+        Io::Tls(tls) => tls.get_ref().1.peer_certificates().and_then(|c| c.first()),
         Io::Plain(_) => None,
     };
-    Ok((io, Peer { addr: Some(addr), certs }))
+    let holder = leaf.map(|cert| Arc::new(pki::holder(cert)));
+    Ok((io, Peer { addr: Some(addr), holder }))
 }
 
 /// Open connections in total and per address.

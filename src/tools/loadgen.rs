@@ -15,7 +15,7 @@ use std::{
 
 use futures::future::join_all;
 use hdrhistogram::Histogram;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
@@ -65,6 +65,10 @@ pub struct Plan {
     pub connections: usize,
     /// Deadline of each call.
     pub timeout: Duration,
+    /// `miss`: draw each call's debtor from this many fixed debtors (the same
+    /// in every process, so replicas driven apart search the same people)
+    /// instead of a new one per call.
+    pub debtors: Option<usize>,
 }
 
 /// A finished run.
@@ -147,6 +151,8 @@ struct Target {
     registries: Vec<Arc<Registry>>,
     flat: String,
     serial: std::sync::atomic::AtomicU64,
+    /// The fixed debtors `miss` draws from; empty for a new one per call.
+    pool: Vec<String>,
 }
 
 impl Target {
@@ -163,8 +169,11 @@ impl Target {
         let channel = || self.channels[n % self.channels.len()].clone();
         let outcome = match scenario {
             Scenario::Miss | Scenario::Hit => {
-                let id =
-                    if scenario == Scenario::Hit { KNOWN.to_string() } else { random_resident_id(&mut rand::rng()) };
+                let id = match scenario {
+                    Scenario::Hit => KNOWN.to_string(),
+                    _ if self.pool.is_empty() => random_resident_id(&mut rand::rng()),
+                    _ => self.pool[rand::rng().random_range(0..self.pool.len())].clone(),
+                };
                 let query = SearchQuery { case_number: CASE.into(), debtors: vec![person(id)], ..Default::default() };
                 match self.request(SearchRequest { query: Some(query) }, timeout) {
                     Ok(request) => AssetSearchServiceClient::new(channel()).search(request).await.map(|_| ()),
@@ -254,8 +263,10 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
     }
     let flat =
         if plan.scenario == Scenario::Seizure { first_flat(&connection, &channels[0]).await? } else { String::new() };
-    let target =
-        Arc::new(Target { connection, channels, registries, flat, serial: std::sync::atomic::AtomicU64::new(0) });
+    let mut seeded = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+    let pool = (0..plan.debtors.unwrap_or(0)).map(|_| random_resident_id(&mut seeded)).collect();
+    let serial = std::sync::atomic::AtomicU64::new(0);
+    let target = Arc::new(Target { connection, channels, registries, flat, serial, pool });
     let histogram = Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| ClientError::Usage(e.to_string()))?;
     let tally = Arc::new(Mutex::new(Tally {
         refused: Some(histogram.clone()),

@@ -31,6 +31,7 @@ fn plan(scenario: Scenario, rate: Option<f64>) -> Plan {
         warmup: Duration::from_millis(200),
         connections: 2,
         timeout: Duration::from_secs(5),
+        debtors: None,
     }
 }
 
@@ -45,6 +46,20 @@ async fn every_scenario_reports_what_it_measured() {
         assert!(report.latency_ms["p50"] <= report.latency_ms["p99.9"]);
         assert!(report.latency_ms["p99.9"] <= report.latency_ms["slowest"]);
     }
+}
+
+#[tokio::test]
+async fn misses_drawn_from_a_pool_ask_each_registry_once_per_debtor() {
+    let stack = Stack::start(standard()).await;
+    let pooled = Plan { debtors: Some(3), ..plan(Scenario::Miss, None) };
+    let report = loadgen::run(&pooled, connection(&stack), Vec::new()).await.unwrap();
+    assert!(report.count > 20, "{}", report.text());
+    // Every search after the first of each debtor is answered from the cache.
+    let calls = stack.calls("bank-a");
+    assert!((1..=3).contains(&calls), "{calls} calls for a pool of 3 debtors");
+    // The pool is the same in every process, so another driver searches the same debtors.
+    loadgen::run(&pooled, connection(&stack), Vec::new()).await.unwrap();
+    assert_eq!(stack.calls("bank-a"), calls);
 }
 
 #[tokio::test]

@@ -243,8 +243,7 @@ impl Trail {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into());
         let chain = format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let (jobs, rx) = mpsc::channel(4096);
-        let begin = if store.backend() == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
-        tokio::spawn(append(store.pool().clone(), begin, key.clone(), chain, store.clock(), rx));
+        tokio::spawn(append(store.pool().clone(), store.backend(), key.clone(), chain, store.clock(), rx));
         Trail { jobs, key, pool: store.pool().clone(), clock: store.clock() }
     }
 
@@ -411,13 +410,15 @@ fn rpc_name(method: &str) -> &'static str {
     }
 }
 
-/// Rows per INSERT statement (14 parameters each, well under SQLite's limit of 32,766).
+/// Rows per INSERT statement (14 parameters each, well under SQLite's limit
+/// of 32,766). A batch of up to this many is one statement, atomic on its own:
+/// no BEGIN and COMMIT, so one round trip to the database instead of three.
 const INSERT_ROWS: usize = 64;
 
 /// The writer: seals and commits queued records in batches, one transaction each.
 async fn append(
     pool: AnyPool,
-    begin: &'static str,
+    backend: Backend,
     key: Key,
     chain: String,
     clock: SharedClock,
@@ -452,7 +453,7 @@ async fn append(
                 row
             })
             .collect();
-        let result = insert(&pool, begin, &rows).await;
+        let result = insert(&pool, backend, &rows).await;
         if result.is_ok() {
             (seq, prev) = (s, p);
         }
@@ -462,35 +463,19 @@ async fn append(
     }
 }
 
-async fn insert(pool: &AnyPool, begin: &str, rows: &[Stored]) -> Result<(), Arc<sqlx::Error>> {
+async fn insert(pool: &AnyPool, backend: Backend, rows: &[Stored]) -> Result<(), Arc<sqlx::Error>> {
     let mut conn = pool.acquire().await?;
+    if rows.len() <= INSERT_ROWS {
+        let sql = insert_sql(backend, rows.len());
+        bind(sqlx::query(&sql), rows).execute(&mut *conn).await?;
+        return Ok(());
+    }
+    let begin = if backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
     sqlx::query(begin).execute(&mut *conn).await?;
     let mut result = Ok(());
-    // One multi-row INSERT per chunk: each statement is a round trip to the database.
     for chunk in rows.chunks(INSERT_ROWS) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", (1..=14).map(|j| format!("${}", i * 14 + j)).collect::<Vec<_>>().join(", ")))
-            .collect();
-        let sql = format!("INSERT INTO audit ({COLUMNS}) VALUES {}", values.join(", "));
-        let mut query = sqlx::query(&sql);
-        for r in chunk {
-            query = query
-                .bind(&r.chain)
-                .bind(r.seq)
-                .bind(r.at)
-                .bind(&r.court)
-                .bind(&r.officer)
-                .bind(&r.method)
-                .bind(&r.case_number)
-                .bind(&r.debtors)
-                .bind(&r.debtor_keys)
-                .bind(&r.detail)
-                .bind(&r.code)
-                .bind(&r.message)
-                .bind(&r.prev)
-                .bind(&r.hash);
-        }
-        result = query.execute(&mut *conn).await.map(|_| ());
+        let sql = insert_sql(backend, chunk.len());
+        result = bind(sqlx::query(&sql), chunk).execute(&mut *conn).await.map(|_| ());
         if result.is_err() {
             break;
         }
@@ -500,4 +485,41 @@ async fn insert(pool: &AnyPool, begin: &str, rows: &[Stored]) -> Result<(), Arc<
     result?;
     ended?;
     Ok(())
+}
+
+/// One INSERT of `n` rows. SQLite gets anonymous `?` parameters: it looks a
+/// numbered one up by a scan of every name, which costs quadratically in a
+/// 900-parameter statement.
+fn insert_sql(backend: Backend, n: usize) -> String {
+    let row = |i: usize| match backend {
+        Backend::Sqlite => format!("({})", ["?"; 14].join(", ")),
+        Backend::Postgres => {
+            format!("({})", (1..=14).map(|j| format!("${}", i * 14 + j)).collect::<Vec<_>>().join(", "))
+        }
+    };
+    format!("INSERT INTO audit ({COLUMNS}) VALUES {}", (0..n).map(row).collect::<Vec<_>>().join(", "))
+}
+
+fn bind<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    rows: &'q [Stored],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for r in rows {
+        query = query
+            .bind(&r.chain)
+            .bind(r.seq)
+            .bind(r.at)
+            .bind(&r.court)
+            .bind(&r.officer)
+            .bind(&r.method)
+            .bind(&r.case_number)
+            .bind(&r.debtors)
+            .bind(&r.debtor_keys)
+            .bind(&r.detail)
+            .bind(&r.code)
+            .bind(&r.message)
+            .bind(&r.prev)
+            .bind(&r.hash);
+    }
+    query
 }
