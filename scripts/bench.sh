@@ -42,9 +42,11 @@ restart() {
 }
 # Replaces the part of docs/BENCHMARKS.md between <!-- $1:begin --> and <!-- $1:end --> with stdin.
 section() {
-  python3 - "$1" <<'PY'
+  local body
+  body=$(cat)
+  python3 - "$1" "$body" <<'PY'
 import re, sys
-name, body = sys.argv[1], sys.stdin.read().strip()
+name, body = sys.argv[1], sys.argv[2].strip()
 block = f"<!-- {name}:begin -->\n{body}\n<!-- {name}:end -->"
 path = "docs/BENCHMARKS.md"
 text = open(path).read()
@@ -65,14 +67,14 @@ if [[ ${ONLY:-} == callgrind ]]; then
   up 50151 3000
   # Instructions the stack executes in 20 s while `$@` runs (or nothing does).
   count() {
-    callgrind_control -z "$stack" >/dev/null
+    callgrind_control -z "$stack" >/dev/null 2>&1
     if (($#)); then
       taskset -c 1 "$bin" loadgen --gateway https://127.0.0.1:50151 --pki "$out/pki" --config config/bench.toml \
         --duration 20s --warmup 0s --connections 1 --concurrency 4 --timeout 60s --json "$@" >"$out/calls.json"
     else
       sleep 20
     fi
-    callgrind_control -d "$stack" >/dev/null
+    callgrind_control -d "$stack" >/dev/null 2>&1
     local dump
     dump=$(ls -t "$out"/callgrind."$stack".* | head -1)
     awk '/^(summary|totals):/ {print $2; exit}' "$dump"

@@ -18,6 +18,15 @@ pub struct Reported {
     pub id: String,
     /// The asset as reported.
     pub asset: Asset,
+    /// The asset's encoded size in bytes, counted once when it is reported (replies are bounded by it).
+    pub size: usize,
+}
+
+impl Reported {
+    /// A record of `kind` with identity `id`.
+    pub fn new(kind: AssetKind, id: String, asset: Asset) -> Self {
+        Self { kind, id, size: asset.encoded_len(), asset }
+    }
 }
 
 /// One registry's successful answer.
@@ -52,7 +61,7 @@ pub fn identify(asset: Asset) -> Result<Reported, String> {
     if parts.iter().any(String::is_empty) {
         return Err(format!("a {} asset lacks its identifying fields", kind.short_name()));
     }
-    Ok(Reported { kind, id: parts.join(":"), asset })
+    Ok(Reported::new(kind, parts.join(":"), asset))
 }
 
 /// One registry's records with no identity shared by two different records:

@@ -139,7 +139,10 @@ impl Drop for StreamSlot {
 /// Cuts every string in an audit detail to what a reply would quote of it.
 fn bound_strings(v: &mut Value) {
     match v {
-        Value::String(s) if s.chars().count() > 4 * QUOTE_CHARS => *s = bounded(s, 4 * QUOTE_CHARS),
+        // Bytes first: a string no longer in bytes than the bound is within it in characters.
+        Value::String(s) if s.len() > 4 * QUOTE_CHARS && s.chars().count() > 4 * QUOTE_CHARS => {
+            *s = bounded(s, 4 * QUOTE_CHARS)
+        }
         Value::Array(items) => items.iter_mut().for_each(bound_strings),
         Value::Object(fields) => fields.values_mut().for_each(bound_strings),
         _ => {}

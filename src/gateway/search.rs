@@ -8,7 +8,6 @@
 use std::{pin::pin, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use prost::Message;
 use serde_json::{Value, json};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
@@ -237,14 +236,10 @@ fn registry_answer(plan: &Plan, leg: &Leg) -> SearchStreamResponse {
 /// model, never from the answer cache).
 fn annotate<'a>(model: &Model, case: &str, assets: impl Iterator<Item = &'a mut MergedAsset>) {
     let mut assets: Vec<&mut MergedAsset> = assets.collect();
-    let key = |a: &MergedAsset| asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id);
-    let keys: Vec<String> = assets.iter().map(|a| key(a)).collect();
-    let ledgers = model.ledgers(&keys);
-    for asset in &mut assets {
-        let k = key(asset);
-        let summary = ledgers.iter().find(|l| asset_key(l.asset.kind, &l.asset.asset_id) == k);
-        let summary = summary.map(|l| views::summary(l, case)).unwrap_or_default();
-        asset.seizures = Some(summary);
+    let keys: Vec<String> =
+        assets.iter().map(|a| asset_key(AssetKind::try_from(a.kind).unwrap_or_default(), &a.asset_id)).collect();
+    for (asset, ledger) in assets.iter_mut().zip(model.ledgers(&keys)) {
+        asset.seizures = Some(ledger.map(|l| views::summary(&l, case)).unwrap_or_default());
     }
 }
 
@@ -293,7 +288,7 @@ fn respond(plan: &Plan, legs: &[Leg], now: Time, max_bytes: usize) -> SearchResp
     let mut mine: Vec<&Leg> = legs.iter().collect();
     mine.sort_by(|a, b| (a.debtor_index, &a.registry.name).cmp(&(b.debtor_index, &b.registry.name)));
     let answers: Vec<Option<Answer>> = mine.iter().map(|l| answer(l, &plan.kinds)).collect();
-    let size = |a: &Answer| a.assets.iter().map(|r| r.asset.encoded_len() + RECORD_OVERHEAD).sum::<usize>();
+    let size = |a: &Answer| a.assets.iter().map(|r| r.size + RECORD_OVERHEAD).sum::<usize>();
     let sizes: Vec<usize> = answers.iter().map(|a| a.as_ref().map_or(0, size)).collect();
     let fits = fit(&sizes, max_bytes);
     let mut per_debtor: Vec<(Vec<RegistryOutcome>, Vec<Answer>)> =

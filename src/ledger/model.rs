@@ -101,13 +101,14 @@ impl Model {
         self.read(|s| s.designations.get(case).cloned())
     }
 
-    /// The ledgers of `keys` that exist, as of now (lapses due applied, R6).
-    pub fn ledgers(&self, keys: &[String]) -> Vec<Ledger> {
-        let now = self.store.now();
-        let terms = self.store.terms();
-        let mut found: Vec<Ledger> = self.read(|s| keys.iter().filter_map(|k| s.ledgers.get(k).cloned()).collect());
-        for ledger in &mut found {
-            ledger.settle(now, &terms);
+    /// The ledger of each of `keys`, where one exists, as of now (lapses due applied, R6).
+    pub fn ledgers(&self, keys: &[String]) -> Vec<Option<Ledger>> {
+        let mut found: Vec<Option<Ledger>> = self.read(|s| keys.iter().map(|k| s.ledgers.get(k).cloned()).collect());
+        if found.iter().any(Option::is_some) {
+            let (now, terms) = (self.store.now(), self.store.terms());
+            for ledger in found.iter_mut().flatten() {
+                ledger.settle(now, &terms);
+            }
         }
         found
     }

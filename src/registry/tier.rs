@@ -133,7 +133,7 @@ impl Tier {
         let assets = stored
             .records
             .into_iter()
-            .map(|r| Some(Reported { kind: r.kind.try_into().ok()?, id: r.id, asset: r.asset? }))
+            .map(|r| Some(Reported::new(r.kind.try_into().ok()?, r.id, r.asset?)))
             .collect::<Option<Vec<_>>>()?;
         Some((Checked { assets, dropped: stored.dropped }, fetched_at))
     }

@@ -76,9 +76,11 @@ impl From<AuditError> for Error {
     }
 }
 
-/// The secret that seals chains and keys debtor hashes.
+/// The secret that seals chains and keys debtor hashes, held as the HMAC
+/// already keyed: every MAC starts from a copy of it, so the key's two blocks
+/// are hashed once, not per record.
 #[derive(Clone)]
-pub struct Key(Arc<[u8; 32]>);
+pub struct Key(Arc<Hmac<Sha256>>);
 
 impl Key {
     /// Reads the key file (64 hex characters), creating it with a random key if missing.
@@ -91,11 +93,15 @@ impl Key {
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let bytes = hex::decode(text.trim()).map_err(|e| bad(format!("not hex: {e}")))?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| bad("must be 32 bytes (64 hex characters)".into()))?;
-        Ok(Key(Arc::new(key)))
+        Ok(Key::new(key))
+    }
+
+    fn new(key: [u8; 32]) -> Key {
+        Key(Arc::new(Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC takes any key"))))
     }
 
     fn hmac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.0[..]).unwrap_or_else(|_| unreachable!("HMAC takes any key"))
+        Hmac::clone(&self.0)
     }
 
     /// A secret for `purpose`, derived from this key: replicas sharing the key share it.

@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn r16_any_change_to_a_chain_is_named() {
-        let key = Key(Arc::new([7; 32]));
+        let key = Key::new([7; 32]);
         let good = chain(&key, 5);
         assert_eq!(check(&good, &key), Ok(()));
 
@@ -135,7 +135,7 @@ mod tests {
         reordered.swap(1, 2);
         assert!(check(&reordered, &key).unwrap_err().contains("record 3"), "reordered");
 
-        let forged_with_other_key = chain(&Key(Arc::new([8; 32])), 5);
+        let forged_with_other_key = chain(&Key::new([8; 32]), 5);
         assert!(check(&forged_with_other_key, &key).unwrap_err().contains("record 1"), "forged");
 
         let head_cut = good[2..].to_vec();
