@@ -86,7 +86,6 @@ pub fn time_text(at: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
