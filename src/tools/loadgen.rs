@@ -4,8 +4,10 @@
 //!
 //! Closed loop (`concurrency` callers, each sending when its last call
 //! returned) finds the peak rate; open loop (`rate` calls per second on a fixed
-//! schedule, whatever the answers do) measures latency at a given load, each
-//! call timed from when it was due so queueing delay is not hidden.
+//! schedule, whatever the answers do) measures latency at a given load. The
+//! schedule never waits for answers, so a server's queueing shows in full in
+//! each call's time from when it was sent; how late the generator itself sent
+//! (its threads share a CPU) is reported apart, as `late_p99_ms`.
 
 use std::{
     collections::BTreeMap,
@@ -92,6 +94,8 @@ pub struct Report {
     pub status: BTreeMap<String, u64>,
     /// p99 latency of the calls refused with RESOURCE_EXHAUSTED (ms), if any were.
     pub refused_p99_ms: Option<f64>,
+    /// Open loop: p99 of how late calls were sent after they were due (ms); the generator's own lag.
+    pub late_p99_ms: Option<f64>,
 }
 
 impl Report {
@@ -235,13 +239,17 @@ async fn drain(mut stream: tonic::Streaming<crate::core::proto::SearchStreamResp
 struct Tally {
     histogram: Option<Histogram<u64>>,
     refused: Option<Histogram<u64>>,
+    late: Option<Histogram<u64>>,
     status: BTreeMap<String, u64>,
     ok: u64,
 }
 
 impl Tally {
-    fn add(&mut self, code: Code, took: Duration) {
+    fn add(&mut self, code: Code, took: Duration, late: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        if let Some(h) = &mut self.late {
+            let _ = h.record(u64::try_from(late.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
         if let Some(h) = &mut self.histogram {
             let _ = h.record(us);
         }
@@ -270,6 +278,7 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
     let histogram = Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| ClientError::Usage(e.to_string()))?;
     let tally = Arc::new(Mutex::new(Tally {
         refused: Some(histogram.clone()),
+        late: Some(histogram.clone()),
         histogram: Some(histogram),
         ..Tally::default()
     }));
@@ -280,11 +289,11 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
         let tally = tally.clone();
         // A call counts when it was due inside the measured window, however late it answers: an overloaded
         // gateway's slow answers are part of the result, not cut off at the window's end.
-        move |due: Instant, code: Code| {
+        move |due: Instant, sent: Instant, code: Code| {
             let now = Instant::now();
             if due >= measure_from && due < end {
                 if let Ok(mut t) = tally.lock() {
-                    t.add(code, now - due);
+                    t.add(code, now - sent, sent - due);
                 }
             }
         }
@@ -298,31 +307,37 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
                     while Instant::now() < end {
                         let due = Instant::now();
                         let code = target.call(scenario, n, timeout).await;
-                        record(due, code);
+                        record(due, due, code);
                     }
                 })
             });
             join_all(callers).await;
         }
         Some(rate) => {
+            // The schedule runs on a thread of its own, sleeping to each call's due time: tokio's timer
+            // rounds to the millisecond and shares its thread with the answers.
             let every = Duration::from_secs_f64(1.0 / rate.max(0.001));
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut calls = Vec::new();
-            let mut n = 0;
-            loop {
-                let due = ticks.tick().await;
-                if due >= end {
-                    break;
+            let runtime = tokio::runtime::Handle::current();
+            let (scenario, timeout) = (plan.scenario, plan.timeout);
+            let schedule = tokio::task::spawn_blocking(move || {
+                let mut calls = Vec::new();
+                let (mut due, mut n) = (start, 0);
+                while due < end {
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    let (target, record) = (target.clone(), record.clone());
+                    calls.push(runtime.spawn(async move {
+                        let sent = Instant::now();
+                        let code = target.call(scenario, n, timeout).await;
+                        record(due, sent, code);
+                    }));
+                    (due, n) = (due + every, n + 1);
                 }
-                let (target, record) = (target.clone(), record.clone());
-                let (scenario, timeout) = (plan.scenario, plan.timeout);
-                calls.push(tokio::spawn(async move {
-                    let code = target.call(scenario, n, timeout).await;
-                    record(due, code);
-                }));
-                n += 1;
-            }
+                calls
+            });
+            let calls = schedule.await.map_err(|e| ClientError::Usage(format!("the schedule stopped: {e}")))?;
             join_all(calls).await;
         }
     }
@@ -349,6 +364,7 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
         latency_ms,
         status: tally.status.clone(),
         refused_p99_ms: tally.refused.as_ref().filter(|r| !r.is_empty()).map(|r| ms(r.value_at_quantile(0.99))),
+        late_p99_ms: plan.rate.and(tally.late.as_ref()).map(|l| ms(l.value_at_quantile(0.99))),
     })
 }
 

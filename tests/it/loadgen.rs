@@ -45,6 +45,7 @@ async fn every_scenario_reports_what_it_measured() {
         assert!(report.latency_ms["fastest"] <= report.latency_ms["p50"]);
         assert!(report.latency_ms["p50"] <= report.latency_ms["p99.9"]);
         assert!(report.latency_ms["p99.9"] <= report.latency_ms["slowest"]);
+        assert_eq!(report.late_p99_ms, None, "a closed loop sends when its last call returned");
     }
 }
 
@@ -69,6 +70,10 @@ async fn the_open_loop_keeps_its_schedule() {
     // 50 calls a second for 0.8 s measured, whatever the answers do.
     assert!((35..=45).contains(&report.count), "{}", report.text());
     assert_eq!(report.mode, "open");
+    // Latency counts from each send; how late the generator sent is reported apart, and it kept its
+    // schedule within a few of its 20 ms intervals.
+    let late = report.late_p99_ms.expect("an open loop reports its own lateness");
+    assert!(late < 100.0, "sent up to {late} ms late at p99");
 }
 
 #[tokio::test]
