@@ -1,7 +1,10 @@
-//! The ledger as searches read it, in memory: every asset's ledger and every
-//! case's designation, kept current from the gap-free event stream, so that a
-//! search authorizes (R12, R15) and shows seizures without a database read.
-//! Decisions that change the ledger still read and lock the database.
+//! The ledger as searches read it, in memory: the ledger of every asset with a
+//! live seizure and every case's designation, kept current from the gap-free
+//! event stream, so that a search authorizes (R12, R15) and shows seizures
+//! without a database read. An asset whose seizures have all ended shows as
+//! one never seized, so it is not kept: the model grows with what is seized
+//! now, not with the ledger's history. Decisions that change the ledger still
+//! read and lock the database.
 //!
 //! A refresh reads the events after the last one applied and reloads the
 //! ledgers they touched, and the designations when one was added. It runs on this
@@ -31,6 +34,7 @@ const ROUND: i64 = 1000;
 struct State {
     /// The last event applied.
     seq: i64,
+    /// Assets with a live seizure (as stored; lapses due are applied on reading).
     ledgers: HashMap<String, Ledger>,
     /// Designated case → the court it was designated to.
     designations: HashMap<String, String>,
@@ -56,7 +60,7 @@ impl Model {
         let seq = store.last_event().await?;
         let keys = store.asset_keys().await?;
         let ledgers = store.ledgers(&keys).await?;
-        let ledgers = keys.into_iter().zip(ledgers).collect();
+        let ledgers = keys.into_iter().zip(ledgers).filter(|(_, l)| live(l)).collect();
         let designations = store.designations().await?;
         let state = State { seq, ledgers, designations };
         Ok(Arc::new(Self { store, state: RwLock::new(state), refreshing: Mutex::new(()) }))
@@ -87,7 +91,10 @@ impl Model {
         };
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (key, ledger) in keys.into_iter().zip(ledgers) {
-            state.ledgers.insert(key, ledger);
+            match live(&ledger) {
+                true => state.ledgers.insert(key, ledger),
+                false => state.ledgers.remove(&key),
+            };
         }
         if let Some(designations) = designations {
             state.designations = designations;
@@ -96,12 +103,17 @@ impl Model {
         Ok(())
     }
 
+    /// How many assets' ledgers the model holds (those with a live seizure).
+    pub fn assets_held(&self) -> usize {
+        self.read(|s| s.ledgers.len())
+    }
+
     /// The court `case` was designated to, if it was (R10, R12).
     pub fn designated_to(&self, case: &str) -> Option<String> {
         self.read(|s| s.designations.get(case).cloned())
     }
 
-    /// The ledger of each of `keys`, where one exists, as of now (lapses due applied, R6).
+    /// The ledger of each of `keys` with a live seizure, as of now (lapses due applied, R6).
     pub fn ledgers(&self, keys: &[String]) -> Vec<Option<Ledger>> {
         let mut found: Vec<Option<Ledger>> = self.read(|s| keys.iter().map(|k| s.ledgers.get(k).cloned()).collect());
         if found.iter().any(Option::is_some) {
@@ -154,4 +166,9 @@ async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await.ok()?;
     listener.listen(CHANNEL).await.ok()?;
     Some(listener)
+}
+
+/// Whether a ledger has a seizure that is still live as stored.
+fn live(ledger: &Ledger) -> bool {
+    ledger.queue().next().is_some()
 }
