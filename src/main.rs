@@ -11,7 +11,7 @@ use assetgw::{
         commands,
         conformance::Target,
         loadgen,
-        mock::{FaultCode, Latency, MockConfig},
+        mock::{Deferral, FaultCode, Latency, MockConfig},
     },
 };
 use clap::{Parser, Subcommand};
@@ -145,6 +145,9 @@ enum Command {
         /// Deadline sent with each call.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
         deadline: Duration,
+        /// How long to wait for a deferred answer to become ready (a later one is checked up to its ticket).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        deferred_wait: Duration,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -332,6 +335,9 @@ struct FaultArgs {
     /// Answer every call UNAVAILABLE.
     #[arg(long)]
     down: bool,
+    /// Answer searches that accept it later, with a ticket: 30s..2h, or `next 06:00` (the next day's batch).
+    #[arg(long)]
+    deferred: Option<Deferral>,
 }
 
 impl FaultArgs {
@@ -344,6 +350,7 @@ impl FaultArgs {
             error_code: self.error_code,
             hang: self.hang,
             down: self.down,
+            deferred: self.deferred,
         }
     }
 }
@@ -447,6 +454,7 @@ async fn main() -> ExitCode {
             outsider_key,
             debtor,
             deadline,
+            deferred_wait,
             json,
         } => {
             let mut outsider = TlsFiles::of(&pki, &Role::Court("京0105".into()));
@@ -469,7 +477,11 @@ async fn main() -> ExitCode {
             };
             match tls {
                 Ok(tls) => {
-                    commands::conformance(Target { address: target, tls, debtor, deadline, outsider }, json).await
+                    commands::conformance(
+                        Target { address: target, tls, debtor, deadline, outsider, deferred_wait },
+                        json,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             }

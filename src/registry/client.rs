@@ -233,6 +233,8 @@ impl Attempt {
             case_number: caller.case_number.clone(),
             court_code: caller.court_code.clone(),
             request_id: caller.request_id.clone(),
+            // Searches are answered within the call until the gateway keeps deferred answers.
+            accept_deferred: false,
         });
         // The registry learns its time through grpc-timeout; we enforce it ourselves too,
         // because a registry that ignores the header must not hold the search.
@@ -262,6 +264,11 @@ impl Attempt {
             }
             Ok(Ok(response)) => response.into_inner(),
         };
+        if answer.deferred.is_some() {
+            return Err(Failure::InvalidResponse(
+                "it answered with a ticket (a deferred answer), which this search did not accept".into(),
+            ));
+        }
         self.check(answer.assets)
     }
 

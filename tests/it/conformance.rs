@@ -15,11 +15,11 @@ use std::{
 use assetgw::{
     core::identifiers,
     core::proto::{
-        AssetKind, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, RegistryKind, ReleaseRequest,
-        ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest,
-        SeizeResponse,
+        AssetKind, DeductRequest, DeductResponse, Deferred, DescribeRequest, DescribeResponse, GetAnswerRequest,
+        GetAnswerResponse, RegistryKind, ReleaseRequest, ReleaseResponse, RenewRequest, RenewResponse,
+        SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, SeizeResponse,
         asset::Detail,
-        debtor,
+        debtor, get_answer_response,
         registry_service_server::{RegistryService, RegistryServiceServer},
     },
     ops::{
@@ -34,7 +34,7 @@ use tonic::{Request, Response, Status, service::interceptor::InterceptedService}
 use crate::harness::*;
 
 /// Every check the suite runs, in order.
-const CHECKS: [&str; 15] = [
+const CHECKS: [&str; 16] = [
     "describe",
     "search_well_formed",
     "search_deterministic",
@@ -50,6 +50,7 @@ const CHECKS: [&str; 15] = [
     "release_unknown_not_found",
     "deduct_answers",
     "refuses_outsiders",
+    "deferred",
 ];
 
 /// A bank registry that keeps the contract except for the check named `broken`.
@@ -61,7 +62,11 @@ struct Faulty {
     /// Frozen amount per reference, and deductions by idempotency key.
     frozen: Arc<Mutex<HashMap<String, i64>>>,
     deductions: Arc<Mutex<HashMap<String, DeductResponse>>>,
+    tickets: Arc<Mutex<HashMap<String, Ticket>>>,
 }
+
+/// A deferred search: when it is ready, its debtor, and how many ready answers were given.
+type Ticket = (assetgw::core::clock::Time, String, u32);
 
 impl Faulty {
     fn breaks(&self, check: &str) -> bool {
@@ -70,6 +75,16 @@ impl Faulty {
 
     fn now() -> Option<prost_types::Timestamp> {
         Some(assetgw::core::proto::ts(assetgw::core::clock::Clock::now(&assetgw::core::clock::SystemClock)))
+    }
+
+    /// A ticket ready in 300 ms, its window a minute.
+    fn defer(&self, debtor: &str) -> Deferred {
+        let ready =
+            assetgw::core::clock::Clock::now(&assetgw::core::clock::SystemClock) + chrono::Duration::milliseconds(300);
+        let ticket = format!("fixture-{}", self.tickets.lock().unwrap().len());
+        self.tickets.lock().unwrap().insert(ticket.clone(), (ready, debtor.to_string(), 0));
+        let ts = assetgw::core::proto::ts;
+        Deferred { ticket, ask_after: Some(ts(ready)), answer_by: Some(ts(ready + chrono::Duration::minutes(1))) }
     }
 }
 
@@ -82,6 +97,7 @@ impl RegistryService for Faulty {
             kind: kind as i32,
             asset_kinds: vec![AssetKind::Deposit as i32, AssetKind::Securities as i32],
             display_name: "Faulty Bank".into(),
+            answer_window: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
         }))
     }
 
@@ -93,7 +109,9 @@ impl RegistryService for Faulty {
         if self.breaks("deadline") {
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
-        let id = match request.into_inner().debtor.and_then(|d| d.id) {
+        let request = request.into_inner();
+        let defer = request.accept_deferred || self.breaks("unsolicited_ticket");
+        let id = match request.debtor.and_then(|d| d.id) {
             Some(debtor::Id::ResidentId(id)) => identifiers::parse_resident_id(&id).map(|id| id.as_str().to_string()),
             _ => Err("a resident id is required".to_string()),
         };
@@ -107,6 +125,9 @@ impl RegistryService for Faulty {
                 return Err(Status::not_found("no such person"));
             }
             return Ok(Response::new(SearchAssetsResponse::default()));
+        }
+        if defer {
+            return Ok(Response::new(SearchAssetsResponse { deferred: Some(self.defer(&id)), ..Default::default() }));
         }
         let mut assets = data::assets("fixture", RegistryKind::Bank, &id, Profile::Many);
         if self.breaks("search_well_formed") {
@@ -132,7 +153,26 @@ impl RegistryService for Faulty {
         if self.breaks("search_deterministic") && n % 2 == 1 {
             assets.pop();
         }
-        Ok(Response::new(SearchAssetsResponse { assets, as_of: Self::now() }))
+        Ok(Response::new(SearchAssetsResponse { assets, as_of: Self::now(), deferred: None }))
+    }
+
+    async fn get_answer(&self, request: Request<GetAnswerRequest>) -> Result<Response<GetAnswerResponse>, Status> {
+        let ticket = request.into_inner().ticket;
+        let mut tickets = self.tickets.lock().unwrap();
+        let (ready, id, given) = tickets.get_mut(&ticket).ok_or_else(|| Status::not_found("no such ticket"))?;
+        let ts = assetgw::core::proto::ts;
+        let state = if assetgw::core::clock::Clock::now(&assetgw::core::clock::SystemClock) < *ready {
+            let answer_by = Some(ts(*ready + chrono::Duration::minutes(1)));
+            get_answer_response::State::Pending(Deferred { ticket, ask_after: Some(ts(*ready)), answer_by })
+        } else {
+            *given += 1;
+            let mut assets = data::assets("fixture", RegistryKind::Bank, id, Profile::Many);
+            if self.breaks("deferred") && *given > 1 {
+                assets.pop();
+            }
+            get_answer_response::State::Answer(SearchAssetsResponse { assets, as_of: None, deferred: None })
+        };
+        Ok(Response::new(GetAnswerResponse { state: Some(state) }))
     }
 
     async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {
@@ -234,6 +274,7 @@ fn target(address: String, name: &str) -> Target {
         debtor: RICH.into(),
         deadline: Duration::from_millis(500),
         outsider: Some(tls_of(Role::Court("京0105".into()))),
+        deferred_wait: Duration::from_secs(5),
     }
 }
 
@@ -253,6 +294,25 @@ async fn every_mock_registry_conforms() {
 }
 
 #[tokio::test]
+async fn a_mock_answering_later_keeps_the_ticket_protocol() {
+    let stack = Stack::start(vec![Reg::new("bank-a", RegistryKind::Bank).deferred("300ms..600ms")]).await;
+    let address = stack.registries[0].endpoint.trim_start_matches("https://").to_string();
+    let report = conformance::run(target(address, "bank-a")).await.unwrap();
+    assert!(report.passed(), "{}", report.text());
+    let deferred = report.checks.iter().find(|c| c.name == "deferred").unwrap();
+    assert!(deferred.detail.starts_with("ticket, pending"), "the answer came later: {}", deferred.detail);
+}
+
+#[tokio::test]
+async fn a_ticket_the_gateway_did_not_accept_is_an_invalid_response() {
+    let stack = with_fixture(serve(Faulty { broken: Some("unsolicited_ticket"), ..Faulty::default() }).await).await;
+    let reply = stack.search(query(&[RICH])).await.unwrap();
+    let fixture = fixture_outcome(&reply);
+    assert_eq!(fixture.status, assetgw::core::proto::RegistryStatus::InvalidResponse as i32);
+    assert!(fixture.message.contains("ticket"), "{}", fixture.message);
+}
+
+#[tokio::test]
 async fn the_faulty_fixture_fails_each_check_it_breaks() {
     let sound = serve(Faulty::default()).await;
     let report = conformance::run(target(sound.to_string(), "fixture")).await.unwrap();
@@ -267,6 +327,8 @@ async fn the_faulty_fixture_fails_each_check_it_breaks() {
         match check {
             "search_well_formed" | "deadline" => {}
             "seize_waiting" => assert_eq!(failed, [check, "seize_promotion"], "{}", report.text()),
+            // The deferred answer is compared with one given at once, which a non-deterministic search may change.
+            "search_deterministic" => assert!(failed == [check] || failed == [check, "deferred"], "{}", report.text()),
             _ => assert_eq!(failed, [check], "{}", report.text()),
         }
     }
@@ -294,7 +356,7 @@ async fn the_command_reports_and_exits_by_the_result() {
     let broken = run(bad, "fixture", false).await.unwrap();
     assert!(!broken.status.success());
     let text = String::from_utf8_lossy(&broken.stdout);
-    assert!(text.contains("FAIL describe") && text.contains("14 of 15 checks passed"), "{text}");
+    assert!(text.contains("FAIL describe") && text.contains("15 of 16 checks passed"), "{text}");
 }
 
 /// The standard stack with the fixture as one more bank, `fixture`.

@@ -187,6 +187,10 @@ impl Reg {
         self.mock.down = true;
         self
     }
+    pub fn deferred(mut self, d: &str) -> Self {
+        self.mock.deferred = Some(d.parse().unwrap());
+        self
+    }
     pub fn dead(mut self) -> Self {
         self.up = false;
         self

@@ -85,6 +85,7 @@ async fn a_python_partner_and_a_python_court_work_with_the_gateway() {
         debtor: RICH.into(),
         deadline: Duration::from_secs(2),
         outsider: Some(tls_of(Role::Court("京0105".into()))),
+        deferred_wait: Duration::from_secs(5),
     };
     let report = conformance::run(target).await.unwrap();
     assert!(report.passed(), "{}", report.text());

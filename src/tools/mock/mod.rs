@@ -3,8 +3,10 @@
 //! downtime, so the gateway can be exercised and load-tested without partners.
 
 pub mod data;
+mod deferred;
 mod settings;
 
+pub use deferred::Deferral;
 pub use settings::{FaultCode, Latency, MockConfig};
 
 use std::{
@@ -28,9 +30,9 @@ use crate::{
     core::clock::{Clock, SystemClock},
     core::identifiers::{self, DebtorId},
     core::proto::{
-        self, AssetKind, ControlOrder, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, RegistryKind,
-        ReleaseRequest, ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest, SearchAssetsResponse,
-        SeizeRequest, SeizeResponse, debtor,
+        self, AssetKind, ControlOrder, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse,
+        GetAnswerRequest, GetAnswerResponse, RegistryKind, ReleaseRequest, ReleaseResponse, RenewRequest,
+        RenewResponse, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, SeizeResponse, debtor,
         mock::{
             Faults, GetFaultsRequest, GetFaultsResponse, SetFaultsRequest, SetFaultsResponse,
             mock_admin_service_server::{MockAdminService, MockAdminServiceServer},
@@ -55,6 +57,7 @@ pub struct MockRegistry {
     /// The W3C `traceparent` of the latest search that carried one.
     traceparent: Arc<Mutex<Option<String>>>,
     control: Arc<Mutex<Control>>,
+    tickets: Arc<deferred::Tickets>,
 }
 
 /// The mock's own record of control orders: answers by idempotency key, and
@@ -95,6 +98,7 @@ impl MockRegistry {
             calls: Arc::default(),
             traceparent: Arc::default(),
             control: Arc::default(),
+            tickets: Arc::default(),
             faults: Arc::new(RwLock::new(settings)),
         })
     }
@@ -146,6 +150,12 @@ impl MockRegistry {
             return Err(Status::new(f.error_code.into(), format!("{} injected fault", self.name)));
         }
         Ok(())
+    }
+
+    /// What this registry holds for `debtor`, now.
+    fn answer(&self, debtor: &str) -> SearchAssetsResponse {
+        let assets = data::assets(&self.name, self.kind, debtor, data::profile_of(debtor, &self.demo));
+        SearchAssetsResponse { assets, as_of: Some(proto::ts(SystemClock.now())), deferred: None }
     }
 
     /// Runs a control order once per idempotency key; a repeat gets the first answer.
@@ -231,6 +241,7 @@ impl RegistryService for MockRegistry {
             kind: self.kind as i32,
             asset_kinds: self.kind.default_asset_kinds().into_iter().map(|k: AssetKind| k as i32).collect(),
             display_name: format!("Mock {} registry {}", self.kind.short_name(), self.name),
+            answer_window: self.current().deferred.and_then(|d| prost_types::Duration::try_from(d.window()).ok()),
         }))
     }
 
@@ -247,12 +258,24 @@ impl RegistryService for MockRegistry {
         let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());
         async {
             self.faults().await?;
-            let profile = data::profile_of(debtor.as_str(), &self.demo);
-            let assets = data::assets(&self.name, self.kind, debtor.as_str(), profile);
-            Ok(Response::new(SearchAssetsResponse { assets, as_of: Some(proto::ts(SystemClock.now())) }))
+            if let (true, Some(deferral)) = (request.accept_deferred, self.current().deferred) {
+                let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, SystemClock.now());
+                return Ok(Response::new(SearchAssetsResponse { deferred: Some(deferred), ..Default::default() }));
+            }
+            Ok(Response::new(self.answer(debtor.as_str())))
         }
         .instrument(span)
         .await
+    }
+
+    async fn get_answer(&self, request: Request<GetAnswerRequest>) -> Result<Response<GetAnswerResponse>, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let ticket = request.into_inner().ticket;
+        if ticket.is_empty() {
+            return Err(Status::invalid_argument("ticket is empty; pass the one SearchAssets returned"));
+        }
+        self.faults().await?;
+        self.tickets.ask(&ticket, SystemClock.now(), |debtor| self.answer(debtor)).map(Response::new)
     }
 
     async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {
@@ -328,6 +351,7 @@ pub fn faults_proto(f: &MockConfig) -> Faults {
         error_code: f.error_code.as_str().into(),
         hang: f.hang,
         down: f.down,
+        deferred: f.deferred.map(|d| d.to_string()).unwrap_or_default(),
     }
 }
 
@@ -338,6 +362,10 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
     let latency = latency.map_err(|e| bad.push(format!("latency: {e}"))).unwrap_or_default();
     let error_code = if f.error_code.is_empty() { Ok(FaultCode::default()) } else { f.error_code.parse::<FaultCode>() };
     let error_code = error_code.map_err(|e| bad.push(format!("error_code: {e}"))).unwrap_or_default();
+    let deferred = match f.deferred.as_str() {
+        "" => None,
+        text => text.parse::<Deferral>().map_err(|e| bad.push(format!("deferred: {e}"))).ok(),
+    };
     for (field, rate) in [("spike_rate", f.spike_rate), ("error_rate", f.error_rate)] {
         if !(0.0..=1.0).contains(&rate) {
             bad.push(format!("{field}: {rate} is not between 0.0 and 1.0"));
@@ -362,6 +390,7 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
         error_code,
         hang: f.hang,
         down: f.down,
+        deferred,
     })
 }
 

@@ -1,4 +1,5 @@
-//! How a mock registry behaves: latency, spikes, injected errors, downtime.
+//! How a mock registry behaves: latency, spikes, injected errors, downtime,
+//! deferred answers.
 //! Set per registry in the `mock` table of `assetgw dev`'s configuration, by
 //! `assetgw mock-registry` flags, or at run time through the admin service.
 
@@ -8,6 +9,7 @@ use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde::Deserialize;
 
+use super::Deferral;
 use crate::ops::config::{Config, Problem, problem};
 
 /// How long a mock takes to answer.
@@ -109,6 +111,9 @@ pub struct MockConfig {
     pub hang: bool,
     /// Answer every call with `UNAVAILABLE`, as a registry down for maintenance.
     pub down: bool,
+    /// Answer searches that accept it later, with a ticket: `30s..2h` (ready at a time drawn from the
+    /// range) or `next 06:00` (in the next day's batch, China Standard Time). Unset: always at once.
+    pub deferred: Option<Deferral>,
 }
 
 /// gRPC codes a mock can inject.

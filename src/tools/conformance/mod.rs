@@ -4,6 +4,8 @@
 //! Partners run it before they connect; CI runs it against every mock and
 //! against a deliberately faulty registry.
 
+mod deferred;
+
 use std::{collections::BTreeSet, time::Duration};
 
 use prost::Message;
@@ -41,6 +43,8 @@ pub struct Target {
     /// A certificate of the same CA that is not the gateway's (a court's): the
     /// registry must refuse it. `None` over plaintext, or when there is none.
     pub outsider: Option<TlsFiles>,
+    /// How long the suite waits for a deferred answer to become ready.
+    pub deferred_wait: Duration,
 }
 
 /// One check's outcome.
@@ -134,6 +138,7 @@ impl Suite {
             case_number: "（2024）京0105执1号".into(),
             court_code: "京0105".into(),
             request_id: format!("conformance-{}", self.run),
+            accept_deferred: false,
         };
         self.client.clone().search_assets(self.request(request)).await.map(|r| r.into_inner())
     }
@@ -538,5 +543,6 @@ pub async fn run(target: Target) -> Result<Report, ConnectError> {
     record("release_unknown_not_found", "releasing an unknown reference is NOT_FOUND", unknown);
     record("deduct_answers", "a deduction answers what remains, once", suite.deduct(deposit.as_ref()).await);
     record("refuses_outsiders", "a caller that is not the gateway is refused", outsider(&target).await);
+    record("deferred", "tickets only when accepted; pending, then one final answer", suite.deferred().await);
     Ok(Report { target: target.address, checks })
 }
