@@ -58,9 +58,10 @@ impl Model {
     /// Loads every asset's ledger and every designation.
     pub async fn load(store: Store) -> Result<Arc<Self>, LedgerError> {
         let seq = store.last_event().await?;
-        let keys = store.asset_keys().await?;
+        // Only what is seized now: start-up does not read the ledger's history.
+        let keys = store.live_asset_keys().await?;
         let ledgers = store.ledgers(&keys).await?;
-        let ledgers = keys.into_iter().zip(ledgers).filter(|(_, l)| live(l)).collect();
+        let ledgers = keys.into_iter().zip(ledgers).collect();
         let designations = store.designations().await?;
         let state = State { seq, ledgers, designations };
         Ok(Arc::new(Self { store, state: RwLock::new(state), refreshing: Mutex::new(()) }))

@@ -196,6 +196,14 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
             after.iter().filter(|l| l.seizures.iter().any(|s| s.state.is_live() || s.state == State::Lapsed)).count();
         prop_assert!((live..=live_or_lapsed).contains(&model.assets_held()), "{} held", model.assets_held());
     }
+    // A gateway starting now loads what the one that followed every step holds.
+    let started = Model::load(store.clone()).await.unwrap();
+    let summaries = |m: &Model| -> Vec<_> {
+        let shown = m.ledgers(&keys);
+        cases.iter().flat_map(|c| shown.iter().map(|l| l.as_ref().map(|l| views::summary(l, c)))).collect()
+    };
+    prop_assert_eq!(summaries(&started), summaries(&model));
+    prop_assert_eq!(started.assets_held(), model.assets_held());
     Ok(())
 }
 

@@ -32,10 +32,11 @@ impl Store {
         Ok(self.designation(&mut conn, case).await?.map(|d| d.to_court))
     }
 
-    /// Every asset the ledger has ever held a seizure on.
-    pub async fn asset_keys(&self) -> Result<Vec<String>, LedgerError> {
+    /// Every asset with a live seizure as stored (lapses due not yet recorded included).
+    pub async fn live_asset_keys(&self) -> Result<Vec<String>, LedgerError> {
         let mut conn = self.reader().await?;
-        let rows = sqlx::query("SELECT asset_key FROM assets ORDER BY asset_key").fetch_all(&mut *conn).await?;
+        let sql = format!("SELECT DISTINCT asset_key FROM seizures WHERE state IN {LIVE} ORDER BY asset_key");
+        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
         Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
     }
 
