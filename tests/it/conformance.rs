@@ -161,7 +161,8 @@ impl RegistryService for Faulty {
         let mut tickets = self.tickets.lock().unwrap();
         let (ready, id, given) = tickets.get_mut(&ticket).ok_or_else(|| Status::not_found("no such ticket"))?;
         let ts = assetgw::core::proto::ts;
-        let state = if assetgw::core::clock::Clock::now(&assetgw::core::clock::SystemClock) < *ready {
+        let now = assetgw::core::clock::Clock::now(&assetgw::core::clock::SystemClock);
+        let state = if now < *ready || self.breaks("stuck_pending") {
             let answer_by = Some(ts(*ready + chrono::Duration::minutes(1)));
             get_answer_response::State::Pending(Deferred { ticket, ask_after: Some(ts(*ready)), answer_by })
         } else {
@@ -301,6 +302,15 @@ async fn a_mock_answering_later_keeps_the_ticket_protocol() {
     assert!(report.passed(), "{}", report.text());
     let deferred = report.checks.iter().find(|c| c.name == "deferred").unwrap();
     assert!(deferred.detail.starts_with("ticket, pending"), "the answer came later: {}", deferred.detail);
+}
+
+#[tokio::test]
+async fn a_ticket_pending_past_its_ask_after_fails_within_the_wait() {
+    let addr = serve(Faulty { broken: Some("stuck_pending"), ..Faulty::default() }).await;
+    let run = conformance::run(target(addr.to_string(), "fixture"));
+    let report = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the suite gives up after its wait");
+    let report = report.unwrap();
+    assert_eq!(failed(&report), ["deferred"], "{}", report.text());
 }
 
 #[tokio::test]

@@ -77,6 +77,12 @@ impl Suite {
                         return Err("a pending answer changed its ticket or its answer_by".into());
                     }
                     let next = time(&p.ask_after).unwrap_or(ask_after);
+                    if SystemClock.now() > deadline {
+                        return Err(format!(
+                            "still pending after the --deferred-wait of {:?}, though it said to ask after {next}",
+                            self.target.deferred_wait
+                        ));
+                    }
                     if next > deadline.min(answer_by) {
                         return Ok(format!(
                             "ticket well formed and pending ({pending} asks); ready after {next}, past the \

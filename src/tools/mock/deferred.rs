@@ -35,11 +35,14 @@ pub enum Deferral {
 
 /// How long after its batch a next-day answer may still be asked for.
 const BATCH_WINDOW: Duration = Duration::from_secs(6 * 3600);
+/// The longest range a mock takes: real windows are a day or two.
+const MAX_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Deferral {
     /// When an answer to a search made at `now` is ready, and when its window ends.
     fn draw(self, now: Time, rng: &mut impl Rng) -> (Time, Time) {
-        let after = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let after =
+            |d: Duration| chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(now);
         match self {
             Deferral::Within(lo, hi) => (after(rng.random_range(lo..=hi)), after(hi)),
             Deferral::NextDayAt(at) => {
@@ -74,8 +77,8 @@ impl FromStr for Deferral {
         let dur = |v: &str| humantime::parse_duration(v.trim()).map_err(|e| format!("`{v}`: {e}"));
         match s.split_once("..") {
             Some((a, b)) => match (dur(a)?, dur(b)?) {
-                (a, b) if a <= b && !b.is_zero() => Ok(Deferral::Within(a, b)),
-                _ => Err(format!("`{s}`: the lower bound is above the upper, or both are zero")),
+                (a, b) if a <= b && !b.is_zero() && b <= MAX_WITHIN => Ok(Deferral::Within(a, b)),
+                _ => Err(format!("`{s}`: the lower bound is above the upper, both are zero, or it passes 30 days")),
             },
             None => Err(format!("`{s}` is not a deferral; use a range like 30s..2h or `next 06:00`")),
         }
@@ -177,7 +180,7 @@ mod tests {
         for text in ["30s..2h", "next 06:00"] {
             assert_eq!(text.parse::<Deferral>().unwrap().to_string(), text);
         }
-        for bad in ["2h..30s", "soon", "next 25:00", "0s..0s"] {
+        for bad in ["2h..30s", "soon", "next 25:00", "0s..0s", "1s..100000000years"] {
             assert!(bad.parse::<Deferral>().is_err(), "{bad}");
         }
     }
