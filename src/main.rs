@@ -11,7 +11,7 @@ use assetgw::{
         commands,
         conformance::Target,
         loadgen,
-        mock::{Deferral, FaultCode, Latency, MockConfig},
+        mock::{Deferral, FaultCode, Latency, MockConfig, fleet::FleetConfig},
     },
 };
 use clap::{Parser, Subcommand};
@@ -60,6 +60,27 @@ enum Command {
         /// Serve without TLS (a closed test network only).
         #[arg(long)]
         plaintext: bool,
+        #[command(flatten)]
+        faults: FaultArgs,
+    },
+    /// Run a fleet of mock banks behind one port, `bank-0001`…: each with its certificate (chosen by the TLS
+    /// server name the caller asks for) and its own data; most hold nothing for a given debtor.
+    MockFleet {
+        /// Banks in the fleet.
+        #[arg(long, default_value_t = 100)]
+        banks: usize,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50170")]
+        listen: SocketAddr,
+        /// PKI directory: its CA issues any bank certificate that is missing (`registries/bank-NNNN.pem`).
+        #[arg(long, default_value = "data/pki")]
+        pki: PathBuf,
+        /// Share of debtors (0.0 to 1.0) each bank holds accounts for.
+        #[arg(long, default_value_t = 0.02)]
+        holders: f64,
+        /// Share of banks (0.0 to 1.0) that answer later, with --deferred.
+        #[arg(long, default_value_t = 0.0, requires = "deferred")]
+        deferred_share: f64,
         #[command(flatten)]
         faults: FaultArgs,
     },
@@ -351,6 +372,7 @@ impl FaultArgs {
             hang: self.hang,
             down: self.down,
             deferred: self.deferred,
+            holders: None,
         }
     }
 }
@@ -411,6 +433,10 @@ async fn main() -> ExitCode {
         Command::Serve { config } => commands::serve(&config).await,
         Command::MockRegistry { name, kind, listen, pki, plaintext, faults } => {
             commands::mock_registry(&name, kind, listen, &pki, plaintext, faults.config()).await
+        }
+        Command::MockFleet { banks, listen, pki, holders, deferred_share, faults } => {
+            let settings = MockConfig { holders: Some(holders), ..faults.config() };
+            commands::mock_fleet(&FleetConfig { banks, settings, deferred_share }, listen, &pki).await
         }
         Command::MockFaults { target, name, pki, faults } => {
             commands::set_faults(&target, &name, &pki, &faults.config()).await

@@ -81,9 +81,16 @@ pub struct Peer {
     /// Whose verified client certificate it is, read once per connection
     /// rather than per call; `None` without TLS or without a certificate.
     holder: Option<Arc<Result<Role, String>>>,
+    /// The server name the client asked for (TLS SNI), if it sent one.
+    server_name: Option<Arc<str>>,
 }
 
 impl Peer {
+    /// The server name the caller asked for in its TLS handshake (SNI), if any.
+    pub fn server_name<T>(request: &Request<T>) -> Option<Arc<str>> {
+        request.extensions().get::<Peer>().and_then(|peer| peer.server_name.clone())
+    }
+
     /// The role named by the verified certificate the caller presented, if it used TLS with one.
     pub fn holder<T>(request: &Request<T>) -> Option<Arc<Result<Role, String>>> {
         request.extensions().get::<Peer>().and_then(|peer| peer.holder.clone())
@@ -172,12 +179,16 @@ async fn handshake(
         Ok(Ok(_)) if &preface == PREFACE => {}
         _ => return Err("preface"),
     }
-    let leaf = match &io {
-        Io::Tls(tls) => tls.get_ref().1.peer_certificates().and_then(|c| c.first()),
-        Io::Plain(_) => None,
+    let (leaf, server_name) = match &io {
+        Io::Tls(tls) => (tls.get_ref().1.peer_certificates().and_then(|c| c.first()), tls.get_ref().1.server_name()),
+        Io::Plain(_) => (None, None),
     };
-    let holder = leaf.map(|cert| Arc::new(pki::holder(cert)));
-    Ok((io, Peer { addr: Some(addr), holder }))
+    let peer = Peer {
+        addr: Some(addr),
+        holder: leaf.map(|cert| Arc::new(pki::holder(cert))),
+        server_name: server_name.map(Arc::from),
+    };
+    Ok((io, peer))
 }
 
 /// Open connections in total and per address.

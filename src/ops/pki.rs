@@ -290,35 +290,64 @@ impl TlsFiles {
 
     /// A server that requires a client certificate signed by our CA and speaks HTTP/2.
     pub fn server(&self) -> Result<Arc<ServerConfig>, PkiError> {
-        let bad = |path: &Path, e: &dyn std::fmt::Display| PkiError::Tls(format!("{}: {e}", path.display()));
-        let pems = |path: &Path| {
-            CertificateDer::pem_slice_iter(read(path)?.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(path, &e))
-        };
-        let mut roots = RootCertStore::empty();
-        for ca in pems(&self.ca)? {
-            roots.add(ca).map_err(|e| bad(&self.ca, &e))?;
-        }
         let key = PrivateKeyDer::from_pem_slice(read(&self.key)?.as_bytes()).map_err(|e| bad(&self.key, &e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| bad(&self.ca, &e))?;
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| PkiError::Tls(e.to_string()))?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(pems(&self.cert)?, key)
-            .map_err(|e| bad(&self.cert, &e))?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(config))
+        let config = verifying_clients(&self.ca)?.with_single_cert(pems(&self.cert)?, key);
+        Ok(h2(config.map_err(|e| bad(&self.cert, &e))?))
     }
 
     /// A client that presents our certificate and expects the server to be `server_name`.
     pub fn client(&self, server_name: &str) -> Result<ClientTlsConfig, PkiError> {
         Ok(ClientTlsConfig::new().ca_certificate(self.ca()?).identity(self.identity()?).domain_name(server_name))
     }
+}
+
+/// A server config for many registries behind one socket: each client gets
+/// the certificate of the registry it names (SNI) from the PKI in `dir`, and
+/// must present one of the CA's, as for [`TlsFiles::server`].
+pub fn sni_server(dir: &Path, registries: &[String]) -> Result<Arc<ServerConfig>, PkiError> {
+    let provider = rustls::crypto::ring::default_provider();
+    let mut resolver = rustls::server::ResolvesServerCertUsingSni::new();
+    for name in registries {
+        let (cert, key) = paths(dir, &Role::Registry(name.clone()));
+        let der = PrivateKeyDer::from_pem_slice(read(&key)?.as_bytes()).map_err(|e| bad(&key, &e))?;
+        let signing = provider.key_provider.load_private_key(der).map_err(|e| bad(&key, &e))?;
+        let certified = rustls::sign::CertifiedKey::new(pems(&cert)?, signing);
+        resolver.add(name, certified).map_err(|e| bad(&cert, &e))?;
+    }
+    Ok(h2(verifying_clients(&dir.join("ca.pem"))?.with_cert_resolver(Arc::new(resolver))))
+}
+
+/// A server config builder that requires a client certificate from the CA in `ca`.
+fn verifying_clients(
+    ca: &Path,
+) -> Result<rustls::ConfigBuilder<ServerConfig, rustls::server::WantsServerCert>, PkiError> {
+    let mut roots = RootCertStore::empty();
+    for cert in pems(ca)? {
+        roots.add(cert).map_err(|e| bad(ca, &e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| bad(ca, &e))?;
+    Ok(ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PkiError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier))
+}
+
+/// The config, speaking HTTP/2 (gRPC) only.
+fn h2(mut config: ServerConfig) -> Arc<ServerConfig> {
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+fn bad(path: &Path, e: &dyn std::fmt::Display) -> PkiError {
+    PkiError::Tls(format!("{}: {e}", path.display()))
+}
+
+/// Every certificate in the PEM file at `path`.
+fn pems(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    CertificateDer::pem_slice_iter(read(path)?.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|e| bad(path, &e))
 }
 
 #[cfg(test)]

@@ -81,6 +81,21 @@ pub async fn mock_registry(
     Ok(registry.serve(listener, tls, shutdown_signal()).await?)
 }
 
+/// `assetgw mock-fleet`: many mock banks behind one port.
+pub async fn mock_fleet(config: &mock::fleet::FleetConfig, listen: SocketAddr, pki: &Path) -> Result<(), ToolError> {
+    telemetry::init(&Default::default());
+    for (what, share) in
+        [("--holders", config.settings.holders.unwrap_or(1.0)), ("--deferred-share", config.deferred_share)]
+    {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(ToolError::Usage(format!("{what} {share} is not between 0.0 and 1.0")));
+        }
+    }
+    let fleet = mock::fleet::Fleet::new(config)?;
+    let listener = bind(listen).await?;
+    Ok(fleet.serve(listener, pki, shutdown_signal()).await?)
+}
+
 /// `assetgw mock-faults`: replaces a running mock's faults.
 pub async fn set_faults(target: &str, name: &str, pki: &Path, faults: &MockConfig) -> Result<(), ToolError> {
     let bad_target = |e: String| ToolError::Usage(format!("{target}: {e}"));

@@ -11,6 +11,7 @@ mod connections;
 mod court_rules;
 mod dev;
 mod faults;
+mod fleet;
 mod hostile;
 mod integrity;
 mod internals;

@@ -48,7 +48,8 @@ pub fn demo_debtors() -> Result<Vec<DemoDebtor>, toml::de::Error> {
     Ok(toml::from_str::<Fixture>(include_str!("../../../config/demo-debtors.toml"))?.debtors)
 }
 
-fn rng_for(parts: &[&str]) -> ChaCha8Rng {
+/// A generator seeded by `parts`: the same parts, the same draws, on every machine.
+pub fn seeded(parts: &[&str]) -> ChaCha8Rng {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -57,12 +58,18 @@ fn rng_for(parts: &[&str]) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(h.finalize().into())
 }
 
+/// Whether `registry` holds anything for `debtor`, for a registry that holds
+/// for `share` of debtors: the same answer every time.
+pub fn holds(registry: &str, debtor: &str, share: f64) -> bool {
+    seeded(&["holds", registry, debtor]).random_bool(share.clamp(0.0, 1.0))
+}
+
 /// The profile of a debtor not in the fixture: 30% none, 50% few, 20% many.
 pub fn profile_of(debtor: &str, demo: &[DemoDebtor]) -> Profile {
     if let Some(d) = demo.iter().find(|d| d.id == debtor) {
         return d.profile;
     }
-    match rng_for(&["profile", debtor]).random_range(0..10) {
+    match seeded(&["profile", debtor]).random_range(0..10) {
         0..=2 => Profile::None,
         3..=7 => Profile::Few,
         _ => Profile::Many,
@@ -79,7 +86,7 @@ fn count(rng: &mut impl Rng, profile: Profile) -> usize {
 
 /// Every asset `registry` holds for `debtor`.
 pub fn assets(registry: &str, kind: RegistryKind, debtor: &str, profile: Profile) -> Vec<Asset> {
-    let mut rng = rng_for(&[registry, debtor]);
+    let mut rng = seeded(&[registry, debtor]);
     let n = count(&mut rng, profile);
     let mut out: Vec<Asset> = match kind {
         RegistryKind::Bank => {
@@ -98,7 +105,7 @@ pub fn assets(registry: &str, kind: RegistryKind, debtor: &str, profile: Profile
     match kind {
         RegistryKind::Securities => out.extend(funds),
         RegistryKind::Bank => out
-            .extend(funds.into_iter().filter(|f| rng_for(&[registry, debtor, &f.registry_reference]).random_bool(0.7))),
+            .extend(funds.into_iter().filter(|f| seeded(&[registry, debtor, &f.registry_reference]).random_bool(0.7))),
         _ => {}
     }
     out
@@ -106,7 +113,7 @@ pub fn assets(registry: &str, kind: RegistryKind, debtor: &str, profile: Profile
 
 /// A bank's 3-digit CNAPS code, derived from its registry name.
 fn institution_code(registry: &str) -> String {
-    format!("{}", rng_for(&["bank", registry]).random_range(102..=999))
+    format!("{}", seeded(&["bank", registry]).random_range(102..=999))
 }
 
 fn digits(rng: &mut impl Rng, n: usize) -> String {
@@ -258,13 +265,13 @@ fn stock(rng: &mut impl Rng, debtor: &str) -> Asset {
     let (code, name, market) = *STOCKS.choose(rng).unwrap_or(&STOCKS[0]);
     // One securities account per debtor and market, as the depository assigns them.
     let account =
-        format!("{}{}", if market == "SSE" { "A" } else { "0" }, digits(&mut rng_for(&["account", market, debtor]), 9));
+        format!("{}{}", if market == "SSE" { "A" } else { "0" }, digits(&mut seeded(&["account", market, debtor]), 9));
     holding(format!("SEC{}", digits(rng, 10)), account, code, name, rng.random_range(1..2000) * 100, market)
 }
 
 /// Fund units held in the debtor's fund account, identical wherever reported.
 fn fund_holdings(debtor: &str, profile: Profile) -> Vec<Asset> {
-    let mut rng = rng_for(&["funds", debtor]);
+    let mut rng = seeded(&["funds", debtor]);
     let n = match profile {
         Profile::None => 0,
         Profile::Few => rng.random_range(0..=1),

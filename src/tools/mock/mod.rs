@@ -4,6 +4,7 @@
 
 pub mod data;
 mod deferred;
+pub mod fleet;
 mod settings;
 
 pub use deferred::Deferral;
@@ -154,7 +155,11 @@ impl MockRegistry {
 
     /// What this registry holds for `debtor`, now.
     fn answer(&self, debtor: &str) -> SearchAssetsResponse {
-        let assets = data::assets(&self.name, self.kind, debtor, data::profile_of(debtor, &self.demo));
+        let profile = match self.current().holders {
+            Some(share) if !data::holds(&self.name, debtor, share) => data::Profile::None,
+            _ => data::profile_of(debtor, &self.demo),
+        };
+        let assets = data::assets(&self.name, self.kind, debtor, profile);
         SearchAssetsResponse { assets, as_of: Some(proto::ts(SystemClock.now())), deferred: None }
     }
 
@@ -391,13 +396,16 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
         hang: f.hang,
         down: f.down,
         deferred,
+        holders: None,
     })
 }
 
 #[tonic::async_trait]
 impl MockAdminService for Admin {
     async fn set_faults(&self, request: Request<SetFaultsRequest>) -> Result<Response<SetFaultsResponse>, Status> {
-        let new = faults_from(&request.into_inner().faults.unwrap_or_default())?;
+        let mut new = faults_from(&request.into_inner().faults.unwrap_or_default())?;
+        // Which debtors the registry holds is its data, not a fault: it stays.
+        new.holders = self.0.read().unwrap_or_else(PoisonError::into_inner).holders;
         info!(latency = %new.latency, spike_rate = new.spike_rate, error_rate = new.error_rate, hang = new.hang,
               down = new.down, "mock faults changed");
         let faults = faults_proto(&new);

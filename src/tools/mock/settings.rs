@@ -114,6 +114,9 @@ pub struct MockConfig {
     /// Answer searches that accept it later, with a ticket: `30s..2h` (ready at a time drawn from the
     /// range) or `next 06:00` (in the next day's batch, China Standard Time). Unset: always at once.
     pub deferred: Option<Deferral>,
+    /// Share of debtors, 0.0 to 1.0, this registry holds anything for (most of a fleet's banks hold
+    /// nothing for a given debtor). Unset: every debtor its profile gives assets.
+    pub holders: Option<f64>,
 }
 
 /// gRPC codes a mock can inject.
@@ -184,7 +187,10 @@ impl MockConfig {
             problems.extend(unknown.iter().map(|k| problem(key(&format!(".{k}")), "unknown key")));
             match parsed {
                 Ok(m) => {
-                    for (field, rate) in [(".error_rate", m.error_rate), (".spike_rate", m.spike_rate)] {
+                    let holders = m.holders.unwrap_or(1.0);
+                    for (field, rate) in
+                        [(".error_rate", m.error_rate), (".spike_rate", m.spike_rate), (".holders", holders)]
+                    {
                         if !(0.0..=1.0).contains(&rate) {
                             problems.push(problem(key(field), format!("{rate} is not between 0.0 and 1.0")));
                         }
