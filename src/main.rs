@@ -36,6 +36,13 @@ enum Command {
         /// Configuration file.
         #[arg(long, env = "ASSETGW_CONFIG", default_value = "config/assetgw.toml")]
         config: PathBuf,
+        /// Add a fleet of this many mock banks (bank-0001…) as registries, served on 127.0.0.1:50170;
+        /// each holds accounts for 2 % of debtors.
+        #[arg(long)]
+        fleet: Option<usize>,
+        /// Where the fleet listens.
+        #[arg(long, default_value = "127.0.0.1:50170", requires = "fleet")]
+        fleet_listen: SocketAddr,
     },
     /// Run the gateway against the configured registries.
     Serve {
@@ -429,7 +436,11 @@ fn parse_asset_kind(s: &str) -> Result<AssetKind, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Dev { config } => commands::dev(&config).await,
+        Command::Dev { config, fleet, fleet_listen } => {
+            let settings = MockConfig { holders: Some(0.02), ..MockConfig::default() };
+            let fleet = fleet.map(|banks| (FleetConfig { banks, settings, deferred_share: 0.0 }, fleet_listen));
+            commands::dev(&config, fleet).await
+        }
         Command::Serve { config } => commands::serve(&config).await,
         Command::MockRegistry { name, kind, listen, pki, plaintext, faults } => {
             commands::mock_registry(&name, kind, listen, &pki, plaintext, faults.config()).await

@@ -45,10 +45,10 @@ pub fn check_config(path: &Path) -> Result<(), ToolError> {
 }
 
 /// `assetgw dev`: the mocks and the gateway until Ctrl-C.
-pub async fn dev(path: &Path) -> Result<(), ToolError> {
+pub async fn dev(path: &Path, fleet: Option<(mock::fleet::FleetConfig, SocketAddr)>) -> Result<(), ToolError> {
     let config = load(path)?;
     let traces = telemetry::init(&config.log);
-    let result = dev::run(&config, shutdown_signal()).await;
+    let result = dev::run(&config, fleet, shutdown_signal()).await;
     telemetry::flush(traces);
     result
 }

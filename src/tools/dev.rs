@@ -1,27 +1,53 @@
 //! `assetgw dev`: the whole stack on one machine, over mutual TLS. The
 //! development PKI is created under the CA's directory if missing, every
 //! configured registry with a `mock` table gets a mock registry at its
-//! endpoint, then the gateway starts; one Ctrl-C stops everything, gateway first.
+//! endpoint, a fleet of mock banks joins them when asked (`--fleet N`), then
+//! the gateway starts; one Ctrl-C stops everything, gateway first.
 
 use std::{future::Future, net::SocketAddr};
 
 use tokio::sync::watch;
 
 use crate::{
+    core::proto::RegistryKind,
     gateway::server,
     ops::{
-        config::Config,
+        config::{Config, RegistryConfig},
         net::bind,
         pki::{self, Role, TlsFiles},
     },
     tools::{
         ToolError,
-        mock::{self, MockConfig},
+        mock::{
+            self, MockConfig,
+            fleet::{Fleet, FleetConfig, bank_name},
+        },
     },
 };
 
-/// Runs the mocks and the gateway until `shutdown` completes.
-pub async fn run(config: &Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ToolError> {
+/// The fleet's banks as registries of the gateway: one endpoint, each bank by its name.
+fn fleet_registries(banks: usize, listen: SocketAddr) -> Vec<RegistryConfig> {
+    (1..=banks)
+        .map(|n| RegistryConfig {
+            name: bank_name(n),
+            kind: RegistryKind::Bank,
+            endpoint: format!("https://{listen}"),
+            cache_ttl: None,
+            asset_kinds: None,
+            calls: Default::default(),
+            mock: None,
+        })
+        .collect()
+}
+
+/// Runs the mocks (and a fleet of mock banks on the address given) and the gateway until `shutdown` completes.
+pub async fn run(
+    config: &Config,
+    fleet: Option<(FleetConfig, SocketAddr)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ToolError> {
+    let mut config = config.clone();
+    let config = &mut config;
     let settings = MockConfig::of(config).map_err(crate::ops::config::Problems)?;
     let pki = config.tls.pki_dir();
     if !config.tls.plaintext {
@@ -44,6 +70,21 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()> + Send + 's
         })
         .await?;
         mocks.push(task);
+    }
+    if let Some((fleet, addr)) = fleet {
+        let listener = bind(addr).await?;
+        let listen = listener.local_addr().unwrap_or(addr);
+        let banks = Fleet::new(&fleet)?;
+        let mut stopped = stopped.clone();
+        let dir = pki.clone();
+        mocks.push(tokio::spawn(async move {
+            banks
+                .serve(listener, &dir, async move {
+                    let _ = stopped.changed().await;
+                })
+                .await
+        }));
+        config.registries.extend(fleet_registries(fleet.banks, listen));
     }
     let listener = bind(config.server.listen).await?;
     println!("{}", banner(config, &settings, listener.local_addr().unwrap_or(config.server.listen)));
@@ -71,6 +112,16 @@ fn banner(config: &Config, settings: &[Option<MockConfig>], gateway: SocketAddr)
     for (r, mock) in config.registries.iter().zip(settings) {
         let how = mock.as_ref().map_or("external".to_string(), |m| format!("mock, latency {}", m.latency));
         out += &format!("  {:<18} {} ({}, {how})\n", r.name, r.endpoint, r.kind.short_name());
+    }
+    // The fleet's banks follow the configured registries.
+    if let Some(first) = config.registries.get(settings.len()) {
+        let banks = config.registries.len() - settings.len();
+        out += &format!(
+            "  and a fleet of {banks} mock banks at {}: {} … {}\n",
+            first.endpoint,
+            bank_name(1),
+            bank_name(banks)
+        );
     }
     out += &format!(
         "\nIn another terminal (over mutual TLS, as court 京0105 with {pki}/courts/京0105.pem):\n  \

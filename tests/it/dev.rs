@@ -27,8 +27,9 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
                 config.lines().find(|l| l.starts_with("listen")).unwrap().split('"').nth(1).unwrap().to_string();
             let path = scratch().join("assetgw.toml");
             std::fs::write(&path, &config).unwrap();
+            let fleet = format!("127.0.0.1:{}", free_port().await);
             let mut child = Command::new(env!("CARGO_BIN_EXE_assetgw"))
-                .args(["dev", "--config", path.to_str().unwrap()])
+                .args(["dev", "--config", path.to_str().unwrap(), "--fleet", "20", "--fleet-listen", &fleet])
                 .env("ASSETGW__TLS__CA", pki.join("ca.pem"))
                 .env("ASSETGW__TLS__CERT", pki.join("gateway.pem"))
                 .env("ASSETGW__TLS__KEY", pki.join("gateway.key"))
@@ -62,6 +63,7 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     };
     assert!(banner.contains("assetgw dev stack is up"), "{banner}");
     assert!(banner.contains("securities-csdc"), "{banner}");
+    assert!(banner.contains("a fleet of 20 mock banks at https://127.0.0.1:"), "{banner}");
     // Its example commands name the gateway it started, whatever the port.
     assert!(banner.contains(&format!("search --gateway https://{gateway} ")), "{banner}");
     assert!(banner.contains(&format!("call --gateway https://{gateway} ")), "{banner}");
@@ -77,7 +79,9 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     let mut request = tonic::Request::new(assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) });
     request.metadata_mut().insert(assetgw::gateway::auth::OFFICER_HEADER, "officer-7".parse().unwrap());
     let r = client.search(request).await.unwrap().into_inner();
-    assert_eq!(r.debtors[0].registries.len(), 6);
+    // The six configured registries and the fleet's twenty banks, each its own registry.
+    assert_eq!(r.debtors[0].registries.len(), 26);
+    assert!(r.debtors[0].registries.iter().any(|o| o.registry == "bank-0020"));
     assert!(r.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok));
 
     let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

@@ -79,7 +79,10 @@ impl Fleet {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<RegistryServiceServer<Fleet>>().await;
         info!(banks = names.len(), addr = ?listener.local_addr().ok(), "mock fleet listening");
-        let incoming = admit(listener, Some(tls), ConnectionLimits::default(), None);
+        // The gateway holds a connection per bank, all from one address.
+        let most = names.len().saturating_mul(4).max(ConnectionLimits::default().max_connections);
+        let limits = ConnectionLimits { max_connections: most, max_per_address: most, ..ConnectionLimits::default() };
+        let incoming = admit(listener, Some(tls), limits, None);
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(InterceptedService::new(RegistryServiceServer::new(self), auth::gateway_only))
