@@ -243,6 +243,17 @@ fn annotate<'a>(model: &Model, case: &str, assets: impl Iterator<Item = &'a mut 
     }
 }
 
+/// In a search of more than `list` registries, the outcomes worth reading
+/// (assets found, or not OK) and the count of the quiet rest.
+fn compact(registries: Vec<RegistryOutcome>, list: usize) -> (Vec<RegistryOutcome>, u32) {
+    if registries.len() <= list {
+        return (registries, 0);
+    }
+    let (listed, quiet): (Vec<_>, Vec<_>) =
+        registries.into_iter().partition(|o| o.asset_count > 0 || o.status != RegistryStatus::Ok as i32);
+    (listed, u32::try_from(quiet.len()).unwrap_or(u32::MAX))
+}
+
 /// What the audit trail keeps of a search's answer: each registry's outcome and counts.
 fn audit_detail(response: &SearchResponse) -> Value {
     let debtors: Vec<Value> = response
@@ -257,7 +268,7 @@ fn audit_detail(response: &SearchResponse) -> Value {
                     json!({ "registry": o.registry, "status": status.as_str_name(), "assets": o.asset_count, "cached": o.from_cache })
                 })
                 .collect();
-            json!({ "assets": d.assets.len(), "registries": registries })
+            json!({ "assets": d.assets.len(), "registries": registries, "quiet": d.quiet_registries })
         })
         .collect();
     json!({ "debtors": debtors })
@@ -283,8 +294,10 @@ fn fit(sizes: &[usize], budget: usize) -> Vec<bool> {
 }
 
 /// Groups finished legs per debtor and merges each debtor's answers, within
-/// `max_bytes`: an answer that does not fit is reported `OMITTED`, not sent.
-fn respond(plan: &Plan, legs: &[Leg], now: Time, max_bytes: usize) -> SearchResponse {
+/// `limits.max_reply_bytes`: an answer that does not fit is reported
+/// `OMITTED`, not sent; a wide search lists only the registries worth reading.
+fn respond(plan: &Plan, legs: &[Leg], now: Time, limits: &SearchConfig) -> SearchResponse {
+    let max_bytes = limits.max_reply_bytes;
     let mut mine: Vec<&Leg> = legs.iter().collect();
     mine.sort_by(|a, b| (a.debtor_index, &a.registry.name).cmp(&(b.debtor_index, &b.registry.name)));
     let answers: Vec<Option<Answer>> = mine.iter().map(|l| answer(l, &plan.kinds)).collect();
@@ -317,7 +330,8 @@ fn respond(plan: &Plan, legs: &[Leg], now: Time, max_bytes: usize) -> SearchResp
         .zip(per_debtor)
         .map(|((_, debtor), (registries, answers))| {
             let (assets, totals) = merge::merge(&answers);
-            DebtorResult { debtor: Some(debtor.clone()), assets, registries, totals: Some(totals) }
+            let (registries, quiet_registries) = compact(registries, limits.list_registries);
+            DebtorResult { debtor: Some(debtor.clone()), assets, registries, totals: Some(totals), quiet_registries }
         })
         .collect();
     let ok = legs.iter().filter(|l| l.result.is_ok()).count();
@@ -336,7 +350,7 @@ impl AssetSearchService for SearchApi {
                 let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
                     .await
                     .map_err(|_| Error::DeadlineExceeded(search.budget))?;
-                let mut response = respond(&search.plan, &legs, self.clock.now(), self.limits.max_reply_bytes);
+                let mut response = respond(&search.plan, &legs, self.clock.now(), &self.limits);
                 let case = &search.plan.caller.case_number;
                 annotate(self.gate.model(), case, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut()));
                 note.detail(audit_detail(&response));
@@ -365,7 +379,7 @@ impl AssetSearchService for SearchApi {
             let span = search.span.clone();
             let clock = self.clock.clone();
             let gate = self.gate.clone();
-            let max_reply_bytes = self.limits.max_reply_bytes;
+            let limits = self.limits.clone();
             let result_note = Note::default();
             result_note.case(search.plan.caller.case_number.clone());
             result_note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
@@ -380,7 +394,7 @@ impl AssetSearchService for SearchApi {
                             Ok(next) => next,
                         };
                         let Some(leg) = next else {
-                            let mut summary = respond(&search.plan, &done, clock.now(), max_reply_bytes);
+                            let mut summary = respond(&search.plan, &done, clock.now(), &limits);
                             let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
                             annotate(gate.model(), &case, assets);
                             result_note.detail(audit_detail(&summary));
@@ -425,6 +439,26 @@ mod tests {
         assert_eq!(fit(&[100, 5_000, 200, 0, 300], 1_000), [true, false, true, true, true]);
         assert_eq!(fit(&[600, 600, 600], 1_200), [true, true, false], "ties go by position");
         assert_eq!(fit(&[usize::MAX, 1], 10), [false, true]);
+    }
+
+    #[test]
+    fn a_wide_search_lists_what_is_worth_reading_and_counts_the_rest() {
+        let outcome = |name: &str, status: RegistryStatus, assets: u32| RegistryOutcome {
+            registry: name.into(),
+            status: status as i32,
+            asset_count: assets,
+            ..Default::default()
+        };
+        let all = vec![
+            outcome("a", RegistryStatus::Ok, 0),
+            outcome("b", RegistryStatus::Ok, 3),
+            outcome("c", RegistryStatus::Timeout, 0),
+            outcome("d", RegistryStatus::Ok, 0),
+        ];
+        assert_eq!(compact(all.clone(), 4), (all.clone(), 0), "within the limit every registry is listed");
+        let (listed, quiet) = compact(all, 3);
+        assert_eq!(listed.iter().map(|o| o.registry.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(quiet, 2);
     }
 
     #[test]

@@ -283,6 +283,9 @@ fn render_debtor(d: &DebtorResult) -> String {
         ]);
     }
     out += &format!("{registries}\n");
+    if d.quiet_registries > 0 {
+        out += &format!("and {} more registries answered OK with nothing for this debtor.\n", d.quiet_registries);
+    }
     let mut assets = Table::new();
     assets.load_preset(UTF8_BORDERS_ONLY).set_header(["#", "kind", "asset", "detail", "reported by", "seizures"]);
     for (i, a) in d.assets.iter().enumerate() {

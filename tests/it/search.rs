@@ -281,3 +281,21 @@ async fn a_reply_stays_within_its_bound_and_names_what_it_left_out() {
     assert_eq!(streamed, reported, "the stream leaves nothing out");
     assert!(summary.unwrap().encoded_len() <= bound);
 }
+
+#[tokio::test]
+async fn a_wide_search_lists_the_registries_worth_reading_and_counts_the_rest() {
+    let mut regs = standard();
+    regs[1] = Reg::new("bank-b", RegistryKind::Bank).down();
+    let stack = Stack::with(regs, |c| c.search.list_registries = 3).await;
+    // A debtor with nothing anywhere: only the registry that failed is listed.
+    let r = stack.search(query(&["360426199101010071"])).await.unwrap();
+    let d = &r.debtors[0];
+    assert_eq!(d.registries.iter().map(|o| o.registry.as_str()).collect::<Vec<_>>(), ["bank-b"]);
+    assert_eq!(status(&d.registries[0]), RegistryStatus::Unavailable);
+    assert_eq!(d.quiet_registries, 5);
+    // A debtor with assets everywhere that answered: those registries are listed with their counts.
+    let r = stack.search(query(&[RICH])).await.unwrap();
+    let d = &r.debtors[0];
+    assert_eq!(d.registries.len() + d.quiet_registries as usize, 6);
+    assert!(d.registries.iter().all(|o| o.asset_count > 0 || status(o) != RegistryStatus::Ok));
+}

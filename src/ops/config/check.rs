@@ -132,6 +132,9 @@ impl Config {
         if !(8 * 1024..=64 * 1024 * 1024).contains(&s.max_reply_bytes) {
             out.push(problem("search.max_reply_bytes", "must be between 8 KiB and 64 MiB"));
         }
+        if s.list_registries == 0 {
+            out.push(problem("search.list_registries", "must be at least 1"));
+        }
         if self.cache.max_entries == 0 {
             out.push(problem(
                 "cache.max_entries",

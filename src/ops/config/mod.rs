@@ -122,11 +122,19 @@ pub struct SearchConfig {
     /// answers that do not fit are reported `OMITTED`. Under the 4 MiB most
     /// gRPC clients accept by default.
     pub max_reply_bytes: usize,
+    /// Most registries a result lists per debtor; in a wider search only those
+    /// with assets or a failure are listed, the quiet rest counted.
+    pub list_registries: usize,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { deadline: Duration::from_secs(10), max_debtors: 10, max_reply_bytes: 3 * 1024 * 1024 }
+        Self {
+            deadline: Duration::from_secs(10),
+            max_debtors: 10,
+            max_reply_bytes: 3 * 1024 * 1024,
+            list_registries: 64,
+        }
     }
 }
 
