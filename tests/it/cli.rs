@@ -206,3 +206,21 @@ fn pki_issue_never_overwrites_an_identity_without_force() {
     assert_eq!(std::fs::read(std::path::Path::new(dir).join("gateway.pem")).ok(), cert.ok(), "left as it was");
     assert!(issue(&["--force"]).status.success());
 }
+
+#[test]
+fn mock_settings_out_of_range_are_refused_before_anything_starts() {
+    let pki = scratch().join("pki");
+    let pki = pki.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--holders", "2.0"], "--holders 2 is not between 0.0 and 1.0"),
+        (vec!["--deferred", "30s..1m", "--deferred-share=1.5"], "--deferred-share 1.5 is not between 0.0 and 1.0"),
+        (vec!["--deferred", "2h..30s"], "the lower bound is above the upper"),
+        (vec!["--deferred", "next 25:00"], "is not a time of day like 06:00"),
+    ] {
+        let mut all = vec!["mock-fleet", "--banks", "3", "--listen", "127.0.0.1:0", "--pki", pki];
+        all.extend(args);
+        let out = assetgw(&all);
+        assert!(!out.status.success(), "{all:?}");
+        assert!(text(&out.stderr).contains(says), "{all:?}: {}", text(&out.stderr));
+    }
+}
