@@ -81,8 +81,9 @@ impl Faulty {
     fn defer(&self, debtor: &str) -> Deferred {
         let ready =
             assetgw::core::clock::Clock::now(&assetgw::core::clock::SystemClock) + chrono::Duration::milliseconds(300);
-        let ticket = format!("fixture-{}", self.tickets.lock().unwrap().len());
-        self.tickets.lock().unwrap().insert(ticket.clone(), (ready, debtor.to_string(), 0));
+        let mut tickets = self.tickets.lock().unwrap();
+        let ticket = format!("fixture-{}", tickets.len());
+        tickets.insert(ticket.clone(), (ready, debtor.to_string(), 0));
         let ts = assetgw::core::proto::ts;
         Deferred { ticket, ask_after: Some(ts(ready)), answer_by: Some(ts(ready + chrono::Duration::minutes(1))) }
     }
@@ -302,6 +303,13 @@ async fn a_mock_answering_later_keeps_the_ticket_protocol() {
     assert!(report.passed(), "{}", report.text());
     let deferred = report.checks.iter().find(|c| c.name == "deferred").unwrap();
     assert!(deferred.detail.starts_with("ticket, pending"), "the answer came later: {}", deferred.detail);
+    let mut client = assetgw::core::proto::registry_service_client::RegistryServiceClient::new(registry_channel(
+        &stack.registries[0].endpoint,
+        "bank-a",
+    ));
+    let empty = client.get_answer(GetAnswerRequest { ticket: String::new() }).await.unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::InvalidArgument, "{}", empty.message());
+    assert!(empty.message().contains("ticket is empty"), "{}", empty.message());
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tonic::Code;
 use super::{Suite, Verdict, person, status_text};
 use crate::core::{
     clock::{Clock, SystemClock, Time},
-    proto::{Deferred, GetAnswerRequest, SearchAssetsRequest, SearchAssetsResponse, get_answer_response::State},
+    proto::{Deferred, GetAnswerRequest, SearchAssetsResponse, get_answer_response::State},
 };
 
 /// How often a pending ticket is asked again while the suite waits for it.
@@ -27,18 +27,6 @@ fn assets(r: &SearchAssetsResponse) -> BTreeSet<Vec<u8>> {
 }
 
 impl Suite {
-    async fn search_accepting(&self, accept_deferred: bool) -> Result<SearchAssetsResponse, String> {
-        let request = SearchAssetsRequest {
-            debtor: person(&self.target.debtor),
-            case_number: "（2024）京0105执1号".into(),
-            court_code: "京0105".into(),
-            request_id: format!("conformance-{}-deferred", self.run),
-            accept_deferred,
-        };
-        let answer = self.client.clone().search_assets(self.request(request)).await;
-        answer.map(tonic::Response::into_inner).map_err(|s| status_text(&s))
-    }
-
     async fn get_answer(&self, ticket: &str) -> Result<State, tonic::Status> {
         let request = self.request(GetAnswerRequest { ticket: ticket.into() });
         let state = self.client.clone().get_answer(request).await?.into_inner().state;
@@ -46,7 +34,7 @@ impl Suite {
     }
 
     pub(super) async fn deferred(&self) -> Verdict {
-        let at_once = self.search_accepting(false).await?;
+        let at_once = self.search_accepting(person(&self.target.debtor), false).await.map_err(|s| status_text(&s))?;
         if at_once.deferred.is_some() {
             return Err(
                 "a search with accept_deferred false got a ticket; answer it at once or fail UNAVAILABLE".into()
@@ -59,7 +47,7 @@ impl Suite {
             Err(s) => return Err(format!("GetAnswer of an unknown ticket: {} instead of NOT_FOUND", status_text(&s))),
             Ok(_) => return Err("GetAnswer of an unknown ticket answered; it must be NOT_FOUND".into()),
         };
-        let accepted = self.search_accepting(true).await?;
+        let accepted = self.search_accepting(person(&self.target.debtor), true).await.map_err(|s| status_text(&s))?;
         let Some(deferred) = accepted.deferred else {
             return Ok("answers at once, also when a ticket is accepted".into());
         };

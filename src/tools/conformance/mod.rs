@@ -133,12 +133,21 @@ impl Suite {
     }
 
     async fn search(&self, debtor: Option<Debtor>) -> Result<SearchAssetsResponse, tonic::Status> {
+        self.search_accepting(debtor, false).await
+    }
+
+    /// A search as the gateway sends it, taking a deferred answer or not.
+    async fn search_accepting(
+        &self,
+        debtor: Option<Debtor>,
+        accept_deferred: bool,
+    ) -> Result<SearchAssetsResponse, tonic::Status> {
         let request = SearchAssetsRequest {
             debtor,
             case_number: "（2024）京0105执1号".into(),
             court_code: "京0105".into(),
             request_id: format!("conformance-{}", self.run),
-            accept_deferred: false,
+            accept_deferred,
         };
         self.client.clone().search_assets(self.request(request)).await.map(|r| r.into_inner())
     }

@@ -17,6 +17,7 @@ use rand::Rng;
 use serde::Deserialize;
 use tonic::Status;
 
+use super::settings::duration_range;
 use crate::core::{
     clock::{Time, beijing_date, beijing_midnight},
     proto::{Deferred, GetAnswerResponse, SearchAssetsResponse, get_answer_response::State, ts},
@@ -74,13 +75,12 @@ impl FromStr for Deferral {
                 .map(Deferral::NextDayAt)
                 .map_err(|_| format!("`{at}` is not a time of day like 06:00"));
         }
-        let dur = |v: &str| humantime::parse_duration(v.trim()).map_err(|e| format!("`{v}`: {e}"));
-        match s.split_once("..") {
-            Some((a, b)) => match (dur(a)?, dur(b)?) {
-                (a, b) if a <= b && !b.is_zero() && b <= MAX_WITHIN => Ok(Deferral::Within(a, b)),
-                _ => Err(format!("`{s}`: the lower bound is above the upper, both are zero, or it passes 30 days")),
-            },
-            None => Err(format!("`{s}` is not a deferral; use a range like 30s..2h or `next 06:00`")),
+        if !s.contains("..") {
+            return Err(format!("`{s}` is not a deferral; use a range like 30s..2h or `next 06:00`"));
+        }
+        match duration_range(s)? {
+            (a, b) if !b.is_zero() && b <= MAX_WITHIN => Ok(Deferral::Within(a, b)),
+            _ => Err(format!("`{s}`: a deferral takes more than nothing and at most 30 days")),
         }
     }
 }

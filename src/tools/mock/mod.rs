@@ -132,8 +132,9 @@ impl MockRegistry {
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Latency, tail spikes, hangs, downtime and injected errors, as currently set.
-    async fn faults(&self) -> Result<(), Status> {
+    /// Latency, tail spikes, hangs, downtime and injected errors, as currently
+    /// set; the settings applied, for the rest of the call.
+    async fn faults(&self) -> Result<MockConfig, Status> {
         let f = self.current();
         let (delay, fail) = {
             let mut rng = rand::rng();
@@ -150,12 +151,12 @@ impl MockRegistry {
         if fail {
             return Err(Status::new(f.error_code.into(), format!("{} injected fault", self.name)));
         }
-        Ok(())
+        Ok(f)
     }
 
-    /// What this registry holds for `debtor`, now.
-    fn answer(&self, debtor: &str) -> SearchAssetsResponse {
-        let profile = match self.current().holders {
+    /// What this registry holds for `debtor`, now, holding for `holders` of debtors.
+    fn answer(&self, debtor: &str, holders: Option<f64>) -> SearchAssetsResponse {
+        let profile = match holders {
             Some(share) if !data::holds(&self.name, debtor, share) => data::Profile::None,
             _ => data::profile_of(debtor, &self.demo),
         };
@@ -262,12 +263,12 @@ impl RegistryService for MockRegistry {
         let debtor = Self::debtor_id(request.debtor.as_ref())?;
         let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());
         async {
-            self.faults().await?;
-            if let (true, Some(deferral)) = (request.accept_deferred, self.current().deferred) {
+            let settings = self.faults().await?;
+            if let (true, Some(deferral)) = (request.accept_deferred, settings.deferred) {
                 let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, SystemClock.now());
                 return Ok(Response::new(SearchAssetsResponse { deferred: Some(deferred), ..Default::default() }));
             }
-            Ok(Response::new(self.answer(debtor.as_str())))
+            Ok(Response::new(self.answer(debtor.as_str(), settings.holders)))
         }
         .instrument(span)
         .await
@@ -279,8 +280,8 @@ impl RegistryService for MockRegistry {
         if ticket.is_empty() {
             return Err(Status::invalid_argument("ticket is empty; pass the one SearchAssets returned"));
         }
-        self.faults().await?;
-        self.tickets.ask(&ticket, SystemClock.now(), |debtor| self.answer(debtor)).map(Response::new)
+        let holders = self.faults().await?.holders;
+        self.tickets.ask(&ticket, SystemClock.now(), |debtor| self.answer(debtor, holders)).map(Response::new)
     }
 
     async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {

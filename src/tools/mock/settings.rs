@@ -52,20 +52,26 @@ impl Latency {
     }
 }
 
+/// A duration such as `5ms` or `2h`.
+fn duration(v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v.trim()).map_err(|e| format!("`{v}`: {e}"))
+}
+
+/// A range of durations such as `2ms..20ms`, its lower bound not above its upper.
+pub(super) fn duration_range(v: &str) -> Result<(Duration, Duration), String> {
+    let (a, b) = v.split_once("..").ok_or_else(|| format!("`{v}` is not a range like 2ms..20ms"))?;
+    let (a, b) = (duration(a)?, duration(b)?);
+    if a > b { Err(format!("`{v}`: the lower bound is above the upper")) } else { Ok((a, b)) }
+}
+
 impl FromStr for Latency {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let dur = |v: &str| humantime::parse_duration(v.trim()).map_err(|e| format!("`{v}`: {e}"));
-        let range = |v: &str| {
-            let (a, b) = v.split_once("..").ok_or_else(|| format!("`{v}` is not a range like 2ms..20ms"))?;
-            let (a, b) = (dur(a)?, dur(b)?);
-            if a > b { Err(format!("`{v}`: the lower bound is above the upper")) } else { Ok((a, b)) }
-        };
         match s.split_once(':') {
-            Some(("fixed", v)) => Ok(Latency::Fixed(dur(v)?)),
-            Some(("uniform", v)) => range(v).map(|(a, b)| Latency::Uniform(a, b)),
-            Some(("longtail", v)) => match range(v)? {
+            Some(("fixed", v)) => Ok(Latency::Fixed(duration(v)?)),
+            Some(("uniform", v)) => duration_range(v).map(|(a, b)| Latency::Uniform(a, b)),
+            Some(("longtail", v)) => match duration_range(v)? {
                 (m, p) if !m.is_zero() && p > m => Ok(Latency::LongTail { median: m, p99: p }),
                 _ => Err(format!("`{v}`: a long tail needs 0 < median < p99")),
             },
