@@ -27,15 +27,17 @@ use crate::core::{
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum Deferral {
-    /// At a time drawn uniformly from this range after the search; the window ends at its upper bound.
+    /// At a time drawn uniformly from this range after the search; the window ends [`KEPT`] after
+    /// the range's upper bound.
     Within(Duration, Duration),
     /// In a batch at this time of the day after the search's (China Standard Time); the window ends
-    /// [`BATCH_WINDOW`] after the batch.
+    /// [`KEPT`] after the batch.
     NextDayAt(NaiveTime),
 }
 
-/// How long after its batch a next-day answer may still be asked for.
-const BATCH_WINDOW: Duration = Duration::from_secs(6 * 3600);
+/// How long an answer may still be asked for after the latest it can be ready: a window ending at
+/// readiness itself would lose any answer the caller was a moment late for.
+const KEPT: Duration = Duration::from_secs(6 * 3600);
 /// The longest range a mock takes: real windows are a day or two.
 const MAX_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -45,11 +47,11 @@ impl Deferral {
         let after =
             |d: Duration| chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(now);
         match self {
-            Deferral::Within(lo, hi) => (after(rng.random_range(lo..=hi)), after(hi)),
+            Deferral::Within(lo, hi) => (after(rng.random_range(lo..=hi)), after(hi + KEPT)),
             Deferral::NextDayAt(at) => {
                 let day = beijing_date(now) + Days::new(1);
                 let batch = beijing_midnight(day) + (at - NaiveTime::MIN);
-                (batch, batch + chrono::Duration::from_std(BATCH_WINDOW).unwrap_or_default())
+                (batch, batch + chrono::Duration::from_std(KEPT).unwrap_or_default())
             }
         }
     }
@@ -57,10 +59,10 @@ impl Deferral {
     /// The longest from a search to the end of its window, as `Describe` declares it.
     pub fn window(self) -> Duration {
         match self {
-            Deferral::Within(_, hi) => hi,
+            Deferral::Within(_, hi) => hi + KEPT,
             // A search just after midnight waits a whole day and then until the batch.
             Deferral::NextDayAt(at) => {
-                Duration::from_secs(24 * 3600) + (at - NaiveTime::MIN).to_std().unwrap_or_default() + BATCH_WINDOW
+                Duration::from_secs(24 * 3600) + (at - NaiveTime::MIN).to_std().unwrap_or_default() + KEPT
             }
         }
     }
@@ -214,9 +216,12 @@ mod tests {
         assert!(matches!(pending.state, Some(State::Pending(d)) if d.ask_after == deferred.ask_after));
         let later = t0 + chrono::Duration::seconds(60);
         let first = tickets.ask(&deferred.ticket, later, answer(1)).unwrap();
-        let again = tickets.ask(&deferred.ticket, later, answer(2)).unwrap();
-        assert_eq!(first, again, "answers are final");
-        let gone = tickets.ask(&deferred.ticket, later + chrono::Duration::seconds(1), answer(1)).unwrap_err();
+        let late = later + chrono::Duration::seconds(1);
+        let again = tickets.ask(&deferred.ticket, late, answer(2)).unwrap();
+        assert_eq!(first, again, "answers are final, and kept past the moment they were ready");
+        let window_end = later + chrono::Duration::from_std(KEPT).unwrap();
+        assert!(tickets.ask(&deferred.ticket, window_end, answer(1)).is_ok());
+        let gone = tickets.ask(&deferred.ticket, window_end + chrono::Duration::seconds(1), answer(1)).unwrap_err();
         assert_eq!(gone.code(), tonic::Code::NotFound);
         assert_eq!(tickets.ask("bank-x-nothing", t0, answer(1)).unwrap_err().code(), tonic::Code::NotFound);
     }
