@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod jobs;
 pub mod outbox;
 pub mod search;
 pub mod seizure;

@@ -3,7 +3,7 @@
 //! until a shutdown future completes; in-flight requests are drained before
 //! `run` returns.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{Status, codegen::http, transport::Server};
@@ -20,6 +20,7 @@ use crate::{
         admission::AdmissionLayer,
         audit::{self, AuditError, Key, Trail},
         auth::Gate,
+        jobs::{self, Jobs},
         outbox,
         search::SearchApi,
         seizure::SeizureApi,
@@ -144,7 +145,8 @@ pub async fn run_with_clock(
         Tier::new(s, seal, names, lease, metrics.shared_fallbacks.clone())
     });
     let network = Arc::new(Network::new(config, &metrics, store.clock(), tier)?);
-    let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clock()));
+    let jobs = Jobs::new(store.clone(), key.clone());
+    let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clock(), jobs.clone()));
     let (stop, stopped) = watch::channel(());
     let until_stopped = |mut rx: watch::Receiver<()>| async move {
         let _ = rx.changed().await;
@@ -154,6 +156,9 @@ pub async fn run_with_clock(
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
     tokio::spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
     tokio::spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
+    // A claimed leg is this replica's for twice the slowest registry's timeout.
+    let times = (lease * 2 + Duration::from_secs(5), config.search.job_retention);
+    tokio::spawn(jobs::poll::run(jobs, network.clone(), trail.clone(), times, until_stopped(stopped.clone())));
     tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<SearchApi>>().await;

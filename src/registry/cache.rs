@@ -46,6 +46,17 @@ pub struct Entry {
     from_tier: bool,
 }
 
+impl Entry {
+    /// An answer fetched at `fetched_at`, cached at `now` for what is left of `ttl`: an answer
+    /// fetched earlier (by another replica, or late by ticket) is as old here as there.
+    fn new(checked: Checked, fetched_at: SystemTime, now: SystemTime, ttl: Duration, from_tier: bool) -> Arc<Entry> {
+        let age = now.duration_since(fetched_at).unwrap_or_default();
+        let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let (assets, dropped) = (checked.assets.into(), checked.dropped.map(Arc::from));
+        Arc::new(Entry { assets, dropped, fetched_at, fetched, ttl: ttl.saturating_sub(age), from_tier })
+    }
+}
+
 /// How an answer was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -144,6 +155,12 @@ impl Cache {
         (result, if shared { Lookup::Shared } else { lookup })
     }
 
+    /// Caches an answer obtained outside a search (a late answer, by ticket), fetched at `fetched_at`.
+    pub async fn put(&self, key: Key, ttl: Duration, answer: Checked, fetched_at: SystemTime) {
+        let now = SystemTime::from(self.clock.now());
+        self.entries.insert(key, Entry::new(answer, fetched_at, now, ttl, false)).await;
+    }
+
     fn start<F>(&self, key: Key, ttl: Duration, limit: Duration, fetch: F) -> Flight
     where
         F: Future<Output = Result<Checked, Failure>> + Send + 'static,
@@ -155,13 +172,8 @@ impl Cache {
                 Some(tier) => tier.through((&key.0, &key.1), ttl, limit, now, fetch).await,
                 None => fetch.await.map(|checked| ((checked, now), false)),
             };
-            let result = result.map(|((checked, fetched_at), from_tier)| {
-                // An answer another replica fetched is as old here as there.
-                let age = now.duration_since(fetched_at).unwrap_or_default();
-                let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-                let (assets, dropped) = (checked.assets.into(), checked.dropped.map(Arc::from));
-                Arc::new(Entry { assets, dropped, fetched_at, fetched, ttl: ttl.saturating_sub(age), from_tier })
-            });
+            let result =
+                result.map(|((checked, fetched_at), from_tier)| Entry::new(checked, fetched_at, now, ttl, from_tier));
             if let Ok(entry) = &result {
                 this.entries.insert(key.clone(), entry.clone()).await;
             }

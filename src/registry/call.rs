@@ -3,11 +3,16 @@
 //! without assets ([`Failure`]), which becomes the registry's status in the
 //! court's result.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use prost::Message;
 use tonic::Code;
 
-use crate::core::{merge::Reported, proto::RegistryStatus};
+use crate::core::{
+    clock::Time,
+    merge::Reported,
+    proto::{Asset, RegistryStatus},
+};
 
 /// A registry's answer as checked: the records kept, and why any were
 /// dropped (the registry's status then says INVALID_RESPONSE; the rest stands).
@@ -40,6 +45,20 @@ pub enum Failure {
     /// Not asked: the gateway already has this many searches in flight to it.
     #[error("not asked: {0} searches already in flight to it")]
     Shed(usize),
+    /// It took the search and answers later, by ticket.
+    #[error("answers later; asked again after {}", .0.ask_after.format("%Y-%m-%d %H:%M:%S UTC"))]
+    Deferred(Ticket),
+}
+
+/// A registry's promise of a later answer: ask by `ticket` after `ask_after`, until `answer_by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// The registry's handle on the search.
+    pub ticket: String,
+    /// When asking again is useful.
+    pub ask_after: Time,
+    /// The end of the registry's answer window.
+    pub answer_by: Time,
 }
 
 impl Failure {
@@ -55,6 +74,7 @@ impl Failure {
             Failure::Unavailable | Failure::CircuitOpen(_) | Failure::Shed(_) => RegistryStatus::Unavailable,
             Failure::Error(_) => RegistryStatus::Error,
             Failure::InvalidResponse(_) => RegistryStatus::InvalidResponse,
+            Failure::Deferred(_) => RegistryStatus::Pending,
         }
     }
 
@@ -67,6 +87,19 @@ impl Failure {
             Failure::InvalidResponse(_) => "invalid_response",
             Failure::CircuitOpen(_) => "circuit_open",
             Failure::Shed(_) => "shed",
+            Failure::Deferred(_) => "deferred",
+        }
+    }
+
+    /// Whether asking again later may well succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Timeout(_) | Failure::Unavailable | Failure::CircuitOpen(_) | Failure::Shed(_) => true,
+            Failure::Error(code) => matches!(
+                code,
+                Code::Unavailable | Code::ResourceExhausted | Code::Internal | Code::Unknown | Code::Aborted
+            ),
+            Failure::InvalidResponse(_) | Failure::Deferred(_) => false,
         }
     }
 
@@ -81,7 +114,7 @@ impl Failure {
                     Code::Internal | Code::Unknown | Code::ResourceExhausted | Code::DataLoss | Code::Aborted
                 )
             }
-            Failure::CircuitOpen(_) | Failure::Shed(_) => false,
+            Failure::CircuitOpen(_) | Failure::Shed(_) | Failure::Deferred(_) => false,
         }
     }
 }
@@ -95,11 +128,61 @@ pub struct Inquiry {
     pub court_code: String,
     /// This search's id.
     pub request_id: String,
+    /// Whether the search takes a ticket for a later answer (a search job), or needs the answer now.
+    pub accept_deferred: bool,
 }
 
 impl Inquiry {
-    /// A new search's caller, with a fresh request id.
+    /// A new search's caller, with a fresh request id, that needs the answer now.
     pub fn new(case_number: String, court_code: String) -> Self {
-        Self { case_number, court_code, request_id: uuid::Uuid::new_v4().to_string() }
+        Self { case_number, court_code, request_id: uuid::Uuid::new_v4().to_string(), accept_deferred: false }
     }
+}
+
+/// An answer as stored: the records with their identities, and when fetched.
+#[derive(Clone, PartialEq, Message)]
+struct Stored {
+    #[prost(message, repeated, tag = "1")]
+    records: Vec<StoredRecord>,
+    #[prost(string, optional, tag = "2")]
+    dropped: Option<String>,
+    #[prost(int64, tag = "3")]
+    fetched_at_micros: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct StoredRecord {
+    #[prost(int32, tag = "1")]
+    kind: i32,
+    #[prost(string, tag = "2")]
+    id: String,
+    #[prost(message, optional, tag = "3")]
+    asset: Option<Asset>,
+}
+
+/// An answer as kept outside memory (the shared tier, search jobs): its records and when it was fetched.
+pub fn encode(assets: &[Reported], dropped: Option<&str>, fetched_at: SystemTime) -> Vec<u8> {
+    let records = assets
+        .iter()
+        .map(|r| StoredRecord { kind: r.kind as i32, id: r.id.clone(), asset: Some(r.asset.clone()) })
+        .collect();
+    let micros = fetched_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros();
+    let stored = Stored {
+        records,
+        dropped: dropped.map(str::to_string),
+        fetched_at_micros: i64::try_from(micros).unwrap_or(i64::MAX),
+    };
+    stored.encode_to_vec()
+}
+
+/// An answer [`encode`] wrote; `None` if the bytes are not one.
+pub fn decode(bytes: &[u8]) -> Option<(Checked, SystemTime)> {
+    let stored = Stored::decode(bytes).ok()?;
+    let fetched_at = SystemTime::UNIX_EPOCH + Duration::from_micros(u64::try_from(stored.fetched_at_micros).ok()?);
+    let assets = stored
+        .records
+        .into_iter()
+        .map(|r| Some(Reported::new(r.kind.try_into().ok()?, r.id, r.asset?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some((Checked { assets, dropped: stored.dropped }, fetched_at))
 }

@@ -10,14 +10,15 @@ use tower::ServiceExt;
 
 use crate::{
     core::proto::{
-        AssetKind, Debtor, DeductRequest, RegistryKind, ReleaseRequest, RenewRequest, SearchAssetsRequest,
-        SeizeRequest, registry_service_client::RegistryServiceClient,
+        AssetKind, Debtor, DeductRequest, Deferred, GetAnswerRequest, RegistryKind, ReleaseRequest, RenewRequest,
+        SearchAssetsRequest, SeizeRequest, get_answer_response::State, registry_service_client::RegistryServiceClient,
+        time_of,
     },
     core::{answer, merge},
     ops::config::{Config, RegistryConfig},
     ops::metrics::Metrics,
-    registry::call::{Checked, Failure, Inquiry},
-    registry::resilience::{self, Ask, Assets, Calls},
+    registry::call::{Checked, Failure, Inquiry, Ticket},
+    registry::resilience::{self, Ask, Assets, Calls, Question},
 };
 
 /// Writes trace-context headers into gRPC metadata.
@@ -175,10 +176,22 @@ impl Registry {
     ///
     /// Its deadline is the registry's timeout, not the court's: a call is shared by every search
     /// that wants the same answer (single flight) and fills the cache after its first caller has gone.
+    /// A search that accepts a ticket may end in [`Failure::Deferred`]: the answer comes by [`Registry::answer`].
     pub async fn search(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
+        self.call(Question::Search(debtor), caller).await
+    }
+
+    /// The answer behind `ticket`, through the same stack as a search: ready (the checked assets),
+    /// [`Failure::Deferred`] with the next time to ask while pending, or `Error(NotFound)` for a
+    /// ticket the registry no longer knows.
+    pub async fn answer(&self, ticket: String, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
+        self.call(Question::Answer(ticket), caller).await
+    }
+
+    async fn call(&self, question: Question, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let result = self.calls.clone().oneshot(Ask { debtor, caller, deadline }).await;
+        let result = self.calls.clone().oneshot(Ask { question, caller, deadline }).await;
         let outcome = result.as_ref().map_or_else(Failure::name, |_| "ok");
         let name = &*self.name;
         self.metrics.registry_calls.with_label_values(&[name, outcome]).inc();
@@ -192,7 +205,7 @@ impl Registry {
     /// hedge. The load generator's baseline of what a search costs.
     pub async fn search_once(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
         let deadline = Instant::now() + self.timeout;
-        self.attempt.clone().ask(Ask { debtor, caller, deadline }).await
+        self.attempt.clone().ask(Ask { question: Question::Search(debtor), caller, deadline }).await
     }
 
     /// Sends one control order; its idempotency key makes a redelivery harmless.
@@ -225,30 +238,70 @@ impl Registry {
 }
 
 impl Attempt {
-    async fn ask(mut self, ask: Ask) -> Result<Assets, Failure> {
+    async fn ask(self, ask: Ask) -> Result<Assets, Failure> {
         let left = ask.deadline.saturating_duration_since(Instant::now()).min(self.timeout);
         let caller = &ask.caller;
-        let mut request = tonic::Request::new(SearchAssetsRequest {
-            debtor: Some(ask.debtor),
-            case_number: caller.case_number.clone(),
-            court_code: caller.court_code.clone(),
-            request_id: caller.request_id.clone(),
-            // Searches are answered within the call until the gateway keeps deferred answers.
-            accept_deferred: false,
-        });
-        // The registry learns its time through grpc-timeout; we enforce it ourselves too,
-        // because a registry that ignores the header must not hold the search.
+        let answer = match ask.question {
+            Question::Search(debtor) => {
+                let request = SearchAssetsRequest {
+                    debtor: Some(debtor),
+                    case_number: caller.case_number.clone(),
+                    court_code: caller.court_code.clone(),
+                    request_id: caller.request_id.clone(),
+                    accept_deferred: caller.accept_deferred,
+                };
+                let answer = self.within(left, request, |mut c, r| async move { c.search_assets(r).await }).await?;
+                match answer.deferred {
+                    Some(ticket) if caller.accept_deferred => return Err(Failure::Deferred(ticket_of(ticket)?)),
+                    Some(_) => {
+                        return Err(Failure::InvalidResponse(
+                            "it answered with a ticket (a deferred answer), which this search did not accept".into(),
+                        ));
+                    }
+                    None => answer,
+                }
+            }
+            Question::Answer(ticket) => {
+                let request = GetAnswerRequest { ticket };
+                let answer = self.within(left, request, |mut c, r| async move { c.get_answer(r).await }).await?;
+                match answer.state {
+                    Some(State::Answer(answer)) if answer.deferred.is_none() => answer,
+                    Some(State::Answer(_)) => {
+                        return Err(Failure::InvalidResponse("the answer to a ticket carried another ticket".into()));
+                    }
+                    Some(State::Pending(ticket)) => return Err(Failure::Deferred(ticket_of(ticket)?)),
+                    None => return Err(Failure::InvalidResponse("GetAnswer set neither pending nor answer".into())),
+                }
+            }
+        };
+        self.check(answer.assets)
+    }
+
+    /// One call of `method` with `left` to go: the registry learns it through grpc-timeout,
+    /// and we enforce it ourselves too, because a registry that ignores the header must not
+    /// hold the search.
+    async fn within<Q, R, F>(
+        &self,
+        left: Duration,
+        message: Q,
+        method: impl FnOnce(RegistryServiceClient<Channel>, tonic::Request<Q>) -> F,
+    ) -> Result<R, Failure>
+    where
+        F: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let mut request = tonic::Request::new(message);
         request.set_timeout(left);
         // The search's trace continues at the registry (a no-op unless trace export is configured).
         let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&context, &mut Metadata(request.metadata_mut()))
         });
-        let answer = match tokio::time::timeout(left, self.client.search_assets(request)).await {
-            Err(_) => return Err(Failure::timeout(left)),
+        match tokio::time::timeout(left, method(self.client.clone(), request)).await {
+            Err(_) => Err(Failure::timeout(left)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
-                return Err(match status.code() {
+                Err(match status.code() {
                     // tonic's own refusal of an answer over the limit; the registry did answer.
                     Code::OutOfRange if status.message().contains("message length too large") => {
                         Failure::InvalidResponse(format!(
@@ -260,16 +313,9 @@ impl Attempt {
                     // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
                     Code::DeadlineExceeded | Code::Cancelled => Failure::timeout(left),
                     code => Failure::Error(code),
-                });
+                })
             }
-            Ok(Ok(response)) => response.into_inner(),
-        };
-        if answer.deferred.is_some() {
-            return Err(Failure::InvalidResponse(
-                "it answered with a ticket (a deferred answer), which this search did not accept".into(),
-            ));
         }
-        self.check(answer.assets)
     }
 
     /// Keeps the records that keep the field rules ([`answer::check`]) and
@@ -298,5 +344,18 @@ impl Attempt {
             )
         });
         Ok(Checked { assets: merge::distinguish(kept), dropped })
+    }
+}
+
+/// A ticket as the contract requires it (the conformance suite's rules): else the answer is broken.
+fn ticket_of(d: Deferred) -> Result<Ticket, Failure> {
+    let printable = (1..=128).contains(&d.ticket.len()) && d.ticket.bytes().all(|b| b.is_ascii_graphic());
+    match (printable, d.ask_after.as_ref().map(time_of), d.answer_by.as_ref().map(time_of)) {
+        (true, Some(ask_after), Some(answer_by)) if ask_after <= answer_by => {
+            Ok(Ticket { ticket: d.ticket, ask_after, answer_by })
+        }
+        _ => Err(Failure::InvalidResponse(
+            "its ticket broke the contract (1 to 128 printable characters, ask_after no later than answer_by)".into(),
+        )),
     }
 }

@@ -2,7 +2,10 @@
 //! they share, and the two ways of asking them — a search plan fanned out to
 //! every registry, or one asset looked up for a control order.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use futures::{Stream, StreamExt};
 
@@ -17,7 +20,7 @@ use crate::{
     ops::{config::Config, metrics::Metrics},
     registry::{
         cache::Cache,
-        call::Inquiry,
+        call::{Checked, Inquiry},
         client::{Registry, SetupError},
         fanout::{self, Leg, Plan},
         tier::Tier,
@@ -58,6 +61,17 @@ impl Network {
     /// The registries.
     pub fn registries(&self) -> &[Arc<Registry>] {
         &self.registries
+    }
+
+    /// The registry named `name`.
+    pub fn registry(&self, name: &str) -> Option<Arc<Registry>> {
+        self.registries.iter().find(|r| &*r.name == name).cloned()
+    }
+
+    /// Caches an answer `registry` gave later (by ticket) for `debtor`, as if it had answered at once.
+    pub async fn remember(&self, registry: &Registry, debtor: &DebtorId, answer: Checked, fetched_at: SystemTime) {
+        let key = (registry.name.clone(), debtor.as_str().to_string());
+        self.cache.put(key, registry.cache_ttl, answer, fetched_at).await;
     }
 
     /// The registries that report any of `kinds` (all when empty).

@@ -32,15 +32,24 @@ use crate::{
     registry::call::{Checked, Failure, Inquiry},
 };
 
-/// One search call: whom to look for, for whom, and by when.
+/// One search call: what to ask, for whom, and by when.
 #[derive(Debug, Clone)]
 pub struct Ask {
-    /// The debtor.
-    pub debtor: Debtor,
+    /// What is asked.
+    pub question: Question,
     /// The search it is part of.
     pub caller: Arc<Inquiry>,
     /// When the registry's part of the search must be over.
     pub deadline: Instant,
+}
+
+/// What a search call asks a registry.
+#[derive(Debug, Clone)]
+pub enum Question {
+    /// A debtor's assets (`SearchAssets`).
+    Search(Debtor),
+    /// The answer behind a ticket it gave earlier (`GetAnswer`).
+    Answer(String),
 }
 
 /// A registry's checked answer.
@@ -380,7 +389,7 @@ mod tests {
 
     fn ask(deadline: Duration) -> Ask {
         Ask {
-            debtor: Debtor::default(),
+            question: Question::Search(Debtor::default()),
             caller: Arc::new(Inquiry::new("（2024）京0105执1号".into(), "京0105".into())),
             deadline: Instant::now() + deadline,
         }

@@ -15,38 +15,15 @@ use chacha20poly1305::{
 };
 use hmac::{Hmac, Mac};
 use prometheus::IntCounterVec;
-use prost::Message;
 use sha2::Sha256;
 
 use crate::{
-    core::{merge::Reported, proto::Asset},
     ops::shared::{Shared, SharedError},
-    registry::call::{Checked, Failure},
+    registry::call::{self, Checked, Failure},
 };
 
 /// How often a replica waiting on another's lease looks for its answer.
 const POLL: Duration = Duration::from_millis(25);
-
-/// An answer as stored: the records with their identities, and when fetched.
-#[derive(Clone, PartialEq, Message)]
-struct Stored {
-    #[prost(message, repeated, tag = "1")]
-    records: Vec<StoredRecord>,
-    #[prost(string, optional, tag = "2")]
-    dropped: Option<String>,
-    #[prost(int64, tag = "3")]
-    fetched_at_micros: i64,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct StoredRecord {
-    #[prost(int32, tag = "1")]
-    kind: i32,
-    #[prost(string, tag = "2")]
-    id: String,
-    #[prost(message, optional, tag = "3")]
-    asset: Option<Asset>,
-}
 
 /// The shared tier.
 pub struct Tier {
@@ -125,35 +102,14 @@ impl Tier {
             tracing::warn!("a shared cache entry failed its seal (another key, or altered); ignored");
             return None;
         };
-        let stored = Stored::decode(plain.as_slice()).ok()?;
-        let fetched_at = SystemTime::UNIX_EPOCH + Duration::from_micros(u64::try_from(stored.fetched_at_micros).ok()?);
-        if now.duration_since(fetched_at).unwrap_or_default() > limit {
-            return None;
-        }
-        let assets = stored
-            .records
-            .into_iter()
-            .map(|r| Some(Reported::new(r.kind.try_into().ok()?, r.id, r.asset?)))
-            .collect::<Option<Vec<_>>>()?;
-        Some((Checked { assets, dropped: stored.dropped }, fetched_at))
+        let (checked, fetched_at) = call::decode(&plain)?;
+        (now.duration_since(fetched_at).unwrap_or_default() <= limit).then_some((checked, fetched_at))
     }
 
     async fn store(&self, name: &str, checked: &Checked, now: SystemTime, ttl: Duration) {
-        let records = checked
-            .assets
-            .iter()
-            .map(|r| StoredRecord { kind: r.kind as i32, id: r.id.clone(), asset: Some(r.asset.clone()) })
-            .collect();
-        let micros = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros();
-        let stored = Stored {
-            records,
-            dropped: checked.dropped.clone(),
-            fetched_at_micros: i64::try_from(micros).unwrap_or(i64::MAX),
-        };
         let nonce: [u8; 12] = rand::random();
-        let body = self
-            .seal
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &stored.encode_to_vec(), aad: name.as_bytes() });
+        let plain = call::encode(&checked.assets, checked.dropped.as_deref(), now);
+        let body = self.seal.encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: name.as_bytes() });
         let Ok(body) = body else { return };
         let sealed = [nonce.as_slice(), body.as_slice()].concat();
         if let Err(e) = self.shared.put(name, &sealed, ttl).await {

@@ -223,6 +223,8 @@ fn status_name(status: i32) -> &'static str {
         RegistryStatus::Error => "error",
         RegistryStatus::InvalidResponse => "invalid response",
         RegistryStatus::Omitted => "omitted (too large for one reply)",
+        RegistryStatus::Pending => "pending (answers later)",
+        RegistryStatus::Expired => "expired (no answer in its window)",
         RegistryStatus::Unspecified => "?",
     }
 }

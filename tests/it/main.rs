@@ -16,6 +16,7 @@ mod hostile;
 mod integrity;
 mod internals;
 mod interop;
+mod jobs;
 mod ledger;
 mod ledger_props;
 mod loadgen;

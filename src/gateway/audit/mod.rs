@@ -39,7 +39,7 @@ const GENESIS: &str = "genesis";
 /// Method name of the record a retention purge leaves behind.
 const PURGE: &str = "AuditPurge";
 /// Methods that count against a court's daily search quota.
-pub const SEARCHES: [&str; 2] = ["Search", "SearchStream"];
+pub const SEARCHES: [&str; 3] = ["Search", "SearchStream", "SubmitSearch"];
 
 /// Why the audit trail failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -268,12 +268,13 @@ impl Trail {
     /// Searches this court made since `since`, on every replica.
     pub async fn searches_since(&self, court: &str, since: Time) -> Result<u64, AuditError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM audit WHERE court = $1 AND at >= $2 AND code = 'Ok' AND method IN ($3, $4)",
+            "SELECT COUNT(*) FROM audit WHERE court = $1 AND at >= $2 AND code = 'Ok' AND method IN ($3, $4, $5)",
         )
         .bind(court)
         .bind(since.timestamp_micros())
         .bind(SEARCHES[0])
         .bind(SEARCHES[1])
+        .bind(SEARCHES[2])
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(n).unwrap_or(0))

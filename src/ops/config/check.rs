@@ -135,6 +135,9 @@ impl Config {
         if s.list_registries == 0 {
             out.push(problem("search.list_registries", "must be at least 1"));
         }
+        if s.job_retention < Duration::from_secs(3600) {
+            out.push(problem("search.job_retention", "must be at least 1h: courts read settled searches after the fact"));
+        }
         if self.cache.max_entries == 0 {
             out.push(problem(
                 "cache.max_entries",

@@ -125,6 +125,10 @@ pub struct SearchConfig {
     /// Most registries a result lists per debtor; in a wider search only those
     /// with assets or a failure are listed, the quiet rest counted.
     pub list_registries: usize,
+    /// How long a search whose registries have all settled is kept (GetSearch,
+    /// WatchSearch) before it is purged with its late answers.
+    #[serde(with = "humantime_serde")]
+    pub job_retention: Duration,
 }
 
 impl Default for SearchConfig {
@@ -134,6 +138,7 @@ impl Default for SearchConfig {
             max_debtors: 10,
             max_reply_bytes: 3 * 1024 * 1024,
             list_registries: 64,
+            job_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

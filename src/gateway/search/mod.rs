@@ -5,6 +5,8 @@
 //! annotate with live seizures → respond. The unary and streaming calls share
 //! every step; they differ only in when they send.
 
+mod jobs;
+
 use std::{pin::pin, sync::Arc, time::Duration};
 
 use futures::StreamExt;
@@ -22,30 +24,35 @@ use crate::{
         merge::{self, Answer},
         proto::{
             AssetKind, Debtor, DebtorResult, MergedAsset, RegistryAnswer, RegistryOutcome, RegistryStatus, SearchQuery,
-            SearchRequest, SearchResponse, SearchStreamRequest, SearchStreamResponse,
-            asset_search_service_server::AssetSearchService, search_stream_response::Event, ts,
+            SearchRequest, SearchResponse, SearchStreamRequest, SearchStreamResponse, GetSearchRequest,
+            GetSearchResponse, ListSearchesRequest, ListSearchesResponse, SubmitSearchRequest, SubmitSearchResponse,
+            WatchSearchRequest, WatchSearchResponse, asset_search_service_server::AssetSearchService, search_stream_response::Event, ts,
         },
     },
     gateway::{
         auth::{Caller, Gate, Note},
+        jobs::Jobs,
         validate::{Checks, violation},
     },
     ledger::{asset_key, model::Model, rules::Action, views},
     ops::{config::SearchConfig, telemetry::spans},
     registry::{
-        call::Inquiry,
+        call::{Failure, Inquiry},
         fanout::{Leg, Plan},
         network::Network,
     },
 };
 
 /// The search service: the registries of the network, the gate every call
-/// passes and the ledger whose seizures annotate results.
+/// passes, the ledger whose seizures annotate results and the jobs that keep
+/// late answers.
+#[derive(Clone)]
 pub struct SearchApi {
     network: Arc<Network>,
     limits: SearchConfig,
     gate: Arc<Gate>,
     clock: SharedClock,
+    jobs: Jobs,
 }
 
 /// A search under way: its plan, its deadline and its span.
@@ -58,8 +65,8 @@ struct Search {
 
 impl SearchApi {
     /// The service over `network`.
-    pub fn new(network: Arc<Network>, limits: SearchConfig, gate: Arc<Gate>, clock: SharedClock) -> Self {
-        Self { network, limits, gate, clock }
+    pub fn new(network: Arc<Network>, limits: SearchConfig, gate: Arc<Gate>, clock: SharedClock, jobs: Jobs) -> Self {
+        Self { network, limits, gate, clock, jobs }
     }
 
     /// Validates, authorizes and counts a search, noting for the audit what it asks.
@@ -128,7 +135,8 @@ impl SearchApi {
                 names.join(" or ")
             )));
         }
-        let caller = Arc::new(Inquiry::new(case.to_string(), court.to_string()));
+        // Registries may answer later: their answers go to the search's job.
+        let caller = Arc::new(Inquiry { accept_deferred: true, ..Inquiry::new(case.to_string(), court.to_string()) });
         Ok((case, Plan { debtors, registries, kinds, caller, max_age }))
     }
 
@@ -190,6 +198,10 @@ fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
 }
 
 fn outcome(leg: &Leg, answer: Option<&Answer>) -> RegistryOutcome {
+    let ticket = match &leg.result {
+        Err(Failure::Deferred(t)) => Some(t),
+        _ => None,
+    };
     let (status, message) = match &leg.result {
         Ok(entry) => match &entry.dropped {
             Some(why) => (RegistryStatus::InvalidResponse, why.to_string()),
@@ -206,6 +218,23 @@ fn outcome(leg: &Leg, answer: Option<&Answer>) -> RegistryOutcome {
         asset_count: answer.map_or(0, |a| u32::try_from(a.assets.len()).unwrap_or(u32::MAX)),
         from_cache: leg.lookup.cached(),
         fetched_at: answer.map(|a| a.fetched_at.into()),
+        next_ask: ticket.map(|t| ts(t.ask_after)),
+        answer_by: ticket.map(|t| ts(t.answer_by)),
+    }
+}
+
+/// One registry's part for one debtor, ready to merge: from a leg just
+/// finished, or from a search job's stored leg.
+pub(crate) struct Part {
+    debtor_index: usize,
+    outcome: RegistryOutcome,
+    answer: Option<Answer>,
+}
+
+impl Part {
+    fn of(leg: &Leg, kinds: &[AssetKind]) -> Part {
+        let answer = answer(leg, kinds);
+        Part { debtor_index: leg.debtor_index, outcome: outcome(leg, answer.as_ref()), answer }
     }
 }
 
@@ -220,15 +249,14 @@ fn answer(leg: &Leg, kinds: &[AssetKind]) -> Option<Answer> {
     Some(Answer { registry: leg.registry.name.clone(), fetched_at: entry.fetched_at, assets })
 }
 
-fn registry_answer(plan: &Plan, leg: &Leg) -> SearchStreamResponse {
-    let answer = answer(leg, &plan.kinds);
-    let (assets, _) = merge::merge(answer.as_slice());
-    SearchStreamResponse {
-        event: Some(Event::RegistryAnswer(RegistryAnswer {
-            debtor_index: u32::try_from(leg.debtor_index).unwrap_or(u32::MAX),
-            outcome: Some(outcome(leg, answer.as_ref())),
-            assets,
-        })),
+/// One registry's answer for one debtor, merged and annotated with the ledger's seizures as of now.
+fn registry_answer(model: &Model, case: &str, part: Part) -> RegistryAnswer {
+    let (mut assets, _) = merge::merge(part.answer.as_slice());
+    annotate(model, case, assets.iter_mut());
+    RegistryAnswer {
+        debtor_index: u32::try_from(part.debtor_index).unwrap_or(u32::MAX),
+        outcome: Some(part.outcome),
+        assets,
     }
 }
 
@@ -293,23 +321,27 @@ fn fit(sizes: &[usize], budget: usize) -> Vec<bool> {
     fits
 }
 
-/// Groups finished legs per debtor and merges each debtor's answers, within
+/// Groups parts per debtor and merges each debtor's answers, within
 /// `limits.max_reply_bytes`: an answer that does not fit is reported
-/// `OMITTED`, not sent; a wide search lists only the registries worth reading.
-fn respond(plan: &Plan, legs: &[Leg], now: Time, limits: &SearchConfig) -> SearchResponse {
+/// `OMITTED`, not sent; a wide search lists only the registries worth
+/// reading. Seizures are annotated from `model`, as of now.
+fn respond(
+    (model, case): (&Model, &str),
+    debtors: &[Debtor],
+    mut parts: Vec<Part>,
+    now: Time,
+    limits: &SearchConfig,
+) -> SearchResponse {
     let max_bytes = limits.max_reply_bytes;
-    let mut mine: Vec<&Leg> = legs.iter().collect();
-    mine.sort_by(|a, b| (a.debtor_index, &a.registry.name).cmp(&(b.debtor_index, &b.registry.name)));
-    let answers: Vec<Option<Answer>> = mine.iter().map(|l| answer(l, &plan.kinds)).collect();
+    parts.sort_by(|a, b| (a.debtor_index, &a.outcome.registry).cmp(&(b.debtor_index, &b.outcome.registry)));
     let size = |a: &Answer| a.assets.iter().map(|r| r.size + RECORD_OVERHEAD).sum::<usize>();
-    let sizes: Vec<usize> = answers.iter().map(|a| a.as_ref().map_or(0, size)).collect();
+    let sizes: Vec<usize> = parts.iter().map(|p| p.answer.as_ref().map_or(0, size)).collect();
     let fits = fit(&sizes, max_bytes);
-    let mut per_debtor: Vec<(Vec<RegistryOutcome>, Vec<Answer>)> =
-        plan.debtors.iter().map(|_| Default::default()).collect();
-    for ((leg, answer), fits) in mine.iter().zip(answers).zip(fits) {
-        let (registries, kept) = &mut per_debtor[leg.debtor_index];
-        let mut outcome = outcome(leg, answer.as_ref());
-        match answer {
+    let mut per_debtor: Vec<(Vec<RegistryOutcome>, Vec<Answer>)> = debtors.iter().map(|_| Default::default()).collect();
+    for (part, fits) in parts.into_iter().zip(fits) {
+        let Some((registries, kept)) = per_debtor.get_mut(part.debtor_index) else { continue };
+        let mut outcome = part.outcome;
+        match part.answer {
             Some(answer) if fits => kept.push(answer),
             Some(answer) => {
                 outcome.status = RegistryStatus::Omitted as i32;
@@ -324,19 +356,26 @@ fn respond(plan: &Plan, legs: &[Leg], now: Time, limits: &SearchConfig) -> Searc
         }
         registries.push(outcome);
     }
-    let debtors = plan
-        .debtors
+    let debtors = debtors
         .iter()
         .zip(per_debtor)
-        .map(|((_, debtor), (registries, answers))| {
-            let (assets, totals) = merge::merge(&answers);
+        .map(|(debtor, (registries, answers))| {
+            let (mut assets, totals) = merge::merge(&answers);
+            annotate(model, case, assets.iter_mut());
             let (registries, quiet_registries) = compact(registries, limits.list_registries);
             DebtorResult { debtor: Some(debtor.clone()), assets, registries, totals: Some(totals), quiet_registries }
         })
         .collect();
+    SearchResponse { case_number: case.to_string(), debtors, completed_at: Some(ts(now)), search_id: String::new() }
+}
+
+/// A search's result from its finished legs.
+fn result(model: &Model, plan: &Plan, legs: &[Leg], now: Time, limits: &SearchConfig) -> SearchResponse {
     let ok = legs.iter().filter(|l| l.result.is_ok()).count();
     info!(legs = legs.len(), ok, failed = legs.len() - ok, "search complete");
-    SearchResponse { case_number: plan.caller.case_number.clone(), debtors, completed_at: Some(ts(now)) }
+    let parts = legs.iter().map(|l| Part::of(l, &plan.kinds)).collect();
+    let debtors: Vec<Debtor> = plan.debtors.iter().map(|(_, d)| d.clone()).collect();
+    respond((model, &plan.caller.case_number), &debtors, parts, now, limits)
 }
 
 #[tonic::async_trait]
@@ -350,9 +389,8 @@ impl AssetSearchService for SearchApi {
                 let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
                     .await
                     .map_err(|_| Error::DeadlineExceeded(search.budget))?;
-                let mut response = respond(&search.plan, &legs, self.clock.now(), &self.limits);
-                let case = &search.plan.caller.case_number;
-                annotate(self.gate.model(), case, response.debtors.iter_mut().flat_map(|d| d.assets.iter_mut()));
+                let mut response = result(self.gate.model(), &search.plan, &legs, self.clock.now(), &self.limits);
+                response.search_id = self.keep(&search.plan, &caller.court, &legs).await?;
                 note.detail(audit_detail(&response));
                 Ok(response)
             }
@@ -380,6 +418,7 @@ impl AssetSearchService for SearchApi {
             let clock = self.clock.clone();
             let gate = self.gate.clone();
             let limits = self.limits.clone();
+            let api = self.clone();
             let result_note = Note::default();
             result_note.case(search.plan.caller.case_number.clone());
             result_note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
@@ -394,16 +433,16 @@ impl AssetSearchService for SearchApi {
                             Ok(next) => next,
                         };
                         let Some(leg) = next else {
-                            let mut summary = respond(&search.plan, &done, clock.now(), &limits);
-                            let assets = summary.debtors.iter_mut().flat_map(|d| d.assets.iter_mut());
-                            annotate(gate.model(), &case, assets);
+                            let mut summary = result(gate.model(), &search.plan, &done, clock.now(), &limits);
+                            match api.keep(&search.plan, &caller.court, &done).await {
+                                Ok(id) => summary.search_id = id,
+                                Err(e) => break Err(e),
+                            }
                             result_note.detail(audit_detail(&summary));
                             break Ok(summary);
                         };
-                        let mut answer = registry_answer(&search.plan, &leg);
-                        if let Some(Event::RegistryAnswer(a)) = &mut answer.event {
-                            annotate(gate.model(), &case, a.assets.iter_mut());
-                        }
+                        let answer = registry_answer(gate.model(), &case, Part::of(&leg, &search.plan.kinds));
+                        let answer = SearchStreamResponse { event: Some(Event::RegistryAnswer(answer)) };
                         if tx.send(Ok(answer)).await.is_err() {
                             // The court hung up; the cache still gets what is in flight, the trail what it saw.
                             let mut record = result_note.record(&caller, "SearchStreamResult", Ok(()));
@@ -427,6 +466,42 @@ impl AssetSearchService for SearchApi {
             Ok(ReceiverStream::new(rx))
         })
         .await
+    }
+
+    async fn submit_search(
+        &self,
+        request: Request<SubmitSearchRequest>,
+    ) -> Result<Response<SubmitSearchResponse>, Status> {
+        let gate = self.gate.clone();
+        gate.handle("SubmitSearch", request, |caller, metadata, r, note| async move {
+            self.submit(&caller, &metadata, r, &note).await
+        })
+        .await
+    }
+
+    async fn get_search(&self, request: Request<GetSearchRequest>) -> Result<Response<GetSearchResponse>, Status> {
+        let gate = self.gate.clone();
+        gate.handle("GetSearch", request, |caller, _, r, note| async move { self.get(&caller, &r.search_id, &note).await })
+            .await
+    }
+
+    type WatchSearchStream = ReceiverStream<Result<WatchSearchResponse, Status>>;
+
+    async fn watch_search(
+        &self,
+        request: Request<WatchSearchRequest>,
+    ) -> Result<Response<Self::WatchSearchStream>, Status> {
+        let gate = self.gate.clone();
+        gate.handle("WatchSearch", request, |caller, _, r, note| async move { self.watch(caller, r, &note).await })
+            .await
+    }
+
+    async fn list_searches(
+        &self,
+        request: Request<ListSearchesRequest>,
+    ) -> Result<Response<ListSearchesResponse>, Status> {
+        let gate = self.gate.clone();
+        gate.handle("ListSearches", request, |caller, _, r, _| async move { self.list(&caller, r).await }).await
     }
 }
 

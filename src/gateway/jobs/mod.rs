@@ -1,0 +1,287 @@
+//! Search jobs: a search whose registries have not all answered within the
+//! court's call is kept in the ledger's database until every registry has
+//! settled (answered, failed, or its answer window ended), so that late
+//! answers reach the court across restarts and replicas.
+//!
+//! - [`store`]: the rows (jobs, their debtors, one leg per registry and debtor).
+//! - [`poll`]: the worker that asks registries again when a leg is due,
+//!   scheduled from the database (no timer or task per pending ticket);
+//!   replicas share the legs through leases.
+//!
+//! A debtor is kept as the audit trail keeps it (masked, and a keyed hash);
+//! the identifier itself only sealed (ChaCha20-Poly1305 under a key derived
+//! from the audit key), and only until the search settles: a leg whose call
+//! was cut short by a crash must be asked again.
+
+pub mod poll;
+mod store;
+
+use std::{sync::Arc, time::SystemTime};
+
+use chacha20poly1305::{
+    ChaCha20Poly1305, KeyInit, Nonce,
+    aead::{Aead, Payload},
+};
+use prost::Message;
+use tokio::sync::Notify;
+
+use crate::{
+    core::{
+        clock::Time,
+        identifiers::DebtorId,
+        merge::{Answer, Reported},
+        proto::{AssetKind, Debtor, RegistryOutcome, RegistryStatus, ts},
+    },
+    gateway::audit::Key,
+    ledger::store::Store,
+    registry::{
+        call::{self, Failure, Ticket},
+        fanout::Leg,
+    },
+};
+
+pub use store::{Claimed, JobView, Summary};
+
+/// Where a leg stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// A call is under way (held by a lease).
+    Asking,
+    /// The registry gave a ticket; asked again at `next_ask`.
+    Pending,
+    /// The registry answered.
+    Answered,
+    /// The registry's part ended without an answer.
+    Failed,
+    /// The answer window ended first.
+    Expired,
+}
+
+impl State {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Asking => "asking",
+            State::Pending => "pending",
+            State::Answered => "answered",
+            State::Failed => "failed",
+            State::Expired => "expired",
+        }
+    }
+
+    fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "asking" => State::Asking,
+            "pending" => State::Pending,
+            "answered" => State::Answered,
+            "failed" => State::Failed,
+            "expired" => State::Expired,
+            _ => return None,
+        })
+    }
+
+    /// Whether the leg is over.
+    pub fn settled(self) -> bool {
+        !matches!(self, State::Asking | State::Pending)
+    }
+}
+
+/// One registry's part for one debtor, as stored.
+#[derive(Debug, Clone)]
+pub struct LegRow {
+    /// The debtor's position in the query.
+    pub debtor_index: usize,
+    /// The registry's name.
+    pub registry: String,
+    /// Its kind (`RegistryKind`).
+    pub kind: i32,
+    /// Where it stands.
+    pub state: State,
+    /// The registry's ticket, while pending.
+    pub ticket: Option<String>,
+    /// When to ask next (pending), or when the current call's lease ends (asking).
+    pub next_ask: Time,
+    /// The end of the registry's answer window, once it gave a ticket.
+    pub answer_by: Option<Time>,
+    /// The reported status once settled (`RegistryStatus`).
+    pub status: i32,
+    /// Why, when not OK.
+    pub message: String,
+    /// The checked answer ([`call::encode`]), once answered.
+    pub answer: Option<Vec<u8>>,
+    /// When it settled.
+    pub settled_at: Option<Time>,
+    /// Its place in the order the search's legs settled.
+    pub seq: Option<i64>,
+}
+
+impl LegRow {
+    /// A leg whose call is under way until `until`.
+    pub fn asking(debtor_index: usize, registry: &str, kind: i32, until: Time) -> LegRow {
+        LegRow {
+            debtor_index,
+            registry: registry.to_string(),
+            kind,
+            state: State::Asking,
+            ticket: None,
+            next_ask: until,
+            answer_by: None,
+            status: RegistryStatus::Pending as i32,
+            message: String::new(),
+            answer: None,
+            settled_at: None,
+            seq: None,
+        }
+    }
+
+    /// How a finished fan-out leg stands at `now`.
+    pub fn of(leg: &Leg, now: Time) -> LegRow {
+        let mut row = LegRow::asking(leg.debtor_index, &leg.registry.name, leg.registry.kind as i32, now);
+        row.settle(leg.result.as_ref().map(|e| (&*e.assets, e.dropped.as_deref(), e.fetched_at)), now);
+        row
+    }
+
+    /// Records the outcome of a call made at `now`: an answer (its records, why any were dropped,
+    /// when fetched), a ticket, or why there is none.
+    pub fn settle(&mut self, result: Result<(&[Reported], Option<&str>, SystemTime), &Failure>, now: Time) {
+        match result {
+            Ok((assets, dropped, fetched_at)) => {
+                self.state = State::Answered;
+                self.answer = Some(call::encode(assets, dropped, fetched_at));
+                self.status = match dropped {
+                    Some(_) => RegistryStatus::InvalidResponse as i32,
+                    None => RegistryStatus::Ok as i32,
+                };
+                self.message = dropped.map(str::to_string).unwrap_or_default();
+            }
+            Err(Failure::Deferred(t)) => self.defer(t, now),
+            Err(failure) => {
+                self.state = State::Failed;
+                self.status = failure.status() as i32;
+                self.message = failure.to_string();
+            }
+        }
+        self.ticket = self.ticket.take().filter(|_| self.state == State::Pending);
+    }
+
+    /// A ticket: asked again at its `ask_after` (never before `now`).
+    pub fn defer(&mut self, t: &Ticket, now: Time) {
+        self.state = State::Pending;
+        self.ticket = Some(t.ticket.clone());
+        self.next_ask = t.ask_after.max(now);
+        self.answer_by = Some(t.answer_by);
+        self.status = RegistryStatus::Pending as i32;
+        self.message = format!("answers later; asked again after {}", t.ask_after.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+
+    /// The window ended without an answer.
+    pub fn expire(&mut self) {
+        self.state = State::Expired;
+        self.ticket = None;
+        self.status = RegistryStatus::Expired as i32;
+        self.message = "its answer window ended without an answer".into();
+    }
+
+    /// The registry's outcome as the court sees it, and its answer narrowed to `kinds`.
+    pub fn outcome(&self, kinds: &[AssetKind]) -> (RegistryOutcome, Option<Answer>) {
+        let answer = self.answer.as_deref().and_then(call::decode).map(|(checked, fetched_at)| Answer {
+            registry: self.registry.as_str().into(),
+            fetched_at,
+            assets: checked.assets.into_iter().filter(|r| kinds.is_empty() || kinds.contains(&r.kind)).collect(),
+        });
+        let pending = self.state == State::Pending;
+        let outcome = RegistryOutcome {
+            registry: self.registry.clone(),
+            kind: self.kind,
+            status: self.status,
+            message: self.message.clone(),
+            latency: None,
+            asset_count: answer.as_ref().map_or(0, |a| u32::try_from(a.assets.len()).unwrap_or(u32::MAX)),
+            from_cache: false,
+            fetched_at: answer.as_ref().map(|a| a.fetched_at.into()),
+            next_ask: pending.then(|| ts(self.next_ask)),
+            answer_by: self.answer_by.filter(|_| pending).map(ts),
+        };
+        (outcome, answer)
+    }
+}
+
+/// A search to keep.
+#[derive(Debug)]
+pub struct NewJob {
+    /// Its id.
+    pub search_id: String,
+    /// The court that owns it.
+    pub court: String,
+    /// The court's id of the submission ('' for a Search call).
+    pub request_id: String,
+    /// Hash of the query, so that a reused request id must repeat it.
+    pub digest: String,
+    /// The case, normalised.
+    pub case_number: String,
+    /// The asked asset kinds (empty: all).
+    pub kinds: Vec<AssetKind>,
+    /// The debtors, in query order.
+    pub debtors: Vec<(DebtorId, Debtor)>,
+    /// Every leg.
+    pub legs: Vec<LegRow>,
+    /// When it was submitted.
+    pub now: Time,
+}
+
+/// What opening a job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Stored anew.
+    New(String),
+    /// The court's request id had already opened this search.
+    Replayed(String),
+}
+
+/// The jobs, over the ledger's database.
+#[derive(Clone)]
+pub struct Jobs {
+    store: Store,
+    seal: Arc<ChaCha20Poly1305>,
+    key: Key,
+    changed: Arc<Notify>,
+}
+
+impl Jobs {
+    /// The jobs in `store`'s database; debtors sealed and hashed under `key`.
+    pub fn new(store: Store, key: Key) -> Jobs {
+        let seal = ChaCha20Poly1305::new(&key.derive("search job seal").into());
+        Jobs { store, seal: Arc::new(seal), key, changed: Arc::new(Notify::new()) }
+    }
+
+    /// The database's clock.
+    pub fn now(&self) -> Time {
+        self.store.now()
+    }
+
+    /// Woken whenever this replica settles a leg (other replicas' are found by polling).
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    fn sealed(&self, search_id: &str, index: usize, debtor: &Debtor) -> Option<String> {
+        let nonce: [u8; 12] = rand::random();
+        let aad = format!("{search_id}\n{index}");
+        let msg = debtor.encode_to_vec();
+        let body = self.seal.encrypt(Nonce::from_slice(&nonce), Payload { msg: &msg, aad: aad.as_bytes() }).ok()?;
+        Some(hex::encode([nonce.as_slice(), body.as_slice()].concat()))
+    }
+
+    fn unsealed(&self, search_id: &str, index: usize, sealed: &str) -> Option<Debtor> {
+        let bytes = hex::decode(sealed).ok()?;
+        let (nonce, body) = bytes.split_at_checked(12)?;
+        let aad = format!("{search_id}\n{index}");
+        let plain = self.seal.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() }).ok()?;
+        Debtor::decode(plain.as_slice()).ok()
+    }
+}
+
+/// Every leg of a search settled at the time of `now`?
+pub fn all_settled(legs: &[LegRow]) -> bool {
+    legs.iter().all(|l| l.state.settled())
+}

@@ -1,0 +1,198 @@
+//! The poller: asks the registries again for every leg that is due — a
+//! ticket at its `ask_after`, or a call a crashed replica left unfinished —
+//! and records what they say. Work is found in the database (the legs' due
+//! index), claimed under a lease and at most [`IN_FLIGHT`] at once, so
+//! 100,000 pending tickets cost rows, not timers or tasks; replicas share the
+//! legs, and a replica's death hands its claims to the others when their
+//! leases end. Each registry's call stack (its concurrency bound and breaker)
+//! applies to polls as to searches.
+
+use std::{sync::Arc, time::Duration};
+
+use rand::Rng;
+use serde_json::json;
+use tokio::{sync::watch, task::JoinSet};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{Claimed, Jobs, State};
+use crate::{
+    core::{
+        clock::Time,
+        identifiers::DebtorId,
+        proto::{Debtor, debtor},
+    },
+    gateway::audit::{Record, Trail},
+    registry::{
+        call::{Failure, Inquiry},
+        network::Network,
+    },
+};
+
+/// Legs asked at once by one replica.
+const IN_FLIGHT: usize = 256;
+/// How often the poller looks for due legs when nothing wakes it.
+const POLL: Duration = Duration::from_millis(200);
+/// The least time between two asks of one ticket, whatever its registry says.
+const MIN_GAP: Duration = Duration::from_millis(250);
+/// The first retry after a failed ask waits up to this long; each failure doubles it, up to [`BACKOFF_CAP`].
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The longest wait between two asks after failures.
+const BACKOFF_CAP: Duration = Duration::from_secs(600);
+
+/// How often settled searches past their retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Polls until `shutdown` completes; a claim lasts `lease` (longer than any
+/// registry's timeout). Searches settled longer than `retention` ago are purged.
+pub async fn run(
+    jobs: Jobs,
+    network: Arc<Network>,
+    trail: Trail,
+    (lease, retention): (Duration, Duration),
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, mut stopped) = watch::channel(false);
+    let worker = async {
+        let mut in_flight = JoinSet::new();
+        let mut purged: Option<tokio::time::Instant> = None;
+        loop {
+            if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                let before = jobs.now() - chrono::Duration::from_std(retention).unwrap_or_default();
+                match jobs.purge(before).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(searches = n, "settled searches past their retention purged"),
+                    Err(e) => warn!(error = %e, "search purge failed; will retry"),
+                }
+                purged = Some(tokio::time::Instant::now());
+            }
+            if in_flight.len() <= IN_FLIGHT / 2 {
+                match jobs.claim(IN_FLIGHT - in_flight.len(), lease).await {
+                    Ok(due) => {
+                        for claimed in due {
+                            let (jobs, network, trail) = (jobs.clone(), network.clone(), trail.clone());
+                            in_flight.spawn(ask(jobs, network, trail, claimed));
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "search jobs unavailable; polling again shortly"),
+                }
+            }
+            tokio::select! {
+                _ = stopped.changed() => return,
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = worker => {}
+        _ = shutdown => { let _ = stop.send(true); }
+    }
+}
+
+/// Full-jitter exponential backoff after `attempts` failed asks.
+fn backoff(attempts: i64) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempts.clamp(0, 16)).min(BACKOFF_CAP);
+    ceiling.mul_f64(rand::rng().random_range(0.0..=1.0)).max(MIN_GAP)
+}
+
+fn after(now: Time, d: Duration) -> Time {
+    now + chrono::Duration::from_std(d).unwrap_or_default()
+}
+
+/// The debtor's identifier, as validated when the search was made.
+fn id_of(d: &Debtor) -> Option<DebtorId> {
+    match d.id.as_ref()? {
+        debtor::Id::ResidentId(s) => Some(DebtorId::Resident(s.clone())),
+        debtor::Id::CreditCode(s) => Some(DebtorId::Organisation(s.clone())),
+    }
+}
+
+/// Asks for one leg and records the outcome.
+async fn ask(jobs: Jobs, network: Arc<Network>, trail: Trail, claimed: Claimed) {
+    let Claimed { search_id, court, case_number, debtor, mut row, mut attempts } = claimed;
+    let span = info_span!("search_job.poll", search = %search_id, registry = %row.registry, state = row.state.as_str());
+    async {
+        let now = jobs.now();
+        let registry = network.registry(&row.registry);
+        let id = debtor.as_ref().and_then(id_of);
+        if row.answer_by.is_some_and(|by| now > by) {
+            row.expire();
+        } else if let Some(registry) = registry {
+            let inquiry = Arc::new(Inquiry {
+                case_number: case_number.clone(),
+                court_code: court.clone(),
+                request_id: search_id.clone(),
+                accept_deferred: true,
+            });
+            let result = match (row.ticket.clone(), debtor) {
+                (Some(ticket), _) => registry.answer(ticket, inquiry).await,
+                (None, Some(debtor)) => registry.search(debtor, inquiry).await,
+                (None, None) => Err(Failure::InvalidResponse(
+                    "the search's debtor could not be unsealed (another audit key?); search again".into(),
+                )),
+            };
+            let now = jobs.now();
+            match result {
+                Err(Failure::Deferred(t)) => {
+                    row.defer(&t, now);
+                    attempts = 0;
+                }
+                Err(Failure::Error(tonic::Code::NotFound)) if row.state == State::Pending => {
+                    match row.answer_by.is_some_and(|by| now >= by) {
+                        true => row.expire(),
+                        false => {
+                            row.state = State::Failed;
+                            row.status = crate::core::proto::RegistryStatus::Error as i32;
+                            row.message = "the registry no longer knows its ticket (NOT_FOUND) before its window ended".into();
+                        }
+                    }
+                }
+                Err(f) if f.is_transient() && row.state == State::Pending => {
+                    // Asked again within the window, spread so that failed asks do not come due together.
+                    let next = after(now, backoff(attempts));
+                    row.next_ask = row.answer_by.map_or(next, |by| next.min(by));
+                    row.message = format!("last ask: {f}; asked again after {}", row.next_ask.format("%H:%M:%S UTC"));
+                    attempts += 1;
+                }
+                Ok(checked) => {
+                    let fetched_at = std::time::SystemTime::from(now);
+                    row.settle(Ok((&checked.assets, checked.dropped.as_deref(), fetched_at)), now);
+                    if let Some(id) = &id {
+                        network.remember(&registry, id, checked, fetched_at).await;
+                    }
+                }
+                Err(f) => row.settle(Err(&f), now),
+            }
+        } else {
+            row.state = State::Failed;
+            row.status = crate::core::proto::RegistryStatus::Unavailable as i32;
+            row.message = format!("registry {} is no longer configured on this gateway", row.registry);
+        }
+        if row.state.settled() {
+            let status = crate::core::proto::RegistryStatus::try_from(row.status).unwrap_or_default();
+            info!(status = status.as_str_name(), "late answer recorded");
+            let detail = json!({ "search_id": search_id, "registry": row.registry, "status": status.as_str_name(),
+                "assets": row.outcome(&[]).0.asset_count });
+            let record = Record {
+                court: court.clone(),
+                officer: String::new(),
+                method: "LateAnswer".into(),
+                case_number: case_number.clone(),
+                debtors: id.into_iter().collect(),
+                detail,
+                code: Some(tonic::Code::Ok),
+                message: row.message.clone(),
+            };
+            if let Err(e) = trail.record(record).await {
+                // Not recorded: not settled; the lease ends and the leg is asked again.
+                warn!(error = %e, "late answer not audited; asked again after the lease");
+                return;
+            }
+        }
+        if let Err(e) = jobs.record(&search_id, std::slice::from_ref(&row), attempts).await {
+            warn!(error = %e, "leg not recorded; asked again after the lease");
+        }
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,457 @@
+//! The jobs' rows. Every change is one transaction; settling a leg locks its
+//! job's row first, so the legs of one search get gap-free sequence numbers
+//! in the order they settled, whichever replica settled them.
+
+use std::time::Duration;
+
+use sqlx::{AnyConnection, Row, any::AnyRow};
+
+use super::{Jobs, LegRow, NewJob, Opened, State};
+use crate::{
+    core::{
+        clock::{Time, from_micros},
+        identifiers::DebtorId,
+        proto::{AssetKind, Debtor, debtor},
+    },
+    ledger::{LedgerError, store::Backend},
+};
+
+/// A stored search as a court reads it.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    /// Its id.
+    pub search_id: String,
+    /// The court that owns it.
+    pub court: String,
+    /// The case.
+    pub case_number: String,
+    /// The asked asset kinds (empty: all).
+    pub kinds: Vec<AssetKind>,
+    /// The debtors, their identifiers masked, in query order.
+    pub debtors: Vec<Debtor>,
+    /// When it was submitted.
+    pub submitted_at: Time,
+    /// When its last leg settled.
+    pub settled_at: Option<Time>,
+    /// Every leg.
+    pub legs: Vec<LegRow>,
+}
+
+/// One search in a court's list.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Its id.
+    pub search_id: String,
+    /// The case.
+    pub case_number: String,
+    /// The debtors, masked.
+    pub debtors: Vec<String>,
+    /// When it was submitted.
+    pub submitted_at: Time,
+    /// When it settled.
+    pub settled_at: Option<Time>,
+    /// Legs still pending.
+    pub pending: u32,
+    /// Legs settled.
+    pub settled: u32,
+}
+
+/// A leg this replica has claimed to ask again.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The search.
+    pub search_id: String,
+    /// Its court.
+    pub court: String,
+    /// Its case.
+    pub case_number: String,
+    /// The debtor, unsealed; `None` if its seal cannot be opened.
+    pub debtor: Option<Debtor>,
+    /// The leg as it stands.
+    pub row: LegRow,
+    /// Failed asks since the last answer or ticket.
+    pub attempts: i64,
+}
+
+const LEG_COLUMNS: &str =
+    "debtor_idx, registry, kind, state, ticket, next_ask, answer_by, status, message, answer, settled_at, seq";
+
+/// [`LEG_COLUMNS`] of the table aliased `l`, for a join.
+fn leg_columns_of_l() -> String {
+    LEG_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
+}
+
+fn micros(t: Time) -> i64 {
+    t.timestamp_micros()
+}
+
+fn leg(row: &AnyRow) -> Result<LegRow, LedgerError> {
+    let state: String = row.try_get(3)?;
+    let corrupt = |what: &str| LedgerError::Corrupt(format!("search leg: {what}"));
+    Ok(LegRow {
+        debtor_index: usize::try_from(row.try_get::<i64, _>(0)?).map_err(|_| corrupt("debtor index"))?,
+        registry: row.try_get(1)?,
+        kind: i32::try_from(row.try_get::<i64, _>(2)?).map_err(|_| corrupt("kind"))?,
+        state: State::parse(&state).ok_or_else(|| corrupt(&format!("state {state}")))?,
+        ticket: row.try_get(4)?,
+        next_ask: from_micros(row.try_get(5)?),
+        answer_by: row.try_get::<Option<i64>, _>(6)?.map(from_micros),
+        status: i32::try_from(row.try_get::<i64, _>(7)?).map_err(|_| corrupt("status"))?,
+        message: row.try_get(8)?,
+        answer: row
+            .try_get::<Option<String>, _>(9)?
+            .map(|h| hex::decode(h).map_err(|_| corrupt("answer is not hex")))
+            .transpose()?,
+        settled_at: row.try_get::<Option<i64>, _>(10)?.map(from_micros),
+        seq: row.try_get(11)?,
+    })
+}
+
+fn kinds_text(kinds: &[AssetKind]) -> String {
+    kinds.iter().map(|k| (*k as i32).to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn kinds_of(text: &str) -> Vec<AssetKind> {
+    text.split(',').filter_map(|k| k.parse::<i32>().ok()).filter_map(|k| AssetKind::try_from(k).ok()).collect()
+}
+
+impl Jobs {
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, LedgerError> {
+        // SQLite: take the write lock up front; a deferred transaction that read first could not upgrade.
+        let begin = if self.store.backend() == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        Ok(self.store.pool().begin_with(begin).await?)
+    }
+
+    /// Stores a new search with its legs, in one transaction. A court's
+    /// request id opens one search: the same id with the same query returns
+    /// it, with another query is refused.
+    pub async fn open(&self, job: &NewJob) -> Result<Opened, LedgerError> {
+        let mut tx = self.begin().await?;
+        if !job.request_id.is_empty() {
+            let earlier = sqlx::query("SELECT search_id, digest FROM search_jobs WHERE court = $1 AND request_id = $2")
+                .bind(&job.court)
+                .bind(&job.request_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = earlier {
+                let (id, digest): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                if digest != job.digest {
+                    return Err(LedgerError::Invalid(format!(
+                        "request_id {} already submitted a different search; send a new request_id for a new search",
+                        job.request_id
+                    )));
+                }
+                return Ok(Opened::Replayed(id));
+            }
+        }
+        let settled = super::all_settled(&job.legs);
+        let now = micros(job.now);
+        let done: i64 = job.legs.iter().filter(|l| l.state.settled()).count().try_into().unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO search_jobs (search_id, court, request_id, digest, case_number, kinds, submitted_at, \
+             settled_at, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&job.search_id)
+        .bind(&job.court)
+        .bind(&job.request_id)
+        .bind(&job.digest)
+        .bind(&job.case_number)
+        .bind(kinds_text(&job.kinds))
+        .bind(now)
+        .bind(settled.then_some(now))
+        .bind(done)
+        .execute(&mut *tx)
+        .await?;
+        for (i, (id, debtor)) in job.debtors.iter().enumerate() {
+            // Sealed only while a registry may have to be asked again.
+            let sealed = (!settled).then(|| self.sealed(&job.search_id, i, debtor)).flatten();
+            sqlx::query(
+                "INSERT INTO search_debtors (search_id, idx, masked, organisation, debtor_key, sealed) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&job.search_id)
+            .bind(i64::try_from(i).unwrap_or(i64::MAX))
+            .bind(id.masked().to_string())
+            .bind(i64::from(matches!(id, DebtorId::Organisation(_))))
+            .bind(self.key.debtor(id))
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut seq = 0;
+        for l in &job.legs {
+            let seq = l.state.settled().then(|| {
+                seq += 1;
+                seq
+            });
+            insert_leg(&mut tx, &job.search_id, l, seq, now).await?;
+        }
+        tx.commit().await?;
+        if done > 0 {
+            self.changed.notify_waiters();
+        }
+        Ok(Opened::New(job.search_id.clone()))
+    }
+
+    /// Records legs of `search_id` that settled or got a (new) ticket, and
+    /// settles the search when none is left open. A leg another replica
+    /// settled meanwhile is left as it is. Returns whether the search settled.
+    pub async fn record(&self, search_id: &str, legs: &[LegRow], attempts: i64) -> Result<bool, LedgerError> {
+        let now = micros(self.now());
+        let mut tx = self.begin().await?;
+        // Lock the job's row: its legs are numbered one at a time.
+        let last: Option<i64> =
+            sqlx::query_scalar("UPDATE search_jobs SET last_seq = last_seq WHERE search_id = $1 RETURNING last_seq")
+                .bind(search_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(mut last) = last else { return Ok(false) };
+        let mut numbered = 0;
+        for l in legs {
+            let seq = l.state.settled().then_some(last + 1);
+            let changed = sqlx::query(
+                "UPDATE search_legs SET state = $4, ticket = $5, next_ask = $6, answer_by = $7, status = $8, \
+                 message = $9, answer = $10, settled_at = $11, seq = $12, lease_until = 0, attempts = $13 \
+                 WHERE search_id = $1 AND debtor_idx = $2 AND registry = $3 AND state IN ('asking', 'pending')",
+            )
+            .bind(search_id)
+            .bind(i64::try_from(l.debtor_index).unwrap_or(i64::MAX))
+            .bind(&l.registry)
+            .bind(l.state.as_str())
+            .bind(&l.ticket)
+            .bind(micros(l.next_ask))
+            .bind(l.answer_by.map(micros))
+            .bind(i64::from(l.status))
+            .bind(&l.message)
+            .bind(l.answer.as_ref().map(hex::encode))
+            .bind(l.state.settled().then_some(now))
+            .bind(seq)
+            .bind(attempts)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 1 && seq.is_some() {
+                last += 1;
+                numbered += 1;
+            }
+        }
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM search_legs WHERE search_id = $1 AND state IN ('asking', 'pending')",
+        )
+        .bind(search_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let settles = open == 0;
+        sqlx::query(
+            "UPDATE search_jobs SET last_seq = $2, settled_at = CASE WHEN $3 = 1 THEN $4 ELSE settled_at END \
+             WHERE search_id = $1",
+        )
+        .bind(search_id)
+        .bind(last)
+        .bind(i64::from(settles))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if settles {
+            sqlx::query("UPDATE search_debtors SET sealed = NULL WHERE search_id = $1")
+                .bind(search_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if numbered > 0 {
+            self.changed.notify_waiters();
+        }
+        Ok(settles && numbered > 0)
+    }
+
+    /// Claims up to `limit` legs that are due (a pending ticket at its next
+    /// ask, or a call whose holder's lease ran out) for `lease`.
+    pub async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, LedgerError> {
+        let now = micros(self.now());
+        let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let due = "state IN ('asking', 'pending') AND next_ask <= $2 AND lease_until < $2";
+        let pick = format!("SELECT search_id, debtor_idx, registry FROM search_legs WHERE {due} ORDER BY next_ask LIMIT $3");
+        let mut conn = self.store.pool().acquire().await?;
+        let claimed: Vec<AnyRow> = if self.store.backend() == Backend::Postgres {
+            // Replicas skip rows another is claiming rather than wait for them.
+            let sql = format!(
+                "UPDATE search_legs SET lease_until = $1 WHERE {due} AND (search_id, debtor_idx, registry) IN \
+                 ({pick} FOR UPDATE SKIP LOCKED) RETURNING search_id, debtor_idx, registry, attempts"
+            );
+            sqlx::query(&sql).bind(until).bind(now).bind(limit).fetch_all(&mut *conn).await?
+        } else {
+            // Look first: an idle poll is a read, not a write that would queue behind the ledger's writer.
+            let candidates = sqlx::query(&pick).bind(until).bind(now).bind(limit).fetch_all(&mut *conn).await?;
+            let mut claimed = Vec::with_capacity(candidates.len());
+            for c in candidates {
+                let (id, idx, registry): (String, i64, String) = (c.try_get(0)?, c.try_get(1)?, c.try_get(2)?);
+                let row = sqlx::query(&format!(
+                    "UPDATE search_legs SET lease_until = $1 WHERE {due} AND search_id = $3 AND debtor_idx = $4 \
+                     AND registry = $5 RETURNING search_id, debtor_idx, registry, attempts"
+                ))
+                .bind(until)
+                .bind(now)
+                .bind(&id)
+                .bind(idx)
+                .bind(&registry)
+                .fetch_optional(&mut *conn)
+                .await?;
+                claimed.extend(row);
+            }
+            claimed
+        };
+        let mut out = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            let (id, idx, registry): (String, i64, String) = (c.try_get(0)?, c.try_get(1)?, c.try_get(2)?);
+            let row = sqlx::query(&format!(
+                "SELECT {}, j.court, j.case_number, d.sealed FROM search_legs l \
+                 JOIN search_jobs j ON j.search_id = l.search_id \
+                 JOIN search_debtors d ON d.search_id = l.search_id AND d.idx = l.debtor_idx \
+                 WHERE l.search_id = $1 AND l.debtor_idx = $2 AND l.registry = $3",
+                leg_columns_of_l()
+            ))
+            .bind(&id)
+            .bind(idx)
+            .bind(&registry)
+            .fetch_one(&mut *conn)
+            .await?;
+            let sealed: Option<String> = row.try_get(14)?;
+            let index = usize::try_from(idx).unwrap_or(usize::MAX);
+            out.push(Claimed {
+                debtor: sealed.and_then(|s| self.unsealed(&id, index, &s)),
+                court: row.try_get(12)?,
+                case_number: row.try_get(13)?,
+                row: leg(&row)?,
+                attempts: c.try_get(3)?,
+                search_id: id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The search `search_id` with every leg, if it exists.
+    pub async fn view(&self, search_id: &str) -> Result<Option<JobView>, LedgerError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let job = sqlx::query(
+            "SELECT court, case_number, kinds, submitted_at, settled_at FROM search_jobs WHERE search_id = $1",
+        )
+        .bind(search_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(job) = job else { return Ok(None) };
+        let rows = sqlx::query("SELECT masked, organisation FROM search_debtors WHERE search_id = $1 ORDER BY idx")
+            .bind(search_id)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut debtors = Vec::with_capacity(rows.len());
+        for r in rows {
+            let masked: String = r.try_get(0)?;
+            let id = match r.try_get::<i64, _>(1)? {
+                0 => debtor::Id::ResidentId(masked),
+                _ => debtor::Id::CreditCode(masked),
+            };
+            debtors.push(Debtor { id: Some(id), ..Debtor::default() });
+        }
+        let legs = self.legs(&mut conn, search_id, -1).await?;
+        Ok(Some(JobView {
+            search_id: search_id.to_string(),
+            court: job.try_get(0)?,
+            case_number: job.try_get(1)?,
+            kinds: kinds_of(&job.try_get::<String, _>(2)?),
+            debtors,
+            submitted_at: from_micros(job.try_get(3)?),
+            settled_at: job.try_get::<Option<i64>, _>(4)?.map(from_micros),
+            legs,
+        }))
+    }
+
+    /// The legs of `search_id` that settled after sequence `after`, in order (`after` −1: every leg).
+    pub async fn settled_after(&self, search_id: &str, after: i64) -> Result<Vec<LegRow>, LedgerError> {
+        let mut conn = self.store.pool().acquire().await?;
+        self.legs(&mut conn, search_id, after).await
+    }
+
+    async fn legs(&self, conn: &mut AnyConnection, search_id: &str, after: i64) -> Result<Vec<LegRow>, LedgerError> {
+        // Unsettled legs have no sequence number: `after` −1 takes them too.
+        let filter = if after < 0 { "$2 < 0" } else { "seq > $2" };
+        let sql = format!("SELECT {LEG_COLUMNS} FROM search_legs WHERE search_id = $1 AND {filter} ORDER BY seq, registry");
+        let rows = sqlx::query(&sql).bind(search_id).bind(after).fetch_all(&mut *conn).await?;
+        rows.iter().map(leg).collect()
+    }
+
+    /// `court`'s searches, newest first.
+    pub async fn list(&self, court: &str, open_only: bool, limit: usize) -> Result<Vec<Summary>, LedgerError> {
+        let open = if open_only { "AND j.settled_at IS NULL" } else { "" };
+        let rows = sqlx::query(&format!(
+            "SELECT j.search_id, j.case_number, j.submitted_at, j.settled_at, \
+             (SELECT COUNT(*) FROM search_legs l WHERE l.search_id = j.search_id AND l.state IN ('asking', 'pending')), \
+             (SELECT COUNT(*) FROM search_legs l WHERE l.search_id = j.search_id) \
+             FROM search_jobs j WHERE j.court = $1 {open} ORDER BY j.submitted_at DESC, j.search_id LIMIT $2"
+        ))
+        .bind(court)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let search_id: String = r.try_get(0)?;
+            let debtors = sqlx::query_scalar("SELECT masked FROM search_debtors WHERE search_id = $1 ORDER BY idx")
+                .bind(&search_id)
+                .fetch_all(self.store.pool())
+                .await?;
+            let (pending, all): (i64, i64) = (r.try_get(4)?, r.try_get(5)?);
+            out.push(Summary {
+                search_id,
+                case_number: r.try_get(1)?,
+                debtors,
+                submitted_at: from_micros(r.try_get(2)?),
+                settled_at: r.try_get::<Option<i64>, _>(3)?.map(from_micros),
+                pending: u32::try_from(pending).unwrap_or(u32::MAX),
+                settled: u32::try_from(all - pending).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes searches settled before `before`; their legs and debtors go with them (foreign keys).
+    pub async fn purge(&self, before: Time) -> Result<u64, LedgerError> {
+        let deleted = sqlx::query("DELETE FROM search_jobs WHERE settled_at < $1")
+            .bind(micros(before))
+            .execute(self.store.pool())
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+}
+
+async fn insert_leg(
+    conn: &mut AnyConnection,
+    search_id: &str,
+    l: &LegRow,
+    seq: Option<i64>,
+    now: i64,
+) -> Result<(), LedgerError> {
+    sqlx::query(&format!(
+        "INSERT INTO search_legs (search_id, {LEG_COLUMNS}, lease_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ))
+    .bind(search_id)
+    .bind(i64::try_from(l.debtor_index).unwrap_or(i64::MAX))
+    .bind(&l.registry)
+    .bind(i64::from(l.kind))
+    .bind(l.state.as_str())
+    .bind(&l.ticket)
+    .bind(micros(l.next_ask))
+    .bind(l.answer_by.map(micros))
+    .bind(i64::from(l.status))
+    .bind(&l.message)
+    .bind(l.answer.as_ref().map(hex::encode))
+    .bind(l.state.settled().then_some(now))
+    .bind(seq)
+    // A call under way is this replica's until its lease (next_ask) ends.
+    .bind(if l.state == State::Asking { micros(l.next_ask) } else { 0 })
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

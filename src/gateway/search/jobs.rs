@@ -1,0 +1,243 @@
+//! Searches that outlive the call: the court-facing side of search jobs
+//! ([`crate::gateway::jobs`]). A search keeps its registries' late answers
+//! under a search id: `Search` and `SearchStream` open a job when a registry
+//! answers later; `SubmitSearch` opens one at once and asks in the background;
+//! `GetSearch`, `WatchSearch` and `ListSearches` read them, for the court that
+//! made them only and only while the case is the court's (R12, R15).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::{Instrument, warn};
+
+use super::{Part, SearchApi, respond};
+use crate::{
+    core::{
+        error::Error,
+        identifiers::CaseNumber,
+        proto::{
+            GetSearchResponse, ListSearchesRequest, ListSearchesResponse, SearchSummary, SubmitSearchRequest,
+            SubmitSearchResponse, WatchSearchRequest, WatchSearchResponse, ts,
+        },
+    },
+    gateway::{
+        auth::{Caller, Note},
+        jobs::{JobView, LegRow, NewJob, Opened},
+        validate::violation,
+    },
+    ledger::rules::Action,
+    registry::{
+        call::Failure,
+        fanout::{Leg, Plan},
+    },
+};
+
+/// How often a watch looks for answers another replica recorded.
+const WATCH_POLL: Duration = Duration::from_millis(250);
+/// Most searches one ListSearches returns.
+const LIST_MAX: u32 = 100;
+/// Margin past a registry's timeout before another replica may ask in place of a submitter that died.
+const ASKING_MARGIN: Duration = Duration::from_secs(5);
+
+impl SearchApi {
+    /// Keeps a search whose legs include a ticket as a job, so its late
+    /// answers are not lost; returns the job's id ('' when every registry answered).
+    pub(super) async fn keep(&self, plan: &Plan, court: &str, legs: &[Leg]) -> Result<String, Error> {
+        if !legs.iter().any(|l| matches!(l.result, Err(Failure::Deferred(_)))) {
+            return Ok(String::new());
+        }
+        let now = self.clock.now();
+        let rows = legs.iter().map(|l| LegRow::of(l, now)).collect();
+        let job = self.job(plan, court, String::new(), String::new(), rows);
+        match self.jobs.open(&job).await? {
+            Opened::New(id) | Opened::Replayed(id) => Ok(id),
+        }
+    }
+
+    fn job(&self, plan: &Plan, court: &str, request_id: String, digest: String, legs: Vec<LegRow>) -> NewJob {
+        NewJob {
+            // The registries see the search id as the request id of every call for it.
+            search_id: plan.caller.request_id.clone(),
+            court: court.to_string(),
+            request_id,
+            digest,
+            case_number: plan.caller.case_number.clone(),
+            kinds: plan.kinds.clone(),
+            debtors: plan.debtors.clone(),
+            legs,
+            now: self.clock.now(),
+        }
+    }
+
+    /// Opens a job with every leg being asked, answers its id, and asks in the background.
+    pub(super) async fn submit(
+        &self,
+        caller: &Caller,
+        metadata: &tonic::metadata::MetadataMap,
+        r: SubmitSearchRequest,
+        note: &Note,
+    ) -> Result<SubmitSearchResponse, Error> {
+        if r.request_id.is_empty()
+            || r.request_id.len() > 64
+            || !r.request_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(violation(
+                "request_id",
+                "must be 1 to 64 printable ASCII characters chosen by the court; a retry with the same id is safe",
+            ));
+        }
+        let digest = hex::encode(Sha256::digest(r.query.as_ref().map(Message::encode_to_vec).unwrap_or_default()));
+        let search = self.begin("SubmitSearch", caller, metadata, r.query, note).await?;
+        let plan = search.plan.clone();
+        let now = self.clock.now();
+        let legs = plan.debtors.len() * plan.registries.len();
+        let mut rows = Vec::with_capacity(legs);
+        for i in 0..plan.debtors.len() {
+            for registry in &plan.registries {
+                let until = now + chrono::Duration::from_std(registry.timeout + ASKING_MARGIN).unwrap_or_default();
+                rows.push(LegRow::asking(i, &registry.name, registry.kind as i32, until));
+            }
+        }
+        let job = self.job(&plan, &caller.court, r.request_id, digest, rows);
+        let id = match self.jobs.open(&job).await? {
+            Opened::Replayed(id) => {
+                note.detail(serde_json::json!({ "search_id": id, "replayed": true }));
+                return Ok(SubmitSearchResponse { search_id: id, registries: 0, replayed: true });
+            }
+            Opened::New(id) => id,
+        };
+        note.detail(serde_json::json!({ "search_id": id, "asked": plan.registries.iter().map(|r| &*r.name).collect::<Vec<_>>() }));
+        let (jobs, clock, fan_out) = (self.jobs.clone(), self.clock.clone(), self.legs(&search));
+        let search_id = id.clone();
+        tokio::spawn(
+            async move {
+                let mut fan_out = std::pin::pin!(fan_out);
+                while let Some(leg) = fan_out.next().await {
+                    let row = LegRow::of(&leg, clock.now());
+                    if let Err(e) = jobs.record(&search_id, &[row], 0).await {
+                        // The leg stays 'asking'; when its lease ends the poller asks again.
+                        warn!(error = %e, registry = %leg.registry.name, "leg of a submitted search not recorded");
+                    }
+                }
+            }
+            .instrument(search.span.clone()),
+        );
+        let registries = u32::try_from(plan.registries.len()).unwrap_or(u32::MAX);
+        Ok(SubmitSearchResponse { search_id: id, registries, replayed: false })
+    }
+
+    /// The job `search_id` if it is `caller`'s and its case still is (R12, R15).
+    async fn own(&self, caller: &Caller, search_id: &str, note: &Note) -> Result<JobView, Error> {
+        let view = self.jobs.view(search_id).await?.filter(|v| v.court == caller.court).ok_or_else(|| {
+            Error::NotFound(format!(
+                "no search {} of this court; ListSearches shows the court's searches",
+                search_id.chars().take(64).collect::<String>()
+            ))
+        })?;
+        note.case(view.case_number.clone());
+        let case = CaseNumber::parse(&view.case_number)
+            .map_err(|e| Error::Internal(format!("stored case number of search {search_id}: {e}")))?;
+        self.gate.authorize(caller, &case, Action::Query).await?;
+        Ok(view)
+    }
+
+    /// A job as it stands: the merged result so far and every registry's state.
+    pub(super) async fn get(&self, caller: &Caller, search_id: &str, note: &Note) -> Result<GetSearchResponse, Error> {
+        let view = self.own(caller, search_id, note).await?;
+        let parts = view.legs.iter().map(|l| part(l, &view)).collect();
+        let model = (&**self.gate.model(), view.case_number.as_str());
+        let mut result = respond(model, &view.debtors, parts, self.clock.now(), &self.limits);
+        result.search_id = view.search_id.clone();
+        Ok(GetSearchResponse {
+            result: Some(result),
+            submitted_at: Some(ts(view.submitted_at)),
+            settled_at: view.settled_at.map(ts),
+        })
+    }
+
+    /// Streams each leg as it settles, from `after_sequence` on, until the last.
+    pub(super) async fn watch(
+        &self,
+        caller: Caller,
+        r: WatchSearchRequest,
+        note: &Note,
+    ) -> Result<ReceiverStream<Result<WatchSearchResponse, Status>>, Error> {
+        let view = self.own(&caller, &r.search_id, note).await?;
+        let total = i64::try_from(view.legs.len()).unwrap_or(i64::MAX);
+        if !(0..=total).contains(&r.after_sequence) {
+            return Err(violation(
+                "after_sequence",
+                &format!("is {}; it must be 0 or a sequence already seen (this search has {total})", r.after_sequence),
+            ));
+        }
+        let slot = self.gate.stream_slot(&caller)?;
+        let (tx, rx) = mpsc::channel(64);
+        let api = self.clone();
+        let mut last = r.after_sequence;
+        tokio::spawn(async move {
+            // The court's slot is held as long as this stream runs.
+            let _slot = slot;
+            let changed = api.jobs.changed();
+            while last < total {
+                let notified = changed.notified();
+                let rows = match api.jobs.settled_after(&view.search_id, last).await.map_err(Error::from) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                if !rows.is_empty() {
+                    // A case designated away mid-search stops the stream (R12).
+                    if let Err(e) = api.own(&caller, &view.search_id, &Note::default()).await {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+                for row in rows {
+                    last = row.seq.unwrap_or(last + 1);
+                    let answer = super::registry_answer(api.gate.model(), &view.case_number, part(&row, &view));
+                    let update = WatchSearchResponse { sequence: last, answer: Some(answer), settled: last == total };
+                    if tx.send(Ok(update)).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(ReceiverStream::new(rx))
+    }
+
+    /// The court's searches, newest first.
+    pub(super) async fn list(&self, caller: &Caller, r: ListSearchesRequest) -> Result<ListSearchesResponse, Error> {
+        let limit = if r.limit == 0 { LIST_MAX } else { r.limit.min(LIST_MAX) };
+        let found = self.jobs.list(&caller.court, r.open_only, limit as usize).await?;
+        let searches = found
+            .into_iter()
+            .map(|s| SearchSummary {
+                search_id: s.search_id,
+                case_number: s.case_number,
+                debtors: s.debtors,
+                submitted_at: Some(ts(s.submitted_at)),
+                settled_at: s.settled_at.map(ts),
+                pending: s.pending,
+                settled: s.settled,
+            })
+            .collect();
+        Ok(ListSearchesResponse { searches })
+    }
+}
+
+fn part(row: &LegRow, view: &JobView) -> Part {
+    let (outcome, answer) = row.outcome(&view.kinds);
+    Part { debtor_index: row.debtor_index, outcome, answer }
+}

@@ -1,0 +1,184 @@
+//! Searches that outlive the call: a registry that answers later by ticket,
+//! search jobs kept in the ledger's database, the poller that asks again
+//! when the (injected) clock says so, restarts and replicas.
+
+use std::time::Duration;
+
+use assetgw::core::proto::{
+    GetSearchRequest, GetSearchResponse, ListSearchesRequest, RegistryKind, RegistryStatus, SearchResponse,
+    SubmitSearchRequest, TransferCaseRequest, WatchSearchRequest, WatchSearchResponse,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+use crate::{harness::*, ledger::seizures, spawned::Process};
+
+/// The six standard registries; bank-b answers later, ready 300–600 ms after it is asked.
+fn late_bank() -> Vec<Reg> {
+    let mut regs = standard();
+    regs.retain(|r| r.name != "bank-b");
+    regs.push(Reg::new("bank-b", RegistryKind::Bank).deferred("300ms..600ms"));
+    regs
+}
+
+async fn get(stack: &Stack, id: &str) -> Result<GetSearchResponse, tonic::Status> {
+    let request = as_court(CASE, GetSearchRequest { search_id: id.into() });
+    stack.client().await.get_search(request).await.map(|r| r.into_inner())
+}
+
+/// Moves the gateway's clock on until the search settles (the mock answers by real time).
+async fn settle(stack: &Stack, id: &str) -> GetSearchResponse {
+    for _ in 0..100 {
+        let got = get(stack, id).await.unwrap();
+        if got.settled_at.is_some() {
+            return got;
+        }
+        stack.clock.advance(chrono::Duration::seconds(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("search {id} did not settle:\n{}", logs().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect::<Vec<_>>().join("\n"));
+}
+
+fn bank_b(r: &SearchResponse) -> &assetgw::core::proto::RegistryOutcome {
+    outcome(r, 0, "bank-b")
+}
+
+#[tokio::test]
+async fn an_answer_after_the_call_reaches_the_search_and_its_watchers() {
+    let stack = Stack::start(late_bank()).await;
+    let reply = stack.search(query(&[RICH])).await.unwrap();
+    assert!(!reply.search_id.is_empty(), "a registry is pending: the reply names the search that keeps its answer");
+    let pending = bank_b(&reply);
+    assert_eq!(status(pending), RegistryStatus::Pending, "{}", pending.message);
+    assert!(pending.next_ask.is_some() && pending.answer_by.is_some(), "{pending:?}");
+    assert_eq!(status(outcome(&reply, 0, "bank-a")), RegistryStatus::Ok);
+    let before = get(&stack, &reply.search_id).await.unwrap();
+    assert!(before.settled_at.is_none());
+
+    let mut watch = stack
+        .client()
+        .await
+        .watch_search(as_court(CASE, WatchSearchRequest { search_id: reply.search_id.clone(), after_sequence: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
+    let first: Vec<WatchSearchResponse> = (&mut watch).take(5).map(Result::unwrap).collect().await;
+    assert_eq!(first.iter().map(|u| u.sequence).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "the five that answered at once");
+    assert!(first.iter().all(|u| !u.settled));
+    // Hours pass for the gateway in milliseconds; the mock is ready by real time.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let settled = settle(&stack, &reply.search_id).await;
+    let last = watch.next().await.unwrap().unwrap();
+    assert_eq!((last.sequence, last.settled), (6, true));
+    let answer = last.answer.unwrap();
+    let outcome = answer.outcome.unwrap();
+    assert_eq!((outcome.registry.as_str(), status(&outcome)), ("bank-b", RegistryStatus::Ok));
+    assert!(!answer.assets.is_empty(), "bank-b holds accounts of this debtor");
+    assert!(watch.next().await.is_none(), "the stream ends when the search settles");
+
+    let result = settled.result.unwrap();
+    assert_eq!(status(bank_b(&result)), RegistryStatus::Ok);
+    assert!(bank_b(&result).asset_count > 0);
+    for a in &answer.assets {
+        let merged = result.debtors[0].assets.iter().find(|m| m.asset_id == a.asset_id).expect("in the merged result");
+        assert!(merged.sources.iter().any(|s| s.registry == "bank-b"));
+    }
+    // The late answer went to the cache: the next search has it at once.
+    let again = stack.search(query(&[RICH])).await.unwrap();
+    assert_eq!(status(bank_b(&again)), RegistryStatus::Ok);
+    assert!(bank_b(&again).from_cache && again.search_id.is_empty(), "nothing pending, no search kept");
+    // Resuming after the last sequence seen sends nothing more and ends.
+    let resumed = WatchSearchRequest { search_id: reply.search_id.clone(), after_sequence: 6 };
+    let mut resumed = stack.client().await.watch_search(as_court(CASE, resumed)).await.unwrap().into_inner();
+    assert!(resumed.next().await.is_none());
+}
+
+#[tokio::test]
+async fn an_answer_window_that_ends_first_is_expired() {
+    let stack = Stack::start(late_bank()).await;
+    let reply = stack.search(query(&[RICH])).await.unwrap();
+    // Seven hours later (past the mock's window of 6 h after readiness) nobody has asked.
+    stack.clock.advance(chrono::Duration::hours(7));
+    let settled = settle(&stack, &reply.search_id).await;
+    let result = settled.result.unwrap();
+    assert_eq!(status(bank_b(&result)), RegistryStatus::Expired, "{}", bank_b(&result).message);
+    assert_eq!(status(outcome(&result, 0, "bank-a")), RegistryStatus::Ok, "the rest of the result stands");
+}
+
+#[tokio::test]
+async fn a_submitted_search_answers_its_id_at_once_and_a_retry_the_same() {
+    let stack = Stack::start(late_bank()).await;
+    let mut client = stack.client().await;
+    let submit = |id: &str, debtor: &str| {
+        as_court(CASE, SubmitSearchRequest { query: Some(query(&[debtor])), request_id: id.into() })
+    };
+    let first = client.submit_search(submit("court-42", RICH)).await.unwrap().into_inner();
+    assert!(!first.replayed && first.registries == 6);
+    let again = client.submit_search(submit("court-42", RICH)).await.unwrap().into_inner();
+    assert_eq!((again.search_id.as_str(), again.replayed), (first.search_id.as_str(), true));
+    let other = client.submit_search(submit("court-42", NOBODY)).await.unwrap_err();
+    assert_eq!(other.code(), Code::InvalidArgument);
+    assert!(other.message().contains("already submitted a different search"), "{}", other.message());
+    for bad in ["", "has space", &"x".repeat(65)] {
+        let err = client.submit_search(submit(bad, RICH)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
+        assert!(err.message().contains("request_id"), "{}", err.message());
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let settled = settle(&stack, &first.search_id).await.result.unwrap();
+    assert!(settled.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok), "{settled:?}");
+    let listed = client.list_searches(as_court(CASE, ListSearchesRequest::default())).await.unwrap().into_inner();
+    let mine = listed.searches.iter().find(|s| s.search_id == first.search_id).expect("listed");
+    assert_eq!((mine.pending, mine.settled), (0, 6));
+    assert_eq!(mine.debtors, ["110105********1232"], "debtors are listed masked");
+}
+
+#[tokio::test]
+async fn another_courts_search_is_not_found_and_a_designated_case_loses_its_searches() {
+    let stack = Stack::start(late_bank()).await;
+    let reply = stack.search(query(&[RICH])).await.unwrap();
+    let unknown = get(&stack, "no-such-search").await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{}", unknown.message());
+    let other = as_court("（2025）粤0305执1号", GetSearchRequest { search_id: reply.search_id.clone() });
+    let err = stack.client().await.get_search(other).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "another court's search is not disclosed: {}", err.message());
+
+    let transfer = TransferCaseRequest {
+        request_id: "d1".into(),
+        case_number: CASE.into(),
+        to_court_code: "粤0305".into(),
+        decision_reference: "（2024）京01执监1号".into(),
+        decided_at: None,
+    };
+    seizures(&stack).transfer_case(transfer).await.unwrap();
+    let denied = get(&stack, &reply.search_id).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{}", denied.message());
+    let watch = WatchSearchRequest { search_id: reply.search_id.clone(), after_sequence: 0 };
+    let denied = stack.client().await.watch_search(as_court(CASE, watch)).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_gateway_killed_with_tickets_pending_delivers_them_after_its_restart() {
+    // The registries outlive the gateway: mocks of an in-process stack, a gateway process over its own SQLite file.
+    let mocks = Stack::start(late_bank()).await;
+    let ledger = format!("sqlite://{}", scratch().join("jobs.db").display());
+    let mut first = Process::serve(&mocks.registries, &ledger).await;
+    let search = |p: &Process| {
+        let mut client = assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(p.channel());
+        async move {
+            let request = as_court(CASE, assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) });
+            client.search(request).await.unwrap().into_inner()
+        }
+    };
+    let reply = search(&first).await;
+    assert_eq!(status(bank_b(&reply)), RegistryStatus::Pending);
+    first.kill();
+    let second = Process::serve(&mocks.registries, &ledger).await;
+    let mut client = assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(second.channel());
+    let watch = WatchSearchRequest { search_id: reply.search_id.clone(), after_sequence: 5 };
+    let mut watch = client.watch_search(as_court(CASE, watch)).await.unwrap().into_inner();
+    let last = tokio::time::timeout(Duration::from_secs(20), watch.next()).await.expect("delivered").unwrap().unwrap();
+    assert!(last.settled);
+    assert_eq!(status(&last.answer.unwrap().outcome.unwrap()), RegistryStatus::Ok);
+}
