@@ -146,7 +146,8 @@ pub async fn run_with_clock(
     });
     let network = Arc::new(Network::new(config, &metrics, store.clock(), tier)?);
     let jobs = Jobs::new(store.clone(), key.clone());
-    let search = Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clock(), jobs.clone()));
+    let search =
+        Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clock(), jobs.clone()));
     let (stop, stopped) = watch::channel(());
     let until_stopped = |mut rx: watch::Receiver<()>| async move {
         let _ = rx.changed().await;

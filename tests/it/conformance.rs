@@ -57,6 +57,8 @@ const CHECKS: [&str; 16] = [
 #[derive(Clone, Default)]
 struct Faulty {
     broken: Option<&'static str>,
+    /// Answers at once even when a ticket is accepted.
+    at_once: bool,
     searches: Arc<AtomicU64>,
     answers: Arc<Mutex<HashMap<String, SeizeResponse>>>,
     /// Frozen amount per reference, and deductions by idempotency key.
@@ -111,7 +113,7 @@ impl RegistryService for Faulty {
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
         let request = request.into_inner();
-        let defer = request.accept_deferred || self.breaks("unsolicited_ticket");
+        let defer = (request.accept_deferred && !self.at_once) || self.breaks("unsolicited_ticket");
         let id = match request.debtor.and_then(|d| d.id) {
             Some(debtor::Id::ResidentId(id)) => identifiers::parse_resident_id(&id).map(|id| id.as_str().to_string()),
             _ => Err("a resident id is required".to_string()),
@@ -171,6 +173,9 @@ impl RegistryService for Faulty {
             let mut assets = data::assets("fixture", RegistryKind::Bank, id, Profile::Many);
             if self.breaks("deferred") && *given > 1 {
                 assets.pop();
+            }
+            if self.breaks("huge") {
+                assets[0].description = "x".repeat(5 * 1024 * 1024);
             }
             get_answer_response::State::Answer(SearchAssetsResponse { assets, as_of: None, deferred: None })
         };
@@ -324,10 +329,28 @@ async fn a_ticket_pending_past_its_ask_after_fails_within_the_wait() {
 #[tokio::test]
 async fn a_ticket_the_gateway_did_not_accept_is_an_invalid_response() {
     let stack = with_fixture(serve(Faulty { broken: Some("unsolicited_ticket"), ..Faulty::default() }).await).await;
+    // A search takes tickets (the answer goes to its search job)...
     let reply = stack.search(query(&[RICH])).await.unwrap();
-    let fixture = fixture_outcome(&reply);
-    assert_eq!(fixture.status, assetgw::core::proto::RegistryStatus::InvalidResponse as i32);
-    assert!(fixture.message.contains("ticket"), "{}", fixture.message);
+    assert_eq!(fixture_outcome(&reply).status, assetgw::core::proto::RegistryStatus::Pending as i32);
+    // ...but a seizure must find its asset now: the lookup does not accept one, and the fixture sends one anyway.
+    let deposit = data::assets("fixture", RegistryKind::Bank, RICH, Profile::Many)
+        .into_iter()
+        .find(|a| matches!(a.detail, Some(Detail::Deposit(_))))
+        .unwrap();
+    let id = assetgw::core::merge::identify(deposit).unwrap().id;
+    let place = assetgw::core::proto::PlaceSeizureRequest {
+        asset_id: id,
+        registry: "fixture".into(),
+        ..crate::ledger::place_req("t1", CASE, &Default::default(), 100)
+    };
+    let place = assetgw::core::proto::PlaceSeizureRequest {
+        asset_kind: assetgw::core::proto::AssetKind::Deposit as i32,
+        ..place
+    };
+    let err = crate::ledger::seizures(&stack).place_seizure(as_court(CASE, place)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{}", err.message());
+    assert!(err.message().contains("fixture could not be asked"), "{}", err.message());
+    assert!(logs().contains("which this search did not accept"), "the broken answer is logged as such");
 }
 
 #[tokio::test]
@@ -399,7 +422,7 @@ fn fixture_outcome(reply: &assetgw::core::proto::SearchResponse) -> &assetgw::co
 
 #[tokio::test]
 async fn a_registry_answering_5_mb_cannot_break_a_courts_search() {
-    let stack = with_fixture(serve(Faulty { broken: Some("huge"), ..Faulty::default() }).await).await;
+    let stack = with_fixture(serve(Faulty { broken: Some("huge"), at_once: true, ..Faulty::default() }).await).await;
     // The court's client keeps tonic's default 4 MiB limit on what it reads.
     let reply = stack.search(query(&[RICH])).await.expect("the search answers within any client's limit");
     let fixture = fixture_outcome(&reply);
@@ -413,8 +436,21 @@ async fn a_registry_answering_5_mb_cannot_break_a_courts_search() {
 }
 
 #[tokio::test]
+async fn a_late_answer_of_5_mb_is_an_invalid_response_and_the_search_settles() {
+    let stack = with_fixture(serve(Faulty { broken: Some("huge"), ..Faulty::default() }).await).await;
+    let reply = stack.search(query(&[RICH])).await.unwrap();
+    assert_eq!(fixture_outcome(&reply).status, assetgw::core::proto::RegistryStatus::Pending as i32);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let settled = crate::jobs::settle(&stack, &reply.search_id).await.result.unwrap();
+    let fixture = fixture_outcome(&settled);
+    assert_eq!(fixture.status, assetgw::core::proto::RegistryStatus::InvalidResponse as i32, "{}", fixture.message);
+    assert!(fixture.message.contains("KiB"), "{}", fixture.message);
+    assert!(settled.debtors[0].registries.iter().filter(|o| o.registry != "fixture").all(|o| o.status == 1));
+}
+
+#[tokio::test]
 async fn records_breaking_the_field_rules_are_dropped_and_the_rest_stands() {
-    let addr = serve(Faulty { broken: Some("lies"), ..Faulty::default() }).await;
+    let addr = serve(Faulty { broken: Some("lies"), at_once: true, ..Faulty::default() }).await;
     // The conformance suite applies the same rules.
     let report = conformance::run(target(addr.to_string(), "fixture")).await.unwrap();
     assert!(failed(&report).contains(&"search_well_formed"), "{:?}", failed(&report));

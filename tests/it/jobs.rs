@@ -27,7 +27,7 @@ async fn get(stack: &Stack, id: &str) -> Result<GetSearchResponse, tonic::Status
 }
 
 /// Moves the gateway's clock on until the search settles (the mock answers by real time).
-async fn settle(stack: &Stack, id: &str) -> GetSearchResponse {
+pub async fn settle(stack: &Stack, id: &str) -> GetSearchResponse {
     for _ in 0..100 {
         let got = get(stack, id).await.unwrap();
         if got.settled_at.is_some() {
@@ -36,7 +36,10 @@ async fn settle(stack: &Stack, id: &str) -> GetSearchResponse {
         stack.clock.advance(chrono::Duration::seconds(1));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("search {id} did not settle:\n{}", logs().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect::<Vec<_>>().join("\n"));
+    panic!(
+        "search {id} did not settle:\n{}",
+        logs().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect::<Vec<_>>().join("\n")
+    );
 }
 
 fn bank_b(r: &SearchResponse) -> &assetgw::core::proto::RegistryOutcome {
@@ -181,4 +184,37 @@ async fn a_gateway_killed_with_tickets_pending_delivers_them_after_its_restart()
     let last = tokio::time::timeout(Duration::from_secs(20), watch.next()).await.expect("delivered").unwrap().unwrap();
     assert!(last.settled);
     assert_eq!(status(&last.answer.unwrap().outcome.unwrap()), RegistryStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_replica_that_dies_mid_search_hands_its_legs_to_the_other() {
+    // realestate is still being asked when the first replica dies; bank-b answers later by ticket.
+    let mut regs = late_bank();
+    regs.retain(|r| r.name != "realestate");
+    regs.push(Reg::new("realestate", RegistryKind::RealEstate).latency("fixed:1500ms"));
+    let mocks = Stack::start(regs).await;
+    let Some(url) = ledger_url(Db::Postgres).await else { return };
+    let (mut one, two) = (Process::serve(&mocks.registries, &url).await, Process::serve(&mocks.registries, &url).await);
+    let client =
+        |p: &Process| assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(p.channel());
+    let submit = SubmitSearchRequest { query: Some(query(&[RICH])), request_id: "handover-1".into() };
+    let submitted = client(&one).submit_search(as_court(CASE, submit)).await.unwrap().into_inner();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    one.kill();
+    let watch = WatchSearchRequest { search_id: submitted.search_id.clone(), after_sequence: 0 };
+    let mut watch = client(&two).watch_search(as_court(CASE, watch)).await.unwrap().into_inner();
+    let mut seen = Vec::new();
+    // The dead replica's call is asked again once its lease (the registry's 3 s timeout + 5 s) has ended.
+    while let Some(update) = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.expect("handed over") {
+        let update = update.unwrap();
+        let outcome = update.answer.unwrap().outcome.unwrap();
+        seen.push((outcome.registry.clone(), status(&outcome)));
+        if update.settled {
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert!(seen.iter().all(|(_, s)| *s == RegistryStatus::Ok), "{seen:?}");
+    assert_eq!(mocks.calls("realestate"), 2, "asked by the replica that died, then again by the other");
 }

@@ -143,7 +143,8 @@ async fn ask(jobs: Jobs, network: Arc<Network>, trail: Trail, claimed: Claimed) 
                         false => {
                             row.state = State::Failed;
                             row.status = crate::core::proto::RegistryStatus::Error as i32;
-                            row.message = "the registry no longer knows its ticket (NOT_FOUND) before its window ended".into();
+                            row.message =
+                                "the registry no longer knows its ticket (NOT_FOUND) before its window ended".into();
                         }
                     }
                 }

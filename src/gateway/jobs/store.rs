@@ -272,7 +272,8 @@ impl Jobs {
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let due = "state IN ('asking', 'pending') AND next_ask <= $2 AND lease_until < $2";
-        let pick = format!("SELECT search_id, debtor_idx, registry FROM search_legs WHERE {due} ORDER BY next_ask LIMIT $3");
+        let pick =
+            format!("SELECT search_id, debtor_idx, registry FROM search_legs WHERE {due} ORDER BY next_ask LIMIT $3");
         let mut conn = self.store.pool().acquire().await?;
         let claimed: Vec<AnyRow> = if self.store.backend() == Backend::Postgres {
             // Replicas skip rows another is claiming rather than wait for them.
@@ -376,7 +377,8 @@ impl Jobs {
     async fn legs(&self, conn: &mut AnyConnection, search_id: &str, after: i64) -> Result<Vec<LegRow>, LedgerError> {
         // Unsettled legs have no sequence number: `after` −1 takes them too.
         let filter = if after < 0 { "$2 < 0" } else { "seq > $2" };
-        let sql = format!("SELECT {LEG_COLUMNS} FROM search_legs WHERE search_id = $1 AND {filter} ORDER BY seq, registry");
+        let sql =
+            format!("SELECT {LEG_COLUMNS} FROM search_legs WHERE search_id = $1 AND {filter} ORDER BY seq, registry");
         let rows = sqlx::query(&sql).bind(search_id).bind(after).fetch_all(&mut *conn).await?;
         rows.iter().map(leg).collect()
     }

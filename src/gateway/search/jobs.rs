@@ -82,10 +82,7 @@ impl SearchApi {
         r: SubmitSearchRequest,
         note: &Note,
     ) -> Result<SubmitSearchResponse, Error> {
-        if r.request_id.is_empty()
-            || r.request_id.len() > 64
-            || !r.request_id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if r.request_id.is_empty() || r.request_id.len() > 64 || !r.request_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(violation(
                 "request_id",
                 "must be 1 to 64 printable ASCII characters chosen by the court; a retry with the same id is safe",

@@ -23,10 +23,11 @@ use crate::{
         identifiers::{CaseNumber, DebtorId},
         merge::{self, Answer},
         proto::{
-            AssetKind, Debtor, DebtorResult, MergedAsset, RegistryAnswer, RegistryOutcome, RegistryStatus, SearchQuery,
-            SearchRequest, SearchResponse, SearchStreamRequest, SearchStreamResponse, GetSearchRequest,
-            GetSearchResponse, ListSearchesRequest, ListSearchesResponse, SubmitSearchRequest, SubmitSearchResponse,
-            WatchSearchRequest, WatchSearchResponse, asset_search_service_server::AssetSearchService, search_stream_response::Event, ts,
+            AssetKind, Debtor, DebtorResult, GetSearchRequest, GetSearchResponse, ListSearchesRequest,
+            ListSearchesResponse, MergedAsset, RegistryAnswer, RegistryOutcome, RegistryStatus, SearchQuery,
+            SearchRequest, SearchResponse, SearchStreamRequest, SearchStreamResponse, SubmitSearchRequest,
+            SubmitSearchResponse, WatchSearchRequest, WatchSearchResponse,
+            asset_search_service_server::AssetSearchService, search_stream_response::Event, ts,
         },
     },
     gateway::{
@@ -481,8 +482,12 @@ impl AssetSearchService for SearchApi {
 
     async fn get_search(&self, request: Request<GetSearchRequest>) -> Result<Response<GetSearchResponse>, Status> {
         let gate = self.gate.clone();
-        gate.handle("GetSearch", request, |caller, _, r, note| async move { self.get(&caller, &r.search_id, &note).await })
-            .await
+        gate.handle(
+            "GetSearch",
+            request,
+            |caller, _, r, note| async move { self.get(&caller, &r.search_id, &note).await },
+        )
+        .await
     }
 
     type WatchSearchStream = ReceiverStream<Result<WatchSearchResponse, Status>>;

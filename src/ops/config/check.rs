@@ -136,7 +136,10 @@ impl Config {
             out.push(problem("search.list_registries", "must be at least 1"));
         }
         if s.job_retention < Duration::from_secs(3600) {
-            out.push(problem("search.job_retention", "must be at least 1h: courts read settled searches after the fact"));
+            out.push(problem(
+                "search.job_retention",
+                "must be at least 1h: courts read settled searches after the fact",
+            ));
         }
         if self.cache.max_entries == 0 {
             out.push(problem(
