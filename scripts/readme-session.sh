@@ -59,6 +59,10 @@ refuse() {
 }
 tab=$'\t'
 expect "Totals: 4 assets (deposit 1, real_estate 1, patent 1, securities 1); deposits EUR 405,985.07"
+expect "pending (answers later)"
+expect "4 registry answer(s) pending, kept under search"
+expect "4 of 12"
+expect "#12   debtor #"
 expect "bank-icbc, securities-csdc"
 expect "cached, fetched"
 expect "Totals: 1 asset (deposit 1); deposits CNY 6.00"

@@ -12,6 +12,7 @@ use assetgw::{
         conformance::Target,
         loadgen,
         mock::{Deferral, FaultCode, Latency, MockConfig, fleet::FleetConfig},
+        searches,
     },
 };
 use clap::{Parser, Subcommand};
@@ -195,10 +196,10 @@ enum Command {
         #[command(flatten)]
         connection: ConnectArgs,
         /// Enforcement case number, e.g. （2024）京0105执1234号.
-        #[arg(long = "case")]
-        case_number: String,
+        #[arg(long = "case", required_unless_present = "follow")]
+        case_number: Option<String>,
         /// Debtor resident ID or credit code; repeat for the guarantors of the case.
-        #[arg(long = "debtor", required = true)]
+        #[arg(long = "debtor", required_unless_present = "follow")]
         debtors: Vec<String>,
         /// Asset kinds wanted (repeatable; default all): deposit, real_estate, patent, trademark, aircraft, securities.
         #[arg(long = "kind", value_parser = parse_asset_kind)]
@@ -219,8 +220,34 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Stream: show each registry's answer as it arrives.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["submit", "follow"])]
         stream: bool,
+        /// Submit the search and print its id at once; registries answer into it.
+        #[arg(long, conflicts_with = "follow")]
+        submit: bool,
+        /// The court's id of the submission, so that a retry submits nothing new (default: a fresh one).
+        #[arg(long, requires = "submit")]
+        request_id: Option<String>,
+        /// Follow search ID: print each registry's answer as it arrives, then the result.
+        #[arg(long, value_name = "ID")]
+        follow: Option<String>,
+        /// With --follow: only answers after this sequence number (resume where a follow stopped).
+        #[arg(long, default_value_t = 0, requires = "follow")]
+        after: i64,
+    },
+    /// List the court's searches (those started with --submit, and those with answers pending).
+    Searches {
+        #[command(flatten)]
+        connection: ConnectArgs,
+        /// A case of the court, to name the court (or use --court).
+        #[arg(long = "case")]
+        case_number: Option<String>,
+        /// Only searches with registries still pending.
+        #[arg(long)]
+        open: bool,
+        /// Print only the searches' ids, newest first (for scripts).
+        #[arg(long)]
+        ids: bool,
     },
     /// Call any gateway method with a JSON request, e.g.
     /// `assetgw call SeizureService/GetSeizureQueue '{"assetKind":"ASSET_KIND_REAL_ESTATE","assetId":"…"}'`.
@@ -463,10 +490,14 @@ async fn main() -> ExitCode {
             timeout,
             json,
             stream,
+            submit,
+            request_id,
+            follow,
+            after,
         } => {
             let args = SearchArgs {
                 connection: connection.connection(),
-                case_number,
+                case_number: case_number.unwrap_or_default(),
                 debtors,
                 kinds,
                 max_age: if fresh { Some(Duration::ZERO) } else { max_age },
@@ -475,7 +506,19 @@ async fn main() -> ExitCode {
                 json,
                 stream,
             };
-            client::search(&args).await.map(|out| println!("{out}")).map_err(ToolError::from)
+            let out = match follow {
+                Some(id) => {
+                    let case = Some(args.case_number.as_str()).filter(|c| !c.is_empty());
+                    searches::follow(&args.connection, case, &id, after, json).await
+                }
+                None if submit => searches::submit(&args, request_id).await,
+                None => client::search(&args).await,
+            };
+            out.map(|out| println!("{out}")).map_err(ToolError::from)
+        }
+        Command::Searches { connection, case_number, open, ids } => {
+            let out = searches::list(&connection.connection(), case_number.as_deref(), open, ids).await;
+            out.map(|out| println!("{out}")).map_err(ToolError::from)
         }
         Command::Call { connection, method, request, timeout, fields } => {
             client::call(&connection.connection(), &method, &request, timeout, &fields).await.map_err(ToolError::from)

@@ -19,9 +19,9 @@ use tonic_types::StatusExt;
 use crate::{
     core::identifiers::{CaseNumber, looks_like_resident_id},
     core::proto::{
-        AssetKind, Debtor, DebtorResult, Money, RegistryKind, RegistryStatus, SearchQuery, SearchRequest,
-        SearchResponse, SearchStreamRequest, asset::Detail, asset_search_service_client::AssetSearchServiceClient,
-        debtor, search_stream_response::Event,
+        AssetKind, Debtor, DebtorResult, Money, RegistryKind, RegistryOutcome, RegistryStatus, SearchQuery,
+        SearchRequest, SearchResponse, SearchStreamRequest, asset::Detail,
+        asset_search_service_client::AssetSearchServiceClient, debtor, search_stream_response::Event,
     },
     gateway::auth::{COURT_HEADER, OFFICER_HEADER},
     ops::pki::{Role, TlsFiles},
@@ -161,16 +161,43 @@ fn debtor(id: &str, accept_unchecked: bool) -> Debtor {
     Debtor { id: Some(id), name: String::new(), accept_unchecked_credit_code: accept_unchecked }
 }
 
+impl SearchArgs {
+    /// The query the arguments describe.
+    pub fn query(&self) -> SearchQuery {
+        SearchQuery {
+            case_number: self.case_number.clone(),
+            debtors: self.debtors.iter().map(|d| debtor(d, self.accept_unchecked_credit_code)).collect(),
+            asset_kinds: self.kinds.iter().map(|k| *k as i32).collect(),
+            max_age: self.max_age.and_then(|d| prost_types::Duration::try_from(d).ok()),
+        }
+    }
+}
+
+/// One registry's answer as a progress line.
+pub fn progress(debtor_index: u32, o: &RegistryOutcome) -> String {
+    format!(
+        "  debtor #{} {:<18} {:<16} {:>10} {:>9}",
+        debtor_index + 1,
+        o.registry,
+        status_name(o.status),
+        asset_count(o.asset_count),
+        timing(o)
+    )
+}
+
+/// The time a registry took, or for an answer kept by a search job, when it came.
+fn timing(o: &RegistryOutcome) -> String {
+    match (&o.latency, &o.fetched_at) {
+        (None, Some(at)) => format!("at {}", local_time(Some(at)).get(11..).unwrap_or_default()),
+        (took, _) => latency(took.as_ref()),
+    }
+}
+
 /// Runs the search and returns what to print; with `stream`, progress lines go to stderr as they come.
 pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
     let (channel, court) = args.connection.channel(Some(&args.case_number)).await?;
     let mut client = AssetSearchServiceClient::new(channel);
-    let query = SearchQuery {
-        case_number: args.case_number.clone(),
-        debtors: args.debtors.iter().map(|d| debtor(d, args.accept_unchecked_credit_code)).collect(),
-        asset_kinds: args.kinds.iter().map(|k| *k as i32).collect(),
-        max_age: args.max_age.and_then(|d| prost_types::Duration::try_from(d).ok()),
-    };
+    let query = args.query();
     let response = if args.stream {
         let mut request = args.connection.request(&court, SearchStreamRequest { query: Some(query) })?;
         request.set_timeout(args.timeout);
@@ -180,14 +207,7 @@ pub async fn search(args: &SearchArgs) -> Result<String, ClientError> {
             match event?.event {
                 Some(Event::RegistryAnswer(a)) => {
                     if let Some(o) = a.outcome {
-                        eprintln!(
-                            "  debtor #{} {:<18} {:<16} {:>10} {:>9}",
-                            a.debtor_index + 1,
-                            o.registry,
-                            status_name(o.status),
-                            asset_count(o.asset_count),
-                            latency(o.latency.as_ref())
-                        );
+                        eprintln!("{}", progress(a.debtor_index, &o));
                     }
                 }
                 Some(Event::Summary(s)) => summary = Some(s),
@@ -215,7 +235,7 @@ pub fn to_json(response: &SearchResponse) -> Result<String, ClientError> {
     serde_json::to_string_pretty(&message).map_err(|e| ClientError::Json(e.to_string()))
 }
 
-fn status_name(status: i32) -> &'static str {
+pub(crate) fn status_name(status: i32) -> &'static str {
     match RegistryStatus::try_from(status).unwrap_or(RegistryStatus::Unspecified) {
         RegistryStatus::Ok => "ok",
         RegistryStatus::Timeout => "timeout",
@@ -233,7 +253,7 @@ fn latency(d: Option<&prost_types::Duration>) -> String {
     d.and_then(|d| Duration::try_from(*d).ok()).map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
 }
 
-fn local_time(t: Option<&prost_types::Timestamp>) -> String {
+pub(crate) fn local_time(t: Option<&prost_types::Timestamp>) -> String {
     t.map(crate::core::proto::time_of)
         .map_or("-".into(), |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
 }
@@ -258,6 +278,17 @@ pub fn render(response: &SearchResponse) -> String {
     for d in &response.debtors {
         out += &render_debtor(d);
     }
+    let pending =
+        response.debtors.iter().flat_map(|d| &d.registries).filter(|o| o.status == RegistryStatus::Pending as i32);
+    let pending = pending.count();
+    if pending > 0 {
+        out += &format!(
+            "\n{pending} registry answer(s) pending, kept under search {id}: \
+             `assetgw search --follow {id} --case '{}'` shows them as they arrive.\n",
+            response.case_number,
+            id = response.search_id
+        );
+    }
     out
 }
 
@@ -270,10 +301,11 @@ fn render_debtor(d: &DebtorResult) -> String {
     let mut registries = Table::new();
     registries.load_preset(UTF8_BORDERS_ONLY).set_header(["registry", "kind", "status", "assets", "latency", "answer"]);
     for r in &d.registries {
-        let answer = match (r.status == RegistryStatus::Ok as i32, r.from_cache) {
-            (true, true) => format!("cached, fetched {}", local_time(r.fetched_at.as_ref())),
-            (true, false) => "fresh".into(),
-            (false, _) => r.message.clone(),
+        let answer = match (r.status == RegistryStatus::Ok as i32, r.from_cache, &r.latency) {
+            (true, true, _) => format!("cached, fetched {}", local_time(r.fetched_at.as_ref())),
+            (true, false, None) => format!("answered {}", local_time(r.fetched_at.as_ref())),
+            (true, false, Some(_)) => "fresh".into(),
+            (false, _, _) => r.message.clone(),
         };
         registries.add_row([
             r.registry.clone(),

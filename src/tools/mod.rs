@@ -11,6 +11,7 @@ pub mod ledger_bench;
 pub mod loadgen;
 pub mod mock;
 pub mod outbox_bench;
+pub mod searches;
 
 use crate::{
     gateway::{audit::AuditError, server::StartError},
