@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use assetgw::core::proto::{
     GetSearchRequest, GetSearchResponse, ListSearchesRequest, RegistryKind, RegistryStatus, SearchResponse,
-    SubmitSearchRequest, TransferCaseRequest, WatchSearchRequest, WatchSearchResponse,
+    SubmitSearchRequest, TransferCaseRequest, WatchEventsRequest, WatchSearchRequest, WatchSearchResponse,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -94,6 +94,24 @@ async fn an_answer_after_the_call_reaches_the_search_and_its_watchers() {
     let resumed = WatchSearchRequest { search_id: reply.search_id.clone(), after_sequence: 6 };
     let mut resumed = stack.client().await.watch_search(as_court(CASE, resumed)).await.unwrap().into_inner();
     assert!(resumed.next().await.is_none());
+    // The court's event stream says the search settled.
+    let events = WatchEventsRequest { after_sequence: 0 };
+    let mut events = seizures(&stack).watch_events(as_court(CASE, events)).await.unwrap().into_inner();
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next()).await.expect("an event").unwrap().unwrap();
+    assert_eq!((event.kind.as_str(), event.search_id.as_str()), ("search_settled", reply.search_id.as_str()));
+    assert!(event.message.contains("6 answered"), "{}", event.message);
+    assert!(event.asset.is_none() && event.seizure_id.is_empty());
+    // Past its retention (30 days after settling) the search is purged.
+    stack.clock.advance(chrono::Duration::days(31));
+    let mut purged = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(e) = get(&stack, &reply.search_id).await {
+            purged = Some(e.code());
+            break;
+        }
+    }
+    assert_eq!(purged, Some(Code::NotFound), "purged after its retention");
 }
 
 #[tokio::test]

@@ -54,16 +54,18 @@ pub async fn run(
     let (stop, mut stopped) = watch::channel(false);
     let worker = async {
         let mut in_flight = JoinSet::new();
-        let mut purged: Option<tokio::time::Instant> = None;
+        // By the gateway's clock, as retention is.
+        let mut purged: Option<Time> = None;
         loop {
-            if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-                let before = jobs.now() - chrono::Duration::from_std(retention).unwrap_or_default();
+            let now = jobs.now();
+            if purged.is_none_or(|at| now >= after(at, PURGE_EVERY)) {
+                let before = now - chrono::Duration::from_std(retention).unwrap_or_default();
                 match jobs.purge(before).await {
                     Ok(0) => {}
                     Ok(n) => info!(searches = n, "settled searches past their retention purged"),
                     Err(e) => warn!(error = %e, "search purge failed; will retry"),
                 }
-                purged = Some(tokio::time::Instant::now());
+                purged = Some(now);
             }
             if in_flight.len() <= IN_FLIGHT / 2 {
                 match jobs.claim(IN_FLIGHT - in_flight.len(), lease).await {

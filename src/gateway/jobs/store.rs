@@ -200,12 +200,14 @@ impl Jobs {
         let now = micros(self.now());
         let mut tx = self.begin().await?;
         // Lock the job's row: its legs are numbered one at a time.
-        let last: Option<i64> =
-            sqlx::query_scalar("UPDATE search_jobs SET last_seq = last_seq WHERE search_id = $1 RETURNING last_seq")
-                .bind(search_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(mut last) = last else { return Ok(false) };
+        let job = sqlx::query(
+            "UPDATE search_jobs SET last_seq = last_seq WHERE search_id = $1 RETURNING last_seq, court, case_number",
+        )
+        .bind(search_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = job else { return Ok(false) };
+        let (mut last, court, case_number): (i64, String, String) = (job.try_get(0)?, job.try_get(1)?, job.try_get(2)?);
         let mut numbered = 0;
         for l in legs {
             let seq = l.state.settled().then_some(last + 1);
@@ -252,17 +254,31 @@ impl Jobs {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if settles {
+        let settled = settles && numbered > 0;
+        if settled {
             sqlx::query("UPDATE search_debtors SET sealed = NULL WHERE search_id = $1")
                 .bind(search_id)
                 .execute(&mut *tx)
                 .await?;
+            let counts: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT state, COUNT(*) FROM search_legs WHERE search_id = $1 GROUP BY state ORDER BY state",
+            )
+            .bind(search_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
+            let message = format!("search {search_id} settled: {}", counts.join(", "));
+            let holder = (court.as_str(), case_number.as_str());
+            self.store.queue_event(&mut tx, "search_settled", search_id, holder, &message).await?;
         }
         tx.commit().await?;
         if numbered > 0 {
             self.changed.notify_waiters();
         }
-        Ok(settles && numbered > 0)
+        if settled {
+            self.store.numbered().await;
+        }
+        Ok(settled)
     }
 
     /// Claims up to `limit` legs that are due (a pending ticket at its next

@@ -198,12 +198,48 @@ impl Store {
     }
 
     /// Waits until the events of a step this replica committed are numbered.
-    pub(super) async fn numbered(&self) {
+    /// Queues an event of no seizure (a court's search settled: `subject` is
+    /// the search's id) in the caller's transaction. On SQLite it is numbered
+    /// in that transaction too (the writer numbers only its own batches); on
+    /// PostgreSQL, call [`Store::numbered`] after the commit.
+    pub async fn queue_event(
+        &self,
+        conn: &mut AnyConnection,
+        kind: &str,
+        subject: &str,
+        (court, case_number): (&str, &str),
+        message: &str,
+    ) -> Result<(), LedgerError> {
+        let id = self.next_ids(conn, 1).await?.into_iter().next().unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO event_queue (id, at, kind, seizure_id, asset_key, court, case_number, message) \
+             VALUES ($1, $2, $3, $4, '', $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(self.clock.micros())
+        .bind(kind)
+        .bind(subject)
+        .bind(court)
+        .bind(case_number)
+        .bind(message)
+        .execute(&mut *conn)
+        .await?;
+        if self.backend == Backend::Sqlite {
+            self.number_events(conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until this replica's numberer has numbered what is committed (PostgreSQL); tells the
+    /// watchers of this process that events may have appeared (both).
+    pub async fn numbered(&self) {
         if let Some(numberer) = &self.numberer {
             let (done, wait) = oneshot::channel();
             if numberer.send(done).await.is_ok() {
                 let _ = wait.await;
             }
+        } else {
+            self.committed.notify_waiters();
         }
     }
 }

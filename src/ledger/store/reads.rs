@@ -153,9 +153,10 @@ impl Store {
     /// Events after `seq`, in order, at most `limit`.
     pub async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<WatchEventsResponse>, LedgerError> {
         let mut conn = self.reader().await?;
+        // An event of no asset (a search settled) has no row in `assets`.
         let rows = sqlx::query(
             "SELECT e.seq, e.at, e.kind, e.seizure_id, e.court, e.case_number, e.message, a.kind, a.asset_id, a.registry \
-             FROM events e JOIN assets a ON a.asset_key = e.asset_key WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+             FROM events e LEFT JOIN assets a ON a.asset_key = e.asset_key WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
         )
         .bind(seq)
         .bind(limit)
@@ -163,19 +164,26 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let asset = match r.try_get::<Option<i64>, _>(7)? {
+                    Some(kind) => {
+                        Some(AssetRef { kind: kind_of(kind)? as i32, asset_id: r.try_get(8)?, registry: r.try_get(9)? })
+                    }
+                    None => None,
+                };
+                // Such an event's subject is a search, kept where a seizure's id would be.
+                let subject: String = r.try_get(3)?;
+                let (seizure_id, search_id) =
+                    if asset.is_some() { (subject, String::new()) } else { (String::new(), subject) };
                 Ok(WatchEventsResponse {
                     sequence: r.try_get(0)?,
                     at: Some(ts(from_micros(r.try_get(1)?))),
                     kind: r.try_get(2)?,
-                    seizure_id: r.try_get(3)?,
+                    seizure_id,
                     court_code: r.try_get(4)?,
                     case_number: r.try_get(5)?,
                     message: r.try_get(6)?,
-                    asset: Some(AssetRef {
-                        kind: kind_of(r.try_get(7)?)? as i32,
-                        asset_id: r.try_get(8)?,
-                        registry: r.try_get(9)?,
-                    }),
+                    asset,
+                    search_id,
                 })
             })
             .collect()
