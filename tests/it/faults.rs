@@ -274,13 +274,6 @@ async fn a_registry_killed_under_load_is_reported_unavailable_then_used_again() 
     assert_eq!(seen.outcomes.last().unwrap().2, RegistryStatus::Ok);
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn a_hung_registry_holds_no_search_and_no_memory() {
     let stack = Stack::start(standard()).await;

@@ -474,6 +474,13 @@ pub fn status(o: &RegistryOutcome) -> RegistryStatus {
     RegistryStatus::try_from(o.status).unwrap()
 }
 
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Every log line of the test binary, at debug level for assetgw.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
