@@ -41,6 +41,7 @@ CREATE TABLE search_legs (
     next_ask     BIGINT NOT NULL,
     answer_by    BIGINT,
     lease_until  BIGINT NOT NULL DEFAULT 0,
+    claim        TEXT,                       -- the claim that holds the lease
     attempts     INTEGER NOT NULL DEFAULT 0,
     status       INTEGER NOT NULL DEFAULT 0, -- RegistryStatus once settled
     message      TEXT NOT NULL DEFAULT '',

@@ -40,7 +40,7 @@ use crate::{
     },
 };
 
-pub use store::{Claimed, JobView, Summary};
+pub use store::{Claimed, JobView, Summary, Update};
 
 /// Where a leg stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

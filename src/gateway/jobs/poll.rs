@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::{sync::watch, task::JoinSet};
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Claimed, Jobs, State};
+use super::{Claimed, Jobs, State, Update};
 use crate::{
     core::{
         clock::Time,
@@ -71,8 +71,8 @@ pub async fn run(
                 match jobs.claim(IN_FLIGHT - in_flight.len(), lease).await {
                     Ok(due) => {
                         for claimed in due {
-                            let (jobs, network, trail) = (jobs.clone(), network.clone(), trail.clone());
-                            in_flight.spawn(ask(jobs, network, trail, claimed));
+                            let (jobs, network) = (jobs.clone(), network.clone());
+                            in_flight.spawn(ask(jobs, network, claimed));
                         }
                     }
                     Err(e) => warn!(error = %e, "search jobs unavailable; polling again shortly"),
@@ -80,7 +80,14 @@ pub async fn run(
             }
             tokio::select! {
                 _ = stopped.changed() => return,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    // Everything asked by now is recorded together: one transaction, not one per leg.
+                    let mut done: Vec<Asked> = done.into_iter().collect();
+                    while let Some(more) = in_flight.try_join_next() {
+                        done.extend(more);
+                    }
+                    record(&jobs, &trail, done).await;
+                }
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
@@ -109,8 +116,34 @@ fn id_of(d: &Debtor) -> Option<DebtorId> {
     }
 }
 
-/// Asks for one leg and records the outcome.
-async fn ask(jobs: Jobs, network: Arc<Network>, trail: Trail, claimed: Claimed) {
+/// A leg asked: how to record it, and its audit record if it settled.
+struct Asked {
+    update: Update,
+    audit: Option<Record>,
+}
+
+/// Records what was asked: the audit records of late answers first (a leg
+/// whose record cannot be written is not settled: its lease ends and it is
+/// asked again), then every leg in one transaction.
+async fn record(jobs: &Jobs, trail: &Trail, asked: Vec<Asked>) {
+    let audits = asked.iter().map(|a| async {
+        match &a.audit {
+            Some(r) => trail.record(r.clone()).await.is_ok(),
+            None => true,
+        }
+    });
+    let written = futures::future::join_all(audits).await;
+    if written.iter().any(|ok| !ok) {
+        warn!("late answers not audited; asked again after the lease");
+    }
+    let updates: Vec<Update> = asked.into_iter().zip(written).filter(|(_, ok)| *ok).map(|(a, _)| a.update).collect();
+    if let Err(e) = jobs.record_all(updates).await {
+        warn!(error = %e, "legs not recorded; asked again after the lease");
+    }
+}
+
+/// Asks for one leg.
+async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
     let Claimed { search_id, court, case_number, debtor, mut row, mut attempts } = claimed;
     let span = info_span!("search_job.poll", search = %search_id, registry = %row.registry, state = row.state.as_str());
     async {
@@ -171,9 +204,10 @@ async fn ask(jobs: Jobs, network: Arc<Network>, trail: Trail, claimed: Claimed) 
             row.status = crate::core::proto::RegistryStatus::Unavailable as i32;
             row.message = format!("registry {} is no longer configured on this gateway", row.registry);
         }
+        let mut audit = None;
         if row.state.settled() {
             let status = crate::core::proto::RegistryStatus::try_from(row.status).unwrap_or_default();
-            info!(status = status.as_str_name(), "late answer recorded");
+            info!(status = status.as_str_name(), "late answer");
             let detail = json!({ "search_id": search_id, "registry": row.registry, "status": status.as_str_name(),
                 "assets": row.outcome(&[]).0.asset_count });
             let record = Record {
@@ -186,15 +220,9 @@ async fn ask(jobs: Jobs, network: Arc<Network>, trail: Trail, claimed: Claimed) 
                 code: Some(tonic::Code::Ok),
                 message: row.message.clone(),
             };
-            if let Err(e) = trail.record(record).await {
-                // Not recorded: not settled; the lease ends and the leg is asked again.
-                warn!(error = %e, "late answer not audited; asked again after the lease");
-                return;
-            }
+            audit = Some(record);
         }
-        if let Err(e) = jobs.record(&search_id, std::slice::from_ref(&row), attempts).await {
-            warn!(error = %e, "leg not recorded; asked again after the lease");
-        }
+        Asked { update: (search_id, row, attempts), audit }
     }
     .instrument(span)
     .await

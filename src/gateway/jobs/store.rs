@@ -56,6 +56,9 @@ pub struct Summary {
     pub settled: u32,
 }
 
+/// One leg to record: its search, where it stands now, and failed asks since its last answer or ticket.
+pub type Update = (String, LegRow, i64);
+
 /// A leg this replica has claimed to ask again.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -197,8 +200,42 @@ impl Jobs {
     /// settles the search when none is left open. A leg another replica
     /// settled meanwhile is left as it is. Returns whether the search settled.
     pub async fn record(&self, search_id: &str, legs: &[LegRow], attempts: i64) -> Result<bool, LedgerError> {
+        let updates: Vec<Update> = legs.iter().map(|l| (search_id.to_string(), l.clone(), attempts)).collect();
+        Ok(self.record_all(updates).await? > 0)
+    }
+
+    /// [`Jobs::record`] for the legs of many searches, in one transaction
+    /// (searches locked in id order, so two replicas never wait on each
+    /// other in a circle). Returns how many searches it settled.
+    pub async fn record_all(&self, mut updates: Vec<Update>) -> Result<usize, LedgerError> {
+        updates.sort_by(|a, b| a.0.cmp(&b.0));
         let now = micros(self.now());
         let mut tx = self.begin().await?;
+        let (mut numbered, mut settled) = (0, 0);
+        for group in updates.chunk_by(|a, b| a.0 == b.0) {
+            let search_id = group[0].0.as_str();
+            let (n, settles) = self.record_one(&mut tx, search_id, group, now).await?;
+            numbered += n;
+            settled += usize::from(settles);
+        }
+        tx.commit().await?;
+        if numbered > 0 {
+            self.changed.notify_waiters();
+        }
+        if settled > 0 {
+            self.store.numbered().await;
+        }
+        Ok(settled)
+    }
+
+    /// One search's part of [`Jobs::record_all`]: how many legs it numbered, and whether it settled.
+    async fn record_one(
+        &self,
+        tx: &mut AnyConnection,
+        search_id: &str,
+        updates: &[Update],
+        now: i64,
+    ) -> Result<(usize, bool), LedgerError> {
         // Lock the job's row: its legs are numbered one at a time.
         let job = sqlx::query(
             "UPDATE search_jobs SET last_seq = last_seq WHERE search_id = $1 RETURNING last_seq, court, case_number",
@@ -206,14 +243,14 @@ impl Jobs {
         .bind(search_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(job) = job else { return Ok(false) };
+        let Some(job) = job else { return Ok((0, false)) };
         let (mut last, court, case_number): (i64, String, String) = (job.try_get(0)?, job.try_get(1)?, job.try_get(2)?);
         let mut numbered = 0;
-        for l in legs {
+        for (_, l, attempts) in updates {
             let seq = l.state.settled().then_some(last + 1);
             let changed = sqlx::query(
                 "UPDATE search_legs SET state = $4, ticket = $5, next_ask = $6, answer_by = $7, status = $8, \
-                 message = $9, answer = $10, settled_at = $11, seq = $12, lease_until = 0, attempts = $13 \
+                 message = $9, answer = $10, settled_at = $11, seq = $12, lease_until = 0, claim = NULL, attempts = $13 \
                  WHERE search_id = $1 AND debtor_idx = $2 AND registry = $3 AND state IN ('asking', 'pending')",
             )
             .bind(search_id)
@@ -228,7 +265,7 @@ impl Jobs {
             .bind(l.answer.as_ref().map(hex::encode))
             .bind(l.state.settled().then_some(now))
             .bind(seq)
-            .bind(attempts)
+            .bind(*attempts)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -236,6 +273,9 @@ impl Jobs {
                 last += 1;
                 numbered += 1;
             }
+        }
+        if numbered == 0 {
+            return Ok((0, false));
         }
         let open: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM search_legs WHERE search_id = $1 AND state IN ('asking', 'pending')",
@@ -254,8 +294,7 @@ impl Jobs {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let settled = settles && numbered > 0;
-        if settled {
+        if settles {
             sqlx::query("UPDATE search_debtors SET sealed = NULL WHERE search_id = $1")
                 .bind(search_id)
                 .execute(&mut *tx)
@@ -269,79 +308,64 @@ impl Jobs {
             let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
             let message = format!("search {search_id} settled: {}", counts.join(", "));
             let holder = (court.as_str(), case_number.as_str());
-            self.store.queue_event(&mut tx, "search_settled", search_id, holder, &message).await?;
+            self.store.queue_event(&mut *tx, "search_settled", search_id, holder, &message).await?;
         }
-        tx.commit().await?;
-        if numbered > 0 {
-            self.changed.notify_waiters();
-        }
-        if settled {
-            self.store.numbered().await;
-        }
-        Ok(settled)
+        Ok((numbered, settles))
     }
 
     /// Claims up to `limit` legs that are due (a pending ticket at its next
-    /// ask, or a call whose holder's lease ran out) for `lease`.
+    /// ask, or a call whose holder's lease ran out) for `lease`: one write
+    /// marks them with a fresh claim, one read fetches them.
     pub async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, LedgerError> {
         let now = micros(self.now());
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let due = "state IN ('asking', 'pending') AND next_ask <= $2 AND lease_until < $2";
-        let pick =
-            format!("SELECT search_id, debtor_idx, registry FROM search_legs WHERE {due} ORDER BY next_ask LIMIT $3");
+        let due = |now: &str| format!("state IN ('asking', 'pending') AND next_ask <= {now} AND lease_until < {now}");
         let mut conn = self.store.pool().acquire().await?;
-        let claimed: Vec<AnyRow> = if self.store.backend() == Backend::Postgres {
-            // Replicas skip rows another is claiming rather than wait for them.
-            let sql = format!(
-                "UPDATE search_legs SET lease_until = $1 WHERE {due} AND (search_id, debtor_idx, registry) IN \
-                 ({pick} FOR UPDATE SKIP LOCKED) RETURNING search_id, debtor_idx, registry, attempts"
-            );
-            sqlx::query(&sql).bind(until).bind(now).bind(limit).fetch_all(&mut *conn).await?
-        } else {
-            // Look first: an idle poll is a read, not a write that would queue behind the ledger's writer.
-            let candidates = sqlx::query(&pick).bind(until).bind(now).bind(limit).fetch_all(&mut *conn).await?;
-            let mut claimed = Vec::with_capacity(candidates.len());
-            for c in candidates {
-                let (id, idx, registry): (String, i64, String) = (c.try_get(0)?, c.try_get(1)?, c.try_get(2)?);
-                let row = sqlx::query(&format!(
-                    "UPDATE search_legs SET lease_until = $1 WHERE {due} AND search_id = $3 AND debtor_idx = $4 \
-                     AND registry = $5 RETURNING search_id, debtor_idx, registry, attempts"
-                ))
-                .bind(until)
-                .bind(now)
-                .bind(&id)
-                .bind(idx)
-                .bind(&registry)
-                .fetch_optional(&mut *conn)
-                .await?;
-                claimed.extend(row);
-            }
-            claimed
-        };
-        let mut out = Vec::with_capacity(claimed.len());
-        for c in claimed {
-            let (id, idx, registry): (String, i64, String) = (c.try_get(0)?, c.try_get(1)?, c.try_get(2)?);
-            let row = sqlx::query(&format!(
-                "SELECT {}, j.court, j.case_number, d.sealed FROM search_legs l \
-                 JOIN search_jobs j ON j.search_id = l.search_id \
-                 JOIN search_debtors d ON d.search_id = l.search_id AND d.idx = l.debtor_idx \
-                 WHERE l.search_id = $1 AND l.debtor_idx = $2 AND l.registry = $3",
-                leg_columns_of_l()
-            ))
-            .bind(&id)
-            .bind(idx)
-            .bind(&registry)
-            .fetch_one(&mut *conn)
+        // Look first: an idle poll is a read, not a write (on SQLite it would queue behind the ledger's writer).
+        let any = sqlx::query(&format!("SELECT 1 FROM search_legs WHERE {} LIMIT 1", due("$1")))
+            .bind(now)
+            .fetch_optional(&mut *conn)
             .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        // PostgreSQL: replicas skip rows another is claiming rather than wait for them.
+        let skip = if self.store.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let token = uuid::Uuid::new_v4().to_string();
+        sqlx::query(&format!(
+            "UPDATE search_legs SET lease_until = $1, claim = $4 WHERE {due} AND (search_id, debtor_idx, registry) IN \
+             (SELECT search_id, debtor_idx, registry FROM search_legs WHERE {due} ORDER BY next_ask LIMIT $3{skip})",
+            due = due("$2")
+        ))
+        .bind(until)
+        .bind(now)
+        .bind(limit)
+        .bind(&token)
+        .execute(&mut *conn)
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {}, j.court, j.case_number, d.sealed, l.search_id, l.attempts FROM search_legs l \
+             JOIN search_jobs j ON j.search_id = l.search_id \
+             JOIN search_debtors d ON d.search_id = l.search_id AND d.idx = l.debtor_idx \
+             WHERE l.claim = $1 AND l.lease_until = $2",
+            leg_columns_of_l()
+        ))
+        .bind(&token)
+        .bind(until)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let leg = leg(&row)?;
+            let id: String = row.try_get(15)?;
             let sealed: Option<String> = row.try_get(14)?;
-            let index = usize::try_from(idx).unwrap_or(usize::MAX);
             out.push(Claimed {
-                debtor: sealed.and_then(|s| self.unsealed(&id, index, &s)),
+                debtor: sealed.and_then(|s| self.unsealed(&id, leg.debtor_index, &s)),
                 court: row.try_get(12)?,
                 case_number: row.try_get(13)?,
-                row: leg(&row)?,
-                attempts: c.try_get(3)?,
+                attempts: row.try_get(16)?,
+                row: leg,
                 search_id: id,
             });
         }
