@@ -10,7 +10,7 @@ use assetgw::{
         client::{self, SearchArgs},
         commands,
         conformance::Target,
-        loadgen,
+        jobs_bench, loadgen,
         mock::{MockConfig, fleet::FleetConfig},
         searches,
     },
@@ -78,6 +78,10 @@ async fn main() -> ExitCode {
                 None => client::search(&args).await,
             };
             out.map(|out| println!("{out}")).map_err(ToolError::from)
+        }
+        Command::BenchJobs { connection, searches, rate, watch_every, settle, json } => {
+            let plan = jobs_bench::JobsPlan { searches, rate, watch_every, settle };
+            commands::jobs_bench(&plan, connection.connection(), json).await
         }
         Command::Searches { connection, case_number, open, ids } => {
             let out = searches::list(&connection.connection(), case_number.as_deref(), open, ids).await;

@@ -158,7 +158,7 @@ pub struct Gate {
     buckets: RwLock<HashMap<String, Arc<Bucket>>>,
     /// Per court: (China Standard Time day, searches that day).
     searches: Mutex<HashMap<String, (chrono::NaiveDate, u64)>>,
-    /// Per court: WatchEvents streams open on this replica.
+    /// Per court: watch streams (WatchEvents, WatchSearch) open on this replica.
     streams: Arc<Mutex<HashMap<String, usize>>>,
     trail: Trail,
     ledger: Store,
@@ -311,8 +311,8 @@ impl Gate {
         if *n >= self.limits.watch_streams {
             return Err(Error::ResourceExhausted {
                 message: format!(
-                    "court {} already holds {} WatchEvents streams open here; close one (each stream carries \
-                     every event of the court) before opening another",
+                    "court {} already holds {} watch streams (WatchEvents, WatchSearch) open here; close one \
+                     before opening another",
                     caller.court, self.limits.watch_streams
                 ),
                 retry_after: Duration::from_secs(1),

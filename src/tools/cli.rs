@@ -231,6 +231,27 @@ pub enum Command {
         #[arg(long, default_value_t = 0, requires = "follow")]
         after: i64,
     },
+    /// Benchmark search jobs: open many searches whose registries answer later, at a rate, through a
+    /// gateway; follow every k-th and measure the time from an answer's readiness to the watch stream.
+    BenchJobs {
+        #[command(flatten)]
+        connection: ConnectArgs,
+        /// Searches to open (one debtor each).
+        #[arg(long, default_value_t = 1000)]
+        searches: usize,
+        /// Searches opened per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Follow every this-many-th search with WatchSearch.
+        #[arg(long, default_value_t = 100)]
+        watch_every: usize,
+        /// How long to wait for the followed searches after the last is opened.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+        settle: Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the court's searches (those started with --submit, and those with answers pending).
     Searches {
         #[command(flatten)]

@@ -24,7 +24,7 @@ use crate::{
     },
     registry::client::Registry,
     tools::{
-        ToolError, client, conformance, dev, ledger_bench, loadgen,
+        ToolError, client, conformance, dev, jobs_bench, ledger_bench, loadgen,
         mock::{self, MockConfig},
         outbox_bench,
     },
@@ -142,6 +142,17 @@ pub async fn loadgen(
         Vec::new()
     };
     let report = loadgen::run(plan, connection, registries).await?;
+    println!("{}", if json { serde_json::to_string_pretty(&report)? } else { report.text() });
+    Ok(())
+}
+
+/// `assetgw bench-jobs`: prints the report.
+pub async fn jobs_bench(
+    plan: &jobs_bench::JobsPlan,
+    connection: client::Connection,
+    json: bool,
+) -> Result<(), ToolError> {
+    let report = jobs_bench::run(&connection, plan).await?;
     println!("{}", if json { serde_json::to_string_pretty(&report)? } else { report.text() });
     Ok(())
 }

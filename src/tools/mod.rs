@@ -8,6 +8,7 @@ pub mod client;
 pub mod commands;
 pub mod conformance;
 pub mod dev;
+pub mod jobs_bench;
 pub mod ledger_bench;
 pub mod loadgen;
 pub mod mock;

@@ -186,7 +186,7 @@ async fn one_court_holds_at_most_its_configured_number_of_event_streams() {
     let _second = s.watch_events(watch()).await.unwrap().into_inner();
     let err = s.watch_events(watch()).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
-    assert!(err.message().contains("2 WatchEvents streams"), "{}", err.message());
+    assert!(err.message().contains("2 watch streams (WatchEvents, WatchSearch)"), "{}", err.message());
     // Another court is not affected.
     s.watch_events(as_court(crate::ledger::B, WatchEventsRequest { after_sequence: 0 })).await.unwrap();
     // Closing a stream frees its slot.

@@ -23,7 +23,7 @@ use chacha20poly1305::{
     aead::{Aead, Payload},
 };
 use prost::Message;
-use tokio::sync::Notify;
+use tokio::sync::broadcast;
 
 use crate::{
     core::{
@@ -41,6 +41,9 @@ use crate::{
 };
 
 pub use store::{Claimed, JobView, Summary, Update};
+
+/// Settled searches' ids kept for slow watchers; one that falls further behind reads again.
+const CHANGES: usize = 4096;
 
 /// Where a leg stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,14 +247,15 @@ pub struct Jobs {
     store: Store,
     seal: Arc<ChaCha20Poly1305>,
     key: Key,
-    changed: Arc<Notify>,
+    changed: broadcast::Sender<Arc<str>>,
 }
 
 impl Jobs {
     /// The jobs in `store`'s database; debtors sealed and hashed under `key`.
     pub fn new(store: Store, key: Key) -> Jobs {
         let seal = ChaCha20Poly1305::new(&key.derive("search job seal").into());
-        Jobs { store, seal: Arc::new(seal), key, changed: Arc::new(Notify::new()) }
+        let (changed, _) = broadcast::channel(CHANGES);
+        Jobs { store, seal: Arc::new(seal), key, changed }
     }
 
     /// The database's clock.
@@ -259,9 +263,10 @@ impl Jobs {
         self.store.now()
     }
 
-    /// Woken whenever this replica settles a leg (other replicas' are found by polling).
-    pub fn changed(&self) -> Arc<Notify> {
-        self.changed.clone()
+    /// The ids of searches whose legs this replica settles, as it settles them (other replicas'
+    /// are found by reading again now and then).
+    pub fn changes(&self) -> broadcast::Receiver<Arc<str>> {
+        self.changed.subscribe()
     }
 
     fn sealed(&self, search_id: &str, index: usize, debtor: &Debtor) -> Option<String> {

@@ -191,7 +191,7 @@ impl Jobs {
         }
         tx.commit().await?;
         if done > 0 {
-            self.changed.notify_waiters();
+            let _ = self.changed.send(job.search_id.as_str().into());
         }
         Ok(Opened::New(job.search_id.clone()))
     }
@@ -211,16 +211,19 @@ impl Jobs {
         updates.sort_by(|a, b| a.0.cmp(&b.0));
         let now = micros(self.now());
         let mut tx = self.begin().await?;
-        let (mut numbered, mut settled) = (0, 0);
+        let (mut changed, mut settled) = (Vec::new(), 0);
         for group in updates.chunk_by(|a, b| a.0 == b.0) {
             let search_id = group[0].0.as_str();
             let (n, settles) = self.record_one(&mut tx, search_id, group, now).await?;
-            numbered += n;
+            if n > 0 {
+                changed.push(search_id);
+            }
             settled += usize::from(settles);
         }
         tx.commit().await?;
-        if numbered > 0 {
-            self.changed.notify_waiters();
+        for search_id in changed {
+            // Nobody may be watching: a send without receivers is fine.
+            let _ = self.changed.send(search_id.into());
         }
         if settled > 0 {
             self.store.numbered().await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::{Instrument, warn};
@@ -37,8 +37,8 @@ use crate::{
     },
 };
 
-/// How often a watch looks for answers another replica recorded.
-const WATCH_POLL: Duration = Duration::from_millis(250);
+/// How often a watch reads again for answers another replica recorded (this replica's wake it at once).
+const WATCH_POLL: Duration = Duration::from_secs(1);
 /// Most searches one ListSearches returns.
 const LIST_MAX: u32 = 100;
 /// Margin past a registry's timeout before another replica may ask in place of a submitter that died.
@@ -179,9 +179,9 @@ impl SearchApi {
         tokio::spawn(async move {
             // The court's slot is held as long as this stream runs.
             let _slot = slot;
-            let changed = api.jobs.changed();
+            // Subscribed before the first read, so a leg settled in between is not missed.
+            let mut changes = api.jobs.changes();
             while last < total {
-                let notified = changed.notified();
                 let rows = match api.jobs.settled_after(&view.search_id, last).await.map_err(Error::from) {
                     Ok(rows) => rows,
                     Err(e) => {
@@ -204,8 +204,19 @@ impl SearchApi {
                         return;
                     }
                 }
+                let mine = async {
+                    loop {
+                        match changes.recv().await {
+                            Ok(id) if *id == *view.search_id => return,
+                            Ok(_) => {}
+                            // Fell behind: read again, as for a change of its own.
+                            Err(broadcast::error::RecvError::Lagged(_)) => return,
+                            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                        }
+                    }
+                };
                 tokio::select! {
-                    _ = notified => {}
+                    _ = mine => {}
                     _ = tokio::time::sleep(WATCH_POLL) => {}
                     _ = tx.closed() => return,
                 }

@@ -429,7 +429,7 @@ pub struct LimitsConfig {
     pub burst: u32,
     /// Searches a court may make per day (days in China Standard Time); 0 for no limit.
     pub daily_searches: u64,
-    /// WatchEvents streams one court may hold open on one replica at once.
+    /// Watch streams (WatchEvents, WatchSearch) one court may hold open on one replica at once.
     pub watch_streams: usize,
     /// Per-court overrides, keyed by court code: `[limits.courts."京0105"]`.
     pub courts: BTreeMap<String, CourtLimits>,
