@@ -20,6 +20,11 @@
 # (database 15 of 127.0.0.1:6379, flushed) with the shared answer tier on, then off: each replica gets
 # RATE searches/s (default 100) drawn from the same 1,000 debtors for DURATION; prints the cache hit rate
 # and registry calls per distinct debtor.
+# ONLY=jobs opens SEARCHES searches (default 100,000) at RATE/s (default 500) through a gateway (`assetgw
+# serve`, its own SQLite ledger) whose mock registries (`assetgw dev`, the bench config with `deferred =
+# DEFER`, default 60s..120s; aviation answers at once) answer later; follows every 100th search
+# (WatchSearch) and reports the gateway's RSS, registry calls/s, the database's size and the time from
+# each followed answer's readiness to the watch stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
@@ -172,6 +177,83 @@ of the pool drawn, 1,000 × (1 − e^(−searches/1,000)).
 ${rows}
 Six registries: with the tier each is asked once per debtor (6 calls per distinct debtor); without it each
 replica asks for itself.
+EOF
+  exit 0
+fi
+
+if [[ ${ONLY:-} == jobs ]]; then
+  searches=${SEARCHES:-100000}
+  rate=${RATE:-500}
+  defer=${DEFER:-60s..120s}
+  python3 - "$defer" "$out" <<'PY'
+import sys
+defer, out = sys.argv[1:3]
+text = open("config/bench.toml").read()
+# Every registry but aviation answers later.
+blocks = text.split("[[registries]]")
+for i, b in enumerate(blocks[1:], 1):
+    if 'name = "aviation-caac"' not in b:
+        blocks[i] = b.replace('latency = "fixed:0ms"', f'latency = "fixed:0ms"\ndeferred = "{defer}"')
+text = "[[registries]]".join(blocks)
+text = text.replace("daily_searches = 0", "daily_searches = 0\nwatch_streams = 100000")
+open(f"{out}/jobs.toml", "w").write(text)
+PY
+  # The mocks (with an idle gateway of their own), then the measured gateway with its own ledger.
+  taskset -c 0 env ASSETGW__LEDGER__URL="sqlite://$out/mocks.db" "$bin" dev --config "$out/jobs.toml" \
+    >>"$out/stack.log" 2>&1 &
+  stack=$!
+  up 50151
+  taskset -c 0 env ASSETGW__LEDGER__URL="sqlite://$out/jobs.db" ASSETGW__SERVER__LISTEN=127.0.0.1:50251 \
+    ASSETGW__SERVER__METRICS_LISTEN=127.0.0.1:50259 "$bin" serve --config "$out/jobs.toml" >>"$out/stack.log" 2>&1 &
+  gateway=$!
+  trap 'kill $stack $gateway 2>/dev/null || true' EXIT
+  up 50251
+  # Every 5 s: the time, the gateway's RSS (KiB), its registry calls so far, the database's size (bytes).
+  (
+    while kill -0 "$gateway" 2>/dev/null; do
+      calls=$(curl -s http://127.0.0.1:50259/metrics | awk '/^assetgw_registry_calls_total/ {s += $2} END {print s + 0}')
+      rss=$(awk '/VmRSS/ {print $2}' /proc/"$gateway"/status 2>/dev/null || echo 0)
+      size=$(du -cb "$out"/jobs.db* 2>/dev/null | tail -1 | cut -f1)
+      echo "$(date +%s) $rss $calls $size"
+      sleep 5
+    done
+  ) >"$out/jobs.samples" &
+  sampler=$!
+  taskset -c 1 "$bin" bench-jobs --gateway https://127.0.0.1:50251 --pki "$out/pki" --searches "$searches" \
+    --rate "$rate" --watch-every 100 --settle 20m --json >"$out/jobs.json"
+  sleep 6
+  kill "$sampler" 2>/dev/null || true
+  table=$(python3 - "$out" "$searches" "$rate" "$defer" <<'PY'
+import json, sys
+out, searches, rate, defer = sys.argv[1:5]
+r = json.load(open(f"{out}/jobs.json"))
+rows = [list(map(int, l.split())) for l in open(f"{out}/jobs.samples") if l.strip()]
+mib = lambda kib: kib / 1024
+rates = [(b[2] - a[2]) / (b[0] - a[0]) for a, b in zip(rows, rows[1:]) if b[0] > a[0]]
+d = r["delay_ms"]
+print("| measure | value |")
+print("|---|---|")
+print(f"| searches opened | {r['searches']} in {r['open_s']:.0f} s ({r['failed']} failed) |")
+print(f"| tickets pending (in the replies) | {r['pending']} |")
+print(f"| gateway RSS: at start, peak, at the end | {mib(rows[0][1]):.0f} MiB, {mib(max(x[1] for x in rows)):.0f} MiB, {mib(rows[-1][1]):.0f} MiB |")
+print(f"| database at its largest (jobs.db with its WAL) | {max(x[3] for x in rows) / 2**20:.0f} MiB |")
+print(f"| registry calls (searches and polls) per second, peak 5 s window | {max(rates, default=0):.0f} |")
+print(f"| polls (registry calls beyond the searches' own) | {rows[-1][2] - int(searches) * 5} |")
+print(f"| followed answers arrived / missing | {r['watched']} / {r['missing']} |")
+print(f"| ready → court's watch stream, p50 / p90 / p99 / max | {d['p50']:.0f} / {d['p90']:.0f} / {d['p99']:.0f} / {d['max']:.0f} ms |")
+print(f"| last followed answer, after the last search opened | {r['settle_s']:.0f} s |")
+PY
+  )
+  section jobs <<EOF
+## Search jobs: many searches answered later
+
+\`ONLY=jobs SEARCHES=$searches RATE=$rate DEFER=$defer bash scripts/bench.sh\` on this 2-vCPU machine: the
+gateway (\`assetgw serve\`, its own SQLite ledger) and the mocks (\`assetgw dev\`) on CPU 0, \`assetgw bench-jobs\`
+on CPU 1. $searches searches of one new debtor each at $rate/s; five registries answer each $defer later (the
+sixth at once), so every search is kept as a job with five tickets; every 100th search is followed with
+WatchSearch. Sampled every 5 s.
+
+$table
 EOF
   exit 0
 fi
