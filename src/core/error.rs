@@ -23,8 +23,9 @@ pub enum Error {
     #[error("invalid request: {}", .0.iter().map(|v| format!("{} {}", v.field, bounded(&v.description, QUOTE_CHARS * 4))).collect::<Vec<_>>().join("; "))]
     InvalidArgument(Vec<Violation>),
     /// The overall deadline passed before every registry had answered.
-    #[error("the search did not finish within its deadline of {}; retry, or allow a longer grpc-timeout", humantime::format_duration(*.0))]
-    DeadlineExceeded(Duration),
+    /// The search's answers that come later are kept under the search id, if any.
+    #[error("the search did not finish within its deadline of {}; {}", humantime::format_duration(*.0), kept(.1.as_deref()))]
+    DeadlineExceeded(Duration, Option<String>),
     /// The request is well formed but cannot be served as asked.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -58,7 +59,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::DeadlineExceeded(..) => Code::DeadlineExceeded,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::NotFound(_) => Code::NotFound,
             Error::PermissionDenied(_) => Code::PermissionDenied,
@@ -67,6 +68,17 @@ impl Error {
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
+    }
+}
+
+/// The trailer that names the search a DEADLINE_EXCEEDED search continues as.
+pub const SEARCH_ID_HEADER: &str = "x-search-id";
+
+/// What a court can do about a search past its deadline.
+fn kept(search_id: Option<&str>) -> String {
+    match search_id {
+        Some(id) => format!("the registries still asked answer into search {id} (GetSearch, WatchSearch)"),
+        None => "retry, or allow a longer grpc-timeout".into(),
     }
 }
 
@@ -111,6 +123,13 @@ impl From<Error> for Status {
             Error::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 Status::new(code, message)
+            }
+            Error::DeadlineExceeded(_, Some(id)) => {
+                let mut status = Status::new(code, message);
+                if let Ok(value) = id.parse() {
+                    status.metadata_mut().insert(SEARCH_ID_HEADER, value);
+                }
+                status
             }
             _ => Status::new(code, message),
         }

@@ -113,7 +113,7 @@ impl Network {
         });
         let mut legs: Vec<Leg> = tokio::time::timeout(self.deadline, fanout::fan_out(&self.cache, &plan).collect())
             .await
-            .map_err(|_| Error::DeadlineExceeded(self.deadline))?;
+            .map_err(|_| Error::DeadlineExceeded(self.deadline, None))?;
         let home = |r: &Registry| r.kind.default_asset_kinds().first().is_none_or(|k| *k != kind);
         legs.sort_by(|a, b| (home(&a.registry), &a.registry.name).cmp(&(home(&b.registry), &b.registry.name)));
         let wanted = merge::normalise(asset_id);

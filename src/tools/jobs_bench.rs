@@ -134,7 +134,9 @@ pub async fn run(connection: &Connection, plan: &JobsPlan) -> Result<JobsReport,
         run.tally(done.ok().flatten());
     }
     let opened = started.elapsed();
-    let mut histogram = Histogram::<u64>::new(3).map_err(|e| ClientError::Usage(e.to_string()))?;
+    // Milliseconds, up to a day; a later answer counts as a day.
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 86_400_000, 3).map_err(|e| ClientError::Usage(e.to_string()))?;
     let (mut watched, mut missing) = (0, 0);
     let deadline = Instant::now() + plan.settle;
     while let Ok(Some(done)) = tokio::time::timeout_at(deadline, run.watching.join_next()).await {

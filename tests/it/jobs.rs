@@ -286,3 +286,24 @@ async fn ten_thousand_pending_tickets_cost_rows_not_memory() {
     // No timer, task or answer is held per ticket: what grows is allocator and page-cache slack.
     assert!(grown < 48 * 1024, "{grown} KiB for 10,000 pending tickets");
 }
+
+#[tokio::test]
+async fn a_registry_answering_after_the_courts_deadline_answers_into_the_search() {
+    let mut regs = standard();
+    regs.push(Reg::new("slow", RegistryKind::Bank).latency("fixed:1500ms"));
+    let stack = Stack::start(regs).await;
+    let mut request = as_court(CASE, assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) });
+    request.set_timeout(Duration::from_millis(700));
+    let err = stack.client().await.search(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{}", err.message());
+    let id = err.metadata().get(assetgw::core::error::SEARCH_ID_HEADER).expect("the search id").to_str().unwrap();
+    assert!(err.message().contains(&format!("answer into search {id}")), "{}", err.message());
+    // The registry answers within its own timeout, after the court's: its answer is kept.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let settled = settle(&stack, id).await.result.unwrap();
+    let slow = outcome(&settled, 0, "slow");
+    assert_eq!(status(slow), RegistryStatus::Ok, "{}", slow.message);
+    assert!(slow.asset_count > 0);
+    assert_eq!(settled.debtors[0].registries.len(), 7);
+    assert!(settled.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok));
+}

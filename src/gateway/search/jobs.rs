@@ -7,17 +7,18 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use tracing::{Instrument, warn};
+use tracing::{Instrument, Span, warn};
 
-use super::{Part, SearchApi, respond};
+use super::{Part, Search, SearchApi, respond};
 use crate::{
     core::{
+        clock::Time,
         error::Error,
         identifiers::CaseNumber,
         proto::{
@@ -92,15 +93,7 @@ impl SearchApi {
         let search = self.begin("SubmitSearch", caller, metadata, r.query, note).await?;
         let plan = search.plan.clone();
         let now = self.clock.now();
-        let legs = plan.debtors.len() * plan.registries.len();
-        let mut rows = Vec::with_capacity(legs);
-        for i in 0..plan.debtors.len() {
-            for registry in &plan.registries {
-                let until = now + chrono::Duration::from_std(registry.timeout + ASKING_MARGIN).unwrap_or_default();
-                rows.push(LegRow::asking(i, &registry.name, registry.kind as i32, until));
-            }
-        }
-        let job = self.job(&plan, &caller.court, r.request_id, digest, rows);
+        let job = self.job(&plan, &caller.court, r.request_id, digest, asking(&plan, &[], now));
         let id = match self.jobs.open(&job).await? {
             Opened::Replayed(id) => {
                 note.detail(serde_json::json!({ "search_id": id, "replayed": true }));
@@ -109,23 +102,52 @@ impl SearchApi {
             Opened::New(id) => id,
         };
         note.detail(serde_json::json!({ "search_id": id, "asked": plan.registries.iter().map(|r| &*r.name).collect::<Vec<_>>() }));
-        let (jobs, clock, fan_out) = (self.jobs.clone(), self.clock.clone(), self.legs(&search));
-        let search_id = id.clone();
+        self.record_as_they_come(id.clone(), Box::pin(self.legs(&search)), &search.span);
+        let registries = u32::try_from(plan.registries.len()).unwrap_or(u32::MAX);
+        Ok(SubmitSearchResponse { search_id: id, registries, replayed: false })
+    }
+
+    /// At the court's deadline: keeps the search as a job (the legs `done`,
+    /// and those still being asked, whose answers are recorded as they come
+    /// from `rest`), and says so in the DEADLINE_EXCEEDED it returns.
+    pub(super) async fn past_deadline(
+        &self,
+        search: &Search,
+        court: &str,
+        done: &[Leg],
+        rest: impl Stream<Item = Leg> + Send + Unpin + 'static,
+    ) -> Error {
+        let now = self.clock.now();
+        let mut rows: Vec<LegRow> = done.iter().map(|l| LegRow::of(l, now)).collect();
+        rows.extend(asking(&search.plan, done, now));
+        let job = self.job(&search.plan, court, String::new(), String::new(), rows);
+        match self.jobs.open(&job).await {
+            Ok(Opened::New(id) | Opened::Replayed(id)) => {
+                self.record_as_they_come(id.clone(), rest, &search.span);
+                Error::DeadlineExceeded(search.budget, Some(id))
+            }
+            Err(e) => {
+                warn!(error = %e, "a search past its deadline could not be kept; its late answers only fill the cache");
+                Error::DeadlineExceeded(search.budget, None)
+            }
+        }
+    }
+
+    /// Records each leg of `legs` in search `id` as it finishes.
+    fn record_as_they_come(&self, id: String, mut legs: impl Stream<Item = Leg> + Send + Unpin + 'static, span: &Span) {
+        let (jobs, clock) = (self.jobs.clone(), self.clock.clone());
         tokio::spawn(
             async move {
-                let mut fan_out = std::pin::pin!(fan_out);
-                while let Some(leg) = fan_out.next().await {
+                while let Some(leg) = legs.next().await {
                     let row = LegRow::of(&leg, clock.now());
-                    if let Err(e) = jobs.record(&search_id, &[row], 0).await {
+                    if let Err(e) = jobs.record(&id, &[row], 0).await {
                         // The leg stays 'asking'; when its lease ends the poller asks again.
-                        warn!(error = %e, registry = %leg.registry.name, "leg of a submitted search not recorded");
+                        warn!(error = %e, registry = %leg.registry.name, "leg of a kept search not recorded");
                     }
                 }
             }
-            .instrument(search.span.clone()),
+            .instrument(span.clone()),
         );
-        let registries = u32::try_from(plan.registries.len()).unwrap_or(u32::MAX);
-        Ok(SubmitSearchResponse { search_id: id, registries, replayed: false })
     }
 
     /// The job `search_id` if it is `caller`'s and its case still is (R12, R15).
@@ -243,6 +265,20 @@ impl SearchApi {
             .collect();
         Ok(ListSearchesResponse { searches })
     }
+}
+
+/// A leg being asked for every (debtor, registry) of `plan` not in `done`, its lease the registry's timeout.
+fn asking(plan: &Plan, done: &[Leg], now: Time) -> Vec<LegRow> {
+    let mut rows = Vec::new();
+    for i in 0..plan.debtors.len() {
+        for registry in &plan.registries {
+            if !done.iter().any(|l| l.debtor_index == i && l.registry.name == registry.name) {
+                let until = now + chrono::Duration::from_std(registry.timeout + ASKING_MARGIN).unwrap_or_default();
+                rows.push(LegRow::asking(i, &registry.name, registry.kind as i32, until));
+            }
+        }
+    }
+    rows
 }
 
 fn part(row: &LegRow, view: &JobView) -> Part {

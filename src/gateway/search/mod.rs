@@ -7,7 +7,7 @@
 
 mod jobs;
 
-use std::{pin::pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -385,11 +385,16 @@ impl AssetSearchService for SearchApi {
         let gate = self.gate.clone();
         gate.handle("Search", request, |caller, metadata, request, note| async move {
             let search = self.begin("Search", &caller, &metadata, request.query, &note).await?;
-            let legs = self.legs(&search);
+            let mut pending = Box::pin(self.legs(&search));
             async {
-                let legs: Vec<Leg> = tokio::time::timeout_at(search.deadline, legs.collect())
-                    .await
-                    .map_err(|_| Error::DeadlineExceeded(search.budget))?;
+                let mut legs = Vec::new();
+                loop {
+                    match tokio::time::timeout_at(search.deadline, pending.next()).await {
+                        Ok(Some(leg)) => legs.push(leg),
+                        Ok(None) => break,
+                        Err(_) => return Err(self.past_deadline(&search, &caller.court, &legs, pending).await),
+                    }
+                }
                 let mut response = result(self.gate.model(), &search.plan, &legs, self.clock.now(), &self.limits);
                 response.search_id = self.keep(&search.plan, &caller.court, &legs).await?;
                 note.detail(audit_detail(&response));
@@ -425,12 +430,12 @@ impl AssetSearchService for SearchApi {
             result_note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
             tokio::spawn(
                 async move {
-                    let mut legs = pin!(legs);
+                    let mut legs = Box::pin(legs);
                     let mut done = Vec::new();
                     let case = search.plan.caller.case_number.clone();
                     let finished = loop {
                         let next = match tokio::time::timeout_at(search.deadline, legs.next()).await {
-                            Err(_) => break Err(Error::DeadlineExceeded(search.budget)),
+                            Err(_) => break Err(api.past_deadline(&search, &caller.court, &done, legs).await),
                             Ok(next) => next,
                         };
                         let Some(leg) = next else {
