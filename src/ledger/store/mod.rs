@@ -105,6 +105,9 @@ impl Store {
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 5000",
+                            // Reads map the file instead of copying each page out of the kernel: a
+                            // profile of the search-job poller had a sixth of its CPU in pread copies.
+                            "PRAGMA mmap_size = 268435456",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
