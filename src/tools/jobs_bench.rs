@@ -4,7 +4,11 @@
 //! ready (the `ask_after` of its ticket, as the search's reply gave it) the
 //! answer reached the court's watch stream.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -56,11 +60,11 @@ pub struct JobsReport {
     pub failed: u64,
     /// Pending answers of the followed searches that reached the watch stream.
     pub watched: u64,
-    /// Pending answers of the followed searches that did not arrive in time.
+    /// Pending answers of the followed searches that had not arrived at the end.
     pub missing: u64,
     /// Time from ready (ask_after) to the watch stream, milliseconds: p50, p90, p99, max.
     pub delay_ms: HashMap<&'static str, f64>,
-    /// Seconds from the last search opened to the last followed answer.
+    /// Seconds from the last search opened until the followed searches settled or the settle time ran out.
     pub settle_s: f64,
 }
 
@@ -95,7 +99,11 @@ struct Run {
     every: usize,
     pending: u64,
     failed: u64,
-    watching: JoinSet<(Vec<u64>, u64)>,
+    /// Each followed answer's delay as it arrives (a search may stay open past the run).
+    delays: Arc<Mutex<Vec<u64>>>,
+    /// Pending answers of the followed searches.
+    followed: u64,
+    watching: JoinSet<()>,
 }
 
 /// Runs `plan` against the gateway of `connection`, as court 京0105.
@@ -108,6 +116,8 @@ pub async fn run(connection: &Connection, plan: &JobsPlan) -> Result<JobsReport,
         every: plan.watch_every.max(1),
         pending: 0,
         failed: 0,
+        delays: Arc::default(),
+        followed: 0,
         watching: JoinSet::new(),
     };
     let room = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -137,17 +147,15 @@ pub async fn run(connection: &Connection, plan: &JobsPlan) -> Result<JobsReport,
     // Milliseconds, up to a day; a later answer counts as a day.
     let mut histogram =
         Histogram::<u64>::new_with_bounds(1, 86_400_000, 3).map_err(|e| ClientError::Usage(e.to_string()))?;
-    let (mut watched, mut missing) = (0, 0);
+    // Until the followed searches settle, or the settle time is up.
     let deadline = Instant::now() + plan.settle;
-    while let Ok(Some(done)) = tokio::time::timeout_at(deadline, run.watching.join_next()).await {
-        let (delays, left) = done.unwrap_or_default();
-        for d in delays {
-            histogram.saturating_record(d);
-            watched += 1;
-        }
-        missing += left;
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, run.watching.join_next()).await {}
+    let delays = std::mem::take(&mut *run.delays.lock().unwrap_or_else(PoisonError::into_inner));
+    let watched = delays.len() as u64;
+    for d in delays {
+        histogram.saturating_record(d);
     }
-    missing += run.watching.len() as u64;
+    let missing = run.followed.saturating_sub(watched);
     let settle_s = (started.elapsed() - opened).as_secs_f64();
     let delay_ms = ["p50", "p90", "p99"]
         .into_iter()
@@ -185,21 +193,21 @@ impl Run {
         if ready.is_empty() || n % self.every != 0 {
             return;
         }
+        self.followed += ready.len() as u64;
         let (mut client, connection, court) = (self.client.clone(), self.connection.clone(), self.court.clone());
+        let delays = self.delays.clone();
         self.watching.spawn(async move {
             let watch = WatchSearchRequest { search_id: reply.search_id, after_sequence: 0 };
-            let Ok(request) = connection.request(&court, watch) else { return (Vec::new(), ready.len() as u64) };
-            let Ok(stream) = client.watch_search(request).await else { return (Vec::new(), ready.len() as u64) };
+            let Ok(request) = connection.request(&court, watch) else { return };
+            let Ok(stream) = client.watch_search(request).await else { return };
             let mut stream = stream.into_inner();
-            let mut delays = Vec::new();
             while let Some(Ok(update)) = stream.next().await {
                 let registry = update.answer.and_then(|a| a.outcome).map(|o| o.registry).unwrap_or_default();
                 if let Some(at) = ready.get(&registry) {
-                    delays.push((SystemClock.now() - *at).num_milliseconds().max(0) as u64);
+                    let delay = (SystemClock.now() - *at).num_milliseconds().max(0) as u64;
+                    delays.lock().unwrap_or_else(PoisonError::into_inner).push(delay);
                 }
             }
-            let left = (ready.len() - delays.len().min(ready.len())) as u64;
-            (delays, left)
         });
     }
 }
