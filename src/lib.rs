@@ -29,6 +29,12 @@
 //! - [`registry::resilience`] and [`registry::breaker`]: the tower stack of each registry's calls.
 //! - [`core::merge`]: the pure merge of answers into one asset list with totals.
 //!
+//! A registry that answers later, top-down:
+//! - [`gateway::search`]: a reply with a registry `PENDING` carries a search id; the search is kept
+//!   as a job, and `GetSearch` / `WatchSearch` read it.
+//! - [`gateway::jobs`]: the jobs' rows; [`gateway::jobs::poll`] claims due legs from the database
+//!   and asks the registries again by ticket ([`registry::client::Registry::answer`]).
+//!
 //! A control step, top-down:
 //! - [`gateway::seizure`]: the seizure handler: validate, authorize, find the asset, one ledger step.
 //! - [`ledger::store`]: one durable transaction per step (SQLite or PostgreSQL).

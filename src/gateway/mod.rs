@@ -1,7 +1,8 @@
 //! The gateway: the court-facing gRPC services and what stands around them —
 //! identity and authorization, the audit trail, admission control, request
-//! validation, the server, and the outbox worker that delivers the ledger's
-//! orders through the registry clients. The only wing that sees both the
+//! validation, the server, the outbox worker that delivers the ledger's
+//! orders through the registry clients, and the search jobs that keep the
+//! answers registries give later. The only wing that sees both the
 //! [`crate::ledger`] and the [`crate::registry`] side; it may use everything
 //! below it, nothing of [`crate::tools`].
 
