@@ -31,8 +31,7 @@ use crate::{
 /// Legs asked at once by one replica.
 const IN_FLIGHT: usize = 256;
 /// How often the poller looks for due legs when nothing wakes it: the most a ready answer waits to be
-/// asked for (an idle look is one indexed read). At 200 ms the p99 from readiness to the court's
-/// stream was 1.13 s with 100,000 searches open (docs/BENCHMARKS.md).
+/// asked for (an idle look is one indexed read).
 const POLL: Duration = Duration::from_millis(50);
 /// The least time between two asks of one ticket, whatever its registry says.
 const MIN_GAP: Duration = Duration::from_millis(250);
