@@ -290,10 +290,11 @@ async fn ten_thousand_pending_tickets_cost_rows_not_memory() {
 #[tokio::test]
 async fn a_registry_answering_after_the_courts_deadline_answers_into_the_search() {
     let mut regs = standard();
-    regs.push(Reg::new("slow", RegistryKind::Bank).latency("fixed:1500ms"));
+    regs.push(Reg::new("slow", RegistryKind::Bank).latency("fixed:2000ms"));
     let stack = Stack::start(regs).await;
     let mut request = as_court(CASE, assetgw::core::proto::SearchRequest { query: Some(query(&[RICH])) });
-    request.set_timeout(Duration::from_millis(700));
+    // The gateway gives up 100 ms before the court does, to keep the search and answer in time.
+    request.set_timeout(Duration::from_millis(1000));
     let err = stack.client().await.search(request).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{}", err.message());
     let id = err.metadata().get(assetgw::core::error::SEARCH_ID_HEADER).expect("the search id").to_str().unwrap();

@@ -176,9 +176,10 @@ fn budget(configured: Duration, metadata: &MetadataMap) -> Duration {
 
 /// When to give up. tonic (server and client) answers CANCELLED the instant
 /// the caller's timeout runs out, counted from when the caller sent; our
-/// DEADLINE_EXCEEDED leaves early enough to cover the trip to the caller.
+/// DEADLINE_EXCEEDED leaves early enough to keep the search as a job (one
+/// commit) and cover the trip to the caller.
 fn deadline(budget: Duration) -> Instant {
-    const MARGIN: Duration = Duration::from_millis(20);
+    const MARGIN: Duration = Duration::from_millis(100);
     Instant::now() + budget.saturating_sub(MARGIN.min(budget / 10))
 }
 
