@@ -251,27 +251,15 @@ impl Jobs {
         let mut numbered = 0;
         for (_, l, attempts) in updates {
             let seq = l.state.settled().then_some(last + 1);
-            let changed = sqlx::query(
+            let update = sqlx::query(
                 "UPDATE search_legs SET state = $4, ticket = $5, next_ask = $6, answer_by = $7, status = $8, \
                  message = $9, answer = $10, settled_at = $11, seq = $12, lease_until = 0, claim = NULL, attempts = $13 \
                  WHERE search_id = $1 AND debtor_idx = $2 AND registry = $3 AND state IN ('asking', 'pending')",
             )
             .bind(search_id)
             .bind(i64::try_from(l.debtor_index).unwrap_or(i64::MAX))
-            .bind(&l.registry)
-            .bind(l.state.as_str())
-            .bind(&l.ticket)
-            .bind(micros(l.next_ask))
-            .bind(l.answer_by.map(micros))
-            .bind(i64::from(l.status))
-            .bind(&l.message)
-            .bind(l.answer.as_ref().map(hex::encode))
-            .bind(l.state.settled().then_some(now))
-            .bind(seq)
-            .bind(*attempts)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .bind(&l.registry);
+            let changed = bind_state(update, l, now, seq).bind(*attempts).execute(&mut *tx).await?.rows_affected();
             if changed == 1 && seq.is_some() {
                 last += 1;
                 numbered += 1;
@@ -470,6 +458,25 @@ impl Jobs {
     }
 }
 
+/// Binds where a leg stands (state … seq, in [`LEG_COLUMNS`] order) after the query's first parameters.
+fn bind_state<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    l: &'q LegRow,
+    settled_at: i64,
+    seq: Option<i64>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(l.state.as_str())
+        .bind(&l.ticket)
+        .bind(micros(l.next_ask))
+        .bind(l.answer_by.map(micros))
+        .bind(i64::from(l.status))
+        .bind(&l.message)
+        .bind(l.answer.as_ref().map(hex::encode))
+        .bind(l.state.settled().then_some(settled_at))
+        .bind(seq)
+}
+
 async fn insert_leg(
     conn: &mut AnyConnection,
     search_id: &str,
@@ -477,26 +484,19 @@ async fn insert_leg(
     seq: Option<i64>,
     now: i64,
 ) -> Result<(), LedgerError> {
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO search_legs (search_id, {LEG_COLUMNS}, lease_until) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    ))
-    .bind(search_id)
-    .bind(i64::try_from(l.debtor_index).unwrap_or(i64::MAX))
-    .bind(&l.registry)
-    .bind(i64::from(l.kind))
-    .bind(l.state.as_str())
-    .bind(&l.ticket)
-    .bind(micros(l.next_ask))
-    .bind(l.answer_by.map(micros))
-    .bind(i64::from(l.status))
-    .bind(&l.message)
-    .bind(l.answer.as_ref().map(hex::encode))
-    .bind(l.state.settled().then_some(now))
-    .bind(seq)
-    // A call under way is this replica's until its lease (next_ask) ends.
-    .bind(if l.state == State::Asking { micros(l.next_ask) } else { 0 })
-    .execute(&mut *conn)
-    .await?;
+    );
+    let insert = sqlx::query(&sql)
+        .bind(search_id)
+        .bind(i64::try_from(l.debtor_index).unwrap_or(i64::MAX))
+        .bind(&l.registry)
+        .bind(i64::from(l.kind));
+    bind_state(insert, l, now, seq)
+        // A call under way is this replica's until its lease (next_ask) ends.
+        .bind(if l.state == State::Asking { micros(l.next_ask) } else { 0 })
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
