@@ -163,6 +163,12 @@ async fn another_courts_search_is_not_found_and_a_designated_case_loses_its_sear
     let other = as_court("（2025）粤0305执1号", GetSearchRequest { search_id: reply.search_id.clone() });
     let err = stack.client().await.get_search(other).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "another court's search is not disclosed: {}", err.message());
+    let theirs = as_court("（2025）粤0305执1号", ListSearchesRequest::default());
+    assert!(stack.client().await.list_searches(theirs).await.unwrap().into_inner().searches.is_empty());
+    let past = WatchSearchRequest { search_id: reply.search_id.clone(), after_sequence: 7 };
+    let err = stack.client().await.watch_search(as_court(CASE, past)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(err.message().contains("after_sequence"), "{}", err.message());
 
     let transfer = TransferCaseRequest {
         request_id: "d1".into(),

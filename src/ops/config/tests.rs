@@ -65,6 +65,7 @@ fn every_cross_field_problem_is_reported_with_its_key() {
         deadline = "2s"
         max_debtors = 0
         list_registries = 0
+        job_retention = "1m"
         [calls]
         timeout = "3s"
         [[registries]]
@@ -89,6 +90,7 @@ fn every_cross_field_problem_is_reported_with_its_key() {
             "server.connections.max_per_address",
             "search.max_debtors",
             "search.list_registries",
+            "search.job_retention",
             "registries[0].endpoint",
             "registries[0].calls.timeout",
             "registries[0].calls.concurrency",
@@ -99,7 +101,7 @@ fn every_cross_field_problem_is_reported_with_its_key() {
         ]
     );
     let shown = problems.to_string();
-    assert!(shown.starts_with("12 configuration problem(s):"), "{shown}");
+    assert!(shown.starts_with("13 configuration problem(s):"), "{shown}");
     assert!(shown.contains("registries[0].calls.timeout: (5s) is longer than search.deadline (2s)"), "{shown}");
 }
 
