@@ -248,8 +248,6 @@ pub struct Jobs {
     seal: Arc<ChaCha20Poly1305>,
     key: Key,
     changed: broadcast::Sender<Arc<str>>,
-    /// This process's turn to write jobs (SQLite).
-    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Jobs {
@@ -257,7 +255,7 @@ impl Jobs {
     pub fn new(store: Store, key: Key) -> Jobs {
         let seal = ChaCha20Poly1305::new(&key.derive("search job seal").into());
         let (changed, _) = broadcast::channel(CHANGES);
-        Jobs { store, seal: Arc::new(seal), key, changed, turn: Arc::default() }
+        Jobs { store, seal: Arc::new(seal), key, changed }
     }
 
     /// The database's clock.

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
-use tokio::sync::OwnedMutexGuard;
 
 use super::{Jobs, LegRow, NewJob, Opened, State};
 use crate::{
@@ -120,28 +119,17 @@ fn kinds_of(text: &str) -> Vec<AssetKind> {
 }
 
 impl Jobs {
-    /// On SQLite, this process's turn to write jobs: writers queue here in order instead of meeting
-    /// SQLite's lock, whose busy handler sleeps for milliseconds at a time.
-    async fn turn(&self) -> Option<OwnedMutexGuard<()>> {
-        match self.store.backend() {
-            Backend::Sqlite => Some(self.turn.clone().lock_owned().await),
-            Backend::Postgres => None,
-        }
-    }
-
-    /// A write transaction, with this process's turn to write.
-    async fn begin(&self) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Option<OwnedMutexGuard<()>>), LedgerError> {
-        let turn = self.turn().await;
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, LedgerError> {
         // SQLite: take the write lock up front; a deferred transaction that read first could not upgrade.
-        let begin = if turn.is_some() { "BEGIN IMMEDIATE" } else { "BEGIN" };
-        Ok((self.store.pool().begin_with(begin).await?, turn))
+        let begin = if self.store.backend() == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        Ok(self.store.pool().begin_with(begin).await?)
     }
 
     /// Stores a new search with its legs, in one transaction. A court's
     /// request id opens one search: the same id with the same query returns
     /// it, with another query is refused.
     pub async fn open(&self, job: &NewJob) -> Result<Opened, LedgerError> {
-        let (mut tx, _turn) = self.begin().await?;
+        let mut tx = self.begin().await?;
         if !job.request_id.is_empty() {
             let earlier = sqlx::query("SELECT search_id, digest FROM search_jobs WHERE court = $1 AND request_id = $2")
                 .bind(&job.court)
@@ -222,7 +210,7 @@ impl Jobs {
     pub async fn record_all(&self, mut updates: Vec<Update>) -> Result<usize, LedgerError> {
         updates.sort_by(|a, b| a.0.cmp(&b.0));
         let now = micros(self.now());
-        let (mut tx, _turn) = self.begin().await?;
+        let mut tx = self.begin().await?;
         let (mut changed, mut settled) = (Vec::new(), 0);
         for group in updates.chunk_by(|a, b| a.0 == b.0) {
             let search_id = group[0].0.as_str();
@@ -333,7 +321,6 @@ impl Jobs {
         if any.is_none() {
             return Ok(Vec::new());
         }
-        let _turn = self.turn().await;
         // PostgreSQL: replicas skip rows another is claiming rather than wait for them.
         let skip = if self.store.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let token = uuid::Uuid::new_v4().to_string();
