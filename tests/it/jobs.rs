@@ -223,7 +223,14 @@ async fn a_replica_that_dies_mid_search_hands_its_legs_to_the_other() {
         |p: &Process| assetgw::core::proto::asset_search_service_client::AssetSearchServiceClient::new(p.channel());
     let submit = SubmitSearchRequest { query: Some(query(&[RICH])), request_id: "handover-1".into() };
     let submitted = client(&one).submit_search(as_court(CASE, submit)).await.unwrap().into_inner();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Killed while its call to realestate (1.5 s) is under way.
+    for _ in 0..100 {
+        if mocks.calls("realestate") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(mocks.calls("realestate"), 1);
     one.kill();
     let watch = WatchSearchRequest { search_id: submitted.search_id.clone(), after_sequence: 0 };
     let mut watch = client(&two).watch_search(as_court(CASE, watch)).await.unwrap().into_inner();
