@@ -6,7 +6,10 @@ use std::fmt;
 
 use chrono::NaiveDate;
 
-use crate::core::error::quote;
+use crate::core::{
+    error::quote,
+    proto::{Debtor, debtor},
+};
 
 /// Case-type codes of enforcement cases (R20).
 const ENFORCEMENT_TYPES: [&str; 7] = ["执", "执恢", "执保", "执异", "执复", "执监", "执协"];
@@ -157,6 +160,22 @@ impl DebtorId {
         match self {
             DebtorId::Resident(s) | DebtorId::Organisation(s) => s,
         }
+    }
+
+    /// As the proto carries it.
+    pub fn to_proto(&self) -> debtor::Id {
+        match self {
+            DebtorId::Resident(s) => debtor::Id::ResidentId(s.clone()),
+            DebtorId::Organisation(s) => debtor::Id::CreditCode(s.clone()),
+        }
+    }
+
+    /// The identifier of a debtor already validated (the gateway's own copy); `None` if it has none.
+    pub fn of(debtor: &Debtor) -> Option<DebtorId> {
+        Some(match debtor.id.as_ref()? {
+            debtor::Id::ResidentId(s) => DebtorId::Resident(s.clone()),
+            debtor::Id::CreditCode(s) => DebtorId::Organisation(s.clone()),
+        })
     }
 
     /// The masked form for logs and messages, e.g. `110105********1232`.

@@ -71,11 +71,7 @@ impl Checks {
             None => ("id", Err("is missing; set resident_id or credit_code".into())),
         };
         let id = parsed.map_err(|e| self.bad(format!("{field}.{name}"), e)).ok()?;
-        let id_field = match &id {
-            DebtorId::Resident(s) => debtor::Id::ResidentId(s.clone()),
-            DebtorId::Organisation(s) => debtor::Id::CreditCode(s.clone()),
-        };
-        Some((id.clone(), Debtor { id: Some(id_field), ..d.clone() }))
+        Some((id.clone(), Debtor { id: Some(id.to_proto()), ..d.clone() }))
     }
 
     /// Fails with every bad field, or hands back what was validated.

@@ -9,16 +9,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use chacha20poly1305::{
-    ChaCha20Poly1305, KeyInit, Nonce,
-    aead::{Aead, Payload},
-};
 use hmac::{Hmac, Mac};
 use prometheus::IntCounterVec;
 use sha2::Sha256;
 
 use crate::{
-    ops::shared::{Shared, SharedError},
+    ops::{
+        seal::Sealer,
+        shared::{Shared, SharedError},
+    },
     registry::call::{self, Checked, Failure},
 };
 
@@ -28,7 +27,7 @@ const POLL: Duration = Duration::from_millis(25);
 /// The shared tier.
 pub struct Tier {
     shared: Shared,
-    seal: ChaCha20Poly1305,
+    seal: Sealer,
     names: [u8; 32],
     lease: Duration,
     fallbacks: IntCounterVec,
@@ -47,7 +46,7 @@ impl Tier {
         lease: Duration,
         fallbacks: IntCounterVec,
     ) -> Self {
-        Self { shared, seal: ChaCha20Poly1305::new(&seal_key.into()), names: name_key, lease, fallbacks }
+        Self { shared, seal: Sealer::new(seal_key), names: name_key, lease, fallbacks }
     }
 
     /// `registry`'s answer for `debtor` no older than `limit`: from the tier,
@@ -96,9 +95,7 @@ impl Tier {
 
     async fn look(&self, name: &str, limit: Duration, now: SystemTime) -> Option<Fetched> {
         let sealed = self.shared.get(name).await.map_err(|e| self.alone(&e)).ok()??;
-        let (nonce, body) = sealed.split_at_checked(12)?;
-        let plain = self.seal.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: name.as_bytes() });
-        let Ok(plain) = plain else {
+        let Some(plain) = self.seal.open(name.as_bytes(), &sealed) else {
             tracing::warn!("a shared cache entry failed its seal (another key, or altered); ignored");
             return None;
         };
@@ -107,11 +104,8 @@ impl Tier {
     }
 
     async fn store(&self, name: &str, checked: &Checked, now: SystemTime, ttl: Duration) {
-        let nonce: [u8; 12] = rand::random();
         let plain = call::encode(&checked.assets, checked.dropped.as_deref(), now);
-        let body = self.seal.encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: name.as_bytes() });
-        let Ok(body) = body else { return };
-        let sealed = [nonce.as_slice(), body.as_slice()].concat();
+        let Some(sealed) = self.seal.seal(name.as_bytes(), &plain) else { return };
         if let Err(e) = self.shared.put(name, &sealed, ttl).await {
             self.alone(&e);
         }

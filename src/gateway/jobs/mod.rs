@@ -18,10 +18,6 @@ mod store;
 
 use std::{sync::Arc, time::SystemTime};
 
-use chacha20poly1305::{
-    ChaCha20Poly1305, KeyInit, Nonce,
-    aead::{Aead, Payload},
-};
 use prost::Message;
 use tokio::sync::broadcast;
 
@@ -34,13 +30,14 @@ use crate::{
     },
     gateway::audit::Key,
     ledger::store::Store,
+    ops::seal::Sealer,
     registry::{
         call::{self, Failure, Ticket},
         fanout::Leg,
     },
 };
 
-pub use store::{Claimed, JobView, Summary, Update};
+pub use store::{Claimed, Head, JobView, Summary, Update};
 
 /// Settled searches' ids kept for slow watchers; one that falls further behind reads again.
 const CHANGES: usize = 4096;
@@ -112,8 +109,6 @@ pub struct LegRow {
     pub message: String,
     /// The checked answer ([`call::encode`]), once answered.
     pub answer: Option<Vec<u8>>,
-    /// When it settled.
-    pub settled_at: Option<Time>,
     /// Its place in the order the search's legs settled.
     pub seq: Option<i64>,
 }
@@ -132,7 +127,6 @@ impl LegRow {
             status: RegistryStatus::Pending as i32,
             message: String::new(),
             answer: None,
-            settled_at: None,
             seq: None,
         }
     }
@@ -158,11 +152,7 @@ impl LegRow {
                 self.message = dropped.map(str::to_string).unwrap_or_default();
             }
             Err(Failure::Deferred(t)) => self.defer(t, now),
-            Err(failure) => {
-                self.state = State::Failed;
-                self.status = failure.status() as i32;
-                self.message = failure.to_string();
-            }
+            Err(failure) => self.fail(failure.status(), failure.to_string()),
         }
         self.ticket = self.ticket.take().filter(|_| self.state == State::Pending);
     }
@@ -175,6 +165,13 @@ impl LegRow {
         self.answer_by = Some(t.answer_by);
         self.status = RegistryStatus::Pending as i32;
         self.message = format!("answers later; asked again after {}", t.ask_after.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+
+    /// The registry's part ended without an answer.
+    pub fn fail(&mut self, status: RegistryStatus, message: String) {
+        self.state = State::Failed;
+        self.status = status as i32;
+        self.message = message;
     }
 
     /// The window ended without an answer.
@@ -245,7 +242,7 @@ pub enum Opened {
 #[derive(Clone)]
 pub struct Jobs {
     store: Store,
-    seal: Arc<ChaCha20Poly1305>,
+    seal: Arc<Sealer>,
     key: Key,
     changed: broadcast::Sender<Arc<str>>,
 }
@@ -253,7 +250,7 @@ pub struct Jobs {
 impl Jobs {
     /// The jobs in `store`'s database; debtors sealed and hashed under `key`.
     pub fn new(store: Store, key: Key) -> Jobs {
-        let seal = ChaCha20Poly1305::new(&key.derive("search job seal").into());
+        let seal = Sealer::new(key.derive("search job seal"));
         let (changed, _) = broadcast::channel(CHANGES);
         Jobs { store, seal: Arc::new(seal), key, changed }
     }
@@ -269,24 +266,15 @@ impl Jobs {
         self.changed.subscribe()
     }
 
+    /// Debtor `index` of search `search_id`, sealed for that place (hex).
     fn sealed(&self, search_id: &str, index: usize, debtor: &Debtor) -> Option<String> {
-        let nonce: [u8; 12] = rand::random();
-        let aad = format!("{search_id}\n{index}");
-        let msg = debtor.encode_to_vec();
-        let body = self.seal.encrypt(Nonce::from_slice(&nonce), Payload { msg: &msg, aad: aad.as_bytes() }).ok()?;
-        Some(hex::encode([nonce.as_slice(), body.as_slice()].concat()))
+        let place = format!("{search_id}\n{index}");
+        self.seal.seal(place.as_bytes(), &debtor.encode_to_vec()).map(hex::encode)
     }
 
     fn unsealed(&self, search_id: &str, index: usize, sealed: &str) -> Option<Debtor> {
-        let bytes = hex::decode(sealed).ok()?;
-        let (nonce, body) = bytes.split_at_checked(12)?;
-        let aad = format!("{search_id}\n{index}");
-        let plain = self.seal.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() }).ok()?;
+        let place = format!("{search_id}\n{index}");
+        let plain = self.seal.open(place.as_bytes(), &hex::decode(sealed).ok()?)?;
         Debtor::decode(plain.as_slice()).ok()
     }
-}
-
-/// Every leg of a search settled at the time of `now`?
-pub fn all_settled(legs: &[LegRow]) -> bool {
-    legs.iter().all(|l| l.state.settled())
 }

@@ -11,16 +11,12 @@ use std::{sync::Arc, time::Duration};
 
 use rand::Rng;
 use serde_json::json;
-use tokio::{sync::watch, task::JoinSet};
+use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{Claimed, Jobs, State, Update};
 use crate::{
-    core::{
-        clock::Time,
-        identifiers::DebtorId,
-        proto::{Debtor, debtor},
-    },
+    core::{clock::Time, identifiers::DebtorId, proto::RegistryStatus},
     gateway::audit::{Record, Trail},
     registry::{
         call::{Failure, Inquiry},
@@ -52,7 +48,6 @@ pub async fn run(
     (lease, retention): (Duration, Duration),
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop, mut stopped) = watch::channel(false);
     let worker = async {
         let mut in_flight = JoinSet::new();
         // By the gateway's clock, as retention is.
@@ -80,7 +75,6 @@ pub async fn run(
                 }
             }
             tokio::select! {
-                _ = stopped.changed() => return,
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     // Everything asked by now is recorded together: one transaction, not one per leg.
                     let mut done: Vec<Asked> = done.into_iter().collect();
@@ -93,9 +87,10 @@ pub async fn run(
             }
         }
     };
+    // The worker never ends by itself; shutdown drops it (claims in flight lapse with their leases).
     tokio::select! {
         _ = worker => {}
-        _ = shutdown => { let _ = stop.send(true); }
+        _ = shutdown => {}
     }
 }
 
@@ -107,14 +102,6 @@ fn backoff(attempts: i64) -> Duration {
 
 fn after(now: Time, d: Duration) -> Time {
     now + chrono::Duration::from_std(d).unwrap_or_default()
-}
-
-/// The debtor's identifier, as validated when the search was made.
-fn id_of(d: &Debtor) -> Option<DebtorId> {
-    match d.id.as_ref()? {
-        debtor::Id::ResidentId(s) => Some(DebtorId::Resident(s.clone())),
-        debtor::Id::CreditCode(s) => Some(DebtorId::Organisation(s.clone())),
-    }
 }
 
 /// A leg asked: how to record it, and its audit record if it settled.
@@ -150,7 +137,8 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
     async {
         let now = jobs.now();
         let registry = network.registry(&row.registry);
-        let id = debtor.as_ref().and_then(id_of);
+        let id = debtor.as_ref().and_then(DebtorId::of);
+        let mut assets = 0;
         if row.answer_by.is_some_and(|by| now > by) {
             row.expire();
         } else if let Some(registry) = registry {
@@ -176,12 +164,10 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
                 Err(Failure::Error(tonic::Code::NotFound)) if row.state == State::Pending => {
                     match row.answer_by.is_some_and(|by| now >= by) {
                         true => row.expire(),
-                        false => {
-                            row.state = State::Failed;
-                            row.status = crate::core::proto::RegistryStatus::Error as i32;
-                            row.message =
-                                "the registry no longer knows its ticket (NOT_FOUND) before its window ended".into();
-                        }
+                        false => row.fail(
+                            RegistryStatus::Error,
+                            "the registry no longer knows its ticket (NOT_FOUND) before its window ended".into(),
+                        ),
                     }
                 }
                 Err(f) if f.is_transient() && row.state == State::Pending => {
@@ -192,6 +178,7 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
                     attempts += 1;
                 }
                 Ok(checked) => {
+                    assets = checked.assets.len();
                     let fetched_at = std::time::SystemTime::from(now);
                     row.settle(Ok((&checked.assets, checked.dropped.as_deref(), fetched_at)), now);
                     if let Some(id) = &id {
@@ -201,16 +188,15 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
                 Err(f) => row.settle(Err(&f), now),
             }
         } else {
-            row.state = State::Failed;
-            row.status = crate::core::proto::RegistryStatus::Unavailable as i32;
-            row.message = format!("registry {} is no longer configured on this gateway", row.registry);
+            let message = format!("registry {} is no longer configured on this gateway", row.registry);
+            row.fail(RegistryStatus::Unavailable, message);
         }
         let mut audit = None;
         if row.state.settled() {
-            let status = crate::core::proto::RegistryStatus::try_from(row.status).unwrap_or_default();
+            let status = RegistryStatus::try_from(row.status).unwrap_or_default();
             info!(status = status.as_str_name(), "late answer");
             let detail = json!({ "search_id": search_id, "registry": row.registry, "status": status.as_str_name(),
-                "assets": row.outcome(&[]).0.asset_count });
+                "assets": assets });
             let record = Record {
                 court: court.clone(),
                 officer: String::new(),

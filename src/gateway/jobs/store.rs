@@ -16,17 +16,11 @@ use crate::{
     ledger::{LedgerError, store::Backend},
 };
 
-/// A stored search as a court reads it.
+/// A stored search as a court reads it (who owns it is its [`Head`]).
 #[derive(Debug, Clone)]
 pub struct JobView {
     /// Its id.
     pub search_id: String,
-    /// The court that owns it.
-    pub court: String,
-    /// The case.
-    pub case_number: String,
-    /// The asked asset kinds (empty: all).
-    pub kinds: Vec<AssetKind>,
     /// The debtors, their identifiers masked, in query order.
     pub debtors: Vec<Debtor>,
     /// When it was submitted.
@@ -35,6 +29,19 @@ pub struct JobView {
     pub settled_at: Option<Time>,
     /// Every leg.
     pub legs: Vec<LegRow>,
+}
+
+/// A stored search's owner and shape, without its legs.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The court that owns it.
+    pub court: String,
+    /// The case.
+    pub case_number: String,
+    /// The asked asset kinds (empty: all).
+    pub kinds: Vec<AssetKind>,
+    /// How many legs it has.
+    pub legs: i64,
 }
 
 /// One search in a court's list.
@@ -105,7 +112,6 @@ fn leg(row: &AnyRow) -> Result<LegRow, LedgerError> {
             .try_get::<Option<String>, _>(9)?
             .map(|h| hex::decode(h).map_err(|_| corrupt("answer is not hex")))
             .transpose()?,
-        settled_at: row.try_get::<Option<i64>, _>(10)?.map(from_micros),
         seq: row.try_get(11)?,
     })
 }
@@ -147,7 +153,7 @@ impl Jobs {
                 return Ok(Opened::Replayed(id));
             }
         }
-        let settled = super::all_settled(&job.legs);
+        let settled = job.legs.iter().all(|l| l.state.settled());
         let now = micros(job.now);
         let done: i64 = job.legs.iter().filter(|l| l.state.settled()).count().try_into().unwrap_or(i64::MAX);
         sqlx::query(
@@ -363,15 +369,31 @@ impl Jobs {
         Ok(out)
     }
 
+    /// Who owns search `search_id` and its shape, if it exists: one small read.
+    pub async fn head(&self, search_id: &str) -> Result<Option<Head>, LedgerError> {
+        let row = sqlx::query(
+            "SELECT court, case_number, kinds, (SELECT COUNT(*) FROM search_legs l WHERE l.search_id = j.search_id) \
+             FROM search_jobs j WHERE search_id = $1",
+        )
+        .bind(search_id)
+        .fetch_optional(self.store.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Head {
+            court: row.try_get(0)?,
+            case_number: row.try_get(1)?,
+            kinds: kinds_of(&row.try_get::<String, _>(2)?),
+            legs: row.try_get(3)?,
+        }))
+    }
+
     /// The search `search_id` with every leg, if it exists.
     pub async fn view(&self, search_id: &str) -> Result<Option<JobView>, LedgerError> {
         let mut conn = self.store.pool().acquire().await?;
-        let job = sqlx::query(
-            "SELECT court, case_number, kinds, submitted_at, settled_at FROM search_jobs WHERE search_id = $1",
-        )
-        .bind(search_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let job = sqlx::query("SELECT submitted_at, settled_at FROM search_jobs WHERE search_id = $1")
+            .bind(search_id)
+            .fetch_optional(&mut *conn)
+            .await?;
         let Some(job) = job else { return Ok(None) };
         let rows = sqlx::query("SELECT masked, organisation FROM search_debtors WHERE search_id = $1 ORDER BY idx")
             .bind(search_id)
@@ -389,12 +411,9 @@ impl Jobs {
         let legs = self.legs(&mut conn, search_id, -1).await?;
         Ok(Some(JobView {
             search_id: search_id.to_string(),
-            court: job.try_get(0)?,
-            case_number: job.try_get(1)?,
-            kinds: kinds_of(&job.try_get::<String, _>(2)?),
             debtors,
-            submitted_at: from_micros(job.try_get(3)?),
-            settled_at: job.try_get::<Option<i64>, _>(4)?.map(from_micros),
+            submitted_at: from_micros(job.try_get(0)?),
+            settled_at: job.try_get::<Option<i64>, _>(1)?.map(from_micros),
             legs,
         }))
     }

@@ -22,13 +22,13 @@ use crate::{
         error::Error,
         identifiers::CaseNumber,
         proto::{
-            GetSearchResponse, ListSearchesRequest, ListSearchesResponse, SearchSummary, SubmitSearchRequest,
-            SubmitSearchResponse, WatchSearchRequest, WatchSearchResponse, ts,
+            AssetKind, GetSearchResponse, ListSearchesRequest, ListSearchesResponse, SearchSummary,
+            SubmitSearchRequest, SubmitSearchResponse, WatchSearchRequest, WatchSearchResponse, ts,
         },
     },
     gateway::{
         auth::{Caller, Note},
-        jobs::{JobView, LegRow, NewJob, Opened},
+        jobs::{Head, LegRow, NewJob, Opened},
         validate::violation,
     },
     ledger::rules::Action,
@@ -151,25 +151,27 @@ impl SearchApi {
     }
 
     /// The job `search_id` if it is `caller`'s and its case still is (R12, R15).
-    async fn own(&self, caller: &Caller, search_id: &str, note: &Note) -> Result<JobView, Error> {
-        let view = self.jobs.view(search_id).await?.filter(|v| v.court == caller.court).ok_or_else(|| {
+    async fn own(&self, caller: &Caller, search_id: &str, note: &Note) -> Result<Head, Error> {
+        let head = self.jobs.head(search_id).await?.filter(|h| h.court == caller.court).ok_or_else(|| {
             Error::NotFound(format!(
                 "no search {} of this court; ListSearches shows the court's searches",
                 search_id.chars().take(64).collect::<String>()
             ))
         })?;
-        note.case(view.case_number.clone());
-        let case = CaseNumber::parse(&view.case_number)
+        note.case(head.case_number.clone());
+        let case = CaseNumber::parse(&head.case_number)
             .map_err(|e| Error::Internal(format!("stored case number of search {search_id}: {e}")))?;
         self.gate.authorize(caller, &case, Action::Query).await?;
-        Ok(view)
+        Ok(head)
     }
 
     /// A job as it stands: the merged result so far and every registry's state.
     pub(super) async fn get(&self, caller: &Caller, search_id: &str, note: &Note) -> Result<GetSearchResponse, Error> {
-        let view = self.own(caller, search_id, note).await?;
-        let parts = view.legs.iter().map(|l| part(l, &view)).collect();
-        let model = (&**self.gate.model(), view.case_number.as_str());
+        let head = self.own(caller, search_id, note).await?;
+        // Purged between the two reads: as unknown as before.
+        let view = self.jobs.view(search_id).await?.ok_or_else(|| Error::NotFound(format!("no search {search_id}")))?;
+        let parts = view.legs.iter().map(|l| part(l, &head.kinds)).collect();
+        let model = (&**self.gate.model(), head.case_number.as_str());
         let mut result = respond(model, &view.debtors, parts, self.clock.now(), &self.limits);
         result.search_id = view.search_id.clone();
         Ok(GetSearchResponse {
@@ -186,8 +188,8 @@ impl SearchApi {
         r: WatchSearchRequest,
         note: &Note,
     ) -> Result<ReceiverStream<Result<WatchSearchResponse, Status>>, Error> {
-        let view = self.own(&caller, &r.search_id, note).await?;
-        let total = i64::try_from(view.legs.len()).unwrap_or(i64::MAX);
+        let head = self.own(&caller, &r.search_id, note).await?;
+        let (search_id, total) = (r.search_id, head.legs);
         if !(0..=total).contains(&r.after_sequence) {
             return Err(violation(
                 "after_sequence",
@@ -204,7 +206,7 @@ impl SearchApi {
             // Subscribed before the first read, so a leg settled in between is not missed.
             let mut changes = api.jobs.changes();
             while last < total {
-                let rows = match api.jobs.settled_after(&view.search_id, last).await.map_err(Error::from) {
+                let rows = match api.jobs.settled_after(&search_id, last).await.map_err(Error::from) {
                     Ok(rows) => rows,
                     Err(e) => {
                         let _ = tx.send(Err(e.into())).await;
@@ -213,14 +215,14 @@ impl SearchApi {
                 };
                 if !rows.is_empty() {
                     // A case designated away mid-search stops the stream (R12).
-                    if let Err(e) = api.own(&caller, &view.search_id, &Note::default()).await {
+                    if let Err(e) = api.own(&caller, &search_id, &Note::default()).await {
                         let _ = tx.send(Err(e.into())).await;
                         return;
                     }
                 }
                 for row in rows {
                     last = row.seq.unwrap_or(last + 1);
-                    let answer = super::registry_answer(api.gate.model(), &view.case_number, part(&row, &view));
+                    let answer = super::registry_answer(api.gate.model(), &head.case_number, part(&row, &head.kinds));
                     let update = WatchSearchResponse { sequence: last, answer: Some(answer), settled: last == total };
                     if tx.send(Ok(update)).await.is_err() {
                         return;
@@ -229,7 +231,7 @@ impl SearchApi {
                 let mine = async {
                     loop {
                         match changes.recv().await {
-                            Ok(id) if *id == *view.search_id => return,
+                            Ok(id) if *id == *search_id => return,
                             Ok(_) => {}
                             // Fell behind: read again, as for a change of its own.
                             Err(broadcast::error::RecvError::Lagged(_)) => return,
@@ -281,7 +283,7 @@ fn asking(plan: &Plan, done: &[Leg], now: Time) -> Vec<LegRow> {
     rows
 }
 
-fn part(row: &LegRow, view: &JobView) -> Part {
-    let (outcome, answer) = row.outcome(&view.kinds);
+fn part(row: &LegRow, kinds: &[AssetKind]) -> Part {
+    let (outcome, answer) = row.outcome(kinds);
     Part { debtor_index: row.debtor_index, outcome, answer }
 }
