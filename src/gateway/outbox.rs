@@ -1,5 +1,5 @@
 //! The outbox worker: delivers the ledger's control orders through the
-//! registry clients until each is acknowledged. One lane per registry, each
+//! registry clients until each is acknowledged. One lane per registry with orders, each
 //! with a bounded number of orders in flight, so a registry that hangs or
 //! fails delays only its own orders; an asset's orders still go one at a time,
 //! in ledger order. An outage delays an order, never loses it; a redelivery
@@ -7,10 +7,17 @@
 //! Replicas share the lanes through leases. This is where the ledger and the
 //! registry side meet.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use rand::Rng;
-use tokio::{sync::watch, task::JoinSet};
+use tokio::{
+    sync::watch,
+    task::{JoinHandle, JoinSet},
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -20,12 +27,16 @@ use crate::{
         rules::OrderKind,
         store::Store,
     },
-    registry::client::{Control, ControlError, Receipt, Registry},
+    ops::metrics::Metrics,
+    registry::{
+        client::{Control, ControlError, Receipt, Registry},
+        network::Network,
+    },
 };
 
 /// How long a claimed order is this replica's before another may retry it.
 const LEASE: Duration = Duration::from_secs(30);
-/// How often a lane looks for due orders when nothing wakes it.
+/// How often the outbox (and a lane) looks for due orders when nothing wakes it.
 const POLL: Duration = Duration::from_millis(200);
 /// How often a lane publishes its backlog.
 const GAUGE_EVERY: Duration = Duration::from_secs(1);
@@ -36,34 +47,62 @@ const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts.
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
-/// Runs one lane per registry until `shutdown` completes. Orders for a
-/// registry this gateway does not know wait until it is configured again.
-pub async fn run(store: Store, registries: Vec<Arc<Registry>>, shutdown: impl Future<Output = ()>) {
+/// Runs the outbox until `shutdown` completes: a lane for each registry that has orders due,
+/// which ends once that registry has none. At the network's width (thousands of registries,
+/// few with orders) an idle registry costs nothing. Orders for a registry the directory does
+/// not list (or has disabled) wait until it is listed again.
+pub async fn run(store: Store, network: Arc<Network>, metrics: Metrics, shutdown: impl Future<Output = ()>) {
     let (stop, stopped) = watch::channel(false);
-    let lanes: Vec<_> = registries.into_iter().map(|r| tokio::spawn(lane(store.clone(), r, stopped.clone()))).collect();
-    shutdown.await;
+    let committed = store.committed();
+    let mut lanes: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut gauged = tokio::time::Instant::now() - GAUGE_EVERY;
+    let mut shown = HashSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        // Register interest before looking, so a commit in between is not missed.
+        let notified = committed.notified();
+        lanes.retain(|_, lane| !lane.is_finished());
+        match store.due_registries().await {
+            Ok(due) => {
+                for name in due {
+                    if lanes.contains_key(&name) {
+                        continue;
+                    }
+                    if let Some(registry) = network.registry(&name) {
+                        shown.insert(name.clone());
+                        lanes.insert(name, tokio::spawn(lane(store.clone(), registry, stopped.clone())));
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "outbox unavailable"),
+        }
+        if gauged.elapsed() >= GAUGE_EVERY {
+            gauge(&store, &metrics, &mut shown).await;
+            gauged = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = notified => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
     let _ = stop.send(true);
-    for lane in lanes {
+    for (_, lane) in lanes {
         let _ = lane.await;
     }
 }
 
-/// One registry's orders: claim while there is room, deliver concurrently, record each result.
+/// One registry's orders: claim while there is room, deliver concurrently, record each
+/// result; ends when none is in flight and none is due.
 async fn lane(store: Store, registry: Arc<Registry>, mut stopped: watch::Receiver<bool>) {
     let committed = store.committed();
     let mut in_flight = JoinSet::new();
-    let mut gauged = tokio::time::Instant::now();
-    gauge(&store, &registry).await;
     loop {
-        if gauged.elapsed() >= GAUGE_EVERY {
-            gauge(&store, &registry).await;
-            gauged = tokio::time::Instant::now();
-        }
-        // Register interest before claiming, so a commit in between is not missed.
         let notified = committed.notified();
         // Claim in batches (one write each) once half the room is free.
         if in_flight.len() <= IN_FLIGHT / 2 {
             match store.claim_orders(LEASE, &registry.name, IN_FLIGHT - in_flight.len()).await {
+                Ok(orders) if orders.is_empty() && in_flight.is_empty() => return,
                 Ok(orders) => {
                     for order in orders {
                         in_flight.spawn(attempt(store.clone(), registry.clone(), order));
@@ -100,16 +139,24 @@ async fn attempt(store: Store, registry: Arc<Registry>, order: PendingOrder) {
     }
 }
 
-/// Publishes the lane's backlog and its oldest order's age.
-async fn gauge(store: &Store, registry: &Registry) {
-    match store.backlog(&registry.name).await {
-        Ok((pending, oldest)) => {
-            let name = &*registry.name;
-            registry.metrics.outbox_backlog.with_label_values(&[name]).set(pending);
-            let age = oldest.map_or(0.0, |t| (store.now() - t).num_milliseconds().max(0) as f64 / 1e3);
-            registry.metrics.outbox_oldest_seconds.with_label_values(&[name]).set(age);
+/// Publishes every registry's backlog and its oldest order's age (in one read); a registry
+/// shown before (or given a lane) whose backlog is empty is shown at zero.
+async fn gauge(store: &Store, metrics: &Metrics, shown: &mut HashSet<String>) {
+    match store.backlogs().await {
+        Ok(backlogs) => {
+            let now: HashSet<String> = backlogs.iter().map(|(name, _, _)| name.clone()).collect();
+            for name in shown.difference(&now) {
+                metrics.outbox_backlog.with_label_values(&[name]).set(0);
+                metrics.outbox_oldest_seconds.with_label_values(&[name]).set(0.0);
+            }
+            for (name, pending, oldest) in backlogs {
+                metrics.outbox_backlog.with_label_values(&[&name]).set(pending);
+                let age = oldest.map_or(0.0, |t| (store.now() - t).num_milliseconds().max(0) as f64 / 1e3);
+                metrics.outbox_oldest_seconds.with_label_values(&[&name]).set(age);
+            }
+            shown.extend(now);
         }
-        Err(e) => warn!(registry = %registry.name, error = %e, "outbox backlog unreadable"),
+        Err(e) => warn!(error = %e, "outbox backlog unreadable"),
     }
 }
 

@@ -138,8 +138,8 @@ pub async fn run_with_clock(
         shared.clone(),
         model.clone(),
     ));
-    // Replicas share answers for as long as the slowest registry may take.
-    let lease = config.registries.iter().map(|r| config.policy(r).timeout).max().unwrap_or_default();
+    // Replicas share answers for as long as the slowest registry may take (no registry's timeout exceeds it).
+    let lease = config.search.deadline;
     let tier = shared.map(|s| {
         let (seal, names) = (key.derive("answer cache seal"), key.derive("answer cache names"));
         Tier::new(s, seal, names, lease, metrics.shared_fallbacks.clone())
@@ -153,7 +153,10 @@ pub async fn run_with_clock(
         let _ = rx.changed().await;
     };
     tokio::spawn(model.follow(config.ledger.url.clone(), until_stopped(stopped.clone())));
-    tokio::spawn(outbox::run(store.clone(), network.registries().to_vec(), until_stopped(stopped.clone())));
+    tokio::spawn(outbox::run(store.clone(), network.clone(), metrics.clone(), until_stopped(stopped.clone())));
+    let directory = network.clone();
+    let until = until_stopped(stopped.clone());
+    tokio::spawn(async move { directory.follow_directory(until).await });
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
     tokio::spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
     tokio::spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
@@ -175,7 +178,7 @@ pub async fn run_with_clock(
         tokio::spawn(async move { probes.serve_with_incoming_shutdown(incoming, until).await });
         tracing::info!(%addr, "health probes (plaintext, grpc.health.v1 only) listening");
     }
-    tracing::info!(addr = ?listener.local_addr().ok(), registries = config.registries.len(), "gateway listening");
+    tracing::info!(addr = ?listener.local_addr().ok(), registries = network.registries().len(), "gateway listening");
     let incoming = admit(listener, tls, config.server.connections.clone(), Some(metrics.connections_refused.clone()));
     let draining = async move {
         shutdown.await;

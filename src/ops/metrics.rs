@@ -4,7 +4,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::ops::net::{BindError, bind};
@@ -44,6 +45,18 @@ pub struct Metrics {
     pub outbox_backlog: IntGaugeVec,
     /// Age of the oldest unacknowledged control order, by registry (0 when none).
     pub outbox_oldest_seconds: GaugeVec,
+    /// Connections to registries open now (opened on demand, closed when idle).
+    pub registry_connections: IntGauge,
+    /// Registries in the directory now (enabled ones, configured and from the directory file).
+    pub directory_registries: IntGauge,
+    /// Reloads of the registry directory file, by result (`applied`, `refused`).
+    pub directory_reloads: IntCounterVec,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    let g = IntGauge::new(name, help)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
@@ -96,6 +109,9 @@ impl Metrics {
                 r.register(Box::new(g.clone()))?;
                 g
             },
+            registry_connections: gauge(&r, "registry_connections", "Connections to registries open now")?,
+            directory_registries: gauge(&r, "directory_registries", "Registries in the directory now")?,
+            directory_reloads: counter(&r, "directory_reloads_total", "Directory file reloads", &["result"])?,
             shed,
             registry: r,
         })

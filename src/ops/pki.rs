@@ -87,7 +87,8 @@ pub enum PkiError {
     Tls(String),
 }
 
-fn read(path: &Path) -> Result<String, PkiError> {
+/// A PEM file's text.
+pub fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.into(), source })
 }
 
@@ -280,11 +281,13 @@ impl TlsFiles {
         Self { ca: dir.join("ca.pem"), cert, key }
     }
 
-    fn identity(&self) -> Result<Identity, PkiError> {
+    /// Our certificate and key, for a client.
+    pub fn identity(&self) -> Result<Identity, PkiError> {
         Ok(Identity::from_pem(read(&self.cert)?, read(&self.key)?))
     }
 
-    fn ca(&self) -> Result<Certificate, PkiError> {
+    /// The CA certificate, for a client to trust.
+    pub fn ca(&self) -> Result<Certificate, PkiError> {
         Ok(Certificate::from_pem(read(&self.ca)?))
     }
 
@@ -336,6 +339,29 @@ fn verifying_clients(
 }
 
 /// The config, speaking HTTP/2 (gRPC) only.
+/// Whether the certificate in `cert` is one a registry called `name` may
+/// present: it chains to the CA in `ca`, is valid now and names `name`. The
+/// reason, when it is not.
+pub fn check_certificate(cert: &Path, ca: &Path, name: &str) -> Result<(), String> {
+    let mut roots = RootCertStore::empty();
+    for c in pems(ca).map_err(|e| e.to_string())? {
+        roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let chain = pems(cert).map_err(|e| e.to_string())?;
+    let (leaf, intermediates) =
+        chain.split_first().ok_or_else(|| format!("{}: no certificate in it", cert.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| format!("{}: {e}", ca.display()))?;
+    let server = rustls::pki_types::ServerName::try_from(name.to_string())
+        .map_err(|_| format!("`{name}` is not a DNS name, which a registry's certificate must carry"))?;
+    let now = rustls::pki_types::UnixTime::now();
+    rustls::client::danger::ServerCertVerifier::verify_server_cert(&*verifier, leaf, intermediates, &server, &[], now)
+        .map(|_| ())
+        .map_err(|e| format!("{} is not a certificate of `{name}` from {}: {e}", cert.display(), ca.display()))
+}
+
 fn h2(mut config: ServerConfig) -> Arc<ServerConfig> {
     config.alpn_protocols = vec![b"h2".to_vec()];
     Arc::new(config)

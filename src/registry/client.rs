@@ -5,7 +5,10 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
-use tonic::{Code, transport::Channel};
+use tonic::{
+    Code,
+    transport::{Certificate, Channel, Endpoint},
+};
 use tower::ServiceExt;
 
 use crate::{
@@ -16,8 +19,9 @@ use crate::{
     },
     core::{answer, merge},
     ops::config::{Config, RegistryConfig},
-    ops::metrics::Metrics,
+    ops::{metrics::Metrics, pki},
     registry::call::{Checked, Failure, Inquiry, Ticket},
+    registry::pool::{Dial, Pool},
     registry::resilience::{self, Ask, Assets, Calls, Question},
 };
 
@@ -41,14 +45,14 @@ pub enum SetupError {
         /// The registry's name.
         registry: String,
         /// The parse error.
-        source: tonic::codegen::http::uri::InvalidUri,
+        source: tonic::transport::Error,
     },
     /// The gateway's certificate for calling it is missing or bad.
     #[error("registry TLS: {0}")]
     Tls(#[from] crate::ops::pki::PkiError),
-    /// The channel refused the TLS settings.
-    #[error("registry channel: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    /// The registry directory has problems.
+    #[error("{0}")]
+    Directory(#[from] crate::ops::config::Problems),
 }
 
 /// A control order as the registry contract carries it.
@@ -109,7 +113,8 @@ pub struct Registry {
 /// innermost service of [`resilience::stack`].
 #[derive(Debug, Clone)]
 struct Attempt {
-    client: RegistryServiceClient<Channel>,
+    dial: Arc<Dial>,
+    pool: Pool,
     asset_kinds: Arc<[AssetKind]>,
     timeout: Duration,
     max_answer_bytes: usize,
@@ -133,23 +138,19 @@ impl tower::Service<Ask> for Attempt {
 impl Registry {
     /// A client for `cfg`. Connects lazily, so a registry that is down at
     /// start-up is reported per search instead of stopping the gateway.
-    pub fn new(cfg: &RegistryConfig, config: &Config, metrics: Metrics) -> Result<Self, SetupError> {
+    pub fn new(cfg: &RegistryConfig, config: &Config, pool: &Pool, metrics: Metrics) -> Result<Self, SetupError> {
         let policy = config.policy(cfg);
-        let timeout = policy.timeout;
-        let mut channel = Channel::from_shared(cfg.endpoint.clone())
+        let endpoint = Endpoint::from_shared(cfg.endpoint.clone())
             .map_err(|source| SetupError::Endpoint { registry: cfg.name.clone(), source })?
-            .connect_timeout(timeout)
+            .connect_timeout(policy.timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(config.server.keepalive)
             .keep_alive_timeout(config.server.keepalive / 3);
-        if !config.tls.plaintext {
-            // The registry must present a certificate for its configured name: an impostor is refused.
-            channel = channel.tls_config(config.tls.files().client(&cfg.name)?)?;
-        }
+        let ca = cfg.ca.as_deref().map(|path| pki::read(path).map(Certificate::from_pem)).transpose()?;
         let name: Arc<str> = cfg.name.as_str().into();
         let attempt = Attempt {
-            client: RegistryServiceClient::new(channel.connect_lazy())
-                .max_decoding_message_size(policy.max_answer_bytes),
+            dial: Arc::new(Dial { name: name.clone(), endpoint, ca }),
+            pool: pool.clone(),
             max_answer_bytes: policy.max_answer_bytes,
             asset_kinds: cfg.asset_kinds().into(),
             timeout: policy.attempt_timeout,
@@ -210,8 +211,8 @@ impl Registry {
 
     /// Sends one control order; its idempotency key makes a redelivery harmless.
     pub async fn control(&self, order: Control) -> Result<Receipt, ControlError> {
-        let mut client = self.attempt.client.clone();
         let call = async {
+            let mut client = self.attempt.client().map_err(|e| tonic::Status::unavailable(e.to_string()))?;
             Ok::<_, tonic::Status>(match order {
                 Control::Seize(r) => {
                     let r = client.seize(r).await?.into_inner();
@@ -238,6 +239,12 @@ impl Registry {
 }
 
 impl Attempt {
+    /// A client on the registry's connection, opened if none is.
+    fn client(&self) -> Result<RegistryServiceClient<Channel>, Arc<tonic::transport::Error>> {
+        let channel = self.pool.channel(&self.dial)?;
+        Ok(RegistryServiceClient::new(channel).max_decoding_message_size(self.max_answer_bytes))
+    }
+
     async fn ask(self, ask: Ask) -> Result<Assets, Failure> {
         let left = ask.deadline.saturating_duration_since(Instant::now()).min(self.timeout);
         let caller = &ask.caller;
@@ -296,7 +303,11 @@ impl Attempt {
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&context, &mut Metadata(request.metadata_mut()))
         });
-        match tokio::time::timeout(left, method(self.client.clone(), request)).await {
+        let client = self.client().map_err(|e| {
+            tracing::warn!(error = %e, "no connection could be opened to the registry");
+            Failure::Unavailable
+        })?;
+        match tokio::time::timeout(left, method(client, request)).await {
             Err(_) => Err(Failure::timeout(left)),
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => {

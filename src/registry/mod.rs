@@ -10,5 +10,6 @@ pub mod call;
 pub mod client;
 pub mod fanout;
 pub mod network;
+pub mod pool;
 pub mod resilience;
 pub mod tier;

@@ -1,9 +1,11 @@
-//! The registries of the network as one thing: the clients, the answer cache
+//! The registries of the network as one thing: the directory of them (kept
+//! current from its file), their clients and connections, the answer cache
 //! they share, and the two ways of asking them — a search plan fanned out to
 //! every registry, or one asset looked up for a control order.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, PoisonError, RwLock},
     time::{Duration, SystemTime},
 };
 
@@ -17,21 +19,48 @@ use crate::{
         merge,
         proto::{AssetKind, Debtor},
     },
-    ops::{config::Config, metrics::Metrics},
+    ops::{
+        config::{Config, RegistryConfig, directory},
+        metrics::Metrics,
+    },
     registry::{
         cache::Cache,
         call::{Checked, Inquiry},
         client::{Registry, SetupError},
         fanout::{self, Leg, Plan},
+        pool::Pool,
         tier::Tier,
     },
 };
 
-/// Every configured registry, with the cache of their answers.
+/// Every registry of the directory, with the connections to them and the cache of their answers.
 pub struct Network {
-    registries: Vec<Arc<Registry>>,
+    roster: RwLock<Arc<Roster>>,
+    pool: Pool,
+    config: Config,
+    metrics: Metrics,
     cache: Cache,
     deadline: Duration,
+}
+
+/// The enabled registries as the directory lists them now, in its order.
+#[derive(Default)]
+struct Roster {
+    registries: Vec<Arc<Registry>>,
+    by_name: HashMap<Arc<str>, (RegistryConfig, Arc<Registry>)>,
+}
+
+/// What applying a directory changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Change {
+    /// Registries new to the gateway (or enabled again).
+    pub added: usize,
+    /// Registries no longer listed, or disabled.
+    pub removed: usize,
+    /// Registries whose entry changed (endpoint, CA, settings): their connection is made anew.
+    pub changed: usize,
+    /// Enabled registries now.
+    pub registries: usize,
 }
 
 /// An asset found for a control order, and the registry that reported it.
@@ -46,26 +75,104 @@ pub struct Found {
 }
 
 impl Network {
-    /// A client for every configured registry (connected lazily), and the
-    /// cache of their answers in front of the replicas' shared `tier`, if any.
+    /// A client for every registry of the configuration and its directory file (each connected on
+    /// first use), and the cache of their answers in front of the replicas' shared `tier`, if any.
     pub fn new(config: &Config, metrics: &Metrics, clock: SharedClock, tier: Option<Tier>) -> Result<Self, SetupError> {
-        let registries = config
-            .registries
-            .iter()
-            .map(|r| Registry::new(r, config, metrics.clone()).map(Arc::new))
-            .collect::<Result<_, _>>()?;
-        let cache = Cache::new(config.cache.max_entries, clock, tier);
-        Ok(Self { registries, cache, deadline: config.search.deadline })
+        let registries = directory::registries(config)?;
+        let network = Self {
+            roster: RwLock::default(),
+            pool: Pool::new(config, metrics)?,
+            config: config.clone(),
+            metrics: metrics.clone(),
+            cache: Cache::new(config.cache.max_entries, clock, tier),
+            deadline: config.search.deadline,
+        };
+        network.apply(&registries)?;
+        Ok(network)
     }
 
-    /// The registries.
-    pub fn registries(&self) -> &[Arc<Registry>] {
-        &self.registries
+    /// Makes `registries` the network: new ones join, those gone or disabled leave, changed
+    /// ones are made anew (a new connection on their next call); the unchanged keep their
+    /// breaker and latency history. A search under way keeps the registries it started with.
+    pub fn apply(&self, registries: &[RegistryConfig]) -> Result<Change, SetupError> {
+        let old = self.roster();
+        let mut next = Roster::default();
+        let mut change = Change::default();
+        for cfg in registries.iter().filter(|r| !r.disabled) {
+            let registry = match old.by_name.get(cfg.name.as_str()) {
+                Some((was, registry)) if was == cfg => registry.clone(),
+                found => {
+                    match found {
+                        Some(_) => change.changed += 1,
+                        None => change.added += 1,
+                    }
+                    self.pool.close(&cfg.name);
+                    Arc::new(Registry::new(cfg, &self.config, &self.pool, self.metrics.clone())?)
+                }
+            };
+            next.registries.push(registry.clone());
+            next.by_name.insert(registry.name.clone(), (cfg.clone(), registry));
+        }
+        for name in old.by_name.keys().filter(|n| !next.by_name.contains_key(*n)) {
+            change.removed += 1;
+            self.pool.close(name);
+        }
+        change.registries = next.registries.len();
+        self.metrics.directory_registries.set(i64::try_from(change.registries).unwrap_or(i64::MAX));
+        *self.roster.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        Ok(change)
     }
 
-    /// The registry named `name`.
+    /// Reads the directory file (`network.directory`) every `network.reload_every` and applies
+    /// it when it changed, until `shutdown`. A file with problems is refused whole, logged with
+    /// every problem, and the registries stay as they were.
+    pub async fn follow_directory(&self, shutdown: impl Future<Output = ()>) {
+        let Some(path) = self.config.network.directory.clone() else { return shutdown.await };
+        let mut seen = std::fs::read(&path).ok();
+        let mut tick = tokio::time::interval(self.config.network.reload_every);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            let now = std::fs::read(&path).ok();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let applied = directory::registries(&self.config).map_err(SetupError::from).and_then(|r| self.apply(&r));
+            let result = if applied.is_ok() { "applied" } else { "refused" };
+            self.metrics.directory_reloads.with_label_values(&[result]).inc();
+            match applied {
+                Ok(c) => tracing::info!(
+                    file = %path.display(), added = c.added, removed = c.removed, changed = c.changed,
+                    registries = c.registries, "registry directory applied"
+                ),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), "registry directory refused, the last good one stays: {e}")
+                }
+            }
+        }
+    }
+
+    fn roster(&self) -> Arc<Roster> {
+        self.roster.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The registries now.
+    pub fn registries(&self) -> Vec<Arc<Registry>> {
+        self.roster().registries.clone()
+    }
+
+    /// The registry named `name`, if it is enabled now.
     pub fn registry(&self, name: &str) -> Option<Arc<Registry>> {
-        self.registries.iter().find(|r| &*r.name == name).cloned()
+        self.roster().by_name.get(name).map(|(_, r)| r.clone())
+    }
+
+    /// Connections to registries open now.
+    pub fn open_connections(&self) -> u64 {
+        self.pool.open()
     }
 
     /// Caches an answer `registry` gave later (by ticket) for `debtor`, as if it had answered at once.
@@ -76,7 +183,7 @@ impl Network {
 
     /// The registries that report any of `kinds` (all when empty).
     pub fn serving(&self, kinds: &[AssetKind]) -> Vec<Arc<Registry>> {
-        self.registries.iter().filter(|r| r.serves(kinds)).cloned().collect()
+        self.roster().registries.iter().filter(|r| r.serves(kinds)).cloned().collect()
     }
 
     /// Starts every leg of `plan` through the cache; yields each as it finishes.

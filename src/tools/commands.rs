@@ -22,7 +22,7 @@ use crate::{
         pki::{self, Ca, Role, TlsFiles, Validity},
         telemetry,
     },
-    registry::client::Registry,
+    registry::network::Network,
     tools::{
         ToolError, client, conformance, dev, jobs_bench, ledger_bench, loadgen,
         mock::{self, MockConfig},
@@ -131,13 +131,9 @@ pub async fn loadgen(
     json: bool,
 ) -> Result<(), ToolError> {
     let registries = if plan.scenario == loadgen::Scenario::Direct {
+        // The gateway's own registries (its directory too), each called as the gateway would.
         let config = load(config)?;
-        let metrics = Metrics::new()?;
-        config
-            .registries
-            .iter()
-            .map(|r| Registry::new(r, &config, metrics.clone()).map(Arc::new))
-            .collect::<Result<_, _>>()?
+        Network::new(&config, &Metrics::new()?, Arc::new(SystemClock), None)?.registries()
     } else {
         Vec::new()
     };

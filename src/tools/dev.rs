@@ -27,17 +27,7 @@ use crate::{
 
 /// The fleet's banks as registries of the gateway: one endpoint, each bank by its name.
 fn fleet_registries(banks: usize, listen: SocketAddr) -> Vec<RegistryConfig> {
-    (1..=banks)
-        .map(|n| RegistryConfig {
-            name: bank_name(n),
-            kind: RegistryKind::Bank,
-            endpoint: format!("https://{listen}"),
-            cache_ttl: None,
-            asset_kinds: None,
-            calls: Default::default(),
-            mock: None,
-        })
-        .collect()
+    (1..=banks).map(|n| RegistryConfig::new(bank_name(n), RegistryKind::Bank, format!("https://{listen}"))).collect()
 }
 
 /// Runs the mocks (and a fleet of mock banks on the address given) and the gateway until `shutdown` completes.

@@ -74,18 +74,11 @@ pub async fn drain(url: &str, orders: u64, replicas: usize, hung: bool) -> Resul
     for (name, kind) in REGISTRIES {
         let mock = MockRegistry::new(name, kind, MockConfig { hang: hung && name == HUNG, ..MockConfig::default() })?;
         let (addr, _) = mock::spawn(mock, SocketAddr::from(([127, 0, 0, 1], 0)), None, until(stopped.clone())).await?;
-        registries.push(RegistryConfig {
-            name: name.into(),
-            kind,
-            endpoint: format!("http://{addr}"),
-            cache_ttl: None,
-            asset_kinds: None,
-            calls: Default::default(),
-            mock: None,
-        });
+        registries.push(RegistryConfig::new(name, kind, format!("http://{addr}")));
     }
     let config = Config { tls: TlsConfig { plaintext: true, ..TlsConfig::default() }, registries, ..Config::default() };
-    let network = Network::new(&config, &Metrics::new()?, clock.clone(), None)?;
+    let metrics = Metrics::new()?;
+    let network = Arc::new(Network::new(&config, &metrics, clock.clone(), None)?);
     let store = Store::open(url, clock.clone(), Terms::default()).await?;
     let run = store.now().timestamp_micros();
     let case = CaseNumber::parse("（2024）京0105执1号").map_err(ToolError::Usage)?;
@@ -108,7 +101,8 @@ pub async fn drain(url: &str, orders: u64, replicas: usize, hung: bool) -> Resul
     let mut lanes = Vec::new();
     for _ in 0..replicas.max(1) {
         let replica = Store::open(url, clock.clone(), Terms::default()).await?;
-        lanes.push(tokio::spawn(outbox::run(replica, network.registries().to_vec(), until(stopped.clone()))));
+        let (network, metrics) = (network.clone(), metrics.clone());
+        lanes.push(tokio::spawn(outbox::run(replica, network, metrics, until(stopped.clone()))));
     }
     // Under a hang, the rest of the orders arrive while the lanes run, 200 a second.
     if hung {
@@ -119,10 +113,8 @@ pub async fn drain(url: &str, orders: u64, replicas: usize, hung: bool) -> Resul
         }
     }
     loop {
-        let mut pending = 0;
-        for (name, _) in REGISTRIES.iter().filter(|(name, _)| !(hung && *name == HUNG)) {
-            pending += store.backlog(name).await?.0;
-        }
+        let backlogs = store.backlogs().await?;
+        let pending: i64 = backlogs.iter().filter(|(name, _, _)| !(hung && name == HUNG)).map(|(_, n, _)| n).sum();
         if pending == 0 {
             break;
         }

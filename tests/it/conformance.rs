@@ -403,15 +403,11 @@ async fn the_command_reports_and_exits_by_the_result() {
 /// The standard stack with the fixture as one more bank, `fixture`.
 async fn with_fixture(addr: SocketAddr) -> Stack {
     Stack::with(standard(), |c| {
-        c.registries.push(assetgw::ops::config::RegistryConfig {
-            name: "fixture".into(),
-            kind: RegistryKind::Bank,
-            endpoint: format!("https://{addr}"),
-            cache_ttl: None,
-            asset_kinds: None,
-            calls: Default::default(),
-            mock: None,
-        })
+        c.registries.push(assetgw::ops::config::RegistryConfig::new(
+            "fixture",
+            RegistryKind::Bank,
+            format!("https://{addr}"),
+        ))
     })
     .await
 }

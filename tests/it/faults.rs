@@ -235,13 +235,8 @@ async fn a_registry_killed_under_load_is_reported_unavailable_then_used_again() 
     let cool_down = Duration::from_millis(500);
     let stack = Stack::with(regs, |c| {
         c.registries.push(RegistryConfig {
-            name: "bank-a".into(),
-            kind: RegistryKind::Bank,
-            endpoint: bank.url.clone(),
-            cache_ttl: None,
-            asset_kinds: None,
             calls: CallsConfig { breaker: Some(BreakerConfig { failures: 3, cool_down }), ..CallsConfig::default() },
-            mock: None,
+            ..RegistryConfig::new("bank-a", RegistryKind::Bank, bank.url.clone())
         })
     })
     .await;

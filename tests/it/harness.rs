@@ -65,6 +65,20 @@ pub fn tls_of(role: Role) -> TlsFiles {
     files
 }
 
+/// A fleet of `banks` mock banks (`bank-0001`…) with `settings`, each with its certificate
+/// in the test PKI, serving on a free loopback port; its address.
+pub async fn serve_fleet(banks: usize, settings: assetgw::tools::mock::MockConfig) -> String {
+    use assetgw::tools::mock::fleet::{Fleet, FleetConfig, bank_name};
+    for n in 1..=banks {
+        tls_of(Role::Registry(bank_name(n)));
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let fleet = Fleet::new(&FleetConfig { banks, settings, deferred_share: 0.0 }).unwrap();
+    tokio::spawn(async move { fleet.serve(listener, test_pki(), std::future::pending()).await });
+    address
+}
+
 /// The gateway's TLS configuration in the test PKI.
 pub fn gateway_tls() -> TlsConfig {
     let f = tls_of(Role::Gateway);
@@ -276,13 +290,9 @@ impl Stack {
                 dead_addr().await
             };
             registries.push(RegistryConfig {
-                name: r.name.into(),
-                kind: r.declared.unwrap_or(r.kind),
-                endpoint: format!("https://{addr}"),
                 cache_ttl: r.cache_ttl,
-                asset_kinds: None,
                 calls: CallsConfig { timeout: r.timeout, ..CallsConfig::default() },
-                mock: None,
+                ..RegistryConfig::new(r.name, r.declared.unwrap_or(r.kind), format!("https://{addr}"))
             });
         }
         let mut config = Config { registries: registries.clone(), tls: gateway_tls(), ..Config::default() };

@@ -91,15 +91,7 @@ async fn a_python_partner_and_a_python_court_work_with_the_gateway() {
     assert!(report.passed(), "{}", report.text());
 
     let stack = Stack::with(standard(), |c| {
-        c.registries.push(RegistryConfig {
-            name: "py-bank".into(),
-            kind: RegistryKind::Bank,
-            endpoint: format!("https://{address}"),
-            cache_ttl: None,
-            asset_kinds: None,
-            calls: Default::default(),
-            mock: None,
-        })
+        c.registries.push(RegistryConfig::new("py-bank", RegistryKind::Bank, format!("https://{address}")))
     })
     .await;
     let court = tls_of(Role::Court("京0105".into()));

@@ -4,8 +4,9 @@
 use std::{sync::Arc, time::Duration};
 
 use assetgw::{
+    core::clock::SystemClock,
     ops::metrics::Metrics,
-    registry::client::Registry,
+    registry::network::Network,
     tools::client::Connection,
     tools::loadgen::{self, Plan, Scenario},
 };
@@ -79,9 +80,8 @@ async fn the_open_loop_keeps_its_schedule() {
 #[tokio::test]
 async fn direct_mode_asks_every_registry_without_a_gateway() {
     let stack = Stack::start(standard()).await;
-    let metrics = Metrics::new().unwrap();
-    let registries: Vec<Arc<Registry>> =
-        stack.registries.iter().map(|r| Arc::new(Registry::new(r, &stack.config, metrics.clone()).unwrap())).collect();
+    let network = Network::new(&stack.config, &Metrics::new().unwrap(), Arc::new(SystemClock), None).unwrap();
+    let registries = network.registries();
     let before = stack.calls("bank-a");
     let report = loadgen::run(&plan(Scenario::Direct, None), connection(&stack), registries).await.unwrap();
     assert_eq!(report.status.get("Ok"), Some(&report.count), "{}", report.text());

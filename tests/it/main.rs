@@ -28,4 +28,5 @@ mod security;
 mod spawned;
 mod telemetry;
 mod validation;
+mod width;
 mod wings;

@@ -272,15 +272,26 @@ impl Store {
         Ok(orders)
     }
 
-    /// A registry's undelivered orders: how many, and when the oldest was made.
-    pub async fn backlog(&self, registry: &str) -> Result<(i64, Option<Time>), LedgerError> {
+    /// The registries with an order due now that no replica holds.
+    pub async fn due_registries(&self) -> Result<Vec<String>, LedgerError> {
+        let now = self.clock.micros();
         let mut conn = self.reader().await?;
-        let row =
-            sqlx::query("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE registry = $1 AND delivered_at IS NULL")
-                .bind(registry)
-                .fetch_one(&mut *conn)
-                .await?;
-        Ok((row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.map(from_micros)))
+        let due = "SELECT DISTINCT registry FROM outbox \
+            WHERE delivered_at IS NULL AND next_attempt_at <= $1 AND lease_until < $1";
+        Ok(sqlx::query_scalar(due).bind(now).fetch_all(&mut *conn).await?)
+    }
+
+    /// Every registry's undelivered orders: how many, and when the oldest was made.
+    pub async fn backlogs(&self) -> Result<Vec<(String, i64, Option<Time>)>, LedgerError> {
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query(
+            "SELECT registry, COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at IS NULL GROUP BY registry",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<Option<i64>, _>(2)?.map(from_micros))))
+            .collect()
     }
 
     /// Checks the ledger's invariants on the live database; returns every violation.

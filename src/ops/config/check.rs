@@ -188,35 +188,64 @@ impl Config {
         if self.audit.retention < Duration::from_secs(86_400) {
             out.push(problem("audit.retention", "must be at least a day; supervisors read the trail afterwards"));
         }
-        if self.registries.is_empty() {
-            out.push(problem("registries", "no registry configured; add at least one [[registries]] table"));
+        if self.registries.is_empty() && self.network.directory.is_none() {
+            out.push(problem(
+                "registries",
+                "no registry configured; add at least one [[registries]] table or a network.directory file",
+            ));
+        }
+        if self.network.max_connections == 0 {
+            out.push(problem("network.max_connections", "must be at least 1"));
+        }
+        for (key, value) in [("reload_every", self.network.reload_every), ("idle_close", self.network.idle_close)] {
+            if value.is_zero() {
+                out.push(problem(format!("network.{key}"), "must be longer than zero"));
+            }
         }
         let mut names = HashSet::new();
         for (i, r) in self.registries.iter().enumerate() {
-            let key = |field: &str| format!("registries[{i}].{field}");
-            if r.name.trim().is_empty() {
-                out.push(problem(key("name"), "must not be empty"));
-            } else if !names.insert(r.name.as_str()) {
-                out.push(problem(
-                    key("name"),
-                    format!("`{}` is used by an earlier registry; names must be unique", r.name),
-                ));
-            }
-            let scheme = if self.tls.plaintext { "http" } else { "https" };
-            match r.endpoint.parse::<tonic::transport::Uri>() {
-                Ok(uri) if uri.scheme_str() == Some(scheme) && uri.port_u16().is_some() => {}
-                Ok(uri) if uri.scheme_str() == Some("http") => out.push(problem(
-                    key("endpoint"),
-                    format!("`{}` is plaintext; registries are called over mutual TLS (https://)", r.endpoint),
-                )),
-                _ => out.push(problem(
-                    key("endpoint"),
-                    format!("`{}` is not a URL like {scheme}://127.0.0.1:50061", r.endpoint),
-                )),
-            }
-            out.extend(r.calls.problems(&key("calls"), s.deadline));
-            if r.asset_kinds.as_ref().is_some_and(Vec::is_empty) {
-                out.push(problem(key("asset_kinds"), "is empty; leave it out to use the kind's defaults"));
+            out.extend(self.registry_problems(r, &format!("registries[{i}]"), &mut names));
+        }
+        out
+    }
+
+    /// Problems with one registry at `at` (e.g. `registries[3]`); `names` are those listed before it.
+    pub(super) fn registry_problems<'a>(
+        &self,
+        r: &'a RegistryConfig,
+        at: &str,
+        names: &mut HashSet<&'a str>,
+    ) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let key = |field: &str| format!("{at}.{field}");
+        if r.name.trim().is_empty() {
+            out.push(problem(key("name"), "must not be empty"));
+        } else if !names.insert(r.name.as_str()) {
+            out.push(problem(
+                key("name"),
+                format!("`{}` is used by an earlier registry; names must be unique", r.name),
+            ));
+        }
+        let scheme = if self.tls.plaintext { "http" } else { "https" };
+        match r.endpoint.parse::<tonic::transport::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some(scheme) && uri.port_u16().is_some() => {}
+            Ok(uri) if uri.scheme_str() == Some("http") => out.push(problem(
+                key("endpoint"),
+                format!("`{}` is plaintext; registries are called over mutual TLS (https://)", r.endpoint),
+            )),
+            _ => out.push(problem(
+                key("endpoint"),
+                format!("`{}` is not a URL like {scheme}://127.0.0.1:50061", r.endpoint),
+            )),
+        }
+        out.extend(r.calls.problems(&key("calls"), self.search.deadline));
+        if r.asset_kinds.as_ref().is_some_and(Vec::is_empty) {
+            out.push(problem(key("asset_kinds"), "is empty; leave it out to use the kind's defaults"));
+        }
+        if let Some(cert) = &r.certificate {
+            let ca = r.ca.as_deref().unwrap_or(&self.tls.ca);
+            if let Err(why) = crate::ops::pki::check_certificate(cert, ca, &r.name) {
+                out.push(problem(key("certificate"), why));
             }
         }
         out

@@ -22,6 +22,7 @@ use crate::{
 };
 
 mod check;
+pub mod directory;
 #[cfg(test)]
 mod tests;
 
@@ -54,8 +55,41 @@ pub struct Config {
     pub audit: AuditConfig,
     /// State shared by the replicas (Redis); unset on one machine.
     pub shared: SharedConfig,
-    /// The registries searched. Any number of any kind.
+    /// How the registries are found and connected to.
+    pub network: NetworkConfig,
+    /// The registries searched. Any number of any kind; at the network's width they are
+    /// kept in the directory file instead (`network.directory`).
     pub registries: Vec<RegistryConfig>,
+}
+
+/// Where the registries beyond this file are listed, and how connections to them are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NetworkConfig {
+    /// A TOML file of `[[registries]]` tables (as in this file) that the
+    /// gateway reads at start and again whenever it changes: registries are
+    /// added, disabled (`disabled = true`) and re-keyed (`ca`) there without a
+    /// restart. A file with any problem is refused whole, the last good one stays.
+    pub directory: Option<PathBuf>,
+    /// How often the directory file is looked at for a change.
+    #[serde(with = "humantime_serde")]
+    pub reload_every: Duration,
+    /// Connections to registries kept open at most; the least recently used is closed first.
+    pub max_connections: usize,
+    /// A registry's connection is closed after this long without a call; the next call opens it again.
+    #[serde(with = "humantime_serde")]
+    pub idle_close: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            reload_every: Duration::from_secs(2),
+            max_connections: 4096,
+            idle_close: Duration::from_secs(120),
+        }
+    }
 }
 
 /// State the replicas share: per-court rates, daily quotas and the second
@@ -146,7 +180,7 @@ impl Default for SearchConfig {
 /// How the gateway calls a registry's search. `[calls]` sets it for every
 /// registry and a registry's own `calls` table overrides any key; what
 /// neither sets is [`CallPolicy::default`].
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct CallsConfig {
     /// Time for the registry's whole part of a search, every attempt included.
@@ -509,7 +543,7 @@ pub enum LogFormat {
 }
 
 /// One registry of the network.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RegistryConfig {
     /// Unique name, shown to courts, e.g. `bank-icbc`.
     pub name: String,
@@ -526,6 +560,16 @@ pub struct RegistryConfig {
     /// How it is called, overriding `[calls]` key by key.
     #[serde(default)]
     pub calls: CallsConfig,
+    /// The CA (PEM) its certificate must chain to, when not the network's (`tls.ca`).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Its certificate (PEM) as the operator received it: checked, when the
+    /// directory is loaded, to name this registry and chain to its CA.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// Listed but not searched or connected to (its control orders wait).
+    #[serde(default)]
+    pub disabled: bool,
     /// When set, `assetgw dev` runs a mock of this registry at `endpoint` with
     /// these settings. The gateway does not read them; the mock checks them
     /// (`tools::mock::MockConfig`).
@@ -534,6 +578,22 @@ pub struct RegistryConfig {
 }
 
 impl RegistryConfig {
+    /// A registry with every optional key unset.
+    pub fn new(name: impl Into<String>, kind: RegistryKind, endpoint: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            endpoint: endpoint.into(),
+            cache_ttl: None,
+            asset_kinds: None,
+            calls: CallsConfig::default(),
+            ca: None,
+            certificate: None,
+            disabled: false,
+            mock: None,
+        }
+    }
+
     /// The effective cache lifetime.
     pub fn cache_ttl(&self, cache: &CacheConfig) -> Duration {
         self.cache_ttl.unwrap_or_else(|| cache.ttl.for_kind(self.kind))
