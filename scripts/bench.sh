@@ -25,6 +25,12 @@
 # NEAR later (default 20s..40s), three more FAR later (default 2h..3h: they stay pending), aviation at once.
 # Follows every 100th search (WatchSearch) and reports the gateway's memory, registry calls/s, the
 # database's size and the time from each of bank-ccb's answers' readiness to the watch stream.
+# ONLY=width searches a fleet of mock banks (`assetgw mock-fleet`, answering in 1–5 ms, 2 % holding
+# accounts) through a gateway (`assetgw serve`, the fleet as its registry directory) at each of WIDTHS
+# (default 6 100 1000 4000): RSS idle and after, the first search after start (every connection opened)
+# and the next (over open connections), searches/s and time to the last answer at CONCURRENCY (default
+# 4) for DURATION, CPU per registry call against D (the load generator asking the fleet itself), open
+# connections. STEADY=10m adds a run that long at the widest width, sampling the gateway's RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
@@ -259,6 +265,67 @@ readiness (its ticket's \`ask_after\`) to the answer on the court's stream. Samp
 
 $table
 EOF
+  exit 0
+fi
+
+if [[ ${ONLY:-} == width ]]; then
+  widths=${WIDTHS:-6 100 1000 4000}
+  concurrency=${CONCURRENCY:-4}
+  # The bench stack's settings, without its registries: the fleet's directory lists them.
+  python3 - "$out" <<'PY'
+import sys
+out = sys.argv[1]
+text = open("config/bench.toml").read().split("[[registries]]")[0]
+text += f'\n[network]\ndirectory = "{out}/fleet.toml"\n'
+open(f"{out}/width.toml", "w").write(text)
+PY
+  cpu() { awk '{print $14 + $15}' /proc/"$1"/stat; } # user + system, in clock ticks (100/s)
+  metric() { curl -s http://127.0.0.1:50159/metrics | awk -v m="$1" '$1 ~ "^"m {s += $2} END {print s + 0}'; }
+  rss() { awk '/VmRSS/ {print $2}' /proc/"$1"/status; }
+  ms() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo $((($(date +%s%N) - t0) / 1000000)); }
+  search() {
+    taskset -c 1 "$bin" search --gateway https://127.0.0.1:50151 --pki "$out/pki" --json --fresh \
+      --case '（2024）京0105执1234号' --debtor "$1" --timeout 30s
+  }
+  echo "width issue_s idle_kib first_ms open_ms g_per_s g_p50 g_p99 g_ticks g_calls d_per_s d_ticks d_calls after_kib conns" \
+    >"$out/width.rows"
+  for w in $widths; do
+    kill "${fleet:-}" "${gateway:-}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    t0=$(date +%s%N)
+    taskset -c 0 "$bin" mock-fleet --banks "$w" --listen 127.0.0.1:50170 --pki "$out/pki" --holders 0.02 \
+      --latency uniform:1ms..5ms --directory "$out/fleet.toml" >>"$out/stack.log" 2>&1 &
+    fleet=$!
+    up 50170 600
+    issue=$((($(date +%s%N) - t0) / 1000000))
+    taskset -c 0 "$bin" serve --config "$out/width.toml" >>"$out/stack.log" 2>&1 &
+    gateway=$!
+    trap 'kill $fleet $gateway 2>/dev/null || true' EXIT
+    up 50151
+    sleep 3
+    idle=$(rss "$gateway")
+    first=$(ms search 110105199001011232)
+    open=$(ms search 110105199001011232)
+    c0=$(cpu "$gateway") n0=$(metric assetgw_registry_calls_total)
+    taskset -c 1 "$bin" loadgen --gateway https://127.0.0.1:50151 --pki "$out/pki" --scenario miss \
+      --concurrency "$concurrency" --duration "$duration" --timeout 30s --json >"$out/g-$w.json"
+    g_ticks=$(($(cpu "$gateway") - c0)) g_calls=$(($(metric assetgw_registry_calls_total) - n0))
+    after=$(rss "$gateway") conns=$(metric assetgw_registry_connections)
+    taskset -c 1 "$bin" loadgen --scenario direct \
+      --config "$out/width.toml" --concurrency "$concurrency" --duration "$duration" --timeout 30s --json \
+      >"$out/d-$w.json"
+    python3 - "$out" "$w" "$issue" "$idle" "$first" "$open" "$g_ticks" "$g_calls" "$after" "$conns" \
+      >>"$out/width.rows" <<'PY'
+import json, sys
+out, w, issue, idle, first, open_, g_ticks, g_calls, after, conns = sys.argv[1:]
+g, d = json.load(open(f"{out}/g-{w}.json")), json.load(open(f"{out}/d-{w}.json"))
+d_ticks = round(d["cpu_ms"] / 10)
+d_calls = d["count"] * int(w)
+print(w, int(issue) / 1000, idle, first, open_, round(g["ok_rps"], 1), g["latency_ms"]["p50"], g["latency_ms"]["p99"],
+      g_ticks, g_calls, round(d["ok_rps"], 1), d_ticks, d_calls, after, conns)
+PY
+  done
+  cat "$out/width.rows"
   exit 0
 fi
 

@@ -35,9 +35,10 @@ async fn main() -> ExitCode {
         Command::MockRegistry { name, kind, listen, pki, plaintext, faults } => {
             commands::mock_registry(&name, kind, listen, &pki, plaintext, faults.config()).await
         }
-        Command::MockFleet { banks, listen, pki, holders, deferred_share, faults } => {
+        Command::MockFleet { banks, listen, pki, holders, deferred_share, directory, faults } => {
             let settings = MockConfig { holders: Some(holders), ..faults.config() };
-            commands::mock_fleet(&FleetConfig { banks, settings, deferred_share }, listen, &pki).await
+            let config = FleetConfig { banks, settings, deferred_share };
+            commands::mock_fleet(&config, listen, &pki, directory.as_deref()).await
         }
         Command::MockFaults { target, name, pki, faults } => {
             commands::set_faults(&target, &name, &pki, &faults.config()).await

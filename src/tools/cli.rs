@@ -85,6 +85,9 @@ pub enum Command {
         /// Share of banks (0.0 to 1.0) that answer later, with --deferred.
         #[arg(long, default_value_t = 0.0, requires = "deferred")]
         deferred_share: f64,
+        /// Write a registry directory listing the fleet's banks here, for a gateway's `network.directory`.
+        #[arg(long)]
+        directory: Option<PathBuf>,
         #[command(flatten)]
         faults: FaultArgs,
     },

@@ -82,7 +82,12 @@ pub async fn mock_registry(
 }
 
 /// `assetgw mock-fleet`: many mock banks behind one port.
-pub async fn mock_fleet(config: &mock::fleet::FleetConfig, listen: SocketAddr, pki: &Path) -> Result<(), ToolError> {
+pub async fn mock_fleet(
+    config: &mock::fleet::FleetConfig,
+    listen: SocketAddr,
+    pki: &Path,
+    directory: Option<&Path>,
+) -> Result<(), ToolError> {
     telemetry::init(&Default::default());
     for (what, share) in
         [("--holders", config.settings.holders.unwrap_or(1.0)), ("--deferred-share", config.deferred_share)]
@@ -93,6 +98,11 @@ pub async fn mock_fleet(config: &mock::fleet::FleetConfig, listen: SocketAddr, p
     }
     let fleet = mock::fleet::Fleet::new(config)?;
     let listener = bind(listen).await?;
+    if let Some(path) = directory {
+        let banks = mock::fleet::registries(config.banks, listener.local_addr().unwrap_or(listen));
+        std::fs::write(path, crate::ops::config::directory::text(&banks))
+            .map_err(|e| ToolError::Usage(format!("cannot write {}: {e}", path.display())))?;
+    }
     Ok(fleet.serve(listener, pki, shutdown_signal()).await?)
 }
 

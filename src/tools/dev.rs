@@ -9,10 +9,9 @@ use std::{future::Future, net::SocketAddr};
 use tokio::sync::watch;
 
 use crate::{
-    core::proto::RegistryKind,
     gateway::server,
     ops::{
-        config::{Config, RegistryConfig},
+        config::Config,
         net::bind,
         pki::{self, Role, TlsFiles},
     },
@@ -20,15 +19,10 @@ use crate::{
         ToolError,
         mock::{
             self, MockConfig,
-            fleet::{Fleet, FleetConfig, bank_name},
+            fleet::{self, Fleet, FleetConfig, bank_name},
         },
     },
 };
-
-/// The fleet's banks as registries of the gateway: one endpoint, each bank by its name.
-fn fleet_registries(banks: usize, listen: SocketAddr) -> Vec<RegistryConfig> {
-    (1..=banks).map(|n| RegistryConfig::new(bank_name(n), RegistryKind::Bank, format!("https://{listen}"))).collect()
-}
 
 /// Runs the mocks (and a fleet of mock banks on the address given) and the gateway until `shutdown` completes.
 pub async fn run(
@@ -74,7 +68,7 @@ pub async fn run(
                 })
                 .await
         }));
-        config.registries.extend(fleet_registries(fleet.banks, listen));
+        config.registries.extend(fleet::registries(fleet.banks, listen));
     }
     let listener = bind(config.server.listen).await?;
     println!("{}", banner(config, &settings, listener.local_addr().unwrap_or(config.server.listen)));

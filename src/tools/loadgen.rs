@@ -96,6 +96,18 @@ pub struct Report {
     pub refused_p99_ms: Option<f64>,
     /// Open loop: p99 of how late calls were sent after they were due (ms); the generator's own lag.
     pub late_p99_ms: Option<f64>,
+    /// The load generator's own CPU time over the measured window (ms; Linux): with `direct`,
+    /// what asking the registries costs without a gateway.
+    pub cpu_ms: Option<f64>,
+}
+
+/// This process's CPU time so far, user and system, in milliseconds (Linux: `/proc/self/stat`).
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name: utime and stime are the 12th and 13th, in ticks of 1/100 s.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
 }
 
 impl Report {
@@ -285,6 +297,10 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
     let start = Instant::now();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
+    let cpu_from = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from).await;
+        cpu_ms()
+    });
     let record = {
         let tally = tally.clone();
         // A call counts when it was due inside the measured window, however late it answers: an overloaded
@@ -341,6 +357,7 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
             join_all(calls).await;
         }
     }
+    let cpu = cpu_ms().zip(cpu_from.await.ok().flatten()).map(|(to, from)| to - from);
     let tally = tally.lock().map_err(|_| ClientError::Usage("tally lock poisoned".into()))?;
     let h = tally.histogram.as_ref().ok_or_else(|| ClientError::Usage("no histogram".into()))?;
     let ms = |us: u64| us as f64 / 1e3;
@@ -365,6 +382,7 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
         status: tally.status.clone(),
         refused_p99_ms: tally.refused.as_ref().filter(|r| !r.is_empty()).map(|r| ms(r.value_at_quantile(0.99))),
         late_p99_ms: plan.rate.and(tally.late.as_ref()).map(|l| ms(l.value_at_quantile(0.99))),
+        cpu_ms: cpu,
     })
 }
 

@@ -25,6 +25,21 @@ pub fn read(config: &Config, path: &Path) -> Result<Vec<RegistryConfig>, Problem
     parse(config, &file, &text)
 }
 
+/// A directory file listing `registries` by name, kind and endpoint (their other keys at their defaults).
+pub fn text(registries: &[RegistryConfig]) -> String {
+    registries
+        .iter()
+        .map(|r| {
+            format!(
+                "[[registries]]\nname = {:?}\nkind = {:?}\nendpoint = {:?}\n\n",
+                r.name,
+                r.kind.short_name(),
+                r.endpoint
+            )
+        })
+        .collect()
+}
+
 /// The directory in `text` (named `file` in problems).
 pub fn parse(config: &Config, file: &str, text: &str) -> Result<Vec<RegistryConfig>, Problems> {
     let mut table: toml::Table =

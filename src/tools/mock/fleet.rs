@@ -21,6 +21,7 @@ use crate::{
     },
     gateway::{auth, server::StartError},
     ops::{
+        config::RegistryConfig,
         net::{ConnectionLimits, Peer, admit},
         pki,
     },
@@ -29,6 +30,11 @@ use crate::{
 /// The name of the fleet's `n`-th bank, from 1.
 pub fn bank_name(n: usize) -> String {
     format!("bank-{n:04}")
+}
+
+/// The fleet's banks as registries of a gateway: one endpoint, each bank by its name.
+pub fn registries(banks: usize, listen: std::net::SocketAddr) -> Vec<RegistryConfig> {
+    (1..=banks).map(|n| RegistryConfig::new(bank_name(n), RegistryKind::Bank, format!("https://{listen}"))).collect()
 }
 
 /// How the fleet's banks behave.
