@@ -151,6 +151,7 @@ async fn main() -> ExitCode {
             commands::loadgen(&plan, connection.connection(), &config, json).await
         }
         Command::Pki { command: PkiCommand::Init { dir } } => commands::pki_init(&dir),
+        Command::Pki { command: PkiCommand::Fleet { dir, banks } } => commands::pki_fleet(&dir, banks),
         Command::Pki { command: PkiCommand::Issue { dir, role, name, hosts, days, force } } => {
             commands::pki_issue(&dir, &role, name, &hosts, days, force)
         }

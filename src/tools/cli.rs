@@ -363,6 +363,16 @@ pub enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Issue the certificates a mock fleet's banks (`bank-0001`…) lack, with the development CA
+    /// (created if missing), the gateway's and the demo courts'.
+    Fleet {
+        /// PKI directory.
+        #[arg(long, default_value = "data/pki")]
+        dir: PathBuf,
+        /// Banks in the fleet.
+        #[arg(long)]
+        banks: usize,
+    },
 }
 
 #[derive(Subcommand)]

@@ -226,6 +226,15 @@ pub fn pki_init(dir: &Path) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// `assetgw pki fleet`.
+pub fn pki_fleet(dir: &Path, banks: usize) -> Result<(), ToolError> {
+    let names: Vec<String> = (1..=banks).map(mock::fleet::bank_name).collect();
+    let started = tokio::time::Instant::now();
+    pki::ensure_dev(dir, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    println!("{}: certificates of {banks} banks in {:.1} s", dir.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// `assetgw pki issue`.
 pub fn pki_issue(
     dir: &Path,
