@@ -329,7 +329,63 @@ print(w, int(issue) / 1000, idle, first, open_, round(g["ok_rps"], 1), g["latenc
       g_ticks, g_calls, round(d["ok_rps"], 1), d_ticks, d_calls, after, conns)
 PY
   done
-  cat "$out/width.rows"
+  table=$(python3 - "$out" <<'PY'
+import sys
+out = sys.argv[1]
+lines = [l.split() for l in open(f"{out}/width.rows")]
+head, rows = lines[0], [dict(zip(lines[0], map(float, r))) for r in lines[1:]]
+print("| width (registries per search) | " + " | ".join(f"{r['width']:,.0f}" for r in rows) + " |")
+print("|---" * (len(rows) + 1) + "|")
+line = lambda name, f: print(f"| {name} | " + " | ".join(f(r) for r in rows) + " |")
+line("searches/s through the gateway (D: direct)", lambda r: f"{r['g_per_s']:.1f} ({r['d_per_s']:.1f})")
+line("time to the last answer, p50 / p99", lambda r: f"{r['g_p50']:.0f} / {r['g_p99']:.0f} ms")
+line("first search after start (every connection opened)", lambda r: f"{r['first_ms']:.0f} ms")
+line("next search, cache-cold, over open connections", lambda r: f"{r['open_ms']:.0f} ms")
+g = lambda r: r["g_ticks"] * 1e4 / r["g_calls"]
+d = lambda r: r["d_ticks"] * 1e4 / r["d_calls"]
+line("CPU per registry call: gateway / D (ratio)", lambda r: f"{g(r):.0f} / {d(r):.0f} µs ({g(r) / d(r):.2f}×)")
+line("gateway RSS idle / after the load", lambda r: f"{r['idle_kib'] / 1024:.0f} / {r['after_kib'] / 1024:.0f} MiB")
+base = rows[0]
+line("idle RSS per registry beyond the first width", lambda r: "—" if r is base else f"{(r['idle_kib'] - base['idle_kib']) * 1024 / (r['width'] - base['width']) / 1024:.1f} KiB")
+line("registry connections open after the load", lambda r: f"{r['conns']:.0f}")
+PY
+  )
+  section width <<EOF
+## The network's width: searches over thousands of registries
+
+\`ONLY=width WIDTHS="$widths" CONCURRENCY=$concurrency DURATION=$duration bash scripts/bench.sh\` on this 2-vCPU
+machine: a fleet of mock banks (\`assetgw mock-fleet\`, one process, one port, a certificate per bank by SNI;
+answers in 1–5 ms; 2 % of banks hold accounts for a debtor) and the gateway (\`assetgw serve\`, the fleet as its
+registry directory) on CPU 0, the load generator on CPU 1: $concurrency searches back to back for $duration, each
+of a new debtor (every bank asked). D is the load generator asking the fleet itself, with the gateway's
+registry clients (each registry's call stack, connections opened on demand), and its own CPU over the measured
+window; the gateway's CPU is its process's over the run, divided by its registry calls. The first and next
+searches are \`assetgw search --fresh\` processes (start-up and the connection to the gateway included).
+$(cat "$out/pki-timing.txt").
+
+$table
+EOF
+  if [[ -n ${STEADY:-} ]]; then
+    # The widest fleet and its gateway are still up: searches back to back for STEADY, RSS every 10 s.
+    (while kill -0 "$gateway" 2>/dev/null; do echo "$(date +%s) $(rss "$gateway")"; sleep 10; done) >"$out/steady.samples" &
+    sampler=$!
+    taskset -c 1 "$bin" loadgen --gateway https://127.0.0.1:50151 --pki "$out/pki" --scenario miss \
+      --concurrency "$concurrency" --duration "$STEADY" --timeout 30s --json >"$out/steady.json"
+    kill "$sampler" 2>/dev/null || true
+    python3 - "$out" <<'PY' | tee "$out/steady.txt"
+import json, sys
+out = sys.argv[1]
+r = json.load(open(f"{out}/steady.json"))
+rows = [list(map(int, l.split())) for l in open(f"{out}/steady.samples") if len(l.split()) == 2]
+t0 = rows[0][0]
+first = [k for t, k in rows if t - t0 < 60]
+last = [k for t, k in rows if rows[-1][0] - t < 60]
+mib = lambda kib: kib / 1024
+print(f"{r['count']} searches in {r['total_s']:.0f} s ({r['ok_rps']:.1f}/s, p99 {r['latency_ms']['p99']:.0f} ms); "
+      f"RSS first minute {mib(sum(first) / len(first)):.0f} MiB, last minute {mib(sum(last) / len(last)):.0f} MiB, "
+      f"min {mib(min(k for _, k in rows)):.0f}, max {mib(max(k for _, k in rows)):.0f} MiB")
+PY
+  fi
   exit 0
 fi
 

@@ -22,7 +22,7 @@ use prometheus::IntCounterVec;
 use serde::Deserialize;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpSocket, TcpStream},
     sync::mpsc,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
@@ -43,8 +43,19 @@ pub struct BindError {
 
 /// Binds `addr`, naming it in the error.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })
+    let listen = || {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    };
+    listen().map_err(|source| BindError { addr, source })
 }
+
+/// Connections the kernel queues before they are accepted (it caps this at `net.core.somaxconn`). A
+/// gateway opening thousands of registry connections at once overflowed tokio's default of 1,024 at a
+/// mock fleet: the dropped handshakes were retried a second later, then three, and searches timed out.
+const BACKLOG: u32 = 4096;
 
 /// What a connection must do, and how many may be open, before it is served.
 #[derive(Debug, Clone, Deserialize)]

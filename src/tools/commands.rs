@@ -37,10 +37,12 @@ pub fn load(path: &Path) -> Result<Config, ToolError> {
     Ok(config)
 }
 
-/// `assetgw check-config`.
+/// `assetgw check-config`: the file and its registry directory, every problem at once.
 pub fn check_config(path: &Path) -> Result<(), ToolError> {
     let config = load(path)?;
-    println!("{}: OK, {} registries", path.display(), config.registries.len());
+    let registries = crate::ops::config::directory::registries(&config).map_err(ToolError::Config)?;
+    let enabled = registries.iter().filter(|r| !r.disabled).count();
+    println!("{}: OK, {enabled} registries ({} listed)", path.display(), registries.len());
     Ok(())
 }
 

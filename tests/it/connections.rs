@@ -235,3 +235,20 @@ async fn a_thousand_streams_on_one_connection_are_all_answered() {
     assert!(failed.is_empty(), "{} of 1000 failed, first: {:?}", failed.len(), failed.first());
     health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
 }
+
+/// The listen backlog the kernel keeps for `port` (`ss`' Send-Q of a listening socket).
+fn backlog(port: u16) -> usize {
+    let out = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().nth(2).and_then(|q| q.parse().ok()).unwrap_or_else(|| panic!("ss said: {text}"))
+}
+
+#[tokio::test]
+async fn a_burst_of_thousands_of_connections_waits_in_the_kernels_queue() {
+    // A gateway opening a connection to each of 4,000 fleet banks at once overflowed a queue of 1,024:
+    // the dropped handshakes were retried a second later, and the first wide search timed out.
+    let listener = assetgw::ops::net::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+    assert_eq!(backlog(port), somaxconn.min(4096));
+}
