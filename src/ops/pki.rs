@@ -87,8 +87,7 @@ pub enum PkiError {
     Tls(String),
 }
 
-/// A PEM file's text.
-pub fn read(path: &Path) -> Result<String, PkiError> {
+fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.into(), source })
 }
 
@@ -296,6 +295,26 @@ impl TlsFiles {
         let key = PrivateKeyDer::from_pem_slice(read(&self.key)?.as_bytes()).map_err(|e| bad(&self.key, &e))?;
         let config = verifying_clients(&self.ca)?.with_single_cert(pems(&self.cert)?, key);
         Ok(h2(config.map_err(|e| bad(&self.cert, &e))?))
+    }
+
+    /// A client config that presents our certificate, trusts the CA and speaks HTTP/2, for any
+    /// number of servers (each connection names its own), resuming up to `sessions` of them.
+    pub fn client_config(&self, sessions: usize) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+        let mut roots = RootCertStore::empty();
+        for cert in pems(&self.ca)? {
+            roots.add(cert).map_err(|e| bad(&self.ca, &e))?;
+        }
+        let key = PrivateKeyDer::from_pem_slice(read(&self.key)?.as_bytes()).map_err(|e| bad(&self.key, &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&self.ca, &e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(pems(&self.cert)?, key)
+            .map_err(|e| bad(&self.cert, &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.resumption = rustls::client::Resumption::in_memory_sessions(sessions);
+        Ok(Arc::new(config))
     }
 
     /// A client that presents our certificate and expects the server to be `server_name`.

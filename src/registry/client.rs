@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 use tonic::{
     Code,
-    transport::{Certificate, Channel, Endpoint},
+    transport::{Channel, Endpoint},
 };
 use tower::ServiceExt;
 
@@ -19,7 +19,7 @@ use crate::{
     },
     core::{answer, merge},
     ops::config::{Config, RegistryConfig},
-    ops::{metrics::Metrics, pki},
+    ops::{metrics::Metrics, pki::TlsFiles},
     registry::call::{Checked, Failure, Inquiry, Ticket},
     registry::pool::{Dial, Pool},
     registry::resilience::{self, Ask, Assets, Calls, Question},
@@ -140,16 +140,22 @@ impl Registry {
     /// start-up is reported per search instead of stopping the gateway.
     pub fn new(cfg: &RegistryConfig, config: &Config, pool: &Pool, metrics: Metrics) -> Result<Self, SetupError> {
         let policy = config.policy(cfg);
-        let endpoint = Endpoint::from_shared(cfg.endpoint.clone())
+        // The pool makes the TLS connection itself (one configuration for every registry), so the
+        // channel is told plain HTTP/2.
+        let address =
+            cfg.endpoint.strip_prefix("https://").map_or_else(|| cfg.endpoint.clone(), |a| format!("http://{a}"));
+        let endpoint = Endpoint::from_shared(address)
             .map_err(|source| SetupError::Endpoint { registry: cfg.name.clone(), source })?
             .connect_timeout(policy.timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(config.server.keepalive)
             .keep_alive_timeout(config.server.keepalive / 3);
-        let ca = cfg.ca.as_deref().map(|path| pki::read(path).map(Certificate::from_pem)).transpose()?;
+        let files = |ca: &std::path::Path| TlsFiles { ca: ca.to_path_buf(), ..config.tls.files() };
+        let tls =
+            cfg.ca.as_deref().filter(|_| !config.tls.plaintext).map(|ca| Pool::tls(config, &files(ca))).transpose()?;
         let name: Arc<str> = cfg.name.as_str().into();
         let attempt = Attempt {
-            dial: Arc::new(Dial { name: name.clone(), endpoint, ca }),
+            dial: Arc::new(Dial { name: name.clone(), endpoint, tls }),
             pool: pool.clone(),
             max_answer_bytes: policy.max_answer_bytes,
             asset_kinds: cfg.asset_kinds().into(),
@@ -212,7 +218,7 @@ impl Registry {
     /// Sends one control order; its idempotency key makes a redelivery harmless.
     pub async fn control(&self, order: Control) -> Result<Receipt, ControlError> {
         let call = async {
-            let mut client = self.attempt.client().map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut client = self.attempt.client();
             Ok::<_, tonic::Status>(match order {
                 Control::Seize(r) => {
                     let r = client.seize(r).await?.into_inner();
@@ -240,9 +246,8 @@ impl Registry {
 
 impl Attempt {
     /// A client on the registry's connection, opened if none is.
-    fn client(&self) -> Result<RegistryServiceClient<Channel>, Arc<tonic::transport::Error>> {
-        let channel = self.pool.channel(&self.dial)?;
-        Ok(RegistryServiceClient::new(channel).max_decoding_message_size(self.max_answer_bytes))
+    fn client(&self) -> RegistryServiceClient<Channel> {
+        RegistryServiceClient::new(self.pool.channel(&self.dial)).max_decoding_message_size(self.max_answer_bytes)
     }
 
     async fn ask(self, ask: Ask) -> Result<Assets, Failure> {
@@ -303,11 +308,7 @@ impl Attempt {
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&context, &mut Metadata(request.metadata_mut()))
         });
-        let client = self.client().map_err(|e| {
-            tracing::warn!(error = %e, "no connection could be opened to the registry");
-            Failure::Unavailable
-        })?;
-        match tokio::time::timeout(left, method(client, request)).await {
+        match tokio::time::timeout(left, method(self.client(), request)).await {
             Err(_) => Err(Failure::timeout(left)),
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => {

@@ -1,40 +1,53 @@
 //! Connections to the registries, opened on demand: a registry's channel is
 //! made on its first call, closed after it has been idle for a while, and at
-//! most `network.max_connections` are kept (the least recently used is closed first).
-//! At the network's width (thousands of banks) most registries are idle most
-//! of the time, and a connection each would cost memory and keepalive pings.
-//! A call in flight holds its channel, so closing one never cuts a call short.
+//! most `network.max_connections` are kept (the least recently used is closed
+//! first). At the network's width (thousands of banks) most registries are
+//! idle most of the time, and a connection each would cost memory and
+//! keepalive pings. A call in flight holds its channel, so closing one never
+//! cuts a call short.
+//!
+//! Every connection shares one TLS client configuration (the gateway's
+//! certificate, the CA, a session cache for resuming): a configuration per
+//! registry, as tonic builds one per endpoint, cost each connection its own
+//! parsed key, root store and session cache, and made a 4,000-wide first
+//! search spend its time building them.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use futures::future::BoxFuture;
+use hyper_util::rt::TokioIo;
 use moka::{policy::EvictionPolicy, sync::Cache};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsConnector, client::TlsStream};
+use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::ops::{config::Config, metrics::Metrics, pki::PkiError};
+use crate::ops::{
+    config::Config,
+    metrics::Metrics,
+    pki::{PkiError, TlsFiles},
+};
 
 /// How to reach one registry: where, and the TLS name (and trust) it must prove.
 #[derive(Debug, Clone)]
 pub struct Dial {
     /// The registry's name: the pool's key and the name its certificate must carry.
     pub name: Arc<str>,
-    /// Its endpoint, without TLS (added when a connection is opened).
+    /// Its endpoint, as `http://` (the pool adds TLS itself).
     pub endpoint: Endpoint,
-    /// The CA its certificate must chain to, when not the network's.
-    pub ca: Option<Certificate>,
-}
-
-/// The gateway's TLS material for calling registries, loaded once.
-#[derive(Clone)]
-struct ClientTls {
-    ca: Certificate,
-    identity: Identity,
+    /// A TLS configuration of its own (it trusts another CA), instead of the pool's.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The open connections, by registry.
 #[derive(Clone)]
 pub struct Pool {
     open: Cache<Arc<str>, Channel>,
-    tls: Option<ClientTls>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     metrics: Metrics,
     // The sweeper stops when the last clone of the pool is gone.
     alive: Arc<()>,
@@ -51,10 +64,7 @@ impl Pool {
     pub fn new(config: &Config, metrics: &Metrics) -> Result<Self, PkiError> {
         let tls = match config.tls.plaintext {
             true => None,
-            false => {
-                let files = config.tls.files();
-                Some(ClientTls { ca: files.ca()?, identity: files.identity()? })
-            }
+            false => Some(Self::tls(config, &config.tls.files())?),
         };
         let gauge = metrics.clone();
         let open = Cache::<Arc<str>, Channel>::builder()
@@ -71,18 +81,24 @@ impl Pool {
         Ok(pool)
     }
 
+    /// The TLS client configuration for `files` (the gateway's certificate, and a CA).
+    pub fn tls(config: &Config, files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+        files.client_config(config.network.max_connections)
+    }
+
     /// The channel to `dial`'s registry, opened (lazily: it connects on its first call) if none is.
-    pub fn channel(&self, dial: &Dial) -> Result<Channel, Arc<tonic::transport::Error>> {
-        self.open.try_get_with_by_ref(&dial.name, || {
-            let mut endpoint = dial.endpoint.clone();
-            if let Some(tls) = &self.tls {
-                let ca = dial.ca.clone().unwrap_or_else(|| tls.ca.clone());
-                let config = ClientTlsConfig::new().ca_certificate(ca).identity(tls.identity.clone());
-                // The registry must present a certificate for its name: an impostor is refused.
-                endpoint = endpoint.tls_config(config.domain_name(&*dial.name))?;
-            }
+    pub fn channel(&self, dial: &Dial) -> Channel {
+        self.open.get_with_by_ref(&dial.name, || {
             self.metrics.registry_connections.inc();
-            Ok(endpoint.connect_lazy())
+            match dial.tls.as_ref().or(self.tls.as_ref()) {
+                None => dial.endpoint.connect_lazy(),
+                Some(tls) => {
+                    // A registry name that is no DNS name fails validation before it gets here; should
+                    // one slip through, its handshakes fail and it is reported unavailable.
+                    let name = ServerName::try_from(dial.name.to_string()).ok();
+                    dial.endpoint.connect_with_connector_lazy(Handshake { tls: TlsConnector::from(tls.clone()), name })
+                }
+            }
         })
     }
 
@@ -109,5 +125,35 @@ impl Pool {
                 }
             });
         }
+    }
+}
+
+/// Opens one connection: TCP to the endpoint, then TLS, where the registry must prove `name`.
+#[derive(Clone)]
+struct Handshake {
+    tls: TlsConnector,
+    name: Option<ServerName<'static>>,
+}
+
+impl tower::Service<Uri> for Handshake {
+    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (tls, name) = (self.tls.clone(), self.name.clone());
+        Box::pin(async move {
+            let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
+            let name = name.ok_or_else(|| invalid("the registry's name is not a DNS name"))?;
+            let host = uri.host().ok_or_else(|| invalid("the endpoint has no host"))?;
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)).await?;
+            tcp.set_nodelay(true)?;
+            Ok(TokioIo::new(tls.connect(name, tcp).await?))
+        })
     }
 }

@@ -180,14 +180,24 @@ fn the_deployment_configurations_are_valid() {
     let root = env!("CARGO_MANIFEST_DIR");
     let compose = assetgw(&["check-config", "--config", &format!("{root}/deploy/compose/assetgw.toml")]);
     assert!(compose.status.success(), "{}", text(&compose.stderr));
-    // The Kubernetes ConfigMap embeds the gateway's TOML, indented under `assetgw.toml: |`.
-    let configmap = std::fs::read_to_string(format!("{root}/deploy/k8s/configmap.yaml")).unwrap();
-    let embedded = configmap.split("assetgw.toml: |\n").nth(1).unwrap();
-    let toml: String = embedded.lines().map(|l| l.strip_prefix("    ").unwrap_or(l).to_string() + "\n").collect();
-    let path = scratch().join("configmap.toml");
-    std::fs::write(&path, toml).unwrap();
-    let k8s = assetgw(&["check-config", "--config", path.to_str().unwrap()]);
+    // The Kubernetes ConfigMaps embed the gateway's TOML and its registry directory, indented under `NAME: |`.
+    let embedded = |file: &str, key: &str| {
+        let yaml = std::fs::read_to_string(format!("{root}/deploy/k8s/{file}")).unwrap();
+        let body = yaml.split(&format!("{key}: |\n")).nth(1).unwrap().to_string();
+        let toml: String = body.lines().map(|l| l.strip_prefix("    ").unwrap_or(l).to_string() + "\n").collect();
+        let path = scratch().join(key);
+        std::fs::write(&path, toml).unwrap();
+        path
+    };
+    let (config, directory) =
+        (embedded("configmap.yaml", "assetgw.toml"), embedded("registries.yaml", "registries.toml"));
+    let k8s = Command::new(env!("CARGO_BIN_EXE_assetgw"))
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .env("ASSETGW__NETWORK__DIRECTORY", &directory)
+        .output()
+        .unwrap();
     assert!(k8s.status.success(), "{}", text(&k8s.stderr));
+    assert!(text(&k8s.stdout).contains("OK, 4 registries"), "{}", text(&k8s.stdout));
 }
 
 #[test]
