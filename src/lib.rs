@@ -21,11 +21,13 @@
 //! - [`gateway::auth`]: who calls (the court's certificate), whether it may (R15), rates and quotas.
 //! - [`gateway::search`]: the search handler: validate, authorize, fan out, merge, annotate, respond.
 //! - [`gateway::validate`]: every bad field of a request at once (R20–R22).
-//! - [`registry::network`]: the registries and their cache; fan-out, or one asset found for a control order.
+//! - [`registry::network`]: the registries (the directory, followed as its file changes) and their cache;
+//!   fan-out, or one asset found for a control order.
 //! - [`registry::fanout`]: one leg per (debtor, registry), yielded as each finishes.
 //! - [`registry::cache`]: answers per (registry, debtor) with TTLs and single flight.
 //! - [`registry::client`]: one registry's client and the contract check of its answers;
-//!   [`registry::call`] what a call asks and how it can fail.
+//!   [`registry::call`] what a call asks and how it can fail; [`registry::pool`] its connection,
+//!   opened on demand and closed when idle.
 //! - [`registry::resilience`] and [`registry::breaker`]: the tower stack of each registry's calls.
 //! - [`core::merge`]: the pure merge of answers into one asset list with totals.
 //!

@@ -1,4 +1,5 @@
-//! The registry side: a client per registry of the network, the tower stack
+//! The registry side: the directory of the network's registries, a client per
+//! registry with its connection opened on demand, the tower stack
 //! every search call goes through (bulkhead, breaker, timeouts, retries,
 //! hedging), the fan-out of a search over registries, and the answer cache
 //! with single flight and its tier shared by replicas. It knows nothing of the ledger or of courts; it may
