@@ -188,7 +188,8 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
                 Err(f) => row.settle(Err(&f), now),
             }
         } else {
-            let message = format!("registry {} is no longer configured on this gateway", row.registry);
+            let message =
+                format!("registry {} is no longer in this gateway's directory (removed or disabled)", row.registry);
             row.fail(RegistryStatus::Unavailable, message);
         }
         let mut audit = None;
