@@ -53,8 +53,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 }
 
 /// Connections the kernel queues before they are accepted (it caps this at `net.core.somaxconn`). A
-/// gateway opening thousands of registry connections at once overflowed tokio's default of 1,024 at a
-/// mock fleet: the dropped handshakes were retried a second later, then three, and searches timed out.
+/// gateway opening thousands of registry connections at once overflowed the 128 that `TcpListener::bind`
+/// gave at a mock fleet: the dropped handshakes were retried a second later, then three, and searches
+/// timed out.
 const BACKLOG: u32 = 4096;
 
 /// What a connection must do, and how many may be open, before it is served.

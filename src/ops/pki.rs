@@ -280,13 +280,11 @@ impl TlsFiles {
         Self { ca: dir.join("ca.pem"), cert, key }
     }
 
-    /// Our certificate and key, for a client.
-    pub fn identity(&self) -> Result<Identity, PkiError> {
+    fn identity(&self) -> Result<Identity, PkiError> {
         Ok(Identity::from_pem(read(&self.cert)?, read(&self.key)?))
     }
 
-    /// The CA certificate, for a client to trust.
-    pub fn ca(&self) -> Result<Certificate, PkiError> {
+    fn ca(&self) -> Result<Certificate, PkiError> {
         Ok(Certificate::from_pem(read(&self.ca)?))
     }
 
@@ -300,10 +298,7 @@ impl TlsFiles {
     /// A client config that presents our certificate, trusts the CA and speaks HTTP/2, for any
     /// number of servers (each connection names its own), resuming up to `sessions` of them.
     pub fn client_config(&self, sessions: usize) -> Result<Arc<rustls::ClientConfig>, PkiError> {
-        let mut roots = RootCertStore::empty();
-        for cert in pems(&self.ca)? {
-            roots.add(cert).map_err(|e| bad(&self.ca, &e))?;
-        }
+        let roots = roots(&self.ca)?;
         let key = PrivateKeyDer::from_pem_slice(read(&self.key)?.as_bytes()).map_err(|e| bad(&self.key, &e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -343,34 +338,25 @@ pub fn sni_server(dir: &Path, registries: &[String]) -> Result<Arc<ServerConfig>
 fn verifying_clients(
     ca: &Path,
 ) -> Result<rustls::ConfigBuilder<ServerConfig, rustls::server::WantsServerCert>, PkiError> {
-    let mut roots = RootCertStore::empty();
-    for cert in pems(ca)? {
-        roots.add(cert).map_err(|e| bad(ca, &e))?;
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| bad(ca, &e))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone()).build().map_err(|e| bad(ca, &e))?;
     Ok(ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
         .with_client_cert_verifier(verifier))
 }
 
-/// The config, speaking HTTP/2 (gRPC) only.
 /// Whether the certificate in `cert` is one a registry called `name` may
 /// present: it chains to the CA in `ca`, is valid now and names `name`. The
 /// reason, when it is not.
 pub fn check_certificate(cert: &Path, ca: &Path, name: &str) -> Result<(), String> {
-    let mut roots = RootCertStore::empty();
-    for c in pems(ca).map_err(|e| e.to_string())? {
-        roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
-    }
+    let roots = roots(ca).map_err(|e| e.to_string())?;
     let chain = pems(cert).map_err(|e| e.to_string())?;
     let (leaf, intermediates) =
         chain.split_first().ok_or_else(|| format!("{}: no certificate in it", cert.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
         .build()
         .map_err(|e| format!("{}: {e}", ca.display()))?;
     let server = rustls::pki_types::ServerName::try_from(name.to_string())
@@ -381,6 +367,16 @@ pub fn check_certificate(cert: &Path, ca: &Path, name: &str) -> Result<(), Strin
         .map_err(|e| format!("{} is not a certificate of `{name}` from {}: {e}", cert.display(), ca.display()))
 }
 
+/// Every certificate in the PEM file at `ca`, as trust anchors.
+fn roots(ca: &Path) -> Result<Arc<RootCertStore>, PkiError> {
+    let mut roots = RootCertStore::empty();
+    for cert in pems(ca)? {
+        roots.add(cert).map_err(|e| bad(ca, &e))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// The config, speaking HTTP/2 (gRPC) only.
 fn h2(mut config: ServerConfig) -> Arc<ServerConfig> {
     config.alpn_protocols = vec![b"h2".to_vec()];
     Arc::new(config)

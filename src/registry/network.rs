@@ -103,10 +103,12 @@ impl Network {
                 Some((was, registry)) if was == cfg => registry.clone(),
                 found => {
                     match found {
-                        Some(_) => change.changed += 1,
+                        Some(_) => {
+                            change.changed += 1;
+                            self.pool.close(&cfg.name);
+                        }
                         None => change.added += 1,
                     }
-                    self.pool.close(&cfg.name);
                     Arc::new(Registry::new(cfg, &self.config, &self.pool, self.metrics.clone())?)
                 }
             };
@@ -128,7 +130,7 @@ impl Network {
     /// every problem, and the registries stay as they were.
     pub async fn follow_directory(&self, shutdown: impl Future<Output = ()>) {
         let Some(path) = self.config.network.directory.clone() else { return shutdown.await };
-        let mut seen = std::fs::read(&path).ok();
+        let mut seen = tokio::fs::read(&path).await.ok();
         let mut tick = tokio::time::interval(self.config.network.reload_every);
         tokio::pin!(shutdown);
         loop {
@@ -136,7 +138,7 @@ impl Network {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {}
             }
-            let now = std::fs::read(&path).ok();
+            let now = tokio::fs::read(&path).await.ok();
             if now == seen {
                 continue;
             }

@@ -18,7 +18,7 @@ pub fn registries(config: &Config) -> Result<Vec<RegistryConfig>, Problems> {
 
 /// The directory file at `path`, checked against `config` (names must also
 /// differ from the configuration's own registries).
-pub fn read(config: &Config, path: &Path) -> Result<Vec<RegistryConfig>, Problems> {
+fn read(config: &Config, path: &Path) -> Result<Vec<RegistryConfig>, Problems> {
     let file = path.display().to_string();
     let text =
         std::fs::read_to_string(path).map_err(|e| Problems(vec![problem(&file, format!("cannot read: {e}"))]))?;
