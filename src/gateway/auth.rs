@@ -24,7 +24,7 @@ use crate::{
         error::{Error, MESSAGE_CHARS, QUOTE_CHARS, bounded},
         identifiers::{self, CaseNumber, DebtorId},
     },
-    gateway::audit::{Record, Trail},
+    gateway::audit::{AuditError, Record, Trail},
     ledger::{
         model::Model,
         rules::{self, Action},
@@ -324,7 +324,9 @@ impl Gate {
 
     /// Counts one search against the court's daily quota: exactly across
     /// replicas when they share Redis (seeded from the audit trail, so a Redis
-    /// that lost its data undercounts nothing), else on this replica.
+    /// that lost its data undercounts nothing), and while Redis cannot be
+    /// reached exactly across replicas in the database; without Redis, on
+    /// this replica (seeded from the audit trail).
     pub async fn count_search(&self, caller: &Caller) -> Result<(), Error> {
         let (_, _, quota) = self.limits.of(&caller.court);
         if quota == 0 {
@@ -336,11 +338,16 @@ impl Gate {
             let key = format!("searches:{}:{today}", caller.court);
             // Two days: the key outlives its day in every time zone, then goes.
             let seed = async || self.searches_today(caller, today).await.map_err(|e| SharedError(e.to_string()));
-            match shared.count(&key, quota, Duration::from_secs(2 * 86_400), seed).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => return Err(Self::quota_used(&caller.court, quota, today, now)),
-                Err(e) => self.alone("daily_searches", &e),
-            }
+            let counted = match shared.count(&key, quota, Duration::from_secs(2 * 86_400), seed).await {
+                Ok(counted) => counted,
+                Err(e) => {
+                    self.alone("daily_searches", &e);
+                    let day = (today, beijing_midnight(today));
+                    let counted = self.trail.count_search(&caller.court, day, quota).await;
+                    counted.map_err(|e| Self::quota_unreadable(&caller.court, &e))?
+                }
+            };
+            return if counted { Ok(()) } else { Err(Self::quota_used(&caller.court, quota, today, now)) };
         }
         let known = self.searches.lock().ok().and_then(|m| m.get(&caller.court).copied()).filter(|(d, _)| *d == today);
         if known.is_none() {
@@ -362,10 +369,13 @@ impl Gate {
 
     /// The court's searches recorded today by every replica (the audit trail).
     async fn searches_today(&self, caller: &Caller, today: chrono::NaiveDate) -> Result<u64, Error> {
-        self.trail.searches_since(&caller.court, beijing_midnight(today)).await.map_err(|e| {
-            tracing::error!(error = %e, court = %caller.court, "daily search quota unreadable");
-            Error::Unavailable("the daily search quota cannot be checked right now; retry shortly".into())
-        })
+        let recorded = self.trail.searches_since(&caller.court, beijing_midnight(today)).await;
+        recorded.map_err(|e| Self::quota_unreadable(&caller.court, &e))
+    }
+
+    fn quota_unreadable(court: &str, e: &AuditError) -> Error {
+        tracing::error!(error = %e, court, "daily search quota unreadable");
+        Error::Unavailable("the daily search quota cannot be checked right now; retry shortly".into())
     }
 
     fn quota_used(court: &str, quota: u64, today: chrono::NaiveDate, now: crate::core::clock::Time) -> Error {

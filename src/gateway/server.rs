@@ -138,11 +138,9 @@ pub async fn run_with_clock(
         shared.clone(),
         model.clone(),
     ));
-    // Replicas share answers for as long as the slowest registry may take (no registry's timeout exceeds it).
-    let lease = config.search.deadline;
     let tier = shared.map(|s| {
         let (seal, names) = (key.derive("answer cache seal"), key.derive("answer cache names"));
-        Tier::new(s, seal, names, lease, metrics.shared_fallbacks.clone())
+        Tier::new(s, seal, names, metrics.shared_fallbacks.clone())
     });
     let network = Arc::new(Network::new(config, &metrics, store.clock(), tier)?);
     let jobs = Jobs::new(store.clone(), key.clone());
@@ -160,8 +158,8 @@ pub async fn run_with_clock(
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
     tokio::spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
     tokio::spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
-    // A claimed leg is this replica's for twice the slowest registry's timeout.
-    let times = (lease * 2 + Duration::from_secs(5), config.search.job_retention);
+    // A claimed leg is this replica's for twice the slowest registry's timeout (none exceeds the deadline).
+    let times = (config.search.deadline * 2 + Duration::from_secs(5), config.search.job_retention);
     tokio::spawn(jobs::poll::run(jobs, network.clone(), trail.clone(), times, until_stopped(stopped.clone())));
     tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();

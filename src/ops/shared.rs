@@ -109,9 +109,17 @@ impl Shared {
         Ok(counted == 1)
     }
 
-    /// The value stored under `key`, if any.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SharedError> {
-        Ok(self.conn.clone().get(format!("assetgw:{key}")).await?)
+    /// The values stored under `keys`, in one round trip (a lease held reads as `Some`).
+    pub async fn get_all(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, SharedError> {
+        let keys: Vec<String> = keys.iter().map(|k| format!("assetgw:{k}")).collect();
+        Ok(redis::cmd("MGET").arg(keys).query_async(&mut self.conn.clone()).await?)
+    }
+
+    /// Removes `keys` (values or leases).
+    pub async fn delete(&self, keys: &[&str]) -> Result<(), SharedError> {
+        let keys: Vec<String> = keys.iter().map(|k| format!("assetgw:{k}")).collect();
+        let _: i64 = self.conn.clone().del(keys).await?;
+        Ok(())
     }
 
     /// Stores `value` under `key` for `ttl`.
@@ -121,11 +129,11 @@ impl Shared {
         Ok(())
     }
 
-    /// Takes the lease `key` for `ttl` if nobody holds it: true when taken.
+    /// Takes the lease `key` for `ttl` if nobody holds it: true when taken. Given back with [`Shared::delete`].
     pub async fn lease(&self, key: &str, ttl: Duration) -> Result<bool, SharedError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let taken: Option<String> = redis::cmd("SET")
-            .arg(format!("assetgw:lease:{key}"))
+            .arg(format!("assetgw:{key}"))
             .arg(1)
             .arg("NX")
             .arg("PX")

@@ -119,13 +119,12 @@ impl Cache {
     }
 
     /// The cached answer for `key` if it is younger than both `ttl` and
-    /// `max_age`; otherwise the answer of one shared call of `fetch`, which is
-    /// cached for `ttl` when it succeeds.
+    /// `max_age`; otherwise the answer of one shared call of `fetch` (which
+    /// takes at most `timeout`), cached for `ttl` when it succeeds.
     pub async fn get_or_fetch<F>(
         &self,
         key: Key,
-        ttl: Duration,
-        max_age: Option<Duration>,
+        (ttl, max_age, timeout): (Duration, Option<Duration>, Duration),
         fetch: impl FnOnce() -> F,
     ) -> (Result<Arc<Entry>, Failure>, Lookup)
     where
@@ -144,7 +143,7 @@ impl Cache {
             match flights.get(&key) {
                 Some(flight) => (flight.clone(), Lookup::Coalesced),
                 None => {
-                    let flight = self.start(key.clone(), ttl, limit, fetch());
+                    let flight = self.start(key.clone(), (ttl, limit, timeout), fetch());
                     flights.insert(key, flight.clone());
                     (flight, Lookup::Miss)
                 }
@@ -161,7 +160,7 @@ impl Cache {
         self.entries.insert(key, Entry::new(answer, fetched_at, now, ttl, false)).await;
     }
 
-    fn start<F>(&self, key: Key, ttl: Duration, limit: Duration, fetch: F) -> Flight
+    fn start<F>(&self, key: Key, (ttl, limit, timeout): (Duration, Duration, Duration), fetch: F) -> Flight
     where
         F: Future<Output = Result<Checked, Failure>> + Send + 'static,
     {
@@ -169,7 +168,7 @@ impl Cache {
         let task = tokio::spawn(async move {
             let now = SystemTime::from(this.clock.now());
             let result = match &this.tier {
-                Some(tier) => tier.through((&key.0, &key.1), ttl, limit, now, fetch).await,
+                Some(tier) => tier.through((&key.0, &key.1), (ttl, limit, timeout), now, fetch).await,
                 None => fetch.await.map(|checked| ((checked, now), false)),
             };
             let result =
@@ -189,6 +188,9 @@ impl Cache {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A registry's timeout.
+    const T: Duration = Duration::from_secs(3);
 
     fn key() -> Key {
         ("bank".into(), "110105199001011232".into())
@@ -215,13 +217,13 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         let lookups = futures::future::join_all(
-            (0..100).map(|_| cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default())))),
+            (0..100).map(|_| cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default())))),
         )
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Miss).count(), 1);
         assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Coalesced).count(), 99);
-        let (_, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await;
+        let (_, l) = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await;
         assert_eq!(l, Lookup::Hit);
     }
 
@@ -230,20 +232,23 @@ mod tests {
         let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
-        cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await.0.unwrap();
+        cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await.0.unwrap();
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await.1, Lookup::Hit);
+        assert_eq!(
+            cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await.1,
+            Lookup::Hit
+        );
         let fresh = cache
-            .get_or_fetch(key(), ttl, Some(Duration::from_secs(5)), counting(&calls, Ok(Checked::default())))
+            .get_or_fetch(key(), (ttl, Some(Duration::from_secs(5)), T), counting(&calls, Ok(Checked::default())))
             .await;
         assert_eq!(fresh.1, Lookup::Miss);
         assert_eq!(
-            cache.get_or_fetch(key(), ttl, Some(Duration::ZERO), counting(&calls, Ok(Checked::default()))).await.1,
+            cache.get_or_fetch(key(), (ttl, Some(Duration::ZERO), T), counting(&calls, Ok(Checked::default()))).await.1,
             Lookup::Miss
         );
         tokio::time::advance(Duration::from_secs(31)).await;
         assert_eq!(
-            cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await.1,
+            cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await.1,
             Lookup::Miss
         );
         assert_eq!(calls.load(Ordering::SeqCst), 4);
@@ -255,7 +260,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         for _ in 0..3 {
-            let (r, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Err(Failure::Unavailable))).await;
+            let (r, l) = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Err(Failure::Unavailable))).await;
             assert_eq!((r.unwrap_err(), l), (Failure::Unavailable, Lookup::Miss));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -266,11 +271,11 @@ mod tests {
         let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
-        let first = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default())));
+        let first = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default())));
         // The caller gives up long before the registry answers.
         assert!(tokio::time::timeout(Duration::from_millis(1), first).await.is_err());
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (r, l) = cache.get_or_fetch(key(), ttl, None, counting(&calls, Ok(Checked::default()))).await;
+        let (r, l) = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await;
         assert!(r.is_ok());
         assert_eq!((l, calls.load(Ordering::SeqCst)), (Lookup::Hit, 1));
     }

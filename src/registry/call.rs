@@ -9,7 +9,7 @@ use prost::Message;
 use tonic::Code;
 
 use crate::core::{
-    clock::Time,
+    clock::{Time, from_micros},
     merge::Reported,
     proto::{Asset, RegistryStatus},
 };
@@ -57,8 +57,11 @@ pub struct Ticket {
     pub ticket: String,
     /// When asking again is useful.
     pub ask_after: Time,
-    /// The end of the registry's answer window.
+    /// The end of the answer window as the gateway keeps it: the registry's, capped at its declared
+    /// window and the gateway's maximum.
     pub answer_by: Time,
+    /// The end of the window as the registry stated it: the contract fixes it for the ticket's life.
+    pub stated_by: Time,
 }
 
 impl Failure {
@@ -158,6 +161,65 @@ struct StoredRecord {
     id: String,
     #[prost(message, optional, tag = "3")]
     asset: Option<Asset>,
+}
+
+/// A failure as the shared tier hands it to the replicas waiting on the same call.
+#[derive(Clone, PartialEq, Message)]
+struct StoredFailure {
+    #[prost(uint32, tag = "1")]
+    status: u32,
+    #[prost(int32, tag = "2")]
+    code: i32,
+    #[prost(uint64, tag = "3")]
+    millis: u64,
+    #[prost(string, tag = "4")]
+    message: String,
+    #[prost(string, tag = "5")]
+    ticket: String,
+    #[prost(int64, repeated, tag = "6")]
+    times_micros: Vec<i64>,
+}
+
+/// A failure of a call to the registry itself, for another replica waiting on it; `None` for a
+/// failure of this replica's own (its breaker, its bulkhead), which says nothing about the registry.
+pub fn encode_failure(failure: &Failure) -> Option<Vec<u8>> {
+    let mut stored = StoredFailure::default();
+    match failure {
+        Failure::Timeout(after) => {
+            stored.status = 1;
+            stored.millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        }
+        Failure::Unavailable => stored.status = 2,
+        Failure::Error(code) => (stored.status, stored.code) = (3, *code as i32),
+        Failure::InvalidResponse(why) => (stored.status, stored.message) = (4, why.clone()),
+        Failure::Deferred(t) => {
+            (stored.status, stored.ticket) = (5, t.ticket.clone());
+            stored.times_micros = [t.ask_after, t.answer_by, t.stated_by].map(|t| t.timestamp_micros()).to_vec();
+        }
+        Failure::CircuitOpen(_) | Failure::Shed(_) => return None,
+    }
+    Some(stored.encode_to_vec())
+}
+
+/// A failure [`encode_failure`] wrote; `None` if the bytes are not one.
+pub fn decode_failure(bytes: &[u8]) -> Option<Failure> {
+    let stored = StoredFailure::decode(bytes).ok()?;
+    Some(match stored.status {
+        1 => Failure::Timeout(Duration::from_millis(stored.millis)),
+        2 => Failure::Unavailable,
+        3 => Failure::Error(Code::from(stored.code)),
+        4 => Failure::InvalidResponse(stored.message),
+        5 => {
+            let [ask_after, answer_by, stated_by] = <[i64; 3]>::try_from(stored.times_micros).ok()?;
+            Failure::Deferred(Ticket {
+                ticket: stored.ticket,
+                ask_after: from_micros(ask_after),
+                answer_by: from_micros(answer_by),
+                stated_by: from_micros(stated_by),
+            })
+        }
+        _ => return None,
+    })
 }
 
 /// An answer as kept outside memory (the shared tier, search jobs): its records and when it was fetched.

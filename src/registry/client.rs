@@ -12,10 +12,11 @@ use tonic::{
 use tower::ServiceExt;
 
 use crate::{
+    core::clock::SharedClock,
     core::proto::{
-        AssetKind, Debtor, DeductRequest, Deferred, GetAnswerRequest, RegistryKind, ReleaseRequest, RenewRequest,
-        SearchAssetsRequest, SeizeRequest, get_answer_response::State, registry_service_client::RegistryServiceClient,
-        time_of,
+        AssetKind, Debtor, DeductRequest, Deferred, DescribeRequest, GetAnswerRequest, RegistryKind, ReleaseRequest,
+        RenewRequest, SearchAssetsRequest, SeizeRequest, get_answer_response::State,
+        registry_service_client::RegistryServiceClient, time_of,
     },
     core::{answer, merge},
     ops::config::{Config, RegistryConfig},
@@ -118,6 +119,7 @@ struct Attempt {
     asset_kinds: Arc<[AssetKind]>,
     timeout: Duration,
     max_answer_bytes: usize,
+    window: Arc<Window>,
 }
 
 impl tower::Service<Ask> for Attempt {
@@ -138,7 +140,13 @@ impl tower::Service<Ask> for Attempt {
 impl Registry {
     /// A client for `cfg`. Connects lazily, so a registry that is down at
     /// start-up is reported per search instead of stopping the gateway.
-    pub fn new(cfg: &RegistryConfig, config: &Config, pool: &Pool, metrics: Metrics) -> Result<Self, SetupError> {
+    pub fn new(
+        cfg: &RegistryConfig,
+        config: &Config,
+        pool: &Pool,
+        metrics: Metrics,
+        clock: SharedClock,
+    ) -> Result<Self, SetupError> {
         let policy = config.policy(cfg);
         // The pool makes the TLS connection itself (one configuration for every registry), so the
         // channel is told plain HTTP/2.
@@ -160,6 +168,11 @@ impl Registry {
             max_answer_bytes: policy.max_answer_bytes,
             asset_kinds: cfg.asset_kinds().into(),
             timeout: policy.attempt_timeout,
+            window: Arc::new(Window {
+                max: config.search.max_answer_window,
+                declared: tokio::sync::OnceCell::new(),
+                clock,
+            }),
         };
         Ok(Self {
             calls: resilience::stack(&name, &policy, &metrics, attempt.clone()),
@@ -264,7 +277,10 @@ impl Attempt {
                 };
                 let answer = self.within(left, request, |mut c, r| async move { c.search_assets(r).await }).await?;
                 match answer.deferred {
-                    Some(ticket) if caller.accept_deferred => return Err(Failure::Deferred(ticket_of(ticket)?)),
+                    Some(ticket) if caller.accept_deferred => {
+                        let ticket = ticket_of(ticket)?;
+                        return Err(Failure::Deferred(self.capped(ticket, left).await));
+                    }
                     Some(_) => {
                         return Err(Failure::InvalidResponse(
                             "it answered with a ticket (a deferred answer), which this search did not accept".into(),
@@ -287,6 +303,29 @@ impl Attempt {
             }
         };
         self.check(answer.assets)
+    }
+
+    /// `t` with its window cut to the registry's declared window and the gateway's maximum,
+    /// counted from now. The declaration is asked once (within `left`); a registry that cannot say
+    /// is held to the maximum until it can.
+    async fn capped(&self, mut t: Ticket, left: Duration) -> Ticket {
+        let describe = async {
+            let answer = self.within(left, DescribeRequest {}, |mut c, r| async move { c.describe(r).await }).await?;
+            let declared = answer.answer_window.and_then(|w| Duration::try_from(w).ok()).filter(|w| !w.is_zero());
+            Ok::<_, Failure>(declared)
+        };
+        let declared = self.window.declared.get_or_try_init(|| describe).await.ok().copied().flatten();
+        let window = declared.map_or(self.window.max, |d| d.min(self.window.max));
+        let end = self.window.clock.now() + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        if t.answer_by > end {
+            tracing::warn!(
+                stated = %t.answer_by,
+                kept = %end,
+                "a ticket's answer window is longer than the registry declares or the gateway allows; cut"
+            );
+            t.answer_by = end;
+        }
+        t
     }
 
     /// One call of `method` with `left` to go: the registry learns it through grpc-timeout,
@@ -359,15 +398,30 @@ impl Attempt {
     }
 }
 
-/// A ticket as the contract requires it (the conformance suite's rules): else the answer is broken.
+/// A ticket as the contract requires it: else the answer is broken. Its window is as the registry
+/// states it; an `ask_after` past `answer_by` only means the leg expires at `answer_by`.
 fn ticket_of(d: Deferred) -> Result<Ticket, Failure> {
     let printable = (1..=128).contains(&d.ticket.len()) && d.ticket.bytes().all(|b| b.is_ascii_graphic());
     match (printable, d.ask_after.as_ref().map(time_of), d.answer_by.as_ref().map(time_of)) {
-        (true, Some(ask_after), Some(answer_by)) if ask_after <= answer_by => {
-            Ok(Ticket { ticket: d.ticket, ask_after, answer_by })
+        (true, Some(ask_after), Some(answer_by)) => {
+            Ok(Ticket { ticket: d.ticket, ask_after, answer_by, stated_by: answer_by })
         }
         _ => Err(Failure::InvalidResponse(
-            "its ticket broke the contract (1 to 128 printable characters, ask_after no later than answer_by)".into(),
+            "its ticket broke the contract (1 to 128 printable characters, with ask_after and answer_by)".into(),
         )),
+    }
+}
+
+/// How long a registry's tickets may run: the window it declares (`Describe`, asked when its first
+/// ticket comes) and the gateway's maximum (`search.max_answer_window`), whichever is shorter.
+struct Window {
+    max: Duration,
+    declared: tokio::sync::OnceCell<Option<Duration>>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Window").field("max", &self.max).field("declared", &self.declared.get()).finish()
     }
 }

@@ -75,7 +75,7 @@ async fn leg(cache: Cache, plan: Arc<Plan>, debtor_index: usize, registry: Arc<R
         let started = Instant::now();
         let key = (registry.name.clone(), id.as_str().to_string());
         let (result, lookup) = cache
-            .get_or_fetch(key, registry.cache_ttl, plan.max_age, || {
+            .get_or_fetch(key, (registry.cache_ttl, plan.max_age, registry.timeout), || {
                 let (registry, debtor, caller) = (registry.clone(), debtor.clone(), plan.caller.clone());
                 // The call may outlive this leg (single flight), so it carries the span itself.
                 async move { registry.search(debtor, caller).await }.instrument(Span::current())

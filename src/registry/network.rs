@@ -41,6 +41,8 @@ pub struct Network {
     metrics: Metrics,
     cache: Cache,
     deadline: Duration,
+    /// The gateway's clock, for the windows of registries' tickets.
+    clock: SharedClock,
 }
 
 /// The enabled registries as the directory lists them now, in its order.
@@ -84,7 +86,8 @@ impl Network {
             pool: Pool::new(config, metrics)?,
             config: config.clone(),
             metrics: metrics.clone(),
-            cache: Cache::new(config.cache.max_entries, clock, tier),
+            cache: Cache::new(config.cache.max_entries, clock.clone(), tier),
+            clock,
             deadline: config.search.deadline,
         };
         network.apply(&registries)?;
@@ -109,7 +112,7 @@ impl Network {
                         }
                         None => change.added += 1,
                     }
-                    Arc::new(Registry::new(cfg, &self.config, &self.pool, self.metrics.clone())?)
+                    Arc::new(Registry::new(cfg, &self.config, &self.pool, self.metrics.clone(), self.clock.clone())?)
                 }
             };
             next.registries.push(registry.clone());

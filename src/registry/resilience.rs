@@ -87,6 +87,10 @@ const FAST_MODE_MULTIPLE: u32 = 2;
 /// 4. retries wrap hedging, so a retry follows only when the attempt and its
 ///    hedge have both failed;
 /// 5. hedging races a second attempt against a slow first one.
+///
+/// A poll of a ticket (`GetAnswer`) goes through the bulkhead, the breaker and
+/// the timeout only: the poller paces it (never sooner than its floor), so
+/// neither a retry nor a hedge may ask again inside that floor.
 pub fn stack<A>(name: &Arc<str>, policy: &CallPolicy, metrics: &Metrics, attempt: A) -> Calls
 where
     A: Service<Ask, Response = Assets, Error = Failure> + Clone + Send + Sync + 'static,
@@ -210,8 +214,12 @@ impl Policy<Ask, Assets, Failure> for Retries {
                 None
             }
             // Searches change nothing, so asking again is safe; only when time is left and the budget allows.
+            // A poll is not retried here: the poller asks again after its floor, within its backoff.
             Err(Failure::Unavailable | Failure::Timeout(_))
-                if !self.retried && Instant::now() < ask.deadline && self.budget.withdraw() =>
+                if !self.retried
+                    && matches!(ask.question, Question::Search(_))
+                    && Instant::now() < ask.deadline
+                    && self.budget.withdraw() =>
             {
                 self.retried = true;
                 self.counter.inc();
@@ -244,6 +252,10 @@ where
     service_fn(move |ask: Ask| {
         let (inner, hedge) = (inner.clone(), hedge.clone());
         async move {
+            // Polls are not hedged: a ticket is asked at most once per the poller's floor.
+            if matches!(ask.question, Question::Answer(_)) {
+                return inner.oneshot(ask).await;
+            }
             hedge.budget.deposit();
             let first = timed(inner.clone().oneshot(ask.clone()), &hedge.latencies);
             let Some(after) = hedge.latencies.hedge_after() else { return first.await };
@@ -492,6 +504,31 @@ mod tests {
         let calls = stack(&"r".into(), &p, &metrics(), attempt);
         let _ = calls.oneshot(ask(Duration::from_secs(1))).await;
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_is_neither_retried_nor_hedged() {
+        let poll = || Ask { question: Question::Answer("t-1".into()), ..ask(Duration::from_secs(1)) };
+        let (count, attempt) = attempts(|_| (Duration::ZERO, Err(Failure::Unavailable)));
+        let p =
+            CallPolicy { retry_budget: 1.0, breaker: BreakerConfig { failures: 1000, ..policy().breaker }, ..policy() };
+        let calls = stack(&"r".into(), &p, &metrics(), attempt);
+        for _ in 0..10 {
+            assert_eq!(calls.clone().oneshot(poll()).await, Err(Failure::Unavailable));
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 10, "one attempt per poll: the poller's floor paces the next");
+        // Every 10th attempt slow: searches warm the hedge up, and a slow poll is still asked once.
+        let (count, attempt) =
+            attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Assets::default())));
+        let p = CallPolicy { hedge_percentile: 0.8, hedge_budget: 1.0, ..policy() };
+        let calls = stack(&"r".into(), &p, &metrics(), attempt);
+        for _ in 0..29 {
+            calls.clone().oneshot(ask(Duration::from_secs(1))).await.unwrap();
+        }
+        let before = count.load(Ordering::SeqCst);
+        let started = Instant::now();
+        calls.clone().oneshot(poll()).await.unwrap();
+        assert_eq!((count.load(Ordering::SeqCst) - before, started.elapsed()), (1, Duration::from_millis(500)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -69,22 +69,33 @@ async fn r14_an_approval_moves_the_first_seizure_only(db: Db) {
     assert_eq!(holders, [B, D, B], "R14 moves the first seizure; D's own waiting seizure stays D's");
 }
 
-async fn r4_the_claim_cap_counts_freezes_as_of_now(db: Db) {
+/// Freezes 30,000 on account `first`, then 400 days later 50,000 on account `second`, under a claim of 60,000.
+async fn freeze_after_a_lapse(db: Db, first: usize, second: usize) {
     let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut s = seizures(&stack);
     let accounts = cny_accounts(&stack).await;
     let claim = Some(Money { currency: "CNY".into(), minor_units: 60_000 });
-    let mut first = place_req("c1", B, &accounts[1].0, 30_000);
-    first.claim = claim.clone();
-    s.place_seizure(as_court(B, first)).await.unwrap();
+    let mut earlier = place_req("c1", B, &accounts[first].0, 30_000);
+    earlier.claim = claim.clone();
+    s.place_seizure(as_court(B, earlier)).await.unwrap();
     // A deposit freeze lasts a year (R5); 400 days on it has lapsed, though no sweeper has written it.
     stack.clock.advance(Duration::days(400));
-    let mut second = place_req("c2", B, &accounts[0].0, 50_000);
-    second.claim = claim;
-    let placed = s.place_seizure(as_court(B, second)).await.unwrap().into_inner().result.unwrap();
+    let mut later = place_req("c2", B, &accounts[second].0, 50_000);
+    later.claim = claim;
+    let placed = s.place_seizure(as_court(B, later)).await.unwrap().into_inner().result.unwrap();
     assert_eq!(placed.seizure.unwrap().requested, 50_000);
     let lapsed = events(&mut s, B, 0).await;
     assert!(lapsed.iter().any(|e| e.kind == "lapsed"), "the lapse the check relied on is recorded: {lapsed:?}");
+}
+
+async fn r4_the_claim_cap_counts_freezes_as_of_now(db: Db) {
+    freeze_after_a_lapse(db, 1, 0).await;
+}
+
+/// Issue 25, item 9: the lapse is written before the new freeze whatever order the accounts' keys
+/// sort in; SQLite's invariant triggers check each row as it is written.
+async fn item9_the_lapse_a_step_relies_on_is_written_before_what_it_checks(db: Db) {
+    freeze_after_a_lapse(db, 0, 1).await;
 }
 
 async fn r2_r9_an_emptied_freeze_waits_without_a_term(db: Db) {
@@ -278,6 +289,7 @@ crate::on_both_backends!(
     r13_a_handover_not_made_within_seven_days_is_overdue,
     r14_an_approval_moves_the_first_seizure_only,
     r4_the_claim_cap_counts_freezes_as_of_now,
+    item9_the_lapse_a_step_relies_on_is_written_before_what_it_checks,
     r2_r9_an_emptied_freeze_waits_without_a_term,
     r5_r6_terms_end_on_the_beijing_date,
     r14_sixty_days_are_counted_in_beijing_calendar_days,

@@ -280,6 +280,37 @@ impl Trail {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Counts one search of `court` on `day` (which began at `since`) against `quota` in the
+    /// database: `false` when the quota is used. Exact across replicas (one conditional update of
+    /// one row); the count starts from the trail's, so searches recorded before it are counted.
+    pub async fn count_search(
+        &self,
+        court: &str,
+        (day, since): (chrono::NaiveDate, Time),
+        quota: u64,
+    ) -> Result<bool, AuditError> {
+        let recorded = i64::try_from(self.searches_since(court, since).await?).unwrap_or(i64::MAX);
+        let day = day.to_string();
+        sqlx::query(
+            "INSERT INTO search_quota (court, day, used) VALUES ($1, $2, 0) ON CONFLICT (court, day) DO NOTHING",
+        )
+        .bind(court)
+        .bind(&day)
+        .execute(&self.pool)
+        .await?;
+        let counted = sqlx::query(
+            "UPDATE search_quota SET used = (CASE WHEN used > $3 THEN used ELSE $3 END) + 1 \
+             WHERE court = $1 AND day = $2 AND (CASE WHEN used > $3 THEN used ELSE $3 END) < $4",
+        )
+        .bind(court)
+        .bind(&day)
+        .bind(recorded)
+        .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(counted.rows_affected() == 1)
+    }
+
     /// Purges records older than `before` (Unix µs) from every chain, leaving
     /// in this chain a sealed record of where each purged chain now starts.
     pub async fn purge(&self, before: i64) -> Result<usize, AuditError> {

@@ -42,6 +42,15 @@ pub use store::{Claimed, Head, JobView, Summary, Update};
 /// Settled searches' ids kept for slow watchers; one that falls further behind reads again.
 const CHANGES: usize = 4096;
 
+/// The least time between two asks of one ticket, whatever its registry says (the floor
+/// `docs/PARTNERS.md` promises).
+pub const MIN_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `d` after `t`.
+pub fn after(t: Time, d: std::time::Duration) -> Time {
+    t + chrono::Duration::from_std(d).unwrap_or_default()
+}
+
 /// Where a leg stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -111,6 +120,8 @@ pub struct LegRow {
     pub answer: Option<Vec<u8>>,
     /// Its place in the order the search's legs settled.
     pub seq: Option<i64>,
+    /// The end of the answer window as the registry stated it with its ticket.
+    pub stated_by: Option<Time>,
 }
 
 impl LegRow {
@@ -128,6 +139,7 @@ impl LegRow {
             message: String::new(),
             answer: None,
             seq: None,
+            stated_by: None,
         }
     }
 
@@ -157,14 +169,35 @@ impl LegRow {
         self.ticket = self.ticket.take().filter(|_| self.state == State::Pending);
     }
 
-    /// A ticket: asked again at its `ask_after` (never before `now`).
+    /// A ticket: asked again at its `ask_after`, never sooner than [`MIN_GAP`] from `now` (a
+    /// registry's clock may run behind ours, or it may send no time at all) and never after its
+    /// window's end, where the leg expires. A pending reply to a poll keeps the window the
+    /// first ticket set: the contract fixes it.
     pub fn defer(&mut self, t: &Ticket, now: Time) {
+        let answer_by = self.answer_by.filter(|_| self.state == State::Pending).unwrap_or(t.answer_by);
         self.state = State::Pending;
         self.ticket = Some(t.ticket.clone());
-        self.next_ask = t.ask_after.max(now);
-        self.answer_by = Some(t.answer_by);
+        self.next_ask = t.ask_after.max(after(now, MIN_GAP)).min(answer_by.max(now));
+        self.answer_by = Some(answer_by);
+        self.stated_by = self.stated_by.or(Some(t.stated_by));
         self.status = RegistryStatus::Pending as i32;
-        self.message = format!("answers later; asked again after {}", t.ask_after.format("%Y-%m-%d %H:%M:%S UTC"));
+        self.message = format!("answers later; asked again after {}", self.next_ask.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+
+    /// Why a pending reply to a poll breaks the contract: it names another ticket, or moves the
+    /// end of the window the first ticket stated.
+    pub fn breach(&self, t: &Ticket) -> Option<String> {
+        if self.ticket.as_deref() != Some(t.ticket.as_str()) {
+            return Some("its pending reply named another ticket; the contract keeps one ticket per search".into());
+        }
+        let stated = self.stated_by?;
+        (t.stated_by != stated).then(|| {
+            format!(
+                "its pending reply moved the end of the answer window from {} to {}; the contract fixes it",
+                stated.format("%Y-%m-%d %H:%M:%S UTC"),
+                t.stated_by.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        })
     }
 
     /// The registry's part ended without an answer.

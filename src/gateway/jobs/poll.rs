@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Claimed, Jobs, State, Update};
+use super::{Claimed, Jobs, MIN_GAP, State, Update, after};
 use crate::{
     core::{clock::Time, identifiers::DebtorId, proto::RegistryStatus},
     gateway::audit::{Record, Trail},
@@ -29,8 +29,6 @@ const IN_FLIGHT: usize = 256;
 /// How often the poller looks for due legs when nothing wakes it: the most a ready answer waits to be
 /// asked for (an idle look is one indexed read).
 const POLL: Duration = Duration::from_millis(50);
-/// The least time between two asks of one ticket, whatever its registry says.
-const MIN_GAP: Duration = Duration::from_millis(250);
 /// The first retry after a failed ask waits up to this long; each failure doubles it, up to [`BACKOFF_CAP`].
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// The longest wait between two asks after failures.
@@ -100,10 +98,6 @@ fn backoff(attempts: i64) -> Duration {
     ceiling.mul_f64(rand::rng().random_range(0.0..=1.0)).max(MIN_GAP)
 }
 
-fn after(now: Time, d: Duration) -> Time {
-    now + chrono::Duration::from_std(d).unwrap_or_default()
-}
-
 /// A leg asked: how to record it, and its audit record if it settled.
 struct Asked {
     update: Update,
@@ -157,6 +151,13 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
             };
             let now = jobs.now();
             match result {
+                Err(Failure::Deferred(t)) if row.state == State::Pending => match row.breach(&t) {
+                    Some(why) => row.fail(RegistryStatus::InvalidResponse, why),
+                    None => {
+                        row.defer(&t, now);
+                        attempts = 0;
+                    }
+                },
                 Err(Failure::Deferred(t)) => {
                     row.defer(&t, now);
                     attempts = 0;

@@ -83,8 +83,7 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
-const LEG_COLUMNS: &str =
-    "debtor_idx, registry, kind, state, ticket, next_ask, answer_by, status, message, answer, settled_at, seq";
+const LEG_COLUMNS: &str = "debtor_idx, registry, kind, state, ticket, next_ask, answer_by, status, message, answer, settled_at, seq, stated_by";
 
 /// [`LEG_COLUMNS`] of the table aliased `l`, for a join.
 fn leg_columns_of_l() -> String {
@@ -113,6 +112,7 @@ fn leg(row: &AnyRow) -> Result<LegRow, LedgerError> {
             .map(|h| hex::decode(h).map_err(|_| corrupt("answer is not hex")))
             .transpose()?,
         seq: row.try_get(11)?,
+        stated_by: row.try_get::<Option<i64>, _>(12)?.map(from_micros),
     })
 }
 
@@ -259,7 +259,8 @@ impl Jobs {
             let seq = l.state.settled().then_some(last + 1);
             let update = sqlx::query(
                 "UPDATE search_legs SET state = $4, ticket = $5, next_ask = $6, answer_by = $7, status = $8, \
-                 message = $9, answer = $10, settled_at = $11, seq = $12, lease_until = 0, claim = NULL, attempts = $13 \
+                 message = $9, answer = $10, settled_at = $11, seq = $12, stated_by = $13, lease_until = 0, claim = NULL, \
+                 attempts = $14 \
                  WHERE search_id = $1 AND debtor_idx = $2 AND registry = $3 AND state IN ('asking', 'pending')",
             )
             .bind(search_id)
@@ -353,15 +354,17 @@ impl Jobs {
         .fetch_all(&mut *conn)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
+        // The joined columns follow the leg's.
+        let at = LEG_COLUMNS.split(", ").count();
         for row in rows {
             let leg = leg(&row)?;
-            let id: String = row.try_get(15)?;
-            let sealed: Option<String> = row.try_get(14)?;
+            let id: String = row.try_get(at + 3)?;
+            let sealed: Option<String> = row.try_get(at + 2)?;
             out.push(Claimed {
                 debtor: sealed.and_then(|s| self.unsealed(&id, leg.debtor_index, &s)),
-                court: row.try_get(12)?,
-                case_number: row.try_get(13)?,
-                attempts: row.try_get(16)?,
+                court: row.try_get(at)?,
+                case_number: row.try_get(at + 1)?,
+                attempts: row.try_get(at + 4)?,
                 row: leg,
                 search_id: id,
             });
@@ -477,7 +480,7 @@ impl Jobs {
     }
 }
 
-/// Binds where a leg stands (state … seq, in [`LEG_COLUMNS`] order) after the query's first parameters.
+/// Binds where a leg stands (state … stated_by, in [`LEG_COLUMNS`] order) after the query's first parameters.
 fn bind_state<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     l: &'q LegRow,
@@ -494,6 +497,7 @@ fn bind_state<'q>(
         .bind(l.answer.as_ref().map(hex::encode))
         .bind(l.state.settled().then_some(settled_at))
         .bind(seq)
+        .bind(l.stated_by.map(micros))
 }
 
 async fn insert_leg(
@@ -505,7 +509,7 @@ async fn insert_leg(
 ) -> Result<(), LedgerError> {
     let sql = format!(
         "INSERT INTO search_legs (search_id, {LEG_COLUMNS}, lease_until) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     );
     let insert = sqlx::query(&sql)
         .bind(search_id)

@@ -17,6 +17,14 @@ use crate::{
     },
 };
 
+/// The order in which a step's rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Shrink,
+    Asset,
+    Grow,
+}
+
 /// The ledgers one step works on, as loaded and as changed, with the events
 /// and orders each has made so far.
 pub(super) struct Work {
@@ -81,8 +89,13 @@ impl Store {
         for ((l, changes), orders) in w.ledgers.iter().zip(&w.changes).zip(&mut w.orders) {
             orders.extend(rules::promotion_orders(l, changes));
         }
-        for (l, b) in w.ledgers.iter().zip(&w.before) {
-            self.save(conn, l, b).await?;
+        // Across every ledger of the step, what shrinks is written first, then the assets, then what
+        // grows: SQLite checks the invariants row by row, and a freeze lapsed on one account must
+        // be written before a new freeze on another that counts on it (R4).
+        for phase in [Phase::Shrink, Phase::Asset, Phase::Grow] {
+            for (l, b) in w.ledgers.iter().zip(&w.before) {
+                self.save(conn, l, b, phase).await?;
+            }
         }
         self.record(conn, &w).await?;
         Ok(w.ledgers)
@@ -151,16 +164,32 @@ impl Store {
     /// seizures that hold less than before, then the asset, then those that
     /// hold more, so that a database checking each row as it is written
     /// (SQLite's invariant triggers) never sees more in effect than the balance.
-    async fn save(&self, conn: &mut AnyConnection, l: &Ledger, before: &Ledger) -> Result<(), LedgerError> {
+    /// Writes one `phase` of what changed in `l` since `before`. A seizure shrinks when it existed
+    /// and holds no more than it did; a new one always grows (it adds to its case's claim, R4).
+    async fn save(
+        &self,
+        conn: &mut AnyConnection,
+        l: &Ledger,
+        before: &Ledger,
+        phase: Phase,
+    ) -> Result<(), LedgerError> {
         let key = asset_key(l.asset.kind, &l.asset.asset_id);
-        let held_before = |s: &Seizure| before.seizures.iter().find(|b| b.id == s.id).map_or(0, |b| b.effective);
-        let (shrinking, growing): (Vec<&Seizure>, Vec<&Seizure>) =
-            l.seizures.iter().filter(|s| !before.seizures.contains(s)).partition(|s| s.effective <= held_before(s));
-        for s in shrinking {
-            self.save_seizure(conn, &key, s).await?;
-        }
-        if l.asset != before.asset {
-            sqlx::query(
+        let shrinks = |s: &Seizure| {
+            before
+                .seizures
+                .iter()
+                .find(|b| b.id == s.id)
+                .is_some_and(|b| s.effective <= b.effective && s.requested <= b.requested)
+        };
+        let changed = l.seizures.iter().filter(|s| !before.seizures.contains(s));
+        match phase {
+            Phase::Shrink | Phase::Grow => {
+                for s in changed.filter(|s| shrinks(s) == (phase == Phase::Shrink)) {
+                    self.save_seizure(conn, &key, s).await?;
+                }
+            }
+            Phase::Asset if l.asset != before.asset => {
+                sqlx::query(
                 "UPDATE assets SET total = $1, sale_started = $2, disposed = $3, total_at = $4 WHERE asset_key = $5",
             )
             .bind(l.asset.total)
@@ -170,9 +199,8 @@ impl Store {
             .bind(&key)
             .execute(&mut *conn)
             .await?;
-        }
-        for s in growing {
-            self.save_seizure(conn, &key, s).await?;
+            }
+            Phase::Asset => {}
         }
         Ok(())
     }

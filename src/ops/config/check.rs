@@ -141,6 +141,12 @@ impl Config {
                 "must be at least 1h: courts read settled searches after the fact",
             ));
         }
+        if s.max_answer_window < Duration::from_secs(60) {
+            out.push(problem(
+                "search.max_answer_window",
+                "must be at least 1m: registries that answer later take minutes to a day",
+            ));
+        }
         if self.cache.max_entries == 0 {
             out.push(problem(
                 "cache.max_entries",

@@ -163,6 +163,10 @@ pub struct SearchConfig {
     /// WatchSearch) before it is purged with its late answers.
     #[serde(with = "humantime_serde")]
     pub job_retention: Duration,
+    /// The longest a registry's ticket may keep a search open, whatever window the registry
+    /// states (a shorter window it declares in `Describe` also holds).
+    #[serde(with = "humantime_serde")]
+    pub max_answer_window: Duration,
 }
 
 impl Default for SearchConfig {
@@ -173,6 +177,7 @@ impl Default for SearchConfig {
             max_reply_bytes: 3 * 1024 * 1024,
             list_registries: 64,
             job_retention: Duration::from_secs(30 * 24 * 3600),
+            max_answer_window: Duration::from_secs(72 * 3600),
         }
     }
 }
