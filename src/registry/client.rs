@@ -12,7 +12,7 @@ use tonic::{
 use tower::ServiceExt;
 
 use crate::{
-    core::clock::SharedClock,
+    core::clock::{SharedClock, from_micros},
     core::proto::{
         AssetKind, Debtor, DeductRequest, Deferred, DescribeRequest, GetAnswerRequest, RegistryKind, ReleaseRequest,
         RenewRequest, SearchAssetsRequest, SeizeRequest, get_answer_response::State,
@@ -402,7 +402,9 @@ impl Attempt {
 /// states it; an `ask_after` past `answer_by` only means the leg expires at `answer_by`.
 fn ticket_of(d: Deferred) -> Result<Ticket, Failure> {
     let printable = (1..=128).contains(&d.ticket.len()) && d.ticket.bytes().all(|b| b.is_ascii_graphic());
-    match (printable, d.ask_after.as_ref().map(time_of), d.answer_by.as_ref().map(time_of)) {
+    // Kept to the microsecond, as the database keeps times: a repeated `answer_by` compares equal.
+    let time = |t: &prost_types::Timestamp| from_micros(time_of(t).timestamp_micros());
+    match (printable, d.ask_after.as_ref().map(time), d.answer_by.as_ref().map(time)) {
         (true, Some(ask_after), Some(answer_by)) => {
             Ok(Ticket { ticket: d.ticket, ask_after, answer_by, stated_by: answer_by })
         }

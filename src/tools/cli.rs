@@ -424,6 +424,12 @@ pub struct FaultArgs {
     /// Answer searches that accept it later, with a ticket: 30s..2h, or `next 06:00` (the next day's batch).
     #[arg(long)]
     deferred: Option<Deferral>,
+    /// How far the registry's clock runs behind the real one (its tickets' times are read off it).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
+    clock_behind: Duration,
+    /// Pad every answer to about this many bytes more (an answer larger than the gateway takes).
+    #[arg(long, default_value_t = 0)]
+    answer_bytes: u64,
 }
 
 impl FaultArgs {
@@ -439,6 +445,8 @@ impl FaultArgs {
             down: self.down,
             deferred: self.deferred,
             holders: None,
+            clock_behind: self.clock_behind,
+            answer_bytes: self.answer_bytes,
         }
     }
 }

@@ -20,6 +20,8 @@ mod jobs;
 mod ledger;
 mod ledger_props;
 mod loadgen;
+mod lying;
+mod matrix;
 mod ops;
 mod processes;
 mod replicas;

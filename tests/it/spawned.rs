@@ -154,6 +154,11 @@ impl Redis {
         panic!("redis-server did not start on port {port}");
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers, as a hung Redis.
+    pub fn pause(&self) {
+        let _ = std::process::Command::new("kill").args(["-STOP", &self.child.id().to_string()]).status();
+    }
+
     /// Stops the server now (as an outage would).
     pub fn stop(&mut self) {
         let _ = self.child.kill();

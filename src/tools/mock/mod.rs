@@ -154,14 +154,23 @@ impl MockRegistry {
         Ok(f)
     }
 
-    /// What this registry holds for `debtor`, now, holding for `holders` of debtors.
-    fn answer(&self, debtor: &str, holders: Option<f64>) -> SearchAssetsResponse {
-        let profile = match holders {
+    /// What this registry holds for `debtor`, now by its clock, as `settings` shape it (the share of
+    /// debtors it holds anything for, padding that makes the answer oversized).
+    fn answer(&self, debtor: &str, settings: &MockConfig) -> SearchAssetsResponse {
+        let profile = match settings.holders {
             Some(share) if !data::holds(&self.name, debtor, share) => data::Profile::None,
             _ => data::profile_of(debtor, &self.demo),
         };
-        let assets = data::assets(&self.name, self.kind, debtor, profile);
-        SearchAssetsResponse { assets, as_of: Some(proto::ts(SystemClock.now())), deferred: None }
+        let mut assets = data::assets(&self.name, self.kind, debtor, profile);
+        if let Some(first) = assets.first_mut().filter(|_| settings.answer_bytes > 0) {
+            first.description = "x".repeat(usize::try_from(settings.answer_bytes).unwrap_or(usize::MAX));
+        }
+        SearchAssetsResponse { assets, as_of: Some(proto::ts(Self::now_by(settings))), deferred: None }
+    }
+
+    /// The time by this mock's clock, `clock_behind` behind the real one.
+    fn now_by(settings: &MockConfig) -> crate::core::clock::Time {
+        SystemClock.now() - chrono::Duration::from_std(settings.clock_behind).unwrap_or_default()
     }
 
     /// Runs a control order once per idempotency key; a repeat gets the first answer.
@@ -265,10 +274,10 @@ impl RegistryService for MockRegistry {
         async {
             let settings = self.faults().await?;
             if let (true, Some(deferral)) = (request.accept_deferred, settings.deferred) {
-                let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, SystemClock.now());
+                let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, Self::now_by(&settings));
                 return Ok(Response::new(SearchAssetsResponse { deferred: Some(deferred), ..Default::default() }));
             }
-            Ok(Response::new(self.answer(debtor.as_str(), settings.holders)))
+            Ok(Response::new(self.answer(debtor.as_str(), &settings)))
         }
         .instrument(span)
         .await
@@ -280,8 +289,9 @@ impl RegistryService for MockRegistry {
         if ticket.is_empty() {
             return Err(Status::invalid_argument("ticket is empty; pass the one SearchAssets returned"));
         }
-        let holders = self.faults().await?.holders;
-        self.tickets.ask(&ticket, SystemClock.now(), |debtor| self.answer(debtor, holders)).map(Response::new)
+        let settings = self.faults().await?;
+        let now = Self::now_by(&settings);
+        self.tickets.ask(&ticket, now, |debtor| self.answer(debtor, &settings)).map(Response::new)
     }
 
     async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {
@@ -358,6 +368,8 @@ pub fn faults_proto(f: &MockConfig) -> Faults {
         hang: f.hang,
         down: f.down,
         deferred: f.deferred.map(|d| d.to_string()).unwrap_or_default(),
+        clock_behind: prost_types::Duration::try_from(f.clock_behind).ok(),
+        answer_bytes: f.answer_bytes,
     }
 }
 
@@ -377,14 +389,15 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
             bad.push(format!("{field}: {rate} is not between 0.0 and 1.0"));
         }
     }
-    let spike = match f.spike.map(Duration::try_from) {
+    let mut duration = |field: &str, d: Option<prost_types::Duration>| match d.map(Duration::try_from) {
         None => Duration::ZERO,
         Some(Ok(d)) => d,
         Some(Err(_)) => {
-            bad.push("spike: must not be negative".into());
+            bad.push(format!("{field}: must not be negative"));
             Duration::ZERO
         }
     };
+    let (spike, clock_behind) = (duration("spike", f.spike), duration("clock_behind", f.clock_behind));
     if !bad.is_empty() {
         return Err(Status::invalid_argument(bad.join("; ")));
     }
@@ -398,6 +411,8 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
         down: f.down,
         deferred,
         holders: None,
+        clock_behind,
+        answer_bytes: f.answer_bytes,
     })
 }
 

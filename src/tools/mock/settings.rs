@@ -123,6 +123,13 @@ pub struct MockConfig {
     /// Share of debtors, 0.0 to 1.0, this registry holds anything for (most of a fleet's banks hold
     /// nothing for a given debtor). Unset: every debtor its profile gives assets.
     pub holders: Option<f64>,
+    /// How far the mock's clock runs behind the real one: its tickets' times and `as_of` are read
+    /// off it (a registry whose `ask_after` is always in the gateway's past).
+    #[serde(with = "humantime_serde")]
+    pub clock_behind: Duration,
+    /// Pads every answer to about this many bytes more (an answer larger than the gateway takes);
+    /// 0: none.
+    pub answer_bytes: u64,
 }
 
 /// gRPC codes a mock can inject.
