@@ -58,7 +58,7 @@ struct Liar {
     lie: Lie,
     /// The window `Describe` declares (zero: none).
     declared: Duration,
-    polls: Arc<Mutex<Vec<std::time::Instant>>>,
+    polls: Arc<Mutex<Vec<tokio::time::Instant>>>,
     /// The window's end an honest registry repeats.
     end: Time,
 }
@@ -114,7 +114,7 @@ impl RegistryService for Liar {
     }
 
     async fn get_answer(&self, request: Request<GetAnswerRequest>) -> Result<Response<GetAnswerResponse>, Status> {
-        self.polls.lock().unwrap().push(std::time::Instant::now());
+        self.polls.lock().unwrap().push(tokio::time::Instant::now());
         assert_eq!(request.into_inner().ticket, "t-1");
         let mut pending = self.ticket("t-1");
         match self.lie {
@@ -180,7 +180,7 @@ async fn stack_with(liar: Liar, max: Duration) -> Stack {
     // The poller and the window read the gateway's (injected) clock: keep it moving with real time.
     let clock = stack.clock.clone();
     tokio::spawn(async move {
-        let mut last = std::time::Instant::now();
+        let mut last = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let elapsed = last.elapsed();
