@@ -161,11 +161,11 @@ ca = "{ca}"
     assert_eq!(
         keys,
         [
-            "registries.toml: registries[2].kind",
-            "registries.toml: registries[3].colour",
-            "registries.toml: registries[1].name",
-            "registries.toml: registries[3].endpoint",
-            "registries.toml: registries[4].certificate",
+            "registries.toml: registries[2](bank-0003).kind",
+            "registries.toml: registries[3](bank-0004).colour",
+            "registries.toml: registries[1](bank-0001).name",
+            "registries.toml: registries[3](bank-0004).endpoint",
+            "registries.toml: registries[4](bank-0005).certificate",
         ],
         "{problems:#?}"
     );

@@ -1,7 +1,8 @@
 //! The registry directory: a TOML file of `[[registries]]` tables
 //! (`network.directory`) that the gateway reads at start and again whenever
 //! it changes. At the network's width it holds thousands of entries, so every
-//! problem in it is reported at once, keyed by the entry it concerns.
+//! problem in it is reported at once, keyed by the entry it concerns (its
+//! index and its name: `registries[12](bank-0013).kind`).
 
 use std::{collections::HashSet, path::Path};
 
@@ -59,7 +60,11 @@ pub fn parse(config: &Config, file: &str, text: &str) -> Result<Vec<RegistryConf
     };
     let mut registries = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
-        let at = format!("{file}: registries[{i}]");
+        // Among thousands of entries the index alone is hard to find: the name says which.
+        let at = match entry.get("name").and_then(toml::Value::as_str) {
+            Some(name) => format!("{file}: registries[{i}]({name})"),
+            None => format!("{file}: registries[{i}]"),
+        };
         let mut unknown = Vec::new();
         let mut record = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
         let de = serde_ignored::Deserializer::new(entry, &mut record);
