@@ -3,10 +3,17 @@
 //! the answer cache with its cross-replica leases. The connection is made
 //! lazily and remade after a failure; every operation is bounded by
 //! `shared.timeout` and fails fast with [`SharedError`], so that callers fall
-//! back to their own replica's state instead of failing a court's call.
+//! back to their own replica's state instead of failing a court's call. After
+//! a failure Redis rests for a second (every operation fails at once), so a
+//! Redis that hangs costs a search nothing but the first timeout.
 //! Keys are prefixed `assetgw:`; the URL (it may carry a password) is never logged.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::time::Instant;
 
 use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
 
@@ -55,7 +62,13 @@ pub struct Shared {
     conn: ConnectionManager,
     gcra: Script,
     count: Script,
+    /// Until when Redis is not asked, after an operation failed.
+    resting: Arc<Mutex<Option<Instant>>>,
 }
+
+/// After an operation fails, how long the replica goes on alone before asking Redis again: a Redis
+/// that hangs then costs one `shared.timeout` per rest, not one per operation of every search.
+const REST: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,20 +86,29 @@ impl Shared {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { conn, gcra: Script::new(GCRA), count: Script::new(COUNT) })
+        Ok(Self { conn, gcra: Script::new(GCRA), count: Script::new(COUNT), resting: Arc::default() })
+    }
+
+    /// Runs `op` unless Redis is resting after a failure; a failure starts a rest.
+    async fn ask<T>(&self, op: impl Future<Output = Result<T, redis::RedisError>>) -> Result<T, SharedError> {
+        let resting = |r: &Mutex<Option<Instant>>| *r.lock().unwrap_or_else(PoisonError::into_inner);
+        if resting(&self.resting).is_some_and(|until| Instant::now() < until) {
+            return Err(SharedError("not asked for a moment after a failure".into()));
+        }
+        let result = op.await;
+        if result.is_err() {
+            *self.resting.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + REST);
+        }
+        Ok(result?)
     }
 
     /// One request of a court's rate (`per_second`, `burst`): `Ok(None)` when
     /// allowed, `Ok(Some(wait))` when over it, shared by every replica.
     pub async fn admit(&self, court: &str, per_second: u32, burst: u32) -> Result<Option<Duration>, SharedError> {
         let interval = 1_000_000 / u64::from(per_second.max(1));
-        let wait: u64 = self
-            .gcra
-            .key(format!("assetgw:rate:{court}"))
-            .arg(interval.max(1))
-            .arg(burst.max(1))
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let mut conn = self.conn.clone();
+        let mut script = self.gcra.key(format!("assetgw:rate:{court}"));
+        let wait: u64 = self.ask(script.arg(interval.max(1)).arg(burst.max(1)).invoke_async(&mut conn)).await?;
         Ok((wait > 0).then(|| Duration::from_micros(wait)))
     }
 
@@ -100,7 +122,8 @@ impl Shared {
         let key = format!("assetgw:count:{key}");
         let ttl = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
         let run = async |seed: String| -> Result<i64, SharedError> {
-            Ok(self.count.key(&key).arg(limit).arg(ttl).arg(seed).invoke_async(&mut self.conn.clone()).await?)
+            let mut conn = self.conn.clone();
+            self.ask(self.count.key(&key).arg(limit).arg(ttl).arg(seed).invoke_async(&mut conn)).await
         };
         let mut counted = run(String::new()).await?;
         if counted == -1 {
@@ -112,34 +135,29 @@ impl Shared {
     /// The values stored under `keys`, in one round trip (a lease held reads as `Some`).
     pub async fn get_all(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, SharedError> {
         let keys: Vec<String> = keys.iter().map(|k| format!("assetgw:{k}")).collect();
-        Ok(redis::cmd("MGET").arg(keys).query_async(&mut self.conn.clone()).await?)
+        self.ask(redis::cmd("MGET").arg(keys).query_async(&mut self.conn.clone())).await
     }
 
     /// Removes `keys` (values or leases).
     pub async fn delete(&self, keys: &[&str]) -> Result<(), SharedError> {
         let keys: Vec<String> = keys.iter().map(|k| format!("assetgw:{k}")).collect();
-        let _: i64 = self.conn.clone().del(keys).await?;
+        let _: i64 = self.ask(self.conn.clone().del(keys)).await?;
         Ok(())
     }
 
     /// Stores `value` under `key` for `ttl`.
     pub async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), SharedError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let () = self.conn.clone().pset_ex(format!("assetgw:{key}"), value, ms).await?;
-        Ok(())
+        self.ask(self.conn.clone().pset_ex(format!("assetgw:{key}"), value, ms)).await
     }
 
     /// Takes the lease `key` for `ttl` if nobody holds it: true when taken. Given back with [`Shared::delete`].
     pub async fn lease(&self, key: &str, ttl: Duration) -> Result<bool, SharedError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(format!("assetgw:{key}"))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ms)
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let mut conn = self.conn.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(format!("assetgw:{key}")).arg(1).arg("NX").arg("PX").arg(ms);
+        let taken: Option<String> = self.ask(set.query_async(&mut conn)).await?;
         Ok(taken.is_some())
     }
 }

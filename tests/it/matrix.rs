@@ -216,16 +216,17 @@ async fn cells(faults: &[Fault], tier: Tier, replicas: usize) -> Option<()> {
     let cell = format!("faults {faults:?}, tier {tier:?}, {replicas} replica(s)");
     let (started, asked_before) = (Instant::now(), stack.calls("ip"));
     let methods = [(Method::Search, "京0101"), (Method::SearchStream, "京0102"), (Method::SubmitSearch, "京0106")];
+    let mut row = Vec::new();
     for (method, court) in methods {
         let case = format!("（2024）{court}执1号");
-        let mut answered = 0;
+        let (mut answered, mut slowest) = (0, Duration::ZERO);
         for n in 0..=quota_bound(tier, replicas) {
             let began = Instant::now();
             match ask(&gateways[n % replicas], method, &case, n, faults).await {
                 Ok(seen) => {
                     holds(&seen, faults).unwrap_or_else(|e| panic!("{cell}, {method:?} #{n}: {e}"));
                     assert!(began.elapsed() < DEADLINE, "{cell}, {method:?} #{n}: answered after the deadline");
-                    answered += 1;
+                    (answered, slowest) = (answered + 1, slowest.max(began.elapsed()));
                 }
                 Err(e) if e.code() == Code::ResourceExhausted && n >= QUOTA => break,
                 Err(e) => panic!("{cell}, {method:?} #{n}: the whole call failed: {e:?}"),
@@ -233,6 +234,7 @@ async fn cells(faults: &[Fault], tier: Tier, replicas: usize) -> Option<()> {
         }
         assert!(answered >= QUOTA, "{cell}, {method:?}: only {answered} answered within a quota of {QUOTA}");
         assert!(answered <= quota_bound(tier, replicas), "{cell}, {method:?}: {answered} answered, over the quota");
+        row.push(format!("{method:?} {answered} answered, slowest {} ms", slowest.as_millis()));
     }
     if faults.contains(&Fault::ClockBehind) {
         // Each search asks the registry at most once and makes at most one ticket; each ticket is
@@ -241,7 +243,10 @@ async fn cells(faults: &[Fault], tier: Tier, replicas: usize) -> Option<()> {
         let floor_bound = searches * (2 + started.elapsed().as_millis() as u64 / FLOOR.as_millis() as u64);
         let asked = stack.calls("ip") - asked_before;
         assert!(asked <= floor_bound, "{cell}: a registry with its clock behind asked {asked} times");
+        row.push(format!("clock-behind registry asked {asked} times (bound {floor_bound})"));
     }
+    // The matrix's result table (shown with --nocapture).
+    eprintln!("matrix | {cell} | {}", row.join(" | "));
     Some(())
 }
 

@@ -132,3 +132,27 @@ async fn a_designation_recorded_on_one_replica_stops_searches_on_the_other() {
     };
     eprintln!("the other replica refused the designated-away court {refused:?} after the designation");
 }
+
+#[tokio::test]
+async fn a_hung_redis_costs_one_timeout_then_rests_for_a_second() {
+    use assetgw::ops::shared::Shared;
+    use std::time::Duration;
+    use tokio::time::Instant;
+    let Some(redis) = Redis::start().await else { return };
+    let timeout = Duration::from_millis(200);
+    let shared = Shared::new(&redis.url, timeout).unwrap();
+    shared.get_all(&["probe"]).await.expect("Redis answers while it runs");
+    redis.pause();
+    let began = Instant::now();
+    assert!(shared.get_all(&["probe"]).await.is_err());
+    assert!(began.elapsed() >= timeout, "the first operation waits for its timeout");
+    let began = Instant::now();
+    for _ in 0..100 {
+        assert!(shared.lease("lease:probe", timeout).await.is_err());
+    }
+    assert!(began.elapsed() < timeout, "a hundred operations while resting wait for nothing: {:?}", began.elapsed());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let began = Instant::now();
+    assert!(shared.get_all(&["probe"]).await.is_err());
+    assert!(began.elapsed() >= timeout, "after its rest Redis is asked again");
+}
