@@ -40,8 +40,8 @@ async fn main() -> ExitCode {
             let config = FleetConfig { banks, settings, deferred_share };
             commands::mock_fleet(&config, listen, &pki, directory.as_deref()).await
         }
-        Command::MockFaults { target, name, pki, faults } => {
-            commands::set_faults(&target, &name, &pki, &faults.config()).await
+        Command::MockFaults { target, name, pki, reset, faults } => {
+            commands::set_faults(&target, &name, &pki, reset, &faults).await
         }
         Command::Search {
             connection,

@@ -33,12 +33,23 @@ use crate::ops::pki::{self, Role};
 
 /// A socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
+#[error("cannot listen on {addr}: {source}{}", in_use(.source))]
 pub struct BindError {
     /// The address.
     pub addr: SocketAddr,
     /// The cause.
     pub source: io::Error,
+}
+
+/// What an address in use most likely means here.
+fn in_use(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            "; another process listens there: a stack already running (another `assetgw dev` or `assetgw serve`)? \
+             stop it, or move this one with server.listen and the registries' endpoints"
+        }
+        _ => "",
+    }
 }
 
 /// Binds `addr`, naming it in the error.

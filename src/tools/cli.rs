@@ -91,7 +91,8 @@ pub enum Command {
         #[command(flatten)]
         faults: FaultArgs,
     },
-    /// Change a running mock registry's faults (replaces them all); connects with the gateway's certificate.
+    /// Change a running mock registry's faults: only those named change (`--reset` restores the ones it
+    /// started with); prints them all. Connects with the gateway's certificate.
     MockFaults {
         /// The mock's URL (`http://` for a plaintext mock).
         #[arg(long, default_value = "https://127.0.0.1:50061")]
@@ -102,6 +103,9 @@ pub enum Command {
         /// PKI directory: `ca.pem` and `gateway.pem`.
         #[arg(long, env = "ASSETGW_PKI", default_value = "data/pki")]
         pki: PathBuf,
+        /// Restore the faults the mock started with (its configuration), then apply any named here.
+        #[arg(long)]
+        reset: bool,
         #[command(flatten)]
         faults: FaultArgs,
     },
@@ -397,56 +401,67 @@ pub enum AuditCommand {
     },
 }
 
-/// How a mock registry misbehaves.
+/// How a mock registry misbehaves. A flag left out is the mock's default (`mock-registry`,
+/// `mock-fleet`) or, for `mock-faults`, what the running mock has now.
 #[derive(clap::Args)]
 pub struct FaultArgs {
     /// Latency: fixed:5ms, uniform:2ms..20ms or longtail:10ms..200ms.
-    #[arg(long, default_value = "fixed:0ms")]
-    latency: Latency,
+    #[arg(long)]
+    latency: Option<Latency>,
     /// Share of calls (0.0 to 1.0) that take --spike longer.
-    #[arg(long, default_value_t = 0.0)]
-    spike_rate: f64,
+    #[arg(long)]
+    spike_rate: Option<f64>,
     /// Extra latency of a tail spike.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
-    spike: Duration,
+    #[arg(long, value_parser = humantime::parse_duration)]
+    spike: Option<Duration>,
     /// Share of calls answered with an injected error (0.0 to 1.0).
-    #[arg(long, default_value_t = 0.0)]
-    error_rate: f64,
+    #[arg(long)]
+    error_rate: Option<f64>,
     /// The gRPC code of injected errors.
-    #[arg(long, value_enum, default_value = "unavailable")]
-    error_code: FaultCode,
-    /// Never answer.
-    #[arg(long)]
-    hang: bool,
-    /// Answer every call UNAVAILABLE.
-    #[arg(long)]
-    down: bool,
-    /// Answer searches that accept it later, with a ticket: 30s..2h, or `next 06:00` (the next day's batch).
-    #[arg(long)]
-    deferred: Option<Deferral>,
+    #[arg(long, value_enum)]
+    error_code: Option<FaultCode>,
+    /// Never answer (`--hang false` answers again).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    hang: Option<bool>,
+    /// Answer every call UNAVAILABLE (`--down false` brings it back).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    down: Option<bool>,
+    /// Answer searches that accept it later, with a ticket: 30s..2h, or `next 06:00` (the next day's
+    /// batch); `--deferred now` answers at once again.
+    #[arg(long, value_parser = parse_deferral)]
+    deferred: Option<Option<Deferral>>,
     /// How far the registry's clock runs behind the real one (its tickets' times are read off it).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
-    clock_behind: Duration,
+    #[arg(long, value_parser = humantime::parse_duration)]
+    clock_behind: Option<Duration>,
     /// Pad every answer to about this many bytes more (an answer larger than the gateway takes).
-    #[arg(long, default_value_t = 0)]
-    answer_bytes: u64,
+    #[arg(long)]
+    answer_bytes: Option<u64>,
+}
+
+fn parse_deferral(s: &str) -> Result<Option<Deferral>, String> {
+    if s == "now" { Ok(None) } else { s.parse().map(Some) }
 }
 
 impl FaultArgs {
-    /// The mock settings the flags give.
+    /// The mock settings the flags give, the rest at their defaults.
     pub fn config(&self) -> MockConfig {
+        self.applied_to(MockConfig::default())
+    }
+
+    /// `current` with what the flags name changed, and nothing else.
+    pub fn applied_to(&self, current: MockConfig) -> MockConfig {
         MockConfig {
-            latency: self.latency.clone(),
-            spike_rate: self.spike_rate,
-            spike: self.spike,
-            error_rate: self.error_rate,
-            error_code: self.error_code,
-            hang: self.hang,
-            down: self.down,
-            deferred: self.deferred,
-            holders: None,
-            clock_behind: self.clock_behind,
-            answer_bytes: self.answer_bytes,
+            latency: self.latency.clone().unwrap_or(current.latency),
+            spike_rate: self.spike_rate.unwrap_or(current.spike_rate),
+            spike: self.spike.unwrap_or(current.spike),
+            error_rate: self.error_rate.unwrap_or(current.error_rate),
+            error_code: self.error_code.unwrap_or(current.error_code),
+            hang: self.hang.unwrap_or(current.hang),
+            down: self.down.unwrap_or(current.down),
+            deferred: self.deferred.unwrap_or(current.deferred),
+            holders: current.holders,
+            clock_behind: self.clock_behind.unwrap_or(current.clock_behind),
+            answer_bytes: self.answer_bytes.unwrap_or(current.answer_bytes),
         }
     }
 }
@@ -493,9 +508,15 @@ pub enum LedgerCommand {
 }
 
 pub fn parse_registry_kind(s: &str) -> Result<RegistryKind, String> {
-    RegistryKind::from_short_name(s).ok_or_else(|| format!("unknown registry kind `{s}`"))
+    RegistryKind::from_short_name(s).ok_or_else(|| {
+        let kinds: Vec<&str> = RegistryKind::ALL.iter().map(|k| k.short_name()).collect();
+        format!("unknown registry kind `{s}`; one of {}", kinds.join(", "))
+    })
 }
 
 pub fn parse_asset_kind(s: &str) -> Result<AssetKind, String> {
-    AssetKind::from_short_name(s).ok_or_else(|| format!("unknown asset kind `{s}`"))
+    AssetKind::from_short_name(s).ok_or_else(|| {
+        let kinds: Vec<&str> = AssetKind::ALL.iter().map(|k| k.short_name()).collect();
+        format!("unknown asset kind `{s}`; one of {}", kinds.join(", "))
+    })
 }

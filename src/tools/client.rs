@@ -8,7 +8,7 @@ use std::{path::PathBuf, time::Duration};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use futures::StreamExt;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, ReflectMessage};
 use tonic::{
     Code, Request, Status,
     metadata::MetadataValue,
@@ -43,11 +43,14 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The court to call as: explicit, or the court of `case` (even a case the gateway will refuse).
+    /// The court to call as: explicit, or the court of `case` (even a case the gateway will refuse
+    /// for its type); a case number that does not parse is said first, as the gateway would say it.
     fn court(&self, case: Option<&str>) -> Result<String, ClientError> {
-        match (&self.court, case.and_then(|c| CaseNumber::parse(c).ok())) {
+        match (&self.court, case) {
             (Some(court), _) => Ok(court.clone()),
-            (None, Some(case)) => Ok(case.court_code),
+            (None, Some(case)) => CaseNumber::parse(case)
+                .map(|c| c.court_code)
+                .map_err(|why| ClientError::Usage(format!("--case `{case}` {why}"))),
             (None, None) => Err(ClientError::Usage("name the calling court with --court".into())),
         }
     }
@@ -61,19 +64,27 @@ impl Connection {
             if let Some((cert, key)) = &self.cert {
                 (files.cert, files.key) = (cert.clone(), key.clone());
             }
-            for path in [&files.ca, &files.cert] {
-                if !path.exists() {
-                    return Err(ClientError::Usage(format!(
-                        "{} is missing: `assetgw dev` creates the development PKI, or `assetgw pki issue court {court}` issues a certificate",
-                        path.display()
-                    )));
-                }
+            if !files.ca.exists() {
+                return Err(ClientError::Usage(format!(
+                    "{} is missing: run from the repository root (where `assetgw dev` keeps data/pki), start \
+                     `assetgw dev` once to create the development PKI, or point --pki at your PKI directory",
+                    files.ca.display()
+                )));
+            }
+            if !files.cert.exists() {
+                return Err(ClientError::Usage(format!(
+                    "{} is missing: `assetgw pki issue --dir {} court {court}` issues the court's certificate",
+                    files.cert.display(),
+                    self.pki.display()
+                )));
             }
             let host = endpoint.uri().host().unwrap_or("localhost").to_string();
             let tls = files.client(&host).map_err(|e| ClientError::Usage(e.to_string()))?;
             endpoint = endpoint.tls_config(tls)?;
         }
-        Ok((endpoint.connect().await?, court))
+        let connected = endpoint.connect().await;
+        let channel = connected.map_err(|source| ClientError::Connect { gateway: self.gateway.clone(), source })?;
+        Ok((channel, court))
     }
 
     /// `message` with the officer (and, plaintext only, the court) in metadata.
@@ -116,9 +127,17 @@ pub struct SearchArgs {
 /// Why the client failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The gateway's address is not a URL.
+    #[error("the gateway's address is not a URL like https://127.0.0.1:50051: {0}")]
+    Address(#[from] tonic::transport::Error),
     /// The gateway could not be reached.
-    #[error("cannot reach the gateway: {0}")]
-    Connect(#[from] tonic::transport::Error),
+    #[error("cannot reach the gateway at {gateway}: {}", unreachable(.source))]
+    Connect {
+        /// Its address.
+        gateway: String,
+        /// Why.
+        source: tonic::transport::Error,
+    },
     /// The gateway answered with an error.
     #[error("{}", describe_status(.0))]
     Status(#[from] Status),
@@ -128,9 +147,52 @@ pub enum ClientError {
     /// JSON rendering failed.
     #[error("cannot render JSON: {0}")]
     Json(String),
+    /// The request given to `assetgw call` is not one.
+    #[error("cannot read the request: {0}")]
+    Request(String),
+    /// A `--field` path names no field of the answer.
+    #[error("--field {0}")]
+    Field(String),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
+}
+
+/// Why a connection failed, and what to do, from the first cause in its chain that says.
+fn unreachable(error: &tonic::transport::Error) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        let mut tls = e.downcast_ref::<rustls::Error>();
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return "connection refused: nothing listens there; start the stack with `assetgw dev` (from the \
+                        repository root), or name the gateway with --gateway"
+                    .into();
+            }
+            // The TLS stream reports rustls' error inside an I/O error, which `source` skips.
+            tls = tls.or_else(|| io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()));
+        }
+        if let Some(tls) = tls {
+            return match tls {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+                | rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. }) => {
+                    "its certificate does not name the host you called; call it by the name its certificate \
+                     carries (localhost or 127.0.0.1 for the dev stack)"
+                        .into()
+                }
+                rustls::Error::InvalidCertificate(why) => format!(
+                    "its certificate was rejected ({why:?}): it was not issued by the CA in --pki; use the PKI \
+                     directory of the gateway you call"
+                ),
+                rustls::Error::AlertReceived(alert) => format!(
+                    "it refused this client's certificate ({alert:?}): the court's certificate is not from its CA"
+                ),
+                other => format!("TLS failed: {other}"),
+            };
+        }
+        cause = e.source();
+    }
+    format!("{error}; is the gateway running? start it with `assetgw dev`")
 }
 
 fn describe_status(status: &Status) -> String {
@@ -449,27 +511,10 @@ pub async fn call(
     timeout: Duration,
     fields: &[String],
 ) -> Result<(), ClientError> {
-    let pool = DescriptorPool::decode(crate::core::proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| ClientError::Json(e.to_string()))?;
-    let (service, name) =
-        method.rsplit_once(['/', '.']).ok_or_else(|| ClientError::Json(format!("`{method}` is not Service/Method")))?;
-    let found = pool
-        .services()
-        .filter(|s| s.name() == service || s.full_name() == service)
-        .flat_map(|s| s.methods().collect::<Vec<_>>())
-        .find(|m| m.name() == name);
-    let Some(m) = found else {
-        let all: Vec<String> = pool
-            .services()
-            .flat_map(|s| {
-                s.methods().map(|m| format!("{}/{}", m.parent_service().name(), m.name())).collect::<Vec<_>>()
-            })
-            .collect();
-        return Err(ClientError::Json(format!("no method `{method}`; the gateway has {}", all.join(", "))));
-    };
+    let m = gateway_method(method)?;
     let mut de = serde_json::Deserializer::from_str(request);
-    let input =
-        DynamicMessage::deserialize(m.input(), &mut de).map_err(|e| ClientError::Json(format!("request: {e}")))?;
+    let input = DynamicMessage::deserialize(m.input(), &mut de)
+        .map_err(|e| ClientError::Request(format!("{e} (a {} as proto3 JSON)", m.input().name())))?;
     let path =
         tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{}/{}", m.parent_service().full_name(), m.name()))
             .map_err(|e| ClientError::Json(e.to_string()))?;
@@ -493,8 +538,8 @@ pub async fn call(
             println!("{}", text.map_err(json)?);
         } else {
             let value = serde_json::to_value(msg).map_err(json)?;
-            let picked: Vec<String> = fields.iter().map(|f| pick(&value, f)).collect();
-            println!("{}", picked.join("\t"));
+            let picked = fields.iter().map(|f| pick(&msg.descriptor(), &value, f)).collect::<Result<Vec<_>, _>>();
+            println!("{}", picked.map_err(ClientError::Field)?.join("\t"));
         }
         Ok(())
     };
@@ -509,19 +554,78 @@ pub async fn call(
     Ok(())
 }
 
-/// The field at a dotted path (`result.seizure.seizureId`, `seizures.0.rank`)
-/// of proto3 JSON: text as it is, anything else as JSON, and nothing for a
-/// field that is absent (proto3 JSON leaves out default values).
-fn pick(value: &serde_json::Value, path: &str) -> String {
-    let found = path.split('.').try_fold(value, |v, key| match v {
-        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => v.get(key),
+/// The services a court calls, by the names `assetgw call` takes.
+const GATEWAY_SERVICES: [&str; 2] = ["AssetSearchService", "SeizureService"];
+
+/// The gateway method `method` names (`Service/Method` or `package.Service.Method`); an unknown one
+/// is refused with the methods there are, the nearest first.
+fn gateway_method(method: &str) -> Result<MethodDescriptor, ClientError> {
+    let pool = DescriptorPool::decode(crate::core::proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| ClientError::Json(e.to_string()))?;
+    let methods: Vec<MethodDescriptor> = pool
+        .services()
+        .filter(|s| GATEWAY_SERVICES.contains(&s.name()))
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .collect();
+    let name = |m: &MethodDescriptor| format!("{}/{}", m.parent_service().name(), m.name());
+    let wanted = method.rsplit_once(['/', '.']).map(|(service, name)| {
+        let service = service.rsplit('.').next().unwrap_or(service);
+        format!("{service}/{name}")
     });
-    match found {
+    if let Some(found) = methods.iter().find(|m| wanted.as_deref() == Some(name(m).as_str())) {
+        return Ok(found.clone());
+    }
+    let mut all: Vec<String> = methods.iter().map(name).collect();
+    let asked = wanted.unwrap_or_else(|| method.to_string());
+    all.sort_by_key(|m| strsim::levenshtein(&m.to_lowercase(), &asked.to_lowercase()));
+    let hint = match all.first() {
+        Some(nearest) if strsim::normalized_levenshtein(&nearest.to_lowercase(), &asked.to_lowercase()) > 0.6 => {
+            format!("did you mean {nearest}? ")
+        }
+        _ => String::new(),
+    };
+    Err(ClientError::Usage(format!("no gateway method `{method}`; {hint}the gateway has {}", all.join(", "))))
+}
+
+/// The field at a dotted path (`result.seizure.seizureId`, `seizures.0.rank`)
+/// of proto3 JSON, checked against the answer's message type `desc`: text as
+/// it is, anything else as JSON, and nothing for a field that is absent (proto3
+/// JSON leaves out default values). A path naming no field, or an index past
+/// a list's end, is an error that says what there is.
+fn pick(desc: &MessageDescriptor, value: &serde_json::Value, path: &str) -> Result<String, String> {
+    let (mut at, mut message, mut list) = (Some(value), Some(desc.clone()), false);
+    let mut walked: Vec<&str> = Vec::new();
+    for key in path.split('.') {
+        let here = if walked.is_empty() { "the answer".to_string() } else { format!("`{}`", walked.join(".")) };
+        if list {
+            let items = at.and_then(serde_json::Value::as_array).map_or(&[][..], Vec::as_slice);
+            let index: usize = key.parse().map_err(|_| format!("{path}: {here} is a list; follow it with an index"))?;
+            at =
+                Some(items.get(index).ok_or_else(|| {
+                    format!("{path}: {here} has {} item(s), so there is no item {index}", items.len())
+                })?);
+            list = false;
+        } else {
+            let m = message.take().ok_or_else(|| format!("{path}: {here} is a value, not a message"))?;
+            let Some(field) = m.fields().find(|f| f.json_name() == key || f.name() == key) else {
+                let names: Vec<String> = m.fields().map(|f| f.json_name().to_string()).collect();
+                return Err(format!(
+                    "{path}: {here} ({}) has no field `{key}`; its fields: {}",
+                    m.name(),
+                    names.join(", ")
+                ));
+            };
+            at = at.and_then(|v| v.get(field.json_name()));
+            list = field.is_list();
+            message = field.kind().as_message().cloned().filter(|_| !field.is_map());
+        }
+        walked.push(key);
+    }
+    Ok(match at {
         Some(serde_json::Value::String(text)) => text.clone(),
         Some(other) => other.to_string(),
         None => String::new(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -529,13 +633,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_picked_by_dotted_path() {
+    fn fields_are_picked_by_dotted_path_and_a_wrong_path_says_what_there_is() {
+        let desc = gateway_method("SeizureService/PlaceSeizure").unwrap().output();
         let v = serde_json::json!({"result": {"message": "placed", "queue": {"seizures": [{"rank": 1}, {"rank": 2}]}}});
-        assert_eq!(pick(&v, "result.message"), "placed");
-        assert_eq!(pick(&v, "result.queue.seizures.1.rank"), "2");
-        assert_eq!(pick(&v, "result.queue"), r#"{"seizures":[{"rank":1},{"rank":2}]}"#);
-        assert_eq!(pick(&v, "result.nothing"), "");
-        assert_eq!(pick(&v, "result.queue.seizures.9"), "");
+        assert_eq!(pick(&desc, &v, "result.message"), Ok("placed".into()));
+        assert_eq!(pick(&desc, &v, "result.queue.seizures.1.rank"), Ok("2".into()));
+        assert_eq!(pick(&desc, &v, "result.queue"), Ok(r#"{"seizures":[{"rank":1},{"rank":2}]}"#.into()));
+        assert_eq!(pick(&desc, &v, "result.seizure.seizureId"), Ok(String::new()), "a field left at its default");
+        let misspelt = pick(&desc, &v, "result.mesage").unwrap_err();
+        assert!(misspelt.contains("has no field `mesage`") && misspelt.contains("message"), "{misspelt}");
+        let past = pick(&desc, &v, "result.queue.seizures.9.rank").unwrap_err();
+        assert!(past.contains("has 2 item(s), so there is no item 9"), "{past}");
+        let unindexed = pick(&desc, &v, "result.queue.seizures.rank").unwrap_err();
+        assert!(unindexed.contains("is a list; follow it with an index"), "{unindexed}");
+    }
+
+    #[test]
+    fn an_unknown_method_is_refused_with_the_gateways_methods_the_nearest_first() {
+        assert!(gateway_method("assetgw.v1.SeizureService.PlaceSeizure").is_ok());
+        let err = gateway_method("SeizureService/PlaceSiezure").unwrap_err().to_string();
+        assert!(err.contains("did you mean SeizureService/PlaceSeizure?"), "{err}");
+        let err = gateway_method("RegistryService/Seize").unwrap_err().to_string();
+        let listed = err.split("the gateway has").nth(1).unwrap_or_default();
+        assert!(!listed.contains("RegistryService/") && !listed.contains("MockAdminService/"), "{err}");
     }
 
     #[test]

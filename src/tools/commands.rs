@@ -10,7 +10,7 @@ use crate::{
         identifiers::{CaseNumber, DebtorId},
         proto::{
             RegistryKind,
-            mock::{SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
+            mock::{Faults, GetFaultsRequest, SetFaultsRequest, mock_admin_service_client::MockAdminServiceClient},
         },
     },
     gateway::{audit, server},
@@ -24,7 +24,9 @@ use crate::{
     },
     registry::network::Network,
     tools::{
-        ToolError, client, conformance, dev, jobs_bench, ledger_bench, loadgen,
+        ToolError,
+        cli::FaultArgs,
+        client, conformance, dev, jobs_bench, ledger_bench, loadgen,
         mock::{self, MockConfig},
         outbox_bench,
     },
@@ -109,7 +111,15 @@ pub async fn mock_fleet(
 }
 
 /// `assetgw mock-faults`: replaces a running mock's faults.
-pub async fn set_faults(target: &str, name: &str, pki: &Path, faults: &MockConfig) -> Result<(), ToolError> {
+/// `assetgw mock-faults`: changes what `faults` names on a running mock (all of it back to how the
+/// mock started first, with `reset`) and prints every fault it now has.
+pub async fn set_faults(
+    target: &str,
+    name: &str,
+    pki: &Path,
+    reset: bool,
+    faults: &FaultArgs,
+) -> Result<(), ToolError> {
     let bad_target = |e: String| ToolError::Usage(format!("{target}: {e}"));
     let mut endpoint =
         tonic::transport::Endpoint::from_shared(target.to_string()).map_err(|e| bad_target(e.to_string()))?;
@@ -118,13 +128,16 @@ pub async fn set_faults(target: &str, name: &str, pki: &Path, faults: &MockConfi
         endpoint = endpoint.tls_config(tls).map_err(|e| bad_target(e.to_string()))?;
     }
     let channel = endpoint.connect().await.map_err(|e| bad_target(format!("cannot connect: {e}")))?;
-    let request = SetFaultsRequest { faults: Some(mock::faults_proto(faults)) };
-    let now = MockAdminServiceClient::new(channel)
-        .set_faults(request)
-        .await
-        .map_err(|s| ToolError::Failed(format!("{:?}: {}", s.code(), s.message())))?
-        .into_inner();
-    println!("{target}: {:?}", now.faults.unwrap_or_default());
+    let mut admin = MockAdminServiceClient::new(channel);
+    let failed = |s: tonic::Status| ToolError::Failed(format!("{:?}: {}", s.code(), s.message()));
+    let faults_of = |f: Option<Faults>| mock::faults_from(&f.unwrap_or_default()).map_err(failed);
+    if reset {
+        admin.set_faults(SetFaultsRequest { faults: None, reset: true }).await.map_err(failed)?;
+    }
+    let current = faults_of(admin.get_faults(GetFaultsRequest {}).await.map_err(failed)?.into_inner().faults)?;
+    let wanted = mock::faults_proto(&faults.applied_to(current));
+    let now = admin.set_faults(SetFaultsRequest { faults: Some(wanted), reset: false }).await.map_err(failed)?;
+    println!("{name} at {target}: {}", faults_of(now.into_inner().faults)?);
     Ok(())
 }
 

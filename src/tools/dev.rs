@@ -94,7 +94,10 @@ fn banner(config: &Config, settings: &[Option<MockConfig>], gateway: SocketAddr)
     let scheme = if config.tls.plaintext { "http" } else { "https" };
     let mut out = format!("assetgw dev stack is up\n  gateway            {scheme}://{gateway}\n");
     for (r, mock) in config.registries.iter().zip(settings) {
-        let how = mock.as_ref().map_or("external".to_string(), |m| format!("mock, latency {}", m.latency));
+        let how = mock.as_ref().map_or("external".to_string(), |m| match m.deferred {
+            Some(later) => format!("mock, latency {}, answers later: ready {later} after a search", m.latency),
+            None => format!("mock, latency {}", m.latency),
+        });
         out += &format!("  {:<18} {} ({}, {how})\n", r.name, r.endpoint, r.kind.short_name());
     }
     // The fleet's banks follow the configured registries.

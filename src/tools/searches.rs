@@ -12,7 +12,8 @@ use crate::core::proto::{
     asset_search_service_client::AssetSearchServiceClient,
 };
 
-/// Submits the search under `request_id` (a fresh one if none) and says how to follow it.
+/// Submits the search under `request_id` (a fresh one if none): returns its id, and says on
+/// standard error how to follow it (so that `id=$(assetgw search … --submit)` holds the id alone).
 pub async fn submit(args: &SearchArgs, request_id: Option<String>) -> Result<String, ClientError> {
     let (channel, court) = args.connection.channel(Some(&args.case_number)).await?;
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -25,11 +26,12 @@ pub async fn submit(args: &SearchArgs, request_id: Option<String>) -> Result<Str
     } else {
         format!("submitted (request id {request_id}); {} registries asked per debtor", r.registries)
     };
-    Ok(format!(
+    eprintln!(
         "search {id} {what}\nfollow it: assetgw search --follow {id} --case '{}'",
         args.case_number,
         id = r.search_id
-    ))
+    );
+    Ok(r.search_id)
 }
 
 /// Prints each answer of search `id` to stderr as it arrives (after `after`), then returns the result.
@@ -40,6 +42,11 @@ pub async fn follow(
     after: i64,
     json: bool,
 ) -> Result<String, ClientError> {
+    if id.trim().is_empty() {
+        return Err(ClientError::Usage(
+            "--follow needs a search id, and it was empty (no search to follow: `assetgw searches` lists them)".into(),
+        ));
+    }
     let (channel, court) = connection.channel(case).await?;
     let mut client = AssetSearchServiceClient::new(channel);
     let watch = WatchSearchRequest { search_id: id.to_string(), after_sequence: after };

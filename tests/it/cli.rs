@@ -234,3 +234,135 @@ fn mock_settings_out_of_range_are_refused_before_anything_starts() {
         assert!(text(&out.stderr).contains(says), "{all:?}: {}", text(&out.stderr));
     }
 }
+
+/// Issue 31: the command line as a newcomer meets it.
+#[tokio::test]
+async fn item2_search_submit_prints_the_id_alone_and_follow_takes_it() {
+    let mut regs = standard();
+    regs.retain(|r| r.name != "bank-b");
+    regs.push(Reg::new("bank-b", assetgw::core::proto::RegistryKind::Bank).deferred("300ms..600ms"));
+    let stack = Stack::start(regs).await;
+    let url = stack.url.clone();
+    let (submitted, empty) = tokio::task::spawn_blocking(move || {
+        let submitted = assetgw(&["search", "--gateway", &url, "--case", CASE, "--debtor", RICH, "--submit"]);
+        let empty = assetgw(&["search", "--gateway", &url, "--case", CASE, "--follow", ""]);
+        (submitted, empty)
+    })
+    .await
+    .unwrap();
+    assert!(submitted.status.success(), "{}", text(&submitted.stderr));
+    let id = text(&submitted.stdout).trim().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "standard output is the id alone: {id:?}");
+    assert!(text(&submitted.stderr).contains("follow it: assetgw search --follow"), "{}", text(&submitted.stderr));
+    assert!(!empty.status.success());
+    assert!(text(&empty.stderr).contains("--follow needs a search id, and it was empty"), "{}", text(&empty.stderr));
+    let url = stack.url.clone();
+    let follow =
+        tokio::task::spawn_blocking(move || assetgw(&["search", "--gateway", &url, "--case", CASE, "--follow", &id]));
+    // The poller asks by the gateway's (injected) clock: move it on until the late answer is in.
+    let clock = stack.clock.clone();
+    let ticking = tokio::spawn(async move {
+        loop {
+            clock.advance(chrono::Duration::seconds(1));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    let followed = follow.await.unwrap();
+    ticking.abort();
+    assert!(followed.status.success(), "{}", text(&followed.stderr));
+    assert!(text(&followed.stdout).contains("Totals:"), "{}", text(&followed.stdout));
+}
+
+#[test]
+fn item3_a_malformed_case_number_is_said_before_anything_else() {
+    let out = assetgw(&["search", "--gateway", "https://127.0.0.1:1", "--case", "2024京0105执1234", "--debtor", RICH]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--case `2024京0105执1234` must start with the year in brackets"), "{err}");
+    assert!(!err.contains("--court"), "{err}");
+}
+
+#[tokio::test]
+async fn item4_item5_call_names_a_wrong_field_path_a_bad_request_and_the_nearest_method() {
+    let stack = Stack::start(standard()).await;
+    let url = stack.url.clone();
+    let (misspelt, past, bad, near, registry) = tokio::task::spawn_blocking(move || {
+        let search = format!(r#"{{"query":{{"caseNumber":"{CASE}","debtors":[{{"residentId":"{RICH}"}}]}}}}"#);
+        let call = |method: &str, request: &str, field: &[&str]| {
+            let mut args = vec!["call", "--gateway", &url, method, request];
+            args.extend(field);
+            assetgw(&args)
+        };
+        (
+            call("AssetSearchService/Search", &search, &["--field", "debtors.0.registrys"]),
+            call("AssetSearchService/Search", &search, &["--field", "debtors.5.assets"]),
+            call("AssetSearchService/Search", r#"{"query":{"caseNumbr":"x"}}"#, &[]),
+            call("AssetSearchService/Serch", "{}", &[]),
+            call("RegistryService/SearchAssets", "{}", &[]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!misspelt.status.success(), "a wrong path fails");
+    let err = text(&misspelt.stderr);
+    assert!(err.contains("has no field `registrys`") && err.contains("registries"), "{err}");
+    assert!(text(&past.stderr).contains("has 1 item(s), so there is no item 5"), "{}", text(&past.stderr));
+    let err = text(&bad.stderr);
+    assert!(err.contains("cannot read the request") && err.contains("caseNumbr"), "{err}");
+    assert!(!err.contains("render"), "{err}");
+    assert!(text(&near.stderr).contains("did you mean AssetSearchService/Search?"), "{}", text(&near.stderr));
+    let err = text(&registry.stderr);
+    let listed = err.split("the gateway has").nth(1).unwrap_or_default();
+    assert!(listed.contains("SeizureService/PlaceSeizure"), "{err}");
+    assert!(!listed.contains("RegistryService/") && !listed.contains("MockAdmin"), "only the gateway's: {err}");
+}
+
+#[tokio::test]
+async fn item6_no_gateway_names_the_address_the_cause_and_the_fix() {
+    let port = free_port().await;
+    let gateway = format!("https://127.0.0.1:{port}");
+    let (refused, no_pki) = tokio::task::spawn_blocking(move || {
+        let refused = assetgw(&["search", "--gateway", &gateway, "--case", CASE, "--debtor", RICH]);
+        let no_pki = Command::new(env!("CARGO_BIN_EXE_assetgw"))
+            .args(["search", "--gateway", &gateway, "--case", CASE, "--debtor", RICH])
+            .env_remove("ASSETGW_PKI")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        (refused, no_pki)
+    })
+    .await
+    .unwrap();
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains(&format!("cannot reach the gateway at https://127.0.0.1:{port}: connection refused")),
+        "{err}"
+    );
+    assert!(err.contains("assetgw dev"), "{err}");
+    let err = text(&no_pki.stderr);
+    assert!(err.contains("run from the repository root") && !err.contains("pki issue"), "{err}");
+}
+
+#[tokio::test]
+async fn item6_a_gateway_whose_certificate_is_from_another_ca_is_said_so() {
+    let stack = Stack::start(standard()).await;
+    let (url, other) = (stack.url.clone(), scratch().join("other-pki"));
+    let out = tokio::task::spawn_blocking(move || {
+        let other = other.to_str().unwrap().to_string();
+        assert!(assetgw(&["pki", "init", "--dir", &other]).status.success());
+        assert!(assetgw(&["pki", "issue", "--dir", &other, "court", "京0105"]).status.success());
+        assetgw(&["search", "--gateway", &url, "--pki", &other, "--case", CASE, "--debtor", RICH])
+    })
+    .await
+    .unwrap();
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("cannot reach the gateway at {}", stack.url)), "{err}");
+    assert!(err.contains("its certificate was rejected") && err.contains("--pki"), "{err}");
+}
+
+#[test]
+fn item14_an_unknown_kind_lists_the_kinds() {
+    let out = assetgw(&["search", "--case", CASE, "--debtor", RICH, "--kind", "deposits"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown asset kind `deposits`; one of deposit, real_estate, patent"), "{err}");
+}

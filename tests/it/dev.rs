@@ -17,7 +17,7 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     let pki = scratch().join("pki");
     // The shipped config with free ports, so the test never collides with a running stack. A port found free
     // can be taken by a parallel test before `dev` binds it: then the stack says so, and it gets new ports.
-    let (child, gateway, banner) = 'start: {
+    let (child, gateway, banner, path) = 'start: {
         for _ in 0..3 {
             let mut config = shipped.replace("127.0.0.1:50051", &format!("127.0.0.1:{}", free_port().await));
             for port in 50061..=50066 {
@@ -53,7 +53,7 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
             .unwrap()
             .join("\n");
             if banner.contains("assetgw dev stack is up") {
-                break 'start (child, gateway, banner);
+                break 'start (child, gateway, banner, path);
             }
             let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -63,6 +63,24 @@ async fn dev_runs_the_stack_from_its_config_and_stops_on_sigterm() {
     };
     assert!(banner.contains("assetgw dev stack is up"), "{banner}");
     assert!(banner.contains("securities-csdc"), "{banner}");
+    // Issue 31, item 12: the banner says which registries answer later, and when.
+    for late in ["bank-ccb", "securities-csdc"] {
+        let line = banner.lines().find(|l| l.trim_start().starts_with(late)).unwrap();
+        assert!(line.contains("answers later: ready 10s..30s after a search"), "{line}");
+    }
+    // Issue 31, item 14: a second stack on the same ports says a stack is already running.
+    let second = Command::new(env!("CARGO_BIN_EXE_assetgw"))
+        .args(["dev", "--config", path.to_str().unwrap()])
+        .env("ASSETGW__TLS__CA", pki.join("ca.pem"))
+        .env("ASSETGW__TLS__CERT", pki.join("gateway.pem"))
+        .env("ASSETGW__TLS__KEY", pki.join("gateway.key"))
+        .env("ASSETGW__AUDIT__KEY_FILE", pki.join("audit.key"))
+        .env("ASSETGW__LEDGER__URL", format!("sqlite://{}", scratch().join("ledger.db").display()))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("a stack already running (another `assetgw dev` or `assetgw serve`)?"), "{said}");
     assert!(banner.contains("a fleet of 20 mock banks at https://127.0.0.1:"), "{banner}");
     // Its example commands name the gateway it started, whatever the port.
     assert!(banner.contains(&format!("search --gateway https://{gateway} ")), "{banner}");

@@ -28,7 +28,7 @@ fn admin(stack: &Stack, name: &str) -> MockAdminServiceClient<Channel> {
 }
 
 async fn set(stack: &Stack, name: &str, faults: Faults) {
-    admin(stack, name).set_faults(SetFaultsRequest { faults: Some(faults) }).await.unwrap();
+    admin(stack, name).set_faults(SetFaultsRequest { faults: Some(faults), reset: false }).await.unwrap();
 }
 
 /// A search that asks every registry afresh.
@@ -73,7 +73,8 @@ async fn bad_faults_are_refused_naming_each_field() {
     let stack = Stack::start(standard()).await;
     let bad =
         Faults { latency: "gauss:1ms".into(), error_rate: 2.0, error_code: "teapot".into(), ..Default::default() };
-    let err = admin(&stack, "bank-a").set_faults(SetFaultsRequest { faults: Some(bad) }).await.unwrap_err();
+    let err =
+        admin(&stack, "bank-a").set_faults(SetFaultsRequest { faults: Some(bad), reset: false }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     for field in ["latency:", "error_rate:", "error_code:"] {
         assert!(err.message().contains(field), "{}", err.message());
@@ -81,20 +82,43 @@ async fn bad_faults_are_refused_naming_each_field() {
 }
 
 #[tokio::test]
-async fn the_mock_faults_command_changes_a_running_mock() {
-    let stack = Stack::start(standard()).await;
+async fn the_mock_faults_command_changes_only_what_it_names_and_resets_to_the_configuration() {
+    let mut regs = standard();
+    regs.retain(|r| r.name != "ip");
+    regs.push(Reg::new("ip", RegistryKind::Ip).latency("fixed:5ms"));
+    let stack = Stack::start(regs).await;
     let endpoint = stack.registries.iter().find(|r| r.name == "ip").unwrap().endpoint.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
-            .args(["mock-faults", "--target", &endpoint, "--name", "ip", "--down"])
-            .env("ASSETGW_PKI", test_pki())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let faults = |args: &[&str]| {
+        let args: Vec<String> =
+            ["mock-faults", "--target", &endpoint, "--name", "ip"].iter().chain(args).map(|a| a.to_string()).collect();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
+                    .args(args)
+                    .env("ASSETGW_PKI", test_pki())
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let down = faults(&["--down"]).await;
+    assert!(down.contains("latency fixed:5ms") && down.contains("down true"), "readable, the rest kept: {down}");
+    assert!(!down.contains("MockConfig") && !down.contains('{'), "no debug struct: {down}");
     assert_eq!(fresh_status(&stack, "ip").await, RegistryStatus::Unavailable);
+    let up = faults(&["--down", "false"]).await;
+    assert!(up.contains("latency fixed:5ms") && up.contains("down false"), "{up}");
+    assert_eq!(fresh_status(&stack, "ip").await, RegistryStatus::Ok);
+    let slow = faults(&["--latency", "fixed:50ms", "--error-rate", "0.5"]).await;
+    assert!(slow.contains("latency fixed:50ms") && slow.contains("error_rate 0.5"), "{slow}");
+    let reset = faults(&["--reset"]).await;
+    assert!(
+        reset.contains("latency fixed:5ms") && reset.contains("error_rate 0 "),
+        "back to its configuration: {reset}"
+    );
 }
 
 #[tokio::test]

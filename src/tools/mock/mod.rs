@@ -221,7 +221,7 @@ impl MockRegistry {
         let f = self.current();
         info!(registry = %self.name, kind = self.kind.short_name(), ?addr, latency = %f.latency,
               error_rate = f.error_rate, down = f.down, tls = tls.is_some(), "mock registry listening");
-        let admin = MockAdminServiceServer::new(Admin(self.faults.clone()));
+        let admin = MockAdminServiceServer::new(Admin { faults: self.faults.clone(), started: self.current() });
         let tls = tls.as_ref().map(TlsFiles::server).transpose()?;
         let incoming = admit(listener, tls, ConnectionLimits::default(), None);
         tonic::transport::Server::builder()
@@ -355,7 +355,11 @@ impl RegistryService for MockRegistry {
 }
 
 /// The run-time fault switch of one mock.
-struct Admin(Arc<RwLock<MockConfig>>);
+/// The admin service: the mock's faults, and those it started with.
+struct Admin {
+    faults: Arc<RwLock<MockConfig>>,
+    started: MockConfig,
+}
 
 /// The faults as the admin API shows them.
 pub fn faults_proto(f: &MockConfig) -> Faults {
@@ -419,18 +423,21 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
 #[tonic::async_trait]
 impl MockAdminService for Admin {
     async fn set_faults(&self, request: Request<SetFaultsRequest>) -> Result<Response<SetFaultsResponse>, Status> {
-        let mut new = faults_from(&request.into_inner().faults.unwrap_or_default())?;
+        let request = request.into_inner();
+        let mut new = match request.reset {
+            true => self.started.clone(),
+            false => faults_from(&request.faults.unwrap_or_default())?,
+        };
         // Which debtors the registry holds is its data, not a fault: it stays.
-        new.holders = self.0.read().unwrap_or_else(PoisonError::into_inner).holders;
-        info!(latency = %new.latency, spike_rate = new.spike_rate, error_rate = new.error_rate, hang = new.hang,
-              down = new.down, "mock faults changed");
+        new.holders = self.faults.read().unwrap_or_else(PoisonError::into_inner).holders;
+        info!(faults = %new, "mock faults changed");
         let faults = faults_proto(&new);
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = new;
+        *self.faults.write().unwrap_or_else(PoisonError::into_inner) = new;
         Ok(Response::new(SetFaultsResponse { faults: Some(faults) }))
     }
 
     async fn get_faults(&self, _: Request<GetFaultsRequest>) -> Result<Response<GetFaultsResponse>, Status> {
-        let f = faults_proto(&self.0.read().unwrap_or_else(PoisonError::into_inner));
+        let f = faults_proto(&self.faults.read().unwrap_or_else(PoisonError::into_inner));
         Ok(Response::new(GetFaultsResponse { faults: Some(f) }))
     }
 }

@@ -132,6 +132,28 @@ pub struct MockConfig {
     pub answer_bytes: u64,
 }
 
+/// The faults as a person reads them, one `key value` per fault, in the configuration's words.
+impl fmt::Display for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = humantime::format_duration;
+        let later = self.deferred.map_or("no".to_string(), |d| d.to_string());
+        write!(
+            f,
+            "latency {}, spike_rate {} (spike {}), error_rate {} ({}), hang {}, down {}, deferred {later}, \
+             clock_behind {}, answer_bytes {}",
+            self.latency,
+            self.spike_rate,
+            h(self.spike),
+            self.error_rate,
+            self.error_code.as_str(),
+            self.hang,
+            self.down,
+            h(self.clock_behind),
+            self.answer_bytes
+        )
+    }
+}
+
 /// gRPC codes a mock can inject.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
