@@ -7,6 +7,10 @@
 //! With replicas sharing Redis, a miss asks their shared tier
 //! ([`crate::registry::tier`]) before the registry.
 //!
+//! A registry that answers later gives a ticket; until its window ends (or
+//! the answer comes) a search of the same debtor joins that ticket instead of
+//! opening another.
+//!
 //! Freshness is judged with tokio's clock, so tests can pause and advance time.
 
 use std::{
@@ -24,7 +28,7 @@ use tokio::time::Instant;
 use crate::{
     core::{clock::SharedClock, merge::Reported},
     registry::{
-        call::{Checked, Failure},
+        call::{Checked, Failure, Ticket},
         tier::Tier,
     },
 };
@@ -93,6 +97,8 @@ type Flight = Shared<BoxFuture<'static, Result<Arc<Entry>, Failure>>>;
 #[derive(Clone)]
 pub struct Cache {
     entries: moka::future::Cache<Key, Arc<Entry>>,
+    /// Open tickets, until their window ends.
+    tickets: moka::sync::Cache<Key, Ticket>,
     flights: Arc<Mutex<HashMap<Key, Flight>>>,
     clock: SharedClock,
     tier: Option<Arc<Tier>>,
@@ -106,12 +112,25 @@ impl moka::Expiry<Key, Arc<Entry>> for EntryTtl {
     }
 }
 
+/// A ticket is joined until its window ends, by the gateway's clock.
+struct TicketWindow(SharedClock);
+
+impl moka::Expiry<Key, Ticket> for TicketWindow {
+    fn expire_after_create(&self, _: &Key, t: &Ticket, _: std::time::Instant) -> Option<Duration> {
+        Some((t.answer_by - self.0.now()).to_std().unwrap_or_default())
+    }
+}
+
 impl Cache {
     /// A cache holding at most `max_entries` answers, stamped with `clock`'s
     /// time, in front of the replicas' shared `tier` if there is one.
     pub fn new(max_entries: u64, clock: SharedClock, tier: Option<Tier>) -> Self {
         Self {
             entries: moka::future::Cache::builder().max_capacity(max_entries).expire_after(EntryTtl).build(),
+            tickets: moka::sync::Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(TicketWindow(clock.clone()))
+                .build(),
             flights: Arc::default(),
             clock,
             tier: tier.map(Arc::new),
@@ -138,6 +157,11 @@ impl Cache {
                 }
             }
         }
+        if !limit.is_zero() {
+            if let Some(ticket) = self.tickets.get(&key).filter(|t| t.answer_by > self.clock.now()) {
+                return (Err(Failure::Deferred(ticket)), Lookup::Coalesced);
+            }
+        }
         let (flight, lookup) = {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
             match flights.get(&key) {
@@ -157,7 +181,13 @@ impl Cache {
     /// Caches an answer obtained outside a search (a late answer, by ticket), fetched at `fetched_at`.
     pub async fn put(&self, key: Key, ttl: Duration, answer: Checked, fetched_at: SystemTime) {
         let now = SystemTime::from(self.clock.now());
+        self.tickets.invalidate(&key);
         self.entries.insert(key, Entry::new(answer, fetched_at, now, ttl, false)).await;
+    }
+
+    /// Forgets `key`'s ticket: its search settled without an answer (failed, or its window ended).
+    pub fn forget_ticket(&self, key: &Key) {
+        self.tickets.invalidate(key);
     }
 
     fn start<F>(&self, key: Key, (ttl, limit, timeout): (Duration, Duration, Duration), fetch: F) -> Flight
@@ -173,8 +203,10 @@ impl Cache {
             };
             let result =
                 result.map(|((checked, fetched_at), from_tier)| Entry::new(checked, fetched_at, now, ttl, from_tier));
-            if let Ok(entry) = &result {
-                this.entries.insert(key.clone(), entry.clone()).await;
+            match &result {
+                Ok(entry) => this.entries.insert(key.clone(), entry.clone()).await,
+                Err(Failure::Deferred(ticket)) => this.tickets.insert(key.clone(), ticket.clone()),
+                Err(_) => {}
             }
             this.flights.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
             result

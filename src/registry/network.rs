@@ -186,6 +186,12 @@ impl Network {
         self.cache.put(key, registry.cache_ttl, answer, fetched_at).await;
     }
 
+    /// Forgets `registry`'s ticket for `debtor`: the search settled without an answer, so a later
+    /// search asks it again instead of joining the ticket.
+    pub fn forget_ticket(&self, registry: &str, debtor: &DebtorId) {
+        self.cache.forget_ticket(&(registry.into(), debtor.as_str().to_string()));
+    }
+
     /// The registries that report any of `kinds` (all when empty).
     pub fn serving(&self, kinds: &[AssetKind]) -> Vec<Arc<Registry>> {
         self.roster().registries.iter().filter(|r| r.serves(kinds)).cloned().collect()

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use assetgw::core::proto::{
-    GetSearchRequest, GetSearchResponse, ListSearchesRequest, RegistryKind, RegistryStatus, SearchResponse,
-    SubmitSearchRequest, TransferCaseRequest, WatchEventsRequest, WatchSearchRequest, WatchSearchResponse,
+    GetSearchRequest, GetSearchResponse, ListSearchesRequest, RegistryKind, RegistryStatus, SearchQuery,
+    SearchResponse, SubmitSearchRequest, TransferCaseRequest, WatchEventsRequest, WatchSearchRequest,
+    WatchSearchResponse,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -320,4 +321,26 @@ async fn a_registry_answering_after_the_courts_deadline_answers_into_the_search(
     assert!(slow.asset_count > 0);
     assert_eq!(settled.debtors[0].registries.len(), 7);
     assert!(settled.debtors[0].registries.iter().all(|o| status(o) == RegistryStatus::Ok));
+}
+
+/// Issue 31, item 14: the same debtor searched again while a registry still owes its answer joins
+/// the ticket it gave (no new ticket each time); `--fresh` (max_age 0) asks it again.
+#[tokio::test]
+async fn a_second_search_joins_the_open_ticket_instead_of_opening_another() {
+    let stack = Stack::start(late_bank()).await;
+    let first = stack.search(query(&[RICH])).await.unwrap();
+    let second = stack.search(query(&[RICH])).await.unwrap();
+    assert_eq!((status(bank_b(&first)), status(bank_b(&second))), (RegistryStatus::Pending, RegistryStatus::Pending));
+    assert_eq!(bank_b(&first).answer_by, bank_b(&second).answer_by, "the same ticket's window");
+    assert_eq!(stack.calls("bank-b"), 1, "one ticket for both searches");
+    // Both searches get the answer the one ticket brings.
+    for id in [&first.search_id, &second.search_id] {
+        let got = settle(&stack, id).await;
+        let o = got.result.unwrap().debtors[0].registries.iter().find(|o| o.registry == "bank-b").cloned().unwrap();
+        assert_eq!(status(&o), RegistryStatus::Ok, "{}", o.message);
+    }
+    let fresh = stack.search(SearchQuery { max_age: Some(prost_types::Duration::default()), ..query(&[RICH]) });
+    let fresh = fresh.await.unwrap();
+    assert_eq!(status(bank_b(&fresh)), RegistryStatus::Pending);
+    assert!(stack.calls("bank-b") >= 3, "a fresh search asks again: {}", stack.calls("bank-b"));
 }

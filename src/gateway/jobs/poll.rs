@@ -194,6 +194,9 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
             row.fail(RegistryStatus::Unavailable, message);
         }
         let mut audit = None;
+        if let Some(id) = id.as_ref().filter(|_| matches!(row.state, State::Failed | State::Expired)) {
+            network.forget_ticket(&row.registry, id);
+        }
         if row.state.settled() {
             let status = RegistryStatus::try_from(row.status).unwrap_or_default();
             info!(status = status.as_str_name(), "late answer");
