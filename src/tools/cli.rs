@@ -429,7 +429,7 @@ pub struct FaultArgs {
     /// Answer searches that accept it later, with a ticket: 30s..2h, or `next 06:00` (the next day's
     /// batch); `--deferred now` answers at once again.
     #[arg(long, value_parser = parse_deferral)]
-    deferred: Option<Option<Deferral>>,
+    deferred: Option<Later>,
     /// How far the registry's clock runs behind the real one (its tickets' times are read off it).
     #[arg(long, value_parser = humantime::parse_duration)]
     clock_behind: Option<Duration>,
@@ -438,8 +438,12 @@ pub struct FaultArgs {
     answer_bytes: Option<u64>,
 }
 
-fn parse_deferral(s: &str) -> Result<Option<Deferral>, String> {
-    if s == "now" { Ok(None) } else { s.parse().map(Some) }
+/// When a mock answers: later as a [`Deferral`] says, or (`None`) at once.
+#[derive(Clone, Copy)]
+struct Later(Option<Deferral>);
+
+fn parse_deferral(s: &str) -> Result<Later, String> {
+    if s == "now" { Ok(Later(None)) } else { s.parse().map(|d| Later(Some(d))) }
 }
 
 impl FaultArgs {
@@ -458,7 +462,7 @@ impl FaultArgs {
             error_code: self.error_code.unwrap_or(current.error_code),
             hang: self.hang.unwrap_or(current.hang),
             down: self.down.unwrap_or(current.down),
-            deferred: self.deferred.unwrap_or(current.deferred),
+            deferred: self.deferred.map_or(current.deferred, |later| later.0),
             holders: current.holders,
             clock_behind: self.clock_behind.unwrap_or(current.clock_behind),
             answer_bytes: self.answer_bytes.unwrap_or(current.answer_bytes),

@@ -130,10 +130,10 @@ fn check_config_reports_every_problem_and_accepts_the_shipped_file() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("4 configuration problem(s)"), "{err}");
-    assert!(err.contains("registries[0].endpoint: `http://127.0.0.1:9` is plaintext"), "{err}");
+    assert!(err.contains("registries[0](x).endpoint: `http://127.0.0.1:9` is plaintext"), "{err}");
     assert!(err.contains("calls.timeout: (3s, the default) is longer than search.deadline (1s)"), "{err}");
     assert!(err.contains("search.colour: unknown key"), "{err}");
-    assert!(err.contains("registries[0].calls.timeout: (2s) is longer than search.deadline (1s)"), "{err}");
+    assert!(err.contains("registries[0](x).calls.timeout: (2s) is longer than search.deadline (1s)"), "{err}");
     let missing = assetgw(&["check-config", "--config", "/no/such/file.toml"]);
     assert!(text(&missing.stderr).contains("cannot read"), "{}", text(&missing.stderr));
 }

@@ -64,23 +64,24 @@ impl Config {
                 }
             }
         }
-        let mut unknown = Vec::new();
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(bracket_indices(&path.to_string()));
-        let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut record);
-        let parsed: Result<Config, _> = serde_path_to_error::deserialize(de);
-        problems.extend(
-            unknown.into_iter().map(|k| problem(k, "unknown key; check its spelling against config/assetgw.toml")),
-        );
-        match parsed {
-            Ok(config) => {
-                problems.extend(config.validate());
-                if problems.is_empty() { Ok(config) } else { Err(Problems(problems)) }
+        // The registries are read one by one, so a bad one hides nothing of the rest.
+        let entries = match table.remove("registries") {
+            Some(toml::Value::Array(entries)) => entries,
+            None => Vec::new(),
+            Some(_) => {
+                problems.push(problem("registries", "must be a list of [[registries]] tables"));
+                Vec::new()
             }
-            Err(e) => {
-                problems.push(problem(e.path().to_string(), e.inner().to_string()));
-                Err(Problems(problems))
-            }
-        }
+        };
+        let (config, found) = read_all::<Config>(toml::Value::Table(table), "");
+        problems.extend(found);
+        let (registries, found) = registry_entries("", entries);
+        problems.extend(found);
+        let Some(mut config) = config else { return Err(Problems(problems)) };
+        config.registries = registries.into_iter().map(|(_, r)| r).collect();
+        // Cross-field rules hold between values that parsed; a value that did not is at its default.
+        problems.extend(config.validate());
+        if problems.is_empty() { Ok(config) } else { Err(Problems(problems)) }
     }
 
     /// Cross-field checks, all of them, so an operator fixes everything in one go.
@@ -210,7 +211,7 @@ impl Config {
         }
         let mut names = HashSet::new();
         for (i, r) in self.registries.iter().enumerate() {
-            out.extend(self.registry_problems(r, &format!("registries[{i}]"), &mut names));
+            out.extend(self.registry_problems(r, &entry_key("", i, Some(&r.name)), &mut names));
         }
         out
     }
@@ -259,6 +260,86 @@ impl Config {
 }
 
 /// `registries.0.colour` → `registries[0].colour`, as the other problems spell keys.
+/// Where registry `i` (named `name`, when it has one) of a list is, e.g.
+/// `registries[12](bank-0013)`: at the network's width the index alone is hard to find.
+pub(super) fn entry_key(file: &str, i: usize, name: Option<&str>) -> String {
+    let file = if file.is_empty() { String::new() } else { format!("{file}: ") };
+    match name {
+        Some(name) => format!("{file}registries[{i}]({name})"),
+        None => format!("{file}registries[{i}]"),
+    }
+}
+
+/// The `[[registries]]` tables `entries`, each read on its own; their problems keyed after `file`.
+pub(super) fn registry_entries(file: &str, entries: Vec<toml::Value>) -> (Vec<(String, RegistryConfig)>, Vec<Problem>) {
+    let (mut registries, mut problems) = (Vec::new(), Vec::new());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let at = entry_key(file, i, entry.get("name").and_then(toml::Value::as_str));
+        let (parsed, found) = read_all::<RegistryConfig>(entry, &at);
+        problems.extend(found);
+        registries.extend(parsed.map(|r| (at, r)));
+    }
+    (registries, problems)
+}
+
+/// `value` read as a `T`, with every problem in it: unknown keys, and each value of the wrong type
+/// (left out in turn, so its default stands in while the rest is read). `None` when something
+/// required is missing or wrong. Keys are given after `at`.
+fn read_all<T: serde::de::DeserializeOwned>(mut value: toml::Value, at: &str) -> (Option<T>, Vec<Problem>) {
+    let key = |path: &str| match (at.is_empty(), path.is_empty()) {
+        (true, _) => path.to_string(),
+        (false, true) => at.to_string(),
+        (false, false) => format!("{at}.{path}"),
+    };
+    let (mut problems, mut left_out) = (Vec::new(), None::<String>);
+    // Each pass leaves out one more bad value; a table has only so many.
+    for _ in 0..256 {
+        let mut unknown = Vec::new();
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(bracket_indices(&path.to_string()));
+        let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(parsed) => {
+                let unknown = unknown.into_iter();
+                problems.extend(
+                    unknown.map(|k| problem(key(&k), "unknown key; check its spelling against config/assetgw.toml")),
+                );
+                return (Some(parsed), problems);
+            }
+            Err(e) => {
+                let message = e.inner().message().to_string();
+                // A required value left out for its type is missing now: already said.
+                if left_out.is_some_and(|field| message == format!("missing field `{field}`")) {
+                    return (None, problems);
+                }
+                problems.push(problem(key(&bracket_indices(&e.path().to_string())), message));
+                left_out = leave_out(&mut value, e.path());
+                if left_out.is_none() {
+                    return (None, problems);
+                }
+            }
+        }
+    }
+    (None, problems)
+}
+
+/// Removes the value at `path` from its table: its key, or `None` when there is none to remove (a
+/// missing field, or a value inside a list).
+fn leave_out(value: &mut toml::Value, path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else { return None };
+    let mut at = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Map { key } => at.get_mut(key.as_str()),
+            Segment::Seq { index } => at.get_mut(*index),
+            _ => None,
+        };
+        at = next?;
+    }
+    at.as_table_mut()?.remove(key.as_str()).map(|_| key.clone())
+}
+
 fn bracket_indices(path: &str) -> String {
     path.split('.').fold(String::new(), |mut out, seg| {
         if seg.bytes().all(|b| b.is_ascii_digit()) && !out.is_empty() {

@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, path::Path};
 
-use super::{Config, Problem, Problems, RegistryConfig, problem};
+use super::{Config, Problem, Problems, RegistryConfig, check::registry_entries, problem};
 
 /// Every registry the gateway knows: the configuration's own, then the directory file's.
 pub fn registries(config: &Config) -> Result<Vec<RegistryConfig>, Problems> {
@@ -58,23 +58,8 @@ pub fn parse(config: &Config, file: &str, text: &str) -> Result<Vec<RegistryConf
             Vec::new()
         }
     };
-    let mut registries = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
-        // Among thousands of entries the index alone is hard to find: the name says which.
-        let at = match entry.get("name").and_then(toml::Value::as_str) {
-            Some(name) => format!("{file}: registries[{i}]({name})"),
-            None => format!("{file}: registries[{i}]"),
-        };
-        let mut unknown = Vec::new();
-        let mut record = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
-        let de = serde_ignored::Deserializer::new(entry, &mut record);
-        let parsed: Result<RegistryConfig, _> = serde_path_to_error::deserialize(de);
-        problems.extend(unknown.into_iter().map(|k| problem(format!("{at}.{k}"), "unknown key; check its spelling")));
-        match parsed {
-            Ok(r) => registries.push((at, r)),
-            Err(e) => problems.push(problem(format!("{at}.{}", e.path()), e.inner().to_string())),
-        }
-    }
+    let (registries, found) = registry_entries(file, entries);
+    problems.extend(found);
     let mut names: HashSet<&str> = config.registries.iter().map(|r| r.name.as_str()).collect();
     for (at, r) in &registries {
         problems.extend(config.registry_problems(r, at, &mut names));

@@ -51,7 +51,10 @@ fn a_registry_overrides_calls_key_by_key() {
 #[test]
 fn every_unknown_key_is_reported_at_once() {
     let text = format!("[serch]\ndeadline = \"1s\"\n[cache]\nmax_entrys = 5\n{ONE_REGISTRY}colour = \"red\"\n");
-    assert_eq!(keys(Config::parse(&text, []).unwrap_err()), ["cache.max_entrys", "registries[0].colour", "serch"]);
+    assert_eq!(
+        keys(Config::parse(&text, []).unwrap_err()),
+        ["cache.max_entrys", "serch", "registries[0](bank-a).colour"]
+    );
 }
 
 #[test]
@@ -91,18 +94,18 @@ fn every_cross_field_problem_is_reported_with_its_key() {
             "search.max_debtors",
             "search.list_registries",
             "search.job_retention",
-            "registries[0].endpoint",
-            "registries[0].calls.timeout",
-            "registries[0].calls.concurrency",
-            "registries[0].calls.breaker.failures",
-            "registries[0].calls.hedge_percentile",
-            "registries[1].name",
-            "registries[1].asset_kinds",
+            "registries[0](a).endpoint",
+            "registries[0](a).calls.timeout",
+            "registries[0](a).calls.concurrency",
+            "registries[0](a).calls.breaker.failures",
+            "registries[0](a).calls.hedge_percentile",
+            "registries[1](a).name",
+            "registries[1](a).asset_kinds",
         ]
     );
     let shown = problems.to_string();
     assert!(shown.starts_with("13 configuration problem(s):"), "{shown}");
-    assert!(shown.contains("registries[0].calls.timeout: (5s) is longer than search.deadline (2s)"), "{shown}");
+    assert!(shown.contains("registries[0](a).calls.timeout: (5s) is longer than search.deadline (2s)"), "{shown}");
 }
 
 #[test]
@@ -113,6 +116,41 @@ fn type_errors_name_their_key() {
     assert!(p.0[0].message.contains("unknown registry kind `piggybank`"), "{p}");
     let p = Config::parse("this is not toml", []).unwrap_err();
     assert_eq!(keys(p), ["(file)"]);
+}
+
+/// Issue 31, item 9: a value of the wrong type hides nothing else in the file, each problem is said
+/// once, keyed by path, index and registry name.
+#[test]
+fn a_type_error_hides_no_other_problem() {
+    let text = r#"
+        [search]
+        deadlin = "1s"
+        max_debtors = "ten"
+        [[registries]]
+        name = "bank-x"
+        kind = "banks"
+        endpoint = "https://127.0.0.1:9"
+        [[registries]]
+        name = "bank-y"
+        kind = "bank"
+        endpoint = "https://127.0.0.1:10"
+        cache_ttl = 5
+        colour = "red"
+    "#;
+    let p = Config::parse(text, []).unwrap_err();
+    let messages: Vec<String> = p.0.iter().map(|p| p.message.clone()).collect();
+    assert_eq!(
+        keys(p),
+        [
+            "search.max_debtors",
+            "search.deadlin",
+            "registries[0](bank-x).kind",
+            "registries[1](bank-y).cache_ttl",
+            "registries[1](bank-y).colour"
+        ],
+        "{messages:?}"
+    );
+    assert!(messages.iter().all(|m| !m.contains("\nin `")), "no repeated location: {messages:?}");
 }
 
 #[test]
