@@ -113,7 +113,7 @@ pub enum Command {
     Loadgen {
         #[command(flatten)]
         connection: ConnectArgs,
-        /// miss, hit, stream, seizure, or direct (no gateway: the registries of --config, asked as the gateway would).
+        /// miss, hit, stream, seizure, echo (a health check: the gateway's floor), or direct (no gateway: the registries of --config, asked as the gateway would).
         #[arg(long, value_enum, default_value = "miss")]
         scenario: loadgen::Scenario,
         /// Closed loop: callers sending back to back.

@@ -366,3 +366,40 @@ fn item14_an_unknown_kind_lists_the_kinds() {
     let err = text(&out.stderr);
     assert!(err.contains("unknown asset kind `deposits`; one of deposit, real_estate, patent"), "{err}");
 }
+
+/// Issue 31, item 10: every subcommand and every flag `--help` shows is in the README's Commands table.
+#[test]
+fn item10_every_command_and_flag_in_help_is_in_the_readme() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme.split("## Commands").nth(1).unwrap().split("\n## ").next().unwrap();
+    let mut missing = Vec::new();
+    fn walk(cmd: &clap::Command, path: &str, table: &str, missing: &mut Vec<String>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_subcommands().next().is_some() {
+                walk(sub, &path, table, missing);
+                continue;
+            }
+            if !table.contains(&format!("`{path}")) && !table.contains(&format!("/ `{path}")) {
+                missing.push(path.clone());
+            }
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(long) = arg.get_long().filter(|l| *l != "help") {
+                    if !table.contains(&format!("--{long}")) {
+                        missing.push(format!("{path} --{long}"));
+                    }
+                }
+                let named =
+                    |v: &&clap::builder::PossibleValue| !v.is_hide_set() && !["true", "false"].contains(&v.get_name());
+                for value in arg.get_possible_values().iter().filter(named) {
+                    if arg.get_long().is_some() && !table.contains(value.get_name()) {
+                        missing.push(format!("{path} --{} {}", arg.get_long().unwrap_or_default(), value.get_name()));
+                    }
+                }
+            }
+        }
+    }
+    walk(&assetgw::tools::cli::Cli::command(), "assetgw", table, &mut missing);
+    assert!(missing.is_empty(), "in `--help` but not in the README's Commands table:\n{}", missing.join("\n"));
+}
