@@ -89,7 +89,9 @@ async fn main() -> ExitCode {
             out.map(|out| println!("{out}")).map_err(ToolError::from)
         }
         Command::Call { connection, method, request, timeout, fields } => {
-            client::call(&connection.connection(), &method, &request, timeout, &fields).await.map_err(ToolError::from)
+            assetgw::tools::call::call(&connection.connection(), &method, &request, timeout, &fields)
+                .await
+                .map_err(ToolError::from)
         }
         Command::Conformance {
             target,

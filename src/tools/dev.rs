@@ -46,7 +46,9 @@ pub async fn run(
         let Some(settings) = settings else { continue };
         let addr = mock_addr(&r.endpoint)
             .ok_or_else(|| ToolError::MockAddress { registry: r.name.clone(), endpoint: r.endpoint.clone() })?;
-        let registry = mock::MockRegistry::new(&r.name, r.kind, settings.clone())?;
+        // Like a real registry, a mock remembers its tickets and references across a restart.
+        let kept = pki.parent().unwrap_or(&pki).join("mocks");
+        let registry = mock::MockRegistry::new(&r.name, r.kind, settings.clone())?.kept_in(&kept);
         let mut stopped = stopped.clone();
         let tls = (!config.tls.plaintext).then(|| TlsFiles::of(&pki, &Role::Registry(r.name.clone())));
         let (_, task) = mock::spawn(registry, addr, tls, async move {

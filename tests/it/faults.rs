@@ -324,3 +324,49 @@ async fn a_hung_registry_holds_no_search_and_no_memory() {
     assert!(growth < 4096, "RSS grew {growth} KiB over {} searches (per round: {rss:?} KiB)", seen.outcomes.len());
     eprintln!("hung registry: {} searches, RSS per round {rss:?} KiB", seen.outcomes.len());
 }
+
+/// Issue 31, item 7: a mock keeps its tickets, answers and reference counter in its data directory,
+/// as a real registry would: after a restart its tickets are still known and its references go on.
+#[tokio::test]
+async fn a_mock_remembers_its_tickets_and_references_across_a_restart() {
+    use assetgw::{
+        core::proto::{
+            ControlOrder, GetAnswerRequest, SearchAssetsRequest, SeizeRequest,
+            registry_service_client::RegistryServiceClient,
+        },
+        ops::pki::Role,
+        tools::mock::{self, MockConfig, MockRegistry},
+    };
+    let dir = scratch().join("mocks");
+    let settings = MockConfig { deferred: Some("1h..2h".parse().unwrap()), ..MockConfig::default() };
+    let start = || async {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let registry = MockRegistry::new("bank-a", RegistryKind::Bank, settings.clone()).unwrap().kept_in(&dir);
+        let tls = tls_of(Role::Registry("bank-a".into()));
+        let (addr, task) = mock::spawn(registry, "127.0.0.1:0".parse().unwrap(), Some(tls), async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        (RegistryServiceClient::new(registry_channel(&format!("https://{addr}"), "bank-a")), stop, task)
+    };
+    let seize = |key: &str| SeizeRequest {
+        order: Some(ControlOrder { idempotency_key: key.into(), asset_id: "102:1".into(), ..Default::default() }),
+        amount: 1,
+        ..Default::default()
+    };
+    let (mut client, stop, task) = start().await;
+    let search = SearchAssetsRequest { debtor: Some(debtor(RICH)), accept_deferred: true, ..Default::default() };
+    let ticket = client.search_assets(search).await.unwrap().into_inner().deferred.unwrap().ticket;
+    let first = client.seize(seize("k-1")).await.unwrap().into_inner().registry_reference;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+
+    let (mut client, _stop, _task) = start().await;
+    let asked = client.get_answer(GetAnswerRequest { ticket: ticket.clone() }).await;
+    assert!(asked.is_ok(), "the ticket is known after the restart: {asked:?}");
+    let again = client.seize(seize("k-1")).await.unwrap().into_inner().registry_reference;
+    assert_eq!(again, first, "a repeated order gets its first answer after the restart");
+    let next = client.seize(seize("k-2")).await.unwrap().into_inner().registry_reference;
+    assert_ne!(next, first, "a new seizure gets a new reference: the counter was kept");
+}

@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use assetgw::tools::mock::data::Profile;
 use assetgw::{
     core::{
         clock::{Clock, SystemClock, Time},
@@ -49,6 +50,8 @@ enum Lie {
     PushesWindow,
     /// Asks to be asked an hour after its window ends, two seconds from now.
     AskAfterTheEnd,
+    /// Answers every seize order with the same reference (a registry that lost its counters).
+    SameReference,
 }
 
 /// A bank that takes every search as a ticket, stays pending, and lies as told; it records when
@@ -84,7 +87,7 @@ impl Liar {
                 let end = later(Duration::from_secs(2));
                 (end + chrono::Duration::hours(1), end)
             }
-            Lie::Honest => (later(Duration::from_millis(300)), self.end),
+            Lie::Honest | Lie::SameReference => (later(Duration::from_millis(300)), self.end),
             Lie::SwitchesTicket | Lie::PushesWindow => {
                 (later(Duration::from_millis(300)), later(Duration::from_secs(3600)))
             }
@@ -109,7 +112,11 @@ impl RegistryService for Liar {
         &self,
         request: Request<SearchAssetsRequest>,
     ) -> Result<Response<SearchAssetsResponse>, Status> {
-        assert!(request.into_inner().accept_deferred, "searches through the gateway take tickets");
+        if !request.into_inner().accept_deferred {
+            // A seizure's lookup of its asset, which must be answered now.
+            let assets = assetgw::tools::mock::data::assets("liar", RegistryKind::Bank, RICH, Profile::Many);
+            return Ok(Response::new(SearchAssetsResponse { assets, ..Default::default() }));
+        }
         Ok(Response::new(SearchAssetsResponse { deferred: Some(self.ticket("t-1")), ..Default::default() }))
     }
 
@@ -130,9 +137,12 @@ impl RegistryService for Liar {
 
     async fn seize(
         &self,
-        _: Request<assetgw::core::proto::SeizeRequest>,
+        request: Request<assetgw::core::proto::SeizeRequest>,
     ) -> Result<Response<assetgw::core::proto::SeizeResponse>, Status> {
-        Err(Status::unimplemented("a search-only fixture"))
+        let end_time = request.into_inner().end_time;
+        let start_time = end_time.map(|_| ts(now()));
+        let reference = "liar-000001".into();
+        Ok(Response::new(assetgw::core::proto::SeizeResponse { registry_reference: reference, start_time, end_time }))
     }
 
     async fn renew(
@@ -307,4 +317,34 @@ async fn item8_a_submitted_search_without_a_request_id_is_refused() {
         assert_eq!(err.code(), Code::InvalidArgument, "{request_id:?}: {}", err.message());
         assert!(err.message().contains("request_id"), "{}", err.message());
     }
+}
+
+/// Issue 31, item 7: a registry answering a seize order with a reference it already gave another
+/// live seizure on the same asset is lying; that order is not acknowledged.
+#[tokio::test]
+async fn item7_a_reference_the_registry_gave_another_seizure_is_not_an_acknowledgement() {
+    use crate::ledger::{A, B, events, place_req, seizures};
+    let stack = stack_with(liar(Lie::SameReference, Duration::ZERO), Duration::from_secs(72 * 3600)).await;
+    let deposit = assetgw::tools::mock::data::assets("liar", RegistryKind::Bank, RICH, Profile::Many)
+        .into_iter()
+        .find(|a| matches!(a.detail, Some(assetgw::core::proto::asset::Detail::Deposit(_))))
+        .unwrap();
+    let id = assetgw::core::merge::identify(deposit).unwrap().id;
+    let mut s = seizures(&stack);
+    for (n, case) in [A, B].into_iter().enumerate() {
+        let place = assetgw::core::proto::PlaceSeizureRequest {
+            asset_id: id.clone(),
+            registry: "liar".into(),
+            asset_kind: assetgw::core::proto::AssetKind::Deposit as i32,
+            ..place_req(&format!("ref-{n}"), case, &Default::default(), 100)
+        };
+        s.place_seizure(as_court(case, place)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let delivered = |events: &[assetgw::core::proto::WatchEventsResponse]| {
+        events.iter().filter(|e| e.kind == "order_delivered").count()
+    };
+    assert_eq!(delivered(&events(&mut s, A, 0).await), 1, "the first seizure's order is acknowledged");
+    assert_eq!(delivered(&events(&mut s, B, 0).await), 0, "the second is not: its reference is the first's");
+    assert!(logs().contains("already gave seizure"), "the lie is logged");
 }

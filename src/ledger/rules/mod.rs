@@ -329,6 +329,23 @@ pub enum RuleError {
     Invalid(String),
 }
 
+/// A registry's reference names one seizure (R3's orders quote it): an acknowledgement quoting a
+/// reference the registry already gave another live seizure on the same asset is a lying registry's,
+/// and the order stays unacknowledged.
+pub fn reference_is_its_own(l: &Ledger, seizure_id: &str, reference: &str) -> Result<(), RuleError> {
+    let taken = l.seizures.iter().find(|s| {
+        s.id != seizure_id && s.state.is_live() && !reference.is_empty() && s.registry_ref.as_deref() == Some(reference)
+    });
+    match taken {
+        None => Ok(()),
+        Some(other) => Err(RuleError::Invalid(format!(
+            "INVALID_RESPONSE: the registry answered reference {reference}, which it already gave seizure {} of {} \
+             on this asset; not acknowledged, asked again",
+            other.id, other.case_number
+        ))),
+    }
+}
+
 /// What an operation did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {

@@ -410,3 +410,17 @@ fn r13_r14_timers() {
     assert!(matches!(disposal_answer("d", "c1", "c2", false), Err(RuleError::NotHolder(_))));
     assert!(matches!(disposal_answer("d", "c1", "c1", true), Err(RuleError::Refused(_))));
 }
+
+#[test]
+fn a_reference_already_given_to_another_live_seizure_is_a_lie() {
+    let mut l = ledger(AssetKind::RealEstate, 1);
+    place(&mut l, 1, 1, t0());
+    place(&mut l, 2, 1, t0());
+    l.seizures[0].registry_ref = Some("REF-1".into());
+    assert!(reference_is_its_own(&l, &l.seizures[1].id.clone(), "REF-2").is_ok());
+    assert!(reference_is_its_own(&l, &l.seizures[0].id.clone(), "REF-1").is_ok(), "its own reference, repeated");
+    let lie = reference_is_its_own(&l, &l.seizures[1].id.clone(), "REF-1").unwrap_err().to_string();
+    assert!(lie.contains("INVALID_RESPONSE") && lie.contains("already gave seizure"), "{lie}");
+    l.seizures[0].state = State::Released;
+    assert!(reference_is_its_own(&l, &l.seizures[1].id.clone(), "REF-1").is_ok(), "an ended seizure's is free");
+}

@@ -20,6 +20,25 @@ use crate::{
 };
 
 impl Store {
+    /// An order not acknowledged (`why`): due again at `retry_at`.
+    async fn undelivered(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        retry_at: Time,
+        why: &str,
+    ) -> Result<Reply, LedgerError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3",
+        )
+        .bind(micros(retry_at))
+        .bind(why)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(Reply::Done)
+    }
+
     /// The designation that stopped `case`, if its court was designated away (R12).
     pub(super) async fn designation(
         &self,
@@ -195,17 +214,7 @@ impl Store {
         now: Time,
     ) -> Result<Reply, LedgerError> {
         let ack = match result {
-            Err(error) => {
-                sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, lease_until = 0, last_error = $2 WHERE id = $3",
-                )
-                .bind(micros(retry_at))
-                .bind(error.to_string())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-                return Ok(Reply::Done);
-            }
+            Err(error) => return self.undelivered(conn, id, retry_at, &error.to_string()).await,
             Ok(ack) => ack,
         };
         let row = sqlx::query(
@@ -217,6 +226,12 @@ impl Store {
         let Some(row) = row else { return Ok(Reply::Done) };
         let (key, seizure_id, kind, registry): (String, String, String, String) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        let mut w = self.open_one(conn, &key).await?;
+        let (l, changes, _) = w.one();
+        if let Err(lie) = rules::reference_is_its_own(l, &seizure_id, &ack.reference) {
+            tracing::warn!(registry, seizure = %seizure_id, reference = %ack.reference, "{lie}");
+            return self.undelivered(conn, id, retry_at, &lie.to_string()).await;
+        }
         sqlx::query("UPDATE outbox SET delivered_at = $1, lease_until = 0, attempts = attempts + 1 WHERE id = $2")
             .bind(micros(now))
             .bind(id)
@@ -231,8 +246,6 @@ impl Store {
                 .fetch_one(&mut *conn)
                 .await?
                 .try_get(0)?;
-        let mut w = self.open_one(conn, &key).await?;
-        let (l, changes, _) = w.one();
         if let Some(s) = l.seizures.iter_mut().find(|s| s.id == seizure_id) {
             if s.registry_ref.is_none() && !ack.reference.is_empty() {
                 s.registry_ref = Some(ack.reference.clone());

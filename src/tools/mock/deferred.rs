@@ -17,9 +17,9 @@ use rand::Rng;
 use serde::Deserialize;
 use tonic::Status;
 
-use super::settings::duration_range;
+use super::{settings::duration_range, state::SavedTicket};
 use crate::core::{
-    clock::{Time, beijing_date, beijing_midnight},
+    clock::{Time, beijing_date, beijing_midnight, from_micros},
     proto::{Deferred, GetAnswerResponse, SearchAssetsResponse, get_answer_response::State, ts},
 };
 
@@ -119,6 +119,43 @@ struct Ticket {
     answer_by: Time,
     /// The answer as first given: later asks get exactly it.
     answer: Option<SearchAssetsResponse>,
+}
+
+impl Tickets {
+    /// The tickets as kept across a restart, and how many were issued.
+    pub(super) fn saved(&self) -> (Vec<SavedTicket>, u64) {
+        let book = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let tickets = book
+            .open
+            .iter()
+            .map(|(ticket, t)| SavedTicket {
+                ticket: ticket.clone(),
+                debtor: t.debtor.clone(),
+                ready_at_micros: t.ready_at.timestamp_micros(),
+                answer_by_micros: t.answer_by.timestamp_micros(),
+                answer: t.answer.as_ref().map(prost::Message::encode_to_vec),
+            })
+            .collect();
+        (tickets, book.issued)
+    }
+
+    /// Tickets as [`Tickets::saved`] kept them.
+    pub(super) fn restored(tickets: Vec<SavedTicket>, issued: u64) -> Tickets {
+        let open = tickets
+            .into_iter()
+            .map(|t| {
+                let answer = t.answer.and_then(|a| <SearchAssetsResponse as prost::Message>::decode(a.as_slice()).ok());
+                let kept = Ticket {
+                    debtor: t.debtor,
+                    ready_at: from_micros(t.ready_at_micros),
+                    answer_by: from_micros(t.answer_by_micros),
+                    answer,
+                };
+                (t.ticket, kept)
+            })
+            .collect();
+        Tickets(Mutex::new(Book { open, issued }))
+    }
 }
 
 /// Tickets handed out between sweeps of the expired ones.

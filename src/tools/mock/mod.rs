@@ -6,6 +6,7 @@ pub mod data;
 mod deferred;
 pub mod fleet;
 mod settings;
+mod state;
 
 pub use deferred::Deferral;
 pub use settings::{FaultCode, Latency, MockConfig};
@@ -59,6 +60,8 @@ pub struct MockRegistry {
     traceparent: Arc<Mutex<Option<String>>>,
     control: Arc<Mutex<Control>>,
     tickets: Arc<deferred::Tickets>,
+    /// Where its state is kept across restarts, if anywhere.
+    kept: Option<Arc<std::path::Path>>,
 }
 
 /// The mock's own record of control orders: answers by idempotency key, and
@@ -101,7 +104,59 @@ impl MockRegistry {
             control: Arc::default(),
             tickets: Arc::default(),
             faults: Arc::new(RwLock::new(settings)),
+            kept: None,
         })
+    }
+
+    /// The mock, remembering its tickets, answers and references in `dir` across restarts (and
+    /// taking up what it kept there before).
+    pub fn kept_in(mut self, dir: &std::path::Path) -> Self {
+        let path = state::path(dir, &self.name);
+        let saved = state::load(&path);
+        let held = saved
+            .held
+            .into_iter()
+            .map(|h| (h.reference, Held { start: h.start, end: h.end, amount: h.amount, released: h.released }));
+        let control = Control {
+            answers: saved.answers.into_iter().map(|a| (a.key, a.answer)).collect(),
+            held: held.collect(),
+            effects: saved.effects,
+        };
+        self.control = Arc::new(Mutex::new(control));
+        self.tickets = Arc::new(deferred::Tickets::restored(saved.tickets, saved.issued));
+        self.kept = Some(path.into());
+        self
+    }
+
+    /// Keeps the state where [`MockRegistry::kept_in`] said, after a change.
+    async fn keep(&self) {
+        let Some(path) = &self.kept else { return };
+        let (tickets, issued) = self.tickets.saved();
+        let saved = {
+            let c = self.lock();
+            state::Saved {
+                answers: c
+                    .answers
+                    .iter()
+                    .map(|(key, answer)| state::SavedAnswer { key: key.clone(), answer: answer.clone() })
+                    .collect(),
+                held: c
+                    .held
+                    .iter()
+                    .map(|(reference, h)| state::SavedHeld {
+                        reference: reference.clone(),
+                        start: h.start,
+                        end: h.end,
+                        amount: h.amount,
+                        released: h.released,
+                    })
+                    .collect(),
+                effects: c.effects,
+                tickets,
+                issued,
+            }
+        };
+        state::store(path, saved).await;
     }
 
     /// Takes the registry down (every call `UNAVAILABLE`) or brings it back, at run time.
@@ -184,15 +239,19 @@ impl MockRegistry {
             return Err(Status::invalid_argument("order.idempotency_key and order.asset_id are required"));
         }
         self.faults().await?;
-        let mut control = self.lock();
-        if let Some(answer) = control.answers.get(&order.idempotency_key) {
-            return T::decode(answer.as_slice())
-                .map(Response::new)
-                .map_err(|_| Status::invalid_argument("idempotency key reused for a different kind of order"));
-        }
-        let answer = act(&mut control)?;
-        control.answers.insert(order.idempotency_key.clone(), answer.encode_to_vec());
-        control.effects += 1;
+        let answer = {
+            let mut control = self.lock();
+            if let Some(answer) = control.answers.get(&order.idempotency_key) {
+                return T::decode(answer.as_slice())
+                    .map(Response::new)
+                    .map_err(|_| Status::invalid_argument("idempotency key reused for a different kind of order"));
+            }
+            let answer = act(&mut control)?;
+            control.answers.insert(order.idempotency_key.clone(), answer.encode_to_vec());
+            control.effects += 1;
+            answer
+        };
+        self.keep().await;
         Ok(Response::new(answer))
     }
 
@@ -275,6 +334,7 @@ impl RegistryService for MockRegistry {
             let settings = self.faults().await?;
             if let (true, Some(deferral)) = (request.accept_deferred, settings.deferred) {
                 let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, Self::now_by(&settings));
+                self.keep().await;
                 return Ok(Response::new(SearchAssetsResponse { deferred: Some(deferred), ..Default::default() }));
             }
             Ok(Response::new(self.answer(debtor.as_str(), &settings)))
@@ -291,7 +351,12 @@ impl RegistryService for MockRegistry {
         }
         let settings = self.faults().await?;
         let now = Self::now_by(&settings);
-        self.tickets.ask(&ticket, now, |debtor| self.answer(debtor, &settings)).map(Response::new)
+        let answer = self.tickets.ask(&ticket, now, |debtor| self.answer(debtor, &settings))?;
+        // The first answer behind a ticket is final: kept, so a restart gives the same one.
+        if matches!(answer.state, Some(proto::get_answer_response::State::Answer(_))) {
+            self.keep().await;
+        }
+        Ok(Response::new(answer))
     }
 
     async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {
