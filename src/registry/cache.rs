@@ -36,6 +36,19 @@ use crate::{
 /// The cache key: registry name and normalised debtor identifier.
 pub type Key = (Arc<str>, String);
 
+/// What a caller takes from the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct Want {
+    /// The registry's answer lifetime.
+    pub ttl: Duration,
+    /// The oldest answer the caller takes (`None`: the TTL's).
+    pub max_age: Option<Duration>,
+    /// The registry's timeout: the most a call may take.
+    pub timeout: Duration,
+    /// Whether the caller takes a ticket (a search job) instead of an answer now.
+    pub tickets: bool,
+}
+
 /// One registry answer as cached.
 #[derive(Debug)]
 pub struct Entry {
@@ -138,12 +151,13 @@ impl Cache {
     }
 
     /// The cached answer for `key` if it is younger than both `ttl` and
-    /// `max_age`; otherwise the answer of one shared call of `fetch` (which
-    /// takes at most `timeout`), cached for `ttl` when it succeeds.
+    /// `max_age`, or (when the caller takes `tickets`) an open ticket for it;
+    /// otherwise the answer of one shared call of `fetch` (which takes at most
+    /// `timeout`), cached for `ttl` when it succeeds.
     pub async fn get_or_fetch<F>(
         &self,
         key: Key,
-        (ttl, max_age, timeout): (Duration, Option<Duration>, Duration),
+        Want { ttl, max_age, timeout, tickets }: Want,
         fetch: impl FnOnce() -> F,
     ) -> (Result<Arc<Entry>, Failure>, Lookup)
     where
@@ -157,7 +171,7 @@ impl Cache {
                 }
             }
         }
-        if !limit.is_zero() {
+        if !limit.is_zero() && tickets {
             if let Some(ticket) = self.tickets.get(&key).filter(|t| t.answer_by > self.clock.now()) {
                 return (Err(Failure::Deferred(ticket)), Lookup::Coalesced);
             }
@@ -221,8 +235,9 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A registry's timeout.
-    const T: Duration = Duration::from_secs(3);
+    fn want(ttl: Duration, max_age: Option<Duration>) -> Want {
+        Want { ttl, max_age, timeout: Duration::from_secs(3), tickets: false }
+    }
 
     fn key() -> Key {
         ("bank".into(), "110105199001011232".into())
@@ -249,13 +264,13 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         let lookups = futures::future::join_all(
-            (0..100).map(|_| cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default())))),
+            (0..100).map(|_| cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default())))),
         )
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Miss).count(), 1);
         assert_eq!(lookups.iter().filter(|(_, l)| *l == Lookup::Coalesced).count(), 99);
-        let (_, l) = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await;
+        let (_, l) = cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await;
         assert_eq!(l, Lookup::Hit);
     }
 
@@ -264,23 +279,26 @@ mod tests {
         let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
-        cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await.0.unwrap();
+        cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await.0.unwrap();
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(
-            cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await.1,
+            cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await.1,
             Lookup::Hit
         );
         let fresh = cache
-            .get_or_fetch(key(), (ttl, Some(Duration::from_secs(5)), T), counting(&calls, Ok(Checked::default())))
+            .get_or_fetch(key(), want(ttl, Some(Duration::from_secs(5))), counting(&calls, Ok(Checked::default())))
             .await;
         assert_eq!(fresh.1, Lookup::Miss);
         assert_eq!(
-            cache.get_or_fetch(key(), (ttl, Some(Duration::ZERO), T), counting(&calls, Ok(Checked::default()))).await.1,
+            cache
+                .get_or_fetch(key(), want(ttl, Some(Duration::ZERO)), counting(&calls, Ok(Checked::default())))
+                .await
+                .1,
             Lookup::Miss
         );
         tokio::time::advance(Duration::from_secs(31)).await;
         assert_eq!(
-            cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await.1,
+            cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await.1,
             Lookup::Miss
         );
         assert_eq!(calls.load(Ordering::SeqCst), 4);
@@ -292,7 +310,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         for _ in 0..3 {
-            let (r, l) = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Err(Failure::Unavailable))).await;
+            let (r, l) = cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Err(Failure::Unavailable))).await;
             assert_eq!((r.unwrap_err(), l), (Failure::Unavailable, Lookup::Miss));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -303,11 +321,11 @@ mod tests {
         let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
-        let first = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default())));
+        let first = cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default())));
         // The caller gives up long before the registry answers.
         assert!(tokio::time::timeout(Duration::from_millis(1), first).await.is_err());
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (r, l) = cache.get_or_fetch(key(), (ttl, None, T), counting(&calls, Ok(Checked::default()))).await;
+        let (r, l) = cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await;
         assert!(r.is_ok());
         assert_eq!((l, calls.load(Ordering::SeqCst)), (Lookup::Hit, 1));
     }

@@ -12,7 +12,7 @@ use crate::{
     core::identifiers::DebtorId,
     core::proto::{AssetKind, Debtor},
     ops::telemetry::spans,
-    registry::cache::{Cache, Entry, Lookup},
+    registry::cache::{Cache, Entry, Lookup, Want},
     registry::{
         call::{Failure, Inquiry},
         client::Registry,
@@ -74,8 +74,10 @@ async fn leg(cache: Cache, plan: Arc<Plan>, debtor_index: usize, registry: Arc<R
     async {
         let started = Instant::now();
         let key = (registry.name.clone(), id.as_str().to_string());
+        let tickets = plan.caller.accept_deferred;
+        let want = Want { ttl: registry.cache_ttl, max_age: plan.max_age, timeout: registry.timeout, tickets };
         let (result, lookup) = cache
-            .get_or_fetch(key, (registry.cache_ttl, plan.max_age, registry.timeout), || {
+            .get_or_fetch(key, want, || {
                 let (registry, debtor, caller) = (registry.clone(), debtor.clone(), plan.caller.clone());
                 // The call may outlive this leg (single flight), so it carries the span itself.
                 async move { registry.search(debtor, caller).await }.instrument(Span::current())

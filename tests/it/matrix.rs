@@ -186,6 +186,10 @@ fn quota_bound(tier: Tier, replicas: usize) -> usize {
 /// One group of cells: the network with `faults`, the tier as `tier`, `replicas` gateways; each
 /// method searches as a court of its own until its quota is used.
 async fn cells(faults: &[Fault], tier: Tier, replicas: usize) -> Option<()> {
+    // One group at a time: each starts gateway processes and a Redis, and the rest of the suite
+    // (whose deadlines are real) shares the machine's two cores with them.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let stack = Stack::start(network(faults)).await;
     let mut redis = match tier {
         Tier::Off => None,
