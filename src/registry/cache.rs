@@ -210,6 +210,7 @@ impl Cache {
     {
         let this = self.clone();
         let task = tokio::spawn(async move {
+            let _landing = Landing { flights: this.flights.clone(), key: key.clone() };
             let now = SystemTime::from(this.clock.now());
             let result = match &this.tier {
                 Some(tier) => tier.through((&key.0, &key.1), (ttl, limit, timeout), now, fetch).await,
@@ -222,11 +223,23 @@ impl Cache {
                 Err(Failure::Deferred(ticket)) => this.tickets.insert(key.clone(), ticket.clone()),
                 Err(_) => {}
             }
-            this.flights.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
             result
         });
         // A panicking fetch is reported like a registry error rather than poisoning the waiters.
         task.map(|joined| joined.unwrap_or(Err(Failure::Error(tonic::Code::Internal)))).boxed().shared()
+    }
+}
+
+/// Takes a flight off the map when its task ends, however it ends: a fetch that panics too, so
+/// that the next caller asks the registry again instead of being handed that panic for ever.
+struct Landing {
+    flights: Arc<Mutex<HashMap<Key, Flight>>>,
+    key: Key,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
     }
 }
 
@@ -302,6 +315,32 @@ mod tests {
             Lookup::Miss
         );
         assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    fn defect() -> Result<Checked, Failure> {
+        panic!("a defect in a registry client")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_panics_fails_its_callers_and_the_next_caller_asks_again() {
+        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ttl = Duration::from_secs(30);
+        let panicking = {
+            let calls = calls.clone();
+            move || {
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    defect()
+                }
+                .boxed()
+            }
+        };
+        let (r, _) = cache.get_or_fetch(key(), want(ttl, None), panicking).await;
+        assert_eq!(r.unwrap_err(), Failure::Error(tonic::Code::Internal));
+        let (r, l) = cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((l, calls.load(Ordering::SeqCst)), (Lookup::Miss, 2), "the registry is asked again");
     }
 
     #[tokio::test(start_paused = true)]
