@@ -91,8 +91,8 @@ impl Shared {
 
     /// Runs `op` unless Redis is resting after a failure; a failure starts a rest.
     async fn ask<T>(&self, op: impl Future<Output = Result<T, redis::RedisError>>) -> Result<T, SharedError> {
-        let resting = |r: &Mutex<Option<Instant>>| *r.lock().unwrap_or_else(PoisonError::into_inner);
-        if resting(&self.resting).is_some_and(|until| Instant::now() < until) {
+        let resting = *self.resting.lock().unwrap_or_else(PoisonError::into_inner);
+        if resting.is_some_and(|until| Instant::now() < until) {
             return Err(SharedError("not asked for a moment after a failure".into()));
         }
         let result = op.await;

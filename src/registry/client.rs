@@ -306,13 +306,19 @@ impl Attempt {
     }
 
     /// `t` with its window cut to the registry's declared window and the gateway's maximum,
-    /// counted from now. The declaration is asked once (within `left`); a registry that cannot say
-    /// is held to the maximum until it can.
+    /// counted from now. The declaration is asked once (within `left`): a registry that answers
+    /// `Describe` with an error (`UNIMPLEMENTED`, say) declares nothing and is held to the maximum;
+    /// one that could not be asked just now is asked again with its next ticket.
     async fn capped(&self, mut t: Ticket, left: Duration) -> Ticket {
         let describe = async {
-            let answer = self.within(left, DescribeRequest {}, |mut c, r| async move { c.describe(r).await }).await?;
-            let declared = answer.answer_window.and_then(|w| Duration::try_from(w).ok()).filter(|w| !w.is_zero());
-            Ok::<_, Failure>(declared)
+            let asked = self.within(left, DescribeRequest {}, |mut c, r| async move { c.describe(r).await }).await;
+            match asked {
+                Ok(answer) => {
+                    Ok(answer.answer_window.and_then(|w| Duration::try_from(w).ok()).filter(|w| !w.is_zero()))
+                }
+                Err(failure) if failure.is_transient() => Err(failure),
+                Err(_) => Ok(None),
+            }
         };
         let declared = self.window.declared.get_or_try_init(|| describe).await.ok().copied().flatten();
         let window = declared.map_or(self.window.max, |d| d.min(self.window.max));

@@ -52,6 +52,8 @@ enum Lie {
     AskAfterTheEnd,
     /// Answers every seize order with the same reference (a registry that lost its counters).
     SameReference,
+    /// Implements no `Describe` (UNIMPLEMENTED), and states a window of ten years.
+    NoDescribe,
 }
 
 /// A bank that takes every search as a ticket, stays pending, and lies as told; it records when
@@ -62,6 +64,8 @@ struct Liar {
     /// The window `Describe` declares (zero: none).
     declared: Duration,
     polls: Arc<Mutex<Vec<tokio::time::Instant>>>,
+    /// `Describe` calls received.
+    describes: Arc<std::sync::atomic::AtomicU32>,
     /// The window's end an honest registry repeats.
     end: Time,
 }
@@ -82,7 +86,9 @@ impl Liar {
                 let behind = now() - chrono::Duration::hours(1);
                 (behind, behind + chrono::Duration::hours(2))
             }
-            Lie::TenYears => (later(Duration::from_secs(1)), later(Duration::from_secs(10 * 365 * 86_400))),
+            Lie::TenYears | Lie::NoDescribe => {
+                (later(Duration::from_secs(1)), later(Duration::from_secs(10 * 365 * 86_400)))
+            }
             Lie::AskAfterTheEnd => {
                 let end = later(Duration::from_secs(2));
                 (end + chrono::Duration::hours(1), end)
@@ -99,6 +105,10 @@ impl Liar {
 #[tonic::async_trait]
 impl RegistryService for Liar {
     async fn describe(&self, _: Request<DescribeRequest>) -> Result<Response<DescribeResponse>, Status> {
+        self.describes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.lie == Lie::NoDescribe {
+            return Err(Status::unimplemented("no Describe here"));
+        }
         Ok(Response::new(DescribeResponse {
             name: "liar".into(),
             kind: RegistryKind::Bank as i32,
@@ -203,7 +213,7 @@ async fn stack_with(liar: Liar, max: Duration) -> Stack {
 
 fn liar(lie: Lie, declared: Duration) -> Liar {
     let end = later(Duration::from_secs(3600)) + chrono::Duration::nanoseconds(123);
-    Liar { lie, declared, polls: Arc::default(), end }
+    Liar { lie, declared, polls: Arc::default(), describes: Arc::default(), end }
 }
 
 async fn get(stack: &Stack, id: &str) -> GetSearchResponse {
@@ -250,6 +260,22 @@ async fn item7_a_window_is_cut_to_the_declared_window_and_the_gateways_maximum()
         assert!(answer_by <= limit, "declared {declared:?}, max {max:?}: window kept until {answer_by}");
         assert!(answer_by >= asked + chrono::Duration::from_std(cut).unwrap() - chrono::Duration::seconds(5));
     }
+}
+
+#[tokio::test]
+async fn item7_a_registry_without_describe_is_held_to_the_maximum_and_asked_once() {
+    let fixture = liar(Lie::NoDescribe, Duration::ZERO);
+    let describes = fixture.describes.clone();
+    let stack = stack_with(fixture, Duration::from_secs(3600)).await;
+    for debtor in [RICH, NOBODY] {
+        let asked = now();
+        let reply = stack.search(query(&[debtor])).await.unwrap();
+        let o = outcome(&reply, 0, "liar");
+        assert_eq!(status(o), RegistryStatus::Pending, "{}", o.message);
+        let answer_by = assetgw::core::proto::time_of(o.answer_by.as_ref().unwrap());
+        assert!(answer_by <= asked + chrono::Duration::seconds(3605), "cut to the maximum: {answer_by}");
+    }
+    assert_eq!(describes.load(std::sync::atomic::Ordering::SeqCst), 1, "an UNIMPLEMENTED Describe is not asked again");
 }
 
 #[tokio::test]

@@ -160,12 +160,11 @@ impl Store {
         Ok(ledgers.into_iter().map(|(_, l)| l).collect())
     }
 
-    /// Writes what changed since `before` (the ledger as loaded): first the
-    /// seizures that hold less than before, then the asset, then those that
-    /// hold more, so that a database checking each row as it is written
-    /// (SQLite's invariant triggers) never sees more in effect than the balance.
-    /// Writes one `phase` of what changed in `l` since `before`. A seizure shrinks when it existed
-    /// and holds no more than it did; a new one always grows (it adds to its case's claim, R4).
+    /// Writes one `phase` of what changed in `l` since `before` (the ledger as loaded): the
+    /// seizures that shrink (existed, and hold and ask no more than they did), the asset, or those
+    /// that grow (a new one always does: it adds to its case's claim, R4). Written in that order, a
+    /// database checking each row as it is written (SQLite's invariant triggers) never sees more in
+    /// effect than the balance, nor a case over its claim.
     async fn save(
         &self,
         conn: &mut AnyConnection,
@@ -189,16 +188,16 @@ impl Store {
                 }
             }
             Phase::Asset if l.asset != before.asset => {
-                sqlx::query(
-                "UPDATE assets SET total = $1, sale_started = $2, disposed = $3, total_at = $4 WHERE asset_key = $5",
-            )
-            .bind(l.asset.total)
-            .bind(i64::from(l.asset.sale_started))
-            .bind(i64::from(l.asset.disposed))
-            .bind(micros(l.asset.total_at))
-            .bind(&key)
-            .execute(&mut *conn)
-            .await?;
+                let sql = "UPDATE assets SET total = $1, sale_started = $2, disposed = $3, total_at = $4 \
+                           WHERE asset_key = $5";
+                sqlx::query(sql)
+                    .bind(l.asset.total)
+                    .bind(i64::from(l.asset.sale_started))
+                    .bind(i64::from(l.asset.disposed))
+                    .bind(micros(l.asset.total_at))
+                    .bind(&key)
+                    .execute(&mut *conn)
+                    .await?;
             }
             Phase::Asset => {}
         }
