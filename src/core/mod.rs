@@ -9,4 +9,5 @@ pub mod clock;
 pub mod error;
 pub mod identifiers;
 pub mod merge;
+pub mod method;
 pub mod proto;

@@ -5,7 +5,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tonic::{Status, codegen::http, transport::Server};
 
 use crate::{
@@ -18,12 +18,14 @@ use crate::{
     },
     gateway::{
         admission::AdmissionLayer,
-        audit::{self, AuditError, Key, Trail},
-        auth::Gate,
+        audit::{self, AuditError, Key, Trail, note::Recorder},
+        auth::{Authority, Identity},
         jobs::{self, Jobs},
+        limits::Limits,
         outbox,
-        search::SearchApi,
+        search::{SearchApi, SearchParts},
         seizure::SeizureApi,
+        spine::spine,
     },
     ledger::{model::Model, store::Store, sweep},
     ops::{
@@ -127,41 +129,49 @@ pub async fn run_with_clock(
     let key = Key::load_or_create(&config.audit.key_file)?;
     let trail = Trail::start(&store, key.clone());
     let shared = config.shared.redis.as_deref().map(|url| Shared::new(url, config.shared.timeout)).transpose()?;
-    let (plaintext, limits) = (config.tls.plaintext, config.limits.clone());
     let model = Model::load(store.clone()).await?;
-    let gate = Arc::new(Gate::new(
-        plaintext,
-        limits,
-        trail.clone(),
-        store.clone(),
-        metrics.clone(),
-        shared.clone(),
-        model.clone(),
-    ));
+    let limits =
+        Arc::new(Limits::new(config.limits.clone(), trail.clone(), store.clock(), metrics.clone(), shared.clone()));
+    let authority = Authority::new(model.clone(), store.clone());
     let tier = shared.map(|s| {
         let (seal, names) = (key.derive("answer cache seal"), key.derive("answer cache names"));
         Tier::new(s, seal, names, metrics.shared_fallbacks.clone())
     });
     let network = Arc::new(Network::new(config, &metrics, store.clock(), tier)?);
     let jobs = Jobs::new(store.clone(), key.clone());
-    let search =
-        Arc::new(SearchApi::new(network.clone(), config.search.clone(), gate.clone(), store.clock(), jobs.clone()));
+    let search = SearchParts {
+        network: network.clone(),
+        authority: authority.clone(),
+        quota: limits.clone(),
+        model: model.clone(),
+        jobs: jobs.clone(),
+        trail: trail.clone(),
+    };
+    let search = SearchApi::new(search, config.search.clone(), store.clock());
+    let seizure = SeizureApi::new(store.clone(), model.clone(), network.clone(), authority);
+    let spine = spine(
+        Recorder::new(trail.clone(), store.clone(), metrics.clone()),
+        Identity::new(config.tls.plaintext),
+        limits,
+    );
     let (stop, stopped) = watch::channel(());
     let until_stopped = |mut rx: watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
-    tokio::spawn(model.follow(config.ledger.url.clone(), until_stopped(stopped.clone())));
-    tokio::spawn(outbox::run(store.clone(), network.clone(), metrics.clone(), until_stopped(stopped.clone())));
+    // The gateway's own work beside the calls: each stops when told and is waited for at shutdown.
+    let mut background = JoinSet::new();
+    background.spawn(model.follow(config.ledger.url.clone(), until_stopped(stopped.clone())));
+    background.spawn(outbox::run(store.clone(), network.clone(), metrics.clone(), until_stopped(stopped.clone())));
     let directory = network.clone();
     let until = until_stopped(stopped.clone());
-    tokio::spawn(async move { directory.follow_directory(until).await });
+    background.spawn(async move { directory.follow_directory(until).await });
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
-    tokio::spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
-    tokio::spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
+    background.spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
+    background.spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
     // A claimed leg is this replica's for twice the slowest registry's timeout (none exceeds the deadline).
     let times = (config.search.deadline * 2 + Duration::from_secs(5), config.search.job_retention);
-    tokio::spawn(jobs::poll::run(jobs, network.clone(), trail.clone(), times, until_stopped(stopped.clone())));
-    tokio::spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
+    background.spawn(jobs::poll::run(jobs, network.clone(), trail.clone(), times, until_stopped(stopped.clone())));
+    background.spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<SearchApi>>().await;
     health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
@@ -173,7 +183,11 @@ pub async fn run_with_clock(
         let probes = Server::builder().add_service(health_service.clone());
         let incoming = admit(bind(addr).await?, None, config.server.connections.clone(), None);
         let until = until_stopped(stopped.clone());
-        tokio::spawn(async move { probes.serve_with_incoming_shutdown(incoming, until).await });
+        background.spawn(async move {
+            if let Err(e) = probes.serve_with_incoming_shutdown(incoming, until).await {
+                tracing::warn!(error = %e, "health probes stopped");
+            }
+        });
         tracing::info!(%addr, "health probes (plaintext, grpc.health.v1 only) listening");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), registries = network.registries().len(), "gateway listening");
@@ -187,23 +201,27 @@ pub async fn run_with_clock(
     };
     server
         .layer(AdmissionLayer::new(config.server.max_in_flight, metrics.shed.clone()))
+        .layer(spine)
         .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(AssetSearchServiceServer::from_arc(search).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(
-            SeizureServiceServer::new(SeizureApi::new(store.clone(), network, gate))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
-        )
+        .add_service(AssetSearchServiceServer::new(search).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(SeizureServiceServer::new(seizure).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve_with_incoming_shutdown(incoming, draining)
         .await?;
     drop(stop);
+    if tokio::time::timeout(BACKGROUND_STOP, background.join_all()).await.is_err() {
+        tracing::warn!(within = ?BACKGROUND_STOP, "background work did not stop in time; left to the process's end");
+    }
     if let Err(e) = store.checkpoint().await {
         tracing::warn!(error = %e, "the ledger's write-ahead log was not folded in; it is replayed on the next start");
     }
     Ok(())
 }
+
+/// How long the background work has to finish what it is doing once the server has drained.
+const BACKGROUND_STOP: Duration = Duration::from_secs(5);
 
 /// tonic refuses a request over [`MAX_REQUEST_BYTES`] with OUT_OF_RANGE before
 /// any handler runs (our handlers never answer OUT_OF_RANGE); gRPC's code for

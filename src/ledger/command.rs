@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     core::{
         identifiers::CaseNumber,
+        method::Method,
         proto::{
             AnswerDisposalTransferResponse, AssetKind, ControlResult, RecordDesignationResponse, TransferCaseResponse,
         },
@@ -174,8 +175,8 @@ pub enum Command {
     Audited {
         /// The step's request.
         request: RequestKey,
-        /// Its method, as [`Command::request`] names it.
-        method: &'static str,
+        /// Its method.
+        method: Method,
     },
     /// Persist the lapses due on an asset (the sweeper).
     Sweep {
@@ -184,26 +185,7 @@ pub enum Command {
     },
 }
 
-/// The client steps' method names, as stored with their replies.
-const METHODS: [&str; 10] = [
-    "place",
-    "release",
-    "renew",
-    "deduct",
-    "dispose",
-    "designate",
-    "transfer",
-    "accept",
-    "request_disposal",
-    "answer_disposal",
-];
-
 impl Command {
-    /// A stored method name as the one [`Command::request`] gives.
-    pub fn method(stored: &str) -> Option<&'static str> {
-        METHODS.into_iter().find(|m| *m == stored)
-    }
-
     /// The case a client step acts under.
     pub(crate) fn case_number(&self) -> String {
         match self {
@@ -227,19 +209,19 @@ impl Command {
         !matches!(self, Command::Audited { .. } | Command::Delivered { result: Err(_), .. })
     }
 
-    /// Who asked and the step's method name, for idempotency; `None` for the gateway's own steps.
-    pub(crate) fn request(&self) -> Option<(&RequestKey, &'static str)> {
+    /// Who asked and the step's method, for idempotency; `None` for the gateway's own steps.
+    pub fn request(&self) -> Option<(&RequestKey, Method)> {
         match self {
-            Command::Place { request, .. } => Some((request, "place")),
-            Command::Release { request, .. } => Some((request, "release")),
-            Command::Renew { request, .. } => Some((request, "renew")),
-            Command::Deduct { request, .. } => Some((request, "deduct")),
-            Command::Dispose { request, .. } => Some((request, "dispose")),
-            Command::Transfer { request, handover: false, .. } => Some((request, "designate")),
-            Command::Transfer { request, .. } => Some((request, "transfer")),
-            Command::Accept { request, .. } => Some((request, "accept")),
-            Command::RequestDisposal { request, .. } => Some((request, "request_disposal")),
-            Command::AnswerDisposal { request, .. } => Some((request, "answer_disposal")),
+            Command::Place { request, .. } => Some((request, Method::PlaceSeizure)),
+            Command::Release { request, .. } => Some((request, Method::ReleaseSeizure)),
+            Command::Renew { request, .. } => Some((request, Method::RenewSeizure)),
+            Command::Deduct { request, .. } => Some((request, Method::DeductFunds)),
+            Command::Dispose { request, .. } => Some((request, Method::RecordDisposal)),
+            Command::Transfer { request, handover: false, .. } => Some((request, Method::RecordDesignation)),
+            Command::Transfer { request, .. } => Some((request, Method::TransferCase)),
+            Command::Accept { request, .. } => Some((request, Method::AcceptTransfer)),
+            Command::RequestDisposal { request, .. } => Some((request, Method::RequestDisposalTransfer)),
+            Command::AnswerDisposal { request, .. } => Some((request, Method::AnswerDisposalTransfer)),
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => None,
         }
     }
@@ -251,8 +233,8 @@ impl Command {
 pub struct Unaudited {
     /// Who asked, under which id.
     pub request: RequestKey,
-    /// The step's method, as [`Command::request`] names it.
-    pub method: &'static str,
+    /// The step's method.
+    pub method: Method,
     /// The case it acted under.
     pub case_number: String,
     /// When the ledger committed it.
@@ -298,18 +280,22 @@ impl Reply {
         }
     }
 
-    pub(crate) fn decode(method: &str, bytes: &[u8]) -> Result<Reply, LedgerError> {
+    pub(crate) fn decode(method: Method, bytes: &[u8]) -> Result<Reply, LedgerError> {
         let bad = |e: prost::DecodeError| LedgerError::Corrupt(format!("stored reply of a {method} request: {e}"));
         Ok(match method {
-            "place" | "release" | "renew" | "deduct" | "dispose" => {
-                Reply::Control(ControlResult::decode(bytes).map_err(bad)?)
+            Method::PlaceSeizure
+            | Method::ReleaseSeizure
+            | Method::RenewSeizure
+            | Method::DeductFunds
+            | Method::RecordDisposal => Reply::Control(ControlResult::decode(bytes).map_err(bad)?),
+            Method::RecordDesignation => Reply::Designation(RecordDesignationResponse::decode(bytes).map_err(bad)?),
+            Method::TransferCase | Method::AcceptTransfer => {
+                Reply::Transfer(TransferCaseResponse::decode(bytes).map_err(bad)?)
             }
-            "designate" => Reply::Designation(RecordDesignationResponse::decode(bytes).map_err(bad)?),
-            "transfer" | "accept" => Reply::Transfer(TransferCaseResponse::decode(bytes).map_err(bad)?),
-            "request_disposal" | "answer_disposal" => {
+            Method::RequestDisposalTransfer | Method::AnswerDisposalTransfer => {
                 Reply::Disposal(AnswerDisposalTransferResponse::decode(bytes).map_err(bad)?)
             }
-            other => return Err(LedgerError::Corrupt(format!("stored reply of unknown method {other}"))),
+            other => return Err(LedgerError::Corrupt(format!("stored reply of {other}, which is no ledger step"))),
         })
     }
 }

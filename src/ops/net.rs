@@ -116,7 +116,12 @@ impl Peer {
 
     /// The role named by the verified certificate the caller presented, if it used TLS with one.
     pub fn holder<T>(request: &Request<T>) -> Option<Arc<Result<Role, String>>> {
-        request.extensions().get::<Peer>().and_then(|peer| peer.holder.clone())
+        request.extensions().get::<Peer>().and_then(Peer::role)
+    }
+
+    /// The role named by this peer's verified certificate, if it used TLS with one.
+    pub fn role(&self) -> Option<Arc<Result<Role, String>>> {
+        self.holder.clone()
     }
 }
 

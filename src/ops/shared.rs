@@ -17,14 +17,24 @@ use tokio::time::Instant;
 
 use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
 
-/// Redis could not be asked (down, slow, or answering something unexpected).
+/// Why the shared state could not be asked.
 #[derive(Debug, thiserror::Error)]
-#[error("shared state (Redis) unavailable: {0}")]
-pub struct SharedError(pub String);
+pub enum SharedError {
+    /// Redis is down, slow, or answered something unexpected.
+    #[error("shared state (Redis) unavailable: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// An operation failed a moment ago; Redis is left alone until [`REST`] has passed.
+    #[error("shared state (Redis) not asked for a moment after a failure")]
+    Resting,
+    /// The durable count a shared counter starts from could not be read.
+    #[error("the count a shared counter starts from is unreadable: {0}")]
+    Seed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
 
-impl From<redis::RedisError> for SharedError {
-    fn from(e: redis::RedisError) -> Self {
-        SharedError(e.to_string())
+impl SharedError {
+    /// A counter's seed failed with `cause`.
+    pub fn seed(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SharedError::Seed(Box::new(cause))
     }
 }
 
@@ -93,7 +103,7 @@ impl Shared {
     async fn ask<T>(&self, op: impl Future<Output = Result<T, redis::RedisError>>) -> Result<T, SharedError> {
         let resting = *self.resting.lock().unwrap_or_else(PoisonError::into_inner);
         if resting.is_some_and(|until| Instant::now() < until) {
-            return Err(SharedError("not asked for a moment after a failure".into()));
+            return Err(SharedError::Resting);
         }
         let result = op.await;
         if result.is_err() {

@@ -23,6 +23,7 @@ use crate::{
         clock::{SharedClock, Time},
         error::Error,
         identifiers::DebtorId,
+        method::Method,
     },
     ledger::{
         command::{Command, Unaudited},
@@ -30,6 +31,7 @@ use crate::{
     },
 };
 
+pub mod note;
 mod read;
 
 pub use read::{Filter, export, time_text, verify};
@@ -38,8 +40,8 @@ pub use read::{Filter, export, time_text, verify};
 const GENESIS: &str = "genesis";
 /// Method name of the record a retention purge leaves behind.
 const PURGE: &str = "AuditPurge";
-/// Methods that count against a court's daily search quota.
-pub const SEARCHES: [&str; 3] = ["Search", "SearchStream", "SubmitSearch"];
+/// Method name of the record of a SearchStream's outcome (the call itself is recorded when it is allowed).
+pub const STREAM_RESULT: &str = "SearchStreamResult";
 
 /// Why the audit trail failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -272,9 +274,9 @@ impl Trail {
         )
         .bind(court)
         .bind(since.timestamp_micros())
-        .bind(SEARCHES[0])
-        .bind(SEARCHES[1])
-        .bind(SEARCHES[2])
+        .bind(Method::SEARCHES[0].name())
+        .bind(Method::SEARCHES[1].name())
+        .bind(Method::SEARCHES[2].name())
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -419,7 +421,7 @@ async fn record_left_behind(store: &Store, trail: &Trail, step: Unaudited) -> Re
         .record(Record {
             court: step.request.court.clone(),
             officer: step.request.officer.clone(),
-            method: rpc_name(step.method).into(),
+            method: step.method.name().into(),
             case_number: step.case_number,
             debtors: Vec::new(),
             detail: json!({ "request_id": step.request.id, "recovered": true, "acknowledged_at": acknowledged }),
@@ -429,23 +431,6 @@ async fn record_left_behind(store: &Store, trail: &Trail, step: Unaudited) -> Re
         .await?;
     store.execute(Command::Audited { request: step.request, method: step.method }).await?;
     Ok(())
-}
-
-/// The court API's name of a ledger step.
-fn rpc_name(method: &str) -> &'static str {
-    match method {
-        "place" => "PlaceSeizure",
-        "release" => "ReleaseSeizure",
-        "renew" => "RenewSeizure",
-        "deduct" => "DeductFunds",
-        "dispose" => "RecordDisposal",
-        "designate" => "RecordDesignation",
-        "transfer" => "TransferCase",
-        "accept" => "AcceptTransfer",
-        "request_disposal" => "RequestDisposalTransfer",
-        "answer_disposal" => "AnswerDisposalTransfer",
-        _ => "ControlStep",
-    }
 }
 
 /// Rows per INSERT statement (14 parameters each, well under SQLite's limit

@@ -17,6 +17,7 @@ use tracing::{Instrument, Span, warn};
 
 use super::{Part, Search, SearchApi, respond};
 use crate::{
+    core::method::Method,
     core::{
         clock::Time,
         error::Error,
@@ -27,8 +28,10 @@ use crate::{
         },
     },
     gateway::{
-        auth::{Caller, Note},
+        audit::note::Note,
+        auth::Caller,
         jobs::{Head, LegRow, NewJob, Opened},
+        spine::Call,
         validate::violation,
     },
     ledger::rules::Action,
@@ -78,11 +81,11 @@ impl SearchApi {
     /// Opens a job with every leg being asked, answers its id, and asks in the background.
     pub(super) async fn submit(
         &self,
-        caller: &Caller,
+        call: &Call,
         metadata: &tonic::metadata::MetadataMap,
         r: SubmitSearchRequest,
-        note: &Note,
     ) -> Result<SubmitSearchResponse, Error> {
+        let (caller, note) = (&call.caller, &call.note);
         if r.request_id.is_empty() || r.request_id.len() > 64 || !r.request_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(violation(
                 "request_id",
@@ -90,7 +93,7 @@ impl SearchApi {
             ));
         }
         let digest = hex::encode(Sha256::digest(r.query.as_ref().map(Message::encode_to_vec).unwrap_or_default()));
-        let search = self.begin("SubmitSearch", caller, metadata, r.query, note).await?;
+        let search = self.begin(Method::SubmitSearch, call, metadata, r.query).await?;
         let plan = search.plan.clone();
         let now = self.clock.now();
         let job = self.job(&plan, &caller.court, r.request_id, digest, asking(&plan, &[], now));
@@ -161,17 +164,17 @@ impl SearchApi {
         note.case(head.case_number.clone());
         let case = CaseNumber::parse(&head.case_number)
             .map_err(|e| Error::Internal(format!("stored case number of search {search_id}: {e}")))?;
-        self.gate.authorize(caller, &case, Action::Query).await?;
+        self.authority.authorize(caller, &case, Action::Query).await?;
         Ok(head)
     }
 
     /// A job as it stands: the merged result so far and every registry's state.
-    pub(super) async fn get(&self, caller: &Caller, search_id: &str, note: &Note) -> Result<GetSearchResponse, Error> {
-        let head = self.own(caller, search_id, note).await?;
+    pub(super) async fn get(&self, call: &Call, search_id: &str) -> Result<GetSearchResponse, Error> {
+        let head = self.own(&call.caller, search_id, &call.note).await?;
         // Purged between the two reads: as unknown as before.
         let view = self.jobs.view(search_id).await?.ok_or_else(|| Error::NotFound(format!("no search {search_id}")))?;
         let parts = view.legs.iter().map(|l| part(l, &head.kinds)).collect();
-        let model = (&**self.gate.model(), head.case_number.as_str());
+        let model = (&*self.model, head.case_number.as_str());
         let mut result = respond(model, &view.debtors, parts, self.clock.now(), &self.limits);
         result.search_id = view.search_id.clone();
         Ok(GetSearchResponse {
@@ -184,11 +187,11 @@ impl SearchApi {
     /// Streams each leg as it settles, from `after_sequence` on, until the last.
     pub(super) async fn watch(
         &self,
-        caller: Caller,
+        call: Call,
         r: WatchSearchRequest,
-        note: &Note,
     ) -> Result<ReceiverStream<Result<WatchSearchResponse, Status>>, Error> {
-        let head = self.own(&caller, &r.search_id, note).await?;
+        let caller = call.caller;
+        let head = self.own(&caller, &r.search_id, &call.note).await?;
         let (search_id, total) = (r.search_id, head.legs);
         if !(0..=total).contains(&r.after_sequence) {
             return Err(violation(
@@ -196,13 +199,10 @@ impl SearchApi {
                 &format!("is {}; it must be 0 or a sequence already seen (this search has {total})", r.after_sequence),
             ));
         }
-        let slot = self.gate.stream_slot(&caller)?;
         let (tx, rx) = mpsc::channel(64);
         let api = self.clone();
         let mut last = r.after_sequence;
         tokio::spawn(async move {
-            // The court's slot is held as long as this stream runs.
-            let _slot = slot;
             // Subscribed before the first read, so a leg settled in between is not missed.
             let mut changes = api.jobs.changes();
             while last < total {
@@ -222,7 +222,7 @@ impl SearchApi {
                 }
                 for row in rows {
                     last = row.seq.unwrap_or(last + 1);
-                    let answer = super::registry_answer(api.gate.model(), &head.case_number, part(&row, &head.kinds));
+                    let answer = super::registry_answer(&api.model, &head.case_number, part(&row, &head.kinds));
                     let update = WatchSearchResponse { sequence: last, answer: Some(answer), settled: last == total };
                     if tx.send(Ok(update)).await.is_err() {
                         return;
@@ -250,9 +250,9 @@ impl SearchApi {
     }
 
     /// The court's searches, newest first.
-    pub(super) async fn list(&self, caller: &Caller, r: ListSearchesRequest) -> Result<ListSearchesResponse, Error> {
+    pub(super) async fn list(&self, call: &Call, r: ListSearchesRequest) -> Result<ListSearchesResponse, Error> {
         let limit = if r.limit == 0 { LIST_MAX } else { r.limit.min(LIST_MAX) };
-        let found = self.jobs.list(&caller.court, r.open_only, limit as usize).await?;
+        let found = self.jobs.list(&call.caller.court, r.open_only, limit as usize).await?;
         let searches = found
             .into_iter()
             .map(|s| SearchSummary {

@@ -1,9 +1,12 @@
-//! The court-facing search service. A request reads top-down: identify the
-//! court and audit the call ([`Gate::handle`]) → validate ([`SearchApi::plan`])
-//! → authorize (R15, before the cache is consulted) → fan out to the
-//! registries through the cache ([`Network::fan_out`]) → merge ([`merge`]) →
-//! annotate with live seizures → respond. The unary and streaming calls share
-//! every step; they differ only in when they send.
+//! The court-facing search service. A request reads top-down, after the
+//! spine ([`crate::gateway::spine`]) has named the court and will record the
+//! call: validate ([`SearchApi::plan`]) → authorize (R15, before the cache is
+//! consulted) → count against the daily quota → fan out to the registries
+//! through the cache ([`Network::fan_out`]) → merge ([`merge`]) → annotate
+//! with live seizures → respond. `Search`, `SearchStream` and `SubmitSearch`
+//! share every step ([`SearchApi::begin`], [`SearchApi::answer`]); they differ
+//! only in how results leave: in one reply, one registry at a time, or into a
+//! search job read later.
 
 mod jobs;
 
@@ -17,6 +20,7 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 use tracing::{Instrument, Span, info, info_span};
 
 use crate::{
+    core::method::Method,
     core::{
         clock::{SharedClock, Time, beijing_date},
         error::Error,
@@ -31,8 +35,11 @@ use crate::{
         },
     },
     gateway::{
-        auth::{Caller, Gate, Note},
+        audit::{STREAM_RESULT, Trail, note::Note},
+        auth::Authority,
         jobs::Jobs,
+        limits::Limits,
+        spine::{Call, reply},
         validate::{Checks, violation},
     },
     ledger::{asset_key, model::Model, rules::Action, views},
@@ -44,16 +51,51 @@ use crate::{
     },
 };
 
-/// The search service: the registries of the network, the gate every call
-/// passes, the ledger whose seizures annotate results and the jobs that keep
-/// late answers.
+/// The search service: the registries of the network, who may search what,
+/// the daily quota, the ledger whose seizures annotate results, the jobs
+/// that keep late answers and the trail a stream's outcome is recorded in.
 #[derive(Clone)]
 pub struct SearchApi {
     network: Arc<Network>,
     limits: SearchConfig,
-    gate: Arc<Gate>,
+    authority: Authority,
+    quota: Arc<Limits>,
+    model: Arc<Model>,
     clock: SharedClock,
     jobs: Jobs,
+    trail: Trail,
+}
+
+/// What the search service works with.
+pub struct SearchParts {
+    /// The registries.
+    pub network: Arc<Network>,
+    /// Who may search what.
+    pub authority: Authority,
+    /// The daily search quota.
+    pub quota: Arc<Limits>,
+    /// The ledger in memory, whose seizures annotate results.
+    pub model: Arc<Model>,
+    /// The jobs that keep late answers.
+    pub jobs: Jobs,
+    /// Where a stream's outcome is recorded.
+    pub trail: Trail,
+}
+
+/// Where a search's registry answers go as each registry finishes, besides the summary.
+enum Out<'a> {
+    /// Nowhere: the summary is the reply.
+    Reply,
+    /// To the court's stream, one registry at a time.
+    Stream(&'a mpsc::Sender<Result<SearchStreamResponse, Status>>),
+}
+
+/// Why a search ended without its summary.
+enum Unfinished {
+    /// It failed (or passed its deadline, kept as a job).
+    Failed(Error),
+    /// The court hung up on its stream.
+    HungUp,
 }
 
 /// A search under way: its plan, its deadline and its span.
@@ -65,20 +107,21 @@ struct Search {
 }
 
 impl SearchApi {
-    /// The service over `network`.
-    pub fn new(network: Arc<Network>, limits: SearchConfig, gate: Arc<Gate>, clock: SharedClock, jobs: Jobs) -> Self {
-        Self { network, limits, gate, clock, jobs }
+    /// The service, its limits `limits`, its clock `clock`.
+    pub fn new(parts: SearchParts, limits: SearchConfig, clock: SharedClock) -> Self {
+        let SearchParts { network, authority, quota, model, jobs, trail } = parts;
+        Self { network, limits, authority, quota, model, clock, jobs, trail }
     }
 
     /// Validates, authorizes and counts a search, noting for the audit what it asks.
     async fn begin(
         &self,
-        rpc: &'static str,
-        caller: &Caller,
+        rpc: Method,
+        call: &Call,
         metadata: &MetadataMap,
         query: Option<SearchQuery>,
-        note: &Note,
     ) -> Result<Search, Error> {
+        let (caller, note) = (&call.caller, &call.note);
         let budget = budget(self.limits.deadline, metadata);
         let deadline = deadline(budget);
         if let Some(q) = &query {
@@ -88,11 +131,11 @@ impl SearchApi {
         note.case(case.to_string());
         note.debtors(plan.debtors.iter().map(|(id, _)| id.clone()));
         note.detail(json!({ "asked": plan.registries.iter().map(|r| &*r.name).collect::<Vec<_>>() }));
-        self.gate.authorize(caller, &case, Action::Query).await?;
-        self.gate.count_search(caller).await?;
+        self.authority.authorize(caller, &case, Action::Query).await?;
+        self.quota.count_search(caller).await?;
         let span = info_span!(
             spans::SEARCH,
-            rpc,
+            rpc = rpc.name(),
             court = %caller.court,
             officer = %caller.officer,
             request_id = %plan.caller.request_id,
@@ -166,6 +209,38 @@ impl SearchApi {
 
     fn legs(&self, search: &Search) -> impl futures::Stream<Item = Leg> + Send + 'static {
         self.network.fan_out(&search.plan)
+    }
+
+    /// Asks every registry of `search` and hands each answer to `out` as it
+    /// comes, until the last or the deadline; then the summary, the search
+    /// kept as a job while a registry still owes an answer. Past the deadline
+    /// the search is kept as a job whatever happens, and DEADLINE_EXCEEDED
+    /// names it.
+    async fn answer(&self, search: &Search, call: &Call, out: Out<'_>) -> Result<SearchResponse, Unfinished> {
+        let court = &call.caller.court;
+        let mut pending = Box::pin(self.legs(search));
+        let mut done = Vec::new();
+        loop {
+            let leg = match tokio::time::timeout_at(search.deadline, pending.next()).await {
+                Ok(Some(leg)) => leg,
+                Ok(None) => break,
+                Err(_) => return Err(Unfinished::Failed(self.past_deadline(search, court, &done, pending).await)),
+            };
+            if let Out::Stream(tx) = out {
+                let answer =
+                    registry_answer(&self.model, &search.plan.caller.case_number, Part::of(&leg, &search.plan.kinds));
+                let answer = SearchStreamResponse { event: Some(Event::RegistryAnswer(answer)) };
+                if tx.send(Ok(answer)).await.is_err() {
+                    // The cache still gets what is in flight, the trail what the court saw.
+                    return Err(Unfinished::HungUp);
+                }
+            }
+            done.push(leg);
+        }
+        let mut response = result(&self.model, &search.plan, &done, self.clock.now(), &self.limits);
+        response.search_id = self.keep(&search.plan, court, &done).await.map_err(Unfinished::Failed)?;
+        call.note.detail(audit_detail(&response));
+        Ok(response)
     }
 }
 
@@ -383,117 +458,74 @@ fn result(model: &Model, plan: &Plan, legs: &[Leg], now: Time, limits: &SearchCo
 #[tonic::async_trait]
 impl AssetSearchService for SearchApi {
     async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
-        let gate = self.gate.clone();
-        gate.handle("Search", request, |caller, metadata, request, note| async move {
-            let search = self.begin("Search", &caller, &metadata, request.query, &note).await?;
-            let mut pending = Box::pin(self.legs(&search));
+        let (call, metadata, request) = Call::of(request)?;
+        reply(
             async {
-                let mut legs = Vec::new();
-                loop {
-                    match tokio::time::timeout_at(search.deadline, pending.next()).await {
-                        Ok(Some(leg)) => legs.push(leg),
-                        Ok(None) => break,
-                        Err(_) => return Err(self.past_deadline(&search, &caller.court, &legs, pending).await),
-                    }
-                }
-                let mut response = result(self.gate.model(), &search.plan, &legs, self.clock.now(), &self.limits);
-                response.search_id = self.keep(&search.plan, &caller.court, &legs).await?;
-                note.detail(audit_detail(&response));
-                Ok(response)
+                let search = self.begin(Method::Search, &call, &metadata, request.query).await?;
+                let answered = self.answer(&search, &call, Out::Reply).instrument(search.span.clone()).await;
+                answered.map_err(|unfinished| match unfinished {
+                    Unfinished::Failed(e) => e,
+                    Unfinished::HungUp => Error::Internal("a unary search has no stream to hang up".into()),
+                })
             }
-            .instrument(search.span.clone())
-            .await
-        })
-        .await
+            .await,
+        )
     }
 
     type SearchStreamStream = ReceiverStream<Result<SearchStreamResponse, Status>>;
 
     /// Registry answers go out as they arrive, so the call is recorded twice:
-    /// when it is allowed (before anything is sent) and with its outcome
-    /// (before the summary is sent).
+    /// when it is allowed (before anything is sent, by the spine) and with
+    /// its outcome (before the summary is sent).
     async fn search_stream(
         &self,
         request: Request<SearchStreamRequest>,
     ) -> Result<Response<Self::SearchStreamStream>, Status> {
-        let gate = self.gate.clone();
-        gate.handle("SearchStream", request, |caller, metadata, request, note| async move {
-            let search = self.begin("SearchStream", &caller, &metadata, request.query, &note).await?;
-            let legs = self.legs(&search);
-            let (tx, rx) = mpsc::channel(16);
-            let span = search.span.clone();
-            let clock = self.clock.clone();
-            let gate = self.gate.clone();
-            let limits = self.limits.clone();
-            let api = self.clone();
-            let result_note = Note::default();
-            result_note.case(search.plan.caller.case_number.clone());
-            result_note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
-            tokio::spawn(
-                async move {
-                    let mut legs = Box::pin(legs);
-                    let mut done = Vec::new();
-                    let case = search.plan.caller.case_number.clone();
-                    let finished = loop {
-                        let next = match tokio::time::timeout_at(search.deadline, legs.next()).await {
-                            Err(_) => break Err(api.past_deadline(&search, &caller.court, &done, legs).await),
-                            Ok(next) => next,
-                        };
-                        let Some(leg) = next else {
-                            let mut summary = result(gate.model(), &search.plan, &done, clock.now(), &limits);
-                            match api.keep(&search.plan, &caller.court, &done).await {
-                                Ok(id) => summary.search_id = id,
-                                Err(e) => break Err(e),
-                            }
-                            result_note.detail(audit_detail(&summary));
-                            break Ok(summary);
-                        };
-                        let answer = registry_answer(gate.model(), &case, Part::of(&leg, &search.plan.kinds));
-                        let answer = SearchStreamResponse { event: Some(Event::RegistryAnswer(answer)) };
-                        if tx.send(Ok(answer)).await.is_err() {
-                            // The court hung up; the cache still gets what is in flight, the trail what it saw.
-                            let mut record = result_note.record(&caller, "SearchStreamResult", Ok(()));
-                            record.code = Some(tonic::Code::Cancelled);
-                            record.message = "the court hung up before the summary".into();
-                            let _ = gate.trail().record(record).await;
-                            return;
-                        }
-                        done.push(leg);
-                    };
-                    let record = result_note.record(&caller, "SearchStreamResult", finished.as_ref().map(|_| ()));
-                    let last = match (gate.trail().record(record).await, finished) {
-                        (Err(e), _) => Err(Error::from(e).into()),
-                        (Ok(()), Err(e)) => Err(e.into()),
-                        (Ok(()), Ok(summary)) => Ok(SearchStreamResponse { event: Some(Event::Summary(summary)) }),
-                    };
-                    let _ = tx.send(last).await;
-                }
-                .instrument(span),
-            );
-            Ok(ReceiverStream::new(rx))
-        })
-        .await
+        let (call, metadata, request) = Call::of(request)?;
+        let search = match self.begin(Method::SearchStream, &call, &metadata, request.query).await {
+            Ok(search) => search,
+            Err(e) => return reply(Err(e)),
+        };
+        let (tx, rx) = mpsc::channel(16);
+        // The outcome's own record, of the same court, case and debtors.
+        let outcome = Call { caller: call.caller.clone(), note: Note::of(&call.caller) };
+        outcome.note.case(search.plan.caller.case_number.clone());
+        outcome.note.debtors(search.plan.debtors.iter().map(|(id, _)| id.clone()));
+        let api = self.clone();
+        let span = search.span.clone();
+        tokio::spawn(
+            async move {
+                let answered = api.answer(&search, &outcome, Out::Stream(&tx)).await;
+                let (code, message) = match &answered {
+                    Ok(_) => (tonic::Code::Ok, String::new()),
+                    Err(Unfinished::Failed(e)) => (e.code(), e.to_string()),
+                    Err(Unfinished::HungUp) => (tonic::Code::Cancelled, "the court hung up before the summary".into()),
+                };
+                let (record, _) = outcome.note.record(STREAM_RESULT, code, &message);
+                let last = match (api.trail.record(record).await, answered) {
+                    (_, Err(Unfinished::HungUp)) => return,
+                    (Err(e), _) => Err(Error::from(e).into()),
+                    (Ok(()), Err(Unfinished::Failed(e))) => Err(e.into()),
+                    (Ok(()), Ok(summary)) => Ok(SearchStreamResponse { event: Some(Event::Summary(summary)) }),
+                };
+                let _ = tx.send(last).await;
+            }
+            .instrument(span),
+        );
+        reply(Ok(ReceiverStream::new(rx)))
     }
 
     async fn submit_search(
         &self,
         request: Request<SubmitSearchRequest>,
     ) -> Result<Response<SubmitSearchResponse>, Status> {
-        let gate = self.gate.clone();
-        gate.handle("SubmitSearch", request, |caller, metadata, r, note| async move {
-            self.submit(&caller, &metadata, r, &note).await
-        })
-        .await
+        let (call, metadata, request) = Call::of(request)?;
+        reply(self.submit(&call, &metadata, request).await)
     }
 
     async fn get_search(&self, request: Request<GetSearchRequest>) -> Result<Response<GetSearchResponse>, Status> {
-        let gate = self.gate.clone();
-        gate.handle(
-            "GetSearch",
-            request,
-            |caller, _, r, note| async move { self.get(&caller, &r.search_id, &note).await },
-        )
-        .await
+        let (call, _, request) = Call::of(request)?;
+        reply(self.get(&call, &request.search_id).await)
     }
 
     type WatchSearchStream = ReceiverStream<Result<WatchSearchResponse, Status>>;
@@ -502,17 +534,16 @@ impl AssetSearchService for SearchApi {
         &self,
         request: Request<WatchSearchRequest>,
     ) -> Result<Response<Self::WatchSearchStream>, Status> {
-        let gate = self.gate.clone();
-        gate.handle("WatchSearch", request, |caller, _, r, note| async move { self.watch(caller, r, &note).await })
-            .await
+        let (call, _, request) = Call::of(request)?;
+        reply(self.watch(call, request).await)
     }
 
     async fn list_searches(
         &self,
         request: Request<ListSearchesRequest>,
     ) -> Result<Response<ListSearchesResponse>, Status> {
-        let gate = self.gate.clone();
-        gate.handle("ListSearches", request, |caller, _, r, _| async move { self.list(&caller, r).await }).await
+        let (call, _, request) = Call::of(request)?;
+        reply(self.list(&call, request).await)
     }
 }
 

@@ -38,6 +38,7 @@ use crate::{
     core::{
         batch,
         clock::{SharedClock, Time},
+        method::Method,
     },
     ledger::{
         LedgerError, asset_key,
@@ -347,7 +348,7 @@ impl Store {
             Command::Audited { request, method } => {
                 sqlx::query("UPDATE replies SET audited = 1 WHERE court = $1 AND method = $2 AND request_id = $3")
                     .bind(&request.court)
-                    .bind(*method)
+                    .bind(method.step_name())
                     .bind(&request.id)
                     .execute(&mut *conn)
                     .await?;
@@ -366,7 +367,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
             )
             .bind(&key.court)
-            .bind(method)
+            .bind(method.step_name())
             .bind(&key.id)
             .bind(&key.digest)
             .bind(hex::encode(reply.encode()))
@@ -386,7 +387,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         key: &RequestKey,
-        method: &str,
+        method: Method,
         now: Time,
     ) -> Result<Option<Reply>, LedgerError> {
         if key.id.trim().is_empty() {
@@ -396,7 +397,7 @@ impl Store {
         }
         let row = sqlx::query("SELECT digest, reply FROM replies WHERE court = $1 AND method = $2 AND request_id = $3")
             .bind(&key.court)
-            .bind(method)
+            .bind(method.step_name())
             .bind(&key.id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -404,9 +405,10 @@ impl Store {
         let digest: String = row.try_get(0)?;
         if !digest.is_empty() && digest != key.digest {
             return Err(LedgerError::Invalid(format!(
-                "request_id {} was already used by this court for a different {method} request; \
+                "request_id {} was already used by this court for a different {} request; \
                  send a new request_id for a new request",
-                key.id
+                key.id,
+                method.step_name()
             )));
         }
         let stored = hex::decode(row.try_get::<String, _>(1)?)
@@ -440,7 +442,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let method: String = r.try_get(2)?;
-                let method = Command::method(&method)
+                let method = Method::from_step_name(&method)
                     .ok_or_else(|| LedgerError::Corrupt(format!("stored reply of unknown method {method}")))?;
                 Ok(Unaudited {
                     request: RequestKey {

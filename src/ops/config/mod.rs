@@ -492,11 +492,26 @@ pub struct CourtLimits {
     pub daily_searches: Option<u64>,
 }
 
+/// The limits one court works under, its overrides applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    /// Requests per second.
+    pub rate: u32,
+    /// Burst above the rate.
+    pub burst: u32,
+    /// Searches per day (0: no quota).
+    pub daily_searches: u64,
+}
+
 impl LimitsConfig {
-    /// The limits of `court`: (rate, burst, daily searches).
-    pub fn of(&self, court: &str) -> (u32, u32, u64) {
+    /// The limits of `court`.
+    pub fn of(&self, court: &str) -> Allowance {
         let o = self.courts.get(court).cloned().unwrap_or_default();
-        (o.rate.unwrap_or(self.rate), o.burst.unwrap_or(self.burst), o.daily_searches.unwrap_or(self.daily_searches))
+        Allowance {
+            rate: o.rate.unwrap_or(self.rate),
+            burst: o.burst.unwrap_or(self.burst),
+            daily_searches: o.daily_searches.unwrap_or(self.daily_searches),
+        }
     }
 }
 
