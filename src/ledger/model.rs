@@ -31,7 +31,7 @@ use crate::ledger::{
 const ROUND: i64 = 1000;
 
 #[derive(Default)]
-struct State {
+struct Snapshot {
     /// The last event applied.
     seq: i64,
     /// Assets with a live seizure (as stored; lapses due are applied on reading).
@@ -40,7 +40,7 @@ struct State {
     designations: HashMap<String, String>,
 }
 
-impl State {
+impl Snapshot {
     /// The designations' count as loaded (they are only ever added).
     fn designations_known(&self) -> i64 {
         i64::try_from(self.designations.len()).unwrap_or(i64::MAX)
@@ -50,7 +50,7 @@ impl State {
 /// The read model; cheap to share.
 pub struct Model {
     store: Store,
-    state: RwLock<State>,
+    state: RwLock<Snapshot>,
     refreshing: Mutex<()>,
 }
 
@@ -63,7 +63,7 @@ impl Model {
         let ledgers = store.ledgers(&keys).await?;
         let ledgers = keys.into_iter().zip(ledgers).collect();
         let designations = store.designations().await?;
-        let state = State { seq, ledgers, designations };
+        let state = Snapshot { seq, ledgers, designations };
         Ok(Arc::new(Self { store, state: RwLock::new(state), refreshing: Mutex::new(()) }))
     }
 
@@ -86,7 +86,7 @@ impl Model {
         keys.dedup();
         let ledgers = self.store.ledgers(&keys).await?;
         // Designations are only added: reloaded only when there are more than were loaded.
-        let designations = match self.store.designation_count().await? == self.read(State::designations_known) {
+        let designations = match self.store.designation_count().await? == self.read(Snapshot::designations_known) {
             true => None,
             false => Some(self.store.designations().await?),
         };
@@ -126,7 +126,7 @@ impl Model {
         found
     }
 
-    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+    fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
         f(&self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 

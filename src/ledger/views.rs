@@ -10,7 +10,7 @@ use crate::{
             ts,
         },
     },
-    ledger::rules::{self, Ledger, Seizure, State},
+    ledger::rules::{self, Ledger, Seizure, SeizureState},
 };
 
 /// A case transfer as stored.
@@ -115,15 +115,15 @@ pub fn disposal(d: &DisposalRecord, now: Time) -> proto::DisposalTransfer {
     }
 }
 
-fn state(s: State) -> proto::SeizureState {
+fn state(s: SeizureState) -> proto::SeizureState {
     match s {
-        State::Waiting => proto::SeizureState::Waiting,
-        State::Effective => proto::SeizureState::Effective,
-        State::PartlyEffective => proto::SeizureState::PartlyEffective,
-        State::Released => proto::SeizureState::Released,
-        State::Lapsed => proto::SeizureState::Lapsed,
-        State::Disposed => proto::SeizureState::Disposed,
-        State::Satisfied => proto::SeizureState::Satisfied,
+        SeizureState::Waiting => proto::SeizureState::Waiting,
+        SeizureState::Effective => proto::SeizureState::Effective,
+        SeizureState::PartlyEffective => proto::SeizureState::PartlyEffective,
+        SeizureState::Released => proto::SeizureState::Released,
+        SeizureState::Lapsed => proto::SeizureState::Lapsed,
+        SeizureState::Disposed => proto::SeizureState::Disposed,
+        SeizureState::Satisfied => proto::SeizureState::Satisfied,
     }
 }
 

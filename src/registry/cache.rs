@@ -34,7 +34,7 @@ use crate::{
 };
 
 /// The cache key: registry name and normalised debtor identifier.
-pub type Key = (Arc<str>, String);
+pub type CacheKey = (Arc<str>, String);
 
 /// What a caller takes from the cache.
 #[derive(Debug, Clone, Copy)]
@@ -109,18 +109,18 @@ type Flight = Shared<BoxFuture<'static, Result<Arc<Entry>, Failure>>>;
 /// The answer cache.
 #[derive(Clone)]
 pub struct Cache {
-    entries: moka::future::Cache<Key, Arc<Entry>>,
+    entries: moka::future::Cache<CacheKey, Arc<Entry>>,
     /// Open tickets, until their window ends.
-    tickets: moka::sync::Cache<Key, Ticket>,
-    flights: Arc<Mutex<HashMap<Key, Flight>>>,
+    tickets: moka::sync::Cache<CacheKey, Ticket>,
+    flights: Arc<Mutex<HashMap<CacheKey, Flight>>>,
     clock: SharedClock,
     tier: Option<Arc<Tier>>,
 }
 
 struct EntryTtl;
 
-impl moka::Expiry<Key, Arc<Entry>> for EntryTtl {
-    fn expire_after_create(&self, _: &Key, entry: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
+impl moka::Expiry<CacheKey, Arc<Entry>> for EntryTtl {
+    fn expire_after_create(&self, _: &CacheKey, entry: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
         Some(entry.ttl)
     }
 }
@@ -128,8 +128,8 @@ impl moka::Expiry<Key, Arc<Entry>> for EntryTtl {
 /// A ticket is joined until its window ends, by the gateway's clock.
 struct TicketWindow(SharedClock);
 
-impl moka::Expiry<Key, Ticket> for TicketWindow {
-    fn expire_after_create(&self, _: &Key, t: &Ticket, _: std::time::Instant) -> Option<Duration> {
+impl moka::Expiry<CacheKey, Ticket> for TicketWindow {
+    fn expire_after_create(&self, _: &CacheKey, t: &Ticket, _: std::time::Instant) -> Option<Duration> {
         Some((t.answer_by - self.0.now()).to_std().unwrap_or_default())
     }
 }
@@ -156,7 +156,7 @@ impl Cache {
     /// `timeout`), cached for `ttl` when it succeeds.
     pub async fn get_or_fetch<F>(
         &self,
-        key: Key,
+        key: CacheKey,
         Want { ttl, max_age, timeout, tickets }: Want,
         fetch: impl FnOnce() -> F,
     ) -> (Result<Arc<Entry>, Failure>, Lookup)
@@ -193,18 +193,18 @@ impl Cache {
     }
 
     /// Caches an answer obtained outside a search (a late answer, by ticket), fetched at `fetched_at`.
-    pub async fn put(&self, key: Key, ttl: Duration, answer: Checked, fetched_at: SystemTime) {
+    pub async fn put(&self, key: CacheKey, ttl: Duration, answer: Checked, fetched_at: SystemTime) {
         let now = SystemTime::from(self.clock.now());
         self.tickets.invalidate(&key);
         self.entries.insert(key, Entry::new(answer, fetched_at, now, ttl, false)).await;
     }
 
     /// Forgets `key`'s ticket: its search settled without an answer (failed, or its window ended).
-    pub fn forget_ticket(&self, key: &Key) {
+    pub fn forget_ticket(&self, key: &CacheKey) {
         self.tickets.invalidate(key);
     }
 
-    fn start<F>(&self, key: Key, (ttl, limit, timeout): (Duration, Duration, Duration), fetch: F) -> Flight
+    fn start<F>(&self, key: CacheKey, (ttl, limit, timeout): (Duration, Duration, Duration), fetch: F) -> Flight
     where
         F: Future<Output = Result<Checked, Failure>> + Send + 'static,
     {
@@ -233,8 +233,8 @@ impl Cache {
 /// Takes a flight off the map when its task ends, however it ends: a fetch that panics too, so
 /// that the next caller asks the registry again instead of being handed that panic for ever.
 struct Landing {
-    flights: Arc<Mutex<HashMap<Key, Flight>>>,
-    key: Key,
+    flights: Arc<Mutex<HashMap<CacheKey, Flight>>>,
+    key: CacheKey,
 }
 
 impl Drop for Landing {
@@ -252,7 +252,7 @@ mod tests {
         Want { ttl, max_age, timeout: Duration::from_secs(3), tickets: false }
     }
 
-    fn key() -> Key {
+    fn key() -> CacheKey {
         ("bank".into(), "110105199001011232".into())
     }
 

@@ -23,7 +23,7 @@ use crate::{
     ops::{metrics::Metrics, pki::TlsFiles},
     registry::call::{Checked, Failure, Inquiry, Ticket},
     registry::pool::{Dial, Pool},
-    registry::resilience::{self, Ask, Assets, Calls, Question},
+    registry::resilience::{self, Ask, Calls, Question},
 };
 
 /// Writes trace-context headers into gRPC metadata.
@@ -123,9 +123,9 @@ struct Attempt {
 }
 
 impl tower::Service<Ask> for Attempt {
-    type Response = Assets;
+    type Response = Checked;
     type Error = Failure;
-    type Future = futures::future::BoxFuture<'static, Result<Assets, Failure>>;
+    type Future = futures::future::BoxFuture<'static, Result<Checked, Failure>>;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Failure>> {
         // The channel queues internally; readiness is the stack's business (its bulkhead).
@@ -197,18 +197,18 @@ impl Registry {
     /// Its deadline is the registry's timeout, not the court's: a call is shared by every search
     /// that wants the same answer (single flight) and fills the cache after its first caller has gone.
     /// A search that accepts a ticket may end in [`Failure::Deferred`]: the answer comes by [`Registry::answer`].
-    pub async fn search(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
+    pub async fn search(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Checked, Failure> {
         self.call(Question::Search(debtor), caller).await
     }
 
     /// The answer behind `ticket`, through the same stack as a search: ready (the checked assets),
     /// [`Failure::Deferred`] with the next time to ask while pending, or `Error(NotFound)` for a
     /// ticket the registry no longer knows.
-    pub async fn answer(&self, ticket: String, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
+    pub async fn answer(&self, ticket: String, caller: Arc<Inquiry>) -> Result<Checked, Failure> {
         self.call(Question::Answer(ticket), caller).await
     }
 
-    async fn call(&self, question: Question, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
+    async fn call(&self, question: Question, caller: Arc<Inquiry>) -> Result<Checked, Failure> {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let result = self.calls.clone().oneshot(Ask { question, caller, deadline }).await;
@@ -223,7 +223,7 @@ impl Registry {
 
     /// One plain attempt within the registry's timeout: no breaker, retry or
     /// hedge. The load generator's baseline of what a search costs.
-    pub async fn search_once(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Assets, Failure> {
+    pub async fn search_once(&self, debtor: Debtor, caller: Arc<Inquiry>) -> Result<Checked, Failure> {
         let deadline = Instant::now() + self.timeout;
         self.attempt.clone().ask(Ask { question: Question::Search(debtor), caller, deadline }).await
     }
@@ -263,7 +263,7 @@ impl Attempt {
         RegistryServiceClient::new(self.pool.channel(&self.dial)).max_decoding_message_size(self.max_answer_bytes)
     }
 
-    async fn ask(self, ask: Ask) -> Result<Assets, Failure> {
+    async fn ask(self, ask: Ask) -> Result<Checked, Failure> {
         let left = ask.deadline.saturating_duration_since(Instant::now()).min(self.timeout);
         let caller = &ask.caller;
         let answer = match ask.question {
@@ -377,7 +377,7 @@ impl Attempt {
 
     /// Keeps the records that keep the field rules ([`answer::check`]) and
     /// are of a kind the registry declares; says how many it dropped.
-    fn check(&self, assets: Vec<crate::core::proto::Asset>) -> Result<Assets, Failure> {
+    fn check(&self, assets: Vec<crate::core::proto::Asset>) -> Result<Checked, Failure> {
         let total = assets.len();
         let mut kept = Vec::with_capacity(total);
         let mut broken: Vec<String> = Vec::new();

@@ -54,7 +54,7 @@ struct Roster {
 
 /// What applying a directory changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Change {
+pub struct DirectoryChange {
     /// Registries new to the gateway (or enabled again).
     pub added: usize,
     /// Registries no longer listed, or disabled.
@@ -97,10 +97,10 @@ impl Network {
     /// Makes `registries` the network: new ones join, those gone or disabled leave, changed
     /// ones are made anew (a new connection on their next call); the unchanged keep their
     /// breaker and latency history. A search under way keeps the registries it started with.
-    pub fn apply(&self, registries: &[RegistryConfig]) -> Result<Change, SetupError> {
+    pub fn apply(&self, registries: &[RegistryConfig]) -> Result<DirectoryChange, SetupError> {
         let old = self.roster();
         let mut next = Roster::default();
-        let mut change = Change::default();
+        let mut change = DirectoryChange::default();
         for cfg in registries.iter().filter(|r| !r.disabled) {
             let registry = match old.by_name.get(cfg.name.as_str()) {
                 Some((was, registry)) if was == cfg => registry.clone(),

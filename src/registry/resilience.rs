@@ -52,11 +52,8 @@ pub enum Question {
     Answer(String),
 }
 
-/// A registry's checked answer.
-pub type Assets = Checked;
-
 /// The assembled stack, cheap to clone (one clone per call).
-pub type Calls = BoxCloneSyncService<Ask, Assets, Failure>;
+pub type Calls = BoxCloneSyncService<Ask, Checked, Failure>;
 
 /// How far back the retry and hedge budgets look.
 const BUDGET_WINDOW: Duration = Duration::from_secs(10);
@@ -93,7 +90,7 @@ const FAST_MODE_MULTIPLE: u32 = 2;
 /// neither a retry nor a hedge may ask again inside that floor.
 pub fn stack<A>(name: &Arc<str>, policy: &CallPolicy, metrics: &Metrics, attempt: A) -> Calls
 where
-    A: Service<Ask, Response = Assets, Error = Failure> + Clone + Send + Sync + 'static,
+    A: Service<Ask, Response = Checked, Error = Failure> + Clone + Send + Sync + 'static,
     A::Future: Send,
 {
     let policy = *policy;
@@ -152,9 +149,9 @@ fn guarded<S>(
     inner: S,
     breaker: Arc<Breaker>,
     changes: Changes,
-) -> impl Service<Ask, Response = Assets, Error = Failure, Future: Send> + Clone
+) -> impl Service<Ask, Response = Checked, Error = Failure, Future: Send> + Clone
 where
-    S: Service<Ask, Response = Assets, Error = Failure> + Clone + Send + 'static,
+    S: Service<Ask, Response = Checked, Error = Failure> + Clone + Send + 'static,
     S::Future: Send,
 {
     service_fn(move |ask: Ask| {
@@ -204,10 +201,10 @@ struct Retries {
     counter: IntCounter,
 }
 
-impl Policy<Ask, Assets, Failure> for Retries {
+impl Policy<Ask, Checked, Failure> for Retries {
     type Future = Ready<()>;
 
-    fn retry(&mut self, ask: &mut Ask, result: &mut Result<Assets, Failure>) -> Option<Self::Future> {
+    fn retry(&mut self, ask: &mut Ask, result: &mut Result<Checked, Failure>) -> Option<Self::Future> {
         match result {
             Ok(_) => {
                 self.budget.deposit();
@@ -244,9 +241,9 @@ struct Hedge {
 
 /// `inner` with hedging: a second attempt when the first is slower than
 /// this registry usually is (and the budget allows); the first success wins.
-fn hedged<S>(inner: S, hedge: Hedge) -> impl Service<Ask, Response = Assets, Error = Failure, Future: Send> + Clone
+fn hedged<S>(inner: S, hedge: Hedge) -> impl Service<Ask, Response = Checked, Error = Failure, Future: Send> + Clone
 where
-    S: Service<Ask, Response = Assets, Error = Failure> + Clone + Send + 'static,
+    S: Service<Ask, Response = Checked, Error = Failure> + Clone + Send + 'static,
     S::Future: Send,
 {
     service_fn(move |ask: Ask| {
@@ -286,9 +283,9 @@ where
 }
 
 /// An attempt that adds its latency to `latencies` when it succeeds.
-async fn timed<F>(attempt: F, latencies: &Latencies) -> Result<Assets, Failure>
+async fn timed<F>(attempt: F, latencies: &Latencies) -> Result<Checked, Failure>
 where
-    F: Future<Output = Result<Assets, Failure>>,
+    F: Future<Output = Result<Checked, Failure>>,
 {
     let started = Instant::now();
     let result = attempt.await;
@@ -409,8 +406,8 @@ mod tests {
 
     /// An attempt that counts its calls and behaves as `f` says for the n-th.
     fn attempts(
-        f: impl Fn(u32) -> (Duration, Result<Assets, Failure>) + Clone + Send + Sync + 'static,
-    ) -> (Arc<AtomicU32>, impl Service<Ask, Response = Assets, Error = Failure, Future: Send> + Clone + Send + Sync)
+        f: impl Fn(u32) -> (Duration, Result<Checked, Failure>) + Clone + Send + Sync + 'static,
+    ) -> (Arc<AtomicU32>, impl Service<Ask, Response = Checked, Error = Failure, Future: Send> + Clone + Send + Sync)
     {
         let count = Arc::new(AtomicU32::new(0));
         let counter = count.clone();
@@ -443,7 +440,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_bulkhead_sheds_beyond_its_limit_without_touching_the_breaker() {
-        let (count, attempt) = attempts(|_| (Duration::from_millis(100), Ok(Assets::default())));
+        let (count, attempt) = attempts(|_| (Duration::from_millis(100), Ok(Checked::default())));
         let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
         let results =
             futures::future::join_all((0..5).map(|_| calls.clone().oneshot(ask(Duration::from_secs(1))))).await;
@@ -454,7 +451,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_total_timeout_bounds_a_hung_registry_and_counts_toward_the_breaker() {
-        let (count, attempt) = attempts(|_| (Duration::from_secs(3600), Ok(Assets::default())));
+        let (count, attempt) = attempts(|_| (Duration::from_secs(3600), Ok(Checked::default())));
         let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
         for _ in 0..2 {
             let started = Instant::now();
@@ -471,7 +468,7 @@ mod tests {
         // Internal errors are unhealthy but not retried, so each search is one attempt.
         let (count, attempt) = attempts(|n| match n {
             0 | 1 => (Duration::ZERO, Err(Failure::Error(tonic::Code::Internal))),
-            _ => (Duration::from_secs(10), Ok(Assets::default())),
+            _ => (Duration::from_secs(10), Ok(Checked::default())),
         });
         let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
         for _ in 0..2 {
@@ -519,7 +516,7 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 10, "one attempt per poll: the poller's floor paces the next");
         // Every 10th attempt slow: searches warm the hedge up, and a slow poll is still asked once.
         let (count, attempt) =
-            attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Assets::default())));
+            attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Checked::default())));
         let p = CallPolicy { hedge_percentile: 0.8, hedge_budget: 1.0, ..policy() };
         let calls = stack(&"r".into(), &p, &metrics(), attempt);
         for _ in 0..29 {
@@ -535,7 +532,7 @@ mod tests {
     async fn a_slow_attempt_is_hedged_and_the_first_success_wins() {
         // Every 10th attempt takes 500 ms, the others 10 ms.
         let (count, attempt) =
-            attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Assets::default())));
+            attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Checked::default())));
         let p = CallPolicy { hedge_percentile: 0.8, hedge_budget: 1.0, ..policy() };
         let calls = stack(&"r".into(), &p, &metrics(), attempt);
         let mut after_warm_up = Duration::ZERO;

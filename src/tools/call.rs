@@ -9,7 +9,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, ReflectMessage};
 use tonic::Status;
 
-use super::client::{ClientError, Connection};
+use super::client::{ClientError, GatewayConnection};
 
 /// A codec for messages known only by their descriptors, as `assetgw call` needs.
 struct DynamicCodec(prost_reflect::MessageDescriptor);
@@ -54,7 +54,7 @@ impl tonic::codec::Decoder for DynamicDecoder {
 /// with the request as proto3 JSON; prints every response as JSON, one per
 /// line for a stream, as it arrives.
 pub async fn call(
-    connection: &Connection,
+    connection: &GatewayConnection,
     method: &str,
     request: &str,
     timeout: Duration,

@@ -23,11 +23,11 @@ use crate::{
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: CliCommand,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// Run the whole stack on loopback: every mock registry of the config and the gateway.
     Dev {
         /// Configuration file.
@@ -329,8 +329,8 @@ pub struct ConnectArgs {
 
 impl ConnectArgs {
     /// The client's connection settings.
-    pub fn connection(self) -> client::Connection {
-        client::Connection {
+    pub fn connection(self) -> client::GatewayConnection {
+        client::GatewayConnection {
             gateway: self.gateway,
             court: self.court,
             officer: self.officer,

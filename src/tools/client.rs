@@ -29,7 +29,7 @@ use crate::{
 
 /// How to reach the gateway and as whom.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub struct GatewayConnection {
     /// `https://host:port` (mutual TLS) or `http://host:port` (a plaintext gateway).
     pub gateway: String,
     /// The calling court; default: the court of the case number.
@@ -42,7 +42,7 @@ pub struct Connection {
     pub cert: Option<(PathBuf, PathBuf)>,
 }
 
-impl Connection {
+impl GatewayConnection {
     /// The court to call as: explicit, or the court of `case` (even a case the gateway will refuse
     /// for its type); a case number that does not parse is said first, as the gateway would say it.
     fn court(&self, case: Option<&str>) -> Result<String, ClientError> {
@@ -105,7 +105,7 @@ impl Connection {
 #[derive(Debug, Clone)]
 pub struct SearchArgs {
     /// The gateway and who calls.
-    pub connection: Connection,
+    pub connection: GatewayConnection,
     /// The enforcement case number.
     pub case_number: String,
     /// Debtor identifiers (resident IDs or credit codes).

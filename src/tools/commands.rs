@@ -150,8 +150,8 @@ pub async fn conformance(target: conformance::Target, json: bool) -> Result<(), 
 
 /// `assetgw loadgen`.
 pub async fn loadgen(
-    plan: &loadgen::Plan,
-    connection: client::Connection,
+    plan: &loadgen::LoadPlan,
+    connection: client::GatewayConnection,
     config: &Path,
     json: bool,
 ) -> Result<(), ToolError> {
@@ -170,7 +170,7 @@ pub async fn loadgen(
 /// `assetgw bench-jobs`: prints the report.
 pub async fn jobs_bench(
     plan: &jobs_bench::JobsPlan,
-    connection: client::Connection,
+    connection: client::GatewayConnection,
     json: bool,
 ) -> Result<(), ToolError> {
     let report = jobs_bench::run(&connection, plan).await?;

@@ -24,7 +24,7 @@ use crate::{
         },
     },
     tools::{
-        client::{ClientError, Connection},
+        client::{ClientError, GatewayConnection},
         loadgen::random_resident_id,
     },
 };
@@ -94,7 +94,7 @@ impl JobsReport {
 /// A run under way: where to call, and what it has counted and is following.
 struct Run {
     client: AssetSearchServiceClient<tonic::transport::Channel>,
-    connection: Arc<Connection>,
+    connection: Arc<GatewayConnection>,
     court: Arc<String>,
     every: usize,
     pending: u64,
@@ -107,7 +107,7 @@ struct Run {
 }
 
 /// Runs `plan` against the gateway of `connection`, as court 京0105.
-pub async fn run(connection: &Connection, plan: &JobsPlan) -> Result<JobsReport, ClientError> {
+pub async fn run(connection: &GatewayConnection, plan: &JobsPlan) -> Result<JobsReport, ClientError> {
     let (channel, court) = connection.channel(Some(CASE)).await?;
     let mut run = Run {
         client: AssetSearchServiceClient::new(channel),

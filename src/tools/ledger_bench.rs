@@ -50,7 +50,7 @@ pub fn placement(request_id: &str, asset_id: String, registry: &str, case: CaseN
 
 /// What one run measured.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct BenchReport {
     /// Concurrent writers.
     pub concurrency: usize,
     /// Placements made.
@@ -63,7 +63,7 @@ pub struct Report {
     pub p99_us: u64,
 }
 
-impl Report {
+impl BenchReport {
     /// Placements per second.
     pub fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
@@ -71,7 +71,7 @@ impl Report {
 }
 
 /// Places `ops` seizures from `concurrency` writers on 256 synthetic assets.
-pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Report, LedgerError> {
+pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<BenchReport, LedgerError> {
     let store = Store::open(url, Arc::new(SystemClock), Terms::default()).await?;
     // Fresh assets and request ids per run, so runs on one database do not meet.
     let run = SystemClock.micros();
@@ -100,7 +100,7 @@ pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Repor
         let h = w.await.map_err(|e| LedgerError::Invalid(e.to_string()))??;
         let _ = all.add(h);
     }
-    Ok(Report {
+    Ok(BenchReport {
         concurrency,
         ops,
         elapsed: started.elapsed(),

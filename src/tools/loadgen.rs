@@ -29,7 +29,7 @@ use crate::{
         asset_search_service_client::AssetSearchServiceClient, debtor, seizure_service_client::SeizureServiceClient,
     },
     registry::{call::Inquiry, client::Registry},
-    tools::client::{ClientError, Connection},
+    tools::client::{ClientError, GatewayConnection},
 };
 
 /// What each call does.
@@ -52,7 +52,7 @@ pub enum Scenario {
 
 /// How to drive the load.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct LoadPlan {
     /// The scenario.
     pub scenario: Scenario,
     /// Closed loop: this many callers. Ignored when `rate` is set.
@@ -75,7 +75,7 @@ pub struct Plan {
 
 /// A finished run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct LoadReport {
     /// The scenario.
     pub scenario: Scenario,
     /// `closed` or `open`.
@@ -110,7 +110,7 @@ fn cpu_ms() -> Option<f64> {
     Some(ticks * 10.0)
 }
 
-impl Report {
+impl LoadReport {
     /// The report for people.
     pub fn text(&self) -> String {
         let l = |k: &str| self.latency_ms.get(k).copied().unwrap_or(0.0);
@@ -162,7 +162,7 @@ const KNOWN: &str = "110105199001011232";
 
 /// What one call needs, shared by every caller.
 struct Target {
-    connection: Connection,
+    connection: GatewayConnection,
     channels: Vec<Channel>,
     registries: Vec<Arc<Registry>>,
     flat: String,
@@ -274,7 +274,11 @@ impl Tally {
 }
 
 /// Runs `plan` against the gateway of `connection` (or, for [`Scenario::Direct`], against `registries`).
-pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Registry>>) -> Result<Report, ClientError> {
+pub async fn run(
+    plan: &LoadPlan,
+    connection: GatewayConnection,
+    registries: Vec<Arc<Registry>>,
+) -> Result<LoadReport, ClientError> {
     let mut channels = Vec::new();
     if plan.scenario != Scenario::Direct {
         for _ in 0..plan.connections.max(1) {
@@ -371,7 +375,7 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
         ("p99", ms(h.value_at_quantile(0.99))),
         ("p99.9", ms(h.value_at_quantile(0.999))),
     ]);
-    Ok(Report {
+    Ok(LoadReport {
         scenario: plan.scenario,
         mode: if plan.rate.is_some() { "open" } else { "closed" },
         count: h.len(),
@@ -387,7 +391,7 @@ pub async fn run(plan: &Plan, connection: Connection, registries: Vec<Arc<Regist
 }
 
 /// The known debtor's first real-estate unit, which the seizure scenario seizes again and again.
-async fn first_flat(connection: &Connection, channel: &Channel) -> Result<String, ClientError> {
+async fn first_flat(connection: &GatewayConnection, channel: &Channel) -> Result<String, ClientError> {
     let query = SearchQuery { case_number: CASE.into(), debtors: vec![person(KNOWN.into())], ..Default::default() };
     let request = connection.request("京0105", SearchRequest { query: Some(query) })?;
     let response = AssetSearchServiceClient::new(channel.clone()).search(request).await?.into_inner();

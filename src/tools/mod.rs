@@ -9,6 +9,7 @@ pub mod client;
 pub mod commands;
 pub mod conformance;
 pub mod dev;
+pub mod dispatch;
 pub mod jobs_bench;
 pub mod ledger_bench;
 pub mod loadgen;

@@ -6,7 +6,7 @@
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use futures::StreamExt;
 
-use super::client::{ClientError, Connection, SearchArgs, local_time, progress, render, to_json};
+use super::client::{ClientError, GatewayConnection, SearchArgs, local_time, progress, render, to_json};
 use crate::core::proto::{
     GetSearchRequest, ListSearchesRequest, SubmitSearchRequest, WatchSearchRequest,
     asset_search_service_client::AssetSearchServiceClient,
@@ -36,7 +36,7 @@ pub async fn submit(args: &SearchArgs, request_id: Option<String>) -> Result<Str
 
 /// Prints each answer of search `id` to stderr as it arrives (after `after`), then returns the result.
 pub async fn follow(
-    connection: &Connection,
+    connection: &GatewayConnection,
     case: Option<&str>,
     id: &str,
     after: i64,
@@ -63,7 +63,12 @@ pub async fn follow(
 }
 
 /// The court's searches (open ones only with `open`), newest first; with `ids`, only their ids, one per line.
-pub async fn list(connection: &Connection, case: Option<&str>, open: bool, ids: bool) -> Result<String, ClientError> {
+pub async fn list(
+    connection: &GatewayConnection,
+    case: Option<&str>,
+    open: bool,
+    ids: bool,
+) -> Result<String, ClientError> {
     let (channel, court) = connection.channel(case).await?;
     let request = connection.request(&court, ListSearchesRequest { open_only: open, limit: 0 })?;
     let found = AssetSearchServiceClient::new(channel).list_searches(request).await?.into_inner().searches;

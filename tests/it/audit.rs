@@ -178,3 +178,60 @@ async fn retention_purges_old_records_and_the_purge_itself_is_sealed() {
     let broken = audit::verify(store.pool(), &key).await.unwrap().unwrap_err();
     assert!(broken.contains("record 5") && broken.contains("no sealed purge record"), "{broken}");
 }
+
+/// A ledger and trail made by the previous release open unchanged: the names
+/// it stored (the RPC's name in the trail, a step's short name with its
+/// reply) are the names read back. Rows are written as it wrote them.
+#[tokio::test]
+async fn a_ledger_and_trail_of_the_previous_release_open_unchanged() {
+    let url = format!("sqlite://{}", scratch().join("ledger.db").display());
+    let key_file = scratch().join("audit.key");
+    let store = Store::open(&url, Arc::new(SystemClock), Default::default()).await.unwrap();
+    let trail = Trail::start(&store, Key::load_or_create(&key_file).unwrap());
+    for _ in 0..2 {
+        let search = Record {
+            court: "京0105".into(),
+            officer: "officer-7".into(),
+            method: "Search".into(),
+            code: Some(Code::Ok),
+            ..Default::default()
+        };
+        trail.record(search).await.unwrap();
+    }
+    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).timestamp_micros();
+    sql(
+        &url,
+        &format!(
+            "INSERT INTO replies (court, method, request_id, digest, reply, at, officer, case_number, audited) \
+             VALUES ('京0105', 'release', 'old-release-1', '', '', {an_hour_ago}, 'officer-7', '{A}', 0)"
+        ),
+    )
+    .await;
+    drop((trail, store));
+
+    let stack = Stack::with(standard(), |c| {
+        c.limits.daily_searches = 2;
+        c.ledger.url = url.clone();
+        c.audit.key_file = key_file.clone();
+    })
+    .await;
+    let err = stack.search(query(&[RICH])).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "its two searches count: {}", err.message());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let audited = async |conn: &mut sqlx::SqliteConnection| -> i64 {
+        let marked = sqlx::query_scalar("SELECT audited FROM replies WHERE request_id = 'old-release-1'");
+        marked.fetch_one(conn).await.unwrap()
+    };
+    for _ in 0..100 {
+        if audited(&mut conn).await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(audited(&mut conn).await, 1, "its unaudited release is found under its stored name");
+    let recovered: Vec<String> = sqlx::query_scalar("SELECT method FROM audit WHERE detail LIKE '%old-release-1%'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(recovered, ["ReleaseSeizure"], "and recorded under the RPC's name");
+}

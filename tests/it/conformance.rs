@@ -285,7 +285,7 @@ fn target(address: String, name: &str) -> Target {
     }
 }
 
-fn failed(report: &conformance::Report) -> Vec<&'static str> {
+fn failed(report: &conformance::ConformanceReport) -> Vec<&'static str> {
     report.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect()
 }
 

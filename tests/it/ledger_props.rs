@@ -15,7 +15,7 @@ use assetgw::{
         LedgerError, asset_key,
         command::{Command, Reply, RequestKey},
         model::Model,
-        rules::{Asset, Disposal, State, Terms},
+        rules::{Asset, Disposal, SeizureState, Terms},
         store::Store,
         views,
     },
@@ -192,8 +192,10 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
         // Every asset with a live seizure is held; one whose seizures a step ended is not (one whose term ran
         // out stays until the sweep records the lapse, as nothing else tells the model).
         let live = after.iter().filter(|l| l.queue().next().is_some()).count();
-        let live_or_lapsed =
-            after.iter().filter(|l| l.seizures.iter().any(|s| s.state.is_live() || s.state == State::Lapsed)).count();
+        let live_or_lapsed = after
+            .iter()
+            .filter(|l| l.seizures.iter().any(|s| s.state.is_live() || s.state == SeizureState::Lapsed))
+            .count();
         prop_assert!((live..=live_or_lapsed).contains(&model.assets_held()), "{} held", model.assets_held());
     }
     // A gateway starting now loads what the one that followed every step holds.

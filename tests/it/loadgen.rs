@@ -7,14 +7,14 @@ use assetgw::{
     core::clock::SystemClock,
     ops::metrics::Metrics,
     registry::network::Network,
-    tools::client::Connection,
-    tools::loadgen::{self, Plan, Scenario},
+    tools::client::GatewayConnection,
+    tools::loadgen::{self, LoadPlan, Scenario},
 };
 
 use crate::harness::*;
 
-fn connection(stack: &Stack) -> Connection {
-    Connection {
+fn connection(stack: &Stack) -> GatewayConnection {
+    GatewayConnection {
         gateway: stack.url.clone(),
         court: None,
         officer: "loadgen".into(),
@@ -23,8 +23,8 @@ fn connection(stack: &Stack) -> Connection {
     }
 }
 
-fn plan(scenario: Scenario, rate: Option<f64>) -> Plan {
-    Plan {
+fn plan(scenario: Scenario, rate: Option<f64>) -> LoadPlan {
+    LoadPlan {
         scenario,
         concurrency: 4,
         rate,
@@ -53,7 +53,7 @@ async fn every_scenario_reports_what_it_measured() {
 #[tokio::test]
 async fn misses_drawn_from_a_pool_ask_each_registry_once_per_debtor() {
     let stack = Stack::start(standard()).await;
-    let pooled = Plan { debtors: Some(3), ..plan(Scenario::Miss, None) };
+    let pooled = LoadPlan { debtors: Some(3), ..plan(Scenario::Miss, None) };
     let report = loadgen::run(&pooled, connection(&stack), Vec::new()).await.unwrap();
     assert!(report.count > 20, "{}", report.text());
     // Every search after the first of each debtor is answered from the cache.

@@ -53,7 +53,7 @@ pub fn after(t: Time, d: std::time::Duration) -> Time {
 
 /// Where a leg stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum LegState {
     /// A call is under way (held by a lease).
     Asking,
     /// The registry gave a ticket; asked again at `next_ask`.
@@ -66,32 +66,32 @@ pub enum State {
     Expired,
 }
 
-impl State {
+impl LegState {
     /// Its stored name.
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Asking => "asking",
-            State::Pending => "pending",
-            State::Answered => "answered",
-            State::Failed => "failed",
-            State::Expired => "expired",
+            LegState::Asking => "asking",
+            LegState::Pending => "pending",
+            LegState::Answered => "answered",
+            LegState::Failed => "failed",
+            LegState::Expired => "expired",
         }
     }
 
-    fn parse(s: &str) -> Option<State> {
+    fn parse(s: &str) -> Option<LegState> {
         Some(match s {
-            "asking" => State::Asking,
-            "pending" => State::Pending,
-            "answered" => State::Answered,
-            "failed" => State::Failed,
-            "expired" => State::Expired,
+            "asking" => LegState::Asking,
+            "pending" => LegState::Pending,
+            "answered" => LegState::Answered,
+            "failed" => LegState::Failed,
+            "expired" => LegState::Expired,
             _ => return None,
         })
     }
 
     /// Whether the leg is over.
     pub fn settled(self) -> bool {
-        !matches!(self, State::Asking | State::Pending)
+        !matches!(self, LegState::Asking | LegState::Pending)
     }
 }
 
@@ -105,7 +105,7 @@ pub struct LegRow {
     /// Its kind (`RegistryKind`).
     pub kind: i32,
     /// Where it stands.
-    pub state: State,
+    pub state: LegState,
     /// The registry's ticket, while pending.
     pub ticket: Option<String>,
     /// When to ask next (pending), or when the current call's lease ends (asking).
@@ -131,7 +131,7 @@ impl LegRow {
             debtor_index,
             registry: registry.to_string(),
             kind,
-            state: State::Asking,
+            state: LegState::Asking,
             ticket: None,
             next_ask: until,
             answer_by: None,
@@ -155,7 +155,7 @@ impl LegRow {
     pub fn settle(&mut self, result: Result<(&[Reported], Option<&str>, SystemTime), &Failure>, now: Time) {
         match result {
             Ok((assets, dropped, fetched_at)) => {
-                self.state = State::Answered;
+                self.state = LegState::Answered;
                 self.answer = Some(call::encode(assets, dropped, fetched_at));
                 self.status = match dropped {
                     Some(_) => RegistryStatus::InvalidResponse as i32,
@@ -166,7 +166,7 @@ impl LegRow {
             Err(Failure::Deferred(t)) => self.defer(t, now),
             Err(failure) => self.fail(failure.status(), failure.to_string()),
         }
-        self.ticket = self.ticket.take().filter(|_| self.state == State::Pending);
+        self.ticket = self.ticket.take().filter(|_| self.state == LegState::Pending);
     }
 
     /// A ticket: asked again at its `ask_after`, never sooner than [`MIN_GAP`] from `now` (a
@@ -174,8 +174,8 @@ impl LegRow {
     /// window's end, where the leg expires. A pending reply to a poll keeps the window the
     /// first ticket set: the contract fixes it.
     pub fn defer(&mut self, t: &Ticket, now: Time) {
-        let answer_by = self.answer_by.filter(|_| self.state == State::Pending).unwrap_or(t.answer_by);
-        self.state = State::Pending;
+        let answer_by = self.answer_by.filter(|_| self.state == LegState::Pending).unwrap_or(t.answer_by);
+        self.state = LegState::Pending;
         self.ticket = Some(t.ticket.clone());
         self.next_ask = t.ask_after.max(after(now, MIN_GAP)).min(answer_by.max(now));
         self.answer_by = Some(answer_by);
@@ -202,14 +202,14 @@ impl LegRow {
 
     /// The registry's part ended without an answer.
     pub fn fail(&mut self, status: RegistryStatus, message: String) {
-        self.state = State::Failed;
+        self.state = LegState::Failed;
         self.status = status as i32;
         self.message = message;
     }
 
     /// The window ended without an answer.
     pub fn expire(&mut self) {
-        self.state = State::Expired;
+        self.state = LegState::Expired;
         self.ticket = None;
         self.status = RegistryStatus::Expired as i32;
         self.message = "its answer window ended without an answer".into();
@@ -222,7 +222,7 @@ impl LegRow {
             fetched_at,
             assets: checked.assets.into_iter().filter(|r| kinds.is_empty() || kinds.contains(&r.kind)).collect(),
         });
-        let pending = self.state == State::Pending;
+        let pending = self.state == LegState::Pending;
         let outcome = RegistryOutcome {
             registry: self.registry.clone(),
             kind: self.kind,

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Claimed, Jobs, MIN_GAP, State, Update, after};
+use super::{Claimed, Jobs, LegState, MIN_GAP, Update, after};
 use crate::{
     core::{clock::Time, identifiers::DebtorId, proto::RegistryStatus},
     gateway::audit::{Record, Trail},
@@ -151,7 +151,7 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
             };
             let now = jobs.now();
             match result {
-                Err(Failure::Deferred(t)) if row.state == State::Pending => match row.breach(&t) {
+                Err(Failure::Deferred(t)) if row.state == LegState::Pending => match row.breach(&t) {
                     Some(why) => row.fail(RegistryStatus::InvalidResponse, why),
                     None => {
                         row.defer(&t, now);
@@ -162,7 +162,7 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
                     row.defer(&t, now);
                     attempts = 0;
                 }
-                Err(Failure::Error(tonic::Code::NotFound)) if row.state == State::Pending => {
+                Err(Failure::Error(tonic::Code::NotFound)) if row.state == LegState::Pending => {
                     match row.answer_by.is_some_and(|by| now >= by) {
                         true => row.expire(),
                         false => row.fail(
@@ -171,7 +171,7 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
                         ),
                     }
                 }
-                Err(f) if f.is_transient() && row.state == State::Pending => {
+                Err(f) if f.is_transient() && row.state == LegState::Pending => {
                     // Asked again within the window, spread so that failed asks do not come due together.
                     let next = after(now, backoff(attempts));
                     row.next_ask = row.answer_by.map_or(next, |by| next.min(by));
@@ -194,7 +194,7 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
             row.fail(RegistryStatus::Unavailable, message);
         }
         let mut audit = None;
-        if let Some(id) = id.as_ref().filter(|_| matches!(row.state, State::Failed | State::Expired)) {
+        if let Some(id) = id.as_ref().filter(|_| matches!(row.state, LegState::Failed | LegState::Expired)) {
             network.forget_ticket(&row.registry, id);
         }
         if row.state.settled() {

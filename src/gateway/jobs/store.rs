@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
-use super::{Jobs, LegRow, NewJob, Opened, State};
+use super::{Jobs, LegRow, LegState, NewJob, Opened};
 use crate::{
     core::{
         clock::{Time, from_micros},
@@ -101,7 +101,7 @@ fn leg(row: &AnyRow) -> Result<LegRow, LedgerError> {
         debtor_index: usize::try_from(row.try_get::<i64, _>(0)?).map_err(|_| corrupt("debtor index"))?,
         registry: row.try_get(1)?,
         kind: i32::try_from(row.try_get::<i64, _>(2)?).map_err(|_| corrupt("kind"))?,
-        state: State::parse(&state).ok_or_else(|| corrupt(&format!("state {state}")))?,
+        state: LegState::parse(&state).ok_or_else(|| corrupt(&format!("state {state}")))?,
         ticket: row.try_get(4)?,
         next_ask: from_micros(row.try_get(5)?),
         answer_by: row.try_get::<Option<i64>, _>(6)?.map(from_micros),
@@ -518,7 +518,7 @@ async fn insert_leg(
         .bind(i64::from(l.kind));
     bind_state(insert, l, now, seq)
         // A call under way is this replica's until its lease (next_ask) ends.
-        .bind(if l.state == State::Asking { micros(l.next_ask) } else { 0 })
+        .bind(if l.state == LegState::Asking { micros(l.next_ask) } else { 0 })
         .execute(&mut *conn)
         .await?;
     Ok(())

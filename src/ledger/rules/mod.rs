@@ -29,7 +29,7 @@ use crate::core::clock::{BEIJING, beijing_date, beijing_midnight};
 
 /// Where a seizure stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum SeizureState {
     /// Queued behind others; no effect and no term (R2).
     Waiting,
     /// In effect for everything it asks for.
@@ -46,35 +46,35 @@ pub enum State {
     Satisfied,
 }
 
-impl State {
+impl SeizureState {
     /// Still on the queue.
     pub fn is_live(self) -> bool {
-        matches!(self, State::Waiting | State::Effective | State::PartlyEffective)
+        matches!(self, SeizureState::Waiting | SeizureState::Effective | SeizureState::PartlyEffective)
     }
 
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Waiting => "waiting",
-            State::Effective => "effective",
-            State::PartlyEffective => "partly_effective",
-            State::Released => "released",
-            State::Lapsed => "lapsed",
-            State::Disposed => "disposed",
-            State::Satisfied => "satisfied",
+            SeizureState::Waiting => "waiting",
+            SeizureState::Effective => "effective",
+            SeizureState::PartlyEffective => "partly_effective",
+            SeizureState::Released => "released",
+            SeizureState::Lapsed => "lapsed",
+            SeizureState::Disposed => "disposed",
+            SeizureState::Satisfied => "satisfied",
         }
     }
 
-    /// The inverse of [`State::as_str`].
-    pub fn parse(s: &str) -> Option<State> {
+    /// The inverse of [`SeizureState::as_str`].
+    pub fn parse(s: &str) -> Option<SeizureState> {
         [
-            State::Waiting,
-            State::Effective,
-            State::PartlyEffective,
-            State::Released,
-            State::Lapsed,
-            State::Disposed,
-            State::Satisfied,
+            SeizureState::Waiting,
+            SeizureState::Effective,
+            SeizureState::PartlyEffective,
+            SeizureState::Released,
+            SeizureState::Lapsed,
+            SeizureState::Disposed,
+            SeizureState::Satisfied,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -97,7 +97,7 @@ pub struct Seizure {
     /// Amount or quantity in effect now.
     pub effective: i64,
     /// Where it stands.
-    pub state: State,
+    pub state: SeizureState,
     /// When it was placed.
     pub placed_at: Time,
     /// Start of its term: when it first took effect.

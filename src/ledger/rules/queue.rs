@@ -66,11 +66,11 @@ impl Ledger {
                 s.end = None;
             }
             s.state = if got == 0 {
-                State::Waiting
+                SeizureState::Waiting
             } else if got < s.requested {
-                State::PartlyEffective
+                SeizureState::PartlyEffective
             } else {
-                State::Effective
+                SeizureState::Effective
             };
             if let Some(end) = end {
                 s.start = Some(at);
@@ -99,7 +99,7 @@ impl Ledger {
                 .min();
             let Some((end, _, i)) = due else { break };
             let s = &mut self.seizures[i];
-            s.state = State::Lapsed;
+            s.state = SeizureState::Lapsed;
             s.effective = 0;
             s.ended_at = Some(end);
             let message = format!("{} lapsed on {}: not renewed before its end date (R6)", s.case_number, day(end));
@@ -114,11 +114,11 @@ impl Ledger {
         let ahead = self.queue().filter(|(r, _)| *r < rank).last().map(|(_, a)| a.case_number.clone());
         let until = s.end.map(day).unwrap_or_default();
         match (s.state, self.asset.divisible()) {
-            (State::Effective, false) => format!("placed as first seizure, rank 1, effective until {until}"),
-            (State::Effective, true) => {
+            (SeizureState::Effective, false) => format!("placed as first seizure, rank 1, effective until {until}"),
+            (SeizureState::Effective, true) => {
                 format!("frozen {} in full, rank {rank}, effective until {until}", self.amount(s.effective))
             }
-            (State::PartlyEffective, _) => format!(
+            (SeizureState::PartlyEffective, _) => format!(
                 "partly effective: {} of {} frozen now, rank {rank}; the rest {}; effective until {until}",
                 self.amount(s.effective),
                 self.amount(s.requested),
@@ -179,7 +179,7 @@ impl Ledger {
             case_number: case_number.into(),
             requested,
             effective: 0,
-            state: State::Waiting,
+            state: SeizureState::Waiting,
             placed_at: now,
             start: None,
             end: None,
@@ -215,7 +215,7 @@ impl Ledger {
         }
         if !s.state.is_live() {
             let when = s.ended_at.map(day).unwrap_or_default();
-            let hint = if s.state == State::Lapsed { "; place a new seizure (R6)" } else { "" };
+            let hint = if s.state == SeizureState::Lapsed { "; place a new seizure (R6)" } else { "" };
             return Err(RuleError::Refused(format!("seizure {id} is {} since {when}{hint}", s.state.as_str())));
         }
         Ok((i, changes))
@@ -233,7 +233,7 @@ impl Ledger {
     pub fn release(&mut self, id: &str, case_number: &str, now: Time, terms: &Terms) -> Result<Outcome, RuleError> {
         let (i, mut changes) = self.held(id, case_number, now, terms)?;
         let s = &mut self.seizures[i];
-        s.state = State::Released;
+        s.state = SeizureState::Released;
         s.effective = 0;
         s.ended_at = Some(now);
         let released =
@@ -285,7 +285,7 @@ impl Ledger {
         let s = &mut self.seizures[i];
         s.requested -= amount;
         if s.requested == 0 {
-            s.state = State::Satisfied;
+            s.state = SeizureState::Satisfied;
             s.effective = 0;
             s.ended_at = Some(now);
         }
@@ -350,10 +350,10 @@ impl Ledger {
                 let mut lapsed = 0;
                 for s in self.seizures.iter_mut().filter(|s| s.state.is_live()) {
                     let (state, kind, note) = if s.effective > 0 {
-                        (State::Disposed, ChangeKind::Disposed, "asset sold (R8)")
+                        (SeizureState::Disposed, ChangeKind::Disposed, "asset sold (R8)")
                     } else {
                         lapsed += 1;
-                        (State::Lapsed, ChangeKind::Lapsed, "asset sold while waiting; seizure lapses (R8)")
+                        (SeizureState::Lapsed, ChangeKind::Lapsed, "asset sold while waiting; seizure lapses (R8)")
                     };
                     s.state = state;
                     s.effective = 0;
@@ -528,9 +528,9 @@ impl Ledger {
         }
         for s in &live {
             let expected = match s.effective {
-                0 => State::Waiting,
-                e if e < s.requested => State::PartlyEffective,
-                _ => State::Effective,
+                0 => SeizureState::Waiting,
+                e if e < s.requested => SeizureState::PartlyEffective,
+                _ => SeizureState::Effective,
             };
             if s.effective < 0 || s.effective > s.requested || s.state != expected {
                 out.push(format!(

@@ -69,7 +69,7 @@ fn r3_release_promotes_the_next_at_once_with_a_fresh_term() {
     let later = t0() + chrono::Duration::days(100);
     let o = l.release("s1", &case(1), later, &TERMS).unwrap();
     assert!(o.message.contains(&format!("{} now effective until 2028-04-20", case(2))), "{}", o.message);
-    assert_eq!(l.seizures[1].state, State::Effective);
+    assert_eq!(l.seizures[1].state, SeizureState::Effective);
     assert_eq!(l.seizures[1].start, Some(later));
 }
 
@@ -95,7 +95,7 @@ fn r4_freezes_take_what_is_left_and_inflows_go_in_rank_order() {
     assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (700, 0));
     l.release("s1", &case(1), t0(), &TERMS).unwrap();
     assert_eq!((l.seizures[1].effective, l.seizures[2].effective), (800, 100));
-    assert_eq!(l.seizures[2].state, State::Effective);
+    assert_eq!(l.seizures[2].state, SeizureState::Effective);
     assert!(l.violations().is_empty());
 }
 
@@ -149,7 +149,7 @@ fn r7_only_the_holder_releases_and_a_waiting_release_leaves_others_alone() {
     assert!(matches!(l.release("s1", &case(2), t0(), &TERMS), Err(RuleError::NotHolder(m)) if m.contains("R7")));
     let o = l.release("s2", &case(2), t0(), &TERMS).unwrap();
     assert_eq!(o.message, "released");
-    assert_eq!((l.seizures[0].state, l.seizures[2].state), (State::Effective, State::Waiting));
+    assert_eq!((l.seizures[0].state, l.seizures[2].state), (SeizureState::Effective, SeizureState::Waiting));
     assert!(matches!(l.release("nope", &case(2), t0(), &TERMS), Err(RuleError::UnknownSeizure(_))));
 }
 
@@ -160,7 +160,7 @@ fn r8_a_sale_ends_the_first_and_lapses_the_waiting() {
     place(&mut l, 2, 0, t0());
     let o = l.dispose("s1", &case(1), Disposal::Sold, t0(), &TERMS).unwrap();
     assert!(o.message.contains("1 waiting seizure(s) lapse"));
-    assert_eq!((l.seizures[0].state, l.seizures[1].state), (State::Disposed, State::Lapsed));
+    assert_eq!((l.seizures[0].state, l.seizures[1].state), (SeizureState::Disposed, SeizureState::Lapsed));
     assert!(
         matches!(l.place("s3".into(), 3, "c", &case(3), 0, t0(), &TERMS), Err(RuleError::Refused(m)) if m.contains("R8"))
     );
@@ -168,7 +168,7 @@ fn r8_a_sale_ends_the_first_and_lapses_the_waiting() {
     place(&mut d, 1, 600, t0());
     place(&mut d, 2, 600, t0());
     d.dispose("s1", &case(1), Disposal::PartlySold(600), t0(), &TERMS).unwrap();
-    assert_eq!((d.seizures[0].state, d.seizures[1].effective, d.asset.total), (State::Satisfied, 400, 400));
+    assert_eq!((d.seizures[0].state, d.seizures[1].effective, d.asset.total), (SeizureState::Satisfied, 400, 400));
     assert!(d.dispose("s2", &case(2), Disposal::Sold, t0(), &TERMS).is_ok());
 }
 
@@ -181,7 +181,7 @@ fn r9_deduction_only_against_the_own_effective_amount() {
     assert!(matches!(&err, RuleError::Refused(m) if m.contains("R9") && m.contains("CNY 2.00")), "{err}");
     assert!(matches!(l.deduct("s1", &case(2), 10, t0(), &TERMS), Err(RuleError::NotHolder(_))));
     l.deduct("s1", &case(1), 300, t0(), &TERMS).unwrap();
-    assert_eq!((l.seizures[0].state, l.asset.total, l.seizures[1].effective), (State::Satisfied, 200, 200));
+    assert_eq!((l.seizures[0].state, l.asset.total, l.seizures[1].effective), (SeizureState::Satisfied, 200, 200));
     let mut re = ledger(AssetKind::RealEstate, 1);
     place(&mut re, 1, 0, t0());
     assert!(matches!(re.deduct("s1", &case(1), 1, t0(), &TERMS), Err(RuleError::Invalid(_))));
@@ -421,6 +421,6 @@ fn a_reference_already_given_to_another_live_seizure_is_a_lie() {
     assert!(reference_is_its_own(&l, &l.seizures[0].id.clone(), "REF-1").is_ok(), "its own reference, repeated");
     let lie = reference_is_its_own(&l, &l.seizures[1].id.clone(), "REF-1").unwrap_err().to_string();
     assert!(lie.contains("INVALID_RESPONSE") && lie.contains("already gave seizure"), "{lie}");
-    l.seizures[0].state = State::Released;
+    l.seizures[0].state = SeizureState::Released;
     assert!(reference_is_its_own(&l, &l.seizures[1].id.clone(), "REF-1").is_ok(), "an ended seizure's is free");
 }

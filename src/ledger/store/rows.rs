@@ -13,7 +13,7 @@ use crate::{
     },
     ledger::{
         LedgerError, asset_key,
-        rules::{self, Asset, Change, Ledger, Order, Seizure, State, Terms},
+        rules::{self, Asset, Change, Ledger, Order, Seizure, SeizureState, Terms},
     },
 };
 
@@ -311,7 +311,7 @@ pub(super) fn seizure(row: &AnyRow) -> Result<Seizure, LedgerError> {
         case_number: row.try_get(4)?,
         requested: row.try_get(5)?,
         effective: row.try_get(6)?,
-        state: State::parse(&state)
+        state: SeizureState::parse(&state)
             .ok_or_else(|| LedgerError::Corrupt(format!("unknown stored seizure state {state}")))?,
         placed_at: from_micros(row.try_get(8)?),
         start: row.try_get::<Option<i64>, _>(9)?.map(from_micros),

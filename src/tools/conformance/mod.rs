@@ -62,14 +62,14 @@ pub struct Check {
 
 /// Every check's outcome.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct ConformanceReport {
     /// The registry checked.
     pub target: String,
     /// The checks, in order.
     pub checks: Vec<Check>,
 }
 
-impl Report {
+impl ConformanceReport {
     /// Whether every check passed.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
@@ -501,7 +501,7 @@ fn channel(target: &Target) -> Result<Channel, ConnectError> {
 }
 
 /// Runs every check against `target`.
-pub async fn run(target: Target) -> Result<Report, ConnectError> {
+pub async fn run(target: Target) -> Result<ConformanceReport, ConnectError> {
     let channel = channel(&target)?;
     let suite = Suite {
         client: RegistryServiceClient::new(channel.clone()),
@@ -553,5 +553,5 @@ pub async fn run(target: Target) -> Result<Report, ConnectError> {
     record("deduct_answers", "a deduction answers what remains, once", suite.deduct(deposit.as_ref()).await);
     record("refuses_outsiders", "a caller that is not the gateway is refused", outsider(&target).await);
     record("deferred", "tickets only when accepted; pending, then one final answer", suite.deferred().await);
-    Ok(Report { target: target.address, checks })
+    Ok(ConformanceReport { target: target.address, checks })
 }
