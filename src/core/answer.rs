@@ -4,7 +4,7 @@
 //! answer stands) and `assetgw conformance` checks partners against the same
 //! function.
 
-use crate::core::proto::{Asset, Money, asset::Detail};
+use crate::core::proto::{Asset, AssetKind, Money, asset::Detail};
 
 /// Most characters of a free-text field (a description, an address, a title).
 const TEXT_CHARS: usize = 512;
@@ -18,12 +18,85 @@ const CURRENCIES: [&str; 12] = ["CNY", "USD", "EUR", "HKD", "JPY", "GBP", "MOP",
 /// Securities markets: Shanghai, Shenzhen, Beijing, and open-end funds.
 const MARKETS: [&str; 4] = ["SSE", "SZSE", "BSE", "OF"];
 
-/// Whether `asset` keeps every field rule of its kind; the first broken one, said for a partner.
-pub fn check(asset: &Asset) -> Result<(), String> {
+/// The first field rule a record breaks, with its facts; said for a partner.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Broken {
+    /// No detail, so no kind and no identity.
+    #[error("an asset has no detail")]
+    NoDetail,
+    /// The fields that identify an asset of its kind are empty.
+    #[error("a {} asset lacks its identifying fields", .0.short_name())]
+    Unidentified(AssetKind),
+    /// Free text over its length.
+    #[error("{field} is longer than {max} characters")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its most characters.
+        max: usize,
+    },
+    /// Free text with a character that hides or reorders what is shown.
+    #[error("{field} holds the control or bidirectional character U+{code:04X}")]
+    Hidden {
+        /// The field.
+        field: &'static str,
+        /// The character's code point.
+        code: u32,
+    },
+    /// An identifier not of its documented form.
+    #[error("{field} is not {} characters of its documented form", length(*.min, *.max))]
+    Form {
+        /// The field.
+        field: &'static str,
+        /// Its fewest characters.
+        min: usize,
+        /// Its most characters.
+        max: usize,
+    },
+    /// A patent number not `ZL` + 8 to 12 digits + `.` + a check character.
+    #[error("patent.patent_number is not `ZL` + 8 to 12 digits + `.` + a check character")]
+    PatentNumber,
+    /// An aircraft mark not `B-` and four digits or capitals.
+    #[error("aircraft.registration_mark is not `B-` and 4 digits or capital letters")]
+    RegistrationMark,
+    /// A required field is missing.
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    /// A currency outside ISO 4217's that deposits are held in.
+    #[error("{0}.currency is not one of {currencies}", currencies = CURRENCIES.join(", "))]
+    Currency(&'static str),
+    /// A market that is none of the securities markets.
+    #[error("securities.market is not one of {}", MARKETS.join(", "))]
+    Market,
+    /// A number outside its range.
+    #[error("{field} is {value}; {range}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// What it holds.
+        value: String,
+        /// Its range, said for a partner.
+        range: &'static str,
+    },
+    /// A record of a kind the registry does not declare.
+    #[error("a {} asset, which this registry does not declare", .0.short_name())]
+    Undeclared(AssetKind),
+}
+
+fn length(min: usize, max: usize) -> String {
+    if min == max { format!("{min}") } else { format!("{min} to {max}") }
+}
+
+fn out_of_range(field: &'static str, value: impl ToString, range: &'static str) -> Broken {
+    Broken::OutOfRange { field, value: value.to_string(), range }
+}
+
+/// Whether `asset` keeps every field rule of its kind; the first broken one.
+pub fn check(asset: &Asset) -> Result<(), Broken> {
     text("registry_reference", &asset.registry_reference, CODE_CHARS)?;
     text("description", &asset.description, TEXT_CHARS)?;
     match &asset.detail {
-        None => Err("an asset has no detail".into()),
+        None => Err(Broken::NoDetail),
         Some(Detail::Deposit(d)) => {
             code("deposit.bank_code", &d.bank_code, 3, 3, |c| c.is_ascii_digit())?;
             code("deposit.account_number", &d.account_number, 1, 34, |c| c.is_ascii_digit())?;
@@ -37,15 +110,17 @@ pub fn check(asset: &Asset) -> Result<(), String> {
             text("real_estate.address", &r.address, TEXT_CHARS)?;
             text("real_estate.land_use", &r.land_use, CODE_CHARS)?;
             if !(r.area_square_metres.is_finite() && r.area_square_metres >= 0.0) {
-                return Err(format!(
-                    "real_estate.area_square_metres is {}; an area is 0 or more",
-                    r.area_square_metres
+                return Err(out_of_range(
+                    "real_estate.area_square_metres",
+                    r.area_square_metres,
+                    "an area is 0 or more",
                 ));
             }
             if !(1..=10_000).contains(&r.share_basis_points) {
-                return Err(format!(
-                    "real_estate.share_basis_points is {}; a share is 1 to 10000",
-                    r.share_basis_points
+                return Err(out_of_range(
+                    "real_estate.share_basis_points",
+                    r.share_basis_points,
+                    "a share is 1 to 10000",
                 ));
             }
             Ok(())
@@ -59,7 +134,7 @@ pub fn check(asset: &Asset) -> Result<(), String> {
                         && check.chars().all(|c| c.is_ascii_digit() || c == 'X')
                 });
             if !well_formed {
-                return Err("patent.patent_number is not `ZL` + 8 to 12 digits + `.` + a check character".into());
+                return Err(Broken::PatentNumber);
             }
             text("patent.title", &p.title, TEXT_CHARS)?;
             text("patent.patent_type", &p.patent_type, CODE_CHARS)?;
@@ -70,14 +145,14 @@ pub fn check(asset: &Asset) -> Result<(), String> {
             text("trademark.mark", &t.mark, TEXT_CHARS)?;
             text("trademark.status", &t.status, CODE_CHARS)?;
             if !(1..=45).contains(&t.nice_class) {
-                return Err(format!("trademark.nice_class is {}; Nice classes run 1 to 45", t.nice_class));
+                return Err(out_of_range("trademark.nice_class", t.nice_class, "Nice classes run 1 to 45"));
             }
             Ok(())
         }
         Some(Detail::Aircraft(a)) => {
             let mark = a.registration_mark.strip_prefix("B-").unwrap_or_default();
             if mark.len() != 4 || !mark.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) {
-                return Err("aircraft.registration_mark is not `B-` and 4 digits or capital letters".into());
+                return Err(Broken::RegistrationMark);
             }
             text("aircraft.aircraft_type", &a.aircraft_type, CODE_CHARS)?;
             text("aircraft.serial_number", &a.serial_number, CODE_CHARS)?;
@@ -88,10 +163,10 @@ pub fn check(asset: &Asset) -> Result<(), String> {
             code("securities.security_code", &s.security_code, 6, 6, |c| c.is_ascii_digit())?;
             text("securities.security_name", &s.security_name, CODE_CHARS)?;
             if s.quantity < 0 {
-                return Err(format!("securities.quantity is {}; a holding is 0 or more", s.quantity));
+                return Err(out_of_range("securities.quantity", s.quantity, "a holding is 0 or more"));
             }
             if !MARKETS.contains(&s.market.as_str()) {
-                return Err(format!("securities.market is not one of {}", MARKETS.join(", ")));
+                return Err(Broken::Market);
             }
             Ok(())
         }
@@ -99,33 +174,38 @@ pub fn check(asset: &Asset) -> Result<(), String> {
 }
 
 /// Free text: at most `max` characters, none of them a control or bidirectional-formatting character.
-fn text(field: &str, value: &str, max: usize) -> Result<(), String> {
+fn text(field: &'static str, value: &str, max: usize) -> Result<(), Broken> {
     if value.chars().count() > max {
-        return Err(format!("{field} is longer than {max} characters"));
+        return Err(Broken::TooLong { field, max });
     }
     if let Some(c) = value.chars().find(|c| c.is_control() || is_bidi(*c)) {
-        return Err(format!("{field} holds the control or bidirectional character U+{:04X}", u32::from(c)));
+        return Err(Broken::Hidden { field, code: u32::from(c) });
     }
     Ok(())
 }
 
 /// An identifier: `min` to `max` characters, each allowed by `allowed`.
-fn code(field: &str, value: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), String> {
+fn code(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), Broken> {
     let n = value.chars().count();
     if !(min..=max).contains(&n) || !value.chars().all(allowed) {
-        let length = if min == max { format!("{min}") } else { format!("{min} to {max}") };
-        return Err(format!("{field} is not {length} characters of its documented form"));
+        return Err(Broken::Form { field, min, max });
     }
     Ok(())
 }
 
-fn money(field: &str, value: Option<&Money>) -> Result<(), String> {
-    let m = value.ok_or_else(|| format!("{field} is missing"))?;
+fn money(field: &'static str, value: Option<&Money>) -> Result<(), Broken> {
+    let m = value.ok_or(Broken::Missing(field))?;
     if !CURRENCIES.contains(&m.currency.as_str()) {
-        return Err(format!("{field}.currency is not one of {}", CURRENCIES.join(", ")));
+        return Err(Broken::Currency(field));
     }
     if m.minor_units < 0 {
-        return Err(format!("{field} is {}; a balance is 0 or more", m.minor_units));
+        return Err(out_of_range(field, m.minor_units, "a balance is 0 or more"));
     }
     Ok(())
 }
@@ -152,12 +232,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(check(&deposit("6222001", 5, "CNY")), Ok(()));
-        assert!(check(&deposit("6222001", -5, "CNY")).unwrap_err().contains("0 or more"));
-        assert!(check(&deposit("6222\u{202E}001", 5, "CNY")).unwrap_err().contains("account_number"));
-        assert!(check(&deposit("6222001", 5, "XXX")).unwrap_err().contains("currency"));
+        let said = |a: &Asset| check(a).unwrap_err().to_string();
+        assert!(said(&deposit("6222001", -5, "CNY")).contains("0 or more"));
+        assert_eq!(
+            check(&deposit("6222\u{202E}001", 5, "CNY")),
+            Err(Broken::Form { field: "deposit.account_number", min: 1, max: 34 })
+        );
+        assert_eq!(check(&deposit("6222001", 5, "XXX")), Err(Broken::Currency("deposit.balance")));
         let long = Asset { description: "x".repeat(5_000), ..deposit("6222001", 5, "CNY") };
-        assert!(check(&long).unwrap_err().contains("description is longer"));
+        assert!(said(&long).contains("description is longer"));
         let bidi = Asset { description: "abc\u{202E}def".into(), ..deposit("6222001", 5, "CNY") };
-        assert!(check(&bidi).unwrap_err().contains("U+202E"));
+        assert_eq!(check(&bidi), Err(Broken::Hidden { field: "description", code: 0x202E }));
+        assert!(said(&bidi).contains("U+202E"));
     }
 }

@@ -7,7 +7,10 @@ use std::{collections::BTreeMap, sync::Arc, time::SystemTime};
 
 use prost::Message;
 
-use crate::core::proto::{Asset, AssetKind, AssetSource, AssetTotals, KindCount, MergedAsset, Money, asset::Detail};
+use crate::core::{
+    answer::Broken,
+    proto::{Asset, AssetKind, AssetSource, AssetTotals, KindCount, MergedAsset, Money, asset::Detail},
+};
 
 /// An asset as one registry reported it, with its derived identity.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +50,7 @@ pub fn normalise(part: &str) -> String {
 
 /// Derives an asset's kind and identity from its detail. An asset without a
 /// detail or without its identifying fields breaks the registry contract.
-pub fn identify(asset: Asset) -> Result<Reported, String> {
+pub fn identify(asset: Asset) -> Result<Reported, Broken> {
     let (kind, parts): (AssetKind, Vec<&str>) = match &asset.detail {
         Some(Detail::Deposit(d)) => (AssetKind::Deposit, vec![&d.bank_code, &d.account_number]),
         Some(Detail::RealEstate(r)) => (AssetKind::RealEstate, vec![&r.unit_number]),
@@ -55,11 +58,11 @@ pub fn identify(asset: Asset) -> Result<Reported, String> {
         Some(Detail::Trademark(t)) => (AssetKind::Trademark, vec![&t.registration_number]),
         Some(Detail::Aircraft(a)) => (AssetKind::Aircraft, vec![&a.registration_mark]),
         Some(Detail::Securities(s)) => (AssetKind::Securities, vec![&s.account, &s.security_code]),
-        None => return Err("an asset has no detail".into()),
+        None => return Err(Broken::NoDetail),
     };
     let parts: Vec<String> = parts.into_iter().map(normalise).collect();
     if parts.iter().any(String::is_empty) {
-        return Err(format!("a {} asset lacks its identifying fields", kind.short_name()));
+        return Err(Broken::Unidentified(kind));
     }
     Ok(Reported::new(kind, parts.join(":"), asset))
 }
@@ -232,7 +235,7 @@ mod tests {
     fn assets_without_identity_are_refused() {
         assert!(identify(Asset::default()).is_err());
         let blank = Asset { detail: Some(Detail::Aircraft(Aircraft::default())), ..Default::default() };
-        assert!(identify(blank).unwrap_err().contains("aircraft"));
+        assert_eq!(identify(blank).unwrap_err(), Broken::Unidentified(AssetKind::Aircraft));
     }
 
     fn arb_asset() -> impl Strategy<Value = Asset> {

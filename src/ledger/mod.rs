@@ -66,10 +66,15 @@ pub enum LedgerError {
     Closed,
 }
 
-/// The database refused a write that breaks an invariant it enforces (the
-/// schema's `invariant_*` constraints and triggers all say so).
+/// The database refused a write that breaks an invariant it enforces: the
+/// schema's `invariant_*` checks answer PostgreSQL's `check_violation` (its
+/// triggers raise that code too) and SQLite's check or trigger constraint.
 fn broke_invariant(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.message().contains("invariant"))
+    /// SQLite's extended result code of a `RAISE(ABORT, …)` in a trigger.
+    const SQLITE_CONSTRAINT_TRIGGER: &str = "1811";
+    e.as_database_error().is_some_and(|d| {
+        d.kind() == sqlx::error::ErrorKind::CheckViolation || d.code().as_deref() == Some(SQLITE_CONSTRAINT_TRIGGER)
+    })
 }
 
 impl From<LedgerError> for crate::core::error::Error {

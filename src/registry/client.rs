@@ -18,7 +18,10 @@ use crate::{
         RenewRequest, SearchAssetsRequest, SeizeRequest, get_answer_response::State,
         registry_service_client::RegistryServiceClient, time_of,
     },
-    core::{answer, merge},
+    core::{
+        answer::{self, Broken},
+        merge,
+    },
     ops::config::{Config, RegistryConfig},
     ops::{metrics::Metrics, pki::TlsFiles},
     registry::call::{Checked, Failure, Inquiry, Ticket},
@@ -359,13 +362,12 @@ impl Attempt {
             Ok(Err(status)) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
                 Err(match status.code() {
-                    // tonic's own refusal of an answer over the limit; the registry did answer.
-                    Code::OutOfRange if status.message().contains("message length too large") => {
-                        Failure::InvalidResponse(format!(
-                            "its answer is larger than the {} KiB this gateway takes from it (calls.max_answer_bytes)",
-                            self.max_answer_bytes / 1024
-                        ))
-                    }
+                    // tonic's own refusal of an answer over the limit (the registry did answer): the contract
+                    // gives a registry no OUT_OF_RANGE of its own, so the code alone says it.
+                    Code::OutOfRange => Failure::InvalidResponse(format!(
+                        "its answer is larger than the {} KiB this gateway takes from it (calls.max_answer_bytes)",
+                        self.max_answer_bytes / 1024
+                    )),
                     Code::Unavailable => Failure::Unavailable,
                     // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
                     Code::DeadlineExceeded | Code::Cancelled => Failure::timeout(left),
@@ -380,12 +382,12 @@ impl Attempt {
     fn check(&self, assets: Vec<crate::core::proto::Asset>) -> Result<Checked, Failure> {
         let total = assets.len();
         let mut kept = Vec::with_capacity(total);
-        let mut broken: Vec<String> = Vec::new();
+        let mut broken: Vec<Broken> = Vec::new();
         for asset in assets {
             let reported = answer::check(&asset).and_then(|()| merge::identify(asset)).and_then(|r| {
                 match self.asset_kinds.contains(&r.kind) {
                     true => Ok(r),
-                    false => Err(format!("a {} asset, which this registry does not declare", r.kind.short_name())),
+                    false => Err(Broken::Undeclared(r.kind)),
                 }
             });
             match reported {

@@ -366,6 +366,8 @@ async fn the_database_refuses_rows_that_break_an_invariant(db: Db) {
     ] {
         let refused = sqlx::query(&statement).execute(&mut conn).await.expect_err(what);
         assert!(refused.to_string().contains("invariant"), "{what}: {refused}");
+        let answered = assetgw::core::error::Error::from(assetgw::ledger::LedgerError::Db(refused));
+        assert_eq!(answered.code(), tonic::Code::Internal, "{what}: a defect of the gateway, not an outage");
     }
     let store = ledger_store(&stack).await;
     assert_eq!(store.verify().await.unwrap(), Vec::<String>::new(), "nothing of the refused writes stayed");

@@ -65,19 +65,20 @@ impl SeizureState {
         }
     }
 
+    /// Every state.
+    pub const ALL: [SeizureState; 7] = [
+        SeizureState::Waiting,
+        SeizureState::Effective,
+        SeizureState::PartlyEffective,
+        SeizureState::Released,
+        SeizureState::Lapsed,
+        SeizureState::Disposed,
+        SeizureState::Satisfied,
+    ];
+
     /// The inverse of [`SeizureState::as_str`].
     pub fn parse(s: &str) -> Option<SeizureState> {
-        [
-            SeizureState::Waiting,
-            SeizureState::Effective,
-            SeizureState::PartlyEffective,
-            SeizureState::Released,
-            SeizureState::Lapsed,
-            SeizureState::Disposed,
-            SeizureState::Satisfied,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        SeizureState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
