@@ -20,8 +20,13 @@ pub mod store;
 pub mod sweep;
 pub mod views;
 
+use std::sync::Arc;
+
 pub use crate::core::clock::Time;
-use crate::core::proto::AssetKind;
+use crate::core::{
+    error::{Error, Violation},
+    proto::AssetKind,
+};
 
 /// `<kind>:<asset id>`, the ledger's key of an asset.
 pub fn asset_key(kind: AssetKind, asset_id: &str) -> String {
@@ -34,27 +39,50 @@ pub fn asset_key(kind: AssetKind, asset_id: &str) -> String {
     key
 }
 
-/// Why a ledger step failed.
+/// Why a ledger step failed, with its facts; worded for the court where it is answered ([`answer`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// A rule refused it.
     #[error(transparent)]
     Rule(#[from] rules::RuleError),
-    /// An asset, seizure or transfer that does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The caller may not act on it.
-    #[error("{0}")]
-    Denied(String),
-    /// A rule outside one asset forbids it now (R4 claim, R11, R12, R14).
-    #[error("{0}")]
-    Refused(String),
-    /// The request makes no sense.
-    #[error("{0}")]
-    Invalid(String),
+    /// No seizure with this id.
+    #[error("no seizure {0}")]
+    UnknownSeizure(String),
+    /// No seizure was ever placed on this asset.
+    #[error("no seizure has ever been placed on asset {0}")]
+    NeverSeized(String),
+    /// No case transfer with this id.
+    #[error("no transfer {0}")]
+    UnknownTransfer(String),
+    /// No disposal-transfer request with this id.
+    #[error("no disposal-transfer request {0}")]
+    UnknownDisposalTransfer(String),
+    /// A control step without its request id.
+    #[error("request_id is required: a client-chosen id that makes retries safe")]
+    NoRequestId,
+    /// A request id the court already used for another request of the method.
+    #[error(
+        "request_id {id} was already used by this court for a different {step} request; \
+         send a new request_id for a new request"
+    )]
+    RequestReused {
+        /// The request id.
+        id: String,
+        /// The step's stored name.
+        step: &'static str,
+    },
+    /// A request id the court already used for another search.
+    #[error("request_id {0} already submitted a different search; send a new request_id for a new search")]
+    SearchReused(String),
+    /// A step wrote more events than a sequence number counts.
+    #[error("too many events in one step")]
+    TooManyEvents,
     /// The database failed; nothing was acknowledged.
     #[error("ledger database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The commit of the batch this step shared failed; nothing of the batch was acknowledged.
+    #[error("ledger commit: {0}")]
+    Batch(Arc<LedgerError>),
     /// A migration failed at start-up.
     #[error("ledger migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -77,40 +105,52 @@ fn broke_invariant(e: &sqlx::Error) -> bool {
     })
 }
 
-impl From<LedgerError> for crate::core::error::Error {
-    fn from(e: LedgerError) -> Self {
-        use crate::core::error::{Error, Violation};
-        use rules::RuleError;
-        match e {
-            LedgerError::Rule(RuleError::UnknownSeizure(id)) => Error::NotFound(format!("no seizure {id}")),
-            LedgerError::Rule(RuleError::NotHolder(m)) | LedgerError::Denied(m) => Error::PermissionDenied(m),
-            LedgerError::Rule(RuleError::Refused(m)) | LedgerError::Refused(m) => Error::FailedPrecondition(m),
-            LedgerError::Rule(RuleError::Invalid(m)) | LedgerError::Invalid(m) => {
-                Error::InvalidArgument(vec![Violation { field: "request".into(), description: m }])
-            }
-            LedgerError::NotFound(m) => Error::NotFound(m),
-            LedgerError::Db(e) if broke_invariant(&e) => {
-                tracing::error!(error = %e, "the database refused a step that breaks a ledger invariant");
-                Error::Internal(
-                    "the ledger refused a step that would break one of its invariants; nothing was recorded. \
-                     This is a defect of the gateway: report it with the request_id"
-                        .into(),
-                )
-            }
-            LedgerError::Db(e) => {
-                tracing::error!(error = %e, "ledger database error");
-                Error::Unavailable(
-                    "the seizure ledger is unavailable; nothing was recorded, retry with the same request_id".into(),
-                )
-            }
-            LedgerError::Migrate(e) => Error::Internal(e.to_string()),
-            LedgerError::Corrupt(what) => {
-                tracing::error!(%what, "ledger data unreadable; check the database");
-                Error::Internal(format!("ledger data unreadable: {what}"))
-            }
-            LedgerError::Closed => {
-                Error::Unavailable("the gateway is shutting down; retry with the same request_id".into())
-            }
+/// How the court is answered for a ledger step that failed: which kind of
+/// answer (the code follows from it, [`Error::code`]) and its words.
+fn answer(e: &LedgerError) -> Error {
+    use rules::RuleError;
+    let invalid = |e: &dyn std::fmt::Display| {
+        Error::InvalidArgument(vec![Violation { field: "request".into(), description: e.to_string() }])
+    };
+    match e {
+        LedgerError::Rule(RuleError::UnknownSeizure(id)) | LedgerError::UnknownSeizure(id) => {
+            Error::NotFound(format!("no seizure {id}"))
         }
+        LedgerError::NeverSeized(_) | LedgerError::UnknownTransfer(_) | LedgerError::UnknownDisposalTransfer(_) => {
+            Error::NotFound(e.to_string())
+        }
+        LedgerError::Rule(RuleError::Denied(denial)) => Error::PermissionDenied(denial.to_string()),
+        LedgerError::Rule(RuleError::Refused(refusal)) => Error::FailedPrecondition(refusal.to_string()),
+        LedgerError::Rule(RuleError::Invalid(why)) => invalid(why),
+        LedgerError::NoRequestId | LedgerError::RequestReused { .. } | LedgerError::SearchReused(_) => invalid(e),
+        LedgerError::Db(db) if broke_invariant(db) => {
+            tracing::error!(error = %db, "the database refused a step that breaks a ledger invariant");
+            Error::Internal(
+                "the ledger refused a step that would break one of its invariants; nothing was recorded. \
+                 This is a defect of the gateway: report it with the request_id"
+                    .into(),
+            )
+        }
+        LedgerError::Db(db) => {
+            tracing::error!(error = %db, "ledger database error");
+            Error::Unavailable(
+                "the seizure ledger is unavailable; nothing was recorded, retry with the same request_id".into(),
+            )
+        }
+        LedgerError::Batch(cause) => answer(cause),
+        LedgerError::TooManyEvents | LedgerError::Migrate(_) => Error::Internal(e.to_string()),
+        LedgerError::Corrupt(what) => {
+            tracing::error!(%what, "ledger data unreadable; check the database");
+            Error::Internal(format!("ledger data unreadable: {what}"))
+        }
+        LedgerError::Closed => {
+            Error::Unavailable("the gateway is shutting down; retry with the same request_id".into())
+        }
+    }
+}
+
+impl From<LedgerError> for Error {
+    fn from(e: LedgerError) -> Self {
+        answer(&e)
     }
 }

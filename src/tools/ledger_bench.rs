@@ -17,14 +17,14 @@ use tokio::time::Instant;
 
 use crate::{
     core::clock::{Clock, SystemClock, Time},
+    core::{identifiers::CaseNumber, proto::AssetKind},
     ledger::{
-        LedgerError,
         command::{Command, RequestKey},
         rules::{Asset, Terms},
         store::Store,
     },
+    tools::ToolError,
 };
-use crate::{core::identifiers::CaseNumber, core::proto::AssetKind};
 
 /// A synthetic placement of one unit on an indivisible asset of `registry`, as the benchmarks make them.
 pub fn placement(request_id: &str, asset_id: String, registry: &str, case: CaseNumber, at: Time) -> Command {
@@ -71,7 +71,7 @@ impl BenchReport {
 }
 
 /// Places `ops` seizures from `concurrency` writers on 256 synthetic assets.
-pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<BenchReport, LedgerError> {
+pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<BenchReport, ToolError> {
     let store = Store::open(url, Arc::new(SystemClock), Terms::default()).await?;
     // Fresh assets and request ids per run, so runs on one database do not meet.
     let run = SystemClock.micros();
@@ -81,13 +81,13 @@ pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Bench
     for _ in 0..concurrency.max(1) {
         let (store, next) = (store.clone(), next.clone());
         workers.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new(3).map_err(|e| LedgerError::Invalid(e.to_string()))?;
+            let mut hist = Histogram::<u64>::new(3).map_err(|e| ToolError::Failed(format!("histogram: {e}")))?;
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= ops {
-                    return Ok::<_, LedgerError>(hist);
+                    return Ok::<_, ToolError>(hist);
                 }
-                let case = CaseNumber::parse(&format!("（2024）京0105执{}号", n + 1)).map_err(LedgerError::Invalid)?;
+                let case = CaseNumber::parse(&format!("（2024）京0105执{}号", n + 1)).map_err(ToolError::Failed)?;
                 let asset_id = format!("BENCH{run}-{}", n % 256);
                 let t = Instant::now();
                 store.execute(placement(&format!("bench-{run}-{n}"), asset_id, "bench", case, store.now())).await?;
@@ -95,9 +95,9 @@ pub async fn placements(url: &str, concurrency: usize, ops: u64) -> Result<Bench
             }
         }));
     }
-    let mut all = Histogram::<u64>::new(3).map_err(|e| LedgerError::Invalid(e.to_string()))?;
+    let mut all = Histogram::<u64>::new(3).map_err(|e| ToolError::Failed(format!("histogram: {e}")))?;
     for w in workers {
-        let h = w.await.map_err(|e| LedgerError::Invalid(e.to_string()))??;
+        let h = w.await.map_err(|e| ToolError::Failed(format!("a bench worker stopped: {e}")))??;
         let _ = all.add(h);
     }
     Ok(BenchReport {

@@ -145,10 +145,7 @@ impl Jobs {
             if let Some(row) = earlier {
                 let (id, digest): (String, String) = (row.try_get(0)?, row.try_get(1)?);
                 if digest != job.digest {
-                    return Err(LedgerError::Invalid(format!(
-                        "request_id {} already submitted a different search; send a new request_id for a new search",
-                        job.request_id
-                    )));
+                    return Err(LedgerError::SearchReused(job.request_id.clone()));
                 }
                 return Ok(Opened::Replayed(id));
             }

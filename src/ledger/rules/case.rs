@@ -4,7 +4,7 @@
 //! the disposal-transfer answer window (R14), and who may act on a case
 //! (R15). Each is given the facts the store or the gate loaded.
 
-use super::{RuleError, Time, days_end};
+use super::{Denial, Invalid, Refusal, RuleError, Time, days_end};
 use crate::core::{identifiers::CaseNumber, proto::AssetKind};
 
 // Every count of days is of calendar days in Beijing (see `days_end`).
@@ -47,14 +47,16 @@ pub fn designation_receipt(
     recorded: Option<&Designation>,
 ) -> Result<(), RuleError> {
     if to_court == case.court_code {
-        return Err(RuleError::Invalid("a case is designated to another court, not its own".into()));
+        return Err(Invalid::DesignatedToItself.into());
     }
     match recorded {
         Some(d) if d.to_court == to_court && d.decision == decision => Ok(()),
-        Some(d) => Err(RuleError::Refused(format!(
-            "case {case} was already designated to court {} by {}; a handover follows that designation",
-            d.to_court, d.decision
-        ))),
+        Some(d) => Err(Refusal::OtherDesignation {
+            case: case.to_string(),
+            to_court: d.to_court.clone(),
+            decision: d.decision.clone(),
+        }
+        .into()),
         None => Ok(()),
     }
 }
@@ -89,25 +91,24 @@ pub fn authority(
 ) -> Result<(), RuleError> {
     if case.court_code == caller_court {
         return match (designated_to, action) {
-            (Some(to), Action::Query) => Err(RuleError::NotHolder(format!(
-                "case {case} was designated to court {to}; this court stops executing it (R12) and court {to} \
-                 searches under its own case"
-            ))),
+            (Some(to), Action::Query) => {
+                Err(Denial::SearchDesignatedAway { case: case.to_string(), to_court: to.into() }.into())
+            }
             // Control steps are judged by R12 in the ledger: an emergency measure may be approved.
             _ => Ok(()),
         };
     }
     match (designated_to, action) {
         (Some(to), Action::Query) if to == caller_court => Ok(()),
-        (Some(to), Action::Control) if to == caller_court => Err(RuleError::NotHolder(format!(
-            "case {case} was designated to this court; accept the transfer under the case you filed \
-             (AcceptTransfer) and act under that case number (R10)"
-        ))),
-        _ => Err(RuleError::NotHolder(format!(
-            "case {case} belongs to court {}; this caller is court {caller_court}. A court acts only for its own \
-             enforcement cases (R15)",
-            case.court_code
-        ))),
+        (Some(to), Action::Control) if to == caller_court => {
+            Err(Denial::DesignatedHere { case: case.to_string() }.into())
+        }
+        _ => Err(Denial::NotItsCase {
+            case: case.to_string(),
+            case_court: case.court_code.clone(),
+            caller: caller_court.into(),
+        }
+        .into()),
     }
 }
 
@@ -117,11 +118,9 @@ pub fn authority(
 pub fn stop_on_designation(case: &str, designation: Option<&Designation>, emergency: &str) -> Result<bool, RuleError> {
     let Some(d) = designation else { return Ok(false) };
     if emergency.trim().is_empty() {
-        return Err(RuleError::NotHolder(format!(
-            "case {case} was designated to court {} by {}; its court must stop executing it (R12). \
-             An emergency measure needs the superior court's approval in emergency_approval",
-            d.to_court, d.decision
-        )));
+        return Err(
+            Denial::Stopped { case: case.into(), to_court: d.to_court.clone(), decision: d.decision.clone() }.into()
+        );
     }
     Ok(true)
 }
@@ -139,18 +138,12 @@ pub fn claim_cap(
     if kind != AssetKind::Deposit {
         return Ok(());
     }
-    let (currency, claimed) = claim.ok_or_else(|| {
-        RuleError::Invalid("a deposit freeze states the claim (currency and amount) it secures (R4)".into())
-    })?;
+    let (currency, claimed) = claim.ok_or(Invalid::NoClaim)?;
     if currency != unit {
-        return Err(RuleError::Invalid(format!("the claim is in {currency} but the account holds {unit}")));
+        return Err(Invalid::ClaimCurrency { currency: currency.clone(), unit: unit.into() }.into());
     }
     if amount.saturating_add(others) > *claimed {
-        return Err(RuleError::Refused(format!(
-            "over-seizure: this freeze of {amount} plus the case's other freezes of {others} exceed the claim of \
-             {claimed} {currency} minor units (R4); freeze at most {}",
-            claimed.saturating_sub(others).max(0)
-        )));
+        return Err(Refusal::OverClaim { amount, others, claimed: *claimed, currency: currency.clone() }.into());
     }
     Ok(())
 }
@@ -161,15 +154,10 @@ pub fn claim_cap(
 /// within [`RENEW_BEFORE_TRANSFER_DAYS`], described.
 pub fn handover(case: &CaseNumber, handed_to: Option<&str>, ending: &[String]) -> Result<(), RuleError> {
     if let Some(court) = handed_to {
-        return Err(RuleError::Refused(format!("case {case} has already been handed over to court {court}")));
+        return Err(Refusal::HandedOver { case: case.to_string(), court: court.into() }.into());
     }
     if !ending.is_empty() {
-        return Err(RuleError::Refused(format!(
-            "{} measure(s) of the case end within {RENEW_BEFORE_TRANSFER_DAYS} days and must be renewed by this court \
-             before the transfer (R11): {}",
-            ending.len(),
-            ending.join("; ")
-        )));
+        return Err(Refusal::RenewFirst { ending: ending.to_vec(), within_days: RENEW_BEFORE_TRANSFER_DAYS }.into());
     }
     Ok(())
 }
@@ -182,19 +170,19 @@ pub fn acceptance(
     new_case: &CaseNumber,
 ) -> Result<(), RuleError> {
     if new_case.court_code != to_court {
-        return Err(RuleError::NotHolder(format!(
-            "transfer {transfer_id} was designated to court {to_court}; case {new_case} belongs to court {}",
-            new_case.court_code
-        )));
+        return Err(Denial::TransferElsewhere {
+            transfer: transfer_id.into(),
+            to_court: to_court.into(),
+            case: new_case.to_string(),
+            case_court: new_case.court_code.clone(),
+        }
+        .into());
     }
     if let Some(filed) = filed_as {
-        return Err(RuleError::Refused(format!("transfer {transfer_id} was already filed as {filed}")));
+        return Err(Refusal::AlreadyFiled { transfer: transfer_id.into(), filed: filed.into() }.into());
     }
     if new_case.case_type != "执" {
-        return Err(RuleError::Invalid(format!(
-            "the receiving court files a first-enforcement case (执) for the remainder (R10), not a {} case",
-            new_case.case_type
-        )));
+        return Err(Invalid::NotFirstEnforcement { case_type: new_case.case_type.clone() }.into());
     }
     Ok(())
 }
@@ -229,7 +217,7 @@ pub fn disposal_answer_due(requested: Time, answered: bool, now: Time) -> (Time,
 /// R14: one pending request per requesting case and asset.
 pub fn disposal_request(case: &str, asset: &str, pending: bool) -> Result<(), RuleError> {
     if pending {
-        return Err(RuleError::Refused(format!("{case} already has a pending disposal-transfer request on {asset}")));
+        return Err(Refusal::DisposalPending { case: case.into(), asset: asset.into() }.into());
     }
     Ok(())
 }
@@ -237,12 +225,10 @@ pub fn disposal_request(case: &str, asset: &str, pending: bool) -> Result<(), Ru
 /// R14: only the case holding the first seizure answers, once.
 pub fn disposal_answer(id: &str, case: &str, addressed_to: &str, answered: bool) -> Result<(), RuleError> {
     if addressed_to != case {
-        return Err(RuleError::NotHolder(format!(
-            "disposal-transfer {id} is addressed to {addressed_to}, the case holding the first seizure"
-        )));
+        return Err(Denial::NotAddressed { id: id.into(), addressed_to: addressed_to.into() }.into());
     }
     if answered {
-        return Err(RuleError::Refused(format!("disposal-transfer {id} has already been answered")));
+        return Err(Refusal::AlreadyAnswered { id: id.into() }.into());
     }
     Ok(())
 }

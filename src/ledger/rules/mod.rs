@@ -15,10 +15,12 @@ use chrono::Months;
 
 mod case;
 mod queue;
+mod refusal;
 #[cfg(test)]
 mod tests;
 
 pub use case::*;
+pub use refusal::{Denial, Invalid, Quantity, Refusal, RuleError};
 
 use crate::core::proto::AssetKind;
 pub use crate::ops::config::{PromotionTerm, Terms};
@@ -313,23 +315,6 @@ impl Order {
     }
 }
 
-/// Why an operation was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RuleError {
-    /// No such seizure on this asset.
-    #[error("no seizure {0} on this asset")]
-    UnknownSeizure(String),
-    /// The caller may not act: it does not hold the seizure (R7) or the case (R12, R15).
-    #[error("{0}")]
-    NotHolder(String),
-    /// A rule forbids it now.
-    #[error("{0}")]
-    Refused(String),
-    /// The request makes no sense for this asset.
-    #[error("{0}")]
-    Invalid(String),
-}
-
 /// A registry's reference names one seizure (R3's orders quote it): an acknowledgement quoting a
 /// reference the registry already gave another live seizure on the same asset is a lying registry's,
 /// and the order stays unacknowledged.
@@ -339,11 +324,12 @@ pub fn reference_is_its_own(l: &Ledger, seizure_id: &str, reference: &str) -> Re
     });
     match taken {
         None => Ok(()),
-        Some(other) => Err(RuleError::Invalid(format!(
-            "INVALID_RESPONSE: the registry answered reference {reference}, which it already gave seizure {} of {} \
-             on this asset; not acknowledged, asked again",
-            other.id, other.case_number
-        ))),
+        Some(other) => Err(Invalid::ReferenceTaken {
+            reference: reference.into(),
+            seizure: other.id.clone(),
+            case: other.case_number.clone(),
+        }
+        .into()),
     }
 }
 

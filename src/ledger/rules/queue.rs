@@ -26,12 +26,8 @@ impl Ledger {
         self.seizures.iter().position(|s| s.id == id).ok_or_else(|| RuleError::UnknownSeizure(id.to_string()))
     }
 
-    fn amount(&self, v: i64) -> String {
-        match self.asset.kind {
-            AssetKind::Deposit => format!("{} {}.{:02}", self.asset.unit, v / 100, v % 100),
-            AssetKind::Securities => format!("{v} units"),
-            _ => String::new(),
-        }
+    fn amount(&self, value: i64) -> Quantity {
+        Quantity { value, kind: self.asset.kind, unit: self.asset.unit.clone() }
     }
 
     fn term_end(&self, start: Time, placed_at: Time, terms: &Terms, promoted: bool) -> Time {
@@ -150,27 +146,21 @@ impl Ledger {
     ) -> Result<Outcome, RuleError> {
         let mut changes = self.settle(now, terms);
         if self.asset.disposed {
-            return Err(RuleError::Refused(
-                "the asset has been sold (R8); there is nothing left to seize — search the debtor again".into(),
-            ));
+            return Err(Refusal::Sold.into());
         }
         if let Some((rank, _)) = self.live_of_case(case_number) {
-            return Err(RuleError::Refused(format!(
-                "case {case_number} already holds the seizure at rank {rank} on this asset; renew or release it instead"
-            )));
+            return Err(Refusal::AlreadyHeld { case: case_number.into(), rank }.into());
         }
         let requested = if self.asset.divisible() {
             if amount <= 0 {
-                return Err(RuleError::Invalid(
-                    "a freeze of a deposit or securities names a positive amount (R4)".into(),
-                ));
+                return Err(Invalid::NoFreezeAmount.into());
             }
             amount
         } else {
             1
         };
         if seq <= self.seizures.last().map_or(0, |s| s.seq) {
-            return Err(RuleError::Invalid("placement order went backwards; retry".into()));
+            return Err(Invalid::OrderBackwards.into());
         }
         self.seizures.push(Seizure {
             id: id.clone(),
@@ -208,15 +198,12 @@ impl Ledger {
         let i = self.index(id)?;
         let s = &self.seizures[i];
         if s.case_number != case_number {
-            return Err(RuleError::NotHolder(format!(
-                "seizure {id} is held by {} of court {}; only the holding court may act on it (R7)",
-                s.case_number, s.court
-            )));
+            return Err(
+                Denial::NotHolder { seizure: id.into(), case: s.case_number.clone(), court: s.court.clone() }.into()
+            );
         }
         if !s.state.is_live() {
-            let when = s.ended_at.map(day).unwrap_or_default();
-            let hint = if s.state == SeizureState::Lapsed { "; place a new seizure (R6)" } else { "" };
-            return Err(RuleError::Refused(format!("seizure {id} is {} since {when}{hint}", s.state.as_str())));
+            return Err(Refusal::Ended { seizure: id.into(), state: s.state, ended: s.ended_at }.into());
         }
         Ok((i, changes))
     }
@@ -258,15 +245,11 @@ impl Ledger {
         let term = terms.months(self.asset.kind);
         let months = months.unwrap_or(term);
         if months == 0 || months > term {
-            return Err(RuleError::Invalid(format!(
-                "a renewal extends by 1 to {term} months for this asset class (R5, R6); asked for {months}"
-            )));
+            return Err(Invalid::RenewalMonths { term, months }.into());
         }
         let s = &mut self.seizures[i];
         let Some(end) = s.end else {
-            return Err(RuleError::Refused(format!(
-                "seizure {id} is waiting and has no term to renew (R2); it gets one when it takes effect"
-            )));
+            return Err(Refusal::NoTerm { seizure: id.into() }.into());
         };
         let new_end = add_months(end, months);
         s.end = Some(new_end);
@@ -302,19 +285,15 @@ impl Ledger {
         terms: &Terms,
     ) -> Result<Outcome, RuleError> {
         if self.asset.kind != AssetKind::Deposit {
-            return Err(RuleError::Invalid("only deposits are deducted (R9); dispose of other assets by sale".into()));
+            return Err(Invalid::NotDeposit.into());
         }
         if amount <= 0 {
-            return Err(RuleError::Invalid("a deduction names a positive amount".into()));
+            return Err(Invalid::NoDeductionAmount.into());
         }
         let (i, mut changes) = self.held(id, case_number, now, terms)?;
         let effective = self.seizures[i].effective;
         if amount > effective {
-            return Err(RuleError::Refused(format!(
-                "deduction of {} exceeds this freeze's effective amount of {} (R9); deduct at most that",
-                self.amount(amount),
-                self.amount(effective)
-            )));
+            return Err(Refusal::OverDeduction { asked: self.amount(amount), effective: self.amount(effective) }.into());
         }
         let left = self.pay_out(i, amount, now);
         let message = format!("deducted {}; {} still frozen for this case", self.amount(amount), self.amount(left));
@@ -334,9 +313,7 @@ impl Ledger {
     ) -> Result<Outcome, RuleError> {
         let (i, mut changes) = self.held(id, case_number, now, terms)?;
         if self.seizures[i].effective == 0 {
-            return Err(RuleError::Refused(format!(
-                "seizure {id} is waiting; only the court holding the effective seizure disposes of the asset (R8, R14)"
-            )));
+            return Err(Refusal::WaitingDisposes { seizure: id.into() }.into());
         }
         let message = match disposal {
             Disposal::AuctionNotice => {
@@ -364,17 +341,14 @@ impl Ledger {
             }
             Disposal::PartlySold(amount) => {
                 if !self.asset.divisible() {
-                    return Err(RuleError::Invalid("an indivisible asset is sold whole (R8)".into()));
+                    return Err(Invalid::SoldWhole.into());
                 }
                 let effective = self.seizures[i].effective;
                 if amount <= 0 {
-                    return Err(RuleError::Invalid("a partial sale names a positive amount".into()));
+                    return Err(Invalid::NoSaleAmount.into());
                 }
                 if amount > effective {
-                    return Err(RuleError::Refused(format!(
-                        "a partial sale disposes of at most {} under this seizure, its effective amount (R8)",
-                        self.amount(effective)
-                    )));
+                    return Err(Refusal::OverSale { effective: self.amount(effective) }.into());
                 }
                 self.pay_out(i, amount, now);
                 let promoted = self.reallocate(now, terms, None);
@@ -436,7 +410,7 @@ impl Ledger {
             .iter()
             .position(|s| s.state.is_live() && s.effective > 0)
             .filter(|&i| self.seizures[i].case_number == case)
-            .ok_or_else(|| RuleError::Refused(format!("{case} no longer holds the first seizure on {key}")))?;
+            .ok_or_else(|| Refusal::NoLongerFirst { case: case.into(), asset: key })?;
         Ok(self.move_seizure(first, to_court, to_case, now, "disposal transfer to a priority creditor (R14)"))
     }
 
@@ -460,33 +434,22 @@ impl Ledger {
     /// returns the case holding the effective seizure.
     pub fn check_disposal_transfer(&self, requesting_case: &str, now: Time) -> Result<String, RuleError> {
         if self.asset.kind == AssetKind::Deposit {
-            return Err(RuleError::Invalid(
-                "disposal transfer (R14) moves the sale of an asset; a deposit is deducted (R9), not sold".into(),
-            ));
+            return Err(Invalid::DepositNotSold.into());
         }
         if self.live_of_case(requesting_case).is_none() {
-            return Err(RuleError::Refused(format!(
-                "{requesting_case} holds no seizure on this asset; seize it first, then ask for disposal (R14)"
-            )));
+            return Err(Refusal::NotSeized { case: requesting_case.into() }.into());
         }
-        let first =
-            self.first().ok_or_else(|| RuleError::Refused("no effective seizure on this asset (R14)".into()))?;
+        let first = self.first().ok_or(Refusal::NoFirst)?;
         if first.case_number == requesting_case {
-            return Err(RuleError::Refused(format!("{requesting_case} already holds the first seizure (R14)")));
+            return Err(Refusal::HoldsFirst { case: requesting_case.into() }.into());
         }
         let since = first.start.unwrap_or(first.placed_at);
         let from = days_end(since, DISPOSAL_WAIT_DAYS);
         if now < from {
-            return Err(RuleError::Refused(format!(
-                "the first seizure took effect on {}; disposal may move to a priority creditor only after {DISPOSAL_WAIT_DAYS} days, from {} (R14)",
-                day(since),
-                day(from)
-            )));
+            return Err(Refusal::TooSoon { since, days: DISPOSAL_WAIT_DAYS, from }.into());
         }
         if self.asset.sale_started {
-            return Err(RuleError::Refused(
-                "the first-seizing court has already published an auction notice or started a sale (R14)".into(),
-            ));
+            return Err(Refusal::SaleStarted.into());
         }
         Ok(first.case_number.clone())
     }

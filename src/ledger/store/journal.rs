@@ -48,7 +48,7 @@ impl Store {
     /// `n` fresh ids, increasing: PostgreSQL's sequence, which no commit
     /// waits on; on SQLite the one writer's counter.
     pub(super) async fn next_ids(&self, conn: &mut AnyConnection, n: usize) -> Result<Vec<i64>, LedgerError> {
-        let n = i64::try_from(n).map_err(|_| LedgerError::Invalid("too many events in one step".into()))?;
+        let n = i64::try_from(n).map_err(|_| LedgerError::TooManyEvents)?;
         if self.backend == Backend::Postgres {
             let rows = sqlx::query("SELECT nextval('ledger_ids') FROM generate_series(1, $1) ORDER BY 1")
                 .bind(n)

@@ -229,8 +229,9 @@ impl Store {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "ledger commit failed; the batch is refused");
+                    let cause = Arc::new(e);
                     for job in batch {
-                        let _ = job.reply.send(Err(LedgerError::Db(sqlx::Error::Protocol(e.to_string()))));
+                        let _ = job.reply.send(Err(LedgerError::Batch(cause.clone())));
                     }
                 }
             }
@@ -247,7 +248,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         batch: &[Queued],
-    ) -> Result<Vec<Result<Reply, LedgerError>>, sqlx::Error> {
+    ) -> Result<Vec<Result<Reply, LedgerError>>, LedgerError> {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
@@ -255,13 +256,13 @@ impl Store {
                 Ok(result) => results.push(result),
                 Err(e) => {
                     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
         let numbered = match self.number_events(conn).await {
-            Ok(_) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
-            Err(e) => Err(sqlx::Error::Protocol(format!("numbering events: {e}"))),
+            Ok(_) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()).map_err(LedgerError::from),
+            Err(e) => Err(e),
         };
         if let Err(e) = numbered {
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -391,9 +392,7 @@ impl Store {
         now: Time,
     ) -> Result<Option<Reply>, LedgerError> {
         if key.id.trim().is_empty() {
-            return Err(LedgerError::Invalid(
-                "request_id is required: a client-chosen id that makes retries safe".into(),
-            ));
+            return Err(LedgerError::NoRequestId);
         }
         let row = sqlx::query("SELECT digest, reply FROM replies WHERE court = $1 AND method = $2 AND request_id = $3")
             .bind(&key.court)
@@ -404,12 +403,7 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let digest: String = row.try_get(0)?;
         if !digest.is_empty() && digest != key.digest {
-            return Err(LedgerError::Invalid(format!(
-                "request_id {} was already used by this court for a different {} request; \
-                 send a new request_id for a new request",
-                key.id,
-                method.step_name()
-            )));
+            return Err(LedgerError::RequestReused { id: key.id.clone(), step: method.step_name() });
         }
         let stored = hex::decode(row.try_get::<String, _>(1)?)
             .map_err(|e| LedgerError::Corrupt(format!("stored reply of request {} is not hex: {e}", key.id)))?;

@@ -51,7 +51,7 @@ impl Work {
             .ledgers
             .iter()
             .position(|l| asset_key(l.asset.kind, &l.asset.asset_id) == key)
-            .ok_or_else(|| LedgerError::NotFound(format!("no seizure has ever been placed on asset {key}")))?;
+            .ok_or_else(|| LedgerError::NeverSeized(key.to_string()))?;
         Ok((&mut self.ledgers[i], &mut self.changes[i], &mut self.orders[i]))
     }
 
@@ -74,7 +74,7 @@ impl Store {
     pub(super) async fn open_one(&self, conn: &mut AnyConnection, key: &str) -> Result<Work, LedgerError> {
         let w = self.open_ledgers(conn, &[key.to_string()]).await?;
         if w.ledgers.is_empty() {
-            return Err(LedgerError::NotFound(format!("no seizure has ever been placed on asset {key}")));
+            return Err(LedgerError::NeverSeized(key.to_string()));
         }
         Ok(w)
     }

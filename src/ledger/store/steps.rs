@@ -189,7 +189,7 @@ impl Store {
             .bind(seizure_id)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| LedgerError::NotFound(format!("no seizure {seizure_id}")))?
+            .ok_or_else(|| LedgerError::UnknownSeizure(seizure_id.to_string()))?
             .try_get(0)?;
         if let Some(emergency) = emergency {
             self.check_not_stopped(conn, case, emergency).await?;

@@ -345,7 +345,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| LedgerError::NotFound(format!("no transfer {id}")))?;
+            .ok_or_else(|| LedgerError::UnknownTransfer(id.to_string()))?;
         transfer_record(&row)
     }
 
@@ -354,7 +354,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| LedgerError::NotFound(format!("no disposal-transfer request {id}")))?;
+            .ok_or_else(|| LedgerError::UnknownDisposalTransfer(id.to_string()))?;
         disposal_record(&row)
     }
 }

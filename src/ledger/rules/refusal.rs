@@ -1,0 +1,361 @@
+//! Why a rule refused an operation: each cause with the facts it was refused
+//! on (seizure, case, court, amounts, dates) and the rule that decided, said
+//! for the court only when it is answered. The four kinds of cause are the
+//! four ways a court is answered: no such seizure, not yours to act on, not
+//! now, and not a request that makes sense.
+
+use std::fmt;
+
+use super::{SeizureState, Time, day};
+use crate::core::proto::AssetKind;
+
+/// Why an operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// No such seizure on this asset.
+    #[error("no seizure {0} on this asset")]
+    UnknownSeizure(String),
+    /// The caller may not act on it (R7, R10, R12, R14, R15).
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    /// A rule forbids it now.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The request makes no sense for this asset or case.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+}
+
+/// An amount or quantity of one asset, in its unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quantity {
+    /// Minor units of a deposit's currency, or units.
+    pub value: i64,
+    /// The asset's kind.
+    pub kind: AssetKind,
+    /// A deposit's currency.
+    pub unit: String,
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.value;
+        match self.kind {
+            AssetKind::Deposit => write!(f, "{} {}.{:02}", self.unit, v / 100, v % 100),
+            AssetKind::Securities => write!(f, "{v} units"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The caller may not act on what it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// R7: only the holding case acts on a seizure.
+    #[error("seizure {seizure} is held by {case} of court {court}; only the holding court may act on it (R7)")]
+    NotHolder {
+        /// The seizure.
+        seizure: String,
+        /// Its holding case.
+        case: String,
+        /// Its holding court.
+        court: String,
+    },
+    /// R12: a case designated away is searched by the court it went to.
+    #[error(
+        "case {case} was designated to court {to_court}; this court stops executing it (R12) and court {to_court} \
+         searches under its own case"
+    )]
+    SearchDesignatedAway {
+        /// The case.
+        case: String,
+        /// The court it was designated to.
+        to_court: String,
+    },
+    /// R10: a case designated here is acted on under the case this court files.
+    #[error(
+        "case {case} was designated to this court; accept the transfer under the case you filed \
+         (AcceptTransfer) and act under that case number (R10)"
+    )]
+    DesignatedHere {
+        /// The case.
+        case: String,
+    },
+    /// R15: a court acts for its own cases.
+    #[error(
+        "case {case} belongs to court {case_court}; this caller is court {caller}. A court acts only for its own \
+         enforcement cases (R15)"
+    )]
+    NotItsCase {
+        /// The case.
+        case: String,
+        /// Its court.
+        case_court: String,
+        /// The calling court.
+        caller: String,
+    },
+    /// R12: a case designated away stops, unless an emergency measure was approved.
+    #[error(
+        "case {case} was designated to court {to_court} by {decision}; its court must stop executing it (R12). \
+         An emergency measure needs the superior court's approval in emergency_approval"
+    )]
+    Stopped {
+        /// The case.
+        case: String,
+        /// The court it was designated to.
+        to_court: String,
+        /// The designation's decision.
+        decision: String,
+    },
+    /// R10: a transfer is filed by the court it was designated to.
+    #[error("transfer {transfer} was designated to court {to_court}; case {case} belongs to court {case_court}")]
+    TransferElsewhere {
+        /// The transfer.
+        transfer: String,
+        /// The court it was designated to.
+        to_court: String,
+        /// The case named to file it.
+        case: String,
+        /// That case's court.
+        case_court: String,
+    },
+    /// R14: a disposal-transfer request is answered by the case holding the first seizure.
+    #[error("disposal-transfer {id} is addressed to {addressed_to}, the case holding the first seizure")]
+    NotAddressed {
+        /// The request.
+        id: String,
+        /// The case it is addressed to.
+        addressed_to: String,
+    },
+}
+
+/// A rule forbids the operation now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// R12: a handover follows the designation recorded.
+    #[error(
+        "case {case} was already designated to court {to_court} by {decision}; a handover follows that designation"
+    )]
+    OtherDesignation {
+        /// The case.
+        case: String,
+        /// The court of the recorded designation.
+        to_court: String,
+        /// Its decision.
+        decision: String,
+    },
+    /// R4: a case's freezes stay within its claim.
+    #[error(
+        "over-seizure: this freeze of {amount} plus the case's other freezes of {others} exceed the claim of \
+         {claimed} {currency} minor units (R4); freeze at most {}", claimed.saturating_sub(*others).max(0)
+    )]
+    OverClaim {
+        /// This freeze.
+        amount: i64,
+        /// The case's other live freezes in the currency.
+        others: i64,
+        /// The claim.
+        claimed: i64,
+        /// Its currency.
+        currency: String,
+    },
+    /// R10: a case is handed over once.
+    #[error("case {case} has already been handed over to court {court}")]
+    HandedOver {
+        /// The case.
+        case: String,
+        /// The court it went to.
+        court: String,
+    },
+    /// R11: measures about to end are renewed before a transfer.
+    #[error(
+        "{} measure(s) of the case end within {within_days} days and must be renewed by this court \
+         before the transfer (R11): {}", ending.len(), ending.join("; ")
+    )]
+    RenewFirst {
+        /// The measures, described.
+        ending: Vec<String>,
+        /// The window, in days.
+        within_days: i64,
+    },
+    /// R10: a transfer is filed once.
+    #[error("transfer {transfer} was already filed as {filed}")]
+    AlreadyFiled {
+        /// The transfer.
+        transfer: String,
+        /// The case it was filed as.
+        filed: String,
+    },
+    /// R14: one pending request per case and asset.
+    #[error("{case} already has a pending disposal-transfer request on {asset}")]
+    DisposalPending {
+        /// The requesting case.
+        case: String,
+        /// The asset.
+        asset: String,
+    },
+    /// R14: a request is answered once.
+    #[error("disposal-transfer {id} has already been answered")]
+    AlreadyAnswered {
+        /// The request.
+        id: String,
+    },
+    /// R8: a sold asset has nothing left to seize.
+    #[error("the asset has been sold (R8); there is nothing left to seize — search the debtor again")]
+    Sold,
+    /// R1: a case holds one live seizure per asset.
+    #[error("case {case} already holds the seizure at rank {rank} on this asset; renew or release it instead")]
+    AlreadyHeld {
+        /// The case.
+        case: String,
+        /// Its seizure's rank.
+        rank: usize,
+    },
+    /// The seizure has ended (R6: a lapsed one is placed anew).
+    #[error(
+        "seizure {seizure} is {} since {}{}", state.as_str(), ended.map(day).unwrap_or_default(),
+        if *state == SeizureState::Lapsed { "; place a new seizure (R6)" } else { "" }
+    )]
+    Ended {
+        /// The seizure.
+        seizure: String,
+        /// How it ended.
+        state: SeizureState,
+        /// When.
+        ended: Option<Time>,
+    },
+    /// R2: a waiting seizure has no term yet.
+    #[error("seizure {seizure} is waiting and has no term to renew (R2); it gets one when it takes effect")]
+    NoTerm {
+        /// The seizure.
+        seizure: String,
+    },
+    /// R9: a deduction takes at most what is in effect.
+    #[error("deduction of {asked} exceeds this freeze's effective amount of {effective} (R9); deduct at most that")]
+    OverDeduction {
+        /// The deduction.
+        asked: Quantity,
+        /// The freeze's effective amount.
+        effective: Quantity,
+    },
+    /// R8, R14: the court of the effective seizure disposes.
+    #[error(
+        "seizure {seizure} is waiting; only the court holding the effective seizure disposes of the asset (R8, R14)"
+    )]
+    WaitingDisposes {
+        /// The seizure.
+        seizure: String,
+    },
+    /// R8: a partial sale disposes of what the seizure holds.
+    #[error("a partial sale disposes of at most {effective} under this seizure, its effective amount (R8)")]
+    OverSale {
+        /// The seizure's effective amount.
+        effective: Quantity,
+    },
+    /// R14: the case no longer holds the first seizure.
+    #[error("{case} no longer holds the first seizure on {asset}")]
+    NoLongerFirst {
+        /// The case.
+        case: String,
+        /// The asset.
+        asset: String,
+    },
+    /// R14: disposal is asked for by a case seizing the asset.
+    #[error("{case} holds no seizure on this asset; seize it first, then ask for disposal (R14)")]
+    NotSeized {
+        /// The requesting case.
+        case: String,
+    },
+    /// R14: there is no first seizure to move disposal from.
+    #[error("no effective seizure on this asset (R14)")]
+    NoFirst,
+    /// R14: the first seizure's own case disposes already.
+    #[error("{case} already holds the first seizure (R14)")]
+    HoldsFirst {
+        /// The requesting case.
+        case: String,
+    },
+    /// R14: disposal moves only after the first seizure has waited its days.
+    #[error(
+        "the first seizure took effect on {}; disposal may move to a priority creditor only after {days} days, \
+         from {} (R14)", day(*since), day(*from)
+    )]
+    TooSoon {
+        /// When the first seizure took effect.
+        since: Time,
+        /// The days it has to dispose first.
+        days: u64,
+        /// When disposal may move.
+        from: Time,
+    },
+    /// R14: a sale under way stays with its court.
+    #[error("the first-seizing court has already published an auction notice or started a sale (R14)")]
+    SaleStarted,
+}
+
+/// The request makes no sense for this asset or case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// R12: designation names another court.
+    #[error("a case is designated to another court, not its own")]
+    DesignatedToItself,
+    /// R4: a deposit freeze states its claim.
+    #[error("a deposit freeze states the claim (currency and amount) it secures (R4)")]
+    NoClaim,
+    /// R4: the claim is in the account's currency.
+    #[error("the claim is in {currency} but the account holds {unit}")]
+    ClaimCurrency {
+        /// The claim's currency.
+        currency: String,
+        /// The account's.
+        unit: String,
+    },
+    /// R10: the remainder is filed as a first-enforcement case.
+    #[error("the receiving court files a first-enforcement case (执) for the remainder (R10), not a {case_type} case")]
+    NotFirstEnforcement {
+        /// The type of case filed.
+        case_type: String,
+    },
+    /// R4: a freeze names a positive amount.
+    #[error("a freeze of a deposit or securities names a positive amount (R4)")]
+    NoFreezeAmount,
+    /// R1: placements are numbered in order.
+    #[error("placement order went backwards; retry")]
+    OrderBackwards,
+    /// R5, R6: a renewal's months.
+    #[error("a renewal extends by 1 to {term} months for this asset class (R5, R6); asked for {months}")]
+    RenewalMonths {
+        /// The class's term.
+        term: u32,
+        /// Months asked.
+        months: u32,
+    },
+    /// R9: deposits are deducted, other assets sold.
+    #[error("only deposits are deducted (R9); dispose of other assets by sale")]
+    NotDeposit,
+    /// R9: a deduction names a positive amount.
+    #[error("a deduction names a positive amount")]
+    NoDeductionAmount,
+    /// R8: an indivisible asset is sold whole.
+    #[error("an indivisible asset is sold whole (R8)")]
+    SoldWhole,
+    /// R8: a partial sale names a positive amount.
+    #[error("a partial sale names a positive amount")]
+    NoSaleAmount,
+    /// R14, R9: a deposit is deducted, not sold.
+    #[error("disposal transfer (R14) moves the sale of an asset; a deposit is deducted (R9), not sold")]
+    DepositNotSold,
+    /// R3: a registry's reference names one seizure; an acknowledgement quoting another's is a lie.
+    #[error(
+        "INVALID_RESPONSE: the registry answered reference {reference}, which it already gave seizure {seizure} of \
+         {case} on this asset; not acknowledged, asked again"
+    )]
+    ReferenceTaken {
+        /// The reference.
+        reference: String,
+        /// The live seizure it belongs to.
+        seizure: String,
+        /// That seizure's case.
+        case: String,
+    },
+}
