@@ -23,7 +23,6 @@ use futures::{
     FutureExt,
     future::{BoxFuture, Shared},
 };
-use tokio::time::Instant;
 
 use crate::{
     core::{clock::SharedClock, merge::Reported},
@@ -58,7 +57,7 @@ pub struct Entry {
     pub dropped: Option<Arc<str>>,
     /// Wall-clock time of the fetch, reported to courts.
     pub fetched_at: SystemTime,
-    fetched: Instant,
+    /// What is left of the registry's TTL when cached: how long the cache keeps it in memory.
     ttl: Duration,
     from_tier: bool,
 }
@@ -68,9 +67,8 @@ impl Entry {
     /// fetched earlier (by another replica, or late by ticket) is as old here as there.
     fn new(checked: Checked, fetched_at: SystemTime, now: SystemTime, ttl: Duration, from_tier: bool) -> Arc<Entry> {
         let age = now.duration_since(fetched_at).unwrap_or_default();
-        let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         let (assets, dropped) = (checked.assets.into(), checked.dropped.map(Arc::from));
-        Arc::new(Entry { assets, dropped, fetched_at, fetched, ttl: ttl.saturating_sub(age), from_tier })
+        Arc::new(Entry { assets, dropped, fetched_at, ttl: ttl.saturating_sub(age), from_tier })
     }
 }
 
@@ -166,7 +164,10 @@ impl Cache {
         let limit = max_age.map_or(ttl, |m| m.min(ttl));
         if !limit.is_zero() {
             if let Some(entry) = self.entries.get(&key).await {
-                if entry.fetched.elapsed() <= limit {
+                // Fresh by the gateway's clock, like everything else it times; the cache's own
+                // eviction (the TTL, on its clock) only bounds how long an entry is kept.
+                let age = SystemTime::from(self.clock.now()).duration_since(entry.fetched_at).unwrap_or_default();
+                if age <= limit {
                     return (Ok(entry), Lookup::Hit);
                 }
             }
