@@ -9,7 +9,7 @@ use std::{
 };
 
 use assetgw::{
-    core::clock::SystemClock,
+    core::clock::{Clock, SystemClock},
     core::identifiers::DebtorId,
     core::proto::{AssetKind, SearchRequest},
     gateway::audit::{self, Key, Record, Trail},
@@ -198,7 +198,7 @@ async fn a_ledger_and_trail_of_the_previous_release_open_unchanged() {
         };
         trail.record(search).await.unwrap();
     }
-    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).timestamp_micros();
+    let an_hour_ago = (SystemClock.now() - chrono::Duration::hours(1)).timestamp_micros();
     sql(
         &url,
         &format!(

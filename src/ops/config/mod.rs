@@ -8,7 +8,6 @@
 //! number, a boolean) is taken as such, anything else as a string.
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
@@ -23,10 +22,12 @@ use crate::{
 
 mod check;
 pub mod directory;
+mod limits;
 #[cfg(test)]
 mod tests;
 
 pub use check::{Problem, Problems, problem};
+pub use limits::{Allowance, CourtLimits, LimitsConfig};
 
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "ASSETGW__";
@@ -454,64 +455,6 @@ impl TlsConfig {
     /// The PKI directory (the CA's), where `assetgw dev` keeps every certificate.
     pub fn pki_dir(&self) -> PathBuf {
         self.ca.parent().map(Path::to_path_buf).unwrap_or_default()
-    }
-}
-
-/// How much each court may ask. Each court has its own budget, so one
-/// court's burst never slows another.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct LimitsConfig {
-    /// Requests per second a court may sustain (every method).
-    pub rate: u32,
-    /// Requests a court may send at once above its rate.
-    pub burst: u32,
-    /// Searches a court may make per day (days in China Standard Time); 0 for no limit.
-    pub daily_searches: u64,
-    /// Watch streams (WatchEvents, WatchSearch) one court may hold open on one replica at once.
-    pub watch_streams: usize,
-    /// Per-court overrides, keyed by court code: `[limits.courts."京0105"]`.
-    pub courts: BTreeMap<String, CourtLimits>,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self { rate: 50, burst: 100, daily_searches: 20_000, watch_streams: 16, courts: BTreeMap::new() }
-    }
-}
-
-/// One court's limits; unset keys take the general value.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct CourtLimits {
-    /// Requests per second.
-    pub rate: Option<u32>,
-    /// Burst above the rate.
-    pub burst: Option<u32>,
-    /// Searches per day.
-    pub daily_searches: Option<u64>,
-}
-
-/// The limits one court works under, its overrides applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Allowance {
-    /// Requests per second.
-    pub rate: u32,
-    /// Burst above the rate.
-    pub burst: u32,
-    /// Searches per day (0: no quota).
-    pub daily_searches: u64,
-}
-
-impl LimitsConfig {
-    /// The limits of `court`.
-    pub fn of(&self, court: &str) -> Allowance {
-        let o = self.courts.get(court).cloned().unwrap_or_default();
-        Allowance {
-            rate: o.rate.unwrap_or(self.rate),
-            burst: o.burst.unwrap_or(self.burst),
-            daily_searches: o.daily_searches.unwrap_or(self.daily_searches),
-        }
     }
 }
 
