@@ -288,13 +288,15 @@ mod tests {
         assert_eq!(l, Lookup::Hit);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn entries_expire_after_their_ttl_and_max_age_forces_a_fetch() {
-        let cache = Cache::new(100, Arc::new(crate::core::clock::SystemClock), None);
+        use crate::core::clock::{Clock, ManualClock, SystemClock};
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let cache = Cache::new(100, clock.clone(), None);
         let calls = Arc::new(AtomicUsize::new(0));
         let ttl = Duration::from_secs(30);
         cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await.0.unwrap();
-        tokio::time::advance(Duration::from_secs(10)).await;
+        clock.advance(chrono::Duration::seconds(10));
         assert_eq!(
             cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await.1,
             Lookup::Hit
@@ -310,7 +312,7 @@ mod tests {
                 .1,
             Lookup::Miss
         );
-        tokio::time::advance(Duration::from_secs(31)).await;
+        clock.advance(chrono::Duration::seconds(31));
         assert_eq!(
             cache.get_or_fetch(key(), want(ttl, None), counting(&calls, Ok(Checked::default()))).await.1,
             Lookup::Miss

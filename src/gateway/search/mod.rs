@@ -8,7 +8,7 @@
 //! only in how results leave: in one reply, one registry at a time, or into a
 //! search job read later.
 
-mod jobs;
+mod kept;
 mod reply;
 
 use reply::{Part, audit_detail, registry_answer, respond, result};

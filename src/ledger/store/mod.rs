@@ -159,7 +159,7 @@ impl Store {
         self.clock.clone()
     }
 
-    /// The ledger's clock.
+    /// The legal terms the ledger applies (R5, R6).
     pub fn terms(&self) -> Terms {
         self.terms.clone()
     }
