@@ -4,8 +4,9 @@
 # the PostgreSQL server at 127.0.0.1:5432, database `test`). Starts that
 # server when it is installed but not running, and makes the virtualenv of the
 # Python interop test (.venv, grpcio from PyPI), and installs redis-server
-# (the replica tests start private Redis servers) when it is missing and apt
-# can. With CI=true a test that needs PostgreSQL, Redis or Python fails
+# (the replica tests start private Redis servers) and prometheus (promtool and
+# a live Prometheus for the alert tests) when missing and apt can. With
+# CI=true a test that needs PostgreSQL, Redis, Python or Prometheus fails
 # instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,12 @@ fi
 if ! command -v redis-server >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "installing redis-server for the replica tests"
   apt-get install -y -qq redis-server >/dev/null || true
+fi
+
+# Prometheus and promtool (Debian's package) for the alert-rule and live-Prometheus tests.
+if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing prometheus for the alert tests"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null || true
 fi
 
 requirements=tests/interop/requirements.txt

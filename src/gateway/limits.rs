@@ -152,6 +152,12 @@ impl Limits {
     /// reached exactly across replicas in the database; without Redis, on
     /// this replica (seeded from the audit trail).
     pub async fn count_search(&self, caller: &Caller) -> Result<(), Error> {
+        self.counted(caller).await?;
+        self.metrics.searches.with_label_values(&[&caller.court]).inc();
+        Ok(())
+    }
+
+    async fn counted(&self, caller: &Caller) -> Result<(), Error> {
         let quota = self.limits.of(&caller.court).daily_searches;
         if quota == 0 {
             return Ok(());

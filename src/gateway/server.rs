@@ -27,7 +27,7 @@ use crate::{
         seizure::SeizureApi,
         spine::spine,
     },
-    ledger::{model::Model, store::Store, sweep},
+    ledger::{health, model::Model, store::Store, sweep},
     ops::{
         config::Config,
         metrics::Metrics,
@@ -118,13 +118,18 @@ pub async fn run_with_clock(
     let server = Server::builder()
         .http2_keepalive_interval(Some(config.server.keepalive))
         .http2_keepalive_timeout(Some(config.server.keepalive / 3));
+    let metrics = Metrics::new()?;
     let tls = if config.tls.plaintext {
         tracing::warn!("PLAINTEXT: courts are not authenticated; court codes are taken on trust from metadata");
         None
     } else {
-        Some(config.tls.files().server()?)
+        let files = config.tls.files();
+        // Read once: a rotation restarts the gateway (deploy/RUNBOOK.md), which reads them again.
+        for (certificate, expires) in files.expiries()? {
+            metrics.certificate_expiry.with_label_values(&[certificate]).set(expires as f64);
+        }
+        Some(files.server()?)
     };
-    let metrics = Metrics::new()?;
     let store = Store::open(&config.ledger.url, clock, config.ledger.terms.clone()).await?;
     let key = Key::load_or_create(&config.audit.key_file)?;
     let trail = Trail::start(&store, key.clone());
@@ -168,9 +173,12 @@ pub async fn run_with_clock(
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
     background.spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
     background.spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
+    let watched = (config.ledger.sweep_interval, config.ledger.verify_interval);
+    background.spawn(health::watch(store.clone(), metrics.clone(), watched, until_stopped(stopped.clone())));
     // A claimed leg is this replica's for twice the slowest registry's timeout (none exceeds the deadline).
     let times = (config.search.deadline * 2 + Duration::from_secs(5), config.search.job_retention);
-    background.spawn(jobs::poll::run(jobs, network.clone(), trail.clone(), times, until_stopped(stopped.clone())));
+    let late = (trail.clone(), metrics.clone());
+    background.spawn(jobs::poll::run(jobs, network.clone(), late, times, until_stopped(stopped.clone())));
     background.spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<SearchApi>>().await;

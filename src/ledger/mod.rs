@@ -9,11 +9,13 @@
 //! - [`views`]: the ledger as the court API shows it.
 //! - [`model`]: the ledger in memory, as searches read it.
 //! - [`sweep`]: writes lapses as they fall due.
+//! - [`health`]: what is overdue and whether the invariants hold, as metrics.
 //!
 //! It knows nothing of registries' transport, of authentication or of the
 //! court services; it may use [`crate::ops`] and [`crate::core`].
 
 pub mod command;
+pub mod health;
 pub mod model;
 pub mod rules;
 pub mod store;

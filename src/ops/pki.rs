@@ -367,6 +367,18 @@ pub fn check_certificate(cert: &Path, ca: &Path, name: &str) -> Result<(), Strin
         .map_err(|e| format!("{} is not a certificate of `{name}` from {}: {e}", cert.display(), ca.display()))
 }
 
+impl TlsFiles {
+    /// When each certificate expires (Unix seconds): the gateway's own (`cert`) and the network CA's (`ca`).
+    pub fn expiries(&self) -> Result<Vec<(&'static str, i64)>, PkiError> {
+        let expiry = |path: &Path| -> Result<i64, PkiError> {
+            let first = pems(path)?.into_iter().next().ok_or_else(|| bad(path, &"no certificate in it"))?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&first).map_err(|e| bad(path, &e))?;
+            Ok(cert.validity().not_after.timestamp())
+        };
+        Ok(vec![("cert", expiry(&self.cert)?), ("ca", expiry(&self.ca)?)])
+    }
+}
+
 /// Every certificate in the PEM file at `ca`, as trust anchors.
 fn roots(ca: &Path) -> Result<Arc<RootCertStore>, PkiError> {
     let mut roots = RootCertStore::empty();

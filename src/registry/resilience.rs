@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use prometheus::{IntCounter, IntCounterVec};
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use tokio::time::Instant;
 use tower::{
     BoxError, Service, ServiceBuilder, ServiceExt,
@@ -28,7 +28,7 @@ use crate::{
     core::proto::Debtor,
     ops::config::CallPolicy,
     ops::metrics::Metrics,
-    registry::breaker::Breaker,
+    registry::breaker::{Breaker, Circuit},
     registry::call::{Checked, Failure, Inquiry},
 };
 
@@ -96,7 +96,11 @@ where
     let policy = *policy;
     let failure = move |e: BoxError| Failure::from_box(e, &policy);
     let breaker = Arc::new(Breaker::new(policy.breaker));
-    let changes = Changes { registry: name.clone(), metric: metrics.breaker_changes.clone() };
+    let changes = Changes {
+        registry: name.clone(),
+        metric: metrics.breaker_changes.clone(),
+        open: metrics.breaker_open.with_label_values(&[&**name]),
+    };
     let retries = Retries {
         retried: false,
         // At least one a second, so a registry that failed every call lately is still retried now and then.
@@ -142,6 +146,8 @@ impl Failure {
 struct Changes {
     registry: Arc<str>,
     metric: IntCounterVec,
+    /// 1 while the breaker is not closed.
+    open: IntGauge,
 }
 
 /// `inner` behind the circuit breaker: refused at once while it is open, and every call's outcome recorded.
@@ -180,6 +186,7 @@ impl Admitted {
         if let Some(state) = breaker.record(healthy) {
             tracing::warn!(registry = %self.changes.registry, state = state.name(), "circuit breaker changed state");
             self.changes.metric.with_label_values(&[&*self.changes.registry, state.name()]).inc();
+            self.changes.open.set(i64::from(state != Circuit::Closed));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod alerts;
 mod audit;
 mod cache;
 mod cli;

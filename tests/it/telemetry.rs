@@ -104,6 +104,7 @@ async fn metrics_show_calls_cache_results_and_a_breaker_opening() {
         r#"assetgw_requests_total{code="Ok",method="Search"} 6"#,
         r#"assetgw_cache_lookups_total{result="hit"} 6"#,
         r#"assetgw_breaker_changes_total{registry="bank-a",state="open"} 1"#,
+        r#"assetgw_breaker_open{registry="bank-a"} 1"#,
         r#"assetgw_registry_calls_total{outcome="unavailable",registry="bank-a"} 2"#,
         r#"assetgw_registry_calls_total{outcome="circuit_open",registry="bank-a"} 2"#,
         r#"assetgw_registry_calls_total{outcome="ok",registry="realestate"} 5"#,

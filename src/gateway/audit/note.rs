@@ -163,7 +163,10 @@ impl Step for Recorder {
             }
             let (response, code) = match this.trail.record(record).await {
                 Ok(()) => (response, code),
-                Err(e) => (refuse(Error::from(e)), Code::Unavailable),
+                Err(e) => {
+                    this.metrics.audit_failures.inc();
+                    (refuse(Error::from(e)), Code::Unavailable)
+                }
             };
             if let (Some((request, method)), Code::Ok) = (acknowledged, code) {
                 // Not marked, the step is audited again by the sweep: a second record, never none.

@@ -9,6 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use prometheus::Histogram;
 use rand::Rng;
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -18,6 +19,7 @@ use super::{Claimed, Jobs, LegState, MIN_GAP, Update, after};
 use crate::{
     core::{clock::Time, identifiers::DebtorId, proto::RegistryStatus},
     gateway::audit::{Record, Trail},
+    ops::metrics::Metrics,
     registry::{
         call::{Failure, Inquiry},
         network::Network,
@@ -36,22 +38,31 @@ const BACKOFF_CAP: Duration = Duration::from_secs(600);
 
 /// How often settled searches past their retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the late answers owed are counted for the metrics.
+const COUNT_EVERY: Duration = Duration::from_secs(15);
+/// A late answer owed within this of its window's end is about to expire.
+const EXPIRING: Duration = Duration::from_secs(3600);
 
 /// Polls until `shutdown` completes; a claim lasts `lease` (longer than any
 /// registry's timeout). Searches settled longer than `retention` ago are purged.
+/// The late answers owed, and how late they reach the court, go to `metrics`.
 pub async fn run(
     jobs: Jobs,
     network: Arc<Network>,
-    trail: Trail,
+    (trail, metrics): (Trail, Metrics),
     (lease, retention): (Duration, Duration),
     shutdown: impl Future<Output = ()>,
 ) {
     let worker = async {
         let mut in_flight = JoinSet::new();
         // By the gateway's clock, as retention is.
-        let mut purged: Option<Time> = None;
+        let (mut purged, mut counted): (Option<Time>, Option<Time>) = (None, None);
         loop {
             let now = jobs.now();
+            if counted.is_none_or(|at| now >= after(at, COUNT_EVERY)) {
+                count_owed(&jobs, &metrics, now).await;
+                counted = Some(now);
+            }
             if purged.is_none_or(|at| now >= after(at, PURGE_EVERY)) {
                 let before = now - chrono::Duration::from_std(retention).unwrap_or_default();
                 match jobs.purge(before).await {
@@ -65,8 +76,9 @@ pub async fn run(
                 match jobs.claim(IN_FLIGHT - in_flight.len(), lease).await {
                     Ok(due) => {
                         for claimed in due {
-                            let (jobs, network) = (jobs.clone(), network.clone());
-                            in_flight.spawn(ask(jobs, network, claimed));
+                            let (jobs, network, lag) =
+                                (jobs.clone(), network.clone(), metrics.late_answer_lag_seconds.clone());
+                            in_flight.spawn(ask(jobs, network, lag, claimed));
                         }
                     }
                     Err(e) => warn!(error = %e, "search jobs unavailable; polling again shortly"),
@@ -89,6 +101,21 @@ pub async fn run(
     tokio::select! {
         _ = worker => {}
         _ = shutdown => {}
+    }
+}
+
+/// The late answers owed per registry, and those within [`EXPIRING`] of their window's end.
+async fn count_owed(jobs: &Jobs, metrics: &Metrics, now: Time) {
+    match jobs.owed(after(now, EXPIRING)).await {
+        Ok(owed) => {
+            metrics.tickets_pending.reset();
+            metrics.tickets_expiring.reset();
+            for (registry, pending, expiring) in owed {
+                metrics.tickets_pending.with_label_values(&[&registry]).set(pending);
+                metrics.tickets_expiring.with_label_values(&[&registry]).set(expiring);
+            }
+        }
+        Err(e) => warn!(error = %e, "late answers owed not counted; will retry"),
     }
 }
 
@@ -124,8 +151,8 @@ async fn record(jobs: &Jobs, trail: &Trail, asked: Vec<Asked>) {
     }
 }
 
-/// Asks for one leg.
-async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
+/// Asks for one leg; a late answer's lag past its ready time goes to `lag`.
+async fn ask(jobs: Jobs, network: Arc<Network>, lag: Histogram, claimed: Claimed) -> Asked {
     let Claimed { search_id, court, case_number, debtor, mut row, mut attempts } = claimed;
     let span = info_span!("search_job.poll", search = %search_id, registry = %row.registry, state = row.state.as_str());
     async {
@@ -179,6 +206,9 @@ async fn ask(jobs: Jobs, network: Arc<Network>, claimed: Claimed) -> Asked {
                     attempts += 1;
                 }
                 Ok(checked) => {
+                    if row.state == LegState::Pending {
+                        lag.observe((now - row.next_ask).to_std().unwrap_or_default().as_secs_f64());
+                    }
                     assets = checked.assets.len();
                     let fetched_at = std::time::SystemTime::from(now);
                     row.settle(Ok((&checked.assets, checked.dropped.as_deref(), fetched_at)), now);

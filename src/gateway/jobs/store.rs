@@ -467,6 +467,19 @@ impl Jobs {
         Ok(out)
     }
 
+    /// Per registry, the late answers owed now and how many of them are owed by `soon` (their window ends).
+    pub async fn owed(&self, soon: Time) -> Result<Vec<(String, i64, i64)>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT registry, COUNT(*), SUM(CASE WHEN answer_by < $1 THEN 1 ELSE 0 END) FROM search_legs \
+             WHERE state = $2 GROUP BY registry",
+        )
+        .bind(micros(soon))
+        .bind(LegState::Pending.as_str())
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<Option<i64>, _>(2)?.unwrap_or(0)))).collect()
+    }
+
     /// Deletes searches settled before `before`; their legs and debtors go with them (foreign keys).
     pub async fn purge(&self, before: Time) -> Result<u64, LedgerError> {
         let deleted = sqlx::query("DELETE FROM search_jobs WHERE settled_at < $1")

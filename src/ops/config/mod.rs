@@ -339,6 +339,10 @@ pub struct LedgerConfig {
     /// reuse after it is a new request. Purged by the sweeper.
     #[serde(with = "humantime_serde")]
     pub request_window: Duration,
+    /// How often the gateway verifies every asset's invariants (what `assetgw ledger verify` checks) and
+    /// exports what it finds as a metric; `0s` never. It reads the whole ledger: on a large one, hourly or less.
+    #[serde(with = "humantime_serde")]
+    pub verify_interval: Duration,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
 }
@@ -349,6 +353,7 @@ impl Default for LedgerConfig {
             url: "sqlite://data/ledger.db".into(),
             sweep_interval: Duration::from_secs(60),
             request_window: Duration::from_secs(7 * 86_400),
+            verify_interval: Duration::from_secs(3600),
             terms: Terms::default(),
         }
     }
