@@ -14,12 +14,14 @@
 use chrono::Months;
 
 mod case;
+mod debtor;
 mod queue;
 mod refusal;
 #[cfg(test)]
 mod tests;
 
 pub use case::*;
+pub use debtor::*;
 pub use refusal::{Denial, Invalid, Quantity, Refusal, RuleError};
 
 use crate::core::proto::AssetKind;

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{SeizureState, Time, day};
+use super::{SeizureState, Time, day, debtor::EnforcementStep};
 use crate::core::proto::AssetKind;
 
 /// Why an operation was refused.
@@ -126,6 +126,12 @@ pub enum Denial {
         id: String,
         /// The case it is addressed to.
         addressed_to: String,
+    },
+    /// R27: a bankruptcy court searches and reads; it seizes nothing under its bankruptcy case.
+    #[error("{case} is a bankruptcy case: it may search the debtor and read its picture, but places no seizure (R27)")]
+    BankruptcyCaseSeizes {
+        /// The bankruptcy case.
+        case: String,
     },
 }
 
@@ -291,6 +297,55 @@ pub enum Refusal {
     /// R14: a sale under way stays with its court.
     #[error("the first-seizing court has already published an auction notice or started a sale (R14)")]
     SaleStarted,
+    /// R24: every case against a debtor in bankruptcy review is suspended.
+    #[error(
+        "the debtor was transferred to bankruptcy review by {decision} of court {court}: every enforcement case \
+         against it is suspended, and {} is refused until the review ends (R24)", step.refused()
+    )]
+    InReview {
+        /// What was asked.
+        step: EnforcementStep,
+        /// The transfer decision.
+        decision: String,
+        /// Its court.
+        court: String,
+    },
+    /// R25: once bankruptcy is accepted only releases remain.
+    #[error(
+        "the debtor's bankruptcy was accepted by {decision} of court {court}: its seizures are lifted and every \
+         enforcement case against it is suspended for good; {} is refused (R25)", step.refused()
+    )]
+    Bankrupt {
+        /// What was asked.
+        step: EnforcementStep,
+        /// The acceptance.
+        decision: String,
+        /// Its court.
+        court: String,
+    },
+    /// R24: one review at a time.
+    #[error("the debtor is already in bankruptcy review by {decision} (R24)")]
+    AlreadyInReview {
+        /// The review's decision.
+        decision: String,
+    },
+    /// R25: bankruptcy is accepted once.
+    #[error("the debtor's bankruptcy was already accepted by {decision} (R25)")]
+    AlreadyBankrupt {
+        /// The acceptance.
+        decision: String,
+    },
+    /// R26: a refused transfer is not started again on the same grounds.
+    #[error(
+        "a transfer to bankruptcy review on these grounds was refused by {decision}; it is not started again (R26)"
+    )]
+    RefusedBefore {
+        /// The refusal.
+        decision: String,
+    },
+    /// R26: a refusal ends a review under way.
+    #[error("the debtor is not in bankruptcy review: there is nothing to refuse (R26)")]
+    NoReview,
 }
 
 /// The request makes no sense for this asset or case.
@@ -345,6 +400,26 @@ pub enum Invalid {
     /// R14, R9: a deposit is deducted, not sold.
     #[error("disposal transfer (R14) moves the sale of an asset; a deposit is deducted (R9), not sold")]
     DepositNotSold,
+    /// R24–R27: bankruptcy law reaches enterprise legal persons only.
+    #[error(
+        "the debtor is not an enterprise legal person (its credit code does not mark an enterprise or a \
+         cooperative): bankruptcy review and bankruptcy apply to enterprises only (R24)"
+    )]
+    NotEnterprise,
+    /// R24: a transfer states whose written consent it rests on.
+    #[error(
+        "a transfer to bankruptcy review states its grounds: whose written consent (the debtor's or an applicant's) (R24)"
+    )]
+    NoGrounds,
+    /// R25–R27: bankruptcy decisions are taken under a bankruptcy case.
+    #[error("{case} is not a bankruptcy case (破申 or 破) (R25, R27)")]
+    NotBankruptcyCase {
+        /// The case named.
+        case: String,
+    },
+    /// R23: a series designation names at least one case.
+    #[error("a series designation moves the debtor's cases: there is none to move (R23)")]
+    NoCases,
     /// R3: a registry's reference names one seizure; an acknowledgement quoting another's is a lie.
     #[error(
         "INVALID_RESPONSE: the registry answered reference {reference}, which it already gave seizure {seizure} of \

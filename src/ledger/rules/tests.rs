@@ -455,3 +455,30 @@ fn a_reference_already_given_to_another_live_seizure_is_a_lie() {
     l.seizures[0].state = SeizureState::Released;
     assert!(reference_is_its_own(&l, &l.seizures[1].id.clone(), "REF-1").is_ok(), "an ended seizure's is free");
 }
+
+#[test]
+fn r25_acceptance_lifts_every_seizure_and_promotes_no_one() {
+    let mut l = ledger(AssetKind::Deposit, 500);
+    place(&mut l, 1, 300, t0());
+    place(&mut l, 2, 300, t0());
+    place(&mut l, 3, 100, t0());
+    l.release("s3", &case(3), t0(), &TERMS).unwrap();
+    let accepted = Decision {
+        reference: "（2027）京0105破1号".into(),
+        court: "京0105".into(),
+        case_number: "（2027）京0105破1号".into(),
+        grounds: String::new(),
+        at: t0(),
+    };
+    let later = t0() + chrono::Duration::days(1);
+    let lifted = l.lift_for_bankruptcy(&accepted, later, &TERMS);
+    assert!(l.seizures.iter().all(|s| !s.state.is_live() && s.effective == 0), "{:?}", l.seizures);
+    assert_eq!(
+        lifted.orders,
+        [Order::Release { seizure_id: "s1".into() }, Order::Release { seizure_id: "s2".into() }],
+        "the first and the waiting one (partly effective) are released at the registry; the released one is not again"
+    );
+    assert!(lifted.changes.iter().all(|c| c.kind == ChangeKind::Released && c.message.contains("R25")));
+    assert!(lifted.changes.iter().all(|c| c.kind != ChangeKind::Promoted), "nobody behind is promoted");
+    assert_eq!(l.seizures[2].ended_at, Some(t0()), "an earlier release keeps its date");
+}
