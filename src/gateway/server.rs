@@ -153,7 +153,7 @@ pub async fn run_with_clock(
         trail: trail.clone(),
     };
     let search = SearchApi::new(search, config.search.clone(), store.clock());
-    let seizure = SeizureApi::new(store.clone(), model.clone(), network.clone(), authority);
+    let seizure = SeizureApi::new(store.clone(), key.clone(), model.clone(), network.clone(), authority);
     let spine = spine(
         Recorder::new(trail.clone(), store.clone(), metrics.clone()),
         Identity::new(config.tls.plaintext),

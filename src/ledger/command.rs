@@ -61,6 +61,8 @@ pub enum Command {
         request: RequestKey,
         /// The asset as the registry reported it just now.
         asset: Asset,
+        /// Its owner, the debtor, as the keyed hash the audit trail uses (never the clear identifier).
+        debtor_key: String,
         /// Acting case.
         case: CaseNumber,
         /// Amount or quantity.

@@ -29,6 +29,7 @@ use crate::{
 /// A synthetic placement of one unit on an indivisible asset of `registry`, as the benchmarks make them.
 pub fn placement(request_id: &str, asset_id: String, registry: &str, case: CaseNumber, at: Time) -> Command {
     Command::Place {
+        debtor_key: String::new(),
         request: RequestKey::of("京0105", "bench", request_id, &[]),
         asset: Asset {
             kind: AssetKind::RealEstate,

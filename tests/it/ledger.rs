@@ -333,6 +333,9 @@ async fn r10_r13_transfer_keeps_rank_refuses_near_lapse_and_stops_the_old_court(
         (2, "（2025）粤0304执100号", "粤0304")
     );
     assert_eq!(moved.placed_at, mine.seizure.unwrap().placed_at);
+    // The filed case continues the old one against the same debtors.
+    let debtors = crate::debtors::case_debtors(&stack, "（2025）粤0304执100号").await;
+    assert!(!debtors.is_empty() && debtors == crate::debtors::case_debtors(&stack, A).await, "{debtors:?}");
 }
 
 async fn r8_r14_disposal_transfer_after_sixty_days_and_sale(db: Db) {

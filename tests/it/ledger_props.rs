@@ -86,6 +86,7 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let request = RequestKey::of("京0105", "officer-1", &format!("r{n}"), &[]);
         let command = match op {
             Op::Place { asset, case, amount } => Some(Command::Place {
+                debtor_key: String::new(),
                 request,
                 asset: assets[asset].clone(),
                 case: CaseNumber::parse(&cases[case]).unwrap(),

@@ -61,9 +61,10 @@ impl SeizureApi {
         }
         let case = c.done(case)?;
         self.authorize(call, &case, Action::Control).await?;
-        let asset = self.find(&r, &case, kind).await?;
+        let (asset, debtor_key) = self.find(&r, &case, kind).await?;
         let claim = r.claim.as_ref().map(|m| (m.currency.trim().to_ascii_uppercase(), m.minor_units));
-        let command = Command::Place { request, asset, case, amount: r.amount, claim, emergency: r.emergency_approval };
+        let (amount, emergency) = (r.amount, r.emergency_approval);
+        let command = Command::Place { request, asset, debtor_key, case, amount, claim, emergency };
         Ok(PlaceSeizureResponse { result: Some(self.execute(call, command).await?) })
     }
 
@@ -228,8 +229,13 @@ impl SeizureApi {
         self.execute(call, command).await
     }
 
-    /// The rules' asset, as its registry reports it now (placements only).
-    async fn find(&self, r: &PlaceSeizureRequest, case: &CaseNumber, kind: AssetKind) -> Result<rules::Asset, Error> {
+    /// The rules' asset, as its registry reports it now, and its owner's key (placements only).
+    async fn find(
+        &self,
+        r: &PlaceSeizureRequest,
+        case: &CaseNumber,
+        kind: AssetKind,
+    ) -> Result<(rules::Asset, String), Error> {
         let mut c = Checks::default();
         let today = beijing_date(self.store.now());
         let debtor = r.debtor.as_ref().and_then(|d| c.debtor("debtor", d, today));
@@ -243,7 +249,8 @@ impl SeizureApi {
             Some(Detail::Securities(s)) => ("units".to_string(), s.quantity),
             _ => (String::new(), 1),
         };
-        Ok(rules::Asset {
+        let debtor_key = self.debtors.debtor(&debtor.0);
+        let asset = rules::Asset {
             kind,
             asset_id: found.asset.id.clone(),
             registry: found.registry.to_string(),
@@ -253,7 +260,8 @@ impl SeizureApi {
             sale_started: false,
             disposed: false,
             total_at: found.reported_at,
-        })
+        };
+        Ok((asset, debtor_key))
     }
 }
 

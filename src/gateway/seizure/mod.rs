@@ -30,6 +30,7 @@ use crate::{
         },
     },
     gateway::{
+        audit::Key,
         auth::Authority,
         spine::{Call, reply},
     },
@@ -45,6 +46,8 @@ use crate::{
 /// The seizure service over the ledger and the registries.
 pub struct SeizureApi {
     store: Store,
+    /// Keys debtors as the audit trail does, so a debtor's cases are found without its number.
+    debtors: Key,
     /// The ledger in memory, refreshed before a court hears of its step.
     model: Arc<Model>,
     network: Arc<Network>,
@@ -53,8 +56,8 @@ pub struct SeizureApi {
 
 impl SeizureApi {
     /// The service.
-    pub fn new(store: Store, model: Arc<Model>, network: Arc<Network>, authority: Authority) -> Self {
-        Self { store, model, network, authority }
+    pub fn new(store: Store, debtors: Key, model: Arc<Model>, network: Arc<Network>, authority: Authority) -> Self {
+        Self { store, debtors, model, network, authority }
     }
 
     /// Notes the validated case for the audit and checks the caller may act on it (R15).

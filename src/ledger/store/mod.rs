@@ -294,8 +294,8 @@ impl Store {
             }
         }
         let reply = match command {
-            Command::Place { asset, case, amount, claim, emergency, .. } => {
-                self.place(conn, asset, case, *amount, claim.as_ref(), emergency, now).await?
+            Command::Place { asset, debtor_key, case, amount, claim, emergency, .. } => {
+                self.place(conn, (asset, debtor_key), case, (*amount, claim.as_ref()), emergency, now).await?
             }
             Command::Release { case, seizure_id, emergency, .. } => {
                 self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| l.release(seizure_id, case, now, t))

@@ -78,10 +78,9 @@ impl Store {
     pub(super) async fn place(
         &self,
         conn: &mut AnyConnection,
-        asset: &Asset,
+        (asset, debtor_key): (&Asset, &str),
         case: &CaseNumber,
-        amount: i64,
-        claim: Option<&(String, i64)>,
+        (amount, claim): (i64, Option<&(String, i64)>),
         emergency: &str,
         now: Time,
     ) -> Result<Reply, LedgerError> {
@@ -133,11 +132,74 @@ impl Store {
         changes.extend(outcome.changes);
         orders.extend(outcome.orders);
         let ledgers = self.commit_ledgers(conn, w).await?;
+        self.register_case(conn, case, (debtor_key, &asset.debtor), now).await?;
+        sqlx::query("UPDATE assets SET debtor_key = $1 WHERE asset_key = $2 AND debtor_key = ''")
+            .bind(debtor_key)
+            .bind(&key)
+            .execute(&mut *conn)
+            .await?;
         let placed = ledgers
             .iter()
             .find(|l| asset_key(l.asset.kind, &l.asset.asset_id) == key)
             .ok_or_else(|| LedgerError::Corrupt(format!("asset {key} vanished from its own placement")))?;
         Ok(Reply::Control(views::control_result(placed, &id, outcome.message)))
+    }
+
+    /// Registers `case` against the debtor (`key`, `masked`) on a seizure, once: a case is
+    /// registered on its first seizure, and a debtor added to it on its first seizure of theirs.
+    async fn register_case(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        (key, masked): (&str, &str),
+        now: Time,
+    ) -> Result<(), LedgerError> {
+        let case_number = Self::insert_case(conn, case, now).await?;
+        sqlx::query(
+            "INSERT INTO case_debtors (case_number, debtor_key, debtor) VALUES ($1, $2, $3) \
+             ON CONFLICT (case_number, debtor_key, debtor) DO NOTHING",
+        )
+        .bind(&case_number)
+        .bind(key)
+        .bind(masked)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// R10: the case a court files for a transfer is registered against the debtors of the case it continues.
+    pub(super) async fn register_successor(
+        conn: &mut AnyConnection,
+        from_case: &str,
+        case: &CaseNumber,
+        now: Time,
+    ) -> Result<(), LedgerError> {
+        let case_number = Self::insert_case(conn, case, now).await?;
+        sqlx::query(
+            "INSERT INTO case_debtors (case_number, debtor_key, debtor) \
+             SELECT $1, debtor_key, debtor FROM case_debtors WHERE case_number = $2 \
+             ON CONFLICT (case_number, debtor_key, debtor) DO NOTHING",
+        )
+        .bind(&case_number)
+        .bind(from_case)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The case's row, once; its case number.
+    async fn insert_case(conn: &mut AnyConnection, case: &CaseNumber, now: Time) -> Result<String, LedgerError> {
+        let case_number = case.to_string();
+        sqlx::query(
+            "INSERT INTO cases (case_number, court, state, registered_at) VALUES ($1, $2, 'active', $3) \
+             ON CONFLICT (case_number) DO NOTHING",
+        )
+        .bind(&case_number)
+        .bind(&case.court_code)
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await?;
+        Ok(case_number)
     }
 
     /// Serializes the steps of one case that read its other freezes (R4's claim

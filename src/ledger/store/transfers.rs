@@ -258,6 +258,7 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         self.commit_ledgers(conn, w).await?;
+        Self::register_successor(conn, &t.from_case, new_case, now).await?;
         let transfer = views::transfer(&self.transfer_row(conn, transfer_id).await?, now);
         let message = format!(
             "{moved} seizure(s) of {} now held by {to_case}, rank, references and dates unchanged (R10)",
