@@ -16,10 +16,7 @@ use crate::{
         identifiers::{self, CaseNumber},
         method::Method,
     },
-    gateway::{
-        audit::note::Note,
-        spine::{HttpRequest, HttpResponse, Next, Step, refuse},
-    },
+    gateway::call::{Caller, HttpRequest, HttpResponse, Next, Note, Step, refuse},
     ledger::{
         model::Model,
         rules::{self, Action},
@@ -33,15 +30,6 @@ pub const OFFICER_HEADER: &str = "x-officer-id";
 /// Metadata naming the court (UTF-8, binary metadata since court codes are
 /// not ASCII), honoured only by a gateway running plaintext.
 pub const COURT_HEADER: &str = "x-court-code-bin";
-
-/// An authenticated caller.
-#[derive(Debug, Clone, Default)]
-pub struct Caller {
-    /// Court code, e.g. `京0105`.
-    pub court: String,
-    /// The acting officer's id.
-    pub officer: String,
-}
 
 /// The spine's identity step: names the caller, or refuses the call.
 #[derive(Clone)]

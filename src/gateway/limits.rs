@@ -25,8 +25,7 @@ use crate::{
     },
     gateway::{
         audit::{AuditError, Trail},
-        auth::Caller,
-        spine::{HttpRequest, HttpResponse, Next, Step, refuse},
+        call::{Caller, HttpRequest, HttpResponse, Next, Step, refuse},
     },
     ops::{
         config::{Allowance, LimitsConfig},

@@ -18,7 +18,7 @@ use crate::{
     },
     gateway::{
         admission::AdmissionLayer,
-        audit::{self, AuditError, Key, Trail, note::Recorder},
+        audit::{self, AuditError, Key, Trail, recorder::Recorder},
         auth::{Authority, Identity},
         jobs::{self, Jobs},
         limits::Limits,

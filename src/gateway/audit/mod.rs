@@ -31,8 +31,8 @@ use crate::{
     },
 };
 
-pub mod note;
 mod read;
+pub mod recorder;
 
 pub use read::{Filter, export, time_text, verify};
 

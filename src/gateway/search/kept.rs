@@ -28,10 +28,8 @@ use crate::{
         },
     },
     gateway::{
-        audit::note::Note,
-        auth::Caller,
+        call::{Call, Caller, Note},
         jobs::{Head, LegRow, NewJob, Opened},
-        spine::Call,
         validate::violation,
     },
     ledger::rules::Action,

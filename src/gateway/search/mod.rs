@@ -36,11 +36,11 @@ use crate::{
         },
     },
     gateway::{
-        audit::{STREAM_RESULT, Trail, note::Note},
+        audit::{STREAM_RESULT, Trail},
         auth::Authority,
+        call::{Call, Note, reply},
         jobs::Jobs,
         limits::Limits,
-        spine::{Call, reply},
         validate::{Checks, violation},
     },
     ledger::{model::Model, rules::Action},

@@ -21,7 +21,10 @@ use crate::{
             RequestDisposalTransferResponse, TransferCaseRequest, TransferCaseResponse, asset::Detail, time_of,
         },
     },
-    gateway::{audit::note::Note, spine::Call, validate::Checks},
+    gateway::{
+        call::{Call, Note},
+        validate::Checks,
+    },
     ledger::{
         asset_key,
         command::{Command, Reply, RequestKey},

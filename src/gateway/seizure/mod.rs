@@ -32,7 +32,7 @@ use crate::{
     gateway::{
         audit::Key,
         auth::Authority,
-        spine::{Call, reply},
+        call::{Call, reply},
     },
     ledger::{
         command::{Command, Reply},

@@ -21,7 +21,7 @@ use crate::{
         },
     },
     gateway::{
-        spine::Call,
+        call::Call,
         validate::{Checks, violation},
     },
     ledger::{asset_key, rules::Action, views},
