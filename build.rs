@@ -9,6 +9,7 @@ use std::{env, fmt::Write, path::PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/assetgw/v1/assets.proto",
+        "proto/assetgw/v1/debtor.proto",
         "proto/assetgw/v1/registry.proto",
         "proto/assetgw/v1/search.proto",
         "proto/assetgw/v1/seizure.proto",

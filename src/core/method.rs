@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-/// One court-facing RPC of `AssetSearchService` or `SeizureService`.
+/// One court-facing RPC of `AssetSearchService`, `SeizureService` or `DebtorService`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     /// Search the registries for a debtor's assets.
@@ -50,14 +50,20 @@ pub enum Method {
     AnswerDisposalTransfer,
     /// The court's seizure events as they happen.
     WatchEvents,
+    /// Transfer a debtor to bankruptcy review.
+    TransferToBankruptcyReview,
+    /// Record a debtor's bankruptcy accepted.
+    RecordBankruptcyAcceptance,
+    /// Record a debtor's bankruptcy refused.
+    RecordBankruptcyRefusal,
 }
 
-/// The gRPC services whose methods these are.
-const SERVICES: [&str; 2] = ["/assetgw.v1.AssetSearchService/", "/assetgw.v1.SeizureService/"];
+/// The package of the court services.
+const PACKAGE: &str = "/assetgw.v1.";
 
 impl Method {
-    /// Every method, in the protos' order.
-    pub const ALL: [Method; 21] = [
+    /// Every method.
+    pub const ALL: [Method; 24] = [
         Method::Search,
         Method::SearchStream,
         Method::SubmitSearch,
@@ -79,6 +85,9 @@ impl Method {
         Method::RequestDisposalTransfer,
         Method::AnswerDisposalTransfer,
         Method::WatchEvents,
+        Method::TransferToBankruptcyReview,
+        Method::RecordBankruptcyAcceptance,
+        Method::RecordBankruptcyRefusal,
     ];
 
     /// The methods a court's daily search quota counts.
@@ -86,10 +95,9 @@ impl Method {
 
     /// The method a gRPC path names (`/assetgw.v1.SeizureService/PlaceSeizure`), if a court-facing one.
     pub fn from_path(path: &str) -> Option<Method> {
-        let name = SERVICES.iter().find_map(|service| path.strip_prefix(service))?;
-        let method = Method::from_name(name)?;
+        let (service, name) = path.strip_prefix(PACKAGE)?.split_once('/')?;
         // Each service serves its own methods only.
-        (path.starts_with(SERVICES[0]) == method.is_search_service()).then_some(method)
+        Method::from_name(name).filter(|m| m.service() == service)
     }
 
     /// The method an RPC name names (`PlaceSeizure`), as the audit trail stores it.
@@ -121,6 +129,9 @@ impl Method {
             Method::RequestDisposalTransfer => "RequestDisposalTransfer",
             Method::AnswerDisposalTransfer => "AnswerDisposalTransfer",
             Method::WatchEvents => "WatchEvents",
+            Method::TransferToBankruptcyReview => "TransferToBankruptcyReview",
+            Method::RecordBankruptcyAcceptance => "RecordBankruptcyAcceptance",
+            Method::RecordBankruptcyRefusal => "RecordBankruptcyRefusal",
         }
     }
 
@@ -139,6 +150,9 @@ impl Method {
             Method::AcceptTransfer => "accept",
             Method::RequestDisposalTransfer => "request_disposal",
             Method::AnswerDisposalTransfer => "answer_disposal",
+            Method::TransferToBankruptcyReview => "bankruptcy_review",
+            Method::RecordBankruptcyAcceptance => "bankruptcy_accepted",
+            Method::RecordBankruptcyRefusal => "bankruptcy_refused",
             other => other.name(),
         }
     }
@@ -158,16 +172,20 @@ impl Method {
         matches!(self, Method::WatchSearch | Method::WatchEvents)
     }
 
-    fn is_search_service(self) -> bool {
-        matches!(
-            self,
+    /// The service that serves it.
+    fn service(self) -> &'static str {
+        match self {
             Method::Search
-                | Method::SearchStream
-                | Method::SubmitSearch
-                | Method::GetSearch
-                | Method::WatchSearch
-                | Method::ListSearches
-        )
+            | Method::SearchStream
+            | Method::SubmitSearch
+            | Method::GetSearch
+            | Method::WatchSearch
+            | Method::ListSearches => "AssetSearchService",
+            Method::TransferToBankruptcyReview
+            | Method::RecordBankruptcyAcceptance
+            | Method::RecordBankruptcyRefusal => "DebtorService",
+            _ => "SeizureService",
+        }
     }
 }
 
@@ -183,7 +201,7 @@ mod tests {
 
     use super::*;
 
-    /// The protos are the source of the names: every RPC of the two court services is a method,
+    /// The protos are the source of the names: every RPC of the court services is a method,
     /// and every method an RPC of the service it is read from.
     #[test]
     fn every_court_rpc_is_a_method_read_from_its_path() {
@@ -192,15 +210,19 @@ mod tests {
         for file in &set.file {
             for service in &file.service {
                 let name = service.name();
-                if name == "AssetSearchService" || name == "SeizureService" {
+                if ["AssetSearchService", "SeizureService", "DebtorService"].contains(&name) {
                     for m in &service.method {
                         paths.push(format!("/{}.{name}/{}", file.package(), m.name()));
                     }
                 }
             }
         }
-        let read: Vec<Method> = paths.iter().map(|p| Method::from_path(p).unwrap_or_else(|| panic!("{p}"))).collect();
-        assert_eq!(read, Method::ALL);
+        let mut read: Vec<&str> =
+            paths.iter().map(|p| Method::from_path(p).unwrap_or_else(|| panic!("{p}")).name()).collect();
+        let mut all: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+        read.sort();
+        all.sort();
+        assert_eq!(read, all);
         assert_eq!(Method::from_path("/assetgw.v1.SeizureService/Search"), None, "a method of the other service");
         assert_eq!(Method::from_path("/grpc.health.v1.Health/Check"), None);
     }

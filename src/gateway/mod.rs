@@ -10,6 +10,7 @@ pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod call;
+pub mod debtor;
 pub mod jobs;
 pub mod limits;
 pub mod outbox;

@@ -13,13 +13,14 @@ use crate::{
         clock::{SharedClock, SystemClock},
         proto::{
             FILE_DESCRIPTOR_SET, asset_search_service_server::AssetSearchServiceServer,
-            seizure_service_server::SeizureServiceServer,
+            debtor_service_server::DebtorServiceServer, seizure_service_server::SeizureServiceServer,
         },
     },
     gateway::{
         admission::AdmissionLayer,
         audit::{self, AuditError, Key, Trail, recorder::Recorder},
         auth::{Authority, Identity},
+        debtor::DebtorApi,
         jobs::{self, Jobs},
         limits::Limits,
         outbox,
@@ -93,6 +94,7 @@ pub fn reflection_services() -> Result<
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name(crate::core::proto::asset_search_service_server::SERVICE_NAME)
             .with_service_name(crate::core::proto::seizure_service_server::SERVICE_NAME)
+            .with_service_name(crate::core::proto::debtor_service_server::SERVICE_NAME)
             .with_service_name(tonic_health::pb::health_server::SERVICE_NAME)
             .with_service_name(tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME)
     };
@@ -153,7 +155,9 @@ pub async fn run_with_clock(
         trail: trail.clone(),
     };
     let search = SearchApi::new(search, config.search.clone(), store.clock());
-    let seizure = SeizureApi::new(store.clone(), key.clone(), model.clone(), network.clone(), authority);
+    let seizure = SeizureApi::new(store.clone(), key.clone(), model.clone(), network.clone(), authority.clone());
+    let prefixes = config.ledger.enterprise_prefixes.clone();
+    let debtor = DebtorApi::new(store.clone(), key.clone(), model.clone(), authority, prefixes);
     let spine = spine(
         Recorder::new(trail.clone(), store.clone(), metrics.clone()),
         Identity::new(config.tls.plaintext),
@@ -183,6 +187,7 @@ pub async fn run_with_clock(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AssetSearchServiceServer<SearchApi>>().await;
     health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
+    health.set_serving::<DebtorServiceServer<DebtorApi>>().await;
     let (reflection, reflection_alpha) = reflection_services()?;
     if let Some(addr) = config.server.metrics_listen {
         metrics.clone().serve(addr, until_stopped(stopped.clone())).await?;
@@ -205,6 +210,7 @@ pub async fn run_with_clock(
         // Load balancers stop sending before the drain begins.
         health.set_not_serving::<AssetSearchServiceServer<SearchApi>>().await;
         health.set_not_serving::<SeizureServiceServer<SeizureApi>>().await;
+        health.set_not_serving::<DebtorServiceServer<DebtorApi>>().await;
         tracing::info!("shutting down: draining in-flight requests");
     };
     server
@@ -216,6 +222,7 @@ pub async fn run_with_clock(
         .add_service(reflection_alpha)
         .add_service(AssetSearchServiceServer::new(search).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(SeizureServiceServer::new(seizure).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(DebtorServiceServer::new(debtor).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve_with_incoming_shutdown(incoming, draining)
         .await?;
     drop(stop);

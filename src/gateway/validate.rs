@@ -12,7 +12,7 @@ use crate::{
         identifiers::{self, CaseNumber, DebtorId},
         proto::{AssetKind, Debtor, debtor},
     },
-    ledger::rules::MAX_AMOUNT,
+    ledger::rules::{BANKRUPTCY_TYPES, MAX_AMOUNT},
 };
 
 /// The bad fields of one request.
@@ -28,6 +28,23 @@ impl Checks {
     /// An enforcement case number the caller may act under (R20, R15's case types).
     pub fn case(&mut self, field: &str, input: &str) -> Option<CaseNumber> {
         CaseNumber::parse_acting(input).map_err(|e| self.bad(field, e)).ok()
+    }
+
+    /// A bankruptcy case number (破申 or 破; R20, R25–R27).
+    pub fn bankruptcy_case(&mut self, field: &str, input: &str) -> Option<CaseNumber> {
+        match CaseNumber::parse(input) {
+            Ok(case) if BANKRUPTCY_TYPES.contains(&case.case_type.as_str()) => Some(case),
+            Ok(case) => {
+                let why =
+                    format!("is a `{}` case; a bankruptcy decision is taken under a 破申 or 破 case", case.case_type);
+                self.bad(field, why);
+                None
+            }
+            Err(e) => {
+                self.bad(field, e);
+                None
+            }
+        }
     }
 
     /// A court code (R20).

@@ -12,12 +12,13 @@ use crate::{
         identifiers::CaseNumber,
         method::Method,
         proto::{
-            AnswerDisposalTransferResponse, AssetKind, ControlResult, RecordDesignationResponse, TransferCaseResponse,
+            AnswerDisposalTransferResponse, AssetKind, BankruptcyOutcome, ControlResult, RecordDesignationResponse,
+            TransferCaseResponse,
         },
     },
     ledger::{
         LedgerError, Time,
-        rules::{Asset, Disposal, OrderKind},
+        rules::{Asset, BankruptcyAct, DebtorKind, Decision, Disposal, OrderKind},
     },
 };
 
@@ -164,6 +165,19 @@ pub enum Command {
         /// Approve or refuse.
         approve: bool,
     },
+    /// A decision on a debtor's bankruptcy (R24–R26).
+    Bankruptcy {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The debtor, as the keyed hash its cases know it by.
+        debtor_key: String,
+        /// What kind of debtor it is.
+        kind: DebtorKind,
+        /// Review, acceptance or refusal.
+        act: BankruptcyAct,
+        /// The decision.
+        decision: Decision,
+    },
     /// A registry answered an outbox order.
     Delivered {
         /// The order.
@@ -200,6 +214,7 @@ impl Command {
             | Command::Deduct { case, .. }
             | Command::Dispose { case, .. }
             | Command::AnswerDisposal { case, .. } => case.clone(),
+            Command::Bankruptcy { decision, .. } => decision.case_number.clone(),
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => String::new(),
         }
     }
@@ -224,6 +239,15 @@ impl Command {
             Command::Accept { request, .. } => Some((request, Method::AcceptTransfer)),
             Command::RequestDisposal { request, .. } => Some((request, Method::RequestDisposalTransfer)),
             Command::AnswerDisposal { request, .. } => Some((request, Method::AnswerDisposalTransfer)),
+            Command::Bankruptcy { request, act: BankruptcyAct::Review, .. } => {
+                Some((request, Method::TransferToBankruptcyReview))
+            }
+            Command::Bankruptcy { request, act: BankruptcyAct::Accept, .. } => {
+                Some((request, Method::RecordBankruptcyAcceptance))
+            }
+            Command::Bankruptcy { request, act: BankruptcyAct::Refuse, .. } => {
+                Some((request, Method::RecordBankruptcyRefusal))
+            }
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => None,
         }
     }
@@ -265,6 +289,8 @@ pub enum Reply {
     Transfer(TransferCaseResponse),
     /// A disposal-transfer step.
     Disposal(AnswerDisposalTransferResponse),
+    /// A bankruptcy decision.
+    Bankruptcy(BankruptcyOutcome),
     /// Internal steps.
     Done,
 }
@@ -278,6 +304,7 @@ impl Reply {
             Reply::Designation(r) => r.encode_to_vec(),
             Reply::Transfer(r) => r.encode_to_vec(),
             Reply::Disposal(r) => r.encode_to_vec(),
+            Reply::Bankruptcy(r) => r.encode_to_vec(),
             Reply::Done => Vec::new(),
         }
     }
@@ -297,6 +324,9 @@ impl Reply {
             Method::RequestDisposalTransfer | Method::AnswerDisposalTransfer => {
                 Reply::Disposal(AnswerDisposalTransferResponse::decode(bytes).map_err(bad)?)
             }
+            Method::TransferToBankruptcyReview
+            | Method::RecordBankruptcyAcceptance
+            | Method::RecordBankruptcyRefusal => Reply::Bankruptcy(BankruptcyOutcome::decode(bytes).map_err(bad)?),
             other => return Err(LedgerError::Corrupt(format!("stored reply of {other}, which is no ledger step"))),
         })
     }

@@ -10,6 +10,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDes
 use tonic::Status;
 
 use super::client::{ClientError, GatewayConnection};
+use crate::core::method::Method;
 
 /// A codec for messages known only by their descriptors, as `assetgw call` needs.
 struct DynamicCodec(prost_reflect::MessageDescriptor);
@@ -103,18 +104,16 @@ pub async fn call(
     Ok(())
 }
 
-/// The services a court calls, by the names `assetgw call` takes.
-const GATEWAY_SERVICES: [&str; 2] = ["AssetSearchService", "SeizureService"];
-
 /// The gateway method `method` names (`Service/Method` or `package.Service.Method`); an unknown one
 /// is refused with the methods there are, the nearest first.
 fn gateway_method(method: &str) -> Result<MethodDescriptor, ClientError> {
     let pool = DescriptorPool::decode(crate::core::proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| ClientError::Json(e.to_string()))?;
+    // The court-facing methods are those the gateway's spine knows.
     let methods: Vec<MethodDescriptor> = pool
         .services()
-        .filter(|s| GATEWAY_SERVICES.contains(&s.name()))
         .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .filter(|m| Method::from_path(&format!("/{}/{}", m.parent_service().full_name(), m.name())).is_some())
         .collect();
     let name = |m: &MethodDescriptor| format!("{}/{}", m.parent_service().name(), m.name());
     let wanted = method.rsplit_once(['/', '.']).map(|(service, name)| {

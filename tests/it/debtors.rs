@@ -3,8 +3,19 @@
 //! form, never the clear number; ledgers from before get their cases from
 //! the seizures they hold.
 
-use assetgw::{core::identifiers::DebtorId, core::proto::AssetKind, gateway::audit::Key};
+use assetgw::{
+    core::{
+        identifiers::DebtorId,
+        proto::{
+            AssetKind, ControlResult, DebtorStanding, PlaceSeizureRequest, RecordBankruptcyAcceptanceRequest,
+            RecordBankruptcyRefusalRequest, RenewSeizureRequest, TransferToBankruptcyReviewRequest,
+            debtor_service_client::DebtorServiceClient, seizure_service_client::SeizureServiceClient,
+        },
+    },
+    gateway::audit::Key,
+};
 use sqlx::{Connection, Row};
+use tonic::Code;
 
 use crate::{harness::*, ledger::*};
 
@@ -59,11 +70,12 @@ async fn a_ledger_from_before_gets_its_cases_from_its_seizures() {
     place(&mut s, "m2", B, &flat, 0).await;
     let url = stack.ledger_url.clone();
     stack.stop().await.unwrap();
-    // The ledger as the release before cases left it: no cases, no owner keys, migration 12 not run.
+    // The ledger as the release before cases left it: no cases, no owner keys, migrations 12 and 13 not run.
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(
-        "DROP TABLE case_debtors; DROP TABLE cases; ALTER TABLE assets DROP COLUMN debtor_key; \
-         DELETE FROM _sqlx_migrations WHERE version = 12;",
+        "DROP TABLE debtor_standing; DROP TABLE debtor_decisions; DROP INDEX assets_by_debtor; \
+         DROP TABLE case_debtors; DROP TABLE cases; ALTER TABLE assets DROP COLUMN debtor_key; \
+         DELETE FROM _sqlx_migrations WHERE version IN (12, 13);",
     )
     .execute(&mut conn)
     .await
@@ -80,3 +92,133 @@ async fn a_ledger_from_before_gets_its_cases_from_its_seizures() {
     let owner: String = sqlx::query_scalar("SELECT debtor_key FROM assets").fetch_one(&mut conn).await.unwrap();
     assert_eq!(owner.len(), 64, "a keyed hash: {owner}");
 }
+
+/// The company's assets of `kind`, as search reports them.
+async fn company_assets(stack: &Stack, kind: AssetKind) -> Vec<assetgw::core::proto::MergedAsset> {
+    let found = stack.search(query(&[COMPANY])).await.unwrap();
+    found.debtors[0].assets.iter().filter(|a| a.kind == kind as i32).cloned().collect()
+}
+
+/// A placement on the company's asset under `case`.
+async fn seize_company(
+    s: &mut SeizureServiceClient<Courts>,
+    id: &str,
+    case: &str,
+    asset: &assetgw::core::proto::MergedAsset,
+) -> Result<ControlResult, tonic::Status> {
+    let request = PlaceSeizureRequest { debtor: Some(debtor(COMPANY)), ..place_req(id, case, asset, 0) };
+    s.place_seizure(as_court(case, request)).await.map(|r| r.into_inner().result.unwrap())
+}
+
+fn review(id: &str, case: &str, who: &str, grounds: &str) -> TransferToBankruptcyReviewRequest {
+    TransferToBankruptcyReviewRequest {
+        request_id: id.into(),
+        case_number: case.into(),
+        debtor: Some(debtor(who)),
+        decision_reference: "（2027）京0105执1号之一".into(),
+        grounds: grounds.into(),
+        decided_at: None,
+    }
+}
+
+const BANKRUPTCY: &str = "（2027）京0105破申3号";
+
+async fn r24_r26_a_review_suspends_every_court_and_a_refusal_resumes(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let (mut s, mut d) = (seizures(&stack), DebtorServiceClient::new(stack.channel()));
+    let flats = company_assets(&stack, AssetKind::RealEstate).await;
+    assert!(flats.len() >= 2, "the company holds flats: {}", flats.len());
+    let first = seize_company(&mut s, "b1", A, &flats[0]).await.unwrap();
+    seize_company(&mut s, "b2", B, &flats[0]).await.unwrap();
+
+    let reviewed = d.transfer_to_bankruptcy_review(as_court(A, review("r1", A, COMPANY, "the debtor's consent")));
+    let outcome = reviewed.await.unwrap().into_inner().outcome.unwrap();
+    assert_eq!(outcome.standing, DebtorStanding::InReview as i32);
+    assert!(outcome.message.contains("R24"), "{}", outcome.message);
+    // Every court's new seizure is refused, naming the decision; renewals go on.
+    let refused = seize_company(&mut s, "b3", C, &flats[1]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    assert!(
+        refused.message().contains("（2027）京0105执1号之一") && refused.message().contains("R24"),
+        "{}",
+        refused.message()
+    );
+    let renew = RenewSeizureRequest {
+        request_id: "b4".into(),
+        case_number: A.into(),
+        seizure_id: first.seizure.unwrap().seizure_id,
+        months: 0,
+        emergency_approval: String::new(),
+    };
+    s.renew_seizure(as_court(A, renew)).await.expect("a renewal keeps the seizure alive in review");
+    let again = d.transfer_to_bankruptcy_review(as_court(A, review("r2", A, COMPANY, "applicant's consent"))).await;
+    assert_eq!(again.unwrap_err().code(), Code::FailedPrecondition, "one review at a time");
+
+    // The bankruptcy court refuses: every case resumes; the same grounds are not used again.
+    let refusal = RecordBankruptcyRefusalRequest {
+        request_id: "r3".into(),
+        case_number: BANKRUPTCY.into(),
+        debtor: Some(debtor(COMPANY)),
+        decision_reference: BANKRUPTCY.into(),
+        decided_at: None,
+    };
+    let outcome = d.record_bankruptcy_refusal(as_court(BANKRUPTCY, refusal.clone())).await.unwrap().into_inner();
+    assert_eq!(outcome.outcome.unwrap().standing, DebtorStanding::Enforced as i32);
+    seize_company(&mut s, "b5", C, &flats[1]).await.expect("enforcement resumes (R26)");
+    let retry = d.record_bankruptcy_refusal(as_court(BANKRUPTCY, refusal)).await.unwrap().into_inner();
+    assert_eq!(retry.outcome.unwrap().standing, DebtorStanding::Enforced as i32, "a retry is answered as before");
+    let same = d.transfer_to_bankruptcy_review(as_court(A, review("r4", A, COMPANY, "the debtor's consent"))).await;
+    let same = same.unwrap_err();
+    assert_eq!(same.code(), Code::FailedPrecondition);
+    assert!(same.message().contains("R26"), "{}", same.message());
+
+    // Bankruptcy law reaches enterprises only.
+    let person = d.transfer_to_bankruptcy_review(as_court(A, review("r5", A, RICH, "consent"))).await.unwrap_err();
+    assert_eq!(person.code(), Code::InvalidArgument, "{}", person.message());
+}
+
+async fn r25_acceptance_lifts_every_seizure_and_only_releases_remain(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let (mut s, mut d) = (seizures(&stack), DebtorServiceClient::new(stack.channel()));
+    let flats = company_assets(&stack, AssetKind::RealEstate).await;
+    let first = seize_company(&mut s, "a1", A, &flats[0]).await.unwrap();
+    seize_company(&mut s, "a2", B, &flats[0]).await.unwrap();
+    let accept = |id: &str, case: &str| RecordBankruptcyAcceptanceRequest {
+        request_id: id.into(),
+        case_number: case.into(),
+        debtor: Some(debtor(COMPANY)),
+        decision_reference: "（2027）京0105破1号".into(),
+        decided_at: None,
+    };
+    let elsewhere = d.record_bankruptcy_acceptance(as_court(B, accept("x1", "（2027）京0105破1号"))).await;
+    assert_eq!(elsewhere.unwrap_err().code(), Code::PermissionDenied, "a court decides under its own case");
+    let enforcement = d.record_bankruptcy_acceptance(as_court(A, accept("x2", A))).await.unwrap_err();
+    assert_eq!(enforcement.code(), Code::InvalidArgument, "{}", enforcement.message());
+
+    let accepted = d.record_bankruptcy_acceptance(as_court("（2027）京0105破1号", accept("x3", "（2027）京0105破1号")));
+    let outcome = accepted.await.unwrap().into_inner().outcome.unwrap();
+    assert_eq!((outcome.standing, outcome.lifted), (DebtorStanding::Bankrupt as i32, 2), "{}", outcome.message);
+    let queue = queue(&mut s, &flats[0]).await;
+    assert!(
+        queue.seizures.iter().all(|q| q.state == assetgw::core::proto::SeizureState::Released as i32),
+        "first and waiting lifted, nobody promoted: {queue:?}"
+    );
+    let renew = RenewSeizureRequest {
+        request_id: "a4".into(),
+        case_number: A.into(),
+        seizure_id: first.seizure.unwrap().seizure_id,
+        months: 0,
+        emergency_approval: String::new(),
+    };
+    assert_eq!(s.renew_seizure(as_court(A, renew)).await.unwrap_err().code(), Code::FailedPrecondition);
+    let refused = seize_company(&mut s, "a5", C, &flats[0]).await.unwrap_err();
+    assert!(refused.message().contains("R25"), "{}", refused.message());
+    let twice =
+        d.record_bankruptcy_acceptance(as_court("（2027）京0105破1号", accept("x4", "（2027）京0105破1号"))).await;
+    assert_eq!(twice.unwrap_err().code(), Code::FailedPrecondition);
+}
+
+crate::on_both_backends!(
+    r24_r26_a_review_suspends_every_court_and_a_refusal_resumes,
+    r25_acceptance_lifts_every_seizure_and_only_releases_remain
+);

@@ -64,6 +64,28 @@ pub enum Standing {
     Bankrupt(Decision),
 }
 
+/// A decision on a debtor's bankruptcy (R24–R26).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BankruptcyAct {
+    /// An execution court transfers the debtor to review (R24).
+    Review,
+    /// The bankruptcy court accepts (R25).
+    Accept,
+    /// The bankruptcy court refuses, during review (R26).
+    Refuse,
+}
+
+impl BankruptcyAct {
+    /// The name stored with the decision.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BankruptcyAct::Review => "review",
+            BankruptcyAct::Accept => "accepted",
+            BankruptcyAct::Refuse => "refused",
+        }
+    }
+}
+
 /// A step of enforcement, as R24–R26 judge it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnforcementStep {

@@ -17,6 +17,7 @@
 //! idempotency); [`rows`] loads and saves, [`journal`] takes ids and numbers
 //! events, [`steps`] and [`transfers`] are the steps, [`reads`] the queries.
 
+mod debtors;
 mod journal;
 mod reads;
 mod rows;
@@ -43,7 +44,7 @@ use crate::{
     ledger::{
         LedgerError, asset_key,
         command::{Command, Reply, RequestKey, Unaudited},
-        rules::{self, Terms},
+        rules::{self, EnforcementStep, Terms},
         views,
     },
 };
@@ -298,12 +299,12 @@ impl Store {
                 self.place(conn, (asset, debtor_key), case, (*amount, claim.as_ref()), emergency, now).await?
             }
             Command::Release { case, seizure_id, emergency, .. } => {
-                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| l.release(seizure_id, case, now, t))
-                    .await?
+                let step = (EnforcementStep::Release, Some(emergency.as_str()));
+                self.on_seizure(conn, seizure_id, case, step, |l, t| l.release(seizure_id, case, now, t)).await?
             }
             Command::Renew { case, seizure_id, months, emergency, .. } => {
                 let designation = self.designation(conn, case).await?;
-                self.on_seizure(conn, seizure_id, case, None, |l, t| {
+                self.on_seizure(conn, seizure_id, case, (EnforcementStep::Renew, None), |l, t| {
                     let soon = l
                         .ending_within(case, now, rules::RENEW_BEFORE_TRANSFER_DAYS)
                         .iter()
@@ -316,13 +317,13 @@ impl Store {
                 .await?
             }
             Command::Deduct { case, seizure_id, amount, emergency, .. } => {
-                self.on_seizure(conn, seizure_id, case, Some(emergency), |l, t| {
-                    l.deduct(seizure_id, case, *amount, now, t)
-                })
-                .await?
+                let step = (EnforcementStep::Deduct, Some(emergency.as_str()));
+                self.on_seizure(conn, seizure_id, case, step, |l, t| l.deduct(seizure_id, case, *amount, now, t))
+                    .await?
             }
             Command::Dispose { case, seizure_id, disposal, .. } => {
-                self.on_seizure(conn, seizure_id, case, Some(""), |l, t| l.dispose(seizure_id, case, *disposal, now, t))
+                let step = (EnforcementStep::Dispose, Some(""));
+                self.on_seizure(conn, seizure_id, case, step, |l, t| l.dispose(seizure_id, case, *disposal, now, t))
                     .await?
             }
             Command::Transfer { case, to_court, decision, decided_at, handover, .. } => {
@@ -342,6 +343,9 @@ impl Store {
             }
             Command::AnswerDisposal { case, id, approve, .. } => {
                 self.answer_disposal(conn, case, id, *approve, now).await?
+            }
+            Command::Bankruptcy { debtor_key, kind, act, decision, .. } => {
+                self.bankruptcy(conn, (debtor_key, *kind), *act, decision, now).await?
             }
             Command::Delivered { outbox_id, result, retry_at } => {
                 self.delivered(conn, *outbox_id, result, *retry_at, now).await?

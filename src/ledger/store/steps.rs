@@ -14,7 +14,7 @@ use crate::{
     ledger::{
         LedgerError, asset_key,
         command::{Ack, Reply, Undelivered},
-        rules::{self, Asset, Change, ChangeKind, Designation, Ledger, Outcome, RuleError, Terms},
+        rules::{self, Asset, Change, ChangeKind, Designation, EnforcementStep, Ledger, Outcome, RuleError, Terms},
         views,
     },
 };
@@ -89,6 +89,7 @@ impl Store {
             self.lock_case(conn, &case_number).await?;
         }
         self.check_not_stopped(conn, &case_number, emergency).await?;
+        self.check_standing(conn, debtor_key, EnforcementStep::Seize, emergency).await?;
         let key = asset_key(asset.kind, &asset.asset_id);
         sqlx::query(
             "INSERT INTO assets (asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed, total_at) \
@@ -244,7 +245,7 @@ impl Store {
         conn: &mut AnyConnection,
         seizure_id: &str,
         case: &str,
-        emergency: Option<&str>,
+        (kind, emergency): (EnforcementStep, Option<&str>),
         step: impl FnOnce(&mut Ledger, &Terms) -> Result<Outcome, RuleError>,
     ) -> Result<Reply, LedgerError> {
         let key: String = sqlx::query("SELECT asset_key FROM seizures WHERE seizure_id = $1")
@@ -256,6 +257,8 @@ impl Store {
         if let Some(emergency) = emergency {
             self.check_not_stopped(conn, case, emergency).await?;
         }
+        let owner = self.owner_of(conn, &key).await?;
+        self.check_standing(conn, &owner, kind, emergency.unwrap_or_default()).await?;
         let mut w = self.open_one(conn, &key).await?;
         let (l, changes, orders) = w.one();
         let outcome = step(l, &self.terms)?;

@@ -20,7 +20,7 @@ use crate::{
     ledger::{
         LedgerError, asset_key,
         command::Reply,
-        rules::{self, ChangeKind, Designation, RENEW_BEFORE_TRANSFER_DAYS},
+        rules::{self, ChangeKind, Designation, EnforcementStep, RENEW_BEFORE_TRANSFER_DAYS},
         views::{self, DisposalRecord, TransferRecord},
     },
 };
@@ -275,6 +275,8 @@ impl Store {
         now: Time,
     ) -> Result<Reply, LedgerError> {
         let case_number = case.to_string();
+        let owner = self.owner_of(conn, key).await?;
+        self.check_standing(conn, &owner, EnforcementStep::DisposalTransfer, "").await?;
         let mut w = self.open_one(conn, key).await?;
         w.settle(now, &self.terms);
         let from_case = w.ledgers[0].check_disposal_transfer(&case_number, now)?;
@@ -319,6 +321,10 @@ impl Store {
         rules::disposal_answer(id, case, &d.from_case, d.state != DisposalTransferState::Requested)?;
         let kind = kind_of(i64::from(d.asset.kind))?;
         let key = asset_key(kind, &d.asset.asset_id);
+        if approve {
+            let owner = self.owner_of(conn, &key).await?;
+            self.check_standing(conn, &owner, EnforcementStep::DisposalTransfer, "").await?;
+        }
         let mut w = self.open_one(conn, &key).await?;
         w.settle(now, &self.terms);
         let message = if approve {

@@ -343,6 +343,9 @@ pub struct LedgerConfig {
     /// exports what it finds as a metric; `0s` never. It reads the whole ledger: on a large one, hourly or less.
     #[serde(with = "humantime_serde")]
     pub verify_interval: Duration,
+    /// Credit-code prefixes of enterprise legal persons, whom bankruptcy law reaches (R24–R27): `91`
+    /// enterprises and `93` farmers' cooperatives; `92` individual businesses follow the rules for persons.
+    pub enterprise_prefixes: Vec<String>,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
 }
@@ -354,6 +357,7 @@ impl Default for LedgerConfig {
             sweep_interval: Duration::from_secs(60),
             request_window: Duration::from_secs(7 * 86_400),
             verify_interval: Duration::from_secs(3600),
+            enterprise_prefixes: vec!["91".into(), "93".into()],
             terms: Terms::default(),
         }
     }

@@ -1,0 +1,229 @@
+//! The court-facing debtor service: the decisions that move a debtor between
+//! enforcement and bankruptcy (R24–R26). Each reads top-down, after the spine:
+//! validate every field → the court acts on its own case (an enforcement case
+//! for a review, authorized as a control step; its own bankruptcy case for an
+//! acceptance or a refusal) → the debtor's kind → one ledger step.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use serde_json::json;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    core::{
+        clock::beijing_date,
+        error::Error,
+        identifiers::{CaseNumber, DebtorId},
+        proto::{
+            BankruptcyOutcome, Debtor, RecordBankruptcyAcceptanceRequest, RecordBankruptcyAcceptanceResponse,
+            RecordBankruptcyRefusalRequest, RecordBankruptcyRefusalResponse, TransferToBankruptcyReviewRequest,
+            TransferToBankruptcyReviewResponse, debtor_service_server::DebtorService, time_of,
+        },
+    },
+    gateway::{
+        audit::Key,
+        auth::Authority,
+        call::{Call, reply},
+        validate::Checks,
+    },
+    ledger::{
+        command::{Command, Reply, RequestKey},
+        model::Model,
+        rules::{self, Action, BankruptcyAct, Decision},
+        store::Store,
+    },
+};
+
+/// The debtor service over the ledger.
+pub struct DebtorApi {
+    store: Store,
+    /// Keys debtors as the audit trail and the cases do.
+    debtors: Key,
+    /// The ledger in memory, refreshed before a court hears of a decision.
+    model: Arc<Model>,
+    authority: Authority,
+    /// Credit-code prefixes of enterprise legal persons.
+    enterprise_prefixes: Vec<String>,
+}
+
+/// What every decision request carries.
+struct Asked<'a> {
+    request_id: &'a str,
+    case_number: &'a str,
+    debtor: Option<&'a Debtor>,
+    decision_reference: &'a str,
+    decided_at: Option<&'a prost_types::Timestamp>,
+}
+
+impl DebtorApi {
+    /// The service.
+    pub fn new(
+        store: Store,
+        debtors: Key,
+        model: Arc<Model>,
+        authority: Authority,
+        enterprise_prefixes: Vec<String>,
+    ) -> Self {
+        Self { store, debtors, model, authority, enterprise_prefixes }
+    }
+
+    /// R24: an execution court transfers the debtor to review under one of its enforcement cases.
+    async fn review(&self, call: &Call, r: TransferToBankruptcyReviewRequest) -> Result<BankruptcyOutcome, Error> {
+        let asked = Asked {
+            request_id: &r.request_id,
+            case_number: &r.case_number,
+            debtor: r.debtor.as_ref(),
+            decision_reference: &r.decision_reference,
+            decided_at: r.decided_at.as_ref(),
+        };
+        let mut c = Checks::default();
+        c.present("grounds", &r.grounds);
+        let case = c.case("case_number", &r.case_number);
+        let (case, debtor, at) = self.checked(call, &asked, c, case)?;
+        self.authorize(call, &case, Action::Control).await?;
+        self.decide(call, (&asked, &r.encode_to_vec()), (case, debtor, at), (BankruptcyAct::Review, &r.grounds)).await
+    }
+
+    /// R25, R26: the bankruptcy court decides under its own bankruptcy case.
+    async fn bankruptcy(
+        &self,
+        call: &Call,
+        asked: Asked<'_>,
+        bytes: &[u8],
+        act: BankruptcyAct,
+    ) -> Result<BankruptcyOutcome, Error> {
+        let mut c = Checks::default();
+        let case = c.bankruptcy_case("case_number", asked.case_number);
+        let (case, debtor, at) = self.checked(call, &asked, c, case)?;
+        call.note.case(case.to_string());
+        if case.court_code != call.caller.court {
+            return Err(Error::PermissionDenied(format!(
+                "case {case} belongs to court {}; this caller is court {}. A court decides only under its own \
+                 bankruptcy case (R15)",
+                case.court_code, call.caller.court
+            )));
+        }
+        self.decide(call, (&asked, bytes), (case, debtor, at), (act, "")).await
+    }
+
+    /// Every field checked at once: the case, the debtor and the decision's reference and date.
+    fn checked(
+        &self,
+        call: &Call,
+        asked: &Asked<'_>,
+        mut c: Checks,
+        case: Option<CaseNumber>,
+    ) -> Result<(CaseNumber, DebtorId, crate::core::clock::Time), Error> {
+        call.note.request_id(asked.request_id);
+        call.note.case(asked.case_number);
+        call.note.detail(json!({ "decision_reference": asked.decision_reference }));
+        c.present("request_id", asked.request_id);
+        c.present("decision_reference", asked.decision_reference);
+        let now = self.store.now();
+        let debtor = match asked.debtor {
+            Some(d) => c.debtor("debtor", d, beijing_date(now)).map(|(id, _)| id),
+            None => {
+                c.bad("debtor", "is required: the debtor the decision is about");
+                None
+            }
+        };
+        if asked.decided_at.is_some_and(|t| time_of(t) > now) {
+            c.bad("decided_at", "is in the future");
+        }
+        let (case, debtor) = c.done(case.zip(debtor))?;
+        call.note.debtors([debtor.clone()]);
+        Ok((case, debtor, asked.decided_at.map_or(now, time_of)))
+    }
+
+    async fn authorize(&self, call: &Call, case: &CaseNumber, action: Action) -> Result<(), Error> {
+        call.note.case(case.to_string());
+        self.authority.authorize(&call.caller, case, action).await
+    }
+
+    /// One ledger step recording the decision.
+    async fn decide(
+        &self,
+        call: &Call,
+        (asked, bytes): (&Asked<'_>, &[u8]),
+        (case, debtor, at): (CaseNumber, DebtorId, crate::core::clock::Time),
+        (act, grounds): (BankruptcyAct, &str),
+    ) -> Result<BankruptcyOutcome, Error> {
+        let kind = rules::debtor_kind(&debtor, &self.enterprise_prefixes);
+        if act != BankruptcyAct::Review {
+            rules::bankruptcy_decision(kind, &case).map_err(crate::ledger::LedgerError::from)?;
+        }
+        let request = RequestKey::of(&call.caller.court, &call.caller.officer, asked.request_id, bytes);
+        let decision = Decision {
+            reference: asked.decision_reference.trim().to_string(),
+            court: call.caller.court.clone(),
+            case_number: case.to_string(),
+            grounds: grounds.trim().to_string(),
+            at,
+        };
+        let debtor_key = self.debtors.debtor(&debtor);
+        let command = Command::Bankruptcy { request: request.clone(), debtor_key, kind, act, decision };
+        let step = command.request().map(|(_, method)| method);
+        let reply = self.store.execute(command).await?;
+        if let Err(e) = self.model.refresh().await {
+            tracing::warn!(error = %e, "the read model missed a decision; the next refresh applies it");
+        }
+        if let Some(method) = step {
+            call.note.acknowledged(request, method);
+        }
+        match reply {
+            Reply::Bankruptcy(outcome) => Ok(outcome),
+            other => Err(Error::Internal(format!("unexpected ledger reply {other:?}"))),
+        }
+    }
+}
+
+/// Each method hands the call the spine passed to its step and answers what the step returns.
+#[tonic::async_trait]
+impl DebtorService for DebtorApi {
+    async fn transfer_to_bankruptcy_review(
+        &self,
+        request: Request<TransferToBankruptcyReviewRequest>,
+    ) -> Result<Response<TransferToBankruptcyReviewResponse>, Status> {
+        let (call, _, request) = Call::of(request)?;
+        reply(
+            self.review(&call, request)
+                .await
+                .map(|outcome| TransferToBankruptcyReviewResponse { outcome: Some(outcome) }),
+        )
+    }
+
+    async fn record_bankruptcy_acceptance(
+        &self,
+        request: Request<RecordBankruptcyAcceptanceRequest>,
+    ) -> Result<Response<RecordBankruptcyAcceptanceResponse>, Status> {
+        let (call, _, r) = Call::of(request)?;
+        let bytes = r.encode_to_vec();
+        let asked = Asked {
+            request_id: &r.request_id,
+            case_number: &r.case_number,
+            debtor: r.debtor.as_ref(),
+            decision_reference: &r.decision_reference,
+            decided_at: r.decided_at.as_ref(),
+        };
+        let outcome = self.bankruptcy(&call, asked, &bytes, BankruptcyAct::Accept).await;
+        reply(outcome.map(|outcome| RecordBankruptcyAcceptanceResponse { outcome: Some(outcome) }))
+    }
+
+    async fn record_bankruptcy_refusal(
+        &self,
+        request: Request<RecordBankruptcyRefusalRequest>,
+    ) -> Result<Response<RecordBankruptcyRefusalResponse>, Status> {
+        let (call, _, r) = Call::of(request)?;
+        let bytes = r.encode_to_vec();
+        let asked = Asked {
+            request_id: &r.request_id,
+            case_number: &r.case_number,
+            debtor: r.debtor.as_ref(),
+            decision_reference: &r.decision_reference,
+            decided_at: r.decided_at.as_ref(),
+        };
+        let outcome = self.bankruptcy(&call, asked, &bytes, BankruptcyAct::Refuse).await;
+        reply(outcome.map(|outcome| RecordBankruptcyRefusalResponse { outcome: Some(outcome) }))
+    }
+}
