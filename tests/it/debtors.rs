@@ -7,9 +7,10 @@ use assetgw::{
     core::{
         identifiers::DebtorId,
         proto::{
-            AssetKind, ControlResult, DebtorStanding, PlaceSeizureRequest, RecordBankruptcyAcceptanceRequest,
-            RecordBankruptcyRefusalRequest, RenewSeizureRequest, TransferToBankruptcyReviewRequest,
-            debtor_service_client::DebtorServiceClient, seizure_service_client::SeizureServiceClient,
+            AssetKind, ControlResult, DebtorStanding, GetSeizureQueueRequest, PlaceSeizureRequest,
+            RecordBankruptcyAcceptanceRequest, RecordBankruptcyRefusalRequest, RenewSeizureRequest,
+            TransferToBankruptcyReviewRequest, debtor_service_client::DebtorServiceClient,
+            seizure_service_client::SeizureServiceClient,
         },
     },
     gateway::audit::Key,
@@ -222,3 +223,80 @@ crate::on_both_backends!(
     r24_r26_a_review_suspends_every_court_and_a_refusal_resumes,
     r25_acceptance_lifts_every_seizure_and_only_releases_remain
 );
+
+/// R25 in a race: one replica places seizures on the company's flats while the other records the
+/// acceptance. A placement is either acknowledged before the acceptance commits (and lifted by it)
+/// or refused; none is acknowledged after it and left standing.
+#[tokio::test]
+async fn a_seizure_racing_an_acceptance_on_two_replicas_is_lifted_or_refused() {
+    let Some(url) = ledger_url(Db::Postgres).await else { return };
+    let stack = Stack::with(standard(), |c| c.ledger.url = url.clone()).await;
+    let flats = company_assets(&stack, AssetKind::RealEstate).await;
+    let one = crate::spawned::Process::serve(&stack.registries, &url).await;
+    let two = crate::spawned::Process::serve(&stack.registries, &url).await;
+    let case = |i: usize| format!("（2024）京0105执{}号", 100 + i);
+    let mut s = SeizureServiceClient::new(one.channel());
+    for i in 0..2 {
+        seize_company(&mut s, &format!("early-{i}"), &case(i), &flats[i % flats.len()]).await.unwrap();
+    }
+    let mut racing: futures::stream::FuturesUnordered<_> = (2..24)
+        .map(|i| {
+            let (mut s, flat, case) =
+                (SeizureServiceClient::new(one.channel()), flats[i % flats.len()].clone(), case(i));
+            async move { seize_company(&mut s, &format!("race-{i}"), &case, &flat).await }
+        })
+        .collect();
+    let bankruptcy = "（2027）京0105破1号";
+    let accept = RecordBankruptcyAcceptanceRequest {
+        request_id: "race-accept".into(),
+        case_number: bankruptcy.into(),
+        debtor: Some(debtor(COMPANY)),
+        decision_reference: bankruptcy.into(),
+        decided_at: None,
+    };
+    let mut d = DebtorServiceClient::new(two.channel());
+    // The acceptance goes out once the placements are under way: the first has been answered.
+    let mut placed = vec![futures::StreamExt::next(&mut racing).await.unwrap()];
+    // A second wave sets out with the acceptance.
+    let second: Vec<_> = (24..40)
+        .map(|i| {
+            let (mut s, flat, case) =
+                (SeizureServiceClient::new(one.channel()), flats[i % flats.len()].clone(), case(i));
+            async move { seize_company(&mut s, &format!("race-{i}"), &case, &flat).await }
+        })
+        .collect();
+    let (rest, later, accepted) = tokio::join!(
+        futures::StreamExt::collect::<Vec<_>>(racing),
+        futures::future::join_all(second),
+        d.record_bankruptcy_acceptance(as_court(bankruptcy, accept))
+    );
+    placed.extend(rest);
+    placed.extend(later);
+    let lifted = accepted.unwrap().into_inner().outcome.unwrap().lifted;
+    let acknowledged = placed.iter().filter(|p| p.is_ok()).count();
+    for refused in placed.iter().filter_map(|p| p.as_ref().err()) {
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+        assert!(refused.message().contains("R25"), "{}", refused.message());
+    }
+    eprintln!(
+        "racing the acceptance: {acknowledged} acknowledged (then lifted), {} refused",
+        placed.len() - acknowledged
+    );
+    assert_eq!(lifted as usize, 2 + acknowledged, "every seizure acknowledged before the acceptance was lifted by it");
+    for flat in &flats {
+        let asked = GetSeizureQueueRequest { asset_kind: flat.kind, asset_id: flat.asset_id.clone() };
+        let queue = match s.get_seizure_queue(asked).await {
+            Ok(found) => found.into_inner().queue.unwrap(),
+            // A flat no placement reached before the acceptance: nothing was ever seized on it.
+            Err(e) if e.code() == Code::NotFound => continue,
+            Err(e) => panic!("{e}"),
+        };
+        let live: Vec<_> = queue
+            .seizures
+            .iter()
+            .filter(|q| q.state != assetgw::core::proto::SeizureState::Released as i32)
+            .map(|q| q.case_number.clone())
+            .collect();
+        assert!(live.is_empty(), "acknowledged after the acceptance and left standing: {live:?}");
+    }
+}
