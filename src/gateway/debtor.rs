@@ -70,13 +70,7 @@ impl DebtorApi {
 
     /// R24: an execution court transfers the debtor to review under one of its enforcement cases.
     async fn review(&self, call: &Call, r: TransferToBankruptcyReviewRequest) -> Result<BankruptcyOutcome, Error> {
-        let asked = Asked {
-            request_id: &r.request_id,
-            case_number: &r.case_number,
-            debtor: r.debtor.as_ref(),
-            decision_reference: &r.decision_reference,
-            decided_at: r.decided_at.as_ref(),
-        };
+        let asked = r.asked();
         let mut c = Checks::default();
         c.present("grounds", &r.grounds);
         let case = c.case("case_number", &r.case_number);
@@ -86,13 +80,8 @@ impl DebtorApi {
     }
 
     /// R25, R26: the bankruptcy court decides under its own bankruptcy case.
-    async fn bankruptcy(
-        &self,
-        call: &Call,
-        asked: Asked<'_>,
-        bytes: &[u8],
-        act: BankruptcyAct,
-    ) -> Result<BankruptcyOutcome, Error> {
+    async fn bankruptcy(&self, call: &Call, r: &impl Deciding, act: BankruptcyAct) -> Result<BankruptcyOutcome, Error> {
+        let (asked, bytes) = (r.asked(), r.encode_to_vec());
         let mut c = Checks::default();
         let case = c.bankruptcy_case("case_number", asked.case_number);
         let (case, debtor, at) = self.checked(call, &asked, c, case)?;
@@ -104,7 +93,7 @@ impl DebtorApi {
                 case.court_code, call.caller.court
             )));
         }
-        self.decide(call, (&asked, bytes), (case, debtor, at), (act, "")).await
+        self.decide(call, (&asked, &bytes), (case, debtor, at), (act, "")).await
     }
 
     /// Every field checked at once: the case, the debtor and the decision's reference and date.
@@ -198,15 +187,7 @@ impl DebtorService for DebtorApi {
         request: Request<RecordBankruptcyAcceptanceRequest>,
     ) -> Result<Response<RecordBankruptcyAcceptanceResponse>, Status> {
         let (call, _, r) = Call::of(request)?;
-        let bytes = r.encode_to_vec();
-        let asked = Asked {
-            request_id: &r.request_id,
-            case_number: &r.case_number,
-            debtor: r.debtor.as_ref(),
-            decision_reference: &r.decision_reference,
-            decided_at: r.decided_at.as_ref(),
-        };
-        let outcome = self.bankruptcy(&call, asked, &bytes, BankruptcyAct::Accept).await;
+        let outcome = self.bankruptcy(&call, &r, BankruptcyAct::Accept).await;
         reply(outcome.map(|outcome| RecordBankruptcyAcceptanceResponse { outcome: Some(outcome) }))
     }
 
@@ -215,15 +196,30 @@ impl DebtorService for DebtorApi {
         request: Request<RecordBankruptcyRefusalRequest>,
     ) -> Result<Response<RecordBankruptcyRefusalResponse>, Status> {
         let (call, _, r) = Call::of(request)?;
-        let bytes = r.encode_to_vec();
-        let asked = Asked {
-            request_id: &r.request_id,
-            case_number: &r.case_number,
-            debtor: r.debtor.as_ref(),
-            decision_reference: &r.decision_reference,
-            decided_at: r.decided_at.as_ref(),
-        };
-        let outcome = self.bankruptcy(&call, asked, &bytes, BankruptcyAct::Refuse).await;
+        let outcome = self.bankruptcy(&call, &r, BankruptcyAct::Refuse).await;
         reply(outcome.map(|outcome| RecordBankruptcyRefusalResponse { outcome: Some(outcome) }))
     }
 }
+
+/// The decision requests, each read as what every decision carries.
+trait Deciding: prost::Message {
+    fn asked(&self) -> Asked<'_>;
+}
+
+macro_rules! deciding {
+    ($($request:ty),*) => {
+        $(impl Deciding for $request {
+            fn asked(&self) -> Asked<'_> {
+                Asked {
+                    request_id: &self.request_id,
+                    case_number: &self.case_number,
+                    debtor: self.debtor.as_ref(),
+                    decision_reference: &self.decision_reference,
+                    decided_at: self.decided_at.as_ref(),
+                }
+            }
+        })*
+    };
+}
+
+deciding!(TransferToBankruptcyReviewRequest, RecordBankruptcyAcceptanceRequest, RecordBankruptcyRefusalRequest);
