@@ -162,11 +162,6 @@ impl Method {
         Method::ALL.into_iter().find(|m| m.step_name() == stored)
     }
 
-    /// Whether the court's daily search quota counts it.
-    pub fn is_search(self) -> bool {
-        Method::SEARCHES.contains(&self)
-    }
-
     /// Whether it holds one of the court's watch-stream slots while it runs.
     pub fn is_watch(self) -> bool {
         matches!(self, Method::WatchSearch | Method::WatchEvents)

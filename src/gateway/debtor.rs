@@ -4,8 +4,6 @@
 //! for a review, authorized as a control step; its own bankruptcy case for an
 //! acceptance or a refusal) → the debtor's kind → one ledger step.
 
-use std::sync::Arc;
-
 use prost::Message as _;
 use serde_json::json;
 use tonic::{Request, Response, Status};
@@ -22,27 +20,23 @@ use crate::{
         },
     },
     gateway::{
+        acting::Acting,
         audit::Key,
-        auth::Authority,
         call::{Call, reply},
         validate::Checks,
     },
     ledger::{
-        command::{Command, Reply, RequestKey},
-        model::Model,
+        command::{Command, RequestKey},
         rules::{self, Action, BankruptcyAct, Decision},
-        store::Store,
     },
 };
 
 /// The debtor service over the ledger.
 pub struct DebtorApi {
-    store: Store,
+    /// The ledger and who may act on it.
+    acting: Acting,
     /// Keys debtors as the audit trail and the cases do.
     debtors: Key,
-    /// The ledger in memory, refreshed before a court hears of a decision.
-    model: Arc<Model>,
-    authority: Authority,
     /// Credit-code prefixes of enterprise legal persons.
     enterprise_prefixes: Vec<String>,
 }
@@ -58,14 +52,8 @@ struct Asked<'a> {
 
 impl DebtorApi {
     /// The service.
-    pub fn new(
-        store: Store,
-        debtors: Key,
-        model: Arc<Model>,
-        authority: Authority,
-        enterprise_prefixes: Vec<String>,
-    ) -> Self {
-        Self { store, debtors, model, authority, enterprise_prefixes }
+    pub fn new(acting: Acting, debtors: Key, enterprise_prefixes: Vec<String>) -> Self {
+        Self { acting, debtors, enterprise_prefixes }
     }
 
     /// R24: an execution court transfers the debtor to review under one of its enforcement cases.
@@ -75,7 +63,7 @@ impl DebtorApi {
         c.present("grounds", &r.grounds);
         let case = c.case("case_number", &r.case_number);
         let (case, debtor, at) = self.checked(call, &asked, c, case)?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         self.decide(call, (&asked, &r.encode_to_vec()), (case, debtor, at), (BankruptcyAct::Review, &r.grounds)).await
     }
 
@@ -85,14 +73,8 @@ impl DebtorApi {
         let mut c = Checks::default();
         let case = c.bankruptcy_case("case_number", asked.case_number);
         let (case, debtor, at) = self.checked(call, &asked, c, case)?;
-        call.note.case(case.to_string());
-        if case.court_code != call.caller.court {
-            return Err(Error::PermissionDenied(format!(
-                "case {case} belongs to court {}; this caller is court {}. A court decides only under its own \
-                 bankruptcy case (R15)",
-                case.court_code, call.caller.court
-            )));
-        }
+        // A court decides under its own bankruptcy case, as it acts under its own enforcement case (R15).
+        self.acting.authorize(call, &case, Action::Control).await?;
         self.decide(call, (&asked, &bytes), (case, debtor, at), (act, "")).await
     }
 
@@ -109,7 +91,7 @@ impl DebtorApi {
         call.note.detail(json!({ "decision_reference": asked.decision_reference }));
         c.present("request_id", asked.request_id);
         c.present("decision_reference", asked.decision_reference);
-        let now = self.store.now();
+        let now = self.acting.store.now();
         let debtor = match asked.debtor {
             Some(d) => c.debtor("debtor", d, beijing_date(now)).map(|(id, _)| id),
             None => {
@@ -123,11 +105,6 @@ impl DebtorApi {
         let (case, debtor) = c.done(case.zip(debtor))?;
         call.note.debtors([debtor.clone()]);
         Ok((case, debtor, asked.decided_at.map_or(now, time_of)))
-    }
-
-    async fn authorize(&self, call: &Call, case: &CaseNumber, action: Action) -> Result<(), Error> {
-        call.note.case(case.to_string());
-        self.authority.authorize(&call.caller, case, action).await
     }
 
     /// One ledger step recording the decision.
@@ -151,19 +128,7 @@ impl DebtorApi {
             at,
         };
         let debtor_key = self.debtors.debtor(&debtor);
-        let command = Command::Bankruptcy { request: request.clone(), debtor_key, kind, act, decision };
-        let step = command.request().map(|(_, method)| method);
-        let reply = self.store.execute(command).await?;
-        if let Err(e) = self.model.refresh().await {
-            tracing::warn!(error = %e, "the read model missed a decision; the next refresh applies it");
-        }
-        if let Some(method) = step {
-            call.note.acknowledged(request, method);
-        }
-        match reply {
-            Reply::Bankruptcy(outcome) => Ok(outcome),
-            other => Err(Error::Internal(format!("unexpected ledger reply {other:?}"))),
-        }
+        self.acting.execute(call, Command::Bankruptcy { request, debtor_key, kind, act, decision }).await
     }
 }
 

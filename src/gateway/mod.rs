@@ -6,6 +6,7 @@
 //! [`crate::ledger`] and the [`crate::registry`] side; it may use everything
 //! below it, nothing of [`crate::tools`].
 
+pub mod acting;
 pub mod admission;
 pub mod audit;
 pub mod auth;

@@ -17,6 +17,7 @@ use crate::{
         },
     },
     gateway::{
+        acting::Acting,
         admission::AdmissionLayer,
         audit::{self, AuditError, Key, Trail, recorder::Recorder},
         auth::{Authority, Identity},
@@ -155,9 +156,9 @@ pub async fn run_with_clock(
         trail: trail.clone(),
     };
     let search = SearchApi::new(search, config.search.clone(), store.clock());
-    let seizure = SeizureApi::new(store.clone(), key.clone(), model.clone(), network.clone(), authority.clone());
-    let prefixes = config.ledger.enterprise_prefixes.clone();
-    let debtor = DebtorApi::new(store.clone(), key.clone(), model.clone(), authority, prefixes);
+    let acting = Acting::new(store.clone(), model.clone(), authority);
+    let seizure = SeizureApi::new(acting.clone(), key.clone(), network.clone());
+    let debtor = DebtorApi::new(acting, key.clone(), config.ledger.enterprise_prefixes.clone());
     let spine = spine(
         Recorder::new(trail.clone(), store.clone(), metrics.clone()),
         Identity::new(config.tls.plaintext),

@@ -381,3 +381,4 @@ reply_of!(Control, ControlResult);
 reply_of!(Designation, RecordDesignationResponse);
 reply_of!(Transfer, TransferCaseResponse);
 reply_of!(Disposal, AnswerDisposalTransferResponse);
+reply_of!(Bankruptcy, BankruptcyOutcome);

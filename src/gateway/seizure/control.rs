@@ -43,7 +43,7 @@ impl SeizureApi {
         c.present("asset_id", &r.asset_id);
         match &r.debtor {
             Some(d) => {
-                if let Some((id, _)) = c.debtor("debtor", d, beijing_date(self.store.now())) {
+                if let Some((id, _)) = c.debtor("debtor", d, beijing_date(self.acting.store.now())) {
                     note.debtors([id]);
                 }
             }
@@ -63,12 +63,12 @@ impl SeizureApi {
             _ => {}
         }
         let case = c.done(case)?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let (asset, debtor_key) = self.find(&r, &case, kind).await?;
         let claim = r.claim.as_ref().map(|m| (m.currency.trim().to_ascii_uppercase(), m.minor_units));
         let (amount, emergency) = (r.amount, r.emergency_approval);
         let command = Command::Place { request, asset, debtor_key, case, amount, claim, emergency };
-        Ok(PlaceSeizureResponse { result: Some(self.execute(call, command).await?) })
+        Ok(PlaceSeizureResponse { result: Some(self.acting.execute(call, command).await?) })
     }
 
     pub(super) async fn release(&self, call: &Call, r: ReleaseSeizureRequest) -> Result<ReleaseSeizureResponse, Error> {
@@ -77,10 +77,10 @@ impl SeizureApi {
         let mut c = Checks::default();
         let case = seizure_step(&mut c, &call.note, &r.request_id, &r.case_number, &r.seizure_id);
         let case = c.done(case)?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let case = case.to_string();
         let command = Command::Release { request, case, seizure_id: r.seizure_id, emergency: r.emergency_approval };
-        Ok(ReleaseSeizureResponse { result: Some(self.execute(call, command).await?) })
+        Ok(ReleaseSeizureResponse { result: Some(self.acting.execute(call, command).await?) })
     }
 
     pub(super) async fn renew(&self, call: &Call, r: RenewSeizureRequest) -> Result<RenewSeizureResponse, Error> {
@@ -91,12 +91,12 @@ impl SeizureApi {
         let mut c = Checks::default();
         let case = seizure_step(&mut c, &call.note, &r.request_id, &r.case_number, &r.seizure_id);
         let case = c.done(case)?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let case = case.to_string();
         let months = (r.months > 0).then_some(r.months);
         let command =
             Command::Renew { request, case, seizure_id: r.seizure_id, months, emergency: r.emergency_approval };
-        Ok(RenewSeizureResponse { result: Some(self.execute(call, command).await?) })
+        Ok(RenewSeizureResponse { result: Some(self.acting.execute(call, command).await?) })
     }
 
     pub(super) async fn deduct(&self, call: &Call, r: DeductFundsRequest) -> Result<DeductFundsResponse, Error> {
@@ -108,11 +108,11 @@ impl SeizureApi {
         let case = seizure_step(&mut c, &call.note, &r.request_id, &r.case_number, &r.seizure_id);
         c.amount("amount", r.amount, "a deduction names its amount in minor units (R9)");
         let case = c.done(case)?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let case = case.to_string();
         let (seizure_id, amount, emergency) = (r.seizure_id, r.amount, r.emergency_approval);
         let command = Command::Deduct { request, case, seizure_id, amount, emergency };
-        Ok(DeductFundsResponse { result: Some(self.execute(call, command).await?) })
+        Ok(DeductFundsResponse { result: Some(self.acting.execute(call, command).await?) })
     }
 
     pub(super) async fn dispose(&self, call: &Call, r: RecordDisposalRequest) -> Result<RecordDisposalResponse, Error> {
@@ -136,10 +136,10 @@ impl SeizureApi {
             }
         };
         let (case, disposal) = c.done(case.zip(disposal))?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let case = case.to_string();
         let command = Command::Dispose { request, case, seizure_id: r.seizure_id, disposal };
-        let result: ControlResult = self.execute(call, command).await?;
+        let result: ControlResult = self.acting.execute(call, command).await?;
         Ok(RecordDisposalResponse { result: Some(result) })
     }
 
@@ -163,7 +163,7 @@ impl SeizureApi {
         handover: bool,
     ) -> Result<R, Error> {
         let request = request_key(call, &r);
-        let now = self.store.now();
+        let now = self.acting.store.now();
         let (case, to_court, decision, decided_at) = r.designation();
         call.note.detail(json!({ "to_court_code": to_court, "decision_reference": decision }));
         let mut c = Checks::default();
@@ -174,10 +174,10 @@ impl SeizureApi {
             c.bad("decided_at", "is in the future");
         }
         let (case, to_court) = c.done(case.zip(to))?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let decided_at = decided_at.map_or(now, time_of);
         let command = Command::Transfer { request, case, to_court, decision: decision.into(), decided_at, handover };
-        self.execute(call, command).await
+        self.acting.execute(call, command).await
     }
 
     /// The receiving court files its new case; it must be that court's case.
@@ -190,9 +190,9 @@ impl SeizureApi {
         c.present("transfer_id", &r.transfer_id);
         let new_case = c.case("new_case_number", &r.new_case_number);
         let new_case = c.done(new_case)?;
-        self.authorize(call, &new_case, Action::Control).await?;
+        self.acting.authorize(call, &new_case, Action::Control).await?;
         let t: TransferCaseResponse =
-            self.execute(call, Command::Accept { request, transfer_id: r.transfer_id, new_case }).await?;
+            self.acting.execute(call, Command::Accept { request, transfer_id: r.transfer_id, new_case }).await?;
         Ok(AcceptTransferResponse { transfer: t.transfer, message: t.message })
     }
 
@@ -208,10 +208,10 @@ impl SeizureApi {
         let kind = c.kind("asset_kind", r.asset_kind);
         c.present("asset_id", &r.asset_id);
         let case = c.done(case)?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let asset_key = asset_key(kind, &crate::core::merge::normalise(&r.asset_id));
         let d: AnswerDisposalTransferResponse =
-            self.execute(call, Command::RequestDisposal { request, case, asset_key }).await?;
+            self.acting.execute(call, Command::RequestDisposal { request, case, asset_key }).await?;
         Ok(RequestDisposalTransferResponse { disposal_transfer: d.disposal_transfer, message: d.message })
     }
 
@@ -226,10 +226,10 @@ impl SeizureApi {
         let case = control(&mut c, &call.note, &r.request_id, &r.case_number);
         c.present("disposal_transfer_id", &r.disposal_transfer_id);
         let case = c.done(case)?;
-        self.authorize(call, &case, Action::Control).await?;
+        self.acting.authorize(call, &case, Action::Control).await?;
         let case = case.to_string();
         let command = Command::AnswerDisposal { request, case, id: r.disposal_transfer_id, approve: r.approve };
-        self.execute(call, command).await
+        self.acting.execute(call, command).await
     }
 
     /// The rules' asset, as its registry reports it now, and its owner's key (placements only).
@@ -240,7 +240,7 @@ impl SeizureApi {
         kind: AssetKind,
     ) -> Result<(rules::Asset, String), Error> {
         let mut c = Checks::default();
-        let today = beijing_date(self.store.now());
+        let today = beijing_date(self.acting.store.now());
         let debtor = r.debtor.as_ref().and_then(|d| c.debtor("debtor", d, today));
         let debtor = c.done(debtor)?;
         let inquiry = Inquiry::new(case.to_string(), case.court_code.clone());

@@ -3,7 +3,7 @@
 //! the call: validate every field ([`Checks`]) → authorize the acting case
 //! (R15) → build the ledger command (a placement first finds the asset at its
 //! registry: what is seized must be what a registry reports) → one durable
-//! ledger step ([`SeizureApi::execute`]), whose reply is returned and
+//! ledger step ([`Acting::execute`]), whose reply is returned and
 //! remembered under the request id. The steps are in [`control`]; reads and
 //! the event stream in [`reads`].
 
@@ -15,70 +15,37 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    core::{
-        error::Error,
-        identifiers::CaseNumber,
-        proto::{
-            AcceptTransferRequest, AcceptTransferResponse, AnswerDisposalTransferRequest,
-            AnswerDisposalTransferResponse, DeductFundsRequest, DeductFundsResponse, GetSeizureQueueRequest,
-            GetSeizureQueueResponse, ListCaseSeizuresRequest, ListCaseSeizuresResponse, ListLapsingSeizuresRequest,
-            ListLapsingSeizuresResponse, ListTransfersRequest, ListTransfersResponse, PlaceSeizureRequest,
-            PlaceSeizureResponse, RecordDesignationRequest, RecordDesignationResponse, RecordDisposalRequest,
-            RecordDisposalResponse, ReleaseSeizureRequest, ReleaseSeizureResponse, RenewSeizureRequest,
-            RenewSeizureResponse, RequestDisposalTransferRequest, RequestDisposalTransferResponse, TransferCaseRequest,
-            TransferCaseResponse, WatchEventsRequest, seizure_service_server::SeizureService,
-        },
+    core::proto::{
+        AcceptTransferRequest, AcceptTransferResponse, AnswerDisposalTransferRequest, AnswerDisposalTransferResponse,
+        DeductFundsRequest, DeductFundsResponse, GetSeizureQueueRequest, GetSeizureQueueResponse,
+        ListCaseSeizuresRequest, ListCaseSeizuresResponse, ListLapsingSeizuresRequest, ListLapsingSeizuresResponse,
+        ListTransfersRequest, ListTransfersResponse, PlaceSeizureRequest, PlaceSeizureResponse,
+        RecordDesignationRequest, RecordDesignationResponse, RecordDisposalRequest, RecordDisposalResponse,
+        ReleaseSeizureRequest, ReleaseSeizureResponse, RenewSeizureRequest, RenewSeizureResponse,
+        RequestDisposalTransferRequest, RequestDisposalTransferResponse, TransferCaseRequest, TransferCaseResponse,
+        WatchEventsRequest, seizure_service_server::SeizureService,
     },
     gateway::{
+        acting::Acting,
         audit::Key,
-        auth::Authority,
         call::{Call, reply},
-    },
-    ledger::{
-        command::{Command, Reply},
-        model::Model,
-        rules::Action,
-        store::Store,
     },
     registry::network::Network,
 };
 
 /// The seizure service over the ledger and the registries.
 pub struct SeizureApi {
-    store: Store,
+    /// The ledger and who may act on it.
+    acting: Acting,
     /// Keys debtors as the audit trail does, so a debtor's cases are found without its number.
     debtors: Key,
-    /// The ledger in memory, refreshed before a court hears of its step.
-    model: Arc<Model>,
     network: Arc<Network>,
-    authority: Authority,
 }
 
 impl SeizureApi {
     /// The service.
-    pub fn new(store: Store, debtors: Key, model: Arc<Model>, network: Arc<Network>, authority: Authority) -> Self {
-        Self { store, debtors, model, network, authority }
-    }
-
-    /// Notes the validated case for the audit and checks the caller may act on it (R15).
-    async fn authorize(&self, call: &Call, case: &CaseNumber, action: Action) -> Result<(), Error> {
-        call.note.case(case.to_string());
-        self.authority.authorize(&call.caller, case, action).await
-    }
-
-    /// One durable ledger step; its reply, as the method answers it.
-    async fn execute<R: TryFrom<Reply, Error = Reply>>(&self, call: &Call, command: Command) -> Result<R, Error> {
-        let step = command.request().map(|(key, method)| (key.clone(), method));
-        let reply = self.store.execute(command).await?;
-        // Before the court hears of its step, its own searches here must see it.
-        if let Err(e) = self.model.refresh().await {
-            tracing::warn!(error = %e, "the read model missed a step; the next refresh applies it");
-        }
-        if let Some((key, method)) = step {
-            // Marked audited once the spine has its record (R16).
-            call.note.acknowledged(key, method);
-        }
-        R::try_from(reply).map_err(|other| Error::Internal(format!("unexpected ledger reply {other:?}")))
+    pub fn new(acting: Acting, debtors: Key, network: Arc<Network>) -> Self {
+        Self { acting, debtors, network }
     }
 }
 

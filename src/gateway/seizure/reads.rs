@@ -42,7 +42,7 @@ impl SeizureApi {
         c.present("asset_id", &r.asset_id);
         c.done(Some(()))?;
         let key = asset_key(kind, &merge::normalise(&r.asset_id));
-        let ledger = self.store.ledgers(std::slice::from_ref(&key)).await?.pop();
+        let ledger = self.acting.store.ledgers(std::slice::from_ref(&key)).await?.pop();
         let ledger = ledger.ok_or_else(|| Error::NotFound(format!("no seizure has ever been placed on {key}")))?;
         Ok(GetSeizureQueueResponse { queue: Some(views::queue(&ledger)) })
     }
@@ -56,8 +56,8 @@ impl SeizureApi {
         let mut c = Checks::default();
         let case = c.case("case_number", &r.case_number);
         let case = c.done(case)?;
-        self.authorize(call, &case, Action::Query).await?;
-        let seizures = self.store.case_seizures(&case.to_string()).await?;
+        self.acting.authorize(call, &case, Action::Query).await?;
+        let seizures = self.acting.store.case_seizures(&case.to_string()).await?;
         Ok(ListCaseSeizuresResponse { seizures })
     }
 
@@ -83,14 +83,14 @@ impl SeizureApi {
                 "a court lists its own lapsing seizures; this caller is court {court} (R15)"
             )));
         }
-        let seizures = self.store.lapsing(r.within_days, court).await?;
+        let seizures = self.acting.store.lapsing(r.within_days, court).await?;
         Ok(ListLapsingSeizuresResponse { seizures })
     }
 
     /// A court sees the transfers it sends or receives.
     pub(super) async fn transfers(&self, call: &Call, r: ListTransfersRequest) -> Result<ListTransfersResponse, Error> {
         let court = call.caller.court.as_str();
-        let mut all = self.store.transfers(r.overdue_only).await?;
+        let mut all = self.acting.store.transfers(r.overdue_only).await?;
         let mine = |case: &str| CaseNumber::parse_acting(case).is_ok_and(|c| c.court_code == court);
         all.transfers.retain(|t| t.from_court == court || t.to_court == court);
         all.disposal_transfers.retain(|d| mine(&d.from_case) || mine(&d.to_case));
@@ -102,7 +102,7 @@ impl SeizureApi {
     pub(super) async fn watch(&self, call: &Call, r: WatchEventsRequest) -> Result<EventStream, Error> {
         call.note.detail(json!({ "after_sequence": r.after_sequence }));
         let mut last = r.after_sequence;
-        let head = self.store.last_event().await?;
+        let head = self.acting.store.last_event().await?;
         if !(0..=head).contains(&last) {
             return Err(violation(
                 "after_sequence",
@@ -110,7 +110,7 @@ impl SeizureApi {
             ));
         }
         let (tx, rx) = mpsc::channel(256);
-        let (store, court) = (self.store.clone(), call.caller.court.clone());
+        let (store, court) = (self.acting.store.clone(), call.caller.court.clone());
         let committed = store.committed();
         tokio::spawn(async move {
             loop {

@@ -1,15 +1,12 @@
-//! The debtor as a whole (R23–R27): which debtors bankruptcy law reaches,
-//! where a debtor stands between enforcement and bankruptcy, what each court
-//! may still do on its cases meanwhile, and a series designation that moves
-//! every case against a debtor or none. Pure functions over what the store
-//! gathered; the store applies what they decide.
+//! The debtor as a whole (R24–R26): which debtors bankruptcy law reaches,
+//! where a debtor stands between enforcement and bankruptcy, and what each
+//! court may still do on its cases meanwhile. Pure functions over what the
+//! store gathered; the store applies what they decide.
 
-use super::{
-    Action, Change, ChangeKind, Denial, Invalid, Ledger, Order, Outcome, Refusal, RuleError, SeizureState, Terms, Time,
-};
+use super::{Change, ChangeKind, Invalid, Ledger, Order, Outcome, Refusal, RuleError, SeizureState, Terms, Time};
 use crate::core::identifiers::{CaseNumber, DebtorId};
 
-/// Bankruptcy case types: an application (破申) and an accepted case (破) (R25, R27).
+/// Bankruptcy case types: an application (破申) and an accepted case (破) (R25, R26).
 pub const BANKRUPTCY_TYPES: [&str; 2] = ["破申", "破"];
 
 /// What kind of debtor the law sees (R24–R28).
@@ -192,46 +189,6 @@ pub fn bankruptcy_acceptance(standing: &Standing) -> Result<(), RuleError> {
     }
 }
 
-/// R27: a court holding a bankruptcy case against an enterprise legal person searches the
-/// debtor's assets and reads its picture, but places no seizure under that case.
-pub fn bankruptcy_authority(case: &CaseNumber, kind: DebtorKind, action: Action) -> Result<(), RuleError> {
-    if !BANKRUPTCY_TYPES.contains(&case.case_type.as_str()) {
-        return Err(Invalid::NotBankruptcyCase { case: case.to_string() }.into());
-    }
-    if kind != DebtorKind::EnterpriseLegalPerson {
-        return Err(Invalid::NotEnterprise.into());
-    }
-    match action {
-        Action::Query => Ok(()),
-        Action::Control => Err(Denial::BankruptcyCaseSeizes { case: case.to_string() }.into()),
-    }
-}
-
-/// R23: a series designation moves every case listed or none: the refusal lists every blocking
-/// measure (R11) of every case, each as `case: measure`. `cases` holds each case with its measures
-/// ending within the R11 window, described.
-pub fn series(cases: &[(String, Vec<String>)]) -> Result<(), RuleError> {
-    if cases.is_empty() {
-        return Err(Invalid::NoCases.into());
-    }
-    let blocking: Vec<String> =
-        cases.iter().flat_map(|(case, ending)| ending.iter().map(move |m| format!("{case}: {m}"))).collect();
-    match blocking.is_empty() {
-        true => Ok(()),
-        false => Err(Refusal::RenewFirst { ending: blocking, within_days: super::RENEW_BEFORE_TRANSFER_DAYS }.into()),
-    }
-}
-
-/// R23 (configurable): preservation cases (执保) stay with the court that preserved unless the
-/// designation lists them. The cases a designation of every case against a debtor moves.
-pub fn series_cases<'a>(cases: &'a [CaseNumber], listed: &[String], move_preservation: bool) -> Vec<&'a CaseNumber> {
-    cases
-        .iter()
-        .filter(|c| listed.is_empty() || listed.iter().any(|l| *l == c.to_string()))
-        .filter(|c| c.case_type != "执保" || move_preservation || !listed.is_empty())
-        .collect()
-}
-
 impl Ledger {
     /// R25: the debtor's bankruptcy was accepted by `decision`: every live seizure on the asset,
     /// first and waiting, is lifted at once and none is promoted (everything behind is lifted
@@ -376,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn r25_r27_bankruptcy_courts_decide_and_search_under_bankruptcy_cases_but_seize_nothing() {
+    fn r25_r26_bankruptcy_courts_decide_under_bankruptcy_cases() {
         let enterprise = DebtorKind::EnterpriseLegalPerson;
         let bankruptcy = case("（2027）京0105破1号");
         assert_eq!(bankruptcy.case_type, "破");
@@ -386,48 +343,5 @@ mod tests {
             bankruptcy_decision(enterprise, &case("（2027）京0105执1号")),
             Err(RuleError::Invalid(Invalid::NotBankruptcyCase { .. }))
         ));
-        assert_eq!(bankruptcy_authority(&bankruptcy, enterprise, Action::Query), Ok(()));
-        assert!(matches!(
-            bankruptcy_authority(&bankruptcy, enterprise, Action::Control),
-            Err(RuleError::Denied(Denial::BankruptcyCaseSeizes { .. }))
-        ));
-        assert_eq!(
-            bankruptcy_authority(&bankruptcy, DebtorKind::NaturalPerson, Action::Query),
-            Err(Invalid::NotEnterprise.into())
-        );
-    }
-
-    #[test]
-    fn r23_a_series_moves_every_case_or_none_and_lists_every_blocking_measure() {
-        let clear = vec![("（2024）京0105执1号".to_string(), vec![]), ("（2024）粤0304执2号".to_string(), vec![])];
-        assert_eq!(series(&clear), Ok(()));
-        let blocked = vec![
-            ("（2024）京0105执1号".to_string(), vec!["seizure s1 ends 2027-03-10".to_string()]),
-            ("（2024）粤0304执2号".to_string(), vec![]),
-            ("（2024）沪0101执3号".to_string(), vec!["s7 ends 2027-03-02".into(), "s8 ends 2027-03-05".into()]),
-        ];
-        let refused = series(&blocked).unwrap_err();
-        let RuleError::Refused(Refusal::RenewFirst { ending, .. }) = &refused else { panic!("{refused}") };
-        assert_eq!(
-            ending,
-            &[
-                "（2024）京0105执1号: seizure s1 ends 2027-03-10",
-                "（2024）沪0101执3号: s7 ends 2027-03-02",
-                "（2024）沪0101执3号: s8 ends 2027-03-05"
-            ]
-        );
-        assert!(refused.to_string().contains("3 measure(s)") && refused.to_string().contains("R11"), "{refused}");
-        assert_eq!(series(&[]), Err(Invalid::NoCases.into()));
-    }
-
-    #[test]
-    fn r23_preservation_cases_stay_unless_listed_or_configured_to_move() {
-        let cases = [case("（2024）京0105执1号"), case("（2024）京0105执保2号"), case("（2024）粤0304执3号")];
-        let moved = |listed: &[String], preservation| -> Vec<String> {
-            series_cases(&cases, listed, preservation).iter().map(|c| c.to_string()).collect()
-        };
-        assert_eq!(moved(&[], false), ["（2024）京0105执1号", "（2024）粤0304执3号"]);
-        assert_eq!(moved(&[], true).len(), 3);
-        assert_eq!(moved(&["（2024）京0105执保2号".to_string()], false), ["（2024）京0105执保2号"]);
     }
 }

@@ -127,12 +127,6 @@ pub enum Denial {
         /// The case it is addressed to.
         addressed_to: String,
     },
-    /// R27: a bankruptcy court searches and reads; it seizes nothing under its bankruptcy case.
-    #[error("{case} is a bankruptcy case: it may search the debtor and read its picture, but places no seizure (R27)")]
-    BankruptcyCaseSeizes {
-        /// The bankruptcy case.
-        case: String,
-    },
 }
 
 /// A rule forbids the operation now.
@@ -400,7 +394,7 @@ pub enum Invalid {
     /// R14, R9: a deposit is deducted, not sold.
     #[error("disposal transfer (R14) moves the sale of an asset; a deposit is deducted (R9), not sold")]
     DepositNotSold,
-    /// R24–R27: bankruptcy law reaches enterprise legal persons only.
+    /// R24–R26: bankruptcy law reaches enterprise legal persons only.
     #[error(
         "the debtor is not an enterprise legal person (its credit code does not mark an enterprise or a \
          cooperative): bankruptcy review and bankruptcy apply to enterprises only (R24)"
@@ -411,15 +405,12 @@ pub enum Invalid {
         "a transfer to bankruptcy review states its grounds: whose written consent (the debtor's or an applicant's) (R24)"
     )]
     NoGrounds,
-    /// R25–R27: bankruptcy decisions are taken under a bankruptcy case.
-    #[error("{case} is not a bankruptcy case (破申 or 破) (R25, R27)")]
+    /// R25, R26: bankruptcy decisions are taken under a bankruptcy case.
+    #[error("{case} is not a bankruptcy case (破申 or 破) (R25, R26)")]
     NotBankruptcyCase {
         /// The case named.
         case: String,
     },
-    /// R23: a series designation names at least one case.
-    #[error("a series designation moves the debtor's cases: there is none to move (R23)")]
-    NoCases,
     /// R3: a registry's reference names one seizure; an acknowledgement quoting another's is a lie.
     #[error(
         "INVALID_RESPONSE: the registry answered reference {reference}, which it already gave seizure {seizure} of \
