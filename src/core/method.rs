@@ -56,6 +56,16 @@ pub enum Method {
     RecordBankruptcyAcceptance,
     /// Record a debtor's bankruptcy refused.
     RecordBankruptcyRefusal,
+    /// Record a debtor's accepted bankruptcy dismissed.
+    RecordBankruptcyDismissal,
+    /// Register a case against its debtors.
+    RegisterCase,
+    /// Read a debtor's picture.
+    GetDebtorPicture,
+    /// The court's seizures to lift on bankrupt debtors' assets.
+    ListBankruptcyLifts,
+    /// Designate one court for a debtor's series of cases.
+    DesignateSeries,
 }
 
 /// The package of the court services.
@@ -63,7 +73,7 @@ const PACKAGE: &str = "/assetgw.v1.";
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 24] = [
+    pub const ALL: [Method; 29] = [
         Method::Search,
         Method::SearchStream,
         Method::SubmitSearch,
@@ -88,6 +98,11 @@ impl Method {
         Method::TransferToBankruptcyReview,
         Method::RecordBankruptcyAcceptance,
         Method::RecordBankruptcyRefusal,
+        Method::RecordBankruptcyDismissal,
+        Method::RegisterCase,
+        Method::GetDebtorPicture,
+        Method::ListBankruptcyLifts,
+        Method::DesignateSeries,
     ];
 
     /// The methods a court's daily search quota counts.
@@ -132,6 +147,11 @@ impl Method {
             Method::TransferToBankruptcyReview => "TransferToBankruptcyReview",
             Method::RecordBankruptcyAcceptance => "RecordBankruptcyAcceptance",
             Method::RecordBankruptcyRefusal => "RecordBankruptcyRefusal",
+            Method::RecordBankruptcyDismissal => "RecordBankruptcyDismissal",
+            Method::RegisterCase => "RegisterCase",
+            Method::GetDebtorPicture => "GetDebtorPicture",
+            Method::ListBankruptcyLifts => "ListBankruptcyLifts",
+            Method::DesignateSeries => "DesignateSeries",
         }
     }
 
@@ -153,6 +173,9 @@ impl Method {
             Method::TransferToBankruptcyReview => "bankruptcy_review",
             Method::RecordBankruptcyAcceptance => "bankruptcy_accepted",
             Method::RecordBankruptcyRefusal => "bankruptcy_refused",
+            Method::RecordBankruptcyDismissal => "bankruptcy_dismissed",
+            Method::RegisterCase => "register_case",
+            Method::DesignateSeries => "designate_series",
             other => other.name(),
         }
     }
@@ -178,7 +201,12 @@ impl Method {
             | Method::ListSearches => "AssetSearchService",
             Method::TransferToBankruptcyReview
             | Method::RecordBankruptcyAcceptance
-            | Method::RecordBankruptcyRefusal => "DebtorService",
+            | Method::RecordBankruptcyRefusal
+            | Method::RecordBankruptcyDismissal
+            | Method::RegisterCase
+            | Method::GetDebtorPicture
+            | Method::ListBankruptcyLifts
+            | Method::DesignateSeries => "DebtorService",
             _ => "SeizureService",
         }
     }

@@ -190,7 +190,11 @@ async fn deliver(registry: &Registry, order: &PendingOrder) -> Result<Ack, Contr
         OrderKind::Renew => {
             Control::Renew(RenewRequest { order: header, registry_reference: reference, end_time: end })
         }
-        OrderKind::Release => Control::Release(ReleaseRequest { order: header, registry_reference: reference }),
+        OrderKind::Release => Control::Release(ReleaseRequest {
+            order: header,
+            registry_reference: reference,
+            reason: order.reason.clone(),
+        }),
         OrderKind::Deduct => {
             Control::Deduct(DeductRequest { order: header, registry_reference: reference, amount: order.amount })
         }

@@ -154,11 +154,12 @@ pub async fn run_with_clock(
         model: model.clone(),
         jobs: jobs.clone(),
         trail: trail.clone(),
+        enterprise_prefixes: config.ledger.enterprise_prefixes.clone(),
     };
     let search = SearchApi::new(search, config.search.clone(), store.clock());
     let acting = Acting::new(store.clone(), model.clone(), authority);
     let seizure = SeizureApi::new(acting.clone(), key.clone(), network.clone());
-    let debtor = DebtorApi::new(acting, key.clone(), config.ledger.enterprise_prefixes.clone());
+    let debtor = DebtorApi::new(acting, key.clone(), &config.ledger);
     let spine = spine(
         Recorder::new(trail.clone(), store.clone(), metrics.clone()),
         Identity::new(config.tls.plaintext),

@@ -25,9 +25,29 @@ impl Checks {
         self.0.push(Violation { field: field.into(), description: description.into() });
     }
 
-    /// An enforcement case number the caller may act under (R20, R15's case types).
+    /// An enforcement case number the caller may act under (R20, R15's case types); a bankruptcy
+    /// case places no seizures (R27).
     pub fn case(&mut self, field: &str, input: &str) -> Option<CaseNumber> {
-        CaseNumber::parse_acting(input).map_err(|e| self.bad(field, e)).ok()
+        match CaseNumber::parse(input) {
+            Ok(case) if BANKRUPTCY_TYPES.contains(&case.case_type.as_str()) => {
+                let why = format!(
+                    "is a `{}` case: a bankruptcy court searches and reads under it, but places no enforcement \
+                     seizures (R27)",
+                    case.case_type
+                );
+                self.bad(field, why);
+                None
+            }
+            _ => CaseNumber::parse_acting(input).map_err(|e| self.bad(field, e)).ok(),
+        }
+    }
+
+    /// A case a court reads or searches under: an enforcement case, or a bankruptcy case (R27).
+    pub fn reading_case(&mut self, field: &str, input: &str) -> Option<CaseNumber> {
+        match CaseNumber::parse(input) {
+            Ok(case) if BANKRUPTCY_TYPES.contains(&case.case_type.as_str()) => Some(case),
+            _ => CaseNumber::parse_acting(input).map_err(|e| self.bad(field, e)).ok(),
+        }
     }
 
     /// A bankruptcy case number (破申 or 破; R20, R25–R27).

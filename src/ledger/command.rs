@@ -12,13 +12,13 @@ use crate::{
         identifiers::CaseNumber,
         method::Method,
         proto::{
-            AnswerDisposalTransferResponse, AssetKind, BankruptcyOutcome, ControlResult, RecordDesignationResponse,
-            TransferCaseResponse,
+            AnswerDisposalTransferResponse, AssetKind, BankruptcyOutcome, Case, ControlResult, DesignateSeriesResponse,
+            RecordDesignationResponse, TransferCaseResponse,
         },
     },
     ledger::{
         LedgerError, Time,
-        rules::{Asset, BankruptcyAct, DebtorKind, Decision, Disposal, OrderKind},
+        rules::{Asset, BankruptcyAct, DebtorKind, Decision, Designation, Disposal, Lifting, OrderKind},
     },
 };
 
@@ -171,12 +171,42 @@ pub enum Command {
         request: RequestKey,
         /// The debtor, as the keyed hash its cases know it by.
         debtor_key: String,
+        /// The debtor, masked: the decision's case is registered against it.
+        debtor: String,
         /// What kind of debtor it is.
         kind: DebtorKind,
-        /// Review, acceptance or refusal.
+        /// Review, acceptance, refusal or dismissal.
         act: BankruptcyAct,
         /// The decision.
         decision: Decision,
+        /// Who lifts the seizures on an acceptance (R25).
+        lifting: Lifting,
+    },
+    /// Register a case against its debtors, with its applicant and claim.
+    RegisterCase {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The case.
+        case: CaseNumber,
+        /// Its debtors: keyed hash and masked form.
+        debtors: Vec<(String, String)>,
+        /// The applicant.
+        applicant: String,
+        /// Currency and amount of the claim, in minor units.
+        claim: (String, i64),
+    },
+    /// A superior court designates one court for a debtor's cases (R23).
+    DesignateSeries {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The debtor, as the keyed hash its cases know it by.
+        debtor_key: String,
+        /// The receiving court and the decision.
+        designation: Designation,
+        /// Only these cases; empty: every active enforcement case against the debtor.
+        cases: Vec<String>,
+        /// Whether preservation cases (执保) move when not listed.
+        with_preservation: bool,
     },
     /// A registry answered an outbox order.
     Delivered {
@@ -215,6 +245,8 @@ impl Command {
             | Command::Dispose { case, .. }
             | Command::AnswerDisposal { case, .. } => case.clone(),
             Command::Bankruptcy { decision, .. } => decision.case_number.clone(),
+            Command::RegisterCase { case, .. } => case.to_string(),
+            Command::DesignateSeries { .. } => String::new(),
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => String::new(),
         }
     }
@@ -248,6 +280,11 @@ impl Command {
             Command::Bankruptcy { request, act: BankruptcyAct::Refuse, .. } => {
                 Some((request, Method::RecordBankruptcyRefusal))
             }
+            Command::Bankruptcy { request, act: BankruptcyAct::Dismiss, .. } => {
+                Some((request, Method::RecordBankruptcyDismissal))
+            }
+            Command::RegisterCase { request, .. } => Some((request, Method::RegisterCase)),
+            Command::DesignateSeries { request, .. } => Some((request, Method::DesignateSeries)),
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => None,
         }
     }
@@ -291,6 +328,10 @@ pub enum Reply {
     Disposal(AnswerDisposalTransferResponse),
     /// A bankruptcy decision.
     Bankruptcy(BankruptcyOutcome),
+    /// A case registered.
+    Case(Case),
+    /// A series designation (R23).
+    Series(DesignateSeriesResponse),
     /// Internal steps.
     Done,
 }
@@ -305,6 +346,8 @@ impl Reply {
             Reply::Transfer(r) => r.encode_to_vec(),
             Reply::Disposal(r) => r.encode_to_vec(),
             Reply::Bankruptcy(r) => r.encode_to_vec(),
+            Reply::Case(r) => r.encode_to_vec(),
+            Reply::Series(r) => r.encode_to_vec(),
             Reply::Done => Vec::new(),
         }
     }
@@ -326,7 +369,10 @@ impl Reply {
             }
             Method::TransferToBankruptcyReview
             | Method::RecordBankruptcyAcceptance
-            | Method::RecordBankruptcyRefusal => Reply::Bankruptcy(BankruptcyOutcome::decode(bytes).map_err(bad)?),
+            | Method::RecordBankruptcyRefusal
+            | Method::RecordBankruptcyDismissal => Reply::Bankruptcy(BankruptcyOutcome::decode(bytes).map_err(bad)?),
+            Method::RegisterCase => Reply::Case(Case::decode(bytes).map_err(bad)?),
+            Method::DesignateSeries => Reply::Series(DesignateSeriesResponse::decode(bytes).map_err(bad)?),
             other => return Err(LedgerError::Corrupt(format!("stored reply of {other}, which is no ledger step"))),
         })
     }
@@ -359,6 +405,8 @@ pub struct PendingOrder {
     pub registry_ref: Option<String>,
     /// Attempts so far.
     pub attempts: i64,
+    /// Why a release is ordered.
+    pub reason: String,
 }
 
 /// A step's typed reply, taken out of [`Reply`]; the other variants are handed back.
@@ -382,3 +430,5 @@ reply_of!(Designation, RecordDesignationResponse);
 reply_of!(Transfer, TransferCaseResponse);
 reply_of!(Disposal, AnswerDisposalTransferResponse);
 reply_of!(Bankruptcy, BankruptcyOutcome);
+reply_of!(Case, Case);
+reply_of!(Series, DesignateSeriesResponse);

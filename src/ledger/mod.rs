@@ -56,6 +56,16 @@ pub enum LedgerError {
     /// No case transfer with this id.
     #[error("no transfer {0}")]
     UnknownTransfer(String),
+    /// A listed case cannot be part of the series (R23).
+    #[error(
+        "{0} is not an active enforcement case against the debtor held by another court than the receiving one (R23)"
+    )]
+    NotInSeries(String),
+    /// The calling court holds no case against the debtor that lets it read the picture (R27).
+    #[error(
+        "no active case {0} against this debtor is registered; a court reads the picture of a debtor it holds an active or bankruptcy case against (R27)"
+    )]
+    NoCaseAgainst(String),
     /// No disposal-transfer request with this id.
     #[error("no disposal-transfer request {0}")]
     UnknownDisposalTransfer(String),
@@ -118,9 +128,11 @@ fn answer(e: &LedgerError) -> Error {
         LedgerError::Rule(RuleError::UnknownSeizure(id)) | LedgerError::UnknownSeizure(id) => {
             Error::NotFound(format!("no seizure {id}"))
         }
-        LedgerError::NeverSeized(_) | LedgerError::UnknownTransfer(_) | LedgerError::UnknownDisposalTransfer(_) => {
-            Error::NotFound(e.to_string())
-        }
+        LedgerError::NeverSeized(_)
+        | LedgerError::UnknownTransfer(_)
+        | LedgerError::UnknownDisposalTransfer(_)
+        | LedgerError::NotInSeries(_)
+        | LedgerError::NoCaseAgainst(_) => Error::NotFound(e.to_string()),
         LedgerError::Rule(RuleError::Denied(denial)) => Error::PermissionDenied(denial.to_string()),
         LedgerError::Rule(RuleError::Refused(refusal)) => Error::FailedPrecondition(refusal.to_string()),
         LedgerError::Rule(RuleError::Invalid(why)) => invalid(why),

@@ -60,7 +60,7 @@ pub async fn place(
     s.place_seizure(as_court(case, place_req(id, case, a, amount))).await.unwrap().into_inner().result.unwrap()
 }
 
-async fn release(
+pub async fn release(
     s: &mut SeizureServiceClient<Courts>,
     id: &str,
     case: &str,
@@ -81,7 +81,7 @@ pub async fn queue(s: &mut SeizureServiceClient<Courts>, a: &MergedAsset) -> Ass
     s.get_seizure_queue(request).await.unwrap().into_inner().queue.unwrap()
 }
 
-fn sid(r: &ControlResult) -> String {
+pub fn sid(r: &ControlResult) -> String {
     r.seizure.as_ref().unwrap().seizure_id.clone()
 }
 

@@ -32,5 +32,6 @@ mod security;
 mod spawned;
 mod telemetry;
 mod validation;
+mod whole_debtor;
 mod width;
 mod wings;

@@ -302,8 +302,8 @@ impl Jobs {
             .await?;
             let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
             let message = format!("search {search_id} settled: {}", counts.join(", "));
-            let holder = (court.as_str(), case_number.as_str());
-            self.store.queue_event(&mut *tx, "search_settled", search_id, holder, &message).await?;
+            let holder = [(court.clone(), case_number.clone())];
+            self.store.queue_events(&mut *tx, "search_settled", search_id, &holder, &message).await?;
         }
         Ok((numbered, settles))
     }

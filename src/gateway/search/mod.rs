@@ -43,7 +43,10 @@ use crate::{
         limits::Limits,
         validate::{Checks, violation},
     },
-    ledger::{model::Model, rules::Action},
+    ledger::{
+        model::Model,
+        rules::{self, Action},
+    },
     ops::{config::SearchConfig, telemetry::spans},
     registry::{
         call::Inquiry,
@@ -65,6 +68,7 @@ pub struct SearchApi {
     clock: SharedClock,
     jobs: Jobs,
     trail: Trail,
+    enterprise_prefixes: Vec<String>,
 }
 
 /// What the search service works with.
@@ -81,6 +85,8 @@ pub struct SearchParts {
     pub jobs: Jobs,
     /// Where a stream's outcome is recorded.
     pub trail: Trail,
+    /// Credit-code prefixes of enterprise legal persons, whom bankruptcy courts search (R27).
+    pub enterprise_prefixes: Vec<String>,
 }
 
 /// Where a search's registry answers go as each registry finishes, besides the summary.
@@ -110,8 +116,8 @@ struct Search {
 impl SearchApi {
     /// The service, its limits `limits`, its clock `clock`.
     pub fn new(parts: SearchParts, limits: SearchConfig, clock: SharedClock) -> Self {
-        let SearchParts { network, authority, quota, model, jobs, trail } = parts;
-        Self { network, limits, authority, quota, model, clock, jobs, trail }
+        let SearchParts { network, authority, quota, model, jobs, trail, enterprise_prefixes } = parts;
+        Self { network, limits, authority, quota, model, clock, jobs, trail, enterprise_prefixes }
     }
 
     /// Validates, authorizes and counts a search, noting for the audit what it asks.
@@ -151,8 +157,17 @@ impl SearchApi {
     fn plan(&self, query: Option<SearchQuery>, court: &str) -> Result<(CaseNumber, Plan), Error> {
         let query = query.ok_or_else(|| violation("query", "is required"))?;
         let mut c = Checks::default();
-        let case = c.case("query.case_number", &query.case_number);
+        let case = c.reading_case("query.case_number", &query.case_number);
         let debtors = self.debtors(&query.debtors, &mut c);
+        if let Some(case) = &case {
+            for (i, (id, _)) in debtors.iter().enumerate() {
+                if !rules::may_search(case, rules::debtor_kind(id, &self.enterprise_prefixes)) {
+                    let why = "is not an enterprise legal person: a bankruptcy case (破, 破申) searches only the \
+                               enterprise it is against (R27)";
+                    c.bad(format!("query.debtors[{i}]"), why);
+                }
+            }
+        }
         let mut kinds = Vec::new();
         for (i, &k) in query.asset_kinds.iter().enumerate() {
             match AssetKind::try_from(k) {

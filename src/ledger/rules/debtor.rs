@@ -1,10 +1,17 @@
-//! The debtor as a whole (R24–R26): which debtors bankruptcy law reaches,
-//! where a debtor stands between enforcement and bankruptcy, and what each
-//! court may still do on its cases meanwhile. Pure functions over what the
-//! store gathered; the store applies what they decide.
+//! The debtor as a whole (R23–R27): which debtors bankruptcy law reaches,
+//! where a debtor stands between enforcement and bankruptcy, what each court
+//! may still do on its cases meanwhile, who reads the debtor's picture, and
+//! when a superior court may concentrate its cases in one court. Pure
+//! functions over what the store gathered; the store applies what they decide.
 
-use super::{Change, ChangeKind, Invalid, Ledger, Order, Outcome, Refusal, RuleError, SeizureState, Terms, Time};
-use crate::core::identifiers::{CaseNumber, DebtorId};
+use super::{
+    Change, ChangeKind, Denial, Designation, Invalid, Ledger, Order, Outcome, Refusal, RuleError, SeizureState, Terms,
+    Time,
+};
+use crate::core::{
+    identifiers::{CaseNumber, DebtorId},
+    proto,
+};
 
 /// Bankruptcy case types: an application (破申) and an accepted case (破) (R25, R26).
 pub const BANKRUPTCY_TYPES: [&str; 2] = ["破申", "破"];
@@ -31,6 +38,110 @@ pub fn debtor_kind(debtor: &DebtorId, enterprise_prefixes: &[String]) -> DebtorK
         }
         DebtorId::Organisation(code) if code.starts_with('9') => DebtorKind::NaturalPerson,
         DebtorId::Organisation(_) => DebtorKind::OtherOrganisation,
+    }
+}
+
+/// Where a case stands, as stored. Suspension is not stored: it follows from the debtor's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseState {
+    /// Being executed (or suspended, while its debtor is in review or bankrupt).
+    Active,
+    /// Terminated for now (终本).
+    Terminated,
+    /// Handed over; the receiving court filed its own case (R10).
+    Transferred,
+    /// Closed.
+    Closed,
+}
+
+impl CaseState {
+    const ALL: [CaseState; 4] = [CaseState::Active, CaseState::Terminated, CaseState::Transferred, CaseState::Closed];
+
+    /// The name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Active => "active",
+            CaseState::Terminated => "terminated",
+            CaseState::Transferred => "transferred",
+            CaseState::Closed => "closed",
+        }
+    }
+
+    /// The inverse of [`CaseState::as_str`].
+    pub fn parse(s: &str) -> Option<CaseState> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// R24, R25: how a case is shown: an active enforcement case against a debtor in review or
+/// bankrupt is suspended; a bankruptcy case goes on.
+pub fn shown_state(stored: CaseState, case: &CaseNumber, standing: &Standing) -> proto::CaseState {
+    let bankruptcy = BANKRUPTCY_TYPES.contains(&case.case_type.as_str());
+    match (stored, standing) {
+        (CaseState::Active, Standing::InReview(_) | Standing::Bankrupt(_)) if !bankruptcy => {
+            proto::CaseState::Suspended
+        }
+        (CaseState::Active, _) => proto::CaseState::Active,
+        (CaseState::Terminated, _) => proto::CaseState::Terminated,
+        (CaseState::Transferred, _) => proto::CaseState::Transferred,
+        (CaseState::Closed, _) => proto::CaseState::Closed,
+    }
+}
+
+/// R27: a court reads a debtor's picture under its case registered against the debtor (`state`,
+/// `None` if not registered): an active case, or a bankruptcy case in any state.
+pub fn may_read_picture(case: &CaseNumber, state: Option<CaseState>) -> bool {
+    match state {
+        Some(CaseState::Active) => true,
+        Some(_) => BANKRUPTCY_TYPES.contains(&case.case_type.as_str()),
+        None => false,
+    }
+}
+
+/// R27: may a debtor of `kind` be searched under `case`? Under a bankruptcy case (破, 破申) only
+/// an enterprise legal person; under an enforcement case anyone.
+pub fn may_search(case: &CaseNumber, kind: DebtorKind) -> bool {
+    !BANKRUPTCY_TYPES.contains(&case.case_type.as_str()) || kind == DebtorKind::EnterpriseLegalPerson
+}
+
+/// Whether `superior`'s court code makes it a superior court of `court` (`京01` of `京0105`,
+/// `京` of both).
+pub fn is_superior(superior: &str, court: &str) -> bool {
+    court.len() > superior.len() && court.starts_with(superior)
+}
+
+/// One case a series designation would move, as the store found it (R23).
+#[derive(Debug, Clone)]
+pub struct SeriesCase {
+    /// The case.
+    pub case: CaseNumber,
+    /// Its live measures ending within 30 days, described (R11).
+    pub ending: Vec<String>,
+    /// A designation it received already, if any.
+    pub designated: Option<Designation>,
+}
+
+/// R23: a superior court of every court involved designates `to_court` for the debtor's cases,
+/// all or nothing: refused with every measure of every case that must be renewed first (R11),
+/// and with every case designated elsewhere already (R12).
+pub fn series_designation(caller: &str, to_court: &str, decision: &str, cases: &[SeriesCase]) -> Result<(), RuleError> {
+    if cases.is_empty() {
+        return Err(Refusal::NoSeriesCases { to_court: to_court.into() }.into());
+    }
+    let courts = std::iter::once(to_court).chain(cases.iter().map(|c| c.case.court_code.as_str()));
+    if let Some(court) = courts.into_iter().find(|court| !is_superior(caller, court)) {
+        return Err(Denial::NotSuperior { caller: caller.into(), court: court.into() }.into());
+    }
+    let mut blocking = Vec::new();
+    for c in cases {
+        if let Err(e) = super::designation_receipt(&c.case, to_court, decision, c.designated.as_ref()) {
+            blocking.push(format!("{}: {e}", c.case));
+        }
+        blocking.extend(c.ending.iter().map(|m| format!("{}: {m}", c.case)));
+    }
+    match blocking.is_empty() {
+        true => Ok(()),
+        false => Err(Refusal::SeriesBlocked { blocking }.into()),
     }
 }
 
@@ -70,6 +181,8 @@ pub enum BankruptcyAct {
     Accept,
     /// The bankruptcy court refuses, during review (R26).
     Refuse,
+    /// The bankruptcy court dismisses the application after accepting it (R26).
+    Dismiss,
 }
 
 impl BankruptcyAct {
@@ -79,6 +192,17 @@ impl BankruptcyAct {
             BankruptcyAct::Review => "review",
             BankruptcyAct::Accept => "accepted",
             BankruptcyAct::Refuse => "refused",
+            BankruptcyAct::Dismiss => "dismissed",
+        }
+    }
+
+    /// The kind of the event every court with a case against the debtor is sent.
+    pub fn event(self) -> &'static str {
+        match self {
+            BankruptcyAct::Review => "bankruptcy_review",
+            BankruptcyAct::Accept => "bankruptcy_accepted",
+            BankruptcyAct::Refuse => "bankruptcy_refused",
+            BankruptcyAct::Dismiss => "bankruptcy_dismissed",
         }
     }
 }
@@ -180,6 +304,19 @@ pub fn bankruptcy_refusal(standing: &Standing) -> Result<(), RuleError> {
     }
 }
 
+/// R26: a dismissal after acceptance ends the suspension (the seizures lifted stay lifted).
+pub fn bankruptcy_dismissal(standing: &Standing) -> Result<(), RuleError> {
+    match standing {
+        Standing::Bankrupt(_) => Ok(()),
+        Standing::InReview(_) | Standing::Enforced => Err(Refusal::NotBankrupt.into()),
+    }
+}
+
+/// R25: the holding courts lift their seizures within 7 days of the acceptance (Beijing days).
+pub fn lift_due(accepted: Time) -> Time {
+    super::days_end(accepted, 7)
+}
+
 /// R25: an acceptance, during a review or without one (a creditor's or the debtor's own
 /// application); never twice.
 pub fn bankruptcy_acceptance(standing: &Standing) -> Result<(), RuleError> {
@@ -210,138 +347,8 @@ impl Ledger {
                 at: now,
                 message: message.clone(),
             });
-            orders.push(Order::Release { seizure_id: s.id.clone() });
+            orders.push(Order::Release { seizure_id: s.id.clone(), reason: message.clone() });
         }
         Outcome { changes, orders, message }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{TimeZone, Utc};
-
-    use super::*;
-
-    fn prefixes() -> Vec<String> {
-        vec!["91".into(), "93".into()]
-    }
-
-    fn organisation(code: &str) -> DebtorId {
-        DebtorId::Organisation(code.into())
-    }
-
-    fn decision(reference: &str, grounds: &str) -> Decision {
-        Decision {
-            reference: reference.into(),
-            court: "京0105".into(),
-            case_number: "（2027）京0105执1号".into(),
-            grounds: grounds.into(),
-            at: Utc.with_ymd_and_hms(2027, 3, 1, 2, 0, 0).unwrap(),
-        }
-    }
-
-    fn case(text: &str) -> CaseNumber {
-        CaseNumber::parse(text).unwrap()
-    }
-
-    #[test]
-    fn enterprises_and_cooperatives_are_legal_persons_and_individual_businesses_are_not() {
-        assert_eq!(debtor_kind(&organisation("91110000600037341L"), &prefixes()), DebtorKind::EnterpriseLegalPerson);
-        assert_eq!(debtor_kind(&organisation("93110000600037341L"), &prefixes()), DebtorKind::EnterpriseLegalPerson);
-        assert_eq!(debtor_kind(&organisation("92110000600037341L"), &prefixes()), DebtorKind::NaturalPerson);
-        assert_eq!(debtor_kind(&organisation("12110000600037341L"), &prefixes()), DebtorKind::OtherOrganisation);
-        assert_eq!(
-            debtor_kind(&DebtorId::Resident("360426199101010071".into()), &prefixes()),
-            DebtorKind::NaturalPerson
-        );
-        let only_91 = vec!["91".to_string()];
-        assert_eq!(
-            debtor_kind(&organisation("93110000600037341L"), &only_91),
-            DebtorKind::NaturalPerson,
-            "configurable"
-        );
-    }
-
-    #[test]
-    fn r24_a_review_suspends_every_step_but_renewals_and_releases() {
-        let review = Standing::InReview(decision("（2027）京0105执1号之一", "the debtor's consent"));
-        for step in [
-            EnforcementStep::Seize,
-            EnforcementStep::Deduct,
-            EnforcementStep::Dispose,
-            EnforcementStep::DisposalTransfer,
-        ] {
-            let refused = step_allowed(&review, step, "").unwrap_err();
-            assert!(matches!(refused, RuleError::Refused(Refusal::InReview { step: s, .. }) if s == step), "{step:?}");
-            let said = refused.to_string();
-            assert!(said.contains("（2027）京0105执1号之一") && said.contains("R24"), "{said}");
-        }
-        assert_eq!(step_allowed(&review, EnforcementStep::Renew, ""), Ok(()), "the seizure must not lapse in review");
-        assert_eq!(step_allowed(&review, EnforcementStep::Release, ""), Ok(()));
-        assert_eq!(
-            step_allowed(&review, EnforcementStep::Dispose, "（2027）京01执监2号"),
-            Ok(()),
-            "perishable goods, approved"
-        );
-        assert_eq!(step_allowed(&Standing::Enforced, EnforcementStep::Seize, ""), Ok(()));
-    }
-
-    #[test]
-    fn r25_after_acceptance_only_releases_remain() {
-        let bankrupt = Standing::Bankrupt(decision("（2027）京0105破1号", ""));
-        for step in [
-            EnforcementStep::Seize,
-            EnforcementStep::Renew,
-            EnforcementStep::Deduct,
-            EnforcementStep::Dispose,
-            EnforcementStep::DisposalTransfer,
-        ] {
-            assert!(matches!(
-                step_allowed(&bankrupt, step, "approved"),
-                Err(RuleError::Refused(Refusal::Bankrupt { .. }))
-            ));
-        }
-        assert_eq!(step_allowed(&bankrupt, EnforcementStep::Release, ""), Ok(()));
-        assert!(matches!(bankruptcy_acceptance(&bankrupt), Err(RuleError::Refused(Refusal::AlreadyBankrupt { .. }))));
-        let review = Standing::InReview(decision("d", "g"));
-        assert_eq!(bankruptcy_acceptance(&review), Ok(()));
-        assert_eq!(bankruptcy_acceptance(&Standing::Enforced), Ok(()), "a creditor's own application");
-    }
-
-    #[test]
-    fn r24_r26_a_review_is_for_enterprises_once_and_never_again_on_refused_grounds() {
-        let enterprise = DebtorKind::EnterpriseLegalPerson;
-        assert_eq!(bankruptcy_review(enterprise, &Standing::Enforced, &[], "the debtor's consent"), Ok(()));
-        assert_eq!(
-            bankruptcy_review(DebtorKind::NaturalPerson, &Standing::Enforced, &[], "consent"),
-            Err(Invalid::NotEnterprise.into())
-        );
-        assert_eq!(bankruptcy_review(enterprise, &Standing::Enforced, &[], " "), Err(Invalid::NoGrounds.into()));
-        let review = Standing::InReview(decision("d1", "g"));
-        assert!(matches!(
-            bankruptcy_review(enterprise, &review, &[], "g2"),
-            Err(RuleError::Refused(Refusal::AlreadyInReview { .. }))
-        ));
-        let refused = [decision("（2027）京0105破申3号", "applicant A's consent")];
-        assert_eq!(
-            bankruptcy_review(enterprise, &Standing::Enforced, &refused, "applicant A's consent"),
-            Err(Refusal::RefusedBefore { decision: "（2027）京0105破申3号".into() }.into())
-        );
-        assert_eq!(bankruptcy_review(enterprise, &Standing::Enforced, &refused, "the debtor's consent"), Ok(()));
-        assert_eq!(bankruptcy_refusal(&review), Ok(()));
-        assert_eq!(bankruptcy_refusal(&Standing::Enforced), Err(Refusal::NoReview.into()));
-    }
-
-    #[test]
-    fn r25_r26_bankruptcy_courts_decide_under_bankruptcy_cases() {
-        let enterprise = DebtorKind::EnterpriseLegalPerson;
-        let bankruptcy = case("（2027）京0105破1号");
-        assert_eq!(bankruptcy.case_type, "破");
-        assert_eq!(case("（2027）京0105破申3号").case_type, "破申");
-        assert_eq!(bankruptcy_decision(enterprise, &bankruptcy), Ok(()));
-        assert!(matches!(
-            bankruptcy_decision(enterprise, &case("（2027）京0105执1号")),
-            Err(RuleError::Invalid(Invalid::NotBankruptcyCase { .. }))
-        ));
     }
 }

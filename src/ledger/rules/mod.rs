@@ -15,6 +15,8 @@ use chrono::Months;
 
 mod case;
 mod debtor;
+#[cfg(test)]
+mod debtor_tests;
 mod queue;
 mod refusal;
 #[cfg(test)]
@@ -25,7 +27,7 @@ pub use debtor::*;
 pub use refusal::{Denial, Invalid, Quantity, Refusal, RuleError};
 
 use crate::core::proto::AssetKind;
-pub use crate::ops::config::{PromotionTerm, Terms};
+pub use crate::ops::config::{Lifting, PromotionTerm, Terms};
 
 /// An instant on the ledger's clock.
 pub use crate::core::clock::Time;
@@ -235,6 +237,8 @@ pub enum Order {
     Release {
         /// The seizure.
         seizure_id: String,
+        /// Why, for the registry to read (R7 by its court, R25 by an acceptance).
+        reason: String,
     },
     /// Transfer `amount` of frozen funds to the court.
     Deduct {
@@ -306,12 +310,20 @@ impl Order {
         }
     }
 
+    /// Why a release is ordered; empty for the other orders.
+    pub fn reason(&self) -> &str {
+        match self {
+            Order::Release { reason, .. } => reason,
+            Order::Seize { .. } | Order::Renew { .. } | Order::Deduct { .. } => "",
+        }
+    }
+
     /// The seizure the order is about.
     pub fn seizure_id(&self) -> &str {
         match self {
             Order::Seize { seizure_id, .. }
             | Order::Renew { seizure_id, .. }
-            | Order::Release { seizure_id }
+            | Order::Release { seizure_id, .. }
             | Order::Deduct { seizure_id, .. } => seizure_id,
         }
     }
@@ -364,6 +376,8 @@ pub struct Ledger {
     pub asset: Asset,
     /// Every seizure, live or ended, ordered by `seq`.
     pub seizures: Vec<Seizure>,
+    /// The owner's bankruptcy was accepted: the seizures are to be lifted and none is promoted (R25).
+    pub owner_bankrupt: bool,
 }
 
 /// `t` plus `months` calendar months on Beijing's calendar, at the same time

@@ -6,6 +6,9 @@
 use super::*;
 use crate::core::{clock::beijing_days, proto::AssetKind};
 
+/// A release order's reason when the holding court releases (R7).
+const RELEASED: &str = "released by the holding court (R7)";
+
 impl Ledger {
     /// The live seizures in rank order, with their 1-based rank.
     pub fn queue(&self) -> impl Iterator<Item = (usize, &Seizure)> {
@@ -48,7 +51,11 @@ impl Ledger {
             if !s.state.is_live() {
                 continue;
             }
-            let got = s.requested.min(left).max(0);
+            let mut got = s.requested.min(left).max(0);
+            if self.owner_bankrupt {
+                // Nothing takes effect on a bankrupt debtor's asset: what holds shrinks, none grows (R25).
+                got = got.min(s.effective);
+            }
             left -= got;
             let first_effect = got > 0 && s.start.is_none();
             let newly = got > s.effective;
@@ -229,7 +236,11 @@ impl Ledger {
         let message = format!("released{}", Self::promoted_note(&promoted));
         changes.push(Change { message: message.clone(), ..released });
         changes.extend(promoted);
-        Ok(Outcome { changes, orders: vec![Order::Release { seizure_id: id.into() }], message })
+        Ok(Outcome {
+            changes,
+            orders: vec![Order::Release { seizure_id: id.into(), reason: RELEASED.into() }],
+            message,
+        })
     }
 
     /// Extends an effective seizure by up to one term, before its end (R6).

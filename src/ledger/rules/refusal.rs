@@ -127,6 +127,16 @@ pub enum Denial {
         /// The case it is addressed to.
         addressed_to: String,
     },
+    /// R23: only a superior court of every court involved designates a series.
+    #[error(
+        "court {caller} is not a superior court of {court}: a series designation is made by a court superior to every court involved (R23)"
+    )]
+    NotSuperior {
+        /// The caller.
+        caller: String,
+        /// The court it is not superior to.
+        court: String,
+    },
 }
 
 /// A rule forbids the operation now.
@@ -340,6 +350,26 @@ pub enum Refusal {
     /// R26: a refusal ends a review under way.
     #[error("the debtor is not in bankruptcy review: there is nothing to refuse (R26)")]
     NoReview,
+    /// R23: a series designation found nothing to move.
+    #[error(
+        "no active enforcement case against the debtor is held by a court other than {to_court}: nothing to designate (R23)"
+    )]
+    NoSeriesCases {
+        /// The receiving court.
+        to_court: String,
+    },
+    /// R23 with R11, R12: all or nothing; every blocking measure listed.
+    #[error(
+        "the series cannot move, so none of its cases moves: {} (R23; renew what ends within 30 days first, R11)",
+        blocking.join("; ")
+    )]
+    SeriesBlocked {
+        /// Each case's blocking measure or designation.
+        blocking: Vec<String>,
+    },
+    /// R26: a dismissal ends an accepted bankruptcy.
+    #[error("the debtor's bankruptcy was not accepted: there is nothing to dismiss (R26)")]
+    NotBankrupt,
 }
 
 /// The request makes no sense for this asset or case.

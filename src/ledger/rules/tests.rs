@@ -24,6 +24,7 @@ fn ledger(kind: AssetKind, total: i64) -> Ledger {
             total_at: Time::default(),
         },
         seizures: vec![],
+        owner_bankrupt: false,
     }
 }
 
@@ -473,11 +474,13 @@ fn r25_acceptance_lifts_every_seizure_and_promotes_no_one() {
     let later = t0() + chrono::Duration::days(1);
     let lifted = l.lift_for_bankruptcy(&accepted, later, &TERMS);
     assert!(l.seizures.iter().all(|s| !s.state.is_live() && s.effective == 0), "{:?}", l.seizures);
+    let released: Vec<&str> = lifted.orders.iter().map(Order::seizure_id).collect();
     assert_eq!(
-        lifted.orders,
-        [Order::Release { seizure_id: "s1".into() }, Order::Release { seizure_id: "s2".into() }],
+        released,
+        ["s1", "s2"],
         "the first and the waiting one (partly effective) are released at the registry; the released one is not again"
     );
+    assert!(lifted.orders.iter().all(|o| o.reason().contains("（2027）京0105破1号")), "the registry reads why");
     assert!(lifted.changes.iter().all(|c| c.kind == ChangeKind::Released && c.message.contains("R25")));
     assert!(lifted.changes.iter().all(|c| c.kind != ChangeKind::Promoted), "nobody behind is promoted");
     assert_eq!(l.seizures[2].ended_at, Some(t0()), "an earlier release keeps its date");

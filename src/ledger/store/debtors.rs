@@ -1,6 +1,7 @@
 //! The debtor as a whole in the store: where a debtor stands between
-//! enforcement and bankruptcy, the decisions that move it (R24–R26), and the
-//! check every enforcement step makes against it. A decision on a debtor and
+//! enforcement and bankruptcy, the decisions that move it (R24–R26) and the
+//! events that tell every court with a case against it, and the check every
+//! enforcement step makes against it. A decision on a debtor and
 //! a step on one of its assets exclude each other: on PostgreSQL through a
 //! per-debtor advisory lock (shared by steps, exclusive for a decision), on
 //! SQLite through its one writer; so a seizure racing an acceptance is either
@@ -8,16 +9,17 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Store, micros};
+use super::{Backend, LIVE, Store, micros};
 use crate::{
     core::{
         clock::{Time, from_micros},
+        identifiers::CaseNumber,
         proto::{self, BankruptcyOutcome, DebtorStanding, ts},
     },
     ledger::{
         LedgerError,
         command::Reply,
-        rules::{self, BankruptcyAct, DebtorKind, Decision, EnforcementStep, Standing},
+        rules::{self, BankruptcyAct, DebtorKind, Decision, EnforcementStep, Lifting, Standing},
     },
 };
 
@@ -41,7 +43,7 @@ impl Store {
     }
 
     /// Where the debtor stands now (enforced when its key is unknown).
-    async fn standing(&self, conn: &mut AnyConnection, debtor_key: &str) -> Result<Standing, LedgerError> {
+    pub(super) async fn standing(&self, conn: &mut AnyConnection, debtor_key: &str) -> Result<Standing, LedgerError> {
         if debtor_key.is_empty() {
             return Ok(Standing::Enforced);
         }
@@ -85,17 +87,22 @@ impl Store {
         Ok(owner.unwrap_or_default())
     }
 
-    /// A decision on a debtor's bankruptcy: recorded, its standing moved, and on acceptance every
-    /// live seizure on its assets lifted with a release order to each registry (R24–R26).
+    /// A decision on a debtor's bankruptcy: recorded, its standing moved, every court with a case
+    /// against it told, and on acceptance its seizures lifted, or left to their courts (R24–R26).
     pub(super) async fn bankruptcy(
         &self,
         conn: &mut AnyConnection,
-        (debtor_key, kind): (&str, DebtorKind),
-        act: BankruptcyAct,
+        (debtor_key, debtor, kind): (&str, &str, DebtorKind),
+        (act, lifting): (BankruptcyAct, Lifting),
         decision: &Decision,
         now: Time,
     ) -> Result<Reply, LedgerError> {
         self.lock_debtor(conn, debtor_key, true).await?;
+        // The case the decision is taken under is a case against the debtor from now: its court
+        // hears of what follows and reads the debtor's picture (R27).
+        let case = CaseNumber::parse(&decision.case_number)
+            .map_err(|e| LedgerError::Corrupt(format!("decision's case {}: {e}", decision.case_number)))?;
+        self.register_case(conn, &case, (debtor_key, debtor), now).await?;
         let standing = self.standing(conn, debtor_key).await?;
         match act {
             BankruptcyAct::Review => {
@@ -104,6 +111,7 @@ impl Store {
             }
             BankruptcyAct::Accept => rules::bankruptcy_acceptance(&standing)?,
             BankruptcyAct::Refuse => rules::bankruptcy_refusal(&standing)?,
+            BankruptcyAct::Dismiss => rules::bankruptcy_dismissal(&standing)?,
         }
         // A refusal keeps the grounds of the review it ends: they are not used again (R26).
         let grounds = match (&standing, act) {
@@ -130,7 +138,7 @@ impl Store {
         let (now_standing, stored) = match act {
             BankruptcyAct::Review => (DebtorStanding::InReview, Some("review")),
             BankruptcyAct::Accept => (DebtorStanding::Bankrupt, Some("bankrupt")),
-            BankruptcyAct::Refuse => (DebtorStanding::Enforced, None),
+            BankruptcyAct::Refuse | BankruptcyAct::Dismiss => (DebtorStanding::Enforced, None),
         };
         if let Some(stored) = stored {
             sqlx::query("INSERT INTO debtor_standing (debtor_key, standing, decision) VALUES ($1, $2, $3)")
@@ -140,27 +148,45 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
         }
-        let lifted = match act {
-            BankruptcyAct::Accept => self.lift_all(conn, debtor_key, decision, now).await?,
-            BankruptcyAct::Review | BankruptcyAct::Refuse => 0,
-        };
-        let message = match act {
-            BankruptcyAct::Review => format!(
+        let (mut lifted, mut awaiting) = (0, 0);
+        if act == BankruptcyAct::Accept {
+            match lifting {
+                Lifting::AtOnce => lifted = self.lift_all(conn, debtor_key, decision, now).await?,
+                Lifting::HoldingCourts => awaiting = self.live_on_assets(conn, debtor_key).await?,
+            }
+        }
+        let due = rules::lift_due(now);
+        let message = match (act, lifting) {
+            (BankruptcyAct::Review, _) => format!(
                 "the debtor is in bankruptcy review by {}: every enforcement case against it is suspended; \
                  renew what would lapse meanwhile (R24)",
                 decision.reference
             ),
-            BankruptcyAct::Accept => format!(
+            (BankruptcyAct::Accept, Lifting::AtOnce) => format!(
                 "bankruptcy accepted by {}: {lifted} seizure(s) on the debtor's assets lifted, every release ordered \
-                 at its registry; funds deducted but not paid out go to the bankruptcy court within 7 days (R25)",
-                decision.reference
+                 at its registry; funds deducted but not paid out go to the bankruptcy court by {} (R25)",
+                decision.reference,
+                rules::day(due)
             ),
-            BankruptcyAct::Refuse => format!(
+            (BankruptcyAct::Accept, Lifting::HoldingCourts) => format!(
+                "bankruptcy accepted by {}: every court holding a seizure on the debtor's assets lifts it by {} \
+                 ({awaiting} to lift), and hands over funds deducted but not paid out by then (R25)",
+                decision.reference,
+                rules::day(due)
+            ),
+            (BankruptcyAct::Refuse, _) => format!(
                 "bankruptcy refused by {}: every case against the debtor resumes, seizures keep their rank and \
                  dates (R26)",
                 decision.reference
             ),
+            (BankruptcyAct::Dismiss, _) => format!(
+                "bankruptcy dismissed by {}: every case against the debtor resumes; the seizures lifted on \
+                 acceptance stay lifted, courts seize anew (R26)",
+                decision.reference
+            ),
         };
+        self.tell_courts(conn, debtor_key, act, decision, &message).await?;
+        let accepted = act == BankruptcyAct::Accept;
         Ok(Reply::Bankruptcy(BankruptcyOutcome {
             standing: now_standing as i32,
             decision: Some(proto::BankruptcyDecision {
@@ -172,7 +198,45 @@ impl Store {
             }),
             lifted,
             message,
+            awaiting_lift: awaiting,
+            lift_due: accepted.then(|| ts(due)),
         }))
+    }
+
+    /// An event of the decision to every court with a case against the debtor, once per case (R24–R26).
+    async fn tell_courts(
+        &self,
+        conn: &mut AnyConnection,
+        debtor_key: &str,
+        act: BankruptcyAct,
+        decision: &Decision,
+        message: &str,
+    ) -> Result<(), LedgerError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT c.court, c.case_number FROM cases c JOIN case_debtors d ON d.case_number = c.case_number \
+             WHERE d.debtor_key = $1 ORDER BY c.court, c.case_number",
+        )
+        .bind(debtor_key)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut told: Vec<(String, String)> =
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
+        if !told.iter().any(|(_, case)| *case == decision.case_number) {
+            told.push((decision.court.clone(), decision.case_number.clone()));
+        }
+        self.queue_events(conn, act.event(), &decision.reference, &told, message).await
+    }
+
+    /// How many live seizures are on the debtor's assets.
+    async fn live_on_assets(&self, conn: &mut AnyConnection, debtor_key: &str) -> Result<u32, LedgerError> {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM seizures s JOIN assets a ON a.asset_key = s.asset_key \
+             WHERE a.debtor_key = $1 AND s.state IN {LIVE}"
+        ))
+        .bind(debtor_key)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// The refusals of the debtor's reviews, each with the grounds of the review it refused (R26).
@@ -187,7 +251,8 @@ impl Store {
         rows.iter().map(|r| decision_of(r, 0)).collect()
     }
 
-    /// R25: lifts every live seizure on the debtor's assets; how many.
+    /// R25: lifts every live seizure on the debtor's assets; how many. A few hundred assets at a
+    /// time, all in the step's one transaction: the acceptance is recorded whole or not at all.
     async fn lift_all(
         &self,
         conn: &mut AnyConnection,
@@ -195,29 +260,33 @@ impl Store {
         decision: &Decision,
         now: Time,
     ) -> Result<u32, LedgerError> {
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT asset_key FROM assets WHERE debtor_key = $1 ORDER BY asset_key")
-                .bind(debtor_key)
-                .fetch_all(&mut *conn)
-                .await?;
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let mut w = self.open_ledgers(conn, &keys).await?;
+        let keys: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT a.asset_key FROM assets a JOIN seizures s ON s.asset_key = a.asset_key \
+             WHERE a.debtor_key = $1 AND s.state IN {LIVE} ORDER BY a.asset_key"
+        ))
+        .bind(debtor_key)
+        .fetch_all(&mut *conn)
+        .await?;
         let mut lifted = 0;
-        for ((l, changes), orders) in w.ledgers.iter_mut().zip(&mut w.changes).zip(&mut w.orders) {
-            let outcome = l.lift_for_bankruptcy(decision, now, &self.terms);
-            lifted += outcome.orders.len();
-            changes.extend(outcome.changes);
-            orders.extend(outcome.orders);
+        for chunk in keys.chunks(LIFT_CHUNK) {
+            let mut w = self.open_ledgers(conn, chunk).await?;
+            for ((l, changes), orders) in w.ledgers.iter_mut().zip(&mut w.changes).zip(&mut w.orders) {
+                let outcome = l.lift_for_bankruptcy(decision, now, &self.terms);
+                lifted += outcome.orders.len();
+                changes.extend(outcome.changes);
+                orders.extend(outcome.orders);
+            }
+            self.commit_ledgers(conn, w).await?;
         }
-        self.commit_ledgers(conn, w).await?;
         Ok(u32::try_from(lifted).unwrap_or(u32::MAX))
     }
 }
 
+/// Assets an acceptance lifts per load: well under any database's limit of bound parameters.
+const LIFT_CHUNK: usize = 500;
+
 /// A decision from columns `at..at+5` (reference, court, case, grounds, decided at).
-fn decision_of(row: &sqlx::any::AnyRow, at: usize) -> Result<Decision, LedgerError> {
+pub(super) fn decision_of(row: &sqlx::any::AnyRow, at: usize) -> Result<Decision, LedgerError> {
     Ok(Decision {
         reference: row.try_get(at)?,
         court: row.try_get(at + 1)?,

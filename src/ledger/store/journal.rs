@@ -197,33 +197,35 @@ impl Store {
         Ok(n)
     }
 
-    /// Waits until the events of a step this replica committed are numbered.
-    /// Queues an event of no seizure (a court's search settled: `subject` is
-    /// the search's id) in the caller's transaction. On SQLite it is numbered
-    /// in that transaction too (the writer numbers only its own batches); on
-    /// PostgreSQL, call [`Store::numbered`] after the commit.
-    pub async fn queue_event(
+    /// Queues an event of no seizure for each of `courts` (court, case) in the caller's
+    /// transaction: a court's search settled (`subject` is the search's id) or a decision on a
+    /// debtor (`subject` is its reference). On SQLite they are numbered in that transaction too
+    /// (the writer numbers only its own batches); on PostgreSQL, call [`Store::numbered`] after
+    /// the commit.
+    pub async fn queue_events(
         &self,
         conn: &mut AnyConnection,
         kind: &str,
         subject: &str,
-        (court, case_number): (&str, &str),
+        courts: &[(String, String)],
         message: &str,
     ) -> Result<(), LedgerError> {
-        let id = self.next_ids(conn, 1).await?.into_iter().next().unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO event_queue (id, at, kind, seizure_id, asset_key, court, case_number, message) \
-             VALUES ($1, $2, $3, $4, '', $5, $6, $7)",
-        )
-        .bind(id)
-        .bind(self.clock.micros())
-        .bind(kind)
-        .bind(subject)
-        .bind(court)
-        .bind(case_number)
-        .bind(message)
-        .execute(&mut *conn)
-        .await?;
+        let ids = self.next_ids(conn, courts.len()).await?;
+        let at = self.clock.micros();
+        for (chunk, ids) in courts.chunks(PASS).zip(ids.chunks(PASS)) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, $1, $2, $3, '', ${}, ${}, $4)", 5 + 3 * i, 6 + 3 * i, 7 + 3 * i))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO event_queue (id, at, kind, seizure_id, asset_key, court, case_number, message) VALUES {values}"
+            );
+            let mut insert = sqlx::query(&sql).bind(at).bind(kind).bind(subject).bind(message);
+            for ((court, case), id) in chunk.iter().zip(ids) {
+                insert = insert.bind(*id).bind(court.clone()).bind(case.clone());
+            }
+            insert.execute(&mut *conn).await?;
+        }
         if self.backend == Backend::Sqlite {
             self.number_events(conn).await?;
         }

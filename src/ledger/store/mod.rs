@@ -17,6 +17,7 @@
 //! idempotency); [`rows`] loads and saves, [`journal`] takes ids and numbers
 //! events, [`steps`] and [`transfers`] are the steps, [`reads`] the queries.
 
+mod cases;
 mod debtors;
 mod journal;
 mod reads;
@@ -24,6 +25,8 @@ mod rows;
 mod schema;
 mod steps;
 mod transfers;
+
+pub use cases::PicturePage;
 
 use std::{str::FromStr, sync::Arc};
 
@@ -344,8 +347,15 @@ impl Store {
             Command::AnswerDisposal { case, id, approve, .. } => {
                 self.answer_disposal(conn, case, id, *approve, now).await?
             }
-            Command::Bankruptcy { debtor_key, kind, act, decision, .. } => {
-                self.bankruptcy(conn, (debtor_key, *kind), *act, decision, now).await?
+            Command::Bankruptcy { debtor_key, debtor, kind, act, decision, lifting, .. } => {
+                self.bankruptcy(conn, (debtor_key, debtor, *kind), (*act, *lifting), decision, now).await?
+            }
+            Command::RegisterCase { case, debtors, applicant, claim, .. } => {
+                self.register(conn, case, debtors, applicant, (&claim.0, claim.1), now).await?
+            }
+            Command::DesignateSeries { request, debtor_key, designation, cases, with_preservation, .. } => {
+                let whom = (request.court.as_str(), debtor_key.as_str());
+                self.designate_series(conn, whom, designation, (cases, *with_preservation), now).await?
             }
             Command::Delivered { outbox_id, result, retry_at } => {
                 self.delivered(conn, *outbox_id, result, *retry_at, now).await?

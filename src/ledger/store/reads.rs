@@ -96,7 +96,7 @@ impl Store {
     }
 
     /// The ledgers of `keys` read on `conn`, lapses applied as of now.
-    async fn settled(&self, conn: &mut AnyConnection, keys: &[String]) -> Result<Vec<Ledger>, LedgerError> {
+    pub(super) async fn settled(&self, conn: &mut AnyConnection, keys: &[String]) -> Result<Vec<Ledger>, LedgerError> {
         let now = self.clock.now();
         let mut ledgers = self.load(conn, keys, false).await?;
         for l in &mut ledgers {
@@ -107,8 +107,24 @@ impl Store {
 
     /// Case transfers and disposal transfers, newest first.
     pub async fn transfers(&self, overdue_only: bool) -> Result<proto::ListTransfersResponse, LedgerError> {
-        let now = self.clock.now();
         let mut conn = self.snapshot().await?;
+        let all = self.transfers_in(&mut conn, self.clock.now()).await?;
+        Ok(match overdue_only {
+            true => proto::ListTransfersResponse {
+                transfers: all.transfers.into_iter().filter(|t| t.filing_overdue || t.handover_late).collect(),
+                disposal_transfers: all.disposal_transfers.into_iter().filter(|d| d.overdue).collect(),
+                designations: all.designations.into_iter().filter(|d| d.handover_overdue).collect(),
+            },
+            false => all,
+        })
+    }
+
+    /// Every transfer, disposal transfer and designation not handed over, as of `now`.
+    pub(super) async fn transfers_in(
+        &self,
+        conn: &mut AnyConnection,
+        now: Time,
+    ) -> Result<proto::ListTransfersResponse, LedgerError> {
         let rows = sqlx::query(&transfers_sql("ORDER BY handed_over_at DESC")).fetch_all(&mut *conn).await?;
         let transfers =
             rows.iter().map(|r| transfer_record(r).map(|t| views::transfer(&t, now))).collect::<Result<Vec<_>, _>>()?;
@@ -133,15 +149,7 @@ impl Store {
                 Ok(views::designation(&case, &d, from_micros(r.try_get(4)?), false, now))
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
-        let all = proto::ListTransfersResponse { transfers, disposal_transfers: disposals, designations };
-        Ok(match overdue_only {
-            true => proto::ListTransfersResponse {
-                transfers: all.transfers.into_iter().filter(|t| t.filing_overdue || t.handover_late).collect(),
-                disposal_transfers: all.disposal_transfers.into_iter().filter(|d| d.overdue).collect(),
-                designations: all.designations.into_iter().filter(|d| d.handover_overdue).collect(),
-            },
-            false => all,
-        })
+        Ok(proto::ListTransfersResponse { transfers, disposal_transfers: disposals, designations })
     }
 
     /// The number of the last event numbered.
@@ -170,20 +178,27 @@ impl Store {
                     }
                     None => None,
                 };
-                // Such an event's subject is a search, kept where a seizure's id would be.
-                let subject: String = r.try_get(3)?;
-                let (seizure_id, search_id) =
-                    if asset.is_some() { (subject, String::new()) } else { (String::new(), subject) };
+                // An event of no asset keeps its subject where a seizure's id would be: a search's id,
+                // or a bankruptcy decision's reference.
+                let (subject, kind): (String, String) = (r.try_get(3)?, r.try_get(2)?);
+                let (mut seizure_id, mut search_id, mut decision_reference) =
+                    (String::new(), String::new(), String::new());
+                match (&asset, kind.starts_with("bankruptcy_")) {
+                    (Some(_), _) => seizure_id = subject,
+                    (None, true) => decision_reference = subject,
+                    (None, false) => search_id = subject,
+                }
                 Ok(WatchEventsResponse {
                     sequence: r.try_get(0)?,
                     at: Some(ts(from_micros(r.try_get(1)?))),
-                    kind: r.try_get(2)?,
+                    kind,
                     seizure_id,
                     court_code: r.try_get(4)?,
                     case_number: r.try_get(5)?,
                     message: r.try_get(6)?,
                     asset,
                     search_id,
+                    decision_reference,
                 })
             })
             .collect()
@@ -244,7 +259,7 @@ impl Store {
         for id in claimed {
             let row = sqlx::query(
                 "SELECT o.id, o.kind, o.registry, o.seizure_id, a.kind, a.asset_id, o.amount, o.end_at, o.court, \
-                 o.case_number, s.registry_ref, o.attempts FROM outbox o JOIN assets a ON a.asset_key = o.asset_key \
+                 o.case_number, s.registry_ref, o.attempts, o.reason FROM outbox o JOIN assets a ON a.asset_key = o.asset_key \
                  JOIN seizures s ON s.seizure_id = o.seizure_id WHERE o.id = $1",
             )
             .bind(id)
@@ -267,6 +282,7 @@ impl Store {
                 case_number: row.try_get(9)?,
                 registry_ref: row.try_get(10)?,
                 attempts: row.try_get(11)?,
+                reason: row.try_get(12)?,
             });
         }
         Ok(orders)

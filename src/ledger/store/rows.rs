@@ -116,8 +116,9 @@ impl Store {
         keys.dedup();
         let list = (1..=keys.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed, total_at FROM assets \
-             WHERE asset_key IN ({list}) ORDER BY asset_key{}",
+            "SELECT asset_key, kind, asset_id, registry, debtor, unit, total, sale_started, disposed, total_at, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM debtor_standing d WHERE d.debtor_key = assets.debtor_key \
+             AND d.standing = 'bankrupt') THEN 1 ELSE 0 END AS BIGINT) FROM assets WHERE asset_key IN ({list}) ORDER BY asset_key{}",
             self.lock_suffix(lock)
         );
         let mut q = sqlx::query(&sql);
@@ -137,7 +138,8 @@ impl Store {
                 disposed: row.try_get::<i64, _>(8)? != 0,
                 total_at: from_micros(row.try_get(9)?),
             };
-            ledgers.push((row.try_get(0)?, Ledger { asset, seizures: Vec::new() }));
+            let owner_bankrupt = row.try_get::<i64, _>(10)? != 0;
+            ledgers.push((row.try_get(0)?, Ledger { asset, seizures: Vec::new(), owner_bankrupt }));
         }
         // Seizures belong to known assets: none known, none to read (a search's usual case).
         if ledgers.is_empty() {
@@ -151,10 +153,12 @@ impl Store {
         for k in &keys {
             q = q.bind(k.clone());
         }
+        let at: std::collections::HashMap<String, usize> =
+            ledgers.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
         for row in q.fetch_all(&mut *conn).await? {
             let key: String = row.try_get(0)?;
-            if let Some((_, l)) = ledgers.iter_mut().find(|(k, _)| *k == key) {
-                l.seizures.push(seizure(&row)?);
+            if let Some(&i) = at.get(&key) {
+                ledgers[i].1.seizures.push(seizure(&row)?);
             }
         }
         Ok(ledgers.into_iter().map(|(_, l)| l).collect())
@@ -274,7 +278,8 @@ impl Store {
                 let (court, case) = holder(o.seizure_id());
                 sqlx::query(
                     "INSERT INTO outbox (id, asset_key, seizure_id, registry, kind, amount, end_at, court, case_number, \
-                     attempts, next_attempt_at, lease_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, 0, $10)",
+                     attempts, next_attempt_at, lease_until, created_at, reason) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, 0, $10, $11)",
                 )
                 .bind(id)
                 .bind(&key)
@@ -286,6 +291,7 @@ impl Store {
                 .bind(court)
                 .bind(case)
                 .bind(now)
+                .bind(o.reason())
                 .execute(&mut *conn)
                 .await?;
             }

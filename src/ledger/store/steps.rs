@@ -148,7 +148,7 @@ impl Store {
 
     /// Registers `case` against the debtor (`key`, `masked`) on a seizure, once: a case is
     /// registered on its first seizure, and a debtor added to it on its first seizure of theirs.
-    async fn register_case(
+    pub(super) async fn register_case(
         &self,
         conn: &mut AnyConnection,
         case: &CaseNumber,

@@ -88,7 +88,12 @@ impl Store {
     }
 
     /// The case's live ledgers, locked and settled as of `now`.
-    async fn open_case(&self, conn: &mut AnyConnection, case_number: &str, now: Time) -> Result<Work, LedgerError> {
+    pub(super) async fn open_case(
+        &self,
+        conn: &mut AnyConnection,
+        case_number: &str,
+        now: Time,
+    ) -> Result<Work, LedgerError> {
         let keys = self.live_keys_of_case(conn, case_number).await?;
         let mut w = self.open_ledgers(conn, &keys).await?;
         w.settle(now, &self.terms);
@@ -96,7 +101,7 @@ impl Store {
     }
 
     /// R11: the case's live measures that end within 30 days, described.
-    fn ending_measures(w: &Work, case_number: &str, now: Time) -> Vec<String> {
+    pub(super) fn ending_measures(w: &Work, case_number: &str, now: Time) -> Vec<String> {
         w.ledgers
             .iter()
             .flat_map(|l| {
@@ -121,7 +126,7 @@ impl Store {
     }
 
     /// Records a designation as received now, unless it already was; returns when it was received.
-    async fn receive(
+    pub(super) async fn receive(
         &self,
         conn: &mut AnyConnection,
         case: &CaseNumber,

@@ -346,6 +346,10 @@ pub struct LedgerConfig {
     /// Credit-code prefixes of enterprise legal persons, whom bankruptcy law reaches (R24–R27): `91`
     /// enterprises and `93` farmers' cooperatives; `92` individual businesses follow the rules for persons.
     pub enterprise_prefixes: Vec<String>,
+    /// Who lifts the seizures on a debtor whose bankruptcy is accepted (R25).
+    pub bankruptcy_lifting: Lifting,
+    /// Whether a series designation moves the preservation cases (执保) it does not list (R23).
+    pub series_with_preservation: bool,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
 }
@@ -358,6 +362,8 @@ impl Default for LedgerConfig {
             request_window: Duration::from_secs(7 * 86_400),
             verify_interval: Duration::from_secs(3600),
             enterprise_prefixes: vec!["91".into(), "93".into()],
+            bankruptcy_lifting: Lifting::HoldingCourts,
+            series_with_preservation: false,
             terms: Terms::default(),
         }
     }
@@ -408,6 +414,16 @@ pub enum PromotionTerm {
     Fresh,
     /// The end date written in the court's order: placement plus one term.
     OrderEnd,
+}
+
+/// Who lifts the seizures on a bankrupt debtor's assets (R25).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifting {
+    /// Each holding court lifts its own within 7 days; the rest are listed as overdue (the default).
+    HoldingCourts,
+    /// The acceptance lifts them all, with a release order to every registry (径行解封).
+    AtOnce,
 }
 
 /// When a breaker opens and how long it stays open.

@@ -418,6 +418,8 @@ impl Suite {
         let request = ReleaseRequest {
             order: order(&format!("{}-{key}", self.run), asset),
             registry_reference: reference.into(),
+            // What an acceptance's lift carries (R25): a registry must take a release that says why.
+            reason: "lifted: the debtor's bankruptcy was accepted (R25)".into(),
         };
         self.client.clone().release(self.request(request)).await.map(Response::into_inner)
     }

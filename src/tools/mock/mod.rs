@@ -396,6 +396,7 @@ impl RegistryService for MockRegistry {
         let r = request.into_inner();
         self.once(r.order.as_ref(), |c| {
             held(c, &r.registry_reference)?.released = true;
+            tracing::info!(reference = %r.registry_reference, reason = %r.reason, "released");
             Ok(ReleaseResponse { registry_reference: r.registry_reference.clone(), released_at: now() })
         })
         .await
