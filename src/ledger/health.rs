@@ -1,5 +1,6 @@
 //! The ledger's health as operators watch it: the cross-court handovers and
-//! disposal answers past their legal days (R13, R14), counted every sweep, and
+//! disposal answers past their legal days (R13, R14) and the seizures on
+//! bankrupt debtors' assets not lifted within 7 days (R25), counted every sweep, and
 //! a periodic verification of every asset's invariants; both exported as
 //! metrics, for the alerts that page on them.
 
@@ -26,6 +27,13 @@ pub async fn watch(
                 metrics.transfers_overdue.set(i64::try_from(n).unwrap_or(i64::MAX));
             }
             Err(e) => warn!(error = %e, "overdue handovers not counted; will retry"),
+        }
+        match store.bankruptcy_lifts(None).await {
+            Ok(lifts) => {
+                let n = lifts.iter().filter(|l| l.overdue).count();
+                metrics.bankruptcy_lifts_overdue.set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            Err(e) => warn!(error = %e, "overdue bankruptcy lifts not counted; will retry"),
         }
         let now = store.now();
         let due = verified.is_none_or(|at| now - at >= chrono::Duration::from_std(verify).unwrap_or_default());

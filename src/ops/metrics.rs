@@ -64,6 +64,8 @@ pub struct Metrics {
     pub late_answer_lag_seconds: Histogram,
     /// Cross-court handovers, filings and disposal answers past their legal days (R13, R14).
     pub transfers_overdue: IntGauge,
+    /// Seizures on bankrupt debtors' assets their courts did not lift within 7 days (R25).
+    pub bankruptcy_lifts_overdue: IntGauge,
     /// When each certificate the gateway presents or trusts expires (Unix seconds), by certificate.
     pub certificate_expiry: GaugeVec,
     /// Broken invariants the ledger's last periodic verification found (0 when it holds).
@@ -151,6 +153,10 @@ impl Metrics {
             )?)?,
             transfers_overdue: b
                 .add(IntGauge::new("transfers_overdue", "Handovers past their legal days (R13, R14)")?)?,
+            bankruptcy_lifts_overdue: b.add(IntGauge::new(
+                "bankruptcy_lifts_overdue",
+                "Seizures on bankrupt debtors' assets not lifted by their courts within 7 days (R25)",
+            )?)?,
             certificate_expiry: b.add(GaugeVec::new(
                 Opts::new("certificate_expiry_timestamp_seconds", "When a certificate expires (Unix seconds)"),
                 &["certificate"],

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     core::proto::{AssetKind, RegistryKind},
+    ledger::rules::Lifting,
     tools::{
         client, loadgen,
         mock::{Deferral, FaultCode, Latency, MockConfig},
@@ -494,6 +495,24 @@ pub enum LedgerCommand {
         #[arg(long)]
         hung: bool,
     },
+    /// Measure one bankruptcy acceptance (R25) on a company holding many seizures across many courts.
+    BenchBankruptcy {
+        /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (use a scratch database).
+        #[arg(long)]
+        url: String,
+        /// Seizures on the company's assets.
+        #[arg(long, default_value_t = 50_000)]
+        seizures: u64,
+        /// Courts holding them, one case each.
+        #[arg(long, default_value_t = 500)]
+        courts: u64,
+        /// Seizures per asset: one first, the rest waiting.
+        #[arg(long, default_value_t = 5)]
+        per_asset: u64,
+        /// Who lifts: `at_once` (the acceptance, with a release order each) or `holding_courts`.
+        #[arg(long, default_value = "at_once", value_parser = parse_lifting)]
+        lifting: Lifting,
+    },
     /// Measure placements per second against a ledger database, beside the disk's fsync rate.
     Bench {
         /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (use a scratch database).
@@ -509,6 +528,14 @@ pub enum LedgerCommand {
         #[arg(long, default_value = "data")]
         fsync_dir: PathBuf,
     },
+}
+
+pub fn parse_lifting(s: &str) -> Result<Lifting, String> {
+    match s {
+        "at_once" => Ok(Lifting::AtOnce),
+        "holding_courts" => Ok(Lifting::HoldingCourts),
+        other => Err(format!("`{other}` is not a lifting mode: at_once or holding_courts")),
+    }
 }
 
 pub fn parse_registry_kind(s: &str) -> Result<RegistryKind, String> {

@@ -25,6 +25,7 @@ use crate::{
     registry::network::Network,
     tools::{
         ToolError,
+        bankruptcy_bench::{self, Scale},
         cli::FaultArgs,
         client, conformance, dev, jobs_bench, ledger_bench, loadgen,
         mock::{self, MockConfig},
@@ -211,6 +212,20 @@ pub async fn ledger_bench(url: &str, concurrency: &[usize], ops: u64, fsync_dir:
             r.p99_us as f64 / 1e3
         );
     }
+    Ok(())
+}
+
+/// `assetgw ledger bench-bankruptcy`.
+pub async fn bankruptcy_bench(url: &str, scale: Scale) -> Result<(), ToolError> {
+    let r = bankruptcy_bench::acceptance(url, scale).await?;
+    println!(
+        "acceptance ({:?}): {} of {} seizures reached, {} release orders queued, acknowledged in {:.2} s",
+        scale.lifting,
+        r.reached,
+        r.seeded,
+        r.orders,
+        r.elapsed.as_secs_f64()
+    );
     Ok(())
 }
 

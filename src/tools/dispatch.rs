@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::{
     ops::pki::{Role, TlsFiles},
     tools::{
-        ToolError, call,
+        ToolError,
+        bankruptcy_bench::Scale,
+        call,
         cli::{AuditCommand, CliCommand, LedgerCommand, PkiCommand},
         client::{self, SearchArgs},
         commands,
@@ -158,6 +160,9 @@ pub async fn run(command: CliCommand) -> Result<(), ToolError> {
         CliCommand::Ledger { command: LedgerCommand::Bench { url, concurrency, ops, fsync_dir } } => {
             commands::ledger_bench(&url, &concurrency, ops, &fsync_dir).await
         }
+        CliCommand::Ledger {
+            command: LedgerCommand::BenchBankruptcy { url, seizures, courts, per_asset, lifting },
+        } => commands::bankruptcy_bench(&url, Scale { seizures, courts, per_asset, lifting }).await,
         CliCommand::Ledger { command: LedgerCommand::BenchOutbox { url, orders, replicas, hung } } => {
             commands::outbox_bench(&url, orders, replicas, hung).await
         }

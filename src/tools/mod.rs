@@ -3,6 +3,7 @@
 //! the development stack and the ledger benchmark. They use the library's
 //! public API only, and nothing below imports them.
 
+pub mod bankruptcy_bench;
 pub mod call;
 pub mod cli;
 pub mod client;

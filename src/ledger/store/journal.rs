@@ -20,7 +20,10 @@ use std::time::Duration;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, Store};
+use super::{
+    Backend, Store,
+    rows::{Bind, EVENTS, insert_many},
+};
 use crate::{core::batch, ledger::LedgerError};
 
 /// Most events one numbering statement moves.
@@ -212,20 +215,23 @@ impl Store {
     ) -> Result<(), LedgerError> {
         let ids = self.next_ids(conn, courts.len()).await?;
         let at = self.clock.micros();
-        for (chunk, ids) in courts.chunks(PASS).zip(ids.chunks(PASS)) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, $1, $2, $3, '', ${}, ${}, $4)", 5 + 3 * i, 6 + 3 * i, 7 + 3 * i))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO event_queue (id, at, kind, seizure_id, asset_key, court, case_number, message) VALUES {values}"
-            );
-            let mut insert = sqlx::query(&sql).bind(at).bind(kind).bind(subject).bind(message);
-            for ((court, case), id) in chunk.iter().zip(ids) {
-                insert = insert.bind(*id).bind(court.clone()).bind(case.clone());
-            }
-            insert.execute(&mut *conn).await?;
-        }
+        let rows: Vec<Vec<Bind>> = courts
+            .iter()
+            .zip(ids)
+            .map(|((court, case), id)| {
+                vec![
+                    Bind::Int(id),
+                    Bind::Int(at),
+                    Bind::Text(kind.into()),
+                    Bind::Text(subject.into()),
+                    Bind::Text(String::new()),
+                    Bind::Text(court.clone()),
+                    Bind::Text(case.clone()),
+                    Bind::Text(message.into()),
+                ]
+            })
+            .collect();
+        insert_many(conn, EVENTS, &rows).await?;
         if self.backend == Backend::Sqlite {
             self.number_events(conn).await?;
         }

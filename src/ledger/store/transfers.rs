@@ -256,6 +256,11 @@ impl Store {
         }
         let moved: usize =
             w.changes.iter().map(|c| c.iter().filter(|c| c.kind == ChangeKind::HolderChanged).count()).sum();
+        // The original case is transferred: its seizures are the new case's now (R10).
+        sqlx::query("UPDATE cases SET state = 'transferred' WHERE case_number = $1")
+            .bind(&t.from_case)
+            .execute(&mut *conn)
+            .await?;
         sqlx::query("UPDATE transfers SET to_case = $1, filed_at = $2 WHERE transfer_id = $3")
             .bind(&to_case)
             .bind(micros(now))
