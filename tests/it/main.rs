@@ -10,6 +10,7 @@ mod cli;
 mod conformance;
 mod connections;
 mod court_rules;
+mod debtor_props;
 mod debtors;
 mod dev;
 mod faults;

@@ -352,3 +352,52 @@ async fn r23_a_series_moves_all_or_nothing(db: Db) {
     d.register_case(as_court(C, register("s10", C, "某公司", 1))).await.unwrap();
     assert_eq!(picture(&mut d, C).await.unwrap().designations.len(), 2);
 }
+
+/// R25 at scale, killed: `assetgw ledger bench-bankruptcy` seeds a company's seizures across many
+/// courts, then records the acceptance that lifts them all at once; SIGKILL lands while it writes.
+/// After it, the acceptance is wholly recorded (every seizure released, a release order each, the
+/// debtor bankrupt) or not at all (every seizure live, no order, no decision), and the ledger holds.
+async fn r25_an_acceptance_killed_mid_write_is_recorded_whole_or_not_at_all(db: Db) {
+    use std::io::BufRead;
+    let Some(url) = ledger_url(db).await else { return };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_assetgw"))
+        .args(["ledger", "bench-bankruptcy", "--url", &url, "--seizures", "3000", "--courts", "100"])
+        .args(["--per-asset", "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l == "accepting"), "the seeding finished");
+    // The acceptance of 3,000 seizures takes about a second in a debug build: kill it a fifth in.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished = lines.map_while(Result::ok).any(|l| l.starts_with("acceptance"));
+    assert!(!finished, "the acceptance finished before the kill; nothing was tested");
+
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let count = async |conn: &mut sqlx::AnyConnection, sql: &str| -> i64 {
+        sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+    };
+    let bankrupt = count(&mut conn, "SELECT COUNT(*) FROM debtor_standing WHERE standing = 'bankrupt'").await;
+    let decisions = count(&mut conn, "SELECT COUNT(*) FROM debtor_decisions").await;
+    let released = count(&mut conn, "SELECT COUNT(*) FROM seizures WHERE state = 'released'").await;
+    let live = count(&mut conn, "SELECT COUNT(*) FROM seizures WHERE state <> 'released'").await;
+    let orders = count(&mut conn, "SELECT COUNT(*) FROM outbox WHERE kind = 'release'").await;
+    eprintln!("after the kill: bankrupt {bankrupt}, released {released}, live {live}, release orders {orders}");
+    match bankrupt {
+        1 => assert_eq!((decisions, released, live, orders), (1, 3000, 0, 3000), "wholly recorded"),
+        _ => assert_eq!((bankrupt, decisions, released, live, orders), (0, 0, 0, 3000, 0), "not at all"),
+    }
+    let store = assetgw::ledger::store::Store::open(
+        &url,
+        std::sync::Arc::new(assetgw::core::clock::SystemClock),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.verify().await.unwrap(), Vec::<String>::new(), "the ledger's invariants hold");
+}
+
+crate::on_both_backends!(r25_an_acceptance_killed_mid_write_is_recorded_whole_or_not_at_all);
