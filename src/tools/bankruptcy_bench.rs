@@ -1,8 +1,9 @@
 //! `assetgw ledger bench-bankruptcy`: how long one acceptance takes (R25) on
 //! a company holding many seizures across many courts: the ledger is seeded
-//! through ordinary placements, then the acceptance is one step, timed until
-//! it is acknowledged (every seizure lifted and every release order queued
-//! when the acceptance lifts them; counted for the courts otherwise).
+//! through ordinary placements, the first page of the company's picture is
+//! read (R27), then the acceptance is one step, timed until it is
+//! acknowledged (every seizure lifted and every release order queued when the
+//! acceptance lifts them; counted for the courts otherwise).
 
 use std::{
     sync::{
@@ -23,7 +24,7 @@ use crate::{
     ledger::{
         command::{Command, Reply, RequestKey},
         rules::{Asset, BankruptcyAct, DebtorKind, Decision, Lifting, Terms},
-        store::Store,
+        store::{PicturePage, Store},
     },
     tools::ToolError,
 };
@@ -44,6 +45,8 @@ pub struct AcceptanceReport {
     pub orders: i64,
     /// How long the acceptance took to be acknowledged.
     pub elapsed: Duration,
+    /// How long the picture's first page took (100 cases and about 100 seizures), and what it held.
+    pub picture: (Duration, usize, usize),
 }
 
 /// What to seed and how to accept.
@@ -59,9 +62,11 @@ pub struct Scale {
     pub lifting: Lifting,
 }
 
-/// The case court `i` holds against the company.
+/// The case court `i` holds against the company: courts across the provinces, a few hundred in each.
 fn case_of(i: u64) -> Result<CaseNumber, ToolError> {
-    CaseNumber::parse(&format!("（2024）京{:04}执{}号", 100 + i, i + 1)).map_err(ToolError::Failed)
+    const PROVINCES: [&str; 8] = ["京", "津", "沪", "渝", "冀", "晋", "辽", "吉"];
+    let province = PROVINCES[usize::try_from(i % 8).unwrap_or(0)];
+    CaseNumber::parse(&format!("（2024）{province}{:04}执{}号", 100 + i / 8, i + 1)).map_err(ToolError::Failed)
 }
 
 /// Seeds `scale` on `url` (printing as it goes), then times the acceptance of the company's bankruptcy.
@@ -111,6 +116,13 @@ pub async fn acceptance(url: &str, scale: Scale) -> Result<AcceptanceReport, Too
         scale.courts.min(scale.seizures),
         seeding.as_secs_f64()
     );
+    let started = Instant::now();
+    let case = case_of(0)?;
+    if !store.may_read_picture(&case, &debtor_key).await? {
+        return Err(ToolError::Failed(format!("{case} may not read the company's picture")));
+    }
+    let (page, _) = store.picture(&debtor_key, &PicturePage::first(100)).await?;
+    let picture = (started.elapsed(), page.cases.len(), page.seizures.len());
     println!("accepting");
     let reference = "（2027）京01破1号";
     let decision = Decision {
@@ -146,5 +158,6 @@ pub async fn acceptance(url: &str, scale: Scale) -> Result<AcceptanceReport, Too
         reached: outcome.lifted.max(outcome.awaiting_lift),
         orders,
         elapsed,
+        picture,
     })
 }
