@@ -14,7 +14,9 @@ use crate::{
     core::proto::{AssetKind, RegistryKind},
     ledger::rules::Lifting,
     tools::{
-        client, loadgen,
+        client,
+        debtor_cli::DebtorCommand,
+        loadgen,
         mock::{Deferral, FaultCode, Latency, MockConfig},
     },
 };
@@ -291,6 +293,11 @@ pub enum CliCommand {
         /// `seizures.0.seizureId`); repeat for more, printed tab-separated.
         #[arg(long = "field")]
         fields: Vec<String>,
+    },
+    /// The debtor as a whole: its picture, cases, series designation and bankruptcy decisions.
+    Debtor {
+        #[command(subcommand)]
+        command: DebtorCommand,
     },
     /// Seizure-ledger maintenance.
     Ledger {

@@ -219,10 +219,7 @@ pub async fn ledger_bench(url: &str, concurrency: &[usize], ops: u64, fsync_dir:
 pub async fn bankruptcy_bench(url: &str, scale: Scale) -> Result<(), ToolError> {
     let r = bankruptcy_bench::acceptance(url, scale).await?;
     let (took, cases, seizures) = r.picture;
-    println!(
-        "picture: first page ({cases} cases, {seizures} seizures) in {:.1} ms",
-        took.as_secs_f64() * 1e3
-    );
+    println!("picture: first page ({cases} cases, {seizures} seizures) in {:.1} ms", took.as_secs_f64() * 1e3);
     println!(
         "acceptance ({:?}): {} of {} seizures reached, {} release orders queued, acknowledged in {:.2} s",
         scale.lifting,

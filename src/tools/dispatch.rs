@@ -13,7 +13,7 @@ use crate::{
         client::{self, SearchArgs},
         commands,
         conformance::Target,
-        jobs_bench, loadgen,
+        debtor_cli, jobs_bench, loadgen,
         mock::{MockConfig, fleet::FleetConfig},
         searches,
     },
@@ -84,6 +84,7 @@ pub async fn run(command: CliCommand) -> Result<(), ToolError> {
             let out = searches::list(&connection.connection(), case_number.as_deref(), open, ids).await;
             out.map(|out| println!("{out}")).map_err(ToolError::from)
         }
+        CliCommand::Debtor { command } => debtor_cli::run(command).await.map_err(ToolError::from),
         CliCommand::Call { connection, method, request, timeout, fields } => {
             call::call(&connection.connection(), &method, &request, timeout, &fields).await.map_err(ToolError::from)
         }

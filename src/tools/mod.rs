@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod conformance;
+pub mod debtor_cli;
 pub mod dev;
 pub mod dispatch;
 pub mod jobs_bench;

@@ -1,0 +1,195 @@
+//! `assetgw debtor …`: the debtor as a whole from a court's desk (R23–R27):
+//! its picture, a case's registration, the series designation, the lifts a
+//! court owes after an acceptance, and the four bankruptcy decisions. Each
+//! command is one DebtorService call, made as `assetgw call` makes it and
+//! printed the same way (proto3 JSON, or the fields named with `--field`).
+
+// clap turns doc comments into help text: the flattened argument groups have
+// none on purpose (their own items say it).
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{call, cli::ConnectArgs, client::ClientError};
+use crate::core::identifiers::looks_like_resident_id;
+
+/// The debtor commands.
+#[derive(Subcommand)]
+pub enum DebtorCommand {
+    /// Show the debtor's picture: every case against it, every live seizure on its assets, open
+    /// designations and transfers, its bankruptcy standing (R27).
+    Show {
+        #[command(flatten)]
+        on: OnCase,
+        /// Cases and seizures per page (0: 100).
+        #[arg(long, default_value_t = 0)]
+        page_size: u32,
+        /// The page after a previous one (its `nextPageToken`).
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// Register the court's case against the debtor, with the applicant and the claim.
+    Register {
+        #[command(flatten)]
+        on: OnCase,
+        /// The applicant (申请执行人).
+        #[arg(long)]
+        applicant: String,
+        /// The claim in minor units (fen for CNY).
+        #[arg(long, default_value_t = 0)]
+        claim: i64,
+    },
+    /// Transfer the debtor to bankruptcy review under the court's enforcement case (R24).
+    Review {
+        #[command(flatten)]
+        decision: Deciding,
+        /// Whose written consent the transfer rests on.
+        #[arg(long)]
+        grounds: String,
+    },
+    /// Record the debtor's bankruptcy accepted, under the court's 破 or 破申 case (R25).
+    Accept {
+        #[command(flatten)]
+        decision: Deciding,
+    },
+    /// Record the bankruptcy refused during review, under the court's 破申 case (R26).
+    Refuse {
+        #[command(flatten)]
+        decision: Deciding,
+    },
+    /// Record an accepted bankruptcy dismissed, under the court's 破 case (R26).
+    Dismiss {
+        #[command(flatten)]
+        decision: Deciding,
+    },
+    /// List the court's seizures to lift on bankrupt debtors' assets, with their due dates (R25).
+    Lifts {
+        #[command(flatten)]
+        connection: ConnectArgs,
+        /// Only those past their 7 days.
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// As a superior court (--court), designate one court for the debtor's cases (R23).
+    Series {
+        #[command(flatten)]
+        connection: ConnectArgs,
+        /// The debtor's resident ID or credit code.
+        #[arg(long)]
+        debtor: String,
+        /// The court designated to execute them, e.g. 京0102.
+        #[arg(long)]
+        to_court: String,
+        /// The designation decision's reference.
+        #[arg(long)]
+        decision: String,
+        /// Only these cases (repeatable); default: every active enforcement case against the debtor.
+        #[arg(long = "case")]
+        cases: Vec<String>,
+        /// The court's id of the request, so that a retry designates nothing new (default: a fresh one).
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+}
+
+/// A court, its case and the debtor.
+#[derive(Args)]
+pub struct OnCase {
+    #[command(flatten)]
+    connection: ConnectArgs,
+    /// The court's case against the debtor.
+    #[arg(long = "case")]
+    case_number: String,
+    /// The debtor's resident ID or credit code.
+    #[arg(long)]
+    debtor: String,
+    /// Print only these fields of the answer, by dotted path (repeatable).
+    #[arg(long = "field")]
+    fields: Vec<String>,
+    /// The court's id of the request, so that a retry records nothing new (default: a fresh one).
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+/// A decision on the debtor's bankruptcy, under the court's case.
+#[derive(Args)]
+pub struct Deciding {
+    #[command(flatten)]
+    on: OnCase,
+    /// The decision's reference, e.g. （2027）京0105破1号.
+    #[arg(long)]
+    decision: String,
+}
+
+/// A debtor as the protos' JSON names it.
+fn debtor(id: &str) -> Value {
+    match looks_like_resident_id(id) {
+        true => json!({ "residentId": id }),
+        false => json!({ "creditCode": id }),
+    }
+}
+
+fn request_id(given: Option<String>) -> String {
+    given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Runs one debtor command.
+pub async fn run(command: DebtorCommand) -> Result<(), ClientError> {
+    let (connection, method, request, fields) = match command {
+        DebtorCommand::Show { on, page_size, page_token } => {
+            let request = json!({
+                "caseNumber": on.case_number, "debtor": debtor(&on.debtor),
+                "pageSize": page_size, "pageToken": page_token,
+            });
+            (on.connection, "GetDebtorPicture", request, on.fields)
+        }
+        DebtorCommand::Register { on, applicant, claim } => {
+            let request = json!({
+                "requestId": request_id(on.request_id), "caseNumber": on.case_number,
+                "debtors": [debtor(&on.debtor)], "applicant": applicant, "claimAmount": claim,
+            });
+            (on.connection, "RegisterCase", request, on.fields)
+        }
+        DebtorCommand::Review { decision, grounds } => {
+            let (on, mut request) = decided(decision);
+            request["grounds"] = json!(grounds);
+            (on.connection, "TransferToBankruptcyReview", request, on.fields)
+        }
+        DebtorCommand::Accept { decision } => {
+            let (on, request) = decided(decision);
+            (on.connection, "RecordBankruptcyAcceptance", request, on.fields)
+        }
+        DebtorCommand::Refuse { decision } => {
+            let (on, request) = decided(decision);
+            (on.connection, "RecordBankruptcyRefusal", request, on.fields)
+        }
+        DebtorCommand::Dismiss { decision } => {
+            let (on, request) = decided(decision);
+            (on.connection, "RecordBankruptcyDismissal", request, on.fields)
+        }
+        DebtorCommand::Lifts { connection, overdue } => {
+            (connection, "ListBankruptcyLifts", json!({ "overdueOnly": overdue }), Vec::new())
+        }
+        DebtorCommand::Series { connection, debtor: id, to_court, decision, cases, request_id: id_given } => {
+            let request = json!({
+                "requestId": request_id(id_given), "debtor": debtor(&id), "toCourtCode": to_court,
+                "decisionReference": decision, "caseNumbers": cases,
+            });
+            (connection, "DesignateSeries", request, Vec::new())
+        }
+    };
+    let method = format!("DebtorService/{method}");
+    call::call(&connection.connection(), &method, &request.to_string(), Duration::from_secs(30), &fields).await
+}
+
+/// A decision's request, and the court and case it is made under.
+fn decided(d: Deciding) -> (OnCase, Value) {
+    let request = json!({
+        "requestId": request_id(d.on.request_id.clone()), "caseNumber": d.on.case_number,
+        "debtor": debtor(&d.on.debtor), "decisionReference": d.decision,
+    });
+    (d.on, request)
+}
