@@ -28,7 +28,7 @@ pub async fn watch(
             }
             Err(e) => warn!(error = %e, "overdue handovers not counted; will retry"),
         }
-        match store.bankruptcy_lifts(None).await {
+        match store.bankruptcy_lifts(None, store.now()).await {
             Ok(lifts) => {
                 let n = lifts.iter().filter(|l| l.overdue).count();
                 metrics.bankruptcy_lifts_overdue.set(i64::try_from(n).unwrap_or(i64::MAX));

@@ -14,7 +14,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::{call, cli::ConnectArgs, client::ClientError};
-use crate::core::identifiers::looks_like_resident_id;
+use crate::core::{
+    clock::{Clock, SystemClock},
+    identifiers::looks_like_resident_id,
+};
 
 /// The debtor commands.
 #[derive(Subcommand)]
@@ -72,6 +75,12 @@ pub enum DebtorCommand {
         /// Only those past their 7 days.
         #[arg(long)]
         overdue: bool,
+        /// Judge overdue as things will stand this long from now, e.g. 8d (to plan ahead).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        after: Option<Duration>,
+        /// Print only these fields of the answer, by dotted path (repeatable).
+        #[arg(long = "field")]
+        fields: Vec<String>,
     },
     /// As a superior court (--court), designate one court for the debtor's cases (R23).
     Series {
@@ -170,8 +179,13 @@ pub async fn run(command: DebtorCommand) -> Result<(), ClientError> {
             let (on, request) = decided(decision);
             (on.connection, "RecordBankruptcyDismissal", request, on.fields)
         }
-        DebtorCommand::Lifts { connection, overdue } => {
-            (connection, "ListBankruptcyLifts", json!({ "overdueOnly": overdue }), Vec::new())
+        DebtorCommand::Lifts { connection, overdue, after, fields } => {
+            let mut request = json!({ "overdueOnly": overdue });
+            if let Some(after) = after {
+                let at = SystemClock.now() + chrono::Duration::from_std(after).unwrap_or_default();
+                request["asOf"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+            (connection, "ListBankruptcyLifts", request, fields)
         }
         DebtorCommand::Series { connection, debtor: id, to_court, decision, cases, request_id: id_given } => {
             let request = json!({

@@ -302,7 +302,8 @@ async fn a_seizure_racing_an_acceptance_on_two_replicas_is_lifted_or_refused() {
         "every seizure acknowledged was acknowledged before the acceptance, which counts it to be lifted"
     );
     let mut d = DebtorServiceClient::new(one.channel());
-    let lifts = d.list_bankruptcy_lifts(as_court(A, ListBankruptcyLiftsRequest { overdue_only: false })).await;
+    let lifts =
+        d.list_bankruptcy_lifts(as_court(A, ListBankruptcyLiftsRequest { overdue_only: false, as_of: None })).await;
     assert_eq!(lifts.unwrap().into_inner().lifts.len(), 2 + acknowledged, "each listed for its court to lift");
     // Nothing acknowledged after the acceptance: every live seizure is one the acceptance counted.
     let mut live = 0;

@@ -10,6 +10,7 @@ use assetgw::core::proto::{
     RecordBankruptcyDismissalRequest, RecordBankruptcyRefusalRequest, RegisterCaseRequest, RenewSeizureRequest,
     SeizureState, debtor_service_client::DebtorServiceClient,
 };
+use assetgw::core::clock::Clock;
 use sqlx::Connection;
 use tonic::Code;
 
@@ -34,7 +35,7 @@ async fn accepted(d: &mut Debtors, id: &str) -> BankruptcyOutcome {
 }
 
 async fn lifts(d: &mut Debtors, case: &str, overdue_only: bool) -> Vec<assetgw::core::proto::BankruptcyLift> {
-    let r = d.list_bankruptcy_lifts(as_court(case, ListBankruptcyLiftsRequest { overdue_only })).await;
+    let r = d.list_bankruptcy_lifts(as_court(case, ListBankruptcyLiftsRequest { overdue_only, as_of: None })).await;
     r.unwrap().into_inner().lifts
 }
 
@@ -96,6 +97,16 @@ async fn r25_holding_courts_lift_within_seven_days_and_the_late_are_listed(db: D
     release(&mut s, "h6", B, &sid(&waiting)).await.unwrap();
     assert_eq!(release_reasons(&stack).await, ["released by the holding court (R7)"; 2], "the registry reads why");
 
+    // A court plans ahead: as things will stand in eight days, its seizure will be overdue; not the past.
+    let ahead = |days: i64| ListBankruptcyLiftsRequest {
+        overdue_only: true,
+        as_of: Some(assetgw::core::proto::ts(stack.clock.now() + chrono::Duration::days(days))),
+    };
+    let planned = d.list_bankruptcy_lifts(as_court(C, ahead(8))).await.unwrap().into_inner().lifts;
+    assert_eq!(planned.len(), 1);
+    assert!(lifts(&mut d, C, true).await.is_empty(), "not overdue yet");
+    let past = d.list_bankruptcy_lifts(as_court(C, ahead(-1))).await.unwrap_err();
+    assert_eq!(past.code(), Code::InvalidArgument, "{}", past.message());
     // Eight days on, the court that did not lift is listed overdue; the others have nothing to do.
     stack.clock.advance(chrono::Duration::days(8));
     let late = lifts(&mut d, C, true).await;

@@ -16,7 +16,10 @@ use crate::{
             ListBankruptcyLiftsRequest, ListBankruptcyLiftsResponse, RegisterCaseRequest, time_of,
         },
     },
-    gateway::{call::Call, validate::Checks},
+    gateway::{
+        call::Call,
+        validate::{Checks, violation},
+    },
     ledger::{
         LedgerError,
         command::{Command, RequestKey},
@@ -104,7 +107,12 @@ impl DebtorApi {
         call: &Call,
         r: ListBankruptcyLiftsRequest,
     ) -> Result<ListBankruptcyLiftsResponse, Error> {
-        let mut lifts = self.acting.store.bankruptcy_lifts(Some(&call.caller.court)).await?;
+        let now = self.acting.store.now();
+        let as_of = r.as_of.as_ref().map_or(now, time_of);
+        if as_of < now {
+            return Err(violation("as_of", "is in the past; leave it unset for now, or name a later time"));
+        }
+        let mut lifts = self.acting.store.bankruptcy_lifts(Some(&call.caller.court), as_of).await?;
         lifts.retain(|l| l.overdue || !r.overdue_only);
         Ok(ListBankruptcyLiftsResponse { lifts })
     }

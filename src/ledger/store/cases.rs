@@ -340,10 +340,13 @@ impl Store {
             .collect()
     }
 
-    /// R25: live seizures on bankrupt debtors' assets, with the acceptance and its lift date;
-    /// those held by `court`, or every court's when `court` is `None`.
-    pub async fn bankruptcy_lifts(&self, court: Option<&str>) -> Result<Vec<proto::BankruptcyLift>, LedgerError> {
-        let now = self.clock.now();
+    /// R25: live seizures on bankrupt debtors' assets, with the acceptance and its lift date,
+    /// overdue as of `as_of`; those held by `court`, or every court's when `court` is `None`.
+    pub async fn bankruptcy_lifts(
+        &self,
+        court: Option<&str>,
+        as_of: Time,
+    ) -> Result<Vec<proto::BankruptcyLift>, LedgerError> {
         let mut tx = self.snapshot().await?;
         let rows = sqlx::query(&format!(
             "SELECT DISTINCT s.asset_key, s.seizure_id, d.decision_reference, d.decided_at FROM seizures s \
@@ -369,7 +372,7 @@ impl Store {
                 seizure: Some(views::seizure(l, s)),
                 decision_reference: r.try_get(2)?,
                 due: Some(ts(due)),
-                overdue: now >= due,
+                overdue: as_of >= due,
             });
         }
         Ok(lifts)
