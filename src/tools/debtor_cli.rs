@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 use super::{call, cli::ConnectArgs, client::ClientError};
 use crate::core::{
     clock::{Clock, SystemClock},
-    identifiers::looks_like_resident_id,
+    identifiers::{DebtorId, looks_like_resident_id},
+    proto::{
+        CaseState, Debtor, DebtorStanding, GetDebtorPictureRequest, SeizureState,
+        debtor_service_client::DebtorServiceClient,
+    },
 };
 
 /// The debtor commands.
@@ -33,6 +37,9 @@ pub enum DebtorCommand {
         /// The page after a previous one (its `nextPageToken`).
         #[arg(long, default_value = "")]
         page_token: String,
+        /// Print the answer as proto3 JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Register the court's case against the debtor, with the applicant and the claim.
     Register {
@@ -148,7 +155,10 @@ fn request_id(given: Option<String>) -> String {
 /// Runs one debtor command.
 pub async fn run(command: DebtorCommand) -> Result<(), ClientError> {
     let (connection, method, request, fields) = match command {
-        DebtorCommand::Show { on, page_size, page_token } => {
+        DebtorCommand::Show { on, page_size, page_token, json: false } if on.fields.is_empty() => {
+            return show(on, page_size, page_token).await;
+        }
+        DebtorCommand::Show { on, page_size, page_token, .. } => {
             let request = json!({
                 "caseNumber": on.case_number, "debtor": debtor(&on.debtor),
                 "pageSize": page_size, "pageToken": page_token,
@@ -197,6 +207,56 @@ pub async fn run(command: DebtorCommand) -> Result<(), ClientError> {
     };
     let method = format!("DebtorService/{method}");
     call::call(&connection.connection(), &method, &request.to_string(), Duration::from_secs(30), &fields).await
+}
+
+/// The debtor's picture as a court reads it: its standing, its cases, the live seizures on its
+/// assets, what is in motion, one line each.
+async fn show(on: OnCase, page_size: u32, page_token: String) -> Result<(), ClientError> {
+    let connection = on.connection.connection();
+    let (channel, court) = connection.channel(Some(&on.case_number)).await?;
+    let debtor = match DebtorId::detect(&on.debtor) {
+        Ok(id) => Debtor { id: Some(id.to_proto()), ..Debtor::default() },
+        Err(e) => return Err(ClientError::Request(format!("--debtor {}: {e}", on.debtor))),
+    };
+    let request = GetDebtorPictureRequest { case_number: on.case_number, debtor: Some(debtor), page_size, page_token };
+    let mut client = DebtorServiceClient::new(channel);
+    let p = client.get_debtor_picture(connection.request(&court, request)?).await?.into_inner();
+    let standing = match DebtorStanding::try_from(p.standing).unwrap_or_default() {
+        DebtorStanding::InReview => "in bankruptcy review (R24)",
+        DebtorStanding::Bankrupt => "bankrupt (R25)",
+        DebtorStanding::Enforced | DebtorStanding::Unspecified => "under enforcement",
+    };
+    println!("debtor {}: {standing}", p.debtor);
+    for d in &p.decisions {
+        println!("  decision {} of {} under {}", d.decision_reference, d.court_code, d.case_number);
+    }
+    println!("cases ({}):", p.cases.len());
+    for c in &p.cases {
+        let state = CaseState::try_from(c.state).unwrap_or_default().as_str_name();
+        let state = state.trim_start_matches("CASE_STATE_").to_lowercase();
+        let claim = if c.claim_amount > 0 { format!("  claim {} {}", c.currency, c.claim_amount) } else { String::new() };
+        println!("  {}  {}  {state}{claim}", c.case_number, c.court_code);
+    }
+    println!("live seizures ({}):", p.seizures.len());
+    for s in &p.seizures {
+        let asset = s.asset.as_ref().map(|a| a.asset_id.as_str()).unwrap_or_default();
+        let state = SeizureState::try_from(s.state).unwrap_or_default().as_str_name();
+        let state = state.trim_start_matches("SEIZURE_STATE_").to_lowercase();
+        println!("  {asset}  rank {}  {state}  {}", s.rank, s.case_number);
+    }
+    for d in &p.designations {
+        println!("designated: {} to court {} by {}", d.case_number, d.to_court_code, d.decision_reference);
+    }
+    for t in &p.transfers {
+        println!("handed over: {} to court {}", t.from_case, t.to_court);
+    }
+    for f in &p.funds_to_hand_over {
+        println!("to hand over: {} minor units deducted for {} (R25)", f.amount, f.case_number);
+    }
+    if !p.next_page_token.is_empty() {
+        println!("more: --page-token {}", p.next_page_token);
+    }
+    Ok(())
 }
 
 /// A decision's request, and the court and case it is made under.

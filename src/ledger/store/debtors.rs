@@ -156,6 +156,8 @@ impl Store {
             }
         }
         let due = rules::lift_due(now);
+        // The last day of the seven, as courts write it (`due` is the midnight after it).
+        let last_day = rules::day(due - chrono::Duration::microseconds(1));
         let message = match (act, lifting) {
             (BankruptcyAct::Review, _) => format!(
                 "the debtor is in bankruptcy review by {}: every enforcement case against it is suspended; \
@@ -164,15 +166,13 @@ impl Store {
             ),
             (BankruptcyAct::Accept, Lifting::AtOnce) => format!(
                 "bankruptcy accepted by {}: {lifted} seizure(s) on the debtor's assets lifted, every release ordered \
-                 at its registry; funds deducted but not paid out go to the bankruptcy court by {} (R25)",
-                decision.reference,
-                rules::day(due)
+                 at its registry; funds deducted but not paid out go to the bankruptcy court by the end of {last_day} (R25)",
+                decision.reference
             ),
             (BankruptcyAct::Accept, Lifting::HoldingCourts) => format!(
-                "bankruptcy accepted by {}: every court holding a seizure on the debtor's assets lifts it by {} \
-                 ({awaiting} to lift), and hands over funds deducted but not paid out by then (R25)",
-                decision.reference,
-                rules::day(due)
+                "bankruptcy accepted by {}: every court holding a seizure on the debtor's assets lifts it by the end \
+                 of {last_day} ({awaiting} to lift), and hands over funds deducted but not paid out by then (R25)",
+                decision.reference
             ),
             (BankruptcyAct::Refuse, _) => format!(
                 "bankruptcy refused by {}: every case against the debtor resumes, seizures keep their rank and \
