@@ -234,7 +234,8 @@ async fn show(on: OnCase, page_size: u32, page_token: String) -> Result<(), Clie
     for c in &p.cases {
         let state = CaseState::try_from(c.state).unwrap_or_default().as_str_name();
         let state = state.trim_start_matches("CASE_STATE_").to_lowercase();
-        let claim = if c.claim_amount > 0 { format!("  claim {} {}", c.currency, c.claim_amount) } else { String::new() };
+        let claim =
+            if c.claim_amount > 0 { format!("  claim {} {}", c.currency, c.claim_amount) } else { String::new() };
         println!("  {}  {}  {state}{claim}", c.case_number, c.court_code);
     }
     println!("live seizures ({}):", p.seizures.len());

@@ -24,8 +24,9 @@ use proptest::prelude::*;
 
 use crate::harness::*;
 
+/// One step of enforcement on the ledger, as the property tests draw them.
 #[derive(Debug, Clone)]
-enum Op {
+pub enum Op {
     Place { asset: usize, case: usize, amount: i64 },
     Release(usize),
     Renew(usize),
@@ -35,7 +36,8 @@ enum Op {
     Transfer(usize),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Steps of enforcement, placements the likeliest.
+pub fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (0usize..3, 0usize..4, 1i64..600).prop_map(|(asset, case, amount)| Op::Place { asset, case, amount }),
         2 => (0usize..64).prop_map(Op::Release),
@@ -45,6 +47,86 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1i64..500).prop_map(Op::Jump),
         1 => (0usize..4).prop_map(Op::Transfer),
     ]
+}
+
+impl Op {
+    /// Whether it seizes, deducts or sells: what a suspended debtor's cases may not do (R24, R25).
+    pub fn enforces(&self) -> bool {
+        matches!(self, Op::Place { .. } | Op::Deduct(..) | Op::Sell(_))
+    }
+}
+
+/// The command `op` makes at step `n` on `assets` (owned by `debtor_key`), given the live
+/// seizures `live` (id, case); a clock jump or a case transfer is done here and makes none.
+pub async fn command(
+    store: &Store,
+    clock: &ManualClock,
+    (assets, debtor_key): (&[Asset], &str),
+    cases: &mut [String],
+    (n, live): (usize, &[(String, String)]),
+    op: Op,
+) -> Option<Command> {
+    let pick = |i: usize| live.get(i % live.len().max(1)).cloned();
+    let request = RequestKey::of("京0105", "officer-1", &format!("r{n}"), &[]);
+    match op {
+        Op::Place { asset, case, amount } => Some(Command::Place {
+            debtor_key: debtor_key.into(),
+            request,
+            asset: assets[asset].clone(),
+            case: CaseNumber::parse(&cases[case]).unwrap(),
+            amount,
+            claim: Some(("CNY".into(), 1_000_000)),
+            emergency: String::new(),
+        }),
+        Op::Release(i) => {
+            pick(i).map(|(seizure_id, case)| Command::Release { request, case, seizure_id, emergency: String::new() })
+        }
+        Op::Renew(i) => pick(i).map(|(seizure_id, case)| Command::Renew {
+            request,
+            case,
+            seizure_id,
+            months: None,
+            emergency: String::new(),
+        }),
+        Op::Deduct(i, amount) => pick(i).map(|(seizure_id, case)| Command::Deduct {
+            request,
+            case,
+            seizure_id,
+            amount,
+            emergency: String::new(),
+        }),
+        Op::Sell(i) => {
+            pick(i).map(|(seizure_id, case)| Command::Dispose { request, case, seizure_id, disposal: Disposal::Sold })
+        }
+        Op::Jump(days) => {
+            clock.advance(chrono::Duration::days(days));
+            None
+        }
+        Op::Transfer(c) => {
+            let case = CaseNumber::parse(&cases[c]).unwrap();
+            let reply = store
+                .execute(Command::Transfer {
+                    request: request.clone(),
+                    case,
+                    to_court: "粤0304".into(),
+                    decision: "（2025）京01执监1号".into(),
+                    decided_at: clock.now(),
+                    handover: true,
+                })
+                .await;
+            if let Ok(Reply::Transfer(t)) = reply {
+                let new_case = format!("（2025）粤0304执{n}号");
+                let accept = Command::Accept {
+                    request: RequestKey::of("粤0304", "officer-1", &format!("r{n}-accept"), &[]),
+                    transfer_id: t.transfer.unwrap().transfer_id,
+                    new_case: CaseNumber::parse(&new_case).unwrap(),
+                };
+                store.execute(accept).await.unwrap();
+                cases[c] = new_case;
+            }
+            None
+        }
+    }
 }
 
 fn assets() -> [Asset; 3] {
@@ -82,73 +164,7 @@ async fn run(db: Db, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let ledgers = store.ledgers(&keys).await.unwrap();
         let live: Vec<(String, String)> =
             ledgers.iter().flat_map(|l| l.queue().map(|(_, s)| (s.id.clone(), s.case_number.clone()))).collect();
-        let pick = |i: usize| live.get(i % live.len().max(1)).cloned();
-        let request = RequestKey::of("京0105", "officer-1", &format!("r{n}"), &[]);
-        let command = match op {
-            Op::Place { asset, case, amount } => Some(Command::Place {
-                debtor_key: String::new(),
-                request,
-                asset: assets[asset].clone(),
-                case: CaseNumber::parse(&cases[case]).unwrap(),
-                amount,
-                claim: Some(("CNY".into(), 1_000_000)),
-                emergency: String::new(),
-            }),
-            Op::Release(i) => pick(i).map(|(seizure_id, case)| Command::Release {
-                request,
-                case,
-                seizure_id,
-                emergency: String::new(),
-            }),
-            Op::Renew(i) => pick(i).map(|(seizure_id, case)| Command::Renew {
-                request,
-                case,
-                seizure_id,
-                months: None,
-                emergency: String::new(),
-            }),
-            Op::Deduct(i, amount) => pick(i).map(|(seizure_id, case)| Command::Deduct {
-                request,
-                case,
-                seizure_id,
-                amount,
-                emergency: String::new(),
-            }),
-            Op::Sell(i) => pick(i).map(|(seizure_id, case)| Command::Dispose {
-                request,
-                case,
-                seizure_id,
-                disposal: Disposal::Sold,
-            }),
-            Op::Jump(days) => {
-                clock.advance(chrono::Duration::days(days));
-                None
-            }
-            Op::Transfer(c) => {
-                let case = CaseNumber::parse(&cases[c]).unwrap();
-                let reply = store
-                    .execute(Command::Transfer {
-                        request: request.clone(),
-                        case,
-                        to_court: "粤0304".into(),
-                        decision: "（2025）京01执监1号".into(),
-                        decided_at: clock.now(),
-                        handover: true,
-                    })
-                    .await;
-                if let Ok(Reply::Transfer(t)) = reply {
-                    let new_case = format!("（2025）粤0304执{n}号");
-                    let accept = Command::Accept {
-                        request: RequestKey::of("粤0304", "officer-1", &format!("r{n}-accept"), &[]),
-                        transfer_id: t.transfer.unwrap().transfer_id,
-                        new_case: CaseNumber::parse(&new_case).unwrap(),
-                    };
-                    store.execute(accept).await.unwrap();
-                    cases[c] = new_case;
-                }
-                None
-            }
-        };
+        let command = command(&store, &clock, (&assets, ""), &mut cases, (n, &live), op).await;
         if let Some(command) = command {
             let result = store.execute(command).await;
             // A rule may refuse a step; the database's own invariant checks never may (they would be INTERNAL).

@@ -4,13 +4,13 @@
 //! dismissal (R26), the debtor's picture and who reads it (R27), searches
 //! under a bankruptcy case (R27) and the series designation (R23).
 
+use assetgw::core::clock::Clock;
 use assetgw::core::proto::{
     AssetKind, BankruptcyOutcome, DebtorStanding, DeductFundsRequest, DesignateSeriesRequest, GetDebtorPictureRequest,
     GetDebtorPictureResponse, ListBankruptcyLiftsRequest, Money, RecordBankruptcyAcceptanceRequest,
     RecordBankruptcyDismissalRequest, RecordBankruptcyRefusalRequest, RegisterCaseRequest, RenewSeizureRequest,
     SeizureState, debtor_service_client::DebtorServiceClient,
 };
-use assetgw::core::clock::Clock;
 use sqlx::Connection;
 use tonic::Code;
 
