@@ -27,6 +27,42 @@ use crate::{
     ops::pki::{Role, TlsFiles},
 };
 
+/// How to reach the gateway and as whom, as the command line says it.
+#[derive(clap::Args)]
+pub struct ConnectArgs {
+    /// Gateway URL: `https://` (mutual TLS) or `http://` (a gateway run with tls.plaintext).
+    #[arg(long, env = "ASSETGW_GATEWAY", default_value = "https://127.0.0.1:50051")]
+    gateway: String,
+    /// The calling court (default: the court of the case number); its certificate is `<pki>/courts/<court>.pem`.
+    #[arg(long)]
+    court: Option<String>,
+    /// The acting enforcement officer's id, recorded in the audit trail.
+    #[arg(long, env = "ASSETGW_OFFICER", default_value = "officer-1")]
+    officer: String,
+    /// PKI directory with `ca.pem` and `courts/`.
+    #[arg(long, env = "ASSETGW_PKI", default_value = "data/pki")]
+    pki: PathBuf,
+    /// Client certificate (PEM) instead of the court's in the PKI directory.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl ConnectArgs {
+    /// The client's connection settings.
+    pub fn connection(self) -> GatewayConnection {
+        GatewayConnection {
+            gateway: self.gateway,
+            court: self.court,
+            officer: self.officer,
+            pki: self.pki,
+            cert: self.cert.zip(self.key),
+        }
+    }
+}
+
 /// How to reach the gateway and as whom.
 #[derive(Debug, Clone)]
 pub struct GatewayConnection {

@@ -13,7 +13,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{call, cli::ConnectArgs, client::ClientError};
+use super::{
+    call,
+    client::{ClientError, ConnectArgs},
+};
 use crate::core::{
     clock::{Clock, SystemClock},
     identifiers::{DebtorId, looks_like_resident_id},
