@@ -7,7 +7,8 @@
 //! read and lock the database.
 //!
 //! A refresh reads the events after the last one applied and reloads the
-//! ledgers they touched, and the designations when one was added. It runs on this
+//! ledgers they touched (all of them after a bankruptcy decision), and the
+//! designations when one was added. It runs on this
 //! replica's own commits before they are acknowledged (so a court's next
 //! search sees its own step), on every other replica's commits (PostgreSQL
 //! `LISTEN assetgw_ledger`; a reconnect catches up by sequence), and once a
@@ -72,15 +73,21 @@ impl Model {
     pub async fn refresh(&self) -> Result<(), LedgerError> {
         let _one_at_a_time = self.refreshing.lock().await;
         let mut seq = self.read(|s| s.seq);
-        let mut keys = Vec::new();
+        let (mut keys, mut decided) = (Vec::new(), false);
         loop {
             let events = self.store.events_after(seq, ROUND).await?;
             let Some(last) = events.last() else { break };
             seq = last.sequence;
             keys.extend(events.iter().filter_map(|e| e.asset.as_ref().map(|a| asset_key(a.kind(), &a.asset_id))));
+            decided |= events.iter().any(|e| !e.decision_reference.is_empty());
             if (events.len() as i64) < ROUND {
                 break;
             }
+        }
+        if decided {
+            // A decision on a debtor's bankruptcy changes how its assets' ledgers settle (R25) without
+            // an event of its own on them: every ledger held is read again (decisions are rare).
+            keys.extend(self.read(|s| s.ledgers.keys().cloned().collect::<Vec<_>>()));
         }
         keys.sort();
         keys.dedup();

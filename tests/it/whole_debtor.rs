@@ -412,3 +412,26 @@ async fn r25_an_acceptance_killed_mid_write_is_recorded_whole_or_not_at_all(db: 
 }
 
 crate::on_both_backends!(r25_an_acceptance_killed_mid_write_is_recorded_whole_or_not_at_all);
+
+/// What searches show follows R25 too: once the company is bankrupt, a first seizure that lapses
+/// promotes no one in the search results either (the read model reloads on the decision).
+async fn r25_searches_show_no_promotion_on_a_bankrupts_asset(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let (mut s, mut d) = (seizures(&stack), DebtorServiceClient::new(stack.channel()));
+    let flats = company_assets(&stack, AssetKind::RealEstate).await;
+    seize_company(&mut s, "m1", A, &flats[0]).await.unwrap();
+    seize_company(&mut s, "m2", B, &flats[0]).await.unwrap();
+    let shown = |found: Vec<assetgw::core::proto::MergedAsset>| {
+        let flat = found.into_iter().find(|f| f.asset_id == flats[0].asset_id).unwrap();
+        let summary = flat.seizures.unwrap_or_default();
+        (summary.first_case_number, summary.waiting_count)
+    };
+    assert_eq!(shown(company_assets(&stack, AssetKind::RealEstate).await), (A.to_string(), 1));
+    accepted(&mut d, "m3").await;
+    // The first seizure's term (36 months) runs out; nobody is promoted, in the ledger or in searches.
+    stack.clock.advance(chrono::Duration::days(1100));
+    assert_eq!(queue(&mut s, &flats[0]).await.seizures.len(), 1, "the waiting one, still waiting");
+    assert_eq!(shown(company_assets(&stack, AssetKind::RealEstate).await), (String::new(), 1));
+}
+
+crate::on_both_backends!(r25_searches_show_no_promotion_on_a_bankrupts_asset);
