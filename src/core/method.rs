@@ -66,6 +66,12 @@ pub enum Method {
     ListBankruptcyLifts,
     /// Designate one court for a debtor's series of cases.
     DesignateSeries,
+    /// Terminate a case for now.
+    TerminateCase,
+    /// Resume a terminated case.
+    ResumeCase,
+    /// The court's re-searches of terminated cases.
+    ListResearches,
 }
 
 /// The package of the court services.
@@ -73,7 +79,7 @@ const PACKAGE: &str = "/assetgw.v1.";
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 29] = [
+    pub const ALL: [Method; 32] = [
         Method::Search,
         Method::SearchStream,
         Method::SubmitSearch,
@@ -103,6 +109,9 @@ impl Method {
         Method::GetDebtorPicture,
         Method::ListBankruptcyLifts,
         Method::DesignateSeries,
+        Method::TerminateCase,
+        Method::ResumeCase,
+        Method::ListResearches,
     ];
 
     /// The methods a court's daily search quota counts.
@@ -152,6 +161,9 @@ impl Method {
             Method::GetDebtorPicture => "GetDebtorPicture",
             Method::ListBankruptcyLifts => "ListBankruptcyLifts",
             Method::DesignateSeries => "DesignateSeries",
+            Method::TerminateCase => "TerminateCase",
+            Method::ResumeCase => "ResumeCase",
+            Method::ListResearches => "ListResearches",
         }
     }
 
@@ -176,6 +188,8 @@ impl Method {
             Method::RecordBankruptcyDismissal => "bankruptcy_dismissed",
             Method::RegisterCase => "register_case",
             Method::DesignateSeries => "designate_series",
+            Method::TerminateCase => "terminate_case",
+            Method::ResumeCase => "resume_case",
             other => other.name(),
         }
     }
@@ -206,7 +220,10 @@ impl Method {
             | Method::RegisterCase
             | Method::GetDebtorPicture
             | Method::ListBankruptcyLifts
-            | Method::DesignateSeries => "DebtorService",
+            | Method::DesignateSeries
+            | Method::TerminateCase
+            | Method::ResumeCase
+            | Method::ListResearches => "DebtorService",
             _ => "SeizureService",
         }
     }

@@ -13,7 +13,7 @@ use crate::{
         method::Method,
         proto::{
             AnswerDisposalTransferResponse, AssetKind, BankruptcyOutcome, Case, ControlResult, DesignateSeriesResponse,
-            RecordDesignationResponse, TransferCaseResponse,
+            RecordDesignationResponse, ResumeCaseResponse, TerminateCaseResponse, TransferCaseResponse,
         },
     },
     ledger::{
@@ -208,6 +208,26 @@ pub enum Command {
         /// Whether preservation cases (执保) move when not listed.
         with_preservation: bool,
     },
+    /// Terminate a case for now, scheduling its re-searches (R30).
+    Terminate {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The case.
+        case: CaseNumber,
+        /// Its debtors as the re-searches ask for them.
+        debtors: Vec<ResearchDebtor>,
+        /// When it was terminated.
+        at: Time,
+    },
+    /// Resume a terminated case under a new 执恢 case (R30).
+    Resume {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The terminated case.
+        case: CaseNumber,
+        /// The resumed case.
+        new_case: CaseNumber,
+    },
     /// A registry answered an outbox order.
     Delivered {
         /// The order.
@@ -247,6 +267,7 @@ impl Command {
             Command::Bankruptcy { decision, .. } => decision.case_number.clone(),
             Command::RegisterCase { case, .. } => case.to_string(),
             Command::DesignateSeries { .. } => String::new(),
+            Command::Terminate { case, .. } | Command::Resume { case, .. } => case.to_string(),
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => String::new(),
         }
     }
@@ -285,9 +306,24 @@ impl Command {
             }
             Command::RegisterCase { request, .. } => Some((request, Method::RegisterCase)),
             Command::DesignateSeries { request, .. } => Some((request, Method::DesignateSeries)),
+            Command::Terminate { request, .. } => Some((request, Method::TerminateCase)),
+            Command::Resume { request, .. } => Some((request, Method::ResumeCase)),
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => None,
         }
     }
+}
+
+/// A terminated case's debtor as its re-searches ask for it (R30).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResearchDebtor {
+    /// The keyed hash the cases know it by.
+    pub key: String,
+    /// Masked.
+    pub masked: String,
+    /// A credit code (or a resident id).
+    pub organisation: bool,
+    /// The identifier, sealed for its place in the schedule.
+    pub sealed: Vec<u8>,
 }
 
 /// An acknowledged client step whose audit record was never written (its
@@ -332,6 +368,10 @@ pub enum Reply {
     Case(Case),
     /// A series designation (R23).
     Series(DesignateSeriesResponse),
+    /// A termination (R30).
+    Terminated(TerminateCaseResponse),
+    /// A resumption (R30).
+    Resumed(ResumeCaseResponse),
     /// Internal steps.
     Done,
 }
@@ -348,6 +388,8 @@ impl Reply {
             Reply::Bankruptcy(r) => r.encode_to_vec(),
             Reply::Case(r) => r.encode_to_vec(),
             Reply::Series(r) => r.encode_to_vec(),
+            Reply::Terminated(r) => r.encode_to_vec(),
+            Reply::Resumed(r) => r.encode_to_vec(),
             Reply::Done => Vec::new(),
         }
     }
@@ -373,6 +415,8 @@ impl Reply {
             | Method::RecordBankruptcyDismissal => Reply::Bankruptcy(BankruptcyOutcome::decode(bytes).map_err(bad)?),
             Method::RegisterCase => Reply::Case(Case::decode(bytes).map_err(bad)?),
             Method::DesignateSeries => Reply::Series(DesignateSeriesResponse::decode(bytes).map_err(bad)?),
+            Method::TerminateCase => Reply::Terminated(TerminateCaseResponse::decode(bytes).map_err(bad)?),
+            Method::ResumeCase => Reply::Resumed(ResumeCaseResponse::decode(bytes).map_err(bad)?),
             other => return Err(LedgerError::Corrupt(format!("stored reply of {other}, which is no ledger step"))),
         })
     }
@@ -432,3 +476,5 @@ reply_of!(Disposal, AnswerDisposalTransferResponse);
 reply_of!(Bankruptcy, BankruptcyOutcome);
 reply_of!(Case, Case);
 reply_of!(Series, DesignateSeriesResponse);
+reply_of!(Terminated, TerminateCaseResponse);
+reply_of!(Resumed, ResumeCaseResponse);

@@ -435,3 +435,60 @@ async fn r25_searches_show_no_promotion_on_a_bankrupts_asset(db: Db) {
 }
 
 crate::on_both_backends!(r25_searches_show_no_promotion_on_a_bankrupts_asset);
+
+async fn r30_a_terminated_case_is_scheduled_and_resumed_with_its_seizures(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let (mut s, mut d) = (seizures(&stack), DebtorServiceClient::new(stack.channel()));
+    let flat = asset(&stack, AssetKind::RealEstate).await;
+    let first = place(&mut s, "t1", A, &flat, 0).await;
+    place(&mut s, "t2", B, &flat, 0).await;
+    let terminate = |id: &str| assetgw::core::proto::TerminateCaseRequest {
+        request_id: id.into(),
+        case_number: A.into(),
+        debtors: vec![debtor(RICH)],
+        terminated_at: None,
+    };
+    let done = d.terminate_case(as_court(A, terminate("t3"))).await.unwrap().into_inner();
+    assert_eq!(done.case.unwrap().state, assetgw::core::proto::CaseState::Terminated as i32, "{}", done.message);
+    assert_eq!(done.researches_due.len(), 10);
+    let again = d.terminate_case(as_court(A, terminate("t4"))).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{}", again.message());
+    let listed = d.list_researches(as_court(A, assetgw::core::proto::ListResearchesRequest::default())).await;
+    let listed = listed.unwrap().into_inner().researches;
+    assert_eq!(listed.iter().map(|r| r.round).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert!(listed.iter().all(|r| r.case_number == A && r.done_at.is_none()));
+    assert!(
+        d.list_researches(as_court(B, Default::default())).await.unwrap().into_inner().researches.is_empty(),
+        "another court's schedule is its own"
+    );
+    // The seizure stays in force after termination: still first.
+    assert_eq!(queue(&mut s, &flat).await.seizures[0].case_number, A);
+    // The identifier is kept only sealed.
+    let mut conn = sqlx::AnyConnection::connect(&stack.ledger_url).await.unwrap();
+    let kept: Vec<String> =
+        sqlx::query_scalar("SELECT masked || sealed FROM research_debtors").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(!kept[0].contains(RICH), "never the clear number");
+
+    let resume = |id: &str, new: &str| assetgw::core::proto::ResumeCaseRequest {
+        request_id: id.into(),
+        case_number: A.into(),
+        new_case_number: new.into(),
+    };
+    let elsewhere = d.resume_case(as_court(A, resume("t5", "（2027）京0105执3号"))).await.unwrap_err();
+    assert_eq!(elsewhere.code(), Code::InvalidArgument, "{}", elsewhere.message());
+    let resumed = d.resume_case(as_court(A, resume("t6", "（2027）京0105执恢3号"))).await.unwrap().into_inner();
+    assert_eq!(resumed.seizures_moved, 1, "{}", resumed.message);
+    let q = queue(&mut s, &flat).await;
+    assert_eq!(
+        (q.seizures[0].seizure_id.as_str(), q.seizures[0].case_number.as_str()),
+        (sid(&first).as_str(), "（2027）京0105执恢3号"),
+        "rank kept"
+    );
+    let listed = d.list_researches(as_court(A, Default::default())).await.unwrap().into_inner().researches;
+    assert!(listed.is_empty(), "no more re-searches: {listed:?}");
+    let twice = d.resume_case(as_court(A, resume("t7", "（2027）京0105执恢4号"))).await.unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition, "{}", twice.message());
+}
+
+crate::on_both_backends!(r30_a_terminated_case_is_scheduled_and_resumed_with_its_seizures);

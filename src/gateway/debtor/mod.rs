@@ -7,16 +7,19 @@
 
 mod cases;
 mod decisions;
+mod research;
 
 use tonic::{Request, Response, Status};
 
 use crate::{
     core::proto::{
         DesignateSeriesRequest, DesignateSeriesResponse, GetDebtorPictureRequest, GetDebtorPictureResponse,
-        ListBankruptcyLiftsRequest, ListBankruptcyLiftsResponse, RecordBankruptcyAcceptanceRequest,
-        RecordBankruptcyAcceptanceResponse, RecordBankruptcyDismissalRequest, RecordBankruptcyDismissalResponse,
-        RecordBankruptcyRefusalRequest, RecordBankruptcyRefusalResponse, RegisterCaseRequest, RegisterCaseResponse,
-        TransferToBankruptcyReviewRequest, TransferToBankruptcyReviewResponse, debtor_service_server::DebtorService,
+        ListBankruptcyLiftsRequest, ListBankruptcyLiftsResponse, ListResearchesRequest, ListResearchesResponse,
+        RecordBankruptcyAcceptanceRequest, RecordBankruptcyAcceptanceResponse, RecordBankruptcyDismissalRequest,
+        RecordBankruptcyDismissalResponse, RecordBankruptcyRefusalRequest, RecordBankruptcyRefusalResponse,
+        RegisterCaseRequest, RegisterCaseResponse, ResumeCaseRequest, ResumeCaseResponse, TerminateCaseRequest,
+        TerminateCaseResponse, TransferToBankruptcyReviewRequest, TransferToBankruptcyReviewResponse,
+        debtor_service_server::DebtorService,
     },
     gateway::{
         acting::Acting,
@@ -24,8 +27,11 @@ use crate::{
         call::{Call, reply},
     },
     ledger::rules::{BankruptcyAct, Lifting},
-    ops::config::LedgerConfig,
+    ops::{config::LedgerConfig, seal::Sealer},
 };
+
+/// What the terminated cases' debtors are sealed under, derived from the audit key (replicas share it).
+const SEAL_PURPOSE: &str = "terminated case seal";
 
 /// The debtor service over the ledger.
 pub struct DebtorApi {
@@ -39,6 +45,8 @@ pub struct DebtorApi {
     lifting: Lifting,
     /// Whether a series designation moves preservation cases it does not list (R23).
     series_with_preservation: bool,
+    /// Seals a terminated case's debtors for its re-searches (R30).
+    seal: Sealer,
 }
 
 impl DebtorApi {
@@ -46,10 +54,11 @@ impl DebtorApi {
     pub fn new(acting: Acting, debtors: Key, ledger: &LedgerConfig) -> Self {
         Self {
             acting,
-            debtors,
+            debtors: debtors.clone(),
             enterprise_prefixes: ledger.enterprise_prefixes.clone(),
             lifting: ledger.bankruptcy_lifting,
             series_with_preservation: ledger.series_with_preservation,
+            seal: Sealer::new(debtors.derive(SEAL_PURPOSE)),
         }
     }
 }
@@ -118,6 +127,27 @@ impl DebtorService for DebtorApi {
     ) -> Result<Response<ListBankruptcyLiftsResponse>, Status> {
         let (call, _, r) = Call::of(request)?;
         reply(self.lifts(&call, r).await)
+    }
+
+    async fn terminate_case(
+        &self,
+        request: Request<TerminateCaseRequest>,
+    ) -> Result<Response<TerminateCaseResponse>, Status> {
+        let (call, _, r) = Call::of(request)?;
+        reply(self.terminate(&call, r).await)
+    }
+
+    async fn resume_case(&self, request: Request<ResumeCaseRequest>) -> Result<Response<ResumeCaseResponse>, Status> {
+        let (call, _, r) = Call::of(request)?;
+        reply(self.resume(&call, r).await)
+    }
+
+    async fn list_researches(
+        &self,
+        request: Request<ListResearchesRequest>,
+    ) -> Result<Response<ListResearchesResponse>, Status> {
+        let (call, _, r) = Call::of(request)?;
+        reply(self.researches(&call, r).await)
     }
 
     async fn designate_series(

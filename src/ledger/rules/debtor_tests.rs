@@ -235,3 +235,42 @@ fn r23_a_series_is_designated_by_a_superior_court_all_or_nothing() {
         Err(RuleError::Refused(Refusal::NoSeriesCases { .. }))
     ));
 }
+
+#[test]
+fn r30_ten_re_searches_six_months_apart_on_beijing_dates() {
+    // 23:30 in Beijing on 31 January: the Beijing date counts, and month ends clamp.
+    let terminated = Utc.with_ymd_and_hms(2027, 1, 31, 15, 30, 0).unwrap();
+    let days = research_days(terminated);
+    assert_eq!(days.len(), 10);
+    assert_eq!(days[0], Utc.with_ymd_and_hms(2027, 7, 30, 16, 0, 0).unwrap(), "midnight starting 31 July, Beijing");
+    assert_eq!(days[9], Utc.with_ymd_and_hms(2032, 1, 30, 16, 0, 0).unwrap(), "five years on, then no more");
+    let leap = research_days(Utc.with_ymd_and_hms(2027, 8, 31, 2, 0, 0).unwrap());
+    assert_eq!(leap[0], Utc.with_ymd_and_hms(2028, 2, 28, 16, 0, 0).unwrap(), "31 August + 6 months: 29 February");
+    assert!(days.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn r30_terminate_an_active_case_and_resume_it_under_its_own_court() {
+    let old = case("（2024）京0105执1号");
+    assert_eq!(termination(&old, Some(CaseState::Active)), Ok(()));
+    assert_eq!(termination(&old, None), Ok(()), "registered by the termination");
+    assert!(matches!(
+        termination(&old, Some(CaseState::Terminated)),
+        Err(RuleError::Refused(Refusal::AlreadyTerminated { .. }))
+    ));
+    assert!(matches!(termination(&old, Some(CaseState::Closed)), Err(RuleError::Refused(Refusal::NotActive { .. }))));
+    let resumed = case("（2027）京0105执恢3号");
+    assert_eq!(resumption(&old, Some(CaseState::Terminated), &resumed), Ok(()));
+    assert!(matches!(
+        resumption(&old, Some(CaseState::Active), &resumed),
+        Err(RuleError::Refused(Refusal::NotTerminated { .. }))
+    ));
+    assert!(matches!(
+        resumption(&old, Some(CaseState::Terminated), &case("（2027）京0105执3号")),
+        Err(RuleError::Invalid(Invalid::NotResumption { .. }))
+    ));
+    assert!(matches!(
+        resumption(&old, Some(CaseState::Terminated), &case("（2027）京0108执恢3号")),
+        Err(RuleError::Invalid(Invalid::ResumedElsewhere { .. }))
+    ));
+}

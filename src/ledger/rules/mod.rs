@@ -19,12 +19,14 @@ mod debtor;
 mod debtor_tests;
 mod queue;
 mod refusal;
+mod research;
 #[cfg(test)]
 mod tests;
 
 pub use case::*;
 pub use debtor::*;
 pub use refusal::{Denial, Invalid, Quantity, Refusal, RuleError};
+pub use research::*;
 
 use crate::core::proto::AssetKind;
 pub use crate::ops::config::{Lifting, PromotionTerm, Terms};

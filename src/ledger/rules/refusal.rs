@@ -367,6 +367,26 @@ pub enum Refusal {
         /// Each case's blocking measure or designation.
         blocking: Vec<String>,
     },
+    /// R30: a case is terminated once.
+    #[error("{case} is already terminated for now; resume it (ResumeCase) to execute it again (R30)")]
+    AlreadyTerminated {
+        /// The case.
+        case: String,
+    },
+    /// R30: only an active case is terminated.
+    #[error("{case} is {state}, not active: only a case being executed is terminated for now (R30)")]
+    NotActive {
+        /// The case.
+        case: String,
+        /// Where it stands.
+        state: &'static str,
+    },
+    /// R30: only a terminated case is resumed.
+    #[error("{case} is not terminated for now: there is nothing to resume (R30)")]
+    NotTerminated {
+        /// The case.
+        case: String,
+    },
     /// R26: a dismissal ends an accepted bankruptcy.
     #[error("the debtor's bankruptcy was not accepted: there is nothing to dismiss (R26)")]
     NotBankrupt,
@@ -435,6 +455,20 @@ pub enum Invalid {
         "a transfer to bankruptcy review states its grounds: whose written consent (the debtor's or an applicant's) (R24)"
     )]
     NoGrounds,
+    /// R30: a resumption files a 执恢 case.
+    #[error("{case} is not a resumed case (执恢): a terminated case is resumed under a new 执恢 case (R30)")]
+    NotResumption {
+        /// The case named.
+        case: String,
+    },
+    /// R30: the court that terminated a case resumes it.
+    #[error("{new} does not resume {old}: a case is resumed by its own court under a new case number (R30)")]
+    ResumedElsewhere {
+        /// The terminated case.
+        old: String,
+        /// The case named.
+        new: String,
+    },
     /// R25, R26: bankruptcy decisions are taken under a bankruptcy case.
     #[error("{case} is not a bankruptcy case (破申 or 破) (R25, R26)")]
     NotBankruptcyCase {

@@ -98,13 +98,23 @@ impl Store {
             .bind(case.to_string())
             .execute(&mut *conn)
             .await?;
-        let standing = match debtors.first() {
-            Some((key, _)) => self.standing(conn, key).await?,
+        Ok(Reply::Case(self.case_record(conn, &case.to_string()).await?))
+    }
+
+    /// A registered case as shown, suspended while its (first) debtor is in review or bankrupt.
+    pub(super) async fn case_record(&self, conn: &mut AnyConnection, case: &str) -> Result<proto::Case, LedgerError> {
+        let key: Option<String> = sqlx::query_scalar(
+            "SELECT debtor_key FROM case_debtors WHERE case_number = $1 ORDER BY debtor_key LIMIT 1",
+        )
+        .bind(case)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let standing = match key {
+            Some(key) => self.standing(conn, &key).await?,
             None => Standing::Enforced,
         };
-        let row =
-            sqlx::query(&format!("{CASES} WHERE case_number = $1")).bind(case.to_string()).fetch_one(conn).await?;
-        Ok(Reply::Case(case_of(&row, &standing)?))
+        let row = sqlx::query(&format!("{CASES} WHERE case_number = $1")).bind(case).fetch_one(&mut *conn).await?;
+        case_of(&row, &standing)
     }
 
     /// R23: a superior court designates `d.to_court` for the debtor's cases (`listed`, or every

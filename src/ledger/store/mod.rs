@@ -21,6 +21,7 @@ mod cases;
 mod debtors;
 mod journal;
 mod reads;
+mod research;
 mod rows;
 mod schema;
 mod steps;
@@ -353,6 +354,8 @@ impl Store {
             Command::RegisterCase { case, debtors, applicant, claim, .. } => {
                 self.register(conn, case, debtors, applicant, (&claim.0, claim.1), now).await?
             }
+            Command::Terminate { case, debtors, at, .. } => self.terminate(conn, case, debtors, *at, now).await?,
+            Command::Resume { case, new_case, .. } => self.resume(conn, case, new_case, now).await?,
             Command::DesignateSeries { request, debtor_key, designation, cases, with_preservation, .. } => {
                 let whom = (request.court.as_str(), debtor_key.as_str());
                 self.designate_series(conn, whom, designation, (cases, *with_preservation), now).await?

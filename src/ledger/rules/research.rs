@@ -1,0 +1,50 @@
+//! Terminated cases and their re-searches (R30): when a case terminated for
+//! now (终本) is searched again, who may terminate and resume a case, and how
+//! a resumption takes over the terminated case's seizures.
+
+use super::{CaseState, Invalid, Refusal, RuleError, Time, add_months};
+use crate::core::{
+    clock::{beijing_date, beijing_midnight},
+    identifiers::CaseNumber,
+};
+
+/// Re-searches after a termination: every six months for five years.
+pub const RESEARCH_ROUNDS: u32 = 10;
+
+/// Months between re-searches.
+pub const RESEARCH_MONTHS: u32 = 6;
+
+/// The case type of a resumed case.
+pub const RESUMED_TYPE: &str = "执恢";
+
+/// R30: the days of a terminated case's re-searches, each at the Beijing midnight that starts it:
+/// 6, 12, … 60 calendar months after the termination's Beijing date (a month's end clamps).
+pub fn research_days(terminated: Time) -> Vec<Time> {
+    (1..=RESEARCH_ROUNDS)
+        .map(|round| beijing_midnight(beijing_date(add_months(terminated, round * RESEARCH_MONTHS))))
+        .collect()
+}
+
+/// R30: a court terminates an active enforcement case (`state` as registered; `None` if the case is
+/// not registered yet: the termination registers it).
+pub fn termination(case: &CaseNumber, state: Option<CaseState>) -> Result<(), RuleError> {
+    match state {
+        None | Some(CaseState::Active) => Ok(()),
+        Some(CaseState::Terminated) => Err(Refusal::AlreadyTerminated { case: case.to_string() }.into()),
+        Some(other) => Err(Refusal::NotActive { case: case.to_string(), state: other.as_str() }.into()),
+    }
+}
+
+/// R30: a terminated case is resumed under a new 执恢 case of the same court.
+pub fn resumption(old: &CaseNumber, state: Option<CaseState>, new: &CaseNumber) -> Result<(), RuleError> {
+    if new.case_type != RESUMED_TYPE {
+        return Err(Invalid::NotResumption { case: new.to_string() }.into());
+    }
+    if new.court_code != old.court_code || new == old {
+        return Err(Invalid::ResumedElsewhere { old: old.to_string(), new: new.to_string() }.into());
+    }
+    match state {
+        Some(CaseState::Terminated) => Ok(()),
+        _ => Err(Refusal::NotTerminated { case: old.to_string() }.into()),
+    }
+}

@@ -1,0 +1,152 @@
+//! Terminated cases in the store (R30): a termination schedules the case's
+//! ten re-searches and keeps its debtors sealed for them; a resumption moves
+//! the case's seizures to its 执恢 case with their rank and drops what was
+//! still to come of the schedule.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{Store, micros};
+use crate::{
+    core::{
+        clock::{Time, from_micros},
+        identifiers::CaseNumber,
+        proto::{self, ResumeCaseResponse, TerminateCaseResponse, ts},
+    },
+    ledger::{
+        LedgerError,
+        command::{Reply, ResearchDebtor},
+        rules::{self, CaseState, ChangeKind},
+    },
+};
+
+impl Store {
+    /// The state `case` is registered in, if it is.
+    async fn case_state(&self, conn: &mut AnyConnection, case: &str) -> Result<Option<CaseState>, LedgerError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM cases WHERE case_number = $1")
+            .bind(case)
+            .fetch_optional(&mut *conn)
+            .await?;
+        state.map(|s| CaseState::parse(&s).ok_or_else(|| LedgerError::Corrupt(format!("case state `{s}`")))).transpose()
+    }
+
+    /// R30: terminates `case` for now at `at`, registering its debtors and scheduling its re-searches.
+    pub(super) async fn terminate(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        debtors: &[ResearchDebtor],
+        at: Time,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let number = case.to_string();
+        rules::termination(case, self.case_state(conn, &number).await?)?;
+        for d in debtors {
+            self.register_case(conn, case, (&d.key, &d.masked), now).await?;
+        }
+        sqlx::query("UPDATE cases SET state = 'terminated', terminated_at = $1 WHERE case_number = $2")
+            .bind(micros(at))
+            .bind(&number)
+            .execute(&mut *conn)
+            .await?;
+        for (idx, d) in debtors.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO research_debtors (case_number, idx, debtor_key, masked, organisation, sealed) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&number)
+            .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+            .bind(&d.key)
+            .bind(&d.masked)
+            .bind(i64::from(d.organisation))
+            .bind(hex::encode(&d.sealed))
+            .execute(&mut *conn)
+            .await?;
+        }
+        let days = rules::research_days(at);
+        for (round, due) in (1..).zip(&days) {
+            sqlx::query("INSERT INTO researches (case_number, round, court, due_at) VALUES ($1, $2, $3, $4)")
+                .bind(&number)
+                .bind(round)
+                .bind(&case.court_code)
+                .bind(micros(*due))
+                .execute(&mut *conn)
+                .await?;
+        }
+        let message = format!(
+            "{number} terminated for now on {}: its seizures stay in force (renew them as usual); its debtors are \
+             searched again every six months, from {} to {} (R30)",
+            rules::day(at),
+            days.first().map(|d| rules::day(*d)).unwrap_or_default(),
+            days.last().map(|d| rules::day(*d)).unwrap_or_default(),
+        );
+        Ok(Reply::Terminated(TerminateCaseResponse {
+            case: Some(self.case_record(conn, &number).await?),
+            researches_due: days.into_iter().map(ts).collect(),
+            message,
+        }))
+    }
+
+    /// R30: resumes the terminated `case` under `new_case`: its seizures move with their rank, the
+    /// re-searches still to come are dropped, and the terminated case is closed.
+    pub(super) async fn resume(
+        &self,
+        conn: &mut AnyConnection,
+        case: &CaseNumber,
+        new_case: &CaseNumber,
+        now: Time,
+    ) -> Result<Reply, LedgerError> {
+        let (number, new_number) = (case.to_string(), new_case.to_string());
+        rules::resumption(case, self.case_state(conn, &number).await?, new_case)?;
+        let mut w = self.open_case(conn, &number, now).await?;
+        let why = format!("resumption of {number}");
+        for (l, changes) in w.ledgers.iter_mut().zip(&mut w.changes) {
+            changes.extend(l.change_holder(&number, &new_case.court_code, &new_number, now, &why));
+        }
+        let moved: usize =
+            w.changes.iter().map(|c| c.iter().filter(|c| c.kind == ChangeKind::HolderChanged).count()).sum();
+        self.commit_ledgers(conn, w).await?;
+        Self::register_successor(conn, &number, new_case, now).await?;
+        sqlx::query("UPDATE cases SET state = 'closed' WHERE case_number = $1")
+            .bind(&number)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM researches WHERE case_number = $1 AND done_at IS NULL")
+            .bind(&number)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM research_debtors WHERE case_number = $1").bind(&number).execute(&mut *conn).await?;
+        let message = format!(
+            "{number} resumed as {new_number}: {moved} seizure(s) now held by it, rank, references and dates \
+             unchanged; no more re-searches of {number} (R30)"
+        );
+        Ok(Reply::Resumed(ResumeCaseResponse {
+            case: Some(self.case_record(conn, &new_number).await?),
+            seizures_moved: u32::try_from(moved).unwrap_or(u32::MAX),
+            message,
+        }))
+    }
+
+    /// The re-searches of `court`'s terminated cases (of `case` only, when given), by due date.
+    pub async fn researches(&self, court: &str, case: Option<&str>) -> Result<Vec<proto::Research>, LedgerError> {
+        let mut conn = self.reader().await?;
+        let rows = sqlx::query(
+            "SELECT case_number, round, due_at, done_at, search_id FROM researches \
+             WHERE court = $1 AND ($2 = '' OR case_number = $2) ORDER BY due_at, case_number, round",
+        )
+        .bind(court)
+        .bind(case.unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(proto::Research {
+                    case_number: r.try_get(0)?,
+                    round: u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                    due: Some(ts(from_micros(r.try_get(2)?))),
+                    done_at: r.try_get::<Option<i64>, _>(3)?.map(|t| ts(from_micros(t))),
+                    search_id: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}
