@@ -34,6 +34,7 @@ use crate::{
         config::Config,
         metrics::Metrics,
         net::{BindError, admit, bind},
+        seal::Sealer,
         shared::{Shared, SharedError},
     },
     registry::{client::SetupError, network::Network, tier::Tier},
@@ -159,7 +160,8 @@ pub async fn run_with_clock(
     let search = SearchApi::new(search, config.search.clone(), store.clock());
     let acting = Acting::new(store.clone(), model.clone(), authority);
     let seizure = SeizureApi::new(acting.clone(), key.clone(), network.clone());
-    let debtor = DebtorApi::new(acting, key.clone(), &config.ledger);
+    let research_seal = Arc::new(Sealer::new(key.derive(jobs::research::SEAL_PURPOSE)));
+    let debtor = DebtorApi::new(acting, (key.clone(), research_seal.clone()), &config.ledger);
     let spine = spine(
         Recorder::new(trail.clone(), store.clone(), metrics.clone()),
         Identity::new(config.tls.plaintext),
@@ -184,6 +186,14 @@ pub async fn run_with_clock(
     // A claimed leg is this replica's for twice the slowest registry's timeout (none exceeds the deadline).
     let times = (config.search.deadline * 2 + Duration::from_secs(5), config.search.job_retention);
     let late = (trail.clone(), metrics.clone());
+    // Due re-searches are looked for as often as lapses are swept.
+    background.spawn(jobs::research::run(
+        (store.clone(), jobs.clone()),
+        (network.clone(), trail.clone()),
+        research_seal,
+        config.ledger.sweep_interval,
+        until_stopped(stopped.clone()),
+    ));
     background.spawn(jobs::poll::run(jobs, network.clone(), late, times, until_stopped(stopped.clone())));
     background.spawn(audit::retain(trail, config.audit.retention, until_stopped(stopped.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -492,3 +492,63 @@ async fn r30_a_terminated_case_is_scheduled_and_resumed_with_its_seizures(db: Db
 }
 
 crate::on_both_backends!(r30_a_terminated_case_is_scheduled_and_resumed_with_its_seizures);
+
+/// R30's schedule carried out: six months (Beijing calendar) after the termination, the gateway
+/// opens the re-search as the court's own search job; every registry is asked for the debtor, the
+/// court reads the result as any of its searches, and the re-search is recorded done, once.
+async fn r30_the_six_month_re_search_runs_as_the_courts_search(db: Db) {
+    let Some(url) = ledger_url(db).await else { return };
+    let stack = Stack::with(standard(), |c| {
+        c.ledger.url = url;
+        c.ledger.sweep_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let mut d = DebtorServiceClient::new(stack.channel());
+    let terminate = assetgw::core::proto::TerminateCaseRequest {
+        request_id: "rs1".into(),
+        case_number: A.into(),
+        debtors: vec![debtor(RICH)],
+        terminated_at: None,
+    };
+    let due = d.terminate_case(as_court(A, terminate)).await.unwrap().into_inner().researches_due;
+    let listed = async |d: &mut Debtors| d.list_researches(as_court(A, Default::default())).await.unwrap().into_inner();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(listed(&mut d).await.researches.iter().all(|r| r.done_at.is_none()), "nothing due yet");
+    // The day before the first is due, nothing; on its day, the first and only the first.
+    let first = assetgw::core::proto::time_of(&due[0]);
+    stack.clock.advance(first - stack.clock.now() - chrono::Duration::hours(1));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(listed(&mut d).await.researches.iter().all(|r| r.done_at.is_none()), "not before its day");
+    stack.clock.advance(chrono::Duration::hours(2));
+    let mut started = None;
+    for _ in 0..100 {
+        let researches = listed(&mut d).await.researches;
+        if let Some(r) = researches.iter().find(|r| r.done_at.is_some()) {
+            assert_eq!(r.round, 1);
+            assert_eq!(researches.iter().filter(|r| r.done_at.is_some()).count(), 1, "only the first is due");
+            started = Some(r.search_id.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let search_id = started.expect("the re-search started on its day");
+    let mut client = stack.client().await;
+    let mut found = None;
+    for _ in 0..100 {
+        let get = as_court(A, assetgw::core::proto::GetSearchRequest { search_id: search_id.clone() });
+        let r = client.get_search(get).await.unwrap().into_inner();
+        if r.settled_at.is_some() {
+            found = r.result;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let found = found.expect("every registry answered the re-search");
+    assert_eq!(found.debtors.len(), 1);
+    assert!(!found.debtors[0].assets.is_empty(), "the rich debtor's assets were found again");
+    // Another court cannot read it; it is 京0105's search.
+    let other = client.get_search(as_court(B, assetgw::core::proto::GetSearchRequest { search_id })).await;
+    assert_eq!(other.unwrap_err().code(), Code::NotFound);
+}
+
+crate::on_both_backends!(r30_the_six_month_re_search_runs_as_the_courts_search);

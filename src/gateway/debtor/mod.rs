@@ -9,6 +9,8 @@ mod cases;
 mod decisions;
 mod research;
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -30,9 +32,6 @@ use crate::{
     ops::{config::LedgerConfig, seal::Sealer},
 };
 
-/// What the terminated cases' debtors are sealed under, derived from the audit key (replicas share it).
-const SEAL_PURPOSE: &str = "terminated case seal";
-
 /// The debtor service over the ledger.
 pub struct DebtorApi {
     /// The ledger and who may act on it.
@@ -46,19 +45,20 @@ pub struct DebtorApi {
     /// Whether a series designation moves preservation cases it does not list (R23).
     series_with_preservation: bool,
     /// Seals a terminated case's debtors for its re-searches (R30).
-    seal: Sealer,
+    seal: Arc<Sealer>,
 }
 
 impl DebtorApi {
-    /// The service, with the debtor rules' settings of `ledger`.
-    pub fn new(acting: Acting, debtors: Key, ledger: &LedgerConfig) -> Self {
+    /// The service, keying debtors with `debtors` and sealing terminated cases' with `seal`, with the
+    /// debtor rules' settings of `ledger`.
+    pub fn new(acting: Acting, (debtors, seal): (Key, Arc<Sealer>), ledger: &LedgerConfig) -> Self {
         Self {
             acting,
             debtors: debtors.clone(),
             enterprise_prefixes: ledger.enterprise_prefixes.clone(),
             lifting: ledger.bankruptcy_lifting,
             series_with_preservation: ledger.series_with_preservation,
-            seal: Sealer::new(debtors.derive(SEAL_PURPOSE)),
+            seal,
         }
     }
 }

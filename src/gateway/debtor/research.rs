@@ -15,7 +15,7 @@ use crate::{
             TerminateCaseResponse, time_of,
         },
     },
-    gateway::{call::Call, validate::Checks},
+    gateway::{call::Call, jobs::research::seal_place, validate::Checks},
     ledger::{
         command::{Command, RequestKey, ResearchDebtor},
         rules::Action,
@@ -24,11 +24,6 @@ use crate::{
 
 /// The most debtors a terminated case names.
 const MAX_DEBTORS: usize = 50;
-
-/// Where a terminated case's debtor is sealed: bound to the case and its position.
-fn research_seal_place(case: &str, idx: usize) -> Vec<u8> {
-    format!("research:{case}:{idx}").into_bytes()
-}
 
 impl DebtorApi {
     /// R30: a court terminates its case for now; its debtors are kept, sealed, for the re-searches.
@@ -54,7 +49,7 @@ impl DebtorApi {
         for (idx, id) in ids.iter().enumerate() {
             let sealed = self
                 .seal
-                .seal(&research_seal_place(&number, idx), id.as_str().as_bytes())
+                .seal(&seal_place(&number, idx), id.as_str().as_bytes())
                 .ok_or_else(|| Error::Internal("sealing a terminated case's debtor failed".into()))?;
             let (key, masked) = (self.debtors.debtor(id), id.masked().to_string());
             debtors.push(ResearchDebtor { key, masked, organisation: matches!(id, DebtorId::Organisation(_)), sealed });

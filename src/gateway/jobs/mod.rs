@@ -7,6 +7,8 @@
 //! - [`poll`]: the worker that asks registries again when a leg is due,
 //!   scheduled from the database (no timer or task per pending ticket);
 //!   replicas share the legs through leases.
+//! - [`research`]: the worker that opens the jobs of terminated cases'
+//!   re-searches as they fall due (R30).
 //!
 //! A debtor is kept as the audit trail keeps it (masked, and a keyed hash);
 //! the identifier itself only sealed (ChaCha20-Poly1305 under a key derived
@@ -14,6 +16,7 @@
 //! was cut short by a crash must be asked again.
 
 pub mod poll;
+pub mod research;
 mod store;
 
 use std::{sync::Arc, time::SystemTime};

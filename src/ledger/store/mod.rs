@@ -28,6 +28,7 @@ mod steps;
 mod transfers;
 
 pub use cases::PicturePage;
+pub use research::DueResearch;
 
 use std::{str::FromStr, sync::Arc};
 

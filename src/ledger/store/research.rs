@@ -3,9 +3,11 @@
 //! the case's seizures to its 执恢 case with their rank and drops what was
 //! still to come of the schedule.
 
+use std::time::Duration;
+
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, micros};
+use super::{Backend, Store, micros};
 use crate::{
     core::{
         clock::{Time, from_micros},
@@ -148,5 +150,77 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// A re-search that is due, claimed by this replica for a while (R30).
+#[derive(Debug, Clone)]
+pub struct DueResearch {
+    /// The terminated case.
+    pub case_number: String,
+    /// Which of the ten.
+    pub round: i64,
+    /// The court it belongs to.
+    pub court: String,
+    /// Its debtors: masked, a credit code or not, and the identifier sealed for its place.
+    pub debtors: Vec<(String, bool, Vec<u8>)>,
+}
+
+impl Store {
+    /// Claims up to `limit` re-searches due by now that no replica holds, for `lease`.
+    pub async fn claim_researches(&self, limit: usize, lease: Duration) -> Result<Vec<DueResearch>, LedgerError> {
+        let now = self.clock.micros();
+        let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        // SQLite: the write lock up front; a deferred transaction that read first could not upgrade.
+        let begin = if self.backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        let mut tx = self.pool.begin_with(begin).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT case_number, round, court FROM researches WHERE done_at IS NULL AND due_at <= $1 \
+             AND lease_until < $1 ORDER BY due_at, case_number, round LIMIT $2{}",
+            if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" }
+        ))
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut due = Vec::new();
+        for r in &rows {
+            let (case_number, round, court): (String, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            sqlx::query("UPDATE researches SET lease_until = $1 WHERE case_number = $2 AND round = $3")
+                .bind(until)
+                .bind(&case_number)
+                .bind(round)
+                .execute(&mut *tx)
+                .await?;
+            let debtors = sqlx::query(
+                "SELECT masked, organisation, sealed FROM research_debtors WHERE case_number = $1 ORDER BY idx",
+            )
+            .bind(&case_number)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|d| {
+                let sealed = hex::decode(d.try_get::<String, _>(2)?)
+                    .map_err(|_| LedgerError::Corrupt(format!("sealed debtor of {case_number} is not hex")))?;
+                Ok((d.try_get(0)?, d.try_get::<i64, _>(1)? != 0, sealed))
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+            due.push(DueResearch { case_number, round, court, debtors });
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    /// Records that the re-search was carried out by `search_id`.
+    pub async fn research_done(&self, case_number: &str, round: i64, search_id: &str) -> Result<(), LedgerError> {
+        let mut conn = self.reader().await?;
+        sqlx::query("UPDATE researches SET search_id = $1, done_at = $2 WHERE case_number = $3 AND round = $4")
+            .bind(search_id)
+            .bind(self.clock.micros())
+            .bind(case_number)
+            .bind(round)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }
