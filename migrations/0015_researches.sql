@@ -25,3 +25,15 @@ CREATE TABLE research_debtors (
     sealed       TEXT NOT NULL,               -- hex, bound to the case and the position
     PRIMARY KEY (case_number, idx)
 );
+-- A search job opened for a re-search says which (its case is the job's case),
+-- so its settling compares what it found with what the case had found before.
+ALTER TABLE search_jobs ADD COLUMN research_round BIGINT;
+ALTER TABLE researches ADD COLUMN found BIGINT;
+ALTER TABLE researches ADD COLUMN new_assets BIGINT;
+-- Every asset a terminated case's searches have found (kind, then the
+-- asset's identity within it): what a re-search finds beyond these is new.
+CREATE TABLE research_seen (
+    case_number TEXT NOT NULL,
+    asset       TEXT NOT NULL,
+    PRIMARY KEY (case_number, asset)
+);

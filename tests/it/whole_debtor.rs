@@ -549,6 +549,32 @@ async fn r30_the_six_month_re_search_runs_as_the_courts_search(db: Db) {
     // Another court cannot read it; it is 京0105's search.
     let other = client.get_search(as_court(B, assetgw::core::proto::GetSearchRequest { search_id })).await;
     assert_eq!(other.unwrap_err().code(), Code::NotFound);
+    // Everything it found is new to the case (nothing was seized or kept for it before): the court hears
+    // so, counts only, and the case is eligible for resumption.
+    let first_round = listed(&mut d).await.researches.into_iter().find(|r| r.round == 1).unwrap();
+    let total = found.debtors[0].assets.len() as u32;
+    assert_eq!((first_round.found, first_round.new_assets), (total, total));
+    let mut s = seizures(&stack);
+    let heard: Vec<_> = events(&mut s, A, 0).await.into_iter().filter(|e| e.kind == "research_found").collect();
+    assert_eq!(heard.len(), 1);
+    assert!(heard[0].message.contains(&format!("{total} not seen before")), "{}", heard[0].message);
+    assert!(!heard[0].message.contains(RICH), "counts, never the debtor");
+
+    // Six months on, the same assets: nothing new, and the court is told that too.
+    stack.clock.advance(assetgw::core::proto::time_of(&due[1]) - stack.clock.now() + chrono::Duration::hours(1));
+    let mut second = None;
+    for _ in 0..100 {
+        second = listed(&mut d).await.researches.into_iter().find(|r| r.round == 2 && r.found > 0);
+        if second.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let second = second.expect("the second re-search settled");
+    assert_eq!((second.found, second.new_assets), (total, 0));
+    let heard: Vec<_> = events(&mut s, A, 0).await.into_iter().filter(|e| e.kind == "research_found").collect();
+    assert_eq!(heard.len(), 2);
+    assert!(heard[1].message.contains("none not seen before"), "{}", heard[1].message);
 }
 
 crate::on_both_backends!(r30_the_six_month_re_search_runs_as_the_courts_search);

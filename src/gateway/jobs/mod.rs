@@ -263,6 +263,8 @@ pub struct NewJob {
     pub legs: Vec<LegRow>,
     /// When it was submitted.
     pub now: Time,
+    /// The round of the terminated case's re-search it carries out (R30), if it does.
+    pub research_round: Option<i64>,
 }
 
 /// What opening a job did.

@@ -6,18 +6,22 @@
 //! so one claimed twice (a crash between opening and recording it, or two
 //! replicas) opens one job.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
 use tracing::{info, warn};
 
 use super::{Jobs, LegRow, NewJob, Opened};
 use crate::{
     core::{identifiers::DebtorId, proto::Debtor},
     gateway::audit::{Record, Trail},
-    ledger::store::{DueResearch, Store},
+    ledger::{
+        LedgerError,
+        store::{DueResearch, Store},
+    },
     ops::seal::Sealer,
-    registry::network::Network,
+    registry::{call, network::Network},
 };
 
 /// What a terminated case's debtors are sealed under, derived from the audit key (replicas share it).
@@ -99,6 +103,7 @@ async fn start(
         debtors: debtors.clone(),
         legs,
         now,
+        research_round: Some(r.round),
     };
     let (search_id, replayed) = match jobs.open(&job).await.map_err(|e| e.to_string())? {
         Opened::New(id) => (id, false),
@@ -122,4 +127,92 @@ async fn start(
     store.research_done(&r.case_number, r.round, &search_id).await.map_err(|e| e.to_string())?;
     info!(case = %r.case_number, round = r.round, search = %search_id, "re-search started");
     Ok(())
+}
+
+impl Jobs {
+    /// R30: what the settled re-search `search_id` of `case` found, against what the case had found
+    /// before (its seized assets, its earlier searches kept as jobs, its earlier re-searches), by
+    /// asset identity; remembers what it found and says, for the court's event, how much was new.
+    pub(super) async fn compare_research(
+        &self,
+        conn: &mut AnyConnection,
+        search_id: &str,
+        (case, round): (&str, i64),
+    ) -> Result<String, LedgerError> {
+        let found = answered(
+            conn,
+            sqlx::query("SELECT answer FROM search_legs WHERE search_id = $1 AND state = 'answered'").bind(search_id),
+        )
+        .await?;
+        let mut seen: HashSet<String> = sqlx::query_scalar("SELECT asset FROM research_seen WHERE case_number = $1")
+            .bind(case)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+        let seized = sqlx::query(
+            "SELECT DISTINCT a.kind, a.asset_id FROM seizures s JOIN assets a ON a.asset_key = s.asset_key \
+             WHERE s.case_number = $1",
+        )
+        .bind(case)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in &seized {
+            seen.insert(identity(r.try_get(0)?, &r.try_get::<String, _>(1)?));
+        }
+        let earlier = sqlx::query(
+            "SELECT l.answer FROM search_legs l JOIN search_jobs j ON j.search_id = l.search_id \
+             WHERE j.case_number = $1 AND j.search_id <> $2 AND l.state = 'answered'",
+        )
+        .bind(case)
+        .bind(search_id);
+        seen.extend(answered(conn, earlier).await?);
+        let new = found.iter().filter(|a| !seen.contains(*a)).count();
+        for asset in &found {
+            sqlx::query("INSERT INTO research_seen (case_number, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(case)
+                .bind(asset)
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query("UPDATE researches SET found = $1, new_assets = $2 WHERE case_number = $3 AND round = $4")
+            .bind(i64::try_from(found.len()).unwrap_or(i64::MAX))
+            .bind(i64::try_from(new).unwrap_or(i64::MAX))
+            .bind(case)
+            .bind(round)
+            .execute(&mut *conn)
+            .await?;
+        Ok(match new {
+            0 => format!(
+                "re-search {round} of {case}: {} asset(s) found, none not seen before; tell the applicant (R30)",
+                found.len()
+            ),
+            n => format!(
+                "re-search {round} of {case}: {} asset(s) found, {n} not seen before; the case may be resumed \
+                 (ResumeCase), and the applicant told (R30)",
+                found.len()
+            ),
+        })
+    }
+}
+
+/// An asset's identity across searches: its kind and its identity within the kind.
+fn identity(kind: i64, id: &str) -> String {
+    format!("{kind}:{id}")
+}
+
+/// The identities of the assets in the stored answers `query` reads (one answer a row).
+async fn answered<'q>(
+    conn: &mut AnyConnection,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+) -> Result<HashSet<String>, LedgerError> {
+    let mut assets = HashSet::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let answer: Option<String> = row.try_get(0)?;
+        let decoded = answer.and_then(|hex| hex::decode(hex).ok()).and_then(|bytes| call::decode(&bytes));
+        if let Some((checked, _)) = decoded {
+            assets.extend(checked.assets.iter().map(|a| identity(i64::from(a.kind as i32), &a.id)));
+        }
+    }
+    Ok(assets)
 }

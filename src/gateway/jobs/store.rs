@@ -155,7 +155,7 @@ impl Jobs {
         let done: i64 = job.legs.iter().filter(|l| l.state.settled()).count().try_into().unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO search_jobs (search_id, court, request_id, digest, case_number, kinds, submitted_at, \
-             settled_at, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             settled_at, last_seq, research_round) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&job.search_id)
         .bind(&job.court)
@@ -166,6 +166,7 @@ impl Jobs {
         .bind(now)
         .bind(settled.then_some(now))
         .bind(done)
+        .bind(job.research_round)
         .execute(&mut *tx)
         .await?;
         for (i, (id, debtor)) in job.debtors.iter().enumerate() {
@@ -244,13 +245,15 @@ impl Jobs {
     ) -> Result<(usize, bool), LedgerError> {
         // Lock the job's row: its legs are numbered one at a time.
         let job = sqlx::query(
-            "UPDATE search_jobs SET last_seq = last_seq WHERE search_id = $1 RETURNING last_seq, court, case_number",
+            "UPDATE search_jobs SET last_seq = last_seq WHERE search_id = $1 \
+             RETURNING last_seq, court, case_number, research_round",
         )
         .bind(search_id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(job) = job else { return Ok((0, false)) };
         let (mut last, court, case_number): (i64, String, String) = (job.try_get(0)?, job.try_get(1)?, job.try_get(2)?);
+        let research_round: Option<i64> = job.try_get(3)?;
         let mut numbered = 0;
         for (_, l, attempts) in updates {
             let seq = l.state.settled().then_some(last + 1);
@@ -304,6 +307,10 @@ impl Jobs {
             let message = format!("search {search_id} settled: {}", counts.join(", "));
             let holder = [(court.clone(), case_number.clone())];
             self.store.queue_events(&mut *tx, "search_settled", search_id, &holder, &message).await?;
+            if let Some(round) = research_round {
+                let message = self.compare_research(&mut *tx, search_id, (&case_number, round)).await?;
+                self.store.queue_events(&mut *tx, "research_found", search_id, &holder, &message).await?;
+            }
         }
         Ok((numbered, settles))
     }

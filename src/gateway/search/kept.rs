@@ -73,6 +73,7 @@ impl SearchApi {
             debtors: plan.debtors.clone(),
             legs,
             now: self.clock.now(),
+            research_round: None,
         }
     }
 

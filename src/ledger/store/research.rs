@@ -132,7 +132,7 @@ impl Store {
     pub async fn researches(&self, court: &str, case: Option<&str>) -> Result<Vec<proto::Research>, LedgerError> {
         let mut conn = self.reader().await?;
         let rows = sqlx::query(
-            "SELECT case_number, round, due_at, done_at, search_id FROM researches \
+            "SELECT case_number, round, due_at, done_at, search_id, found, new_assets FROM researches \
              WHERE court = $1 AND ($2 = '' OR case_number = $2) ORDER BY due_at, case_number, round",
         )
         .bind(court)
@@ -147,6 +147,8 @@ impl Store {
                     due: Some(ts(from_micros(r.try_get(2)?))),
                     done_at: r.try_get::<Option<i64>, _>(3)?.map(|t| ts(from_micros(t))),
                     search_id: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                    found: count(r.try_get(5)?),
+                    new_assets: count(r.try_get(6)?),
                 })
             })
             .collect()
@@ -223,4 +225,9 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// A stored count, 0 while unknown.
+fn count(n: Option<i64>) -> u32 {
+    n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
 }
