@@ -28,6 +28,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     /// Searches counted against each court's daily quota, by court.
     pub searches: IntCounterVec,
+    /// Registry calls a shared re-search fan-out saved (R30): the same debtor asked once for many cases.
+    pub research_calls_saved: IntCounter,
     /// Court calls refused because their audit record could not be written (R16).
     pub audit_failures: IntCounter,
     /// Registry calls by registry and outcome (`ok`, `timeout`, `unavailable`, `error`, `invalid_response`, `circuit_open`, `shed`).
@@ -123,6 +125,10 @@ impl Metrics {
             requests: b.counter("requests_total", "Court calls by method and gRPC code", &["method", "code"])?,
             request_seconds: b.histogram("request_seconds", "Court call latency", &["method"])?,
             searches: b.counter("searches_total", "Searches counted against the daily quota", &["court"])?,
+            research_calls_saved: b.add(IntCounter::new(
+                "research_calls_saved_total",
+                "Registry calls saved by asking a debtor once for the re-searches of several terminated cases (R30)",
+            )?)?,
             audit_failures: b
                 .add(IntCounter::new("audit_failures_total", "Calls refused: audit record not written")?)?,
             registry_calls: b.counter("registry_calls_total", "Registry calls by outcome", &["registry", "outcome"])?,

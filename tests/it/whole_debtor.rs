@@ -578,3 +578,51 @@ async fn r30_the_six_month_re_search_runs_as_the_courts_search(db: Db) {
 }
 
 crate::on_both_backends!(r30_the_six_month_re_search_runs_as_the_courts_search);
+
+/// R30, one question per debtor: two courts' terminated cases against one debtor, due three days
+/// apart, are re-searched together: every registry is asked once for both, and each case still gets
+/// its own job, result and comparison.
+async fn r30_re_searches_of_one_debtor_share_one_question(db: Db) {
+    let Some(url) = ledger_url(db).await else { return };
+    let stack = Stack::with(standard(), |c| {
+        c.ledger.url = url;
+        c.ledger.sweep_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let mut d = DebtorServiceClient::new(stack.channel());
+    let terminate = |id: &str, case: &str| assetgw::core::proto::TerminateCaseRequest {
+        request_id: id.into(),
+        case_number: case.into(),
+        debtors: vec![debtor(RICH)],
+        terminated_at: None,
+    };
+    let due = d.terminate_case(as_court(A, terminate("sh1", A))).await.unwrap().into_inner().researches_due;
+    stack.clock.advance(chrono::Duration::days(3));
+    d.terminate_case(as_court(B, terminate("sh2", B))).await.unwrap();
+    let registries = ["bank-a", "bank-b", "realestate", "ip", "aviation", "securities"];
+    let calls = || registries.iter().map(|r| stack.calls(r)).sum::<u64>();
+    let before = calls();
+    stack.clock.advance(assetgw::core::proto::time_of(&due[0]) - stack.clock.now() + chrono::Duration::hours(1));
+    let done = async |d: &mut Debtors, case: &str| {
+        let listed = d.list_researches(as_court(case, Default::default())).await.unwrap().into_inner();
+        listed.researches.into_iter().find(|r| r.round == 1 && r.found > 0)
+    };
+    let (mut a, mut b) = (None, None);
+    for _ in 0..100 {
+        (a, b) = (done(&mut d, A).await, done(&mut d, B).await);
+        if a.is_some() && b.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (a, b) = (a.expect("A's re-search settled"), b.expect("B's, three days early, with it"));
+    assert_ne!(a.search_id, b.search_id, "each case its own job");
+    assert_eq!(a.found, b.found);
+    assert_eq!(calls() - before, registries.len() as u64, "every registry asked once for both cases");
+    let mut client = stack.client().await;
+    let theirs =
+        client.get_search(as_court(B, assetgw::core::proto::GetSearchRequest { search_id: b.search_id })).await;
+    assert_eq!(theirs.unwrap().into_inner().result.unwrap().debtors[0].assets.len() as u32, b.found);
+}
+
+crate::on_both_backends!(r30_re_searches_of_one_debtor_share_one_question);

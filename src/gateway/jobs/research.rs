@@ -1,16 +1,19 @@
-//! The re-searches of terminated cases, carried out (R30): every due
-//! re-search becomes a search job of its case's court, asking every registry
-//! for its debtors; the job's poller asks them (with its leases, retries and
-//! tickets) and the court reads the result as any of its searches. A
+//! The re-searches of terminated cases, carried out (R30): the re-searches
+//! due are claimed (with those of the same debtors due within a window), every
+//! registry is asked once for each of their debtors, and each re-search
+//! becomes a search job of its case's court holding those answers; what was
+//! not answered in time is left to the job's poller (its leases, retries and
+//! tickets), and the court reads the result as any of its searches. A
 //! re-search opens its job under a request id of its own (`research:CASE:N`),
 //! so one claimed twice (a crash between opening and recording it, or two
 //! replicas) opens one job.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::{Jobs, LegRow, NewJob, Opened};
 use crate::{
@@ -18,10 +21,15 @@ use crate::{
     gateway::audit::{Record, Trail},
     ledger::{
         LedgerError,
+        command::ResearchDebtor,
         store::{DueResearch, Store},
     },
-    ops::seal::Sealer,
-    registry::{call, network::Network},
+    ops::{metrics::Metrics, seal::Sealer},
+    registry::{
+        call::{self, Inquiry},
+        fanout::{Leg, Plan},
+        network::Network,
+    },
 };
 
 /// What a terminated case's debtors are sealed under, derived from the audit key (replicas share it).
@@ -32,34 +40,50 @@ pub fn seal_place(case: &str, idx: usize) -> Vec<u8> {
     format!("research:{case}:{idx}").into_bytes()
 }
 
-/// Re-searches started per round.
+/// Re-searches claimed per round (with the ones of the same debtors that come along).
 const PER_ROUND: usize = 100;
 
 /// How long a claimed re-search is this replica's to open.
-const LEASE: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_secs(120);
 
-/// Until `shutdown`: every `every`, opens the jobs of the re-searches due.
+/// How the worker paces itself and shares: how often it looks, how far ahead a re-search of a
+/// debtor already being asked is brought forward, and how long it waits for the registries before
+/// leaving the rest to the job's poller.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Between rounds.
+    pub every: Duration,
+    /// Re-searches of the same debtors due within this join a due one.
+    pub window: Duration,
+    /// The longest wait for the shared fan-out.
+    pub deadline: Duration,
+}
+
+/// Until `shutdown`: every round, opens the jobs of the re-searches due. Those of one debtor due
+/// within the window are served by one fan-out (R30): each still gets its own job, audit record
+/// and comparison.
 pub async fn run(
     (store, jobs): (Store, Jobs),
-    (network, trail): (Arc<Network>, Trail),
+    (network, trail, metrics): (Arc<Network>, Trail, Metrics),
     seal: Arc<Sealer>,
-    every: Duration,
+    pace: Pace,
     shutdown: impl Future<Output = ()>,
 ) {
     let worker = async {
         loop {
-            match store.claim_researches(PER_ROUND, LEASE).await {
+            match store.claim_researches(PER_ROUND, LEASE, pace.window).await {
+                Ok(due) if due.is_empty() => {}
                 Ok(due) => {
-                    for research in due {
-                        if let Err(e) = start(&store, &jobs, (&network, &trail), &seal, &research).await {
-                            warn!(error = %e, case = %research.case_number, round = research.round,
-                                "a due re-search was not started; it is claimed again after its lease");
-                        }
+                    let span = info_span!("research.round", researches = due.len());
+                    let group = Group { store: &store, jobs: &jobs, network: &network, trail: &trail, seal: &seal };
+                    match group.start(&due, pace.deadline).instrument(span).await {
+                        Ok(saved) => metrics.research_calls_saved.inc_by(saved),
+                        Err(e) => warn!(error = %e, "due re-searches not started; claimed again after their lease"),
                     }
                 }
                 Err(e) => warn!(error = %e, "due re-searches unreadable; will retry"),
             }
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(pace.every).await;
         }
     };
     tokio::select! {
@@ -68,65 +92,131 @@ pub async fn run(
     }
 }
 
-/// Opens the re-search's job (or finds the one opened before), audits it as the court's search, and
-/// records it done.
-async fn start(
-    store: &Store,
-    jobs: &Jobs,
-    (network, trail): (&Network, &Trail),
-    seal: &Sealer,
-    r: &DueResearch,
-) -> Result<(), String> {
-    let mut debtors = Vec::new();
-    for (idx, (masked, _, sealed)) in r.debtors.iter().enumerate() {
-        let opened = seal.open(&seal_place(&r.case_number, idx), sealed).and_then(|b| String::from_utf8(b).ok());
-        let id = opened
+/// What a round of re-searches works with.
+struct Group<'a> {
+    store: &'a Store,
+    jobs: &'a Jobs,
+    network: &'a Network,
+    trail: &'a Trail,
+    seal: &'a Sealer,
+}
+
+impl Group<'_> {
+    /// Asks every registry once for each debtor of `due`, then opens each re-search's job from those
+    /// answers (the legs not answered by `deadline` are left asking, for the poller); returns the
+    /// registry calls the sharing saved.
+    async fn start(&self, due: &[DueResearch], deadline: Duration) -> Result<u64, String> {
+        // Every debtor once, by its key; each re-search's debtors as positions in that list.
+        let mut debtors: Vec<(String, DebtorId)> = Vec::new();
+        let mut positions = Vec::new();
+        for r in due {
+            let mut of_r = Vec::new();
+            for (idx, d) in r.debtors.iter().enumerate() {
+                let at = match debtors.iter().position(|(key, _)| *key == d.key) {
+                    Some(at) => at,
+                    None => {
+                        debtors.push((d.key.clone(), self.unseal(r, idx, d)?));
+                        debtors.len() - 1
+                    }
+                };
+                of_r.push(at);
+            }
+            positions.push(of_r);
+        }
+        let registries = self.network.serving(&[]);
+        // The registries see the earliest due case as the asker; the trail records every case.
+        let first = &due[0];
+        let plan = Arc::new(Plan {
+            debtors: debtors
+                .iter()
+                .map(|(_, id)| (id.clone(), Debtor { id: Some(id.to_proto()), ..Debtor::default() }))
+                .collect(),
+            registries: registries.clone(),
+            kinds: Vec::new(),
+            caller: Arc::new(Inquiry {
+                accept_deferred: true,
+                ..Inquiry::new(first.case_number.clone(), first.court.clone())
+            }),
+            max_age: None,
+        });
+        let mut legs = Vec::new();
+        let mut stream = Box::pin(self.network.fan_out(&plan));
+        let _ = tokio::time::timeout(deadline, async {
+            while let Some(leg) = stream.next().await {
+                legs.push(leg);
+            }
+        })
+        .await;
+        for (r, of_r) in due.iter().zip(&positions) {
+            self.open(r, of_r, (&plan, &legs)).await?;
+        }
+        let asked: usize = due.iter().map(|r| r.debtors.len()).sum();
+        Ok(((asked - debtors.len()) * registries.len()) as u64)
+    }
+
+    /// The debtor at `idx` of `r`, unsealed.
+    fn unseal(&self, r: &DueResearch, idx: usize, d: &ResearchDebtor) -> Result<DebtorId, String> {
+        let opened =
+            self.seal.open(&seal_place(&r.case_number, idx), &d.sealed).and_then(|b| String::from_utf8(b).ok());
+        opened
             .and_then(|text| DebtorId::detect(&text).ok())
-            .ok_or_else(|| format!("debtor {masked} of {} does not unseal (another audit key?)", r.case_number))?;
-        debtors.push((id.clone(), Debtor { id: Some(id.to_proto()), ..Debtor::default() }));
+            .ok_or_else(|| format!("debtor {} of {} does not unseal (another audit key?)", d.masked, r.case_number))
     }
-    let now = jobs.now();
-    let registries = network.serving(&[]);
-    // Legs no replica holds (their lease ended just before now): the poller asks them on its next round.
-    let free = now - chrono::Duration::microseconds(1);
-    let legs = (0..debtors.len())
-        .flat_map(|i| registries.iter().map(move |reg| LegRow::asking(i, &reg.name, reg.kind as i32, free)))
-        .collect();
-    let request_id = format!("research:{}:{}", r.case_number, r.round);
-    let job = NewJob {
-        search_id: uuid::Uuid::new_v4().to_string(),
-        court: r.court.clone(),
-        digest: hex::encode(Sha256::digest(request_id.as_bytes())),
-        request_id,
-        case_number: r.case_number.clone(),
-        kinds: Vec::new(),
-        debtors: debtors.clone(),
-        legs,
-        now,
-        research_round: Some(r.round),
-    };
-    let (search_id, replayed) = match jobs.open(&job).await.map_err(|e| e.to_string())? {
-        Opened::New(id) => (id, false),
-        Opened::Replayed(id) => (id, true),
-    };
-    if !replayed {
-        let detail = serde_json::json!({ "search_id": search_id, "round": r.round,
-            "asked": registries.iter().map(|reg| &*reg.name).collect::<Vec<_>>() });
-        let record = Record {
+
+    /// Opens `r`'s job (or finds the one opened before) from the shared legs, audits it as its
+    /// court's search, and records it done.
+    async fn open(&self, r: &DueResearch, of_r: &[usize], (plan, legs): (&Plan, &[Leg])) -> Result<(), String> {
+        let now = self.jobs.now();
+        // Legs no replica holds (their lease ended just before now): the poller asks them on its next round.
+        let free = now - chrono::Duration::microseconds(1);
+        let mut rows = Vec::new();
+        for (i, at) in of_r.iter().enumerate() {
+            for reg in &plan.registries {
+                let leg = legs.iter().find(|l| l.debtor_index == *at && l.registry.name == reg.name);
+                let mut row = match leg {
+                    Some(leg) => LegRow::of(leg, now),
+                    None => LegRow::asking(i, &reg.name, reg.kind as i32, free),
+                };
+                row.debtor_index = i;
+                rows.push(row);
+            }
+        }
+        let request_id = format!("research:{}:{}", r.case_number, r.round);
+        let job = NewJob {
+            search_id: uuid::Uuid::new_v4().to_string(),
             court: r.court.clone(),
-            officer: String::new(),
-            method: "Research".into(),
+            digest: hex::encode(Sha256::digest(request_id.as_bytes())),
+            request_id,
             case_number: r.case_number.clone(),
-            debtors: debtors.into_iter().map(|(id, _)| id).collect(),
-            detail,
-            code: Some(tonic::Code::Ok),
-            message: format!("re-search {} of {} after its termination (R30)", r.round, r.case_number),
+            kinds: Vec::new(),
+            debtors: of_r.iter().map(|at| plan.debtors[*at].clone()).collect(),
+            legs: rows,
+            now,
+            research_round: Some(r.round),
         };
-        trail.record(record).await.map_err(|e| e.to_string())?;
+        let (search_id, replayed) = match self.jobs.open(&job).await.map_err(|e| e.to_string())? {
+            Opened::New(id) => (id, false),
+            Opened::Replayed(id) => (id, true),
+        };
+        if !replayed {
+            let detail = serde_json::json!({ "search_id": search_id, "round": r.round,
+                "asked": plan.registries.iter().map(|reg| &*reg.name).collect::<Vec<_>>() });
+            let record = Record {
+                court: r.court.clone(),
+                officer: String::new(),
+                method: "Research".into(),
+                case_number: r.case_number.clone(),
+                debtors: job.debtors.iter().map(|(id, _)| id.clone()).collect(),
+                detail,
+                code: Some(tonic::Code::Ok),
+                message: format!("re-search {} of {} after its termination (R30)", r.round, r.case_number),
+            };
+            self.trail.record(record).await.map_err(|e| e.to_string())?;
+        }
+        self.store.research_done(&r.case_number, r.round, &search_id).await.map_err(|e| e.to_string())?;
+        info!(case = %r.case_number, round = r.round, search = %search_id, "re-search started");
+        Ok(())
     }
-    store.research_done(&r.case_number, r.round, &search_id).await.map_err(|e| e.to_string())?;
-    info!(case = %r.case_number, round = r.round, search = %search_id, "re-search started");
-    Ok(())
 }
 
 impl Jobs {

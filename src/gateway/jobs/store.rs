@@ -193,7 +193,15 @@ impl Jobs {
             });
             insert_leg(&mut tx, &job.search_id, l, seq, now).await?;
         }
+        // A re-search answered wholly by its shared fan-out settles as it opens (R30).
+        if settled && job.research_round.is_some() {
+            let whose = (job.court.clone(), job.case_number.clone());
+            self.announce_settled(&mut tx, &job.search_id, whose, job.research_round).await?;
+        }
         tx.commit().await?;
+        if settled && job.research_round.is_some() {
+            self.store.numbered().await;
+        }
         if done > 0 {
             let _ = self.changed.send(job.search_id.as_str().into());
         }
@@ -297,22 +305,35 @@ impl Jobs {
                 .bind(search_id)
                 .execute(&mut *tx)
                 .await?;
-            let counts: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT state, COUNT(*) FROM search_legs WHERE search_id = $1 GROUP BY state ORDER BY state",
-            )
-            .bind(search_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
-            let message = format!("search {search_id} settled: {}", counts.join(", "));
-            let holder = [(court.clone(), case_number.clone())];
-            self.store.queue_events(&mut *tx, "search_settled", search_id, &holder, &message).await?;
-            if let Some(round) = research_round {
-                let message = self.compare_research(&mut *tx, search_id, (&case_number, round)).await?;
-                self.store.queue_events(&mut *tx, "research_found", search_id, &holder, &message).await?;
-            }
+            self.announce_settled(tx, search_id, (court, case_number), research_round).await?;
         }
         Ok((numbered, settles))
+    }
+
+    /// Tells the court its search settled, with how its legs ended; for a re-search (R30), also what
+    /// it found that is new to the case.
+    async fn announce_settled(
+        &self,
+        tx: &mut AnyConnection,
+        search_id: &str,
+        (court, case_number): (String, String),
+        research_round: Option<i64>,
+    ) -> Result<(), LedgerError> {
+        let counts: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM search_legs WHERE search_id = $1 GROUP BY state ORDER BY state",
+        )
+        .bind(search_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
+        let message = format!("search {search_id} settled: {}", counts.join(", "));
+        let holder = [(court, case_number.clone())];
+        self.store.queue_events(&mut *tx, "search_settled", search_id, &holder, &message).await?;
+        if let Some(round) = research_round {
+            let message = self.compare_research(&mut *tx, search_id, (&case_number, round)).await?;
+            self.store.queue_events(&mut *tx, "research_found", search_id, &holder, &message).await?;
+        }
+        Ok(())
     }
 
     /// Claims up to `limit` legs that are due (a pending ticket at its next

@@ -164,30 +164,61 @@ pub struct DueResearch {
     pub round: i64,
     /// The court it belongs to.
     pub court: String,
-    /// Its debtors: masked, a credit code or not, and the identifier sealed for its place.
-    pub debtors: Vec<(String, bool, Vec<u8>)>,
+    /// Its debtors, sealed for their places.
+    pub debtors: Vec<ResearchDebtor>,
 }
 
 impl Store {
-    /// Claims up to `limit` re-searches due by now that no replica holds, for `lease`.
-    pub async fn claim_researches(&self, limit: usize, lease: Duration) -> Result<Vec<DueResearch>, LedgerError> {
+    /// Claims up to `limit` re-searches due by now that no replica holds, with every re-search of
+    /// the same debtors due within `window` (brought forward: one question serves them), for `lease`.
+    pub async fn claim_researches(
+        &self,
+        limit: usize,
+        lease: Duration,
+        window: Duration,
+    ) -> Result<Vec<DueResearch>, LedgerError> {
         let now = self.clock.micros();
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let ahead = now.saturating_add(i64::try_from(window.as_micros()).unwrap_or(i64::MAX));
         // SQLite: the write lock up front; a deferred transaction that read first could not upgrade.
         let begin = if self.backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let mut tx = self.pool.begin_with(begin).await?;
-        let rows = sqlx::query(&format!(
+        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let due = sqlx::query(&format!(
             "SELECT case_number, round, court FROM researches WHERE done_at IS NULL AND due_at <= $1 \
-             AND lease_until < $1 ORDER BY due_at, case_number, round LIMIT $2{}",
-            if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" }
+             AND lease_until < $1 ORDER BY due_at, case_number, round LIMIT $2{skip}"
         ))
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
-        let mut due = Vec::new();
-        for r in &rows {
-            let (case_number, round, court): (String, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let mut claimed: Vec<(String, i64, String)> = due
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        if !claimed.is_empty() {
+            // The next re-search of each case whose debtors are among those being asked, due within the window.
+            let cases = (0..claimed.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT r.case_number, MIN(r.round), MIN(r.court) FROM researches r \
+                 JOIN research_debtors d ON d.case_number = r.case_number \
+                 WHERE r.done_at IS NULL AND r.due_at <= $1 AND r.lease_until < $2 AND d.debtor_key IN \
+                 (SELECT debtor_key FROM research_debtors WHERE case_number IN ({cases})) \
+                 GROUP BY r.case_number"
+            );
+            let mut q = sqlx::query(&sql).bind(ahead).bind(now);
+            for (case, _, _) in &claimed {
+                q = q.bind(case.clone());
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                let (case, round, court): (String, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                if !claimed.iter().any(|(c, n, _)| *c == case && *n == round) {
+                    claimed.push((case, round, court));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (case_number, round, court) in claimed {
             sqlx::query("UPDATE researches SET lease_until = $1 WHERE case_number = $2 AND round = $3")
                 .bind(until)
                 .bind(&case_number)
@@ -195,22 +226,28 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let debtors = sqlx::query(
-                "SELECT masked, organisation, sealed FROM research_debtors WHERE case_number = $1 ORDER BY idx",
+                "SELECT debtor_key, masked, organisation, sealed FROM research_debtors WHERE case_number = $1 \
+                 ORDER BY idx",
             )
             .bind(&case_number)
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|d| {
-                let sealed = hex::decode(d.try_get::<String, _>(2)?)
+                let sealed = hex::decode(d.try_get::<String, _>(3)?)
                     .map_err(|_| LedgerError::Corrupt(format!("sealed debtor of {case_number} is not hex")))?;
-                Ok((d.try_get(0)?, d.try_get::<i64, _>(1)? != 0, sealed))
+                Ok(ResearchDebtor {
+                    key: d.try_get(0)?,
+                    masked: d.try_get(1)?,
+                    organisation: d.try_get::<i64, _>(2)? != 0,
+                    sealed,
+                })
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
-            due.push(DueResearch { case_number, round, court, debtors });
+            out.push(DueResearch { case_number, round, court, debtors });
         }
         tx.commit().await?;
-        Ok(due)
+        Ok(out)
     }
 
     /// Records that the re-search was carried out by `search_id`.

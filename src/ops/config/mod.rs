@@ -350,6 +350,10 @@ pub struct LedgerConfig {
     pub bankruptcy_lifting: Lifting,
     /// Whether a series designation moves the preservation cases (执保) it does not list (R23).
     pub series_with_preservation: bool,
+    /// Re-searches of a debtor due within this of one already due are brought forward and served by
+    /// the same registry calls (R30).
+    #[serde(with = "humantime_serde")]
+    pub research_window: Duration,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
 }
@@ -364,6 +368,7 @@ impl Default for LedgerConfig {
             enterprise_prefixes: vec!["91".into(), "93".into()],
             bankruptcy_lifting: Lifting::HoldingCourts,
             series_with_preservation: false,
+            research_window: Duration::from_secs(7 * 86_400),
             terms: Terms::default(),
         }
     }
