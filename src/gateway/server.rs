@@ -34,7 +34,6 @@ use crate::{
         config::Config,
         metrics::Metrics,
         net::{BindError, admit, bind},
-        seal::Sealer,
         shared::{Shared, SharedError},
     },
     registry::{client::SetupError, network::Network, tier::Tier},
@@ -160,8 +159,8 @@ pub async fn run_with_clock(
     let search = SearchApi::new(search, config.search.clone(), store.clock());
     let acting = Acting::new(store.clone(), model.clone(), authority);
     let seizure = SeizureApi::new(acting.clone(), key.clone(), network.clone());
-    let research_seal = Arc::new(Sealer::new(key.derive(jobs::research::SEAL_PURPOSE)));
-    let debtor = DebtorApi::new(acting, (key.clone(), research_seal.clone()), &config.ledger);
+    let researches = jobs::research::Researches::new(&key);
+    let debtor = DebtorApi::new(acting, (key.clone(), researches.clone()), &config.ledger);
     let spine = spine(
         Recorder::new(trail.clone(), store.clone(), metrics.clone()),
         Identity::new(config.tls.plaintext),
@@ -195,7 +194,7 @@ pub async fn run_with_clock(
     background.spawn(jobs::research::run(
         (store.clone(), jobs.clone()),
         (network.clone(), trail.clone(), metrics.clone()),
-        research_seal,
+        researches,
         pace,
         until_stopped(stopped.clone()),
     ));

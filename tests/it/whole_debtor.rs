@@ -605,7 +605,7 @@ async fn r30_re_searches_of_one_debtor_share_one_question(db: Db) {
     stack.clock.advance(assetgw::core::proto::time_of(&due[0]) - stack.clock.now() + chrono::Duration::hours(1));
     let done = async |d: &mut Debtors, case: &str| {
         let listed = d.list_researches(as_court(case, Default::default())).await.unwrap().into_inner();
-        listed.researches.into_iter().find(|r| r.round == 1 && r.found > 0)
+        listed.researches.into_iter().find(|r| r.round == 1 && r.found > 0 && r.done_at.is_some())
     };
     let (mut a, mut b) = (None, None);
     for _ in 0..100 {
@@ -626,3 +626,34 @@ async fn r30_re_searches_of_one_debtor_share_one_question(db: Db) {
 }
 
 crate::on_both_backends!(r30_re_searches_of_one_debtor_share_one_question);
+
+/// A termination recorded late (dated more than six months ago) has its first re-search due at
+/// once: it starts without waiting for the worker's next round (a minute here). A date to come is
+/// refused.
+async fn r30_a_termination_recorded_late_is_re_searched_at_once(db: Db) {
+    let Some(stack) = Stack::on(db, standard()).await else { return };
+    let mut d = DebtorServiceClient::new(stack.channel());
+    let at = |days: i64| Some(assetgw::core::proto::ts(stack.clock.now() - chrono::Duration::days(days)));
+    let terminate = |id: &str, days: i64| assetgw::core::proto::TerminateCaseRequest {
+        request_id: id.into(),
+        case_number: A.into(),
+        debtors: vec![debtor(RICH)],
+        terminated_at: at(days),
+    };
+    let future = d.terminate_case(as_court(A, terminate("late0", -1))).await.unwrap_err();
+    assert_eq!(future.code(), Code::InvalidArgument, "{}", future.message());
+    d.terminate_case(as_court(A, terminate("late1", 190))).await.unwrap();
+    let mut started = false;
+    for _ in 0..50 {
+        let listed = d.list_researches(as_court(A, Default::default())).await.unwrap().into_inner().researches;
+        if listed.iter().any(|r| r.round == 1 && r.done_at.is_some()) {
+            assert!(listed.iter().filter(|r| r.done_at.is_some()).all(|r| r.round == 1), "only the one due");
+            started = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(started, "the re-search due at once started within 5 s, not at the next round");
+}
+
+crate::on_both_backends!(r30_a_termination_recorded_late_is_re_searched_at_once);

@@ -9,8 +9,6 @@ mod cases;
 mod decisions;
 mod research;
 
-use std::sync::Arc;
-
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -27,9 +25,10 @@ use crate::{
         acting::Acting,
         audit::Key,
         call::{Call, reply},
+        jobs::research::Researches,
     },
     ledger::rules::{BankruptcyAct, Lifting},
-    ops::{config::LedgerConfig, seal::Sealer},
+    ops::config::LedgerConfig,
 };
 
 /// The debtor service over the ledger.
@@ -44,21 +43,21 @@ pub struct DebtorApi {
     lifting: Lifting,
     /// Whether a series designation moves preservation cases it does not list (R23).
     series_with_preservation: bool,
-    /// Seals a terminated case's debtors for its re-searches (R30).
-    seal: Arc<Sealer>,
+    /// The re-search duty: seals a terminated case's debtors, wakes the worker (R30).
+    researches: Researches,
 }
 
 impl DebtorApi {
-    /// The service, keying debtors with `debtors` and sealing terminated cases' with `seal`, with the
+    /// The service, keying debtors with `debtors`, handing terminated cases to `researches`, with the
     /// debtor rules' settings of `ledger`.
-    pub fn new(acting: Acting, (debtors, seal): (Key, Arc<Sealer>), ledger: &LedgerConfig) -> Self {
+    pub fn new(acting: Acting, (debtors, researches): (Key, Researches), ledger: &LedgerConfig) -> Self {
         Self {
             acting,
             debtors: debtors.clone(),
             enterprise_prefixes: ledger.enterprise_prefixes.clone(),
             lifting: ledger.bankruptcy_lifting,
             series_with_preservation: ledger.series_with_preservation,
-            seal,
+            researches,
         }
     }
 }

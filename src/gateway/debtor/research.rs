@@ -48,6 +48,7 @@ impl DebtorApi {
         let mut debtors = Vec::new();
         for (idx, id) in ids.iter().enumerate() {
             let sealed = self
+                .researches
                 .seal
                 .seal(&seal_place(&number, idx), id.as_str().as_bytes())
                 .ok_or_else(|| Error::Internal("sealing a terminated case's debtor failed".into()))?;
@@ -56,7 +57,13 @@ impl DebtorApi {
         }
         let request = RequestKey::of(&call.caller.court, &call.caller.officer, &r.request_id, &r.encode_to_vec());
         let at = r.terminated_at.as_ref().map_or(now, time_of);
-        self.acting.execute(call, Command::Terminate { request, case, debtors, at }).await
+        let done: TerminateCaseResponse =
+            self.acting.execute(call, Command::Terminate { request, case, debtors, at }).await?;
+        // A termination recorded late may have a re-search due already: no need to wait for the next round.
+        if done.researches_due.first().is_some_and(|due| time_of(due) <= now) {
+            self.researches.wake();
+        }
+        Ok(done)
     }
 
     /// R30: a court resumes its terminated case under a new 执恢 case.

@@ -13,12 +13,13 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{Jobs, LegRow, NewJob, Opened};
 use crate::{
     core::{identifiers::DebtorId, proto::Debtor},
-    gateway::audit::{Record, Trail},
+    gateway::audit::{Key, Record, Trail},
     ledger::{
         LedgerError,
         command::ResearchDebtor,
@@ -33,7 +34,29 @@ use crate::{
 };
 
 /// What a terminated case's debtors are sealed under, derived from the audit key (replicas share it).
-pub const SEAL_PURPOSE: &str = "terminated case seal";
+const SEAL_PURPOSE: &str = "terminated case seal";
+
+/// The re-search duty as the debtor service and the worker share it: the seal of the terminated
+/// cases' debtors, and a bell a termination rings when a re-search is due at once (one recorded
+/// late), so the worker need not wait for its next round.
+#[derive(Clone)]
+pub struct Researches {
+    /// Seals and opens the debtors.
+    pub seal: Arc<Sealer>,
+    due: Arc<Notify>,
+}
+
+impl Researches {
+    /// The duty, sealing under a key derived from `key`.
+    pub fn new(key: &Key) -> Researches {
+        Researches { seal: Arc::new(Sealer::new(key.derive(SEAL_PURPOSE))), due: Arc::new(Notify::new()) }
+    }
+
+    /// Wakes the worker: a re-search is due now.
+    pub fn wake(&self) {
+        self.due.notify_one();
+    }
+}
 
 /// Where a terminated case's debtor is sealed: bound to the case and its position.
 pub fn seal_place(case: &str, idx: usize) -> Vec<u8> {
@@ -65,7 +88,7 @@ pub struct Pace {
 pub async fn run(
     (store, jobs): (Store, Jobs),
     (network, trail, metrics): (Arc<Network>, Trail, Metrics),
-    seal: Arc<Sealer>,
+    duty: Researches,
     pace: Pace,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -75,7 +98,8 @@ pub async fn run(
                 Ok(due) if due.is_empty() => {}
                 Ok(due) => {
                     let span = info_span!("research.round", researches = due.len());
-                    let group = Group { store: &store, jobs: &jobs, network: &network, trail: &trail, seal: &seal };
+                    let group =
+                        Group { store: &store, jobs: &jobs, network: &network, trail: &trail, seal: &duty.seal };
                     match group.start(&due, pace.deadline).instrument(span).await {
                         Ok(saved) => metrics.research_calls_saved.inc_by(saved),
                         Err(e) => warn!(error = %e, "due re-searches not started; claimed again after their lease"),
@@ -83,7 +107,10 @@ pub async fn run(
                 }
                 Err(e) => warn!(error = %e, "due re-searches unreadable; will retry"),
             }
-            tokio::time::sleep(pace.every).await;
+            tokio::select! {
+                _ = duty.due.notified() => {}
+                _ = tokio::time::sleep(pace.every) => {}
+            }
         }
     };
     tokio::select! {
