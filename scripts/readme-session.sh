@@ -87,6 +87,10 @@ expect "  （2027）京0105破申1号  京0105  active"
 expect "rank 2  waiting  （2024）沪0101执8号"
 expect "every court holding a seizure on the debtor's assets lifts it by the end of"
 expect "（2024）沪0101执8号${tab}true"
+expect "terminated for now on"
+expect "research_found${tab}re-search 1 of （2024）京0105执77号:"
+grep -qE "^1${tab}[1-9][0-9]*${tab}[1-9][0-9]*$" "$work/transcript" ||
+  { echo "missing from the session's output: the re-search's round, found and new" >&2; missing=1; }
 expect "belongs to court 粤0304; this caller is court 京0105"
 expect "error: Unauthenticated: name the acting enforcement officer"
 expect "every chain intact"

@@ -92,6 +92,40 @@ pub enum DebtorCommand {
         #[arg(long = "field")]
         fields: Vec<String>,
     },
+    /// Terminate the court's case for now (终本): its debtors are searched again every six months
+    /// for five years (R30).
+    Terminate {
+        #[command(flatten)]
+        on: OnCase,
+        /// Terminated this long ago (a termination recorded late), e.g. 190d; default now.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ago: Option<Duration>,
+    },
+    /// Resume the court's terminated case under a new 执恢 case, which takes over its seizures (R30).
+    Resume {
+        #[command(flatten)]
+        connection: ConnectArgs,
+        /// The terminated case.
+        #[arg(long = "case")]
+        case_number: String,
+        /// The resumed case, e.g. （2027）京0105执恢3号.
+        #[arg(long)]
+        new_case: String,
+        /// The court's id of the request, so that a retry resumes nothing new (default: a fresh one).
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// List the court's re-searches of terminated cases (of one case with --case): due, done, found, new (R30).
+    Researches {
+        #[command(flatten)]
+        connection: ConnectArgs,
+        /// Only this case's.
+        #[arg(long = "case", default_value = "")]
+        case_number: String,
+        /// Print only these fields of the answer, by dotted path (repeatable).
+        #[arg(long = "field")]
+        fields: Vec<String>,
+    },
     /// As a superior court (--court), designate one court for the debtor's cases (R23).
     Series {
         #[command(flatten)]
@@ -195,10 +229,29 @@ pub async fn run(command: DebtorCommand) -> Result<(), ClientError> {
         DebtorCommand::Lifts { connection, overdue, after, fields } => {
             let mut request = json!({ "overdueOnly": overdue });
             if let Some(after) = after {
-                let at = SystemClock.now() + chrono::Duration::from_std(after).unwrap_or_default();
-                request["asOf"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                request["asOf"] =
+                    json!(timestamp(SystemClock.now() + chrono::Duration::from_std(after).unwrap_or_default()));
             }
             (connection, "ListBankruptcyLifts", request, fields)
+        }
+        DebtorCommand::Terminate { on, ago } => {
+            let mut request = json!({
+                "requestId": request_id(on.request_id), "caseNumber": on.case_number, "debtors": [debtor(&on.debtor)],
+            });
+            if let Some(ago) = ago {
+                request["terminatedAt"] =
+                    json!(timestamp(SystemClock.now() - chrono::Duration::from_std(ago).unwrap_or_default()));
+            }
+            (on.connection, "TerminateCase", request, on.fields)
+        }
+        DebtorCommand::Resume { connection, case_number, new_case, request_id: id } => {
+            let request = json!({
+                "requestId": request_id(id), "caseNumber": case_number, "newCaseNumber": new_case,
+            });
+            (connection, "ResumeCase", request, Vec::new())
+        }
+        DebtorCommand::Researches { connection, case_number, fields } => {
+            (connection, "ListResearches", json!({ "caseNumber": case_number }), fields)
         }
         DebtorCommand::Series { connection, debtor: id, to_court, decision, cases, request_id: id_given } => {
             let request = json!({
@@ -261,6 +314,11 @@ async fn show(on: OnCase, page_size: u32, page_token: String) -> Result<(), Clie
         println!("more: --page-token {}", p.next_page_token);
     }
     Ok(())
+}
+
+/// A time as proto3 JSON writes a timestamp.
+fn timestamp(t: crate::core::clock::Time) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// A decision's request, and the court and case it is made under.
