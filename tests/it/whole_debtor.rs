@@ -436,18 +436,35 @@ async fn r25_searches_show_no_promotion_on_a_bankrupts_asset(db: Db) {
 
 crate::on_both_backends!(r25_searches_show_no_promotion_on_a_bankrupts_asset);
 
+/// A stack on `db` whose re-search worker looks every 100 ms.
+async fn researching(db: Db) -> Option<Stack> {
+    let url = ledger_url(db).await?;
+    Some(
+        Stack::with(standard(), |c| {
+            c.ledger.url = url;
+            c.ledger.sweep_interval = std::time::Duration::from_millis(100);
+        })
+        .await,
+    )
+}
+
+/// The termination of `case` against the rich debtor, at `at` (unset: now).
+fn termination(id: &str, case: &str, at: Option<prost_types::Timestamp>) -> assetgw::core::proto::TerminateCaseRequest {
+    assetgw::core::proto::TerminateCaseRequest {
+        request_id: id.into(),
+        case_number: case.into(),
+        debtors: vec![debtor(RICH)],
+        terminated_at: at,
+    }
+}
+
 async fn r30_a_terminated_case_is_scheduled_and_resumed_with_its_seizures(db: Db) {
     let Some(stack) = Stack::on(db, standard()).await else { return };
     let (mut s, mut d) = (seizures(&stack), DebtorServiceClient::new(stack.channel()));
     let flat = asset(&stack, AssetKind::RealEstate).await;
     let first = place(&mut s, "t1", A, &flat, 0).await;
     place(&mut s, "t2", B, &flat, 0).await;
-    let terminate = |id: &str| assetgw::core::proto::TerminateCaseRequest {
-        request_id: id.into(),
-        case_number: A.into(),
-        debtors: vec![debtor(RICH)],
-        terminated_at: None,
-    };
+    let terminate = |id: &str| termination(id, A, None);
     let done = d.terminate_case(as_court(A, terminate("t3"))).await.unwrap().into_inner();
     assert_eq!(done.case.unwrap().state, assetgw::core::proto::CaseState::Terminated as i32, "{}", done.message);
     assert_eq!(done.researches_due.len(), 10);
@@ -497,20 +514,9 @@ crate::on_both_backends!(r30_a_terminated_case_is_scheduled_and_resumed_with_its
 /// opens the re-search as the court's own search job; every registry is asked for the debtor, the
 /// court reads the result as any of its searches, and the re-search is recorded done, once.
 async fn r30_the_six_month_re_search_runs_as_the_courts_search(db: Db) {
-    let Some(url) = ledger_url(db).await else { return };
-    let stack = Stack::with(standard(), |c| {
-        c.ledger.url = url;
-        c.ledger.sweep_interval = std::time::Duration::from_millis(100);
-    })
-    .await;
+    let Some(stack) = researching(db).await else { return };
     let mut d = DebtorServiceClient::new(stack.channel());
-    let terminate = assetgw::core::proto::TerminateCaseRequest {
-        request_id: "rs1".into(),
-        case_number: A.into(),
-        debtors: vec![debtor(RICH)],
-        terminated_at: None,
-    };
-    let due = d.terminate_case(as_court(A, terminate)).await.unwrap().into_inner().researches_due;
+    let due = d.terminate_case(as_court(A, termination("rs1", A, None))).await.unwrap().into_inner().researches_due;
     let listed = async |d: &mut Debtors| d.list_researches(as_court(A, Default::default())).await.unwrap().into_inner();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(listed(&mut d).await.researches.iter().all(|r| r.done_at.is_none()), "nothing due yet");
@@ -583,19 +589,9 @@ crate::on_both_backends!(r30_the_six_month_re_search_runs_as_the_courts_search);
 /// apart, are re-searched together: every registry is asked once for both, and each case still gets
 /// its own job, result and comparison.
 async fn r30_re_searches_of_one_debtor_share_one_question(db: Db) {
-    let Some(url) = ledger_url(db).await else { return };
-    let stack = Stack::with(standard(), |c| {
-        c.ledger.url = url;
-        c.ledger.sweep_interval = std::time::Duration::from_millis(100);
-    })
-    .await;
+    let Some(stack) = researching(db).await else { return };
     let mut d = DebtorServiceClient::new(stack.channel());
-    let terminate = |id: &str, case: &str| assetgw::core::proto::TerminateCaseRequest {
-        request_id: id.into(),
-        case_number: case.into(),
-        debtors: vec![debtor(RICH)],
-        terminated_at: None,
-    };
+    let terminate = |id: &str, case: &str| termination(id, case, None);
     let due = d.terminate_case(as_court(A, terminate("sh1", A))).await.unwrap().into_inner().researches_due;
     stack.clock.advance(chrono::Duration::days(3));
     d.terminate_case(as_court(B, terminate("sh2", B))).await.unwrap();
@@ -634,12 +630,7 @@ async fn r30_a_termination_recorded_late_is_re_searched_at_once(db: Db) {
     let Some(stack) = Stack::on(db, standard()).await else { return };
     let mut d = DebtorServiceClient::new(stack.channel());
     let at = |days: i64| Some(assetgw::core::proto::ts(stack.clock.now() - chrono::Duration::days(days)));
-    let terminate = |id: &str, days: i64| assetgw::core::proto::TerminateCaseRequest {
-        request_id: id.into(),
-        case_number: A.into(),
-        debtors: vec![debtor(RICH)],
-        terminated_at: at(days),
-    };
+    let terminate = |id: &str, days: i64| termination(id, A, at(days));
     let future = d.terminate_case(as_court(A, terminate("late0", -1))).await.unwrap_err();
     assert_eq!(future.code(), Code::InvalidArgument, "{}", future.message());
     d.terminate_case(as_court(A, terminate("late1", 190))).await.unwrap();
