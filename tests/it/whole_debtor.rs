@@ -648,3 +648,41 @@ async fn r30_a_termination_recorded_late_is_re_searched_at_once(db: Db) {
 }
 
 crate::on_both_backends!(r30_a_termination_recorded_late_is_re_searched_at_once);
+
+/// R30 across replicas: two gateways' stores over one PostgreSQL database claim the due
+/// re-searches at once; none is claimed by both, and every one is claimed.
+#[tokio::test]
+async fn r30_two_replicas_never_claim_one_re_search_twice() {
+    use assetgw::ledger::command::{Command, RequestKey, ResearchDebtor};
+    let Some(url) = ledger_url(Db::Postgres).await else { return };
+    let clock = std::sync::Arc::new(assetgw::core::clock::ManualClock::new(assetgw::core::clock::SystemClock.now()));
+    let open = || async { assetgw::ledger::store::Store::open(&url, clock.clone(), Default::default()).await.unwrap() };
+    let (one, two) = (open().await, open().await);
+    for n in 0..40 {
+        let case = assetgw::core::identifiers::CaseNumber::parse(&format!("（2024）京0105执{}号", 500 + n)).unwrap();
+        // Each case its own debtor, so that no re-search comes along with another's.
+        let debtors = vec![ResearchDebtor {
+            key: format!("debtor-{n}"),
+            masked: "110105********1232".into(),
+            organisation: false,
+            sealed: vec![1, 2, 3],
+        }];
+        let request = RequestKey::of("京0105", "officer-1", &format!("rep{n}"), &[]);
+        let at = clock.now() - chrono::Duration::days(200);
+        one.execute(Command::Terminate { request, case, debtors, at }).await.unwrap();
+    }
+    let lease = std::time::Duration::from_secs(60);
+    let window = std::time::Duration::ZERO;
+    let (a, b) = tokio::join!(one.claim_researches(25, lease, window), two.claim_researches(25, lease, window));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let key = |r: &assetgw::ledger::store::DueResearch| (r.case_number.clone(), r.round);
+    let mut all: Vec<_> = a.iter().chain(&b).map(key).collect();
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), claimed, "a re-search claimed by both replicas");
+    assert!(a.iter().chain(&b).all(|r| r.round == 1), "only the first rounds are due");
+    let rest = one.claim_researches(100, lease, window).await.unwrap();
+    assert_eq!(claimed + rest.len(), 40, "every due re-search claimed once: {claimed} + {}", rest.len());
+    assert!(two.claim_researches(100, lease, window).await.unwrap().is_empty(), "none left while leased");
+}
