@@ -190,6 +190,7 @@ pub async fn run_with_clock(
         every: config.ledger.sweep_interval,
         window: config.ledger.research_window,
         deadline: config.search.deadline,
+        allowance: config.ledger.research_allowance,
     };
     background.spawn(jobs::research::run(
         (store.clone(), jobs.clone()),

@@ -671,9 +671,13 @@ async fn r30_two_replicas_never_claim_one_re_search_twice() {
         let at = clock.now() - chrono::Duration::days(200);
         one.execute(Command::Terminate { request, case, debtors, at }).await.unwrap();
     }
-    let lease = std::time::Duration::from_secs(60);
-    let window = std::time::Duration::ZERO;
-    let (a, b) = tokio::join!(one.claim_researches(25, lease, window), two.claim_researches(25, lease, window));
+    let claim = |limit| assetgw::ledger::store::ResearchClaim {
+        limit,
+        lease: std::time::Duration::from_secs(60),
+        window: std::time::Duration::ZERO,
+        allowance: 1000,
+    };
+    let (a, b) = tokio::join!(one.claim_researches(claim(25)), two.claim_researches(claim(25)));
     let (a, b) = (a.unwrap(), b.unwrap());
     let key = |r: &assetgw::ledger::store::DueResearch| (r.case_number.clone(), r.round);
     let mut all: Vec<_> = a.iter().chain(&b).map(key).collect();
@@ -682,7 +686,50 @@ async fn r30_two_replicas_never_claim_one_re_search_twice() {
     all.dedup();
     assert_eq!(all.len(), claimed, "a re-search claimed by both replicas");
     assert!(a.iter().chain(&b).all(|r| r.round == 1), "only the first rounds are due");
-    let rest = one.claim_researches(100, lease, window).await.unwrap();
+    let rest = one.claim_researches(claim(100)).await.unwrap();
     assert_eq!(claimed + rest.len(), 40, "every due re-search claimed once: {claimed} + {}", rest.len());
-    assert!(two.claim_researches(100, lease, window).await.unwrap().is_empty(), "none left while leased");
+    assert!(two.claim_researches(claim(100)).await.unwrap().is_empty(), "none left while leased");
 }
+
+/// R30's own allowance: a court starts at most `research_allowance` re-searches a Beijing day,
+/// apart from its search quota; the rest start after the next midnight in Beijing.
+async fn r30_a_courts_re_searches_keep_to_its_daily_allowance(db: Db) {
+    let Some(url) = ledger_url(db).await else { return };
+    let stack = Stack::with(standard(), |c| {
+        c.ledger.url = url;
+        c.ledger.sweep_interval = std::time::Duration::from_millis(100);
+        c.ledger.research_allowance = 1;
+    })
+    .await;
+    let mut d = DebtorServiceClient::new(stack.channel());
+    let long_ago = Some(assetgw::core::proto::ts(stack.clock.now() - chrono::Duration::days(200)));
+    for (id, case, who) in [("al1", A, RICH), ("al2", "（2024）京0105执2号", NOBODY)] {
+        let request = assetgw::core::proto::TerminateCaseRequest {
+            debtors: vec![debtor(who)],
+            ..termination(id, case, long_ago)
+        };
+        d.terminate_case(as_court(case, request)).await.unwrap();
+    }
+    let started = async |d: &mut Debtors| {
+        let listed = d.list_researches(as_court(A, Default::default())).await.unwrap().into_inner().researches;
+        listed.iter().filter(|r| r.done_at.is_some()).count()
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(started(&mut d).await, 1, "one a day");
+    // Past the next midnight in Beijing, the other.
+    let now = stack.clock.now();
+    let midnight =
+        assetgw::core::clock::beijing_midnight(assetgw::core::clock::beijing_date(now) + chrono::Days::new(1));
+    stack.clock.advance(midnight - now + chrono::Duration::minutes(1));
+    let mut both = 0;
+    for _ in 0..50 {
+        both = started(&mut d).await;
+        if both == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(both, 2, "the next day's allowance");
+}
+
+crate::on_both_backends!(r30_a_courts_re_searches_keep_to_its_daily_allowance);

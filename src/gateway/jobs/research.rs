@@ -23,7 +23,7 @@ use crate::{
     ledger::{
         LedgerError,
         command::ResearchDebtor,
-        store::{DueResearch, Store},
+        store::{DueResearch, ResearchClaim, Store},
     },
     ops::{metrics::Metrics, seal::Sealer},
     registry::{
@@ -80,6 +80,8 @@ pub struct Pace {
     pub window: Duration,
     /// The longest wait for the shared fan-out.
     pub deadline: Duration,
+    /// Re-searches a court starts per Beijing day, apart from its search quota.
+    pub allowance: u32,
 }
 
 /// Until `shutdown`: every round, opens the jobs of the re-searches due. Those of one debtor due
@@ -94,7 +96,9 @@ pub async fn run(
 ) {
     let worker = async {
         loop {
-            match store.claim_researches(PER_ROUND, LEASE, pace.window).await {
+            let claim =
+                ResearchClaim { limit: PER_ROUND, lease: LEASE, window: pace.window, allowance: pace.allowance };
+            match store.claim_researches(claim).await {
                 Ok(due) if due.is_empty() => {}
                 Ok(due) => {
                     let span = info_span!("research.round", researches = due.len());

@@ -25,6 +25,12 @@ pub fn research_days(terminated: Time) -> Vec<Time> {
         .collect()
 }
 
+/// R30: a court that started `started_today` re-searches today (Beijing day) may start another
+/// within its daily `allowance` (apart from its search quota); the rest wait for the next day.
+pub fn within_allowance(started_today: u64, allowance: u32) -> bool {
+    started_today < u64::from(allowance)
+}
+
 /// R30: a court terminates an active enforcement case (`state` as registered; `None` if the case is
 /// not registered yet: the termination registers it).
 pub fn termination(case: &CaseNumber, state: Option<CaseState>) -> Result<(), RuleError> {

@@ -28,7 +28,7 @@ mod steps;
 mod transfers;
 
 pub use cases::PicturePage;
-pub use research::DueResearch;
+pub use research::{DueResearch, ResearchClaim};
 
 use std::{str::FromStr, sync::Arc};
 

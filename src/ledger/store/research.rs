@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 use super::{Backend, Store, micros};
 use crate::{
     core::{
-        clock::{Time, from_micros},
+        clock::{Time, beijing_date, beijing_midnight, from_micros},
         identifiers::CaseNumber,
         proto::{self, ResumeCaseResponse, TerminateCaseResponse, ts},
     },
@@ -168,15 +168,26 @@ pub struct DueResearch {
     pub debtors: Vec<ResearchDebtor>,
 }
 
+/// How a replica claims the re-searches due.
+#[derive(Debug, Clone, Copy)]
+pub struct ResearchClaim {
+    /// At most this many due ones (those of the same debtors come along).
+    pub limit: usize,
+    /// Held this long.
+    pub lease: Duration,
+    /// Re-searches of the same debtors due within this are brought forward.
+    pub window: Duration,
+    /// Re-searches a court starts per Beijing day, apart from its search quota (R30).
+    pub allowance: u32,
+}
+
 impl Store {
-    /// Claims up to `limit` re-searches due by now that no replica holds, with every re-search of
-    /// the same debtors due within `window` (brought forward: one question serves them), for `lease`.
-    pub async fn claim_researches(
-        &self,
-        limit: usize,
-        lease: Duration,
-        window: Duration,
-    ) -> Result<Vec<DueResearch>, LedgerError> {
+    /// Claims re-searches due by now that no replica holds and whose court has allowance left
+    /// today, with every re-search of the same debtors due within the window (brought forward: one
+    /// question serves them); the rest wait for the next day.
+    pub async fn claim_researches(&self, claim: ResearchClaim) -> Result<Vec<DueResearch>, LedgerError> {
+        let ResearchClaim { limit, lease, window, allowance } = claim;
+        let today = micros(beijing_midnight(beijing_date(self.clock.now())));
         let now = self.clock.micros();
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
         let ahead = now.saturating_add(i64::try_from(window.as_micros()).unwrap_or(i64::MAX));
@@ -186,10 +197,13 @@ impl Store {
         let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let due = sqlx::query(&format!(
             "SELECT case_number, round, court FROM researches WHERE done_at IS NULL AND due_at <= $1 \
-             AND lease_until < $1 ORDER BY due_at, case_number, round LIMIT $2{skip}"
+             AND lease_until < $1 AND court NOT IN (SELECT court FROM researches WHERE done_at >= $3 \
+             GROUP BY court HAVING COUNT(*) >= $4) ORDER BY due_at, case_number, round LIMIT $2{skip}"
         ))
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(today)
+        .bind(i64::from(allowance))
         .fetch_all(&mut *tx)
         .await?;
         let mut claimed: Vec<(String, i64, String)> = due
@@ -217,6 +231,20 @@ impl Store {
                 }
             }
         }
+        // Within this claim too, no court beyond what it has left today.
+        let courts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT court, COUNT(*) FROM researches WHERE done_at >= $1 GROUP BY court")
+                .bind(today)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut started: std::collections::HashMap<String, u64> =
+            courts.into_iter().map(|(c, n)| (c, u64::try_from(n).unwrap_or(u64::MAX))).collect();
+        claimed.retain(|(_, _, court)| {
+            let n = started.entry(court.clone()).or_default();
+            let keep = rules::within_allowance(*n, allowance);
+            *n += u64::from(keep);
+            keep
+        });
         let mut out = Vec::new();
         for (case_number, round, court) in claimed {
             sqlx::query("UPDATE researches SET lease_until = $1 WHERE case_number = $2 AND round = $3")

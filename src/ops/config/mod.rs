@@ -354,6 +354,9 @@ pub struct LedgerConfig {
     /// the same registry calls (R30).
     #[serde(with = "humantime_serde")]
     pub research_window: Duration,
+    /// Re-searches a court starts per Beijing day, apart from its daily search quota (R30); the
+    /// rest start the next day.
+    pub research_allowance: u32,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
 }
@@ -369,6 +372,7 @@ impl Default for LedgerConfig {
             bankruptcy_lifting: Lifting::HoldingCourts,
             series_with_preservation: false,
             research_window: Duration::from_secs(7 * 86_400),
+            research_allowance: 2000,
             terms: Terms::default(),
         }
     }
