@@ -37,3 +37,9 @@ CREATE TABLE research_seen (
     asset       TEXT NOT NULL,
     PRIMARY KEY (case_number, asset)
 );
+-- What each re-search found that was new to its case, to mark in its result.
+CREATE TABLE research_new (
+    search_id TEXT NOT NULL,
+    asset     TEXT NOT NULL,
+    PRIMARY KEY (search_id, asset)
+);

@@ -135,6 +135,8 @@ pub fn merge(answers: &[Answer]) -> (Vec<MergedAsset>, AssetTotals) {
                     })
                     .collect(),
                 seizures: None,
+                // Only a terminated case's re-search marks what is new to the case (R30).
+                new_to_case: false,
             }
         })
         .collect();

@@ -552,6 +552,7 @@ async fn r30_the_six_month_re_search_runs_as_the_courts_search(db: Db) {
     let found = found.expect("every registry answered the re-search");
     assert_eq!(found.debtors.len(), 1);
     assert!(!found.debtors[0].assets.is_empty(), "the rich debtor's assets were found again");
+    assert!(found.debtors[0].assets.iter().all(|a| a.new_to_case), "all new to the case, and marked so in the result");
     // Another court cannot read it; it is 京0105's search.
     let other = client.get_search(as_court(B, assetgw::core::proto::GetSearchRequest { search_id })).await;
     assert_eq!(other.unwrap_err().code(), Code::NotFound);
@@ -570,7 +571,8 @@ async fn r30_the_six_month_re_search_runs_as_the_courts_search(db: Db) {
     stack.clock.advance(assetgw::core::proto::time_of(&due[1]) - stack.clock.now() + chrono::Duration::hours(1));
     let mut second = None;
     for _ in 0..100 {
-        second = listed(&mut d).await.researches.into_iter().find(|r| r.round == 2 && r.found > 0);
+        second =
+            listed(&mut d).await.researches.into_iter().find(|r| r.round == 2 && r.found > 0 && r.done_at.is_some());
         if second.is_some() {
             break;
         }
@@ -578,6 +580,9 @@ async fn r30_the_six_month_re_search_runs_as_the_courts_search(db: Db) {
     }
     let second = second.expect("the second re-search settled");
     assert_eq!((second.found, second.new_assets), (total, 0));
+    let get = as_court(A, assetgw::core::proto::GetSearchRequest { search_id: second.search_id.clone() });
+    let again = client.get_search(get).await.unwrap().into_inner().result.unwrap();
+    assert!(again.debtors[0].assets.iter().all(|a| !a.new_to_case), "nothing new the second time");
     let heard: Vec<_> = events(&mut s, A, 0).await.into_iter().filter(|e| e.kind == "research_found").collect();
     assert_eq!(heard.len(), 2);
     assert!(heard[1].message.contains("none not seen before"), "{}", heard[1].message);

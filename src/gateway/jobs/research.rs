@@ -289,6 +289,13 @@ impl Jobs {
         .bind(search_id);
         seen.extend(answered(conn, earlier).await?);
         let new = found.iter().filter(|a| !seen.contains(*a)).count();
+        for asset in found.iter().filter(|a| !seen.contains(*a)) {
+            sqlx::query("INSERT INTO research_new (search_id, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(search_id)
+                .bind(asset)
+                .execute(&mut *conn)
+                .await?;
+        }
         for asset in &found {
             sqlx::query("INSERT INTO research_seen (case_number, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(case)
@@ -318,7 +325,7 @@ impl Jobs {
 }
 
 /// An asset's identity across searches: its kind and its identity within the kind.
-fn identity(kind: i64, id: &str) -> String {
+pub fn identity(kind: i64, id: &str) -> String {
     format!("{kind}:{id}")
 }
 

@@ -29,6 +29,8 @@ pub struct JobView {
     pub settled_at: Option<Time>,
     /// Every leg.
     pub legs: Vec<LegRow>,
+    /// For a re-search, the identities of what it found new to its case (R30).
+    pub new_to_case: Vec<String>,
 }
 
 /// A stored search's owner and shape, without its legs.
@@ -437,12 +439,17 @@ impl Jobs {
             debtors.push(Debtor { id: Some(id), ..Debtor::default() });
         }
         let legs = self.legs(&mut conn, search_id, -1).await?;
+        let new_to_case = sqlx::query_scalar("SELECT asset FROM research_new WHERE search_id = $1")
+            .bind(search_id)
+            .fetch_all(&mut *conn)
+            .await?;
         Ok(Some(JobView {
             search_id: search_id.to_string(),
             debtors,
             submitted_at: from_micros(job.try_get(0)?),
             settled_at: job.try_get::<Option<i64>, _>(1)?.map(from_micros),
             legs,
+            new_to_case,
         }))
     }
 

@@ -29,7 +29,7 @@ use crate::{
     },
     gateway::{
         call::{Call, Caller, Note},
-        jobs::{Head, LegRow, NewJob, Opened},
+        jobs::{Head, LegRow, NewJob, Opened, research},
         validate::violation,
     },
     ledger::rules::Action,
@@ -176,6 +176,9 @@ impl SearchApi {
         let model = (&*self.model, head.case_number.as_str());
         let mut result = respond(model, &view.debtors, parts, self.clock.now(), &self.limits);
         result.search_id = view.search_id.clone();
+        for asset in result.debtors.iter_mut().flat_map(|d| &mut d.assets) {
+            asset.new_to_case = view.new_to_case.contains(&research::identity(i64::from(asset.kind), &asset.asset_id));
+        }
         Ok(GetSearchResponse {
             result: Some(result),
             submitted_at: Some(ts(view.submitted_at)),
