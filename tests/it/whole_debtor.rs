@@ -738,3 +738,39 @@ async fn r30_a_courts_re_searches_keep_to_its_daily_allowance(db: Db) {
 }
 
 crate::on_both_backends!(r30_a_courts_re_searches_keep_to_its_daily_allowance);
+
+/// One re-search whose debtor no longer unseals (its sealed value damaged, or sealed under another
+/// audit key) is skipped with a warning; the others due with it still run.
+async fn r30_a_re_search_that_does_not_unseal_holds_back_no_other(db: Db) {
+    let Some(stack) = researching(db).await else { return };
+    let mut d = DebtorServiceClient::new(stack.channel());
+    let broken = "（2024）京0105执2号";
+    for (id, case, who) in [("ub1", broken, NOBODY), ("ub2", A, RICH)] {
+        let request =
+            assetgw::core::proto::TerminateCaseRequest { debtors: vec![debtor(who)], ..termination(id, case, None) };
+        d.terminate_case(as_court(case, request)).await.unwrap();
+    }
+    let mut conn = sqlx::AnyConnection::connect(&stack.ledger_url).await.unwrap();
+    sqlx::query("UPDATE research_debtors SET sealed = '00' WHERE case_number = $1")
+        .bind(broken)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // Both first rounds fall due together.
+    let due = d.list_researches(as_court(A, Default::default())).await.unwrap().into_inner().researches;
+    let first = due.iter().filter(|r| r.round == 1).map(|r| assetgw::core::proto::time_of(r.due.as_ref().unwrap()));
+    let first = first.max().unwrap();
+    stack.clock.advance(first - stack.clock.now() + chrono::Duration::hours(1));
+    let mut done = Vec::new();
+    for _ in 0..50 {
+        let listed = d.list_researches(as_court(A, Default::default())).await.unwrap().into_inner().researches;
+        done = listed.into_iter().filter(|r| r.done_at.is_some()).map(|r| r.case_number).collect();
+        if !done.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done, [A.to_string()], "the sound re-search ran; the damaged one waits, alone");
+}
+
+crate::on_both_backends!(r30_a_re_search_that_does_not_unseal_holds_back_no_other);

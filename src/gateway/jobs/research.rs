@@ -19,10 +19,9 @@ use tracing::{Instrument, info, info_span, warn};
 use super::{Jobs, LegRow, NewJob, Opened};
 use crate::{
     core::{identifiers::DebtorId, proto::Debtor},
-    gateway::audit::{Key, Record, Trail},
+    gateway::audit::{AuditError, Key, Record, Trail},
     ledger::{
         LedgerError,
-        command::ResearchDebtor,
         store::{DueResearch, ResearchClaim, Store},
     },
     ops::{metrics::Metrics, seal::Sealer},
@@ -61,6 +60,25 @@ impl Researches {
 /// Where a terminated case's debtor is sealed: bound to the case and its position.
 pub fn seal_place(case: &str, idx: usize) -> Vec<u8> {
     format!("research:{case}:{idx}").into_bytes()
+}
+
+/// Why a claimed re-search was not started; it is claimed again after its lease.
+#[derive(Debug, thiserror::Error)]
+pub enum ResearchError {
+    /// A debtor's sealed identifier does not open: damaged, or sealed under another audit key.
+    #[error("debtor {masked} of {case} does not unseal (another audit key?)")]
+    Unsealed {
+        /// The terminated case.
+        case: String,
+        /// The debtor, masked.
+        masked: String,
+    },
+    /// The job or the schedule could not be written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The audit record could not be written.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// Re-searches claimed per round (with the ones of the same debtors that come along).
@@ -104,10 +122,8 @@ pub async fn run(
                     let span = info_span!("research.round", researches = due.len());
                     let group =
                         Group { store: &store, jobs: &jobs, network: &network, trail: &trail, seal: &duty.seal };
-                    match group.start(&due, pace.deadline).instrument(span).await {
-                        Ok(saved) => metrics.research_calls_saved.inc_by(saved),
-                        Err(e) => warn!(error = %e, "due re-searches not started; claimed again after their lease"),
-                    }
+                    let saved = group.start(&due, pace.deadline).instrument(span).await;
+                    metrics.research_calls_saved.inc_by(saved);
                 }
                 Err(e) => warn!(error = %e, "due re-searches unreadable; will retry"),
             }
@@ -135,28 +151,35 @@ struct Group<'a> {
 impl Group<'_> {
     /// Asks every registry once for each debtor of `due`, then opens each re-search's job from those
     /// answers (the legs not answered by `deadline` are left asking, for the poller); returns the
-    /// registry calls the sharing saved.
-    async fn start(&self, due: &[DueResearch], deadline: Duration) -> Result<u64, String> {
+    /// registry calls the sharing saved. A re-search that cannot be started is left, with a warning,
+    /// to be claimed again after its lease; the others go on.
+    async fn start(&self, due: &[DueResearch], deadline: Duration) -> u64 {
         // Every debtor once, by its key; each re-search's debtors as positions in that list.
         let mut debtors: Vec<(String, DebtorId)> = Vec::new();
-        let mut positions = Vec::new();
+        let mut ready = Vec::new();
         for r in due {
-            let mut of_r = Vec::new();
-            for (idx, d) in r.debtors.iter().enumerate() {
-                let at = match debtors.iter().position(|(key, _)| *key == d.key) {
-                    Some(at) => at,
-                    None => {
-                        debtors.push((d.key.clone(), self.unseal(r, idx, d)?));
-                        debtors.len() - 1
-                    }
-                };
-                of_r.push(at);
+            match self.unseal_all(r) {
+                Ok(ids) => {
+                    let of_r = r
+                        .debtors
+                        .iter()
+                        .zip(ids)
+                        .map(|(d, id)| match debtors.iter().position(|(key, _)| *key == d.key) {
+                            Some(at) => at,
+                            None => {
+                                debtors.push((d.key.clone(), id));
+                                debtors.len() - 1
+                            }
+                        })
+                        .collect::<Vec<_>>();
+                    ready.push((r, of_r));
+                }
+                Err(e) => warn_not_started(r, &e),
             }
-            positions.push(of_r);
         }
+        let Some((first, _)) = ready.first() else { return 0 };
         let registries = self.network.serving(&[]);
         // The registries see the earliest due case as the asker; the trail records every case.
-        let first = &due[0];
         let plan = Arc::new(Plan {
             debtors: debtors
                 .iter()
@@ -178,25 +201,33 @@ impl Group<'_> {
             }
         })
         .await;
-        for (r, of_r) in due.iter().zip(&positions) {
-            self.open(r, of_r, (&plan, &legs)).await?;
+        for (r, of_r) in &ready {
+            if let Err(e) = self.open(r, of_r, (&plan, &legs)).await {
+                warn_not_started(r, &e);
+            }
         }
-        let asked: usize = due.iter().map(|r| r.debtors.len()).sum();
-        Ok(((asked - debtors.len()) * registries.len()) as u64)
+        let asked: usize = ready.iter().map(|(r, _)| r.debtors.len()).sum();
+        ((asked - debtors.len()) * registries.len()) as u64
     }
 
-    /// The debtor at `idx` of `r`, unsealed.
-    fn unseal(&self, r: &DueResearch, idx: usize, d: &ResearchDebtor) -> Result<DebtorId, String> {
-        let opened =
-            self.seal.open(&seal_place(&r.case_number, idx), &d.sealed).and_then(|b| String::from_utf8(b).ok());
-        opened
-            .and_then(|text| DebtorId::detect(&text).ok())
-            .ok_or_else(|| format!("debtor {} of {} does not unseal (another audit key?)", d.masked, r.case_number))
+    /// Every debtor of `r`, unsealed.
+    fn unseal_all(&self, r: &DueResearch) -> Result<Vec<DebtorId>, ResearchError> {
+        r.debtors
+            .iter()
+            .enumerate()
+            .map(|(idx, d)| {
+                let opened = self.seal.open(&seal_place(&r.case_number, idx), &d.sealed);
+                opened
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|text| DebtorId::detect(&text).ok())
+                    .ok_or_else(|| ResearchError::Unsealed { case: r.case_number.clone(), masked: d.masked.clone() })
+            })
+            .collect()
     }
 
     /// Opens `r`'s job (or finds the one opened before) from the shared legs, audits it as its
     /// court's search, and records it done.
-    async fn open(&self, r: &DueResearch, of_r: &[usize], (plan, legs): (&Plan, &[Leg])) -> Result<(), String> {
+    async fn open(&self, r: &DueResearch, of_r: &[usize], (plan, legs): (&Plan, &[Leg])) -> Result<(), ResearchError> {
         let now = self.jobs.now();
         // Legs no replica holds (their lease ended just before now): the poller asks them on its next round.
         let free = now - chrono::Duration::microseconds(1);
@@ -225,7 +256,7 @@ impl Group<'_> {
             now,
             research_round: Some(r.round),
         };
-        let (search_id, replayed) = match self.jobs.open(&job).await.map_err(|e| e.to_string())? {
+        let (search_id, replayed) = match self.jobs.open(&job).await? {
             Opened::New(id) => (id, false),
             Opened::Replayed(id) => (id, true),
         };
@@ -242,9 +273,9 @@ impl Group<'_> {
                 code: Some(tonic::Code::Ok),
                 message: format!("re-search {} of {} after its termination (R30)", r.round, r.case_number),
             };
-            self.trail.record(record).await.map_err(|e| e.to_string())?;
+            self.trail.record(record).await?;
         }
-        self.store.research_done(&r.case_number, r.round, &search_id).await.map_err(|e| e.to_string())?;
+        self.store.research_done(&r.case_number, r.round, &search_id).await?;
         info!(case = %r.case_number, round = r.round, search = %search_id, "re-search started");
         Ok(())
     }
@@ -322,6 +353,11 @@ impl Jobs {
             ),
         })
     }
+}
+
+/// Says that `r` was not started and why; it is claimed again after its lease.
+fn warn_not_started(r: &DueResearch, e: &ResearchError) {
+    warn!(error = %e, case = %r.case_number, round = r.round, "a due re-search was not started; claimed again after its lease");
 }
 
 /// An asset's identity across searches: its kind and its identity within the kind.
