@@ -196,6 +196,15 @@ impl BankruptcyAct {
         }
     }
 
+    /// Every decision.
+    const ALL: [BankruptcyAct; 4] =
+        [BankruptcyAct::Review, BankruptcyAct::Accept, BankruptcyAct::Refuse, BankruptcyAct::Dismiss];
+
+    /// The decision an event's kind names, if it names one.
+    pub fn from_event(kind: &str) -> Option<BankruptcyAct> {
+        Self::ALL.into_iter().find(|a| a.event() == kind)
+    }
+
     /// The kind of the event every court with a case against the debtor is sent.
     pub fn event(self) -> &'static str {
         match self {

@@ -411,6 +411,7 @@ fn case_of(row: &sqlx::any::AnyRow, standing: &Standing) -> Result<proto::Case, 
     })
 }
 
-fn stored_state(s: &str) -> Result<CaseState, LedgerError> {
+/// A case's state as stored.
+pub(super) fn stored_state(s: &str) -> Result<CaseState, LedgerError> {
     CaseState::parse(s).ok_or_else(|| LedgerError::Corrupt(format!("case state `{s}`")))
 }

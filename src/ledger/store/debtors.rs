@@ -203,7 +203,8 @@ impl Store {
         }))
     }
 
-    /// An event of the decision to every court with a case against the debtor, once per case (R24–R26).
+    /// An event of the decision to every court with a case against the debtor, once per case
+    /// (R24–R26); the decision's own case is one (the step registered it).
     async fn tell_courts(
         &self,
         conn: &mut AnyConnection,
@@ -219,11 +220,8 @@ impl Store {
         .bind(debtor_key)
         .fetch_all(&mut *conn)
         .await?;
-        let mut told: Vec<(String, String)> =
+        let told: Vec<(String, String)> =
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
-        if !told.iter().any(|(_, case)| *case == decision.case_number) {
-            told.push((decision.court.clone(), decision.case_number.clone()));
-        }
         self.queue_events(conn, act.event(), &decision.reference, &told, message).await
     }
 

@@ -20,7 +20,7 @@ use crate::{
     ledger::{
         LedgerError,
         command::PendingOrder,
-        rules::{Designation, Ledger, OrderKind},
+        rules::{BankruptcyAct, Designation, Ledger, OrderKind},
         views,
     },
 };
@@ -183,7 +183,7 @@ impl Store {
                 let (subject, kind): (String, String) = (r.try_get(3)?, r.try_get(2)?);
                 let (mut seizure_id, mut search_id, mut decision_reference) =
                     (String::new(), String::new(), String::new());
-                match (&asset, kind.starts_with("bankruptcy_")) {
+                match (&asset, BankruptcyAct::from_event(&kind).is_some()) {
                     (Some(_), _) => seizure_id = subject,
                     (None, true) => decision_reference = subject,
                     (None, false) => search_id = subject,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Store, micros};
+use super::{Backend, Store, cases::stored_state, micros};
 use crate::{
     core::{
         clock::{Time, beijing_date, beijing_midnight, from_micros},
@@ -28,7 +28,7 @@ impl Store {
             .bind(case)
             .fetch_optional(&mut *conn)
             .await?;
-        state.map(|s| CaseState::parse(&s).ok_or_else(|| LedgerError::Corrupt(format!("case state `{s}`")))).transpose()
+        state.as_deref().map(stored_state).transpose()
     }
 
     /// R30: terminates `case` for now at `at`, registering its debtors and scheduling its re-searches.
