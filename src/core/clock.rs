@@ -88,9 +88,70 @@ pub fn beijing_days(from: Time, to: Time) -> i64 {
     (beijing_date(to) - beijing_date(from)).num_days()
 }
 
+/// A stretch of the Beijing day, such as `22:00-06:00` (it may run past midnight): when the
+/// gateway's scheduled work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct BeijingHours {
+    /// Its first minute.
+    pub from: NaiveTime,
+    /// The minute after its last.
+    pub to: NaiveTime,
+}
+
+impl BeijingHours {
+    /// How long from `t` until the hours end, if `t` falls within them.
+    pub fn left(&self, t: Time) -> Option<chrono::Duration> {
+        let now = t.with_timezone(&BEIJING).time();
+        let within = match self.from < self.to {
+            true => self.from <= now && now < self.to,
+            false => now >= self.from || now < self.to,
+        };
+        let left = self.to - now;
+        within.then(|| if left > chrono::Duration::zero() { left } else { left + chrono::Duration::days(1) })
+    }
+}
+
+impl std::str::FromStr for BeijingHours {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| format!("`{t}` is not HH:MM"));
+        let (from, to) = s.split_once('-').ok_or_else(|| format!("`{s}` is not hours like 22:00-06:00"))?;
+        let hours = BeijingHours { from: time(from)?, to: time(to)? };
+        match hours.from == hours.to {
+            true => Err(format!("`{s}` is empty; leave it out to run at any hour")),
+            false => Ok(hours),
+        }
+    }
+}
+
+impl TryFrom<String> for BeijingHours {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hours_run_past_midnight_in_beijing() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let night: BeijingHours = "22:00-06:00".parse().unwrap();
+        // 23:30 in Beijing: six and a half hours left.
+        assert_eq!(night.left(at("2025-03-11T15:30:00Z")), Some(chrono::Duration::minutes(390)));
+        // 05:59 in Beijing: one minute left; 06:00 is outside.
+        assert_eq!(night.left(at("2025-03-11T21:59:00Z")), Some(chrono::Duration::minutes(1)));
+        assert_eq!(night.left(at("2025-03-11T22:00:00Z")), None);
+        let day: BeijingHours = "09:00-17:00".parse().unwrap();
+        assert_eq!(day.left(at("2025-03-11T08:00:00Z")), Some(chrono::Duration::minutes(60)));
+        assert_eq!(day.left(at("2025-03-11T09:00:00Z")), None);
+        assert!("06:00-06:00".parse::<BeijingHours>().is_err());
+        assert!("6-7".parse::<BeijingHours>().is_err());
+    }
 
     #[test]
     fn beijing_dates_turn_at_midnight_utc_plus_eight() {

@@ -191,6 +191,7 @@ pub async fn run_with_clock(
         window: config.ledger.research_window,
         deadline: config.search.deadline,
         allowance: config.ledger.research_allowance,
+        hours: config.ledger.research_hours,
     };
     background.spawn(jobs::research::run(
         (store.clone(), jobs.clone()),

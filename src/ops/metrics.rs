@@ -30,6 +30,11 @@ pub struct Metrics {
     pub searches: IntCounterVec,
     /// Registry calls a shared re-search fan-out saved (R30): the same debtor asked once for many cases.
     pub research_calls_saved: IntCounter,
+    /// Re-searches due that have not yet asked a registry (R30), by registry: those not started
+    /// and their jobs' legs waiting for its rate or its breaker.
+    pub research_backlog: IntGaugeVec,
+    /// How long the oldest of them has waited, by registry (0 when none).
+    pub research_lag_seconds: GaugeVec,
     /// Court calls refused because their audit record could not be written (R16).
     pub audit_failures: IntCounter,
     /// Registry calls by registry and outcome (`ok`, `timeout`, `unavailable`, `error`, `invalid_response`, `circuit_open`, `shed`).
@@ -50,7 +55,7 @@ pub struct Metrics {
     pub shed: IntCounter,
     /// Sockets closed before they were served, by reason (`limit`, `handshake`, `preface`).
     pub connections_refused: IntCounterVec,
-    /// Times Redis could not be asked and this replica went on alone, by use (`rate`, `daily_searches`, `cache`).
+    /// Times Redis could not be asked and this replica went on alone, by use (`rate`, `daily_searches`, `cache`, `pace`).
     pub shared_fallbacks: IntCounterVec,
     /// Control orders delivered to registries, by registry and result (`acknowledged`, `failed`).
     pub orders: IntCounterVec,
@@ -128,6 +133,18 @@ impl Metrics {
             research_calls_saved: b.add(IntCounter::new(
                 "research_calls_saved_total",
                 "Registry calls saved by asking a debtor once for the re-searches of several terminated cases (R30)",
+            )?)?,
+            research_backlog: b.gauges(
+                "research_backlog",
+                "Re-searches due not yet asked of a registry (R30), by registry",
+                &["registry"],
+            )?,
+            research_lag_seconds: b.add(GaugeVec::new(
+                Opts::new(
+                    "research_lag_seconds",
+                    "Age of the oldest re-search due not yet asked of a registry (R30), by registry",
+                ),
+                &["registry"],
             )?)?,
             audit_failures: b
                 .add(IntCounter::new("audit_failures_total", "Calls refused: audit record not written")?)?,

@@ -1,5 +1,6 @@
 //! State the gateway replicas share, in Redis (`[shared] redis`): per-court
-//! rate limits (GCRA, one Lua script), daily counters, and the second tier of
+//! rate limits (GCRA, one Lua script), the registries' rates that scheduled
+//! searches keep (a sliding window), daily counters, and the second tier of
 //! the answer cache with its cross-replica leases. The connection is made
 //! lazily and remade after a failure; every operation is bounded by
 //! `shared.timeout` and fails fast with [`SharedError`], so that callers fall
@@ -66,12 +67,30 @@ redis.call('INCR', KEYS[1])
 return 1
 ";
 
+/// A sliding window over Redis' own clock: at most a limit of uses within a span, by every replica.
+/// KEYS[1] the window's log; ARGV: limit, span (µs), a member unique to this use.
+/// Returns 0 when the use is let through (and logged), else the µs until one may be.
+const WINDOW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local span = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(span / 1000) + 1)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + span - now)
+";
+
 /// The replicas' shared state.
 #[derive(Clone)]
 pub struct Shared {
     conn: ConnectionManager,
     gcra: Script,
     count: Script,
+    window: Script,
     /// Until when Redis is not asked, after an operation failed.
     resting: Arc<Mutex<Option<Instant>>>,
 }
@@ -96,7 +115,8 @@ impl Shared {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { conn, gcra: Script::new(GCRA), count: Script::new(COUNT), resting: Arc::default() })
+        let (gcra, count, window) = (Script::new(GCRA), Script::new(COUNT), Script::new(WINDOW));
+        Ok(Self { conn, gcra, count, window, resting: Arc::default() })
     }
 
     /// Runs `op` unless Redis is resting after a failure; a failure starts a rest.
@@ -119,6 +139,17 @@ impl Shared {
         let mut conn = self.conn.clone();
         let mut script = self.gcra.key(format!("assetgw:rate:{court}"));
         let wait: u64 = self.ask(script.arg(interval.max(1)).arg(burst.max(1)).invoke_async(&mut conn)).await?;
+        Ok((wait > 0).then(|| Duration::from_micros(wait)))
+    }
+
+    /// One use of `key`'s window, at most `limit` uses within `span` by every replica: `Ok(None)`
+    /// when let through, `Ok(Some(wait))` when the window is full.
+    pub async fn within(&self, key: &str, limit: u32, span: Duration) -> Result<Option<Duration>, SharedError> {
+        let mut conn = self.conn.clone();
+        let mut script = self.window.key(format!("assetgw:window:{key}"));
+        let span = u64::try_from(span.as_micros()).unwrap_or(u64::MAX);
+        let member = uuid::Uuid::new_v4().to_string();
+        let wait: u64 = self.ask(script.arg(limit).arg(span).arg(member).invoke_async(&mut conn)).await?;
         Ok((wait > 0).then(|| Duration::from_micros(wait)))
     }
 

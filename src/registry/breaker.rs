@@ -69,6 +69,15 @@ impl Breaker {
         self.lock().state
     }
 
+    /// How long calls are refused from now, without taking the probe: `None` when one may go.
+    pub fn refusing(&self) -> Option<Duration> {
+        match self.lock().state {
+            Circuit::Closed => None,
+            Circuit::Open(until) => until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()),
+            Circuit::HalfOpen => Some(self.config.cool_down),
+        }
+    }
+
     /// May a call go now? An open breaker whose cool-down has passed lets this one through as the probe.
     pub fn admit(&self) -> Result<(), Open> {
         let mut inner = self.lock();

@@ -45,6 +45,9 @@ pub enum Failure {
     /// Not asked: the gateway already has this many searches in flight to it.
     #[error("not asked: {0} searches already in flight to it")]
     Shed(usize),
+    /// Not asked (a scheduled search): the registry's declared rate is taken, the courts' searches first.
+    #[error("not asked yet: its declared rate is taken; asked again in {}", humantime::format_duration(*.0))]
+    Paced(Duration),
     /// It took the search and answers later, by ticket.
     #[error("answers later; asked again after {}", .0.ask_after.format("%Y-%m-%d %H:%M:%S UTC"))]
     Deferred(Ticket),
@@ -75,6 +78,7 @@ impl Failure {
         match self {
             Failure::Timeout(_) => RegistryStatus::Timeout,
             Failure::Unavailable | Failure::CircuitOpen(_) | Failure::Shed(_) => RegistryStatus::Unavailable,
+            Failure::Paced(_) => RegistryStatus::Pending,
             Failure::Error(_) => RegistryStatus::Error,
             Failure::InvalidResponse(_) => RegistryStatus::InvalidResponse,
             Failure::Deferred(_) => RegistryStatus::Pending,
@@ -90,6 +94,7 @@ impl Failure {
             Failure::InvalidResponse(_) => "invalid_response",
             Failure::CircuitOpen(_) => "circuit_open",
             Failure::Shed(_) => "shed",
+            Failure::Paced(_) => "paced",
             Failure::Deferred(_) => "deferred",
         }
     }
@@ -97,7 +102,11 @@ impl Failure {
     /// Whether asking again later may well succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Failure::Timeout(_) | Failure::Unavailable | Failure::CircuitOpen(_) | Failure::Shed(_) => true,
+            Failure::Timeout(_)
+            | Failure::Unavailable
+            | Failure::CircuitOpen(_)
+            | Failure::Shed(_)
+            | Failure::Paced(_) => true,
             Failure::Error(code) => matches!(
                 code,
                 Code::Unavailable | Code::ResourceExhausted | Code::Internal | Code::Unknown | Code::Aborted
@@ -117,7 +126,7 @@ impl Failure {
                     Code::Internal | Code::Unknown | Code::ResourceExhausted | Code::DataLoss | Code::Aborted
                 )
             }
-            Failure::CircuitOpen(_) | Failure::Shed(_) | Failure::Deferred(_) => false,
+            Failure::CircuitOpen(_) | Failure::Shed(_) | Failure::Paced(_) | Failure::Deferred(_) => false,
         }
     }
 }
@@ -133,12 +142,16 @@ pub struct Inquiry {
     pub request_id: String,
     /// Whether the search takes a ticket for a later answer (a search job), or needs the answer now.
     pub accept_deferred: bool,
+    /// A scheduled search (a re-search of a terminated case): it goes only within the registry's
+    /// declared rate, after the courts' searches.
+    pub scheduled: bool,
 }
 
 impl Inquiry {
     /// A new search's caller, with a fresh request id, that needs the answer now.
     pub fn new(case_number: String, court_code: String) -> Self {
-        Self { case_number, court_code, request_id: uuid::Uuid::new_v4().to_string(), accept_deferred: false }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        Self { case_number, court_code, request_id, accept_deferred: false, scheduled: false }
     }
 }
 
@@ -196,7 +209,7 @@ pub fn encode_failure(failure: &Failure) -> Option<Vec<u8>> {
             (stored.status, stored.ticket) = (5, t.ticket.clone());
             stored.times_micros = [t.ask_after, t.answer_by, t.stated_by].map(|t| t.timestamp_micros()).to_vec();
         }
-        Failure::CircuitOpen(_) | Failure::Shed(_) => return None,
+        Failure::CircuitOpen(_) | Failure::Shed(_) | Failure::Paced(_) => return None,
     }
     Some(stored.encode_to_vec())
 }

@@ -23,8 +23,10 @@ use crate::{
         merge,
     },
     ops::config::{Config, RegistryConfig},
-    ops::{metrics::Metrics, pki::TlsFiles},
+    ops::{metrics::Metrics, pki::TlsFiles, shared::Shared},
+    registry::breaker::Breaker,
     registry::call::{Checked, Failure, Inquiry, Ticket},
+    registry::pace::{Pace, SPAN},
     registry::pool::{Dial, Pool},
     registry::resilience::{self, Ask, Calls, Question},
 };
@@ -111,6 +113,13 @@ pub struct Registry {
     pub metrics: Metrics,
     attempt: Attempt,
     calls: Calls,
+    breaker: Arc<Breaker>,
+    /// The searches that went to it lately, for its scheduled ones.
+    pace: Pace,
+    /// The searches per second it takes when it declares none (the directory's word).
+    directory_rate: u32,
+    /// Where the replicas' scheduled searches keep its rate together.
+    shared: Option<Shared>,
 }
 
 /// One attempt at a search: the call, checked against the contract. The
@@ -122,7 +131,7 @@ struct Attempt {
     asset_kinds: Arc<[AssetKind]>,
     timeout: Duration,
     max_answer_bytes: usize,
-    window: Arc<Window>,
+    described: Arc<Described>,
 }
 
 impl tower::Service<Ask> for Attempt {
@@ -148,7 +157,7 @@ impl Registry {
         config: &Config,
         pool: &Pool,
         metrics: Metrics,
-        clock: SharedClock,
+        (clock, shared): (SharedClock, Option<Shared>),
     ) -> Result<Self, SetupError> {
         let policy = config.policy(cfg);
         // The pool makes the TLS connection itself (one configuration for every registry), so the
@@ -171,14 +180,19 @@ impl Registry {
             max_answer_bytes: policy.max_answer_bytes,
             asset_kinds: cfg.asset_kinds().into(),
             timeout: policy.attempt_timeout,
-            window: Arc::new(Window {
-                max: config.search.max_answer_window,
-                declared: tokio::sync::OnceCell::new(),
+            described: Arc::new(Described {
+                max_window: config.search.max_answer_window,
+                declaration: tokio::sync::OnceCell::new(),
                 clock,
             }),
         };
+        let breaker = Arc::new(Breaker::new(policy.breaker));
         Ok(Self {
-            calls: resilience::stack(&name, &policy, &metrics, attempt.clone()),
+            calls: resilience::stack(&name, &policy, (&metrics, &breaker), attempt.clone()),
+            breaker,
+            pace: Pace::default(),
+            shared,
+            directory_rate: cfg.search_rate.unwrap_or(config.network.search_rate),
             name,
             kind: cfg.kind,
             asset_kinds: attempt.asset_kinds.clone(),
@@ -211,14 +225,65 @@ impl Registry {
         self.call(Question::Answer(ticket), caller).await
     }
 
+    /// The searches per second it takes: as it declares (`Describe`, once asked), else as the directory says.
+    pub fn rate(&self) -> u32 {
+        self.attempt.described.declaration.get().and_then(|d| d.rate).unwrap_or(self.directory_rate)
+    }
+
+    /// Asks what it declares, unless known: a scheduler learns its rate before pacing it.
+    pub async fn learn(&self) {
+        self.attempt.declaration(self.timeout).await;
+    }
+
+    /// How many scheduled searches may go to it now: what the courts' and the scheduled searches
+    /// left of its rate; `None` while its breaker refuses calls: it is paused.
+    pub fn room(&self) -> Option<u32> {
+        match self.breaker.refusing() {
+            Some(_) => None,
+            None => Some(self.pace.left(self.attempt.described.clock.now(), self.rate())),
+        }
+    }
+
+    /// A search is counted against the registry's rate: a court's always goes, a scheduled one only
+    /// within what is left of it and never while the breaker refuses. The replicas' scheduled
+    /// searches keep the rate together in the shared state; while it cannot be asked, this
+    /// replica's own count decides alone.
+    async fn paced(&self, question: &Question, caller: &Inquiry) -> Result<(), Failure> {
+        if !matches!(question, Question::Search(_)) {
+            return Ok(());
+        }
+        let (now, rate) = (self.attempt.described.clock.now(), self.rate());
+        if !caller.scheduled {
+            self.pace.court(now, rate);
+            return Ok(());
+        }
+        if let Some(wait) = self.breaker.refusing() {
+            return Err(Failure::CircuitOpen(wait));
+        }
+        self.pace.take(now, rate).map_err(Failure::Paced)?;
+        let Some(shared) = &self.shared else { return Ok(()) };
+        match shared.within(&format!("pace:{}", self.name), rate, SPAN).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(Failure::Paced(wait)),
+            Err(e) => {
+                tracing::debug!(error = %e, "scheduled searches paced by this replica alone");
+                self.metrics.shared_fallbacks.with_label_values(&["pace"]).inc();
+                Ok(())
+            }
+        }
+    }
+
     async fn call(&self, question: Question, caller: Arc<Inquiry>) -> Result<Checked, Failure> {
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let result = self.calls.clone().oneshot(Ask { question, caller, deadline }).await;
+        let result = match self.paced(&question, &caller).await {
+            Ok(()) => self.calls.clone().oneshot(Ask { question, caller, deadline }).await,
+            Err(refused) => Err(refused),
+        };
         let outcome = result.as_ref().map_or_else(Failure::name, |_| "ok");
         let name = &*self.name;
         self.metrics.registry_calls.with_label_values(&[name, outcome]).inc();
-        if !matches!(result, Err(Failure::CircuitOpen(_) | Failure::Shed(_))) {
+        if !matches!(result, Err(Failure::CircuitOpen(_) | Failure::Shed(_) | Failure::Paced(_))) {
             self.metrics.registry_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
         }
         result
@@ -308,24 +373,30 @@ impl Attempt {
         self.check(answer.assets)
     }
 
-    /// `t` with its window cut to the registry's declared window and the gateway's maximum,
-    /// counted from now. The declaration is asked once (within `left`): a registry that answers
-    /// `Describe` with an error (`UNIMPLEMENTED`, say) declares nothing and is held to the maximum;
-    /// one that could not be asked just now is asked again with its next ticket.
-    async fn capped(&self, mut t: Ticket, left: Duration) -> Ticket {
+    /// What the registry declares (`Describe`), asked once within `left`: a registry that answers
+    /// with an error (`UNIMPLEMENTED`, say) declares nothing; one that could not be asked just now
+    /// is asked again next time.
+    async fn declaration(&self, left: Duration) -> Declaration {
         let describe = async {
             let asked = self.within(left, DescribeRequest {}, |mut c, r| async move { c.describe(r).await }).await;
             match asked {
-                Ok(answer) => {
-                    Ok(answer.answer_window.and_then(|w| Duration::try_from(w).ok()).filter(|w| !w.is_zero()))
-                }
+                Ok(answer) => Ok(Declaration {
+                    window: answer.answer_window.and_then(|w| Duration::try_from(w).ok()).filter(|w| !w.is_zero()),
+                    rate: Some(answer.search_rate).filter(|r| *r > 0),
+                }),
                 Err(failure) if failure.is_transient() => Err(failure),
-                Err(_) => Ok(None),
+                Err(_) => Ok(Declaration::default()),
             }
         };
-        let declared = self.window.declared.get_or_try_init(|| describe).await.ok().copied().flatten();
-        let window = declared.map_or(self.window.max, |d| d.min(self.window.max));
-        let end = self.window.clock.now() + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        self.described.declaration.get_or_try_init(|| describe).await.ok().copied().unwrap_or_default()
+    }
+
+    /// `t` with its window cut to the registry's declared window and the gateway's maximum,
+    /// counted from now; a registry that declares none is held to the maximum.
+    async fn capped(&self, mut t: Ticket, left: Duration) -> Ticket {
+        let declared = self.declaration(left).await.window;
+        let window = declared.map_or(self.described.max_window, |d| d.min(self.described.max_window));
+        let end = self.described.clock.now() + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         if t.answer_by > end {
             tracing::warn!(
                 stated = %t.answer_by,
@@ -422,16 +493,25 @@ fn ticket_of(d: Deferred) -> Result<Ticket, Failure> {
     }
 }
 
-/// How long a registry's tickets may run: the window it declares (`Describe`, asked when its first
-/// ticket comes) and the gateway's maximum (`search.max_answer_window`), whichever is shorter.
-struct Window {
-    max: Duration,
-    declared: tokio::sync::OnceCell<Option<Duration>>,
+/// What a registry declares of itself (`Describe`): how long its tickets may run and the
+/// searches per second it takes; asked when first needed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Declaration {
+    window: Option<Duration>,
+    rate: Option<u32>,
+}
+
+/// A registry's declaration once asked, the gateway's longest ticket window
+/// (`search.max_answer_window`, the shorter of it and the declared one holds) and its clock.
+struct Described {
+    max_window: Duration,
+    declaration: tokio::sync::OnceCell<Declaration>,
     clock: SharedClock,
 }
 
-impl std::fmt::Debug for Window {
+impl std::fmt::Debug for Described {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Window").field("max", &self.max).field("declared", &self.declared.get()).finish()
+        let declaration = self.declaration.get();
+        f.debug_struct("Described").field("max_window", &self.max_window).field("declaration", &declaration).finish()
     }
 }

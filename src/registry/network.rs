@@ -22,6 +22,7 @@ use crate::{
     ops::{
         config::{Config, RegistryConfig, directory},
         metrics::Metrics,
+        shared::Shared,
     },
     registry::{
         cache::Cache,
@@ -41,8 +42,10 @@ pub struct Network {
     metrics: Metrics,
     cache: Cache,
     deadline: Duration,
-    /// The gateway's clock, for the windows of registries' tickets.
+    /// The gateway's clock, for the windows of registries' tickets and their rates.
     clock: SharedClock,
+    /// The replicas' shared state, where their scheduled searches keep each registry's rate together.
+    shared: Option<Shared>,
 }
 
 /// The enabled registries as the directory lists them now, in its order.
@@ -86,6 +89,7 @@ impl Network {
             pool: Pool::new(config, metrics)?,
             config: config.clone(),
             metrics: metrics.clone(),
+            shared: tier.as_ref().map(|t| t.shared().clone()),
             cache: Cache::new(config.cache.max_entries, clock.clone(), tier),
             clock,
             deadline: config.search.deadline,
@@ -112,7 +116,8 @@ impl Network {
                         }
                         None => change.added += 1,
                     }
-                    Arc::new(Registry::new(cfg, &self.config, &self.pool, self.metrics.clone(), self.clock.clone())?)
+                    let (clock, shared) = (self.clock.clone(), self.shared.clone());
+                    Arc::new(Registry::new(cfg, &self.config, &self.pool, self.metrics.clone(), (clock, shared))?)
                 }
             };
             next.registries.push(registry.clone());

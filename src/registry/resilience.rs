@@ -88,14 +88,13 @@ const FAST_MODE_MULTIPLE: u32 = 2;
 /// A poll of a ticket (`GetAnswer`) goes through the bulkhead, the breaker and
 /// the timeout only: the poller paces it (never sooner than its floor), so
 /// neither a retry nor a hedge may ask again inside that floor.
-pub fn stack<A>(name: &Arc<str>, policy: &CallPolicy, metrics: &Metrics, attempt: A) -> Calls
+pub fn stack<A>(name: &Arc<str>, policy: &CallPolicy, (metrics, breaker): (&Metrics, &Arc<Breaker>), attempt: A) -> Calls
 where
     A: Service<Ask, Response = Checked, Error = Failure> + Clone + Send + Sync + 'static,
     A::Future: Send,
 {
     let policy = *policy;
     let failure = move |e: BoxError| Failure::from_box(e, &policy);
-    let breaker = Arc::new(Breaker::new(policy.breaker));
     let changes = Changes {
         registry: name.clone(),
         metric: metrics.breaker_changes.clone(),
@@ -441,6 +440,10 @@ mod tests {
         }
     }
 
+    fn breaker(policy: &CallPolicy) -> Arc<Breaker> {
+        Arc::new(Breaker::new(policy.breaker))
+    }
+
     fn metrics() -> Metrics {
         Metrics::new().unwrap()
     }
@@ -448,7 +451,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_bulkhead_sheds_beyond_its_limit_without_touching_the_breaker() {
         let (count, attempt) = attempts(|_| (Duration::from_millis(100), Ok(Checked::default())));
-        let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
+        let calls = stack(&"r".into(), &policy(), (&metrics(), &breaker(&policy())), attempt);
         let results =
             futures::future::join_all((0..5).map(|_| calls.clone().oneshot(ask(Duration::from_secs(1))))).await;
         let shed = results.iter().filter(|r| matches!(r, Err(Failure::Shed(2)))).count();
@@ -459,7 +462,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_total_timeout_bounds_a_hung_registry_and_counts_toward_the_breaker() {
         let (count, attempt) = attempts(|_| (Duration::from_secs(3600), Ok(Checked::default())));
-        let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
+        let calls = stack(&"r".into(), &policy(), (&metrics(), &breaker(&policy())), attempt);
         for _ in 0..2 {
             let started = Instant::now();
             let r = calls.clone().oneshot(ask(Duration::from_secs(1))).await;
@@ -477,7 +480,7 @@ mod tests {
             0 | 1 => (Duration::ZERO, Err(Failure::Error(tonic::Code::Internal))),
             _ => (Duration::from_secs(10), Ok(Checked::default())),
         });
-        let calls = stack(&"r".into(), &policy(), &metrics(), attempt);
+        let calls = stack(&"r".into(), &policy(), (&metrics(), &breaker(&policy())), attempt);
         for _ in 0..2 {
             let _ = calls.clone().oneshot(ask(Duration::from_secs(1))).await;
         }
@@ -494,7 +497,7 @@ mod tests {
     async fn unavailable_is_retried_within_the_budget_and_invalid_argument_never() {
         let (count, attempt) = attempts(|_| (Duration::ZERO, Err(Failure::Unavailable)));
         let p = CallPolicy { breaker: BreakerConfig { failures: 1000, ..policy().breaker }, ..policy() };
-        let calls = stack(&"r".into(), &p, &metrics(), attempt);
+        let calls = stack(&"r".into(), &p, (&metrics(), &breaker(&p)), attempt);
         for _ in 0..10 {
             let _ = calls.clone().oneshot(ask(Duration::from_secs(1))).await;
         }
@@ -505,7 +508,7 @@ mod tests {
         }
         assert_eq!(count.load(Ordering::SeqCst), 30, "the reserve is spent");
         let (count, attempt) = attempts(|_| (Duration::ZERO, Err(Failure::Error(tonic::Code::InvalidArgument))));
-        let calls = stack(&"r".into(), &p, &metrics(), attempt);
+        let calls = stack(&"r".into(), &p, (&metrics(), &breaker(&p)), attempt);
         let _ = calls.oneshot(ask(Duration::from_secs(1))).await;
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
@@ -516,7 +519,7 @@ mod tests {
         let (count, attempt) = attempts(|_| (Duration::ZERO, Err(Failure::Unavailable)));
         let p =
             CallPolicy { retry_budget: 1.0, breaker: BreakerConfig { failures: 1000, ..policy().breaker }, ..policy() };
-        let calls = stack(&"r".into(), &p, &metrics(), attempt);
+        let calls = stack(&"r".into(), &p, (&metrics(), &breaker(&p)), attempt);
         for _ in 0..10 {
             assert_eq!(calls.clone().oneshot(poll()).await, Err(Failure::Unavailable));
         }
@@ -525,7 +528,7 @@ mod tests {
         let (count, attempt) =
             attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Checked::default())));
         let p = CallPolicy { hedge_percentile: 0.8, hedge_budget: 1.0, ..policy() };
-        let calls = stack(&"r".into(), &p, &metrics(), attempt);
+        let calls = stack(&"r".into(), &p, (&metrics(), &breaker(&p)), attempt);
         for _ in 0..29 {
             calls.clone().oneshot(ask(Duration::from_secs(1))).await.unwrap();
         }
@@ -541,7 +544,7 @@ mod tests {
         let (count, attempt) =
             attempts(|n| (Duration::from_millis(if n % 10 == 9 { 500 } else { 10 }), Ok(Checked::default())));
         let p = CallPolicy { hedge_percentile: 0.8, hedge_budget: 1.0, ..policy() };
-        let calls = stack(&"r".into(), &p, &metrics(), attempt);
+        let calls = stack(&"r".into(), &p, (&metrics(), &breaker(&p)), attempt);
         let mut after_warm_up = Duration::ZERO;
         for i in 0..100 {
             let started = Instant::now();

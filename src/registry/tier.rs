@@ -66,6 +66,11 @@ impl Tier {
         Self { shared, seal: Sealer::new(seal_key), names: name_key, fallbacks }
     }
 
+    /// The shared state it works in.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// `registry`'s answer for `debtor` no older than `limit`: from the tier,
     /// else from `fetch` (stored in the tier for `ttl`), with one replica
     /// fetching at a time, for at most `timeout` (the registry's); and whether

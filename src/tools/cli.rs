@@ -438,6 +438,7 @@ impl FaultArgs {
             holders: current.holders,
             clock_behind: self.clock_behind.unwrap_or(current.clock_behind),
             answer_bytes: self.answer_bytes.unwrap_or(current.answer_bytes),
+            search_rate: current.search_rate,
         }
     }
 }

@@ -101,6 +101,7 @@ impl RegistryService for Faulty {
             asset_kinds: vec![AssetKind::Deposit as i32, AssetKind::Securities as i32],
             display_name: "Faulty Bank".into(),
             answer_window: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+            search_rate: 0,
         }))
     }
 

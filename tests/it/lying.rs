@@ -115,6 +115,7 @@ impl RegistryService for Liar {
             asset_kinds: vec![assetgw::core::proto::AssetKind::Deposit as i32],
             display_name: "Lying Bank".into(),
             answer_window: prost_types::Duration::try_from(self.declared).ok(),
+            search_rate: 0,
         }))
     }
 

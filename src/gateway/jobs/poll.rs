@@ -153,7 +153,7 @@ async fn record(jobs: &Jobs, trail: &Trail, asked: Vec<Asked>) {
 
 /// Asks for one leg; a late answer's lag past its ready time goes to `lag`.
 async fn ask(jobs: Jobs, network: Arc<Network>, lag: Histogram, claimed: Claimed) -> Asked {
-    let Claimed { search_id, court, case_number, debtor, mut row, mut attempts } = claimed;
+    let Claimed { search_id, court, case_number, debtor, mut row, mut attempts, scheduled } = claimed;
     let span = info_span!("search_job.poll", search = %search_id, registry = %row.registry, state = row.state.as_str());
     async {
         let now = jobs.now();
@@ -168,6 +168,7 @@ async fn ask(jobs: Jobs, network: Arc<Network>, lag: Histogram, claimed: Claimed
                 court_code: court.clone(),
                 request_id: search_id.clone(),
                 accept_deferred: true,
+                scheduled,
             });
             let result = match (row.ticket.clone(), debtor) {
                 (Some(ticket), _) => registry.answer(ticket, inquiry).await,
@@ -188,6 +189,11 @@ async fn ask(jobs: Jobs, network: Arc<Network>, lag: Histogram, claimed: Claimed
                 Err(Failure::Deferred(t)) => {
                     row.defer(&t, now);
                     attempts = 0;
+                }
+                // A re-search's leg waits for room in the registry's rate, or for its breaker: not a failed ask.
+                Err(f @ (Failure::Paced(wait) | Failure::CircuitOpen(wait))) if scheduled => {
+                    row.next_ask = after(now, wait.max(MIN_GAP));
+                    row.message = format!("{f}");
                 }
                 Err(Failure::Error(tonic::Code::NotFound)) if row.state == LegState::Pending => {
                     match row.answer_by.is_some_and(|by| now >= by) {

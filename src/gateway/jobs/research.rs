@@ -18,17 +18,22 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{Jobs, LegRow, NewJob, Opened};
 use crate::{
-    core::{identifiers::DebtorId, proto::Debtor},
+    core::{
+        clock::{BeijingHours, Time},
+        identifiers::DebtorId,
+        proto::Debtor,
+    },
     gateway::audit::{AuditError, Key, Record, Trail},
     ledger::{
-        LedgerError,
+        LedgerError, rules,
         store::{DueResearch, ResearchClaim, Store},
     },
     ops::{metrics::Metrics, seal::Sealer},
     registry::{
-        call::{self, Inquiry},
+        call::{self, Failure, Inquiry},
         fanout::{Leg, Plan},
         network::Network,
+        pace::SPAN,
     },
 };
 
@@ -82,14 +87,17 @@ pub enum ResearchError {
 }
 
 /// Re-searches claimed per round (with the ones of the same debtors that come along).
-const PER_ROUND: usize = 100;
+const PER_ROUND: u64 = 100;
 
 /// How long a claimed re-search is this replica's to open.
 const LEASE: Duration = Duration::from_secs(120);
 
+/// How often the backlog per registry is counted for the metrics.
+const COUNT_EVERY: Duration = Duration::from_secs(15);
+
 /// How the worker paces itself and shares: how often it looks, how far ahead a re-search of a
-/// debtor already being asked is brought forward, and how long it waits for the registries before
-/// leaving the rest to the job's poller.
+/// debtor already being asked is brought forward, how long it waits for the registries before
+/// leaving the rest to the job's poller, and the hours it spreads the day's re-searches over.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
     /// Between rounds.
@@ -100,11 +108,14 @@ pub struct Pace {
     pub deadline: Duration,
     /// Re-searches a court starts per Beijing day, apart from its search quota.
     pub allowance: u32,
+    /// The Beijing hours the due re-searches are spread over (`None`: any hour).
+    pub hours: Option<BeijingHours>,
 }
 
-/// Until `shutdown`: every round, opens the jobs of the re-searches due. Those of one debtor due
-/// within the window are served by one fan-out (R30): each still gets its own job, audit record
-/// and comparison.
+/// Until `shutdown`: every round, opens the jobs of the re-searches due, as many as the hours
+/// leave to this round and the registries' rates leave to re-searches (the courts' searches come
+/// first). Those of one debtor due within the window are served by one fan-out (R30): each still
+/// gets its own job, audit record and comparison.
 pub async fn run(
     (store, jobs): (Store, Jobs),
     (network, trail, metrics): (Arc<Network>, Trail, Metrics),
@@ -113,29 +124,56 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let worker = async {
+        let group = Group { store: &store, jobs: &jobs, network: &network, trail: &trail, seal: &duty.seal };
+        let mut counted: Option<Time> = None;
         loop {
-            let claim =
-                ResearchClaim { limit: PER_ROUND, lease: LEASE, window: pace.window, allowance: pace.allowance };
-            match store.claim_researches(claim).await {
-                Ok(due) if due.is_empty() => {}
-                Ok(due) => {
-                    let span = info_span!("research.round", researches = due.len());
-                    let group =
-                        Group { store: &store, jobs: &jobs, network: &network, trail: &trail, seal: &duty.seal };
-                    let saved = group.start(&due, pace.deadline).instrument(span).await;
-                    metrics.research_calls_saved.inc_by(saved);
-                }
-                Err(e) => warn!(error = %e, "due re-searches unreadable; will retry"),
+            let now = jobs.now();
+            if counted.is_none_or(|at| now >= super::after(at, COUNT_EVERY)) {
+                count_backlog(&group, &metrics, now).await;
+                counted = Some(now);
             }
+            let next = match group.round(pace).await {
+                Ok((saved, next)) => {
+                    metrics.research_calls_saved.inc_by(saved);
+                    next
+                }
+                Err(e) => {
+                    warn!(error = %e, "due re-searches unreadable; will retry");
+                    pace.every
+                }
+            };
             tokio::select! {
                 _ = duty.due.notified() => {}
-                _ = tokio::time::sleep(pace.every) => {}
+                _ = tokio::time::sleep(next) => {}
             }
         }
     };
     tokio::select! {
         _ = worker => {}
         _ = shutdown => {}
+    }
+}
+
+/// The re-searches waiting per registry, and how long the oldest has waited, for the metrics.
+async fn count_backlog(group: &Group<'_>, metrics: &Metrics, now: Time) {
+    let counted = async {
+        let (due, oldest) = group.store.researches_waiting().await?;
+        Ok::<_, LedgerError>((due, oldest, group.jobs.research_legs_waiting().await?))
+    };
+    match counted.await {
+        Ok((due, oldest, legs)) => {
+            metrics.research_backlog.reset();
+            metrics.research_lag_seconds.reset();
+            for registry in group.network.registries() {
+                let (waiting, since) = legs.get(&*registry.name).copied().unwrap_or((0, None));
+                let since = [oldest, since].into_iter().flatten().min();
+                let lag = since.map_or(0.0, |t| (now - t).to_std().unwrap_or_default().as_secs_f64());
+                let backlog = i64::try_from(due).unwrap_or(i64::MAX).saturating_add(waiting);
+                metrics.research_backlog.with_label_values(&[&*registry.name]).set(backlog);
+                metrics.research_lag_seconds.with_label_values(&[&*registry.name]).set(lag);
+            }
+        }
+        Err(e) => warn!(error = %e, "re-search backlog not counted; will retry"),
     }
 }
 
@@ -149,10 +187,41 @@ struct Group<'a> {
 }
 
 impl Group<'_> {
+    /// One round: claims what the hours leave to it (R30's spread) and the registries' rates leave
+    /// to re-searches, and starts them. Returns the registry calls the sharing saved and when the
+    /// next round should come: as soon as the rates have room again when they held it back.
+    async fn round(&self, pace: Pace) -> Result<(u64, Duration), LedgerError> {
+        let registries = self.network.serving(&[]);
+        futures::future::join_all(registries.iter().map(|r| r.learn())).await;
+        // A registry whose breaker refuses calls is paused, not waited for: its legs wait in their jobs.
+        let open: Vec<u32> = registries.iter().filter_map(|r| r.room()).collect();
+        let room = u64::from(open.iter().copied().min().unwrap_or(0));
+        let (due, _) = self.store.researches_waiting().await?;
+        let quota = rules::research_quota(due, self.jobs.now(), pace.hours, pace.every).min(PER_ROUND);
+        let limit = quota.min(room);
+        let next = if limit < quota || limit == PER_ROUND { SPAN } else { pace.every };
+        if limit == 0 {
+            return Ok((0, next));
+        }
+        let claim = ResearchClaim {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            lease: LEASE,
+            window: pace.window,
+            allowance: pace.allowance,
+        };
+        let claimed = self.store.claim_researches(claim).await?;
+        if claimed.is_empty() {
+            return Ok((0, pace.every));
+        }
+        let span = info_span!("research.round", researches = claimed.len());
+        Ok((self.start(&claimed, pace.deadline).instrument(span).await, next))
+    }
+
     /// Asks every registry once for each debtor of `due`, then opens each re-search's job from those
-    /// answers (the legs not answered by `deadline` are left asking, for the poller); returns the
-    /// registry calls the sharing saved. A re-search that cannot be started is left, with a warning,
-    /// to be claimed again after its lease; the others go on.
+    /// answers (the legs not answered by `deadline`, or held back by a registry's rate or breaker,
+    /// are left asking, for the poller); returns the registry calls the sharing saved. A re-search
+    /// that cannot be started is left, with a warning, to be claimed again after its lease; the
+    /// others go on.
     async fn start(&self, due: &[DueResearch], deadline: Duration) -> u64 {
         // Every debtor once, by its key; each re-search's debtors as positions in that list.
         let mut debtors: Vec<(String, DebtorId)> = Vec::new();
@@ -189,6 +258,7 @@ impl Group<'_> {
             kinds: Vec::new(),
             caller: Arc::new(Inquiry {
                 accept_deferred: true,
+                scheduled: true,
                 ..Inquiry::new(first.case_number.clone(), first.court.clone())
             }),
             max_age: None,
@@ -201,10 +271,16 @@ impl Group<'_> {
             }
         })
         .await;
+        let mut done = Vec::new();
         for (r, of_r) in &ready {
-            if let Err(e) = self.open(r, of_r, (&plan, &legs)).await {
-                warn_not_started(r, &e);
+            match self.open(r, of_r, (&plan, &legs)).await {
+                Ok(search_id) => done.push((r.case_number.clone(), r.round, search_id)),
+                Err(e) => warn_not_started(r, &e),
             }
+        }
+        // Not recorded done: claimed again after the lease, each finds its job (its id is its own) and is recorded then.
+        if let Err(e) = self.store.researches_done(&done).await {
+            warn!(error = %e, researches = done.len(), "started re-searches not recorded; recorded after their lease");
         }
         let asked: usize = ready.iter().map(|(r, _)| r.debtors.len()).sum();
         ((asked - debtors.len()) * registries.len()) as u64
@@ -225,9 +301,11 @@ impl Group<'_> {
             .collect()
     }
 
-    /// Opens `r`'s job (or finds the one opened before) from the shared legs, audits it as its
-    /// court's search, and records it done.
-    async fn open(&self, r: &DueResearch, of_r: &[usize], (plan, legs): (&Plan, &[Leg])) -> Result<(), ResearchError> {
+    /// Opens `r`'s job from the shared legs, its audit record first (the job's id is the
+    /// re-search's own, so the record names it before it exists): a crash between the two records
+    /// twice, never not at all, and the re-search claimed again finds its job opened and records
+    /// nothing more. Returns the job's id.
+    async fn open(&self, r: &DueResearch, of_r: &[usize], (plan, legs): (&Plan, &[Leg])) -> Result<String, ResearchError> {
         let now = self.jobs.now();
         // Legs no replica holds (their lease ended just before now): the poller asks them on its next round.
         let free = now - chrono::Duration::microseconds(1);
@@ -236,6 +314,12 @@ impl Group<'_> {
             for reg in &plan.registries {
                 let leg = legs.iter().find(|l| l.debtor_index == *at && l.registry.name == reg.name);
                 let mut row = match leg {
+                    // Held back by the registry's rate or breaker: asked when there is room.
+                    Some(Leg { result: Err(f @ (Failure::Paced(wait) | Failure::CircuitOpen(wait))), .. }) => {
+                        let mut row = LegRow::asking(i, &reg.name, reg.kind as i32, super::after(now, *wait));
+                        row.message = f.to_string();
+                        row
+                    }
                     Some(leg) => LegRow::of(leg, now),
                     None => LegRow::asking(i, &reg.name, reg.kind as i32, free),
                 };
@@ -244,10 +328,12 @@ impl Group<'_> {
             }
         }
         let request_id = format!("research:{}:{}", r.case_number, r.round);
+        let digest = Sha256::digest(request_id.as_bytes());
+        let search_id = uuid::Builder::from_random_bytes(digest[..16].try_into().unwrap_or_default()).into_uuid();
         let job = NewJob {
-            search_id: uuid::Uuid::new_v4().to_string(),
+            search_id: search_id.to_string(),
             court: r.court.clone(),
-            digest: hex::encode(Sha256::digest(request_id.as_bytes())),
+            digest: hex::encode(digest),
             request_id,
             case_number: r.case_number.clone(),
             kinds: Vec::new(),
@@ -256,12 +342,8 @@ impl Group<'_> {
             now,
             research_round: Some(r.round),
         };
-        let (search_id, replayed) = match self.jobs.open(&job).await? {
-            Opened::New(id) => (id, false),
-            Opened::Replayed(id) => (id, true),
-        };
-        if !replayed {
-            let detail = serde_json::json!({ "search_id": search_id, "round": r.round,
+        if self.jobs.head(&job.search_id).await?.is_none() {
+            let detail = serde_json::json!({ "search_id": job.search_id, "round": r.round,
                 "asked": plan.registries.iter().map(|reg| &*reg.name).collect::<Vec<_>>() });
             let record = Record {
                 court: r.court.clone(),
@@ -275,13 +357,28 @@ impl Group<'_> {
             };
             self.trail.record(record).await?;
         }
-        self.store.research_done(&r.case_number, r.round, &search_id).await?;
+        let (Opened::New(search_id) | Opened::Replayed(search_id)) = self.jobs.open(&job).await?;
         info!(case = %r.case_number, round = r.round, search = %search_id, "re-search started");
-        Ok(())
+        Ok(search_id)
     }
 }
 
 impl Jobs {
+    /// The legs of re-search jobs still waiting to ask their registry (for its rate, its breaker,
+    /// or the poller), per registry, with the time the oldest's job opened.
+    pub(super) async fn research_legs_waiting(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (i64, Option<Time>)>, LedgerError> {
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT l.registry, COUNT(*), MIN(j.submitted_at) FROM search_legs l \
+             JOIN search_jobs j ON j.search_id = l.search_id \
+             WHERE l.state = 'asking' AND j.research_round IS NOT NULL GROUP BY l.registry",
+        )
+        .fetch_all(self.store.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(registry, n, at)| (registry, (n, at.map(crate::core::clock::from_micros)))).collect())
+    }
+
     /// R30: what the settled re-search `search_id` of `case` found, against what the case had found
     /// before (its seized assets, its earlier searches kept as jobs, its earlier re-searches), by
     /// asset identity; remembers what it found and says, for the court's event, how much was new.

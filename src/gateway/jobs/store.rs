@@ -83,6 +83,8 @@ pub struct Claimed {
     pub row: LegRow,
     /// Failed asks since the last answer or ticket.
     pub attempts: i64,
+    /// A re-search's leg: asked within the registry's rate, after the courts' searches.
+    pub scheduled: bool,
 }
 
 const LEG_COLUMNS: &str = "debtor_idx, registry, kind, state, ticket, next_ask, answer_by, status, message, answer, settled_at, seq, stated_by";
@@ -370,7 +372,7 @@ impl Jobs {
         .execute(&mut *conn)
         .await?;
         let rows = sqlx::query(&format!(
-            "SELECT {}, j.court, j.case_number, d.sealed, l.search_id, l.attempts FROM search_legs l \
+            "SELECT {}, j.court, j.case_number, d.sealed, l.search_id, l.attempts, j.research_round FROM search_legs l \
              JOIN search_jobs j ON j.search_id = l.search_id \
              JOIN search_debtors d ON d.search_id = l.search_id AND d.idx = l.debtor_idx \
              WHERE l.claim = $1 AND l.lease_until = $2",
@@ -392,6 +394,7 @@ impl Jobs {
                 court: row.try_get(at)?,
                 case_number: row.try_get(at + 1)?,
                 attempts: row.try_get(at + 4)?,
+                scheduled: row.try_get::<Option<i64>, _>(at + 5)?.is_some(),
                 row: leg,
                 search_id: id,
             });

@@ -274,3 +274,27 @@ fn r30_terminate_an_active_case_and_resume_it_under_its_own_court() {
         Err(RuleError::Invalid(Invalid::ResumedElsewhere { .. }))
     ));
 }
+
+#[test]
+fn r30_the_days_re_searches_are_spread_over_the_hours_and_all_started_by_their_end() {
+    let night: crate::core::clock::BeijingHours = "22:00-06:00".parse().unwrap();
+    let minute = std::time::Duration::from_secs(60);
+    // 21:00 in Beijing: outside the night, none; at any hour when none are set, all.
+    let evening = Utc.with_ymd_and_hms(2027, 3, 1, 13, 0, 0).unwrap();
+    assert_eq!(research_quota(960, evening, Some(night), minute), 0);
+    assert_eq!(research_quota(960, evening, None, minute), 960);
+    // 22:00: 480 rounds of a minute left, two each.
+    let start = Utc.with_ymd_and_hms(2027, 3, 1, 14, 0, 0).unwrap();
+    assert_eq!(research_quota(960, start, Some(night), minute), 2);
+    // Past midnight, 05:59:30: the last round starts what is left.
+    let last = Utc.with_ymd_and_hms(2027, 3, 1, 21, 59, 30).unwrap();
+    assert_eq!(research_quota(37, last, Some(night), minute), 37);
+    // Spread evenly, the night's rounds start every one of them and none is left for the day.
+    let mut left = 1000u64;
+    for round in 0..480 {
+        let q = research_quota(left, start + chrono::Duration::minutes(round), Some(night), minute);
+        assert!(q <= 3, "an even share, not a burst: {q}");
+        left -= q;
+    }
+    assert_eq!(left, 0, "all started by 06:00");
+}

@@ -3,8 +3,10 @@
 //! a resumption takes over the terminated case's seizures.
 
 use super::{CaseState, Invalid, Refusal, RuleError, Time, add_months};
+use std::time::Duration;
+
 use crate::core::{
-    clock::{beijing_date, beijing_midnight},
+    clock::{BeijingHours, beijing_date, beijing_midnight},
     identifiers::CaseNumber,
 };
 
@@ -39,6 +41,18 @@ pub fn termination(case: &CaseNumber, state: Option<CaseState>) -> Result<(), Ru
         Some(CaseState::Terminated) => Err(Refusal::AlreadyTerminated { case: case.to_string() }.into()),
         Some(other) => Err(Refusal::NotActive { case: case.to_string(), state: other.as_str() }.into()),
     }
+}
+
+/// R30, spread over the day: of the `due` re-searches waiting at `now`, how many a round starts
+/// when the next comes `every` later. Without `hours`, all of them (the registries' rates still
+/// pace them); outside the hours, none; within them an even share of the rounds left, so that the
+/// last round of the hours starts what is left.
+pub fn research_quota(due: u64, now: Time, hours: Option<BeijingHours>, every: Duration) -> u64 {
+    let Some(hours) = hours else { return due };
+    let Some(left) = hours.left(now) else { return 0 };
+    let every = u64::try_from(every.as_micros()).unwrap_or(u64::MAX).max(1);
+    let rounds = u64::try_from(left.num_microseconds().unwrap_or(i64::MAX)).unwrap_or(0).div_ceil(every).max(1);
+    due.div_ceil(rounds)
 }
 
 /// R30: a terminated case is resumed under a new 执恢 case of the same court.

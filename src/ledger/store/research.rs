@@ -213,12 +213,13 @@ impl Store {
         if !claimed.is_empty() {
             // The next re-search of each case whose debtors are among those being asked, due within the window.
             let cases = (0..claimed.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
+            // Locked as the due ones are (PostgreSQL): another replica's claim skips them, never asks them twice.
             let sql = format!(
-                "SELECT r.case_number, MIN(r.round), MIN(r.court) FROM researches r \
-                 JOIN research_debtors d ON d.case_number = r.case_number \
-                 WHERE r.done_at IS NULL AND r.due_at <= $1 AND r.lease_until < $2 AND d.debtor_key IN \
-                 (SELECT debtor_key FROM research_debtors WHERE case_number IN ({cases})) \
-                 GROUP BY r.case_number"
+                "SELECT r.case_number, r.round, r.court FROM researches r \
+                 WHERE r.done_at IS NULL AND r.due_at <= $1 AND r.lease_until < $2 AND r.case_number IN \
+                 (SELECT d.case_number FROM research_debtors d WHERE d.debtor_key IN \
+                 (SELECT debtor_key FROM research_debtors WHERE case_number IN ({cases}))) \
+                 ORDER BY r.case_number, r.round{skip}"
             );
             let mut q = sqlx::query(&sql).bind(ahead).bind(now);
             for (case, _, _) in &claimed {
@@ -226,7 +227,8 @@ impl Store {
             }
             for r in q.fetch_all(&mut *tx).await? {
                 let (case, round, court): (String, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-                if !claimed.iter().any(|(c, n, _)| *c == case && *n == round) {
+                // A case's earliest round only: the next comes six months later.
+                if !claimed.iter().any(|(c, _, _)| *c == case) {
                     claimed.push((case, round, court));
                 }
             }
@@ -278,17 +280,32 @@ impl Store {
         Ok(out)
     }
 
-    /// Records that the re-search was carried out by `search_id`.
-    pub async fn research_done(&self, case_number: &str, round: i64, search_id: &str) -> Result<(), LedgerError> {
-        let mut conn = self.reader().await?;
-        sqlx::query("UPDATE researches SET search_id = $1, done_at = $2 WHERE case_number = $3 AND round = $4")
-            .bind(search_id)
-            .bind(self.clock.micros())
-            .bind(case_number)
-            .bind(round)
-            .execute(&mut *conn)
-            .await?;
+    /// Records that each re-search `(case, round)` was carried out by its search: one transaction.
+    pub async fn researches_done(&self, done: &[(String, i64, String)]) -> Result<(), LedgerError> {
+        let now = self.clock.micros();
+        let mut tx = self.pool.begin().await?;
+        for (case_number, round, search_id) in done {
+            sqlx::query("UPDATE researches SET search_id = $1, done_at = $2 WHERE case_number = $3 AND round = $4")
+                .bind(search_id)
+                .bind(now)
+                .bind(case_number)
+                .bind(round)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The re-searches due by now and not yet started, and when the oldest of them fell due.
+    pub async fn researches_waiting(&self) -> Result<(u64, Option<Time>), LedgerError> {
+        let mut conn = self.reader().await?;
+        let (n, oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(due_at) FROM researches WHERE done_at IS NULL AND due_at <= $1")
+                .bind(self.clock.micros())
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok((u64::try_from(n).unwrap_or(0), oldest.map(from_micros)))
     }
 }
 

@@ -204,6 +204,9 @@ impl Config {
         if self.network.max_connections == 0 {
             out.push(problem("network.max_connections", "must be at least 1"));
         }
+        if self.network.search_rate == 0 {
+            out.push(problem("network.search_rate", "must be at least 1 search a second"));
+        }
         for (key, value) in [("reload_every", self.network.reload_every), ("idle_close", self.network.idle_close)] {
             if value.is_zero() {
                 out.push(problem(format!("network.{key}"), "must be longer than zero"));
@@ -246,6 +249,9 @@ impl Config {
             )),
         }
         out.extend(r.calls.problems(&key("calls"), self.search.deadline));
+        if r.search_rate == Some(0) {
+            out.push(problem(key("search_rate"), "must be at least 1 search a second; leave it out for the default"));
+        }
         if r.asset_kinds.as_ref().is_some_and(Vec::is_empty) {
             out.push(problem(key("asset_kinds"), "is empty; leave it out to use the kind's defaults"));
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::proto::AssetKind;
+use crate::core::{clock::BeijingHours, proto::AssetKind};
 
 /// The seizure ledger's storage and legal terms.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +41,9 @@ pub struct LedgerConfig {
     /// Re-searches a court starts per Beijing day, apart from its daily search quota (R30); the
     /// rest start the next day.
     pub research_allowance: u32,
+    /// The Beijing hours the day's due re-searches are spread over, such as `22:00-06:00` (the
+    /// night); unset: any hour, as fast as the registries' rates allow (R30).
+    pub research_hours: Option<BeijingHours>,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
 }
@@ -57,6 +60,7 @@ impl Default for LedgerConfig {
             series_with_preservation: false,
             research_window: Duration::from_secs(7 * 86_400),
             research_allowance: 2000,
+            research_hours: None,
             terms: Terms::default(),
         }
     }

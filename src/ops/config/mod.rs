@@ -82,6 +82,9 @@ pub struct NetworkConfig {
     /// A registry's connection is closed after this long without a call; the next call opens it again.
     #[serde(with = "humantime_serde")]
     pub idle_close: Duration,
+    /// The searches per second a registry takes when neither it (`Describe`) nor its directory
+    /// entry (`search_rate`) says: the gateway's scheduled searches stay within it.
+    pub search_rate: u32,
 }
 
 impl Default for NetworkConfig {
@@ -91,6 +94,7 @@ impl Default for NetworkConfig {
             reload_every: Duration::from_secs(2),
             max_connections: 4096,
             idle_close: Duration::from_secs(120),
+            search_rate: 50,
         }
     }
 }
@@ -456,6 +460,10 @@ pub struct RegistryConfig {
     /// directory is loaded, to name this registry and chain to its CA.
     #[serde(default)]
     pub certificate: Option<PathBuf>,
+    /// The searches per second it takes when it declares none (`Describe`); default
+    /// `network.search_rate`. The gateway's scheduled searches stay within it.
+    #[serde(default)]
+    pub search_rate: Option<u32>,
     /// Listed but not searched or connected to (its control orders wait).
     #[serde(default)]
     pub disabled: bool,
@@ -474,6 +482,7 @@ impl RegistryConfig {
             kind,
             endpoint: endpoint.into(),
             cache_ttl: None,
+            search_rate: None,
             asset_kinds: None,
             calls: CallsConfig::default(),
             ca: None,

@@ -316,6 +316,7 @@ impl RegistryService for MockRegistry {
             asset_kinds: self.kind.default_asset_kinds().into_iter().map(|k: AssetKind| k as i32).collect(),
             display_name: format!("Mock {} registry {}", self.kind.short_name(), self.name),
             answer_window: self.current().deferred.and_then(|d| prost_types::Duration::try_from(d.window()).ok()),
+            search_rate: self.current().search_rate,
         }))
     }
 
@@ -483,6 +484,7 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
         holders: None,
         clock_behind,
         answer_bytes: f.answer_bytes,
+        search_rate: 0,
     })
 }
 
@@ -494,8 +496,9 @@ impl MockAdminService for Admin {
             true => self.started.clone(),
             false => faults_from(&request.faults.unwrap_or_default())?,
         };
-        // Which debtors the registry holds is its data, not a fault: it stays.
-        new.holders = self.faults.read().unwrap_or_else(PoisonError::into_inner).holders;
+        // Which debtors the registry holds, and the rate it declares, are its data, not faults: they stay.
+        let kept = self.faults.read().unwrap_or_else(PoisonError::into_inner).clone();
+        (new.holders, new.search_rate) = (kept.holders, kept.search_rate);
         info!(faults = %new, "mock faults changed");
         let faults = faults_proto(&new);
         *self.faults.write().unwrap_or_else(PoisonError::into_inner) = new;

@@ -130,6 +130,8 @@ pub struct MockConfig {
     /// Pads every answer to about this many bytes more (an answer larger than the gateway takes);
     /// 0: none.
     pub answer_bytes: u64,
+    /// The searches per second it declares it accepts (`Describe`); 0: declares none.
+    pub search_rate: u32,
 }
 
 /// The faults as a person reads them, one `key value` per fault, in the configuration's words.
