@@ -190,6 +190,7 @@ pub async fn run_with_clock(
         every: config.ledger.sweep_interval,
         window: config.ledger.research_window,
         deadline: config.search.deadline,
+        lease: times.0,
         allowance: config.ledger.research_allowance,
         hours: config.ledger.research_hours,
     };

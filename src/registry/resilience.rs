@@ -88,7 +88,12 @@ const FAST_MODE_MULTIPLE: u32 = 2;
 /// A poll of a ticket (`GetAnswer`) goes through the bulkhead, the breaker and
 /// the timeout only: the poller paces it (never sooner than its floor), so
 /// neither a retry nor a hedge may ask again inside that floor.
-pub fn stack<A>(name: &Arc<str>, policy: &CallPolicy, (metrics, breaker): (&Metrics, &Arc<Breaker>), attempt: A) -> Calls
+pub fn stack<A>(
+    name: &Arc<str>,
+    policy: &CallPolicy,
+    (metrics, breaker): (&Metrics, &Arc<Breaker>),
+    attempt: A,
+) -> Calls
 where
     A: Service<Ask, Response = Checked, Error = Failure> + Clone + Send + Sync + 'static,
     A::Future: Send,

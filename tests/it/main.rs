@@ -28,6 +28,8 @@ mod matrix;
 mod ops;
 mod processes;
 mod replicas;
+mod research;
+mod research_pace;
 mod search;
 mod security;
 mod spawned;

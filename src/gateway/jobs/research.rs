@@ -89,9 +89,6 @@ pub enum ResearchError {
 /// Re-searches claimed per round (with the ones of the same debtors that come along).
 const PER_ROUND: u64 = 100;
 
-/// How long a claimed re-search is this replica's to open.
-const LEASE: Duration = Duration::from_secs(120);
-
 /// How often the backlog per registry is counted for the metrics.
 const COUNT_EVERY: Duration = Duration::from_secs(15);
 
@@ -106,6 +103,8 @@ pub struct Pace {
     pub window: Duration,
     /// The longest wait for the shared fan-out.
     pub deadline: Duration,
+    /// How long a claimed re-search is this replica's to open (longer than the fan-out's wait).
+    pub lease: Duration,
     /// Re-searches a court starts per Beijing day, apart from its search quota.
     pub allowance: u32,
     /// The Beijing hours the due re-searches are spread over (`None`: any hour).
@@ -205,13 +204,14 @@ impl Group<'_> {
         }
         let claim = ResearchClaim {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            lease: LEASE,
+            lease: pace.lease,
             window: pace.window,
             allowance: pace.allowance,
         };
         let claimed = self.store.claim_researches(claim).await?;
         if claimed.is_empty() {
-            return Ok((0, pace.every));
+            // Due and held by another replica (or a dead one, until its lease ends): looked at again then.
+            return Ok((0, pace.every.min(pace.lease)));
         }
         let span = info_span!("research.round", researches = claimed.len());
         Ok((self.start(&claimed, pace.deadline).instrument(span).await, next))
@@ -305,7 +305,12 @@ impl Group<'_> {
     /// re-search's own, so the record names it before it exists): a crash between the two records
     /// twice, never not at all, and the re-search claimed again finds its job opened and records
     /// nothing more. Returns the job's id.
-    async fn open(&self, r: &DueResearch, of_r: &[usize], (plan, legs): (&Plan, &[Leg])) -> Result<String, ResearchError> {
+    async fn open(
+        &self,
+        r: &DueResearch,
+        of_r: &[usize],
+        (plan, legs): (&Plan, &[Leg]),
+    ) -> Result<String, ResearchError> {
         let now = self.jobs.now();
         // Legs no replica holds (their lease ended just before now): the poller asks them on its next round.
         let free = now - chrono::Duration::microseconds(1);
