@@ -11,7 +11,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    core::proto::{AssetKind, RegistryKind},
+    core::{
+        clock::BeijingHours,
+        proto::{AssetKind, RegistryKind},
+    },
     ledger::rules::Lifting,
     tools::{
         client::ConnectArgs,
@@ -484,6 +487,32 @@ pub enum LedgerCommand {
         /// Who lifts: `at_once` (the acceptance, with a release order each) or `holding_courts`.
         #[arg(long, default_value = "at_once", value_parser = parse_lifting)]
         lifting: Lifting,
+    },
+    /// Simulate the re-searches of terminated cases (R30) at scale, months in minutes on a simulated
+    /// clock: registry calls per re-search with and without one question per debtor, the busiest
+    /// registry against its rate, and what is still waiting at each day's end.
+    BenchResearch {
+        /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (use a scratch database).
+        #[arg(long)]
+        url: String,
+        /// Terminated cases.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+        /// Share of the debtors with more than one case (two to four, ended within three weeks).
+        #[arg(long, default_value_t = 0.3)]
+        shared: f64,
+        /// Registries asked for each debtor.
+        #[arg(long, default_value_t = 100)]
+        registries: u32,
+        /// Searches per second each registry declares.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Days simulated.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The Beijing hours the re-searches are spread over, e.g. `22:00-06:00` (default: any hour).
+        #[arg(long)]
+        hours: Option<BeijingHours>,
     },
     /// Measure placements per second against a ledger database, beside the disk's fsync rate.
     Bench {

@@ -29,7 +29,7 @@ use crate::{
         cli::FaultArgs,
         client, conformance, dev, jobs_bench, ledger_bench, loadgen,
         mock::{self, MockConfig},
-        outbox_bench,
+        outbox_bench, research_bench,
     },
 };
 
@@ -227,6 +227,28 @@ pub async fn bankruptcy_bench(url: &str, scale: Scale) -> Result<(), ToolError> 
         r.seeded,
         r.orders,
         r.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `assetgw ledger bench-research`, from the Beijing midnight starting 1 January 2027.
+pub async fn research_bench(url: &str, scale: research_bench::Scale) -> Result<(), ToolError> {
+    let start = crate::core::clock::beijing_midnight(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap_or_default());
+    let r = research_bench::simulate(url, scale, start).await?;
+    let (started, calls, unshared) =
+        r.days.iter().fold((0, 0, 0), |(s, c, u), d| (s + d.started, c + d.calls, u + d.unshared));
+    let per = |calls: u64| calls as f64 / started.max(1) as f64;
+    println!(
+        "{} days in {:.0} s: {started} re-searches, {:.1} registry calls each ({:.1} without sharing: {:.1} % saved);          the busiest registry had {} searches within a span, its rate {}; most waiting at a midnight: {} (oldest {:.1} h)",
+        r.days.len(),
+        r.elapsed.as_secs_f64(),
+        per(calls),
+        per(unshared),
+        100.0 * (1.0 - calls as f64 / unshared.max(1) as f64),
+        r.busiest,
+        scale.rate,
+        r.days.iter().map(|d| d.lag.0).max().unwrap_or(0),
+        r.days.iter().map(|d| d.lag.1).max().unwrap_or_default().as_secs_f64() / 3600.0,
     );
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::{
         conformance::Target,
         debtor_cli, jobs_bench, loadgen,
         mock::{MockConfig, fleet::FleetConfig},
+        research_bench::Scale as ResearchScale,
         searches,
     },
 };
@@ -164,6 +165,9 @@ pub async fn run(command: CliCommand) -> Result<(), ToolError> {
         CliCommand::Ledger {
             command: LedgerCommand::BenchBankruptcy { url, seizures, courts, per_asset, lifting },
         } => commands::bankruptcy_bench(&url, Scale { seizures, courts, per_asset, lifting }).await,
+        CliCommand::Ledger {
+            command: LedgerCommand::BenchResearch { url, cases, shared, registries, rate, days, hours },
+        } => commands::research_bench(&url, ResearchScale { cases, shared, registries, rate, days, hours }).await,
         CliCommand::Ledger { command: LedgerCommand::BenchOutbox { url, orders, replicas, hung } } => {
             commands::outbox_bench(&url, orders, replicas, hung).await
         }

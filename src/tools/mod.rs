@@ -17,6 +17,7 @@ pub mod ledger_bench;
 pub mod loadgen;
 pub mod mock;
 pub mod outbox_bench;
+pub mod research_bench;
 pub mod searches;
 
 use crate::{

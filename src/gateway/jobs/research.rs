@@ -176,6 +176,19 @@ async fn count_backlog(group: &Group<'_>, metrics: &Metrics, now: Time) {
     }
 }
 
+/// How many of the `due` re-searches a round at `now` claims, and when the next round comes: what
+/// the hours leave to this round (R30's spread) and the registries' `rooms` leave to re-searches
+/// (a registry whose breaker refuses, `None`, is paused, not waited for: its legs wait in their
+/// jobs), at most [`PER_ROUND`]; the next round as soon as the rates have room again when they
+/// held this one back.
+pub fn plan(rooms: impl Iterator<Item = Option<u32>>, due: u64, now: Time, pace: Pace) -> (u64, Duration) {
+    let room = u64::from(rooms.flatten().min().unwrap_or(0));
+    let quota = rules::research_quota(due, now, pace.hours, pace.every).min(PER_ROUND);
+    let limit = quota.min(room);
+    let next = if limit < quota || limit == PER_ROUND { SPAN } else { pace.every };
+    (limit, next)
+}
+
 /// What a round of re-searches works with.
 struct Group<'a> {
     store: &'a Store,
@@ -192,13 +205,8 @@ impl Group<'_> {
     async fn round(&self, pace: Pace) -> Result<(u64, Duration), LedgerError> {
         let registries = self.network.serving(&[]);
         futures::future::join_all(registries.iter().map(|r| r.learn())).await;
-        // A registry whose breaker refuses calls is paused, not waited for: its legs wait in their jobs.
-        let open: Vec<u32> = registries.iter().filter_map(|r| r.room()).collect();
-        let room = u64::from(open.iter().copied().min().unwrap_or(0));
         let (due, _) = self.store.researches_waiting().await?;
-        let quota = rules::research_quota(due, self.jobs.now(), pace.hours, pace.every).min(PER_ROUND);
-        let limit = quota.min(room);
-        let next = if limit < quota || limit == PER_ROUND { SPAN } else { pace.every };
+        let (limit, next) = plan(registries.iter().map(|r| r.room()), due, self.jobs.now(), pace);
         if limit == 0 {
             return Ok((0, next));
         }

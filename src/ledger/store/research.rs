@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Store, cases::stored_state, micros};
+use super::{
+    Backend, Store,
+    cases::stored_state,
+    micros,
+    rows::{self, Bind, RESEARCH_DEBTORS, RESEARCHES},
+};
 use crate::{
     core::{
         clock::{Time, beijing_date, beijing_midnight, from_micros},
@@ -50,30 +55,27 @@ impl Store {
             .bind(&number)
             .execute(&mut *conn)
             .await?;
-        for (idx, d) in debtors.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO research_debtors (case_number, idx, debtor_key, masked, organisation, sealed) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&number)
-            .bind(i64::try_from(idx).unwrap_or(i64::MAX))
-            .bind(&d.key)
-            .bind(&d.masked)
-            .bind(i64::from(d.organisation))
-            .bind(hex::encode(&d.sealed))
-            .execute(&mut *conn)
-            .await?;
-        }
+        let sealed = debtors.iter().enumerate().map(|(idx, d)| {
+            vec![
+                Bind::Text(number.clone()),
+                Bind::Int(i64::try_from(idx).unwrap_or(i64::MAX)),
+                Bind::Text(d.key.clone()),
+                Bind::Text(d.masked.clone()),
+                Bind::Int(i64::from(d.organisation)),
+                Bind::Text(hex::encode(&d.sealed)),
+            ]
+        });
+        rows::insert_many(conn, RESEARCH_DEBTORS, &sealed.collect::<Vec<_>>()).await?;
         let days = rules::research_days(at);
-        for (round, due) in (1..).zip(&days) {
-            sqlx::query("INSERT INTO researches (case_number, round, court, due_at) VALUES ($1, $2, $3, $4)")
-                .bind(&number)
-                .bind(round)
-                .bind(&case.court_code)
-                .bind(micros(*due))
-                .execute(&mut *conn)
-                .await?;
-        }
+        let due = (1..).zip(&days).map(|(round, due)| {
+            vec![
+                Bind::Text(number.clone()),
+                Bind::Int(round),
+                Bind::Text(case.court_code.clone()),
+                Bind::Int(micros(*due)),
+            ]
+        });
+        rows::insert_many(conn, RESEARCHES, &due.collect::<Vec<_>>()).await?;
         let message = format!(
             "{number} terminated for now on {}: its seizures stay in force (renew them as usual); its debtors are \
              searched again every six months, from {} to {} (R30)",

@@ -288,6 +288,17 @@ pub(super) struct Table {
     width: usize,
 }
 
+/// A terminated case's debtors, sealed for its re-searches (R30).
+pub(super) const RESEARCH_DEBTORS: Table = Table {
+    head: "INSERT INTO research_debtors (case_number, idx, debtor_key, masked, organisation, sealed)",
+    tail: "",
+    width: 6,
+};
+
+/// A terminated case's re-searches (R30).
+pub(super) const RESEARCHES: Table =
+    Table { head: "INSERT INTO researches (case_number, round, court, due_at)", tail: "", width: 4 };
+
 /// Seizures, new or changed.
 const SEIZURES: Table = Table {
     head: "INSERT INTO seizures (seizure_id, asset_key, seq, court, case_number, requested, effective, state, \
