@@ -197,10 +197,12 @@ impl Store {
         let begin = if self.backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let mut tx = self.pool.begin_with(begin).await?;
         let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        // `court || ''` and the unary `+` below keep SQLite's planner on the index that narrows (those
+        // done today; the cases asked) instead of one that orders: that read every re-search per claim.
         let due = sqlx::query(&format!(
             "SELECT case_number, round, court FROM researches WHERE done_at IS NULL AND due_at <= $1 \
-             AND lease_until < $1 AND court NOT IN (SELECT court FROM researches WHERE done_at >= $3 \
-             GROUP BY court HAVING COUNT(*) >= $4) ORDER BY due_at, case_number, round LIMIT $2{skip}"
+             AND lease_until < $1 AND court NOT IN (SELECT court || '' AS c FROM researches WHERE done_at >= $3 \
+             GROUP BY c HAVING COUNT(*) >= $4) ORDER BY due_at, case_number, round LIMIT $2{skip}"
         ))
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -218,7 +220,7 @@ impl Store {
             // Locked as the due ones are (PostgreSQL): another replica's claim skips them, never asks them twice.
             let sql = format!(
                 "SELECT r.case_number, r.round, r.court FROM researches r \
-                 WHERE r.done_at IS NULL AND r.due_at <= $1 AND r.lease_until < $2 AND r.case_number IN \
+                 WHERE +r.done_at IS NULL AND +r.due_at <= $1 AND r.lease_until < $2 AND r.case_number IN \
                  (SELECT d.case_number FROM research_debtors d WHERE d.debtor_key IN \
                  (SELECT debtor_key FROM research_debtors WHERE case_number IN ({cases}))) \
                  ORDER BY r.case_number, r.round{skip}"
@@ -237,7 +239,7 @@ impl Store {
         }
         // Within this claim too, no court beyond what it has left today.
         let courts: Vec<(String, i64)> =
-            sqlx::query_as("SELECT court, COUNT(*) FROM researches WHERE done_at >= $1 GROUP BY court")
+            sqlx::query_as("SELECT court || '' AS c, COUNT(*) FROM researches WHERE done_at >= $1 GROUP BY c")
                 .bind(today)
                 .fetch_all(&mut *tx)
                 .await?;
