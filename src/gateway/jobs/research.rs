@@ -203,9 +203,13 @@ impl Group<'_> {
     /// to re-searches, and starts them. Returns the registry calls the sharing saved and when the
     /// next round should come: as soon as the rates have room again when they held it back.
     async fn round(&self, pace: Pace) -> Result<(u64, Duration), LedgerError> {
+        let (due, _) = self.store.researches_waiting().await?;
+        if due == 0 {
+            // Nothing to pace: no registry is asked for its rate (or connected to) for nothing.
+            return Ok((0, pace.every));
+        }
         let registries = self.network.serving(&[]);
         futures::future::join_all(registries.iter().map(|r| r.learn())).await;
-        let (due, _) = self.store.researches_waiting().await?;
         let (limit, next) = plan(registries.iter().map(|r| r.room()), due, self.jobs.now(), pace);
         if limit == 0 {
             return Ok((0, next));
