@@ -17,6 +17,7 @@ mod case;
 mod debtor;
 #[cfg(test)]
 mod debtor_tests;
+mod distribution;
 mod queue;
 mod refusal;
 mod research;
@@ -25,6 +26,7 @@ mod tests;
 
 pub use case::*;
 pub use debtor::*;
+pub use distribution::*;
 pub use refusal::{Denial, Invalid, Quantity, Refusal, RuleError};
 pub use research::*;
 

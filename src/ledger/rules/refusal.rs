@@ -488,4 +488,12 @@ pub enum Invalid {
         /// That seizure's case.
         case: String,
     },
+    /// R28: amounts in a distribution are minor units, never negative.
+    #[error("the {what} of a distribution is {amount}: amounts are minor units (分), never negative (R28)")]
+    NegativeAmount {
+        /// Which amount.
+        what: &'static str,
+        /// As given.
+        amount: i64,
+    },
 }
