@@ -18,6 +18,7 @@ mod debtor;
 #[cfg(test)]
 mod debtor_tests;
 mod distribution;
+mod objection;
 mod queue;
 mod refusal;
 mod research;
@@ -27,6 +28,7 @@ mod tests;
 pub use case::*;
 pub use debtor::*;
 pub use distribution::*;
+pub use objection::*;
 pub use refusal::{Denial, Invalid, Quantity, Refusal, RuleError};
 pub use research::*;
 

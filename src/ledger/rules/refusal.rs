@@ -390,6 +390,22 @@ pub enum Refusal {
     /// R26: a dismissal ends an accepted bankruptcy.
     #[error("the debtor's bankruptcy was not accepted: there is nothing to dismiss (R26)")]
     NotBankrupt,
+    /// R29: each step against a distribution plan has its period.
+    #[error("the period for {step} ended at {ended} (Beijing; R29)")]
+    PeriodOver {
+        /// The step: an objection, an opposition, a suit.
+        step: &'static str,
+        /// When its period ended, in Beijing time.
+        ended: String,
+    },
+    /// R29: an opposition answers an objection, a suit an opposition.
+    #[error("there is no {missing} to answer: {step} follows it (R29)")]
+    OutOfTurn {
+        /// The step tried.
+        step: &'static str,
+        /// What it must follow.
+        missing: &'static str,
+    },
 }
 
 /// The request makes no sense for this asset or case.
