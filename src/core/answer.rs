@@ -4,7 +4,7 @@
 //! answer stands) and `assetgw conformance` checks partners against the same
 //! function.
 
-use crate::core::proto::{Asset, AssetKind, Money, asset::Detail};
+use crate::core::proto::{Asset, AssetKind, Encumbrance, EncumbranceKind, Money, asset::Detail};
 
 /// Most characters of a free-text field (a description, an address, a title).
 const TEXT_CHARS: usize = 512;
@@ -91,10 +91,29 @@ fn out_of_range(field: &'static str, value: impl ToString, range: &'static str) 
     Broken::OutOfRange { field, value: value.to_string(), range }
 }
 
-/// Whether `asset` keeps every field rule of its kind; the first broken one.
+/// Whether `asset` keeps every field rule of its kind, and its encumbrances theirs; the first broken one.
 pub fn check(asset: &Asset) -> Result<(), Broken> {
     text("registry_reference", &asset.registry_reference, CODE_CHARS)?;
     text("description", &asset.description, TEXT_CHARS)?;
+    detail(asset)?;
+    asset.encumbrances.iter().try_for_each(encumbrance)
+}
+
+/// A claim secured on the asset: its kind, a holder, an amount and a registration time.
+fn encumbrance(e: &Encumbrance) -> Result<(), Broken> {
+    if e.kind() == EncumbranceKind::Unspecified {
+        return Err(Broken::Missing("encumbrances.kind"));
+    }
+    if e.holder.trim().is_empty() {
+        return Err(Broken::Missing("encumbrances.holder"));
+    }
+    text("encumbrances.holder", &e.holder, TEXT_CHARS)?;
+    money("encumbrances.amount", e.amount.as_ref())?;
+    e.registered_at.as_ref().map(|_| ()).ok_or(Broken::Missing("encumbrances.registered_at"))
+}
+
+/// The detail's rules, by its kind.
+fn detail(asset: &Asset) -> Result<(), Broken> {
     match &asset.detail {
         None => Err(Broken::NoDetail),
         Some(Detail::Deposit(d)) => {
@@ -205,7 +224,7 @@ fn money(field: &'static str, value: Option<&Money>) -> Result<(), Broken> {
         return Err(Broken::Currency(field));
     }
     if m.minor_units < 0 {
-        return Err(out_of_range(field, m.minor_units, "a balance is 0 or more"));
+        return Err(out_of_range(field, m.minor_units, "an amount is 0 or more"));
     }
     Ok(())
 }
@@ -220,9 +239,8 @@ mod tests {
     use super::*;
     use crate::core::proto::BankDeposit;
 
-    #[test]
-    fn each_broken_rule_is_named() {
-        let deposit = |account: &str, minor_units: i64, currency: &str| Asset {
+    fn deposit(account: &str, minor_units: i64, currency: &str) -> Asset {
+        Asset {
             detail: Some(Detail::Deposit(BankDeposit {
                 bank_code: "102".into(),
                 account_number: account.into(),
@@ -230,7 +248,11 @@ mod tests {
                 ..Default::default()
             })),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn each_broken_rule_is_named() {
         assert_eq!(check(&deposit("6222001", 5, "CNY")), Ok(()));
         let said = |a: &Asset| check(a).unwrap_err().to_string();
         assert!(said(&deposit("6222001", -5, "CNY")).contains("0 or more"));
@@ -244,5 +266,29 @@ mod tests {
         let bidi = Asset { description: "abc\u{202E}def".into(), ..deposit("6222001", 5, "CNY") };
         assert_eq!(check(&bidi), Err(Broken::Hidden { field: "description", code: 0x202E }));
         assert!(said(&bidi).contains("U+202E"));
+    }
+
+    #[test]
+    fn an_encumbrance_names_its_kind_holder_amount_and_registration() {
+        let mortgage = Encumbrance {
+            kind: EncumbranceKind::Mortgage as i32,
+            holder: "中国建设银行".into(),
+            amount: Some(Money { currency: "CNY".into(), minor_units: 100_000_000 }),
+            registered_at: Some(prost_types::Timestamp { seconds: 1_600_000_000, nanos: 0 }),
+        };
+        let with = |e: Encumbrance| Asset { encumbrances: vec![e], ..deposit("6222001", 5, "CNY") };
+        assert_eq!(check(&with(mortgage.clone())), Ok(()));
+        let broken = [
+            (Encumbrance { kind: 0, ..mortgage.clone() }, Broken::Missing("encumbrances.kind")),
+            (Encumbrance { holder: "  ".into(), ..mortgage.clone() }, Broken::Missing("encumbrances.holder")),
+            (Encumbrance { registered_at: None, ..mortgage.clone() }, Broken::Missing("encumbrances.registered_at")),
+            (
+                Encumbrance { amount: Some(Money { currency: "CNY".into(), minor_units: -1 }), ..mortgage.clone() },
+                out_of_range("encumbrances.amount", -1, "an amount is 0 or more"),
+            ),
+        ];
+        for (e, why) in broken {
+            assert_eq!(check(&with(e)), Err(why));
+        }
     }
 }

@@ -183,6 +183,7 @@ mod tests {
                 balance: Some(Money { currency: "CNY".into(), minor_units: cny }),
                 ..Default::default()
             })),
+            encumbrances: Vec::new(),
         }
     }
 
@@ -196,6 +197,7 @@ mod tests {
                 quantity: 100,
                 ..Default::default()
             })),
+            encumbrances: Vec::new(),
         }
     }
 

@@ -153,6 +153,15 @@ impl RegistryService for Faulty {
             if let Some(d) = deposits.next() {
                 d.account_number.insert(3, '\u{202E}');
             }
+            // A mortgage with no holder: whose claim would be paid first?
+            if let Some(last) = assets.last_mut() {
+                last.encumbrances.push(assetgw::core::proto::Encumbrance {
+                    kind: assetgw::core::proto::EncumbranceKind::Mortgage as i32,
+                    holder: " ".into(),
+                    amount: Some(assetgw::core::proto::Money { currency: "CNY".into(), minor_units: 100 }),
+                    registered_at: Self::now(),
+                });
+            }
         }
         if self.breaks("search_deterministic") && n % 2 == 1 {
             assets.pop();
@@ -456,9 +465,9 @@ async fn records_breaking_the_field_rules_are_dropped_and_the_rest_stands() {
     let fixture = fixture_outcome(&reply);
     assert_eq!(fixture.status, assetgw::core::proto::RegistryStatus::InvalidResponse as i32);
     let reported = data::assets("fixture", RegistryKind::Bank, RICH, Profile::Many).len();
-    assert!(fixture.message.starts_with(&format!("2 of {reported} record(s) dropped")), "{}", fixture.message);
+    assert!(fixture.message.starts_with(&format!("3 of {reported} record(s) dropped")), "{}", fixture.message);
     let kept = reply.debtors[0].assets.iter().filter(|a| a.sources.iter().any(|s| s.registry == "fixture")).count();
-    assert_eq!(kept, reported - 2, "the rest of its answer stands");
+    assert_eq!(kept, reported - 3, "the rest of its answer stands");
     let assets = format!("{:?}", reply.debtors[0].assets);
     assert!(!assets.contains('\u{202E}') && !assets.contains("minor_units: -500"), "nothing dropped reaches the court");
 }

@@ -299,3 +299,25 @@ async fn a_wide_search_lists_the_registries_worth_reading_and_counts_the_rest() 
     assert_eq!(d.registries.len() + d.quiet_registries as usize, 6);
     assert!(d.registries.iter().all(|o| o.asset_count > 0 || status(o) != RegistryStatus::Ok));
 }
+
+/// The claims secured on an asset (a mortgage on a flat, a pledge of shares) reach the court with
+/// the asset, as the registry reported them: who holds each, for how much, since when (R28 pays
+/// them first when the asset is sold).
+#[tokio::test]
+async fn a_flats_mortgage_reaches_the_court_with_the_flat() {
+    let stack = Stack::start(standard()).await;
+    let r = stack.search(query(&[RICH])).await.unwrap();
+    let encumbered: Vec<_> = r.debtors[0]
+        .assets
+        .iter()
+        .filter(|a| a.kind == AssetKind::RealEstate as i32)
+        .filter_map(|a| a.asset.as_ref())
+        .flat_map(|a| &a.encumbrances)
+        .collect();
+    assert!(!encumbered.is_empty(), "the rich debtor's flats carry mortgages");
+    for m in encumbered {
+        assert_eq!(m.kind, assetgw::core::proto::EncumbranceKind::Mortgage as i32);
+        assert!(!m.holder.is_empty() && m.registered_at.is_some(), "{m:?}");
+        assert!(m.amount.as_ref().is_some_and(|a| a.currency == "CNY" && a.minor_units > 0), "{m:?}");
+    }
+}

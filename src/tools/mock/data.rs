@@ -8,7 +8,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::core::proto::{
-    Aircraft, Asset, BankDeposit, Money, Patent, RealEstate, RegistryKind, SecuritiesHolding, Trademark, asset::Detail,
+    Aircraft, Asset, BankDeposit, Encumbrance, EncumbranceKind, Money, Patent, RealEstate, RegistryKind,
+    SecuritiesHolding, Trademark, asset::Detail,
 };
 
 /// How much a debtor owns.
@@ -141,6 +142,7 @@ fn deposit(rng: &mut impl Rng, bank_code: &str) -> Asset {
             balance: Some(Money { currency: currency.into(), minor_units: balance }),
             branch,
         })),
+        encumbrances: Vec::new(),
     }
 }
 
@@ -172,12 +174,34 @@ fn real_estate(rng: &mut impl Rng) -> Asset {
                 rng.random_range(2016..2025),
                 digits(rng, 7)
             ),
-            unit_number: unit,
+            unit_number: unit.clone(),
             address,
             area_square_metres: f64::from(rng.random_range(3_000u32..30_000)) / 100.0,
             land_use: land_use.into(),
             share_basis_points: *[10_000u32, 10_000, 5_000, 3_000].choose(rng).unwrap_or(&10_000),
         })),
+        encumbrances: mortgage(&unit),
+    }
+}
+
+/// A unit's mortgage, if it has one: half the units, read off the unit number (not drawn, so the
+/// rest of the debtor's data stays as it was).
+fn mortgage(unit: &str) -> Vec<Encumbrance> {
+    let n: u64 = unit.chars().rev().take(6).filter_map(|c| c.to_digit(10)).fold(0, |n, d| n * 10 + u64::from(d));
+    let lenders = ["中国建设银行", "中国工商银行", "招商银行", "中国银行"];
+    let registered =
+        chrono::DateTime::from_timestamp(1_451_606_400 + i64::try_from(n % 3_000).unwrap_or(0) * 86_400, 0);
+    match n % 2 {
+        0 => vec![Encumbrance {
+            kind: EncumbranceKind::Mortgage as i32,
+            holder: lenders[usize::try_from(n % 4).unwrap_or(0)].into(),
+            amount: Some(Money {
+                currency: "CNY".into(),
+                minor_units: i64::try_from(n % 300 + 50).unwrap_or(50) * 1_000_000,
+            }),
+            registered_at: registered.map(crate::core::proto::ts),
+        }],
+        _ => Vec::new(),
     }
 }
 
@@ -202,6 +226,7 @@ fn ip_right(rng: &mut impl Rng) -> Asset {
                 patent_type: patent_type.into(),
                 status: pick(rng, &["专利权维持", "专利权维持", "质押"]).into(),
             })),
+            encumbrances: Vec::new(),
         }
     } else {
         let mark = pick(rng, &["云帆", "金穗", "星辰", "HUAXIA", "青禾"]).to_string();
@@ -215,6 +240,7 @@ fn ip_right(rng: &mut impl Rng) -> Asset {
                 nice_class: class,
                 status: "注册".into(),
             })),
+            encumbrances: Vec::new(),
         }
     }
 }
@@ -249,6 +275,7 @@ fn aircraft(rng: &mut impl Rng) -> Asset {
             serial_number: digits(rng, 5),
             manufacturer: manufacturer.into(),
         })),
+        encumbrances: Vec::new(),
     }
 }
 
@@ -299,6 +326,21 @@ fn holding(reference: String, account: String, code: &str, name: &str, quantity:
             quantity,
             market: market.into(),
         })),
+        encumbrances: pledge(quantity, market),
+    }
+}
+
+/// A listed holding's pledge, if it has one: a fifth of them, read off the quantity.
+fn pledge(quantity: i64, market: &str) -> Vec<Encumbrance> {
+    match (market, quantity % 5) {
+        ("OF", _) | (_, 1..) => Vec::new(),
+        _ => vec![Encumbrance {
+            kind: EncumbranceKind::Pledge as i32,
+            holder: "中信证券股份有限公司".into(),
+            amount: Some(Money { currency: "CNY".into(), minor_units: quantity * 500 }),
+            registered_at: chrono::DateTime::from_timestamp(1_600_000_000 + quantity * 60, 0)
+                .map(crate::core::proto::ts),
+        }],
     }
 }
 
