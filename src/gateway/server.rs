@@ -186,7 +186,7 @@ pub async fn run_with_clock(
     let times = (config.search.deadline * 2 + Duration::from_secs(5), config.search.job_retention);
     let late = (trail.clone(), metrics.clone());
     // Due re-searches are looked for as often as lapses are swept.
-    let pace = jobs::research::Pace {
+    let cadence = jobs::research::Cadence {
         every: config.ledger.sweep_interval,
         window: config.ledger.research_window,
         deadline: config.search.deadline,
@@ -198,7 +198,7 @@ pub async fn run_with_clock(
         (store.clone(), jobs.clone()),
         (network.clone(), trail.clone(), metrics.clone()),
         researches,
-        pace,
+        cadence,
         until_stopped(stopped.clone()),
     ));
     background.spawn(jobs::poll::run(jobs, network.clone(), late, times, until_stopped(stopped.clone())));

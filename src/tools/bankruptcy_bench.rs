@@ -62,11 +62,11 @@ pub struct Scale {
     pub lifting: Lifting,
 }
 
-/// The case court `i` holds against the company: courts across the provinces, a few hundred in each.
-fn case_of(i: u64) -> Result<CaseNumber, ToolError> {
+/// Case `n` of court `court` of a benchmark: courts across the provinces, a few hundred in each.
+pub fn case_of(court: u64, n: u64) -> Result<CaseNumber, ToolError> {
     const PROVINCES: [&str; 8] = ["京", "津", "沪", "渝", "冀", "晋", "辽", "吉"];
-    let province = PROVINCES[usize::try_from(i % 8).unwrap_or(0)];
-    CaseNumber::parse(&format!("（2024）{province}{:04}执{}号", 100 + i / 8, i + 1)).map_err(ToolError::Failed)
+    let province = PROVINCES[usize::try_from(court % 8).unwrap_or(0)];
+    CaseNumber::parse(&format!("（2024）{province}{:04}执{}号", 100 + court / 8, n + 1)).map_err(ToolError::Failed)
 }
 
 /// Seeds `scale` on `url` (printing as it goes), then times the acceptance of the company's bankruptcy.
@@ -85,7 +85,8 @@ pub async fn acceptance(url: &str, scale: Scale) -> Result<AcceptanceReport, Too
                 if n >= scale.seizures {
                     return Ok::<_, ToolError>(());
                 }
-                let case = case_of(n % scale.courts.max(1))?;
+                let court = n % scale.courts.max(1);
+                let case = case_of(court, court)?;
                 let court = case.court_code.clone();
                 let asset = Asset {
                     kind: AssetKind::RealEstate,
@@ -117,7 +118,7 @@ pub async fn acceptance(url: &str, scale: Scale) -> Result<AcceptanceReport, Too
         seeding.as_secs_f64()
     );
     let started = Instant::now();
-    let case = case_of(0)?;
+    let case = case_of(0, 0)?;
     if !store.may_read_picture(&case, &debtor_key).await? {
         return Err(ToolError::Failed(format!("{case} may not read the company's picture")));
     }

@@ -4,7 +4,7 @@
 //! (their dates spread over the six months before the start, so each day
 //! brings its share due; a share of the debtors with several cases, ended
 //! within weeks of each other); then day after day the gateway's own round
-//! plan ([`research::plan`]), claims and records run against it, and each
+//! plan ([`research::claimable`]), claims and records run against it, and each
 //! registry's calls are counted by the gateway's own pace ([`Pace`]) at its
 //! declared rate. The calls are counted, not made: the fan-out and the
 //! search jobs are measured by the search benchmarks.
@@ -22,18 +22,15 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::time::Instant;
 
 use crate::{
-    core::{
-        clock::{BeijingHours, Clock, ManualClock, Time, beijing_date, beijing_midnight},
-        identifiers::CaseNumber,
-    },
-    gateway::jobs::research::{self, Pace as RoundPace},
+    core::clock::{BeijingHours, Clock, ManualClock, Time, beijing_date, beijing_midnight},
+    gateway::jobs::research::{self, Cadence},
     ledger::{
         command::{Command, RequestKey, ResearchDebtor},
         rules::Terms,
         store::{ResearchClaim, Store},
     },
     registry::pace::Pace,
-    tools::ToolError,
+    tools::{ToolError, bankruptcy_bench::case_of},
 };
 
 /// What to seed and how to run.
@@ -81,14 +78,6 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// Court `i` of 3,000 across the provinces, and its `n`th case.
-fn case_of(i: u64, n: u64) -> Result<CaseNumber, ToolError> {
-    const PROVINCES: [&str; 8] = ["京", "津", "沪", "渝", "冀", "晋", "辽", "吉"];
-    let court = i % 3000;
-    let province = PROVINCES[usize::try_from(court % 8).unwrap_or(0)];
-    CaseNumber::parse(&format!("（2021）{province}{:04}执{}号", 100 + court / 8, n + 1)).map_err(ToolError::Failed)
-}
-
 /// The debtors of the run, each with the day (before the start) its cases ended and how many it has.
 fn debtors(scale: &Scale, seed: u64) -> Vec<(u64, u32)> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -114,15 +103,17 @@ pub async fn simulate(url: &str, scale: Scale, start: Time) -> Result<Report, To
     for _ in 0..32 {
         let (store, next, made, debtors) = (store.clone(), next.clone(), made.clone(), debtors.clone());
         workers.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(next.load(Ordering::Relaxed));
             loop {
                 let d = next.fetch_add(1, Ordering::Relaxed);
                 let Some((ended, cases)) = debtors.get(usize::try_from(d).unwrap_or(usize::MAX)).copied() else {
                     return Ok::<_, ToolError>(());
                 };
+                // Each debtor's own draws, whichever worker seeds it.
+                let mut rng = StdRng::seed_from_u64(d);
                 for _ in 0..cases {
                     let n = made.fetch_add(1, Ordering::Relaxed);
-                    let case = case_of(rng.random_range(0..3000), n)?;
+                    // 3,000 courts, each case at one of them.
+                    let case = case_of(n % 3000, n)?;
                     // A debtor's cases end within three weeks of each other.
                     let jitter = if cases > 1 { rng.random_range(0..21 * 86_400) } else { 0 };
                     let ago = i64::try_from((ended + jitter).min(182 * 86_400)).unwrap_or(0);
@@ -145,7 +136,7 @@ pub async fn simulate(url: &str, scale: Scale, start: Time) -> Result<Report, To
     let seeded = (made.load(Ordering::Relaxed), debtors.len() as u64, started.elapsed());
     println!("seeded {} terminated cases of {} debtors in {:.0} s", seeded.0, seeded.1, seeded.2.as_secs_f64());
 
-    let pace = RoundPace {
+    let cadence = Cadence {
         every: Duration::from_secs(60),
         window: Duration::from_secs(7 * 86_400),
         deadline: Duration::from_secs(10),
@@ -165,13 +156,13 @@ pub async fn simulate(url: &str, scale: Scale, start: Time) -> Result<Report, To
             let now = clock.now();
             let (due, _) = store.researches_waiting().await?;
             let rooms = registries.iter().map(|r| Some(r.left(now, scale.rate)));
-            let (limit, mut next) = research::plan(rooms, due, now, pace);
+            let (limit, mut next) = research::claimable(rooms, due, now, cadence);
             if limit > 0 {
                 let claim = ResearchClaim {
                     limit: usize::try_from(limit).unwrap_or(usize::MAX),
-                    lease: pace.lease,
-                    window: pace.window,
-                    allowance: pace.allowance,
+                    lease: cadence.lease,
+                    window: cadence.window,
+                    allowance: cadence.allowance,
                 };
                 let claimed = store.claim_researches(claim).await?;
                 let asked: HashSet<&str> = claimed.iter().flat_map(|r| r.debtors.iter().map(|d| &*d.key)).collect();
@@ -191,7 +182,7 @@ pub async fn simulate(url: &str, scale: Scale, start: Time) -> Result<Report, To
                     claimed.iter().map(|r| (r.case_number.clone(), r.round, format!("sim-{}", r.round))).collect();
                 store.researches_done(&done).await?;
                 if claimed.is_empty() {
-                    next = pace.every.min(pace.lease);
+                    next = cadence.every.min(cadence.lease);
                 }
             }
             clock.advance(chrono::Duration::from_std(next).unwrap_or_default().min(end - now));

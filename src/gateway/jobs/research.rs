@@ -96,7 +96,7 @@ const COUNT_EVERY: Duration = Duration::from_secs(15);
 /// debtor already being asked is brought forward, how long it waits for the registries before
 /// leaving the rest to the job's poller, and the hours it spreads the day's re-searches over.
 #[derive(Debug, Clone, Copy)]
-pub struct Pace {
+pub struct Cadence {
     /// Between rounds.
     pub every: Duration,
     /// Re-searches of the same debtors due within this join a due one.
@@ -119,7 +119,7 @@ pub async fn run(
     (store, jobs): (Store, Jobs),
     (network, trail, metrics): (Arc<Network>, Trail, Metrics),
     duty: Researches,
-    pace: Pace,
+    cadence: Cadence,
     shutdown: impl Future<Output = ()>,
 ) {
     let worker = async {
@@ -131,14 +131,14 @@ pub async fn run(
                 count_backlog(&group, &metrics, now).await;
                 counted = Some(now);
             }
-            let next = match group.round(pace).await {
+            let next = match group.round(cadence).await {
                 Ok((saved, next)) => {
                     metrics.research_calls_saved.inc_by(saved);
                     next
                 }
                 Err(e) => {
                     warn!(error = %e, "due re-searches unreadable; will retry");
-                    pace.every
+                    cadence.every
                 }
             };
             tokio::select! {
@@ -181,11 +181,11 @@ async fn count_backlog(group: &Group<'_>, metrics: &Metrics, now: Time) {
 /// (a registry whose breaker refuses, `None`, is paused, not waited for: its legs wait in their
 /// jobs), at most [`PER_ROUND`]; the next round as soon as the rates have room again when they
 /// held this one back.
-pub fn plan(rooms: impl Iterator<Item = Option<u32>>, due: u64, now: Time, pace: Pace) -> (u64, Duration) {
+pub fn claimable(rooms: impl Iterator<Item = Option<u32>>, due: u64, now: Time, cadence: Cadence) -> (u64, Duration) {
     let room = u64::from(rooms.flatten().min().unwrap_or(0));
-    let quota = rules::research_quota(due, now, pace.hours, pace.every).min(PER_ROUND);
+    let quota = rules::research_quota(due, now, cadence.hours, cadence.every).min(PER_ROUND);
     let limit = quota.min(room);
-    let next = if limit < quota || limit == PER_ROUND { SPAN } else { pace.every };
+    let next = if limit < quota || limit == PER_ROUND { SPAN } else { cadence.every };
     (limit, next)
 }
 
@@ -202,31 +202,31 @@ impl Group<'_> {
     /// One round: claims what the hours leave to it (R30's spread) and the registries' rates leave
     /// to re-searches, and starts them. Returns the registry calls the sharing saved and when the
     /// next round should come: as soon as the rates have room again when they held it back.
-    async fn round(&self, pace: Pace) -> Result<(u64, Duration), LedgerError> {
+    async fn round(&self, cadence: Cadence) -> Result<(u64, Duration), LedgerError> {
         let (due, _) = self.store.researches_waiting().await?;
         if due == 0 {
             // Nothing to pace: no registry is asked for its rate (or connected to) for nothing.
-            return Ok((0, pace.every));
+            return Ok((0, cadence.every));
         }
         let registries = self.network.serving(&[]);
         futures::future::join_all(registries.iter().map(|r| r.learn())).await;
-        let (limit, next) = plan(registries.iter().map(|r| r.room()), due, self.jobs.now(), pace);
+        let (limit, next) = claimable(registries.iter().map(|r| r.room()), due, self.jobs.now(), cadence);
         if limit == 0 {
             return Ok((0, next));
         }
         let claim = ResearchClaim {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            lease: pace.lease,
-            window: pace.window,
-            allowance: pace.allowance,
+            lease: cadence.lease,
+            window: cadence.window,
+            allowance: cadence.allowance,
         };
         let claimed = self.store.claim_researches(claim).await?;
         if claimed.is_empty() {
             // Due and held by another replica (or a dead one, until its lease ends): looked at again then.
-            return Ok((0, pace.every.min(pace.lease)));
+            return Ok((0, cadence.every.min(cadence.lease)));
         }
         let span = info_span!("research.round", researches = claimed.len());
-        Ok((self.start(&claimed, pace.deadline).instrument(span).await, next))
+        Ok((self.start(&claimed, cadence.deadline).instrument(span).await, next))
     }
 
     /// Asks every registry once for each debtor of `due`, then opens each re-search's job from those

@@ -45,7 +45,7 @@ pub enum Sharing {
 
 /// A distribution as drafted: every payment, and what goes back to the debtor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct Distribution {
     /// The execution costs paid.
     pub costs: i64,
     /// Each secured claim's payment, in registration order.
@@ -56,7 +56,7 @@ pub struct Plan {
     pub surplus: i64,
 }
 
-impl Plan {
+impl Distribution {
     /// Everything paid out to costs and creditors.
     pub fn paid(&self) -> i64 {
         self.costs + self.secured.iter().chain(&self.ordinary).map(|(_, a)| a).sum::<i64>()
@@ -69,7 +69,7 @@ pub fn draft(
     secured: &[Secured],
     creditors: &[Creditor],
     sharing: Sharing,
-) -> Result<Plan, RuleError> {
+) -> Result<Distribution, RuleError> {
     let negative = |what: &'static str, amount: i64| match amount < 0 {
         true => Err(Invalid::NegativeAmount { what, amount }),
         false => Ok(()),
@@ -93,7 +93,7 @@ pub fn draft(
         _ => creditors.iter().map(|c| c.claim).collect(),
     };
     let ordinary = creditors.iter().zip(wants).map(|(c, want)| (c.case.clone(), take(&mut left, want))).collect();
-    Ok(Plan { costs, secured, ordinary, surplus: left })
+    Ok(Distribution { costs, secured, ordinary, surplus: left })
 }
 
 /// Pays up to `want` from what is `left`.
