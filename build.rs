@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/assetgw/v1/assets.proto",
         "proto/assetgw/v1/debtor.proto",
+        "proto/assetgw/v1/distribution.proto",
         "proto/assetgw/v1/registry.proto",
         "proto/assetgw/v1/search.proto",
         "proto/assetgw/v1/seizure.proto",

@@ -9,7 +9,7 @@ use std::sync::{
     atomic::{AtomicI64, Ordering},
 };
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveTime, Utc, Weekday};
 
 /// An instant on the gateway's clock.
 pub type Time = DateTime<Utc>;
@@ -130,6 +130,24 @@ impl TryFrom<String> for BeijingHours {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         s.parse()
+    }
+}
+
+/// The days a period does not end on: weekends (but for the weekends worked in their place, 调休)
+/// and the listed holidays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holidays {
+    /// Public holidays.
+    pub dates: Vec<NaiveDate>,
+    /// Saturdays and Sundays worked.
+    pub working_weekends: Vec<NaiveDate>,
+}
+
+impl Holidays {
+    /// Whether `day` is not a working day.
+    pub fn includes(&self, day: NaiveDate) -> bool {
+        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun) && !self.working_weekends.contains(&day);
+        weekend || self.dates.contains(&day)
     }
 }
 

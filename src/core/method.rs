@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-/// One court-facing RPC of `AssetSearchService`, `SeizureService` or `DebtorService`.
+/// One court-facing RPC of `AssetSearchService`, `SeizureService`, `DebtorService` or `DistributionService`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     /// Search the registries for a debtor's assets.
@@ -72,6 +72,26 @@ pub enum Method {
     ResumeCase,
     /// The court's re-searches of terminated cases.
     ListResearches,
+    /// Record a sale's proceeds and costs.
+    RecordProceeds,
+    /// Record a claim secured on an asset.
+    RecordSecuredClaim,
+    /// Apply to share in proceeds.
+    ApplyToParticipate,
+    /// Draft a distribution plan.
+    DraftDistribution,
+    /// Serve a drafted plan.
+    ServeDistribution,
+    /// Object, oppose or sue against a served plan.
+    ObjectToDistribution,
+    /// Pay out a served plan.
+    PayOutDistribution,
+    /// One plan.
+    GetDistribution,
+    /// The court's plans.
+    ListDistributions,
+    /// A case's funds.
+    GetCaseFunds,
 }
 
 /// The package of the court services.
@@ -79,7 +99,7 @@ const PACKAGE: &str = "/assetgw.v1.";
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 32] = [
+    pub const ALL: [Method; 42] = [
         Method::Search,
         Method::SearchStream,
         Method::SubmitSearch,
@@ -112,6 +132,16 @@ impl Method {
         Method::TerminateCase,
         Method::ResumeCase,
         Method::ListResearches,
+        Method::RecordProceeds,
+        Method::RecordSecuredClaim,
+        Method::ApplyToParticipate,
+        Method::DraftDistribution,
+        Method::ServeDistribution,
+        Method::ObjectToDistribution,
+        Method::PayOutDistribution,
+        Method::GetDistribution,
+        Method::ListDistributions,
+        Method::GetCaseFunds,
     ];
 
     /// The methods a court's daily search quota counts.
@@ -164,6 +194,16 @@ impl Method {
             Method::TerminateCase => "TerminateCase",
             Method::ResumeCase => "ResumeCase",
             Method::ListResearches => "ListResearches",
+            Method::RecordProceeds => "RecordProceeds",
+            Method::RecordSecuredClaim => "RecordSecuredClaim",
+            Method::ApplyToParticipate => "ApplyToParticipate",
+            Method::DraftDistribution => "DraftDistribution",
+            Method::ServeDistribution => "ServeDistribution",
+            Method::ObjectToDistribution => "ObjectToDistribution",
+            Method::PayOutDistribution => "PayOutDistribution",
+            Method::GetDistribution => "GetDistribution",
+            Method::ListDistributions => "ListDistributions",
+            Method::GetCaseFunds => "GetCaseFunds",
         }
     }
 
@@ -224,6 +264,16 @@ impl Method {
             | Method::TerminateCase
             | Method::ResumeCase
             | Method::ListResearches => "DebtorService",
+            Method::RecordProceeds
+            | Method::RecordSecuredClaim
+            | Method::ApplyToParticipate
+            | Method::DraftDistribution
+            | Method::ServeDistribution
+            | Method::ObjectToDistribution
+            | Method::PayOutDistribution
+            | Method::GetDistribution
+            | Method::ListDistributions
+            | Method::GetCaseFunds => "DistributionService",
             _ => "SeizureService",
         }
     }
@@ -250,7 +300,7 @@ mod tests {
         for file in &set.file {
             for service in &file.service {
                 let name = service.name();
-                if ["AssetSearchService", "SeizureService", "DebtorService"].contains(&name) {
+                if ["AssetSearchService", "SeizureService", "DebtorService", "DistributionService"].contains(&name) {
                     for m in &service.method {
                         paths.push(format!("/{}.{name}/{}", file.package(), m.name()));
                     }

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod call;
 pub mod debtor;
+pub mod distribution;
 pub mod jobs;
 pub mod limits;
 pub mod outbox;

@@ -13,7 +13,8 @@ use crate::{
         clock::{SharedClock, SystemClock},
         proto::{
             FILE_DESCRIPTOR_SET, asset_search_service_server::AssetSearchServiceServer,
-            debtor_service_server::DebtorServiceServer, seizure_service_server::SeizureServiceServer,
+            debtor_service_server::DebtorServiceServer, distribution_service_server::DistributionServiceServer,
+            seizure_service_server::SeizureServiceServer,
         },
     },
     gateway::{
@@ -22,6 +23,7 @@ use crate::{
         audit::{self, AuditError, Key, Trail, recorder::Recorder},
         auth::{Authority, Identity},
         debtor::DebtorApi,
+        distribution::DistributionApi,
         jobs::{self, Jobs},
         limits::Limits,
         outbox,
@@ -160,6 +162,7 @@ pub async fn run_with_clock(
     let acting = Acting::new(store.clone(), model.clone(), authority);
     let seizure = SeizureApi::new(acting.clone(), key.clone(), network.clone());
     let researches = jobs::research::Researches::new(&key);
+    let distribution = DistributionApi::new(acting.clone(), key.clone(), &config.ledger);
     let debtor = DebtorApi::new(acting, (key.clone(), researches.clone()), &config.ledger);
     let spine = spine(
         Recorder::new(trail.clone(), store.clone(), metrics.clone()),
@@ -178,7 +181,8 @@ pub async fn run_with_clock(
     let until = until_stopped(stopped.clone());
     background.spawn(async move { directory.follow_directory(until).await });
     let (every, window) = (config.ledger.sweep_interval, config.ledger.request_window);
-    background.spawn(sweep::sweep(store.clone(), every, window, until_stopped(stopped.clone())));
+    let holidays = config.ledger.holidays();
+    background.spawn(sweep::sweep(store.clone(), (every, window), holidays, until_stopped(stopped.clone())));
     background.spawn(audit::recover(store.clone(), trail.clone(), until_stopped(stopped.clone())));
     let watched = (config.ledger.sweep_interval, config.ledger.verify_interval);
     background.spawn(health::watch(store.clone(), metrics.clone(), watched, until_stopped(stopped.clone())));
@@ -207,6 +211,7 @@ pub async fn run_with_clock(
     health.set_serving::<AssetSearchServiceServer<SearchApi>>().await;
     health.set_serving::<SeizureServiceServer<SeizureApi>>().await;
     health.set_serving::<DebtorServiceServer<DebtorApi>>().await;
+    health.set_serving::<DistributionServiceServer<DistributionApi>>().await;
     let (reflection, reflection_alpha) = reflection_services()?;
     if let Some(addr) = config.server.metrics_listen {
         metrics.clone().serve(addr, until_stopped(stopped.clone())).await?;
@@ -230,6 +235,7 @@ pub async fn run_with_clock(
         health.set_not_serving::<AssetSearchServiceServer<SearchApi>>().await;
         health.set_not_serving::<SeizureServiceServer<SeizureApi>>().await;
         health.set_not_serving::<DebtorServiceServer<DebtorApi>>().await;
+        health.set_not_serving::<DistributionServiceServer<DistributionApi>>().await;
         tracing::info!("shutting down: draining in-flight requests");
     };
     server
@@ -242,6 +248,7 @@ pub async fn run_with_clock(
         .add_service(AssetSearchServiceServer::new(search).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(SeizureServiceServer::new(seizure).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(DebtorServiceServer::new(debtor).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(DistributionServiceServer::new(distribution).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve_with_incoming_shutdown(incoming, draining)
         .await?;
     drop(stop);

@@ -12,13 +12,17 @@ use crate::{
         identifiers::CaseNumber,
         method::Method,
         proto::{
-            AnswerDisposalTransferResponse, AssetKind, BankruptcyOutcome, Case, ControlResult, DesignateSeriesResponse,
-            RecordDesignationResponse, ResumeCaseResponse, TerminateCaseResponse, TransferCaseResponse,
+            AnswerDisposalTransferResponse, ApplyToParticipateResponse, AssetKind, BankruptcyOutcome, Case,
+            ControlResult, DesignateSeriesResponse, Distribution, EncumbranceKind, Proceeds, RecordDesignationResponse,
+            ResumeCaseResponse, SecuredClaim, TerminateCaseResponse, TransferCaseResponse,
         },
     },
     ledger::{
         LedgerError, Time,
-        rules::{Asset, BankruptcyAct, DebtorKind, Decision, Designation, Disposal, Lifting, OrderKind},
+        rules::{
+            Asset, BankruptcyAct, DebtorKind, Decision, Designation, Disposal, Holidays, Lifting, OrderKind, Secured,
+            Sharing,
+        },
     },
 };
 
@@ -72,6 +76,8 @@ pub enum Command {
         claim: Option<(String, i64)>,
         /// Superior court approval of an emergency measure (R12).
         emergency: String,
+        /// The claims secured on the asset as the registry reported them (R28).
+        secured: Vec<(EncumbranceKind, Secured)>,
     },
     /// Release (R7).
     Release {
@@ -228,6 +234,69 @@ pub enum Command {
         /// The resumed case.
         new_case: CaseNumber,
     },
+    /// The selling case records a sale's proceeds and costs (R28).
+    RecordProceeds {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The selling case.
+        case: String,
+        /// The seizure the sale ended or was made under.
+        seizure_id: String,
+        /// Proceeds and costs, minor units.
+        amounts: (i64, i64),
+        /// ISO 4217; empty: the case's.
+        currency: String,
+    },
+    /// A court records a claim secured on an asset (R28).
+    RecordSecured {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The case with a seizure on the asset.
+        case: String,
+        /// The asset.
+        asset_key: String,
+        /// Mortgage or pledge.
+        kind: EncumbranceKind,
+        /// Holder, amount, registration.
+        secured: Secured,
+        /// The evidence.
+        evidence: String,
+    },
+    /// A case applies to share in proceeds (R28).
+    Participate {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The applying case.
+        case: String,
+        /// The proceeds.
+        proceeds_id: String,
+        /// The debtor as the keyed hash, and what kind of debtor it is.
+        debtor: (String, DebtorKind),
+    },
+    /// Draft a distribution (R28).
+    Draft {
+        /// Who asked, with which id, for what (idempotency).
+        request: RequestKey,
+        /// The case holding the proceeds.
+        case: String,
+        /// The debtor: keyed hash and masked form.
+        debtor: (String, String),
+        /// How ordinary claims share, and whether across every case against the debtor (R23).
+        sharing: (Sharing, bool),
+        /// The proceeds; empty for a series.
+        proceeds: Vec<String>,
+    },
+    /// A step on a plan (R29): a court's, or the gateway's own payout when its period has run.
+    Plan {
+        /// Who asked (idempotency) and under which case; `None` for the sweeper.
+        by: Option<(RequestKey, String)>,
+        /// The plan.
+        distribution_id: String,
+        /// The step.
+        step: PlanStep,
+        /// The calendar the periods end by.
+        holidays: Holidays,
+    },
     /// A registry answered an outbox order.
     Delivered {
         /// The order.
@@ -268,6 +337,11 @@ impl Command {
             Command::RegisterCase { case, .. } => case.to_string(),
             Command::DesignateSeries { .. } => String::new(),
             Command::Terminate { case, .. } | Command::Resume { case, .. } => case.to_string(),
+            Command::RecordProceeds { case, .. }
+            | Command::RecordSecured { case, .. }
+            | Command::Participate { case, .. }
+            | Command::Draft { case, .. } => case.clone(),
+            Command::Plan { by, .. } => by.as_ref().map(|(_, case)| case.clone()).unwrap_or_default(),
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => String::new(),
         }
     }
@@ -308,7 +382,49 @@ impl Command {
             Command::DesignateSeries { request, .. } => Some((request, Method::DesignateSeries)),
             Command::Terminate { request, .. } => Some((request, Method::TerminateCase)),
             Command::Resume { request, .. } => Some((request, Method::ResumeCase)),
+            Command::RecordProceeds { request, .. } => Some((request, Method::RecordProceeds)),
+            Command::RecordSecured { request, .. } => Some((request, Method::RecordSecuredClaim)),
+            Command::Participate { request, .. } => Some((request, Method::ApplyToParticipate)),
+            Command::Draft { request, .. } => Some((request, Method::DraftDistribution)),
+            Command::Plan { by: Some((request, _)), step, .. } => Some((request, step.method())),
+            Command::Plan { by: None, .. } => None,
             Command::Delivered { .. } | Command::Audited { .. } | Command::Sweep { .. } => None,
+        }
+    }
+}
+
+/// A step on a served or drafted distribution plan (R29).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanStep {
+    /// Serve it on every creditor's court.
+    Serve,
+    /// A creditor objects, asking these lines (index, amount) corrected.
+    Object(Vec<(usize, i64)>),
+    /// Another creditor opposes the objection.
+    Oppose,
+    /// The objector sues the opponents.
+    Sue,
+    /// Pay it out.
+    PayOut,
+}
+
+impl PlanStep {
+    /// The step as a refusal names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PlanStep::Serve => "serving",
+            PlanStep::Object(_) => "an objection",
+            PlanStep::Oppose => "an opposition",
+            PlanStep::Sue => "a suit",
+            PlanStep::PayOut => "a payout",
+        }
+    }
+
+    fn method(&self) -> Method {
+        match self {
+            PlanStep::Serve => Method::ServeDistribution,
+            PlanStep::Object(_) | PlanStep::Oppose | PlanStep::Sue => Method::ObjectToDistribution,
+            PlanStep::PayOut => Method::PayOutDistribution,
         }
     }
 }
@@ -372,6 +488,14 @@ pub enum Reply {
     Terminated(TerminateCaseResponse),
     /// A resumption (R30).
     Resumed(ResumeCaseResponse),
+    /// Proceeds recorded (R28).
+    Proceeds(Proceeds),
+    /// A secured claim recorded (R28).
+    Secured(SecuredClaim),
+    /// A participation (R28).
+    Participation(ApplyToParticipateResponse),
+    /// A plan drafted or moved on (R28, R29).
+    Distribution(Distribution),
     /// Internal steps.
     Done,
 }
@@ -390,6 +514,10 @@ impl Reply {
             Reply::Series(r) => r.encode_to_vec(),
             Reply::Terminated(r) => r.encode_to_vec(),
             Reply::Resumed(r) => r.encode_to_vec(),
+            Reply::Proceeds(r) => r.encode_to_vec(),
+            Reply::Secured(r) => r.encode_to_vec(),
+            Reply::Participation(r) => r.encode_to_vec(),
+            Reply::Distribution(r) => r.encode_to_vec(),
             Reply::Done => Vec::new(),
         }
     }
@@ -417,6 +545,13 @@ impl Reply {
             Method::DesignateSeries => Reply::Series(DesignateSeriesResponse::decode(bytes).map_err(bad)?),
             Method::TerminateCase => Reply::Terminated(TerminateCaseResponse::decode(bytes).map_err(bad)?),
             Method::ResumeCase => Reply::Resumed(ResumeCaseResponse::decode(bytes).map_err(bad)?),
+            Method::RecordProceeds => Reply::Proceeds(Proceeds::decode(bytes).map_err(bad)?),
+            Method::RecordSecuredClaim => Reply::Secured(SecuredClaim::decode(bytes).map_err(bad)?),
+            Method::ApplyToParticipate => Reply::Participation(ApplyToParticipateResponse::decode(bytes).map_err(bad)?),
+            Method::DraftDistribution
+            | Method::ServeDistribution
+            | Method::ObjectToDistribution
+            | Method::PayOutDistribution => Reply::Distribution(Distribution::decode(bytes).map_err(bad)?),
             other => return Err(LedgerError::Corrupt(format!("stored reply of {other}, which is no ledger step"))),
         })
     }
@@ -478,3 +613,7 @@ reply_of!(Case, Case);
 reply_of!(Series, DesignateSeriesResponse);
 reply_of!(Terminated, TerminateCaseResponse);
 reply_of!(Resumed, ResumeCaseResponse);
+reply_of!(Proceeds, Proceeds);
+reply_of!(Secured, SecuredClaim);
+reply_of!(Participation, ApplyToParticipateResponse);
+reply_of!(Distribution, Distribution);

@@ -69,6 +69,20 @@ pub enum LedgerError {
     /// No disposal-transfer request with this id.
     #[error("no disposal-transfer request {0}")]
     UnknownDisposalTransfer(String),
+    /// No proceeds with this id that the calling case holds, of this debtor.
+    #[error("no proceeds {0} of this debtor held by the case")]
+    UnknownProceeds(String),
+    /// No plan with this id that the calling court has a part in.
+    #[error("no distribution {0} that the calling court drafted or has a creditor's line in")]
+    UnknownDistribution(String),
+    /// The case holds no seizure on the asset a secured claim is recorded on.
+    #[error("{case} holds no seizure on asset {asset}: a court records a secured claim on an asset its case seized")]
+    NotSeizedBy {
+        /// The asset.
+        asset: String,
+        /// The case.
+        case: String,
+    },
     /// A control step without its request id.
     #[error("request_id is required: a client-chosen id that makes retries safe")]
     NoRequestId,
@@ -131,6 +145,9 @@ fn answer(e: &LedgerError) -> Error {
         LedgerError::NeverSeized(_)
         | LedgerError::UnknownTransfer(_)
         | LedgerError::UnknownDisposalTransfer(_)
+        | LedgerError::UnknownProceeds(_)
+        | LedgerError::UnknownDistribution(_)
+        | LedgerError::NotSeizedBy { .. }
         | LedgerError::NotInSeries(_)
         | LedgerError::NoCaseAgainst(_) => Error::NotFound(e.to_string()),
         LedgerError::Rule(RuleError::Denied(denial)) => Error::PermissionDenied(denial.to_string()),
@@ -160,6 +177,18 @@ fn answer(e: &LedgerError) -> Error {
         LedgerError::Closed => {
             Error::Unavailable("the gateway is shutting down; retry with the same request_id".into())
         }
+    }
+}
+
+impl From<rules::Refusal> for LedgerError {
+    fn from(refusal: rules::Refusal) -> Self {
+        LedgerError::Rule(refusal.into())
+    }
+}
+
+impl From<rules::Invalid> for LedgerError {
+    fn from(invalid: rules::Invalid) -> Self {
+        LedgerError::Rule(invalid.into())
     }
 }
 

@@ -102,7 +102,18 @@ pub async fn acceptance(url: &str, scale: Scale) -> Result<AcceptanceReport, Too
                 let request = RequestKey::of(&court, "bench", &format!("seed-{run}-{n}"), &[]);
                 let (amount, claim, emergency) = (1, None, String::new());
                 let debtor_key = debtor_key.clone();
-                store.execute(Command::Place { request, asset, debtor_key, case, amount, claim, emergency }).await?;
+                store
+                    .execute(Command::Place {
+                        request,
+                        asset,
+                        debtor_key,
+                        case,
+                        amount,
+                        claim,
+                        emergency,
+                        secured: Vec::new(),
+                    })
+                    .await?;
             }
         }));
     }

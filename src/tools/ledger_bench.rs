@@ -46,6 +46,7 @@ pub fn placement(request_id: &str, asset_id: String, registry: &str, case: CaseN
         amount: 1,
         claim: None,
         emergency: String::new(),
+        secured: Vec::new(),
     }
 }
 

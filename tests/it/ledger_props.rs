@@ -77,6 +77,7 @@ pub async fn command(
             amount,
             claim: Some(("CNY".into(), 1_000_000)),
             emergency: String::new(),
+            secured: Vec::new(),
         }),
         Op::Release(i) => {
             pick(i).map(|(seizure_id, case)| Command::Release { request, case, seizure_id, emergency: String::new() })

@@ -15,7 +15,7 @@ use crate::{
         proto::{
             AcceptTransferRequest, AcceptTransferResponse, AnswerDisposalTransferRequest,
             AnswerDisposalTransferResponse, AssetKind, ControlResult, DeductFundsRequest, DeductFundsResponse,
-            DisposalStep, PlaceSeizureRequest, PlaceSeizureResponse, RecordDesignationRequest,
+            DisposalStep, EncumbranceKind, PlaceSeizureRequest, PlaceSeizureResponse, RecordDesignationRequest,
             RecordDesignationResponse, RecordDisposalRequest, RecordDisposalResponse, ReleaseSeizureRequest,
             ReleaseSeizureResponse, RenewSeizureRequest, RenewSeizureResponse, RequestDisposalTransferRequest,
             RequestDisposalTransferResponse, TransferCaseRequest, TransferCaseResponse, asset::Detail, time_of,
@@ -64,10 +64,10 @@ impl SeizureApi {
         }
         let case = c.done(case)?;
         self.acting.authorize(call, &case, Action::Control).await?;
-        let (asset, debtor_key) = self.find(&r, &case, kind).await?;
+        let (asset, debtor_key, secured) = self.find(&r, &case, kind).await?;
         let claim = r.claim.as_ref().map(|m| (m.currency.trim().to_ascii_uppercase(), m.minor_units));
         let (amount, emergency) = (r.amount, r.emergency_approval);
-        let command = Command::Place { request, asset, debtor_key, case, amount, claim, emergency };
+        let command = Command::Place { request, asset, debtor_key, case, amount, claim, emergency, secured };
         Ok(PlaceSeizureResponse { result: Some(self.acting.execute(call, command).await?) })
     }
 
@@ -238,7 +238,7 @@ impl SeizureApi {
         r: &PlaceSeizureRequest,
         case: &CaseNumber,
         kind: AssetKind,
-    ) -> Result<(rules::Asset, String), Error> {
+    ) -> Result<(rules::Asset, String, Vec<(EncumbranceKind, rules::Secured)>), Error> {
         let mut c = Checks::default();
         let today = beijing_date(self.acting.store.now());
         let debtor = r.debtor.as_ref().and_then(|d| c.debtor("debtor", d, today));
@@ -264,7 +264,22 @@ impl SeizureApi {
             disposed: false,
             total_at: found.reported_at,
         };
-        Ok((asset, debtor_key))
+        // The registry's answer was checked on its way in (a record with a broken encumbrance is dropped).
+        let secured = found
+            .asset
+            .asset
+            .encumbrances
+            .iter()
+            .map(|e| {
+                let secured = rules::Secured {
+                    holder: e.holder.trim().to_string(),
+                    registered_at: e.registered_at.as_ref().map_or(found.reported_at, time_of),
+                    amount: e.amount.as_ref().map_or(0, |m| m.minor_units),
+                };
+                (e.kind(), secured)
+            })
+            .collect();
+        Ok((asset, debtor_key, secured))
     }
 }
 

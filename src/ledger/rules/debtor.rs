@@ -231,6 +231,8 @@ pub enum EnforcementStep {
     Dispose,
     /// A request or an approval of disposal by a priority creditor (R14).
     DisposalTransfer,
+    /// Drafting, serving or paying out a distribution, or applying to participate (R28).
+    Distribute,
 }
 
 impl EnforcementStep {
@@ -243,6 +245,7 @@ impl EnforcementStep {
             EnforcementStep::Deduct => "a deduction",
             EnforcementStep::Dispose => "a disposal",
             EnforcementStep::DisposalTransfer => "a disposal transfer (R14)",
+            EnforcementStep::Distribute => "a distribution (R28)",
         }
     }
 }

@@ -5,7 +5,7 @@
 //! against anyone else (with the first seizer's configurable bonus). The
 //! same facts always give the same plan, whatever order they came in.
 
-use super::{Invalid, RuleError, Time};
+use super::{DebtorKind, Invalid, Refusal, RuleError, Time};
 
 /// A claim secured on the asset (a mortgage, a pledge), as its registry reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +94,111 @@ pub fn draft(
     };
     let ordinary = creditors.iter().zip(wants).map(|(c, want)| (c.case.clone(), take(&mut left, want))).collect();
     Ok(Distribution { costs, secured, ordinary, surplus: left })
+}
+
+/// R28: how ordinary claims share, by the debtor: in rank order against an enterprise legal
+/// person; pro rata with the first seizer's `bonus_percent` against anyone else.
+pub fn sharing(kind: DebtorKind, bonus_percent: u32) -> Sharing {
+    match kind {
+        DebtorKind::EnterpriseLegalPerson => Sharing::ByRank,
+        DebtorKind::NaturalPerson | DebtorKind::OtherOrganisation => Sharing::ProRata { bonus_percent },
+    }
+}
+
+/// R28: may a case apply to share in proceeds (参与分配)? Only against a natural person or another
+/// organisation (an enterprise's creditors are paid by seizure rank), and only before the
+/// proceeds are paid out (`paid_by`: the plan that paid them, and when).
+pub fn participation(kind: DebtorKind, paid_by: Option<(&str, Time)>) -> Result<(), RuleError> {
+    if kind == DebtorKind::EnterpriseLegalPerson {
+        return Err(Refusal::ParticipationByRank.into());
+    }
+    match paid_by {
+        Some((distribution, at)) => {
+            Err(Refusal::PaidOut { distribution: distribution.into(), day: super::day(at) }.into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// What a line of a plan pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// The execution costs.
+    Costs,
+    /// A claim secured on the asset.
+    Secured,
+    /// A case's ordinary claim.
+    Ordinary,
+    /// What is left: the debtor's.
+    Surplus,
+}
+
+/// One line of a drafted plan, as an objection and a payout read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The proceeds it pays from.
+    pub proceeds: String,
+    /// What it pays.
+    pub kind: LineKind,
+    /// What was owed when drafted.
+    pub claim: i64,
+    /// What the plan pays.
+    pub amount: i64,
+}
+
+/// R29: an objection's corrections, checked: only ordinary lines, none negative or above its
+/// claim, each proceeds' ordinary total as served (an objection moves money between creditors,
+/// it does not make or lose any). Returns each line's corrected amount (`None`: not corrected).
+pub fn corrections(lines: &[Line], asked: &[(usize, i64)]) -> Result<Vec<Option<i64>>, RuleError> {
+    let mut corrected = vec![None; lines.len()];
+    for &(at, amount) in asked {
+        let line = lines.get(at).ok_or(Invalid::Correction { line: at, why: "the plan has no such line" })?;
+        if line.kind != LineKind::Ordinary {
+            return Err(Invalid::Correction { line: at, why: "only an ordinary claim's line is corrected" }.into());
+        }
+        if amount < 0 || amount > line.claim {
+            return Err(Invalid::Correction { line: at, why: "a line pays from 0 up to its claim" }.into());
+        }
+        if corrected[at].replace(amount).is_some() {
+            return Err(Invalid::Correction { line: at, why: "is corrected twice" }.into());
+        }
+    }
+    let total = |proceeds: &str, with: &dyn Fn(usize, &Line) -> i64| -> i64 {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.proceeds == proceeds && l.kind == LineKind::Ordinary)
+            .map(|(i, l)| with(i, l))
+            .sum()
+    };
+    for (at, line) in lines.iter().enumerate().filter(|(i, _)| corrected[*i].is_some()) {
+        let served = total(&line.proceeds, &|_, l| l.amount);
+        let asked = total(&line.proceeds, &|i, l| corrected[i].unwrap_or(l.amount));
+        if served != asked {
+            return Err(Invalid::Correction {
+                line: at,
+                why: "the proceeds' ordinary lines must still pay what was served in all",
+            }
+            .into());
+        }
+    }
+    Ok(corrected)
+}
+
+/// R29: what each line pays out now, and what is held back, once the plan's periods allow
+/// `payout`: as served, as corrected, or all but the disputed (corrected) lines while a suit runs.
+pub fn payments(lines: &[Line], corrected: &[Option<i64>], payout: super::Payout) -> Vec<(i64, i64)> {
+    use super::Payout;
+    lines
+        .iter()
+        .zip(corrected)
+        .map(|(line, fix)| match (payout, fix) {
+            (Payout::Wait(_), _) => (0, 0),
+            (Payout::AsCorrected, Some(fixed)) => (*fixed, 0),
+            (Payout::UndisputedOnly, Some(_)) => (0, line.amount),
+            _ => (line.amount, 0),
+        })
+        .collect()
 }
 
 /// Pays up to `want` from what is `left`.

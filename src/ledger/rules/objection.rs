@@ -3,31 +3,12 @@
 //! the Beijing midnight after its last day, moved past the holidays of a
 //! configurable calendar; and what is paid out once each has run.
 
-use chrono::{Datelike, NaiveDate, Weekday};
-
 use super::{Refusal, RuleError, Time};
+pub use crate::core::clock::Holidays;
 use crate::core::clock::{beijing_date, beijing_midnight};
 
 /// Days in each period of R29.
 pub const OBJECTION_DAYS: u64 = 15;
-
-/// The days a period does not end on: weekends (but for the weekends worked in their place, 调休)
-/// and the listed holidays.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Holidays {
-    /// Public holidays.
-    pub dates: Vec<NaiveDate>,
-    /// Saturdays and Sundays worked.
-    pub working_weekends: Vec<NaiveDate>,
-}
-
-impl Holidays {
-    /// Whether `day` is not a working day.
-    pub fn includes(&self, day: NaiveDate) -> bool {
-        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun) && !self.working_weekends.contains(&day);
-        weekend || self.dates.contains(&day)
-    }
-}
 
 /// R29: the instant a period of `days` counted from `from` ends: midnight (Beijing) after its last
 /// day, and a last day that is a holiday moves to the next working day.
@@ -129,7 +110,7 @@ pub fn may_take(plan: &Served, step: Step, now: Time, holidays: &Holidays) -> Re
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
+    use chrono::{NaiveDate, TimeZone, Utc};
 
     use super::*;
 

@@ -398,6 +398,101 @@ pub enum Refusal {
         /// When its period ended, in Beijing time.
         ended: String,
     },
+    /// R28: an enterprise's creditors are paid by seizure rank; nobody applies to participate.
+    #[error(
+        "the debtor is an enterprise legal person: its proceeds are paid by seizure rank, and participation \
+         (参与分配) is for creditors of a natural person or another organisation (R28)"
+    )]
+    ParticipationByRank,
+    /// R28: participation ends when the proceeds are paid out.
+    #[error(
+        "the proceeds were paid out by distribution {distribution} on {day}: an application comes before the payout (R28)"
+    )]
+    PaidOut {
+        /// The plan that paid them.
+        distribution: String,
+        /// The Beijing day.
+        day: String,
+    },
+    /// R28: every creditor's claim is known before a plan is drafted.
+    #[error(
+        "{case} has no claim registered: its court registers it (DebtorService.RegisterCase) before the distribution is drafted (R28)"
+    )]
+    NoClaim {
+        /// The case.
+        case: String,
+    },
+    /// R28: proceeds are distributed once.
+    #[error(
+        "proceeds {proceeds} are already in distribution {distribution} ({state}); draft with the others, or wait for it"
+    )]
+    InDistribution {
+        /// The proceeds.
+        proceeds: String,
+        /// The plan.
+        distribution: String,
+        /// Where it stands.
+        state: String,
+    },
+    /// R28: a sale's proceeds follow the sale.
+    #[error(
+        "seizure {seizure} has not sold its asset: record the sale (RecordDisposal SOLD or PARTLY_SOLD) first (R8, R28)"
+    )]
+    NotSold {
+        /// The seizure.
+        seizure: String,
+    },
+    /// R23, R28: a series plan is drafted by the court the debtor's cases were designated to.
+    #[error(
+        "no case against this debtor was designated to {court}: only the receiving court of a series designation drafts across the debtor's cases (R23)"
+    )]
+    NoSeries {
+        /// The calling court.
+        court: String,
+    },
+    /// R28: a plan distributes something.
+    #[error("there are no undistributed proceeds to draft a distribution of: record them first (RecordProceeds)")]
+    NothingToDistribute,
+    /// R28: a whole sale's proceeds are recorded once.
+    #[error("the proceeds of the sale under seizure {seizure} are already recorded as {proceeds}")]
+    ProceedsRecorded {
+        /// The seizure.
+        seizure: String,
+        /// The proceeds.
+        proceeds: String,
+    },
+    /// R29: each step follows the one before.
+    #[error("distribution {distribution} is {state}: {step} needs it {needs} (R29)")]
+    PlanState {
+        /// The plan.
+        distribution: String,
+        /// Where it stands.
+        state: String,
+        /// The step tried.
+        step: &'static str,
+        /// The state the step needs.
+        needs: &'static str,
+    },
+    /// R29: who takes each step.
+    #[error("{case} cannot take {step} on distribution {distribution}: {why} (R29)")]
+    NotAParty {
+        /// The case.
+        case: String,
+        /// The step.
+        step: &'static str,
+        /// The plan.
+        distribution: String,
+        /// Why not.
+        why: &'static str,
+    },
+    /// R29: a plan is paid when its periods have run.
+    #[error("distribution {distribution} is paid out after {ends} (Beijing), when its period has run (R29)")]
+    NotYetDue {
+        /// The plan.
+        distribution: String,
+        /// When its period ends.
+        ends: String,
+    },
     /// R29: an opposition answers an objection, a suit an opposition.
     #[error("there is no {missing} to answer: {step} follows it (R29)")]
     OutOfTurn {
@@ -503,6 +598,24 @@ pub enum Invalid {
         seizure: String,
         /// That seizure's case.
         case: String,
+    },
+    /// R29: an objection's corrections move money between ordinary claims within what was served.
+    #[error("corrections: line {line} {why} (R29)")]
+    Correction {
+        /// The line's index.
+        line: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// R28: a plan distributes money in one currency.
+    #[error("the proceeds are in {proceeds} but {case}'s claim is in {claim}: one plan pays in one currency (R28)")]
+    Currency {
+        /// The case.
+        case: String,
+        /// The proceeds' currency.
+        proceeds: String,
+        /// The claim's.
+        claim: String,
     },
     /// R28: amounts in a distribution are minor units, never negative.
     #[error("the {what} of a distribution is {amount}: amounts are minor units (分), never negative (R28)")]

@@ -25,7 +25,7 @@ use crate::{
 
 impl Store {
     /// Takes the debtor's lock for the rest of the transaction: `exclusive` for a decision on it.
-    async fn lock_debtor(
+    pub(super) async fn lock_debtor(
         &self,
         conn: &mut AnyConnection,
         debtor_key: &str,

@@ -19,6 +19,8 @@
 
 mod cases;
 mod debtors;
+mod distribution;
+mod funds;
 mod journal;
 mod reads;
 mod research;
@@ -300,8 +302,13 @@ impl Store {
             }
         }
         let reply = match command {
-            Command::Place { asset, debtor_key, case, amount, claim, emergency, .. } => {
-                self.place(conn, (asset, debtor_key), case, (*amount, claim.as_ref()), emergency, now).await?
+            Command::Place { asset, debtor_key, case, amount, claim, emergency, secured, request } => {
+                let reply =
+                    self.place(conn, (asset, debtor_key), case, (*amount, claim.as_ref()), emergency, now).await?;
+                let key = asset_key(asset.kind, &asset.asset_id);
+                let by = (request.court.as_str(), case.to_string());
+                self.registry_secured(conn, &key, (by.0, &by.1), secured, now).await?;
+                reply
             }
             Command::Release { case, seizure_id, emergency, .. } => {
                 let step = (EnforcementStep::Release, Some(emergency.as_str()));
@@ -323,8 +330,11 @@ impl Store {
             }
             Command::Deduct { case, seizure_id, amount, emergency, .. } => {
                 let step = (EnforcementStep::Deduct, Some(emergency.as_str()));
-                self.on_seizure(conn, seizure_id, case, step, |l, t| l.deduct(seizure_id, case, *amount, now, t))
-                    .await?
+                let reply = self
+                    .on_seizure(conn, seizure_id, case, step, |l, t| l.deduct(seizure_id, case, *amount, now, t))
+                    .await?;
+                self.deduction_received(conn, (case, seizure_id), *amount, now).await?;
+                reply
             }
             Command::Dispose { case, seizure_id, disposal, .. } => {
                 let step = (EnforcementStep::Dispose, Some(""));
@@ -360,6 +370,24 @@ impl Store {
             Command::DesignateSeries { request, debtor_key, designation, cases, with_preservation, .. } => {
                 let whom = (request.court.as_str(), debtor_key.as_str());
                 self.designate_series(conn, whom, designation, (cases, *with_preservation), now).await?
+            }
+            Command::RecordProceeds { case, seizure_id, amounts, currency, .. } => {
+                let (amount, costs) = *amounts;
+                self.record_proceeds(conn, (case, seizure_id), (amount, costs, currency), now).await?
+            }
+            Command::RecordSecured { request, case, asset_key, kind, secured, evidence } => {
+                self.record_secured(conn, (&request.court, case), asset_key, (*kind, secured, evidence), now).await?
+            }
+            Command::Participate { request, case, proceeds_id, debtor } => {
+                self.participate(conn, (&request.court, case), proceeds_id, (&debtor.0, debtor.1), now).await?
+            }
+            Command::Draft { request, case, debtor, sharing, proceeds } => {
+                let whom = (debtor.0.as_str(), debtor.1.as_str());
+                self.draft_distribution(conn, (&request.court, case), whom, *sharing, proceeds, now).await?
+            }
+            Command::Plan { by, distribution_id, step, holidays } => {
+                let case = by.as_ref().map(|(_, case)| case.as_str());
+                self.plan_step(conn, (case, distribution_id), step, holidays, now).await?
             }
             Command::Delivered { outbox_id, result, retry_at } => {
                 self.delivered(conn, *outbox_id, result, *retry_at, now).await?

@@ -178,27 +178,27 @@ impl Store {
                     }
                     None => None,
                 };
-                // An event of no asset keeps its subject where a seizure's id would be: a search's id,
-                // or a bankruptcy decision's reference.
+                // An event of no asset keeps its subject where a seizure's id would be: a search's id, a
+                // bankruptcy decision's reference, a distribution's id, or the proceeds whose funds moved.
                 let (subject, kind): (String, String) = (r.try_get(3)?, r.try_get(2)?);
-                let (mut seizure_id, mut search_id, mut decision_reference) =
-                    (String::new(), String::new(), String::new());
-                match (&asset, BankruptcyAct::from_event(&kind).is_some()) {
-                    (Some(_), _) => seizure_id = subject,
-                    (None, true) => decision_reference = subject,
-                    (None, false) => search_id = subject,
-                }
+                let mut event = WatchEventsResponse::default();
+                let field = match (&asset, kind.as_str()) {
+                    (Some(_), _) => &mut event.seizure_id,
+                    (None, k) if BankruptcyAct::from_event(k).is_some() => &mut event.decision_reference,
+                    (None, k) if k.starts_with("distribution_") || k == "case_fully_paid" => &mut event.distribution_id,
+                    (None, k) if k.starts_with("funds_") => &mut event.proceeds_id,
+                    (None, _) => &mut event.search_id,
+                };
+                *field = subject;
                 Ok(WatchEventsResponse {
                     sequence: r.try_get(0)?,
                     at: Some(ts(from_micros(r.try_get(1)?))),
                     kind,
-                    seizure_id,
                     court_code: r.try_get(4)?,
                     case_number: r.try_get(5)?,
                     message: r.try_get(6)?,
                     asset,
-                    search_id,
-                    decision_reference,
+                    ..event
                 })
             })
             .collect()
@@ -367,6 +367,7 @@ impl Store {
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
             out.push(format!("case {case}: {frozen} {unit} minor units frozen over its claim of {claim} (R4)"));
         }
+        out.extend(self.verify_funds(&mut conn).await?);
         Ok(out)
     }
 }

@@ -172,6 +172,12 @@ impl Config {
                 ));
             }
         }
+        if self.ledger.first_seizure_bonus_percent > 100 {
+            out.push(problem(
+                "ledger.first_seizure_bonus_percent",
+                "is a percentage of the first seizer's share: 0 to 100",
+            ));
+        }
         if self.ledger.sweep_interval.is_zero() {
             out.push(problem("ledger.sweep_interval", "must be longer than zero"));
         }

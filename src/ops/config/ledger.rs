@@ -1,13 +1,19 @@
 //! The seizure ledger's configuration: where it lives, how often it is swept
 //! and verified, and the legal settings its rules take (terms and promotion,
 //! R3–R6; enterprise legal persons and lifting, R24–R25; series designation,
-//! R23; re-searches of terminated cases, R30).
+//! R23; distribution and its objection periods, R28–R29; re-searches of
+//! terminated cases, R30).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::{clock::BeijingHours, proto::AssetKind};
+use chrono::NaiveDate;
+
+use crate::core::{
+    clock::{BeijingHours, Holidays},
+    proto::AssetKind,
+};
 
 /// The seizure ledger's storage and legal terms.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,8 +50,22 @@ pub struct LedgerConfig {
     /// The Beijing hours the day's due re-searches are spread over, such as `22:00-06:00` (the
     /// night); unset: any hour, as fast as the registries' rates allow (R30).
     pub research_hours: Option<BeijingHours>,
+    /// The first seizer's bonus under pro-rata sharing, in percent of its share (R28; default 0, some high
+    /// courts allow up to 20).
+    pub first_seizure_bonus_percent: u32,
+    /// Public holidays (Beijing dates) an objection period does not end on, beside weekends (R29).
+    pub holidays: Vec<NaiveDate>,
+    /// Saturdays and Sundays worked in place of holidays (调休): a period may end on them (R29).
+    pub working_weekends: Vec<NaiveDate>,
     /// Maximum terms in months by asset class (R5) and the promotion convention (R3).
     pub terms: Terms,
+}
+
+impl LedgerConfig {
+    /// The calendar R29's periods end by.
+    pub fn holidays(&self) -> Holidays {
+        Holidays { dates: self.holidays.clone(), working_weekends: self.working_weekends.clone() }
+    }
 }
 
 impl Default for LedgerConfig {
@@ -61,6 +81,9 @@ impl Default for LedgerConfig {
             research_window: Duration::from_secs(7 * 86_400),
             research_allowance: 2000,
             research_hours: None,
+            first_seizure_bonus_percent: 0,
+            holidays: Vec::new(),
+            working_weekends: Vec::new(),
             terms: Terms::default(),
         }
     }
