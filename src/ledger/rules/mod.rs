@@ -18,6 +18,7 @@ mod debtor;
 #[cfg(test)]
 mod debtor_tests;
 mod distribution;
+mod invalid;
 mod objection;
 mod queue;
 mod refusal;
@@ -28,8 +29,9 @@ mod tests;
 pub use case::*;
 pub use debtor::*;
 pub use distribution::*;
+pub use invalid::Invalid;
 pub use objection::*;
-pub use refusal::{Denial, Invalid, Quantity, Refusal, RuleError};
+pub use refusal::{Denial, Quantity, Refusal, RuleError};
 pub use research::*;
 
 use crate::core::proto::AssetKind;
