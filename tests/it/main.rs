@@ -13,6 +13,7 @@ mod court_rules;
 mod debtor_props;
 mod debtors;
 mod dev;
+mod distribution;
 mod faults;
 mod fleet;
 mod hostile;

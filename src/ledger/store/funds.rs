@@ -522,10 +522,13 @@ impl Store {
     /// receipts from distributions say.
     pub(super) async fn verify_funds(&self, conn: &mut AnyConnection) -> Result<Vec<String>, LedgerError> {
         let mut out = Vec::new();
+        // The holding case's net outflow from each proceeds: what it paid out or holds back, less
+        // its own share that came back to it from the plan (and went on to its applicant).
         let over = sqlx::query(
-            "SELECT p.proceeds_id, p.amount, CAST(SUM(m.amount) AS TEXT) FROM proceeds p JOIN fund_movements m \
-             ON m.proceeds_id = p.proceeds_id AND m.case_number = p.case_number AND m.kind IN ('paid_out', 'held_back') \
-             GROUP BY p.proceeds_id, p.amount HAVING SUM(m.amount) > p.amount",
+            "SELECT p.proceeds_id, p.amount, CAST(SUM(CASE WHEN m.kind = 'received' THEN -m.amount ELSE m.amount END) AS TEXT) \
+             FROM proceeds p JOIN fund_movements m ON m.proceeds_id = p.proceeds_id AND m.case_number = p.case_number \
+             AND m.distribution_id <> '' GROUP BY p.proceeds_id, p.amount \
+             HAVING SUM(CASE WHEN m.kind = 'received' THEN -m.amount ELSE m.amount END) > p.amount",
         )
         .fetch_all(&mut *conn)
         .await?;

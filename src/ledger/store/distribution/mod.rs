@@ -75,6 +75,8 @@ impl Store {
                 }
                 claims.push((Creditor { case: case.clone(), rank: *rank, claim: *claim }, court.clone()));
             }
+            // A creditor paid in full by an earlier section is none of this one's.
+            claims.retain(|(c, _)| c.claim > 0);
             let asset_key: String = sqlx::query_scalar("SELECT asset_key FROM proceeds WHERE proceeds_id = $1")
                 .bind(&p.proceeds_id)
                 .fetch_one(&mut *conn)

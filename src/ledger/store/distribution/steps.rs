@@ -49,7 +49,12 @@ impl Store {
         self.lock_debtor(conn, &debtor_key, true).await?;
         let plan = self.plan(conn, id).await?;
         let parties = self.parties(conn, id).await?;
-        let creditor = |case: &str| parties.iter().skip(1).any(|(_, c)| c == case);
+        let creditors: Vec<String> =
+            sqlx::query_scalar("SELECT payee FROM distribution_lines WHERE distribution_id = $1 AND kind = 'ordinary'")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
+        let creditor = |case: &str| creditors.iter().any(|c| c == case);
         let named = |needs: &'static str, step: &'static str| Refusal::PlanState {
             distribution: id.into(),
             state: plan.state.clone(),
