@@ -272,11 +272,40 @@ async fn r25_funds_deducted_and_not_paid_out_are_listed_for_hand_over(db: Db) {
         amount: 60,
         ..Default::default()
     };
-    s.deduct_funds(as_court(A, deduct)).await.unwrap();
+    s.deduct_funds(as_court(A, deduct.clone())).await.unwrap();
+    // The first deduction is distributed and paid out (R28–R29): only the second is still to hand over.
+    d.register_case(as_court(A, register("f4", A, "某银行", 1_000))).await.unwrap();
+    let mut p = assetgw::core::proto::distribution_service_client::DistributionServiceClient::new(stack.channel());
+    let case_funds = assetgw::core::proto::GetCaseFundsRequest { case_number: A.into() };
+    let proceeds =
+        p.get_case_funds(as_court(A, case_funds)).await.unwrap().into_inner().movements[0].proceeds_id.clone();
+    let draft = assetgw::core::proto::DraftDistributionRequest {
+        request_id: "f5".into(),
+        case_number: A.into(),
+        debtor: Some(debtor(COMPANY)),
+        proceeds_ids: vec![proceeds],
+        series: false,
+    };
+    let plan = p.draft_distribution(as_court(A, draft)).await.unwrap().into_inner().distribution.unwrap();
+    let (id, case) = (plan.distribution_id, A.to_string());
+    let serve = assetgw::core::proto::ServeDistributionRequest {
+        request_id: "f6".into(),
+        case_number: case.clone(),
+        distribution_id: id.clone(),
+    };
+    p.serve_distribution(as_court(A, serve)).await.unwrap();
+    stack.clock.advance(chrono::Duration::days(20));
+    let pay = assetgw::core::proto::PayOutDistributionRequest {
+        request_id: "f7".into(),
+        case_number: case,
+        distribution_id: id,
+    };
+    p.pay_out_distribution(as_court(A, pay)).await.unwrap();
+    s.deduct_funds(as_court(A, DeductFundsRequest { request_id: "f8".into(), amount: 5, ..deduct })).await.unwrap();
     accepted(&mut d, "f3").await;
     let seen = picture(&mut d, ACCEPTANCE).await.unwrap();
     let funds: Vec<_> = seen.funds_to_hand_over.iter().map(|f| (f.case_number.as_str(), f.amount)).collect();
-    assert_eq!(funds, [(A, 60)]);
+    assert_eq!(funds, [(A, 5)]);
     assert!(seen.funds_to_hand_over[0].due.is_some());
 }
 

@@ -5,7 +5,7 @@
 //! against anyone else (with the first seizer's configurable bonus). The
 //! same facts always give the same plan, whatever order they came in.
 
-use super::{DebtorKind, Invalid, Refusal, RuleError, Time};
+use super::{DebtorKind, Invalid, Payout, Refusal, RuleError, Time};
 
 /// A claim secured on the asset (a mortgage, a pledge), as its registry reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,8 +187,7 @@ pub fn corrections(lines: &[Line], asked: &[(usize, i64)]) -> Result<Vec<Option<
 
 /// R29: what each line pays out now, and what is held back, once the plan's periods allow
 /// `payout`: as served, as corrected, or all but the disputed (corrected) lines while a suit runs.
-pub fn payments(lines: &[Line], corrected: &[Option<i64>], payout: super::Payout) -> Vec<(i64, i64)> {
-    use super::Payout;
+pub fn payments(lines: &[Line], corrected: &[Option<i64>], payout: Payout) -> Vec<(i64, i64)> {
     lines
         .iter()
         .zip(corrected)
@@ -295,6 +294,59 @@ mod tests {
         assert!(refused.to_string().contains("proceeds"), "{refused}");
         let refused = draft((10, 0), &[], &[creditor("A", Some(1), -5)], Sharing::ByRank).unwrap_err();
         assert!(refused.to_string().contains("claim of a distribution is -5"), "{refused}");
+    }
+
+    #[test]
+    fn r28_the_debtor_decides_the_sharing_and_who_may_participate() {
+        assert_eq!(sharing(DebtorKind::EnterpriseLegalPerson, 20), Sharing::ByRank);
+        assert_eq!(sharing(DebtorKind::NaturalPerson, 20), Sharing::ProRata { bonus_percent: 20 });
+        assert_eq!(sharing(DebtorKind::OtherOrganisation, 0), Sharing::ProRata { bonus_percent: 0 });
+        assert_eq!(participation(DebtorKind::EnterpriseLegalPerson, None), Err(Refusal::ParticipationByRank.into()));
+        assert!(participation(DebtorKind::NaturalPerson, None).is_ok());
+        // Paid out at 23:30 on 9 March in Beijing: the refusal names that Beijing day.
+        let paid = Utc.with_ymd_and_hms(2027, 3, 9, 15, 30, 0).unwrap();
+        let late = participation(DebtorKind::NaturalPerson, Some(("plan-1", paid))).unwrap_err();
+        assert_eq!(late, Refusal::PaidOut { distribution: "plan-1".into(), day: "2027-03-09".into() }.into());
+    }
+
+    fn line(proceeds: &str, kind: LineKind, claim: i64, amount: i64) -> Line {
+        Line { proceeds: proceeds.into(), kind, claim, amount }
+    }
+
+    #[test]
+    fn r29_an_objection_moves_money_between_creditors_within_what_was_served() {
+        let plan = [
+            line("p", LineKind::Costs, 10, 10),
+            line("p", LineKind::Ordinary, 100, 60),
+            line("p", LineKind::Ordinary, 100, 40),
+            line("q", LineKind::Ordinary, 50, 50),
+        ];
+        assert_eq!(corrections(&plan, &[(1, 50), (2, 50)]).unwrap(), [None, Some(50), Some(50), None]);
+        let refused = |asked: &[(usize, i64)]| match corrections(&plan, asked) {
+            Err(RuleError::Invalid(Invalid::Correction { line, why })) => (line, why),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(&[(0, 0)]).1, "only an ordinary claim's line is corrected");
+        assert_eq!(refused(&[(9, 0)]).1, "the plan has no such line");
+        assert_eq!(refused(&[(1, 101)]).1, "a line pays from 0 up to its claim");
+        assert_eq!(refused(&[(1, -1)]).1, "a line pays from 0 up to its claim");
+        assert_eq!(refused(&[(1, 50), (1, 50)]).1, "is corrected twice");
+        // Money is not moved between proceeds: 10 more to q's line is 10 made up.
+        assert_eq!(refused(&[(1, 50), (3, 40)]).0, 1);
+    }
+
+    #[test]
+    fn r29_what_each_line_pays_once_the_periods_allow() {
+        let plan = [line("p", LineKind::Ordinary, 100, 60), line("p", LineKind::Ordinary, 100, 40)];
+        let fixed = [Some(50), Some(50)];
+        let untouched = [None, None];
+        let end = Utc.with_ymd_and_hms(2027, 3, 9, 16, 0, 0).unwrap();
+        assert_eq!(payments(&plan, &fixed, Payout::Wait(end)), [(0, 0), (0, 0)]);
+        assert_eq!(payments(&plan, &fixed, Payout::AsServed), [(60, 0), (40, 0)]);
+        assert_eq!(payments(&plan, &fixed, Payout::AsCorrected), [(50, 0), (50, 0)]);
+        assert_eq!(payments(&plan, &untouched, Payout::AsCorrected), [(60, 0), (40, 0)]);
+        let partly = [Some(20), None];
+        assert_eq!(payments(&plan, &partly, Payout::UndisputedOnly), [(0, 60), (40, 0)]);
     }
 
     fn creditors() -> impl Strategy<Value = Vec<Creditor>> {

@@ -315,8 +315,8 @@ impl Store {
         Ok(())
     }
 
-    /// R25: what was deducted from the debtor's accounts and not paid out (every deduction, until
-    /// payouts are recorded), to hand to the bankruptcy court within 7 days of `accepted`.
+    /// R25: what was deducted from the debtor's accounts and not paid out by a distribution (R28),
+    /// to hand to the bankruptcy court within 7 days of `accepted`.
     async fn funds_to_hand_over(
         &self,
         conn: &mut AnyConnection,
@@ -324,9 +324,9 @@ impl Store {
         accepted: Time,
     ) -> Result<Vec<proto::FundsToHandOver>, LedgerError> {
         let rows = sqlx::query(
-            "SELECT o.seizure_id, o.court, o.case_number, a.kind, a.asset_id, a.registry, o.amount, o.created_at \
-             FROM outbox o JOIN assets a ON a.asset_key = o.asset_key WHERE a.debtor_key = $1 AND o.kind = 'deduct' \
-             ORDER BY o.id",
+            "SELECT p.seizure_id, p.court, p.case_number, a.kind, a.asset_id, a.registry, p.amount, p.received_at \
+             FROM proceeds p JOIN assets a ON a.asset_key = p.asset_key WHERE a.debtor_key = $1 \
+             AND p.kind = 'deduction' AND p.distribution_id IS NULL ORDER BY p.received_at, p.proceeds_id",
         )
         .bind(debtor_key)
         .fetch_all(&mut *conn)
