@@ -61,26 +61,8 @@ pub async fn call(
     timeout: Duration,
     fields: &[String],
 ) -> Result<(), ClientError> {
-    let m = gateway_method(method)?;
-    let mut de = serde_json::Deserializer::from_str(request);
-    let input = DynamicMessage::deserialize(m.input(), &mut de)
-        .map_err(|e| ClientError::Request(format!("{e} (a {} as proto3 JSON)", m.input().name())))?;
-    let path =
-        tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{}/{}", m.parent_service().full_name(), m.name()))
-            .map_err(|e| ClientError::Json(e.to_string()))?;
-    let text =
-        |m: &DynamicMessage, field: &str| m.get_field_by_name(field).and_then(|v| v.as_str().map(str::to_string));
-    let query = input.get_field_by_name("query").and_then(|q| q.as_message().cloned());
-    let case = text(&input, "case_number")
-        .or_else(|| text(&input, "new_case_number"))
-        .or_else(|| query.and_then(|q| text(&q, "case_number")));
-    let (channel, court) = connection.channel(case.as_deref()).await?;
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
-    let mut req = connection.request(&court, input)?;
-    if !m.is_server_streaming() {
-        req.set_timeout(timeout);
-    }
+    let Prepared { mut grpc, request: req, path, method: m } =
+        prepare(connection, (method, request), timeout, None).await?;
     let print = |msg: &DynamicMessage, pretty: bool| -> Result<(), ClientError> {
         let json = |e: serde_json::Error| ClientError::Json(e.to_string());
         if fields.is_empty() {
@@ -102,6 +84,57 @@ pub async fn call(
         print(&grpc.unary(req, path, DynamicCodec(m.output())).await?.into_inner(), true)?;
     }
     Ok(())
+}
+
+/// A unary method's answer to `request` (proto3 JSON), as the court of `case` (else of the
+/// request's case).
+pub async fn ask(
+    connection: &GatewayConnection,
+    (method, request): (&str, &str),
+    timeout: Duration,
+    case: Option<&str>,
+) -> Result<DynamicMessage, ClientError> {
+    let Prepared { mut grpc, request, path, method: m } = prepare(connection, (method, request), timeout, case).await?;
+    Ok(grpc.unary(request, path, DynamicCodec(m.output())).await?.into_inner())
+}
+
+/// A call ready to go: the connection, the request as its case's court sends it, and the method.
+struct Prepared {
+    grpc: tonic::client::Grpc<tonic::transport::Channel>,
+    request: tonic::Request<DynamicMessage>,
+    path: tonic::codegen::http::uri::PathAndQuery,
+    method: MethodDescriptor,
+}
+
+async fn prepare(
+    connection: &GatewayConnection,
+    (method, request): (&str, &str),
+    timeout: Duration,
+    case: Option<&str>,
+) -> Result<Prepared, ClientError> {
+    let m = gateway_method(method)?;
+    let mut de = serde_json::Deserializer::from_str(request);
+    let input = DynamicMessage::deserialize(m.input(), &mut de)
+        .map_err(|e| ClientError::Request(format!("{e} (a {} as proto3 JSON)", m.input().name())))?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::try_from(format!("/{}/{}", m.parent_service().full_name(), m.name()))
+            .map_err(|e| ClientError::Json(e.to_string()))?;
+    let text =
+        |m: &DynamicMessage, field: &str| m.get_field_by_name(field).and_then(|v| v.as_str().map(str::to_string));
+    let query = input.get_field_by_name("query").and_then(|q| q.as_message().cloned());
+    let case = case
+        .map(str::to_string)
+        .or_else(|| text(&input, "case_number"))
+        .or_else(|| text(&input, "new_case_number"))
+        .or_else(|| query.and_then(|q| text(&q, "case_number")));
+    let (channel, court) = connection.channel(case.as_deref()).await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut request = connection.request(&court, input)?;
+    if !m.is_server_streaming() {
+        request.set_timeout(timeout);
+    }
+    Ok(Prepared { grpc, request, path, method: m })
 }
 
 /// The gateway method `method` names (`Service/Method` or `package.Service.Method`); an unknown one

@@ -19,6 +19,7 @@ use crate::{
     tools::{
         client::ConnectArgs,
         debtor_cli::DebtorCommand,
+        distribution_cli::DistributionCommand,
         loadgen,
         mock::{Deferral, FaultCode, Latency, MockConfig},
     },
@@ -301,6 +302,12 @@ pub enum CliCommand {
     Debtor {
         #[command(subcommand)]
         command: DebtorCommand,
+    },
+    /// What rank is for: proceeds, secured claims, participation, distribution plans and their
+    /// objections, a case's funds (R28–R29).
+    Distribution {
+        #[command(subcommand)]
+        command: DistributionCommand,
     },
     /// Seizure-ledger maintenance.
     Ledger {

@@ -13,7 +13,7 @@ use crate::{
         client::{self, SearchArgs},
         commands,
         conformance::Target,
-        debtor_cli, jobs_bench, loadgen,
+        debtor_cli, distribution_cli, jobs_bench, loadgen,
         mock::{MockConfig, fleet::FleetConfig},
         research_bench::Scale as ResearchScale,
         searches,
@@ -86,6 +86,7 @@ pub async fn run(command: CliCommand) -> Result<(), ToolError> {
             out.map(|out| println!("{out}")).map_err(ToolError::from)
         }
         CliCommand::Debtor { command } => debtor_cli::run(command).await.map_err(ToolError::from),
+        CliCommand::Distribution { command } => distribution_cli::run(command).await.map_err(ToolError::from),
         CliCommand::Call { connection, method, request, timeout, fields } => {
             call::call(&connection.connection(), &method, &request, timeout, &fields).await.map_err(ToolError::from)
         }

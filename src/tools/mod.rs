@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod debtor_cli;
 pub mod dev;
 pub mod dispatch;
+pub mod distribution_cli;
 pub mod jobs_bench;
 pub mod ledger_bench;
 pub mod loadgen;

@@ -292,6 +292,7 @@ async fn r25_funds_deducted_and_not_paid_out_are_listed_for_hand_over(db: Db) {
         request_id: "f6".into(),
         case_number: case.clone(),
         distribution_id: id.clone(),
+        served_at: None,
     };
     p.serve_distribution(as_court(A, serve)).await.unwrap();
     stack.clock.advance(chrono::Duration::days(20));

@@ -19,7 +19,10 @@ use crate::{
             ServeDistributionRequest, time_of,
         },
     },
-    gateway::{call::Call, validate::Checks},
+    gateway::{
+        call::Call,
+        validate::{Checks, violation},
+    },
     ledger::{
         asset_key,
         command::{Command, PlanStep, RequestKey},
@@ -159,7 +162,12 @@ impl DistributionApi {
     /// R29: the drafting case serves its plan.
     pub(super) async fn serve(&self, call: &Call, r: ServeDistributionRequest) -> Result<Distribution, Error> {
         let bytes = r.encode_to_vec();
-        self.plan_step(call, (&r.request_id, &r.case_number, &r.distribution_id), PlanStep::Serve, &bytes).await
+        let now = self.acting.store.now();
+        let at = r.served_at.as_ref().map_or(now, time_of);
+        if at > now {
+            return Err(violation("served_at", "is in the future; unset: now"));
+        }
+        self.plan_step(call, (&r.request_id, &r.case_number, &r.distribution_id), PlanStep::Serve(at), &bytes).await
     }
 
     /// R29: a creditor objects, another opposes, the objector sues.
@@ -171,14 +179,14 @@ impl DistributionApi {
             (Ok(ObjectionStep::Object), 1..=MAX_LISTED) => PlanStep::Object(asked),
             (Ok(ObjectionStep::Object), n) => {
                 let why = format!("an objection asks 1 to {MAX_LISTED} lines corrected, not {n}");
-                return Err(crate::gateway::validate::violation("corrections", &why));
+                return Err(violation("corrections", &why));
             }
             (Ok(ObjectionStep::Oppose | ObjectionStep::Sue), n) if n > 0 => {
-                return Err(crate::gateway::validate::violation("corrections", "only an objection asks corrections"));
+                return Err(violation("corrections", "only an objection asks corrections"));
             }
             (Ok(ObjectionStep::Oppose), _) => PlanStep::Oppose,
             (Ok(ObjectionStep::Sue), _) => PlanStep::Sue,
-            _ => return Err(crate::gateway::validate::violation("step", "is OBJECT, OPPOSE or SUE")),
+            _ => return Err(violation("step", "is OBJECT, OPPOSE or SUE")),
         };
         self.plan_step(call, (&r.request_id, &r.case_number, &r.distribution_id), step, &bytes).await
     }

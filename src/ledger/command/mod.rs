@@ -395,8 +395,8 @@ impl Command {
 /// A step on a served or drafted distribution plan (R29).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanStep {
-    /// Serve it on every creditor's court.
-    Serve,
+    /// Serve it on every creditor's court; served then (a plan served on paper, recorded late).
+    Serve(Time),
     /// A creditor objects, asking these lines (index, amount) corrected.
     Object(Vec<(usize, i64)>),
     /// Another creditor opposes the objection.
@@ -411,7 +411,7 @@ impl PlanStep {
     /// The step as a refusal names it.
     pub fn name(&self) -> &'static str {
         match self {
-            PlanStep::Serve => "serving",
+            PlanStep::Serve(_) => "serving",
             PlanStep::Object(_) => "an objection",
             PlanStep::Oppose => "an opposition",
             PlanStep::Sue => "a suit",
@@ -421,7 +421,7 @@ impl PlanStep {
 
     fn method(&self) -> Method {
         match self {
-            PlanStep::Serve => Method::ServeDistribution,
+            PlanStep::Serve(_) => Method::ServeDistribution,
             PlanStep::Object(_) | PlanStep::Oppose | PlanStep::Sue => Method::ObjectToDistribution,
             PlanStep::PayOut => Method::PayOutDistribution,
         }

@@ -71,11 +71,16 @@ impl Store {
             (_, Some(case)) if case != plan.case && !creditor(case) => {
                 return Err(LedgerError::UnknownDistribution(id.into()));
             }
-            (PlanStep::Serve | PlanStep::PayOut, Some(case)) if case != plan.case => {
+            (PlanStep::Serve(_) | PlanStep::PayOut, Some(case)) if case != plan.case => {
                 return Err(party(case, step.name(), "only the drafting case serves and pays out its plan").into());
             }
-            (PlanStep::Serve, _) if plan.state != "drafted" => return Err(named("drafted", step.name()).into()),
-            (PlanStep::Serve, _) => {}
+            (PlanStep::Serve(_), _) if plan.state != "drafted" => return Err(named("drafted", step.name()).into()),
+            (PlanStep::Serve(_), _) => {}
+            // Paying a paid plan asks for what is so: it is answered as it stands (the sweeper may
+            // have paid it first).
+            (PlanStep::PayOut, _) if plan.state == "paid" || plan.state == "paid_in_part" => {
+                return Ok(Reply::Distribution(self.distribution_in(conn, id).await?));
+            }
             (_, _) if plan.state != "served" => return Err(named("served", step.name()).into()),
             (PlanStep::Object(_) | PlanStep::Oppose | PlanStep::Sue, Some(case)) if !creditor(case) => {
                 return Err(party(case, step.name(), "only a creditor in the plan objects, opposes or sues").into());
@@ -93,10 +98,10 @@ impl Store {
         let at = |end: Time| Some(end.timestamp_micros());
         let period = |from: Time| rules::period_end(from, rules::OBJECTION_DAYS, holidays);
         let (kind, message) = match (step, served) {
-            (PlanStep::Serve, _) => {
-                let end = period(now);
+            (PlanStep::Serve(served_at), _) => {
+                let end = period(*served_at);
                 sqlx::query("UPDATE distributions SET state = 'served', served_at = $1, next_due = $2 WHERE distribution_id = $3")
-                    .bind(now.timestamp_micros())
+                    .bind(served_at.timestamp_micros())
                     .bind(at(end))
                     .bind(id)
                     .execute(&mut *conn)
