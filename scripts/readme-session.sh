@@ -62,6 +62,13 @@ refuse() {
   ! grep -qF -- "$1" "$work/transcript" || { echo "the session printed: $1" >&2; missing=1; }
 }
 tab=$'\t'
+expect "  5  rank 3       （2025）沪0101执503号  112000000 of 300000000"
+expect "  1  secured      招商银行  56000000 of 56000000"
+expect "the period for an objection ended at"
+expect "DISTRIBUTION_STATE_PAID${tab}[\"（2025）京0105执501号\",\"（2025）粤0304执502号\"]"
+expect "112000000${tab}112000000${tab}112000000"
+expect "  2  participant  （2025）沪0101执603号  15000001 of 30000000"
+expect "participates in proceeds"
 expect "Totals: 4 assets (deposit 1, real_estate 1, patent 1, securities 1); deposits EUR 405,985.07"
 expect "pending (answers later)"
 expect "4 registry answer(s) pending, kept under search"

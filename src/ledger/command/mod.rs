@@ -20,7 +20,7 @@ use crate::{
         Time,
         rules::{
             Asset, BankruptcyAct, DebtorKind, Decision, Designation, Disposal, Holidays, Lifting, OrderKind, Secured,
-            Sharing,
+            Sharing, Step,
         },
     },
 };
@@ -416,6 +416,16 @@ impl PlanStep {
             PlanStep::Oppose => "an opposition",
             PlanStep::Sue => "a suit",
             PlanStep::PayOut => "a payout",
+        }
+    }
+
+    /// The step of R29 it is, if it answers the plan's service.
+    pub fn objection(&self) -> Option<Step> {
+        match self {
+            PlanStep::Object(_) => Some(Step::Object),
+            PlanStep::Oppose => Some(Step::Oppose),
+            PlanStep::Sue => Some(Step::Sue),
+            PlanStep::Serve(_) | PlanStep::PayOut => None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::{
     ledger::{
         LedgerError,
         command::{PlanStep, Reply},
-        rules::{self, EnforcementStep, Holidays, Line, Objection, Payout, Refusal, Served, Step},
+        rules::{self, EnforcementStep, Holidays, Line, Objection, Payout, Refusal, Served},
     },
 };
 
@@ -67,10 +67,15 @@ impl Store {
             distribution: id.into(),
             why,
         };
+        if case.is_some_and(|case| case != plan.case && !creditor(case)) {
+            return Err(LedgerError::UnknownDistribution(id.into()));
+        }
+        // A step against a served plan is judged by its period first: once the periods have run the
+        // plan is paid, and the period is the reason the step comes too late.
+        if let (Some(turn), Some(served)) = (step.objection(), &plan.served) {
+            rules::may_take(served, turn, now, holidays)?;
+        }
         match (step, case) {
-            (_, Some(case)) if case != plan.case && !creditor(case) => {
-                return Err(LedgerError::UnknownDistribution(id.into()));
-            }
             (PlanStep::Serve(_) | PlanStep::PayOut, Some(case)) if case != plan.case => {
                 return Err(party(case, step.name(), "only the drafting case serves and pays out its plan").into());
             }
@@ -116,8 +121,7 @@ impl Store {
             (_, None) => {
                 return Err(LedgerError::Corrupt(format!("served distribution {id} without its serving time")));
             }
-            (PlanStep::Object(asked), Some(served)) => {
-                rules::may_take(&served, Step::Object, now, holidays)?;
+            (PlanStep::Object(asked), Some(_)) => {
                 let lines = self.lines(conn, id).await?;
                 let corrected = rules::corrections(&lines, asked)?;
                 for (i, fix) in corrected.iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f))) {
@@ -145,8 +149,7 @@ impl Store {
                     format!("{case} objects to distribution {id}: the others may oppose until the end of {last} (R29)"),
                 )
             }
-            (PlanStep::Oppose, Some(served)) => {
-                rules::may_take(&served, Step::Oppose, now, holidays)?;
+            (PlanStep::Oppose, Some(_)) => {
                 let case = case.unwrap_or_default();
                 let end = period(now);
                 sqlx::query("UPDATE distributions SET opposed_by = $1, opposed_at = $2, next_due = $3 WHERE distribution_id = $4")
@@ -164,8 +167,7 @@ impl Store {
                     ),
                 )
             }
-            (PlanStep::Sue, Some(served)) => {
-                rules::may_take(&served, Step::Sue, now, holidays)?;
+            (PlanStep::Sue, Some(_)) => {
                 sqlx::query("UPDATE distributions SET sued = 1 WHERE distribution_id = $1")
                     .bind(id)
                     .execute(&mut *conn)
