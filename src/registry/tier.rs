@@ -90,7 +90,15 @@ impl Tier {
             return Ok((found, true));
         }
         match self.shared.lease(&names.lease, timeout).await {
-            Ok(true) => self.forget(&[&names.outcome]).await,
+            Ok(true) => {
+                // Another replica may have stored the answer and let go between the look above and
+                // this lease: look once more before asking the registry again.
+                if let Found::Answer(found) = self.look(&names, limit, now, false).await {
+                    self.forget(&[&names.lease]).await;
+                    return Ok((found, true));
+                }
+                self.forget(&[&names.outcome]).await
+            }
             Ok(false) => {
                 // Another replica is asking the registry: take its outcome when it comes, within the
                 // time the call itself may take.

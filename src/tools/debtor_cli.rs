@@ -178,7 +178,7 @@ pub struct Deciding {
 }
 
 /// A debtor as the protos' JSON names it.
-fn debtor(id: &str) -> Value {
+pub(super) fn debtor(id: &str) -> Value {
     match looks_like_resident_id(id) {
         true => json!({ "residentId": id }),
         false => json!({ "creditCode": id }),

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use super::{
     call,
     client::{ClientError, ConnectArgs},
+    debtor_cli::debtor,
 };
 use crate::core::{
     clock::{Clock, SystemClock},
-    identifiers::looks_like_resident_id,
     proto::{Distribution, DistributionState, LineKind, Sharing},
 };
 
@@ -184,14 +184,6 @@ fn correction(s: &str) -> Result<(u32, i64), String> {
     let line = line.trim().parse().map_err(|e| format!("line `{line}`: {e}"))?;
     let amount = amount.trim().parse().map_err(|e| format!("amount `{amount}`: {e}"))?;
     Ok((line, amount))
-}
-
-/// A debtor as the protos' JSON names it.
-fn debtor(id: &str) -> Value {
-    match looks_like_resident_id(id) {
-        true => json!({ "residentId": id }),
-        false => json!({ "creditCode": id }),
-    }
 }
 
 /// One call: the connection, the case whose court makes it, the method, its request as proto3

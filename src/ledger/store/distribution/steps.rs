@@ -135,15 +135,7 @@ impl Store {
                     .await?;
                 }
                 let case = case.unwrap_or_default();
-                let end = period(now);
-                sqlx::query("UPDATE distributions SET objector = $1, objected_at = $2, next_due = $3 WHERE distribution_id = $4")
-                    .bind(case)
-                    .bind(now.timestamp_micros())
-                    .bind(at(end))
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                let last = rules::day(end - chrono::Duration::seconds(1));
+                let last = self.turn_taken(conn, id, ("objector", "objected_at"), case, (now, period(now))).await?;
                 (
                     "distribution_objected",
                     format!("{case} objects to distribution {id}: the others may oppose until the end of {last} (R29)"),
@@ -151,15 +143,7 @@ impl Store {
             }
             (PlanStep::Oppose, Some(_)) => {
                 let case = case.unwrap_or_default();
-                let end = period(now);
-                sqlx::query("UPDATE distributions SET opposed_by = $1, opposed_at = $2, next_due = $3 WHERE distribution_id = $4")
-                    .bind(case)
-                    .bind(now.timestamp_micros())
-                    .bind(at(end))
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                let last = rules::day(end - chrono::Duration::seconds(1));
+                let last = self.turn_taken(conn, id, ("opposed_by", "opposed_at"), case, (now, period(now))).await?;
                 (
                     "distribution_opposed",
                     format!(
@@ -190,6 +174,28 @@ impl Store {
             .await?;
         self.queue_events(conn, kind, id, &parties, &message).await?;
         Ok(Reply::Distribution(self.distribution_in(conn, id).await?))
+    }
+
+    /// Records who took a step against the plan and when (`who`, `when`: its columns), and that the
+    /// period it opens ends at `end`; returns that period's last day.
+    async fn turn_taken(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        (who, when): (&'static str, &'static str),
+        case: &str,
+        (now, end): (Time, Time),
+    ) -> Result<String, LedgerError> {
+        sqlx::query(&format!(
+            "UPDATE distributions SET {who} = $1, {when} = $2, next_due = $3 WHERE distribution_id = $4"
+        ))
+        .bind(case)
+        .bind(now.timestamp_micros())
+        .bind(end.timestamp_micros())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(rules::day(end - chrono::Duration::seconds(1)))
     }
 
     /// R29: pays out a served plan as its periods allow, on every case's funds; cases paid in full
