@@ -44,9 +44,14 @@
 //! - [`ledger::views`]: the ledger as the API shows it.
 //! - [`gateway::outbox`]: delivers each control order to its registry until acknowledged.
 //!
+//! The debtor as a whole and what rank is for take the same road: [`gateway::debtor`] and
+//! [`gateway::distribution`] validate and authorize, then one step of [`ledger::store`] decided by
+//! [`ledger::rules`] (R23–R30; the plans and funds of R28–R29 in `ledger::store::distribution`
+//! and `ledger::store::funds`).
+//!
 //! Around them: [`gateway::audit`] (the sealed audit trail, R16),
 //! [`gateway::admission`] (calls in flight), [`ledger::sweep`] (lapses as they
-//! fall due), [`ops`] (configuration, telemetry, metrics, certificates,
+//! fall due, plans whose objection periods ran), [`ops`] (configuration, telemetry, metrics, certificates,
 //! sockets), [`core`] (protos, identifiers, the clock, the error type), and
 //! [`tools`] (command-line clients, load generator, conformance suite, mock
 //! registries, the development stack).

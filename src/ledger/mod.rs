@@ -1,6 +1,8 @@
 //! The seizure ledger: which court holds the first seizure on every asset and
 //! who waits behind it, kept right through releases, lapses, renewals,
-//! deductions, disposals and transfers (docs/RULES.md, R1–R15).
+//! deductions, disposals and transfers (docs/RULES.md, R1–R15); the debtor as
+//! a whole (R23–R27, R30); and what rank is for: the distribution of proceeds
+//! and the cases' funds (R28–R29).
 //!
 //! - [`rules`]: every rule that decides something, as pure functions.
 //! - [`command`]: the steps the ledger takes and what it answers.
@@ -8,7 +10,7 @@
 //!   transaction per step with its events and outbox orders.
 //! - [`views`]: the ledger as the court API shows it.
 //! - [`model`]: the ledger in memory, as searches read it.
-//! - [`sweep`]: writes lapses as they fall due.
+//! - [`sweep`]: writes lapses as they fall due, pays out plans whose periods ran.
 //! - [`health`]: what is overdue and whether the invariants hold, as metrics.
 //!
 //! It knows nothing of registries' transport, of authentication or of the

@@ -15,7 +15,9 @@
 //!
 //! This file is the engine (connections, transactions, group commit,
 //! idempotency); [`rows`] loads and saves, [`journal`] takes ids and numbers
-//! events, [`steps`] and [`transfers`] are the steps, [`reads`] the queries.
+//! events, [`steps`] and [`transfers`] are the steps, [`reads`] the queries;
+//! the debtor's steps are in [`cases`], [`debtors`] and [`research`], money
+//! for distribution in [`funds`] and its plans in [`distribution`].
 
 mod cases;
 mod debtors;
