@@ -1,7 +1,7 @@
 //! One registry call's vocabulary: what the registry is told about the search
-//! ([`Inquiry`]), its answer as checked ([`Checked`]) and why a call ended
-//! without assets ([`Failure`]), which becomes the registry's status in the
-//! court's result.
+//! ([`Inquiry`]) and the trace it continues ([`carry_trace`]), its answer as
+//! checked ([`Checked`]) and why a call ended without assets ([`Failure`]),
+//! which becomes the registry's status in the court's result.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +13,30 @@ use crate::core::{
     merge::Reported,
     proto::{Asset, RegistryStatus},
 };
+
+/// Writes trace-context headers into gRPC metadata.
+struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for Metadata<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (key.parse::<tonic::metadata::AsciiMetadataKey>(), value.parse()) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// The search's trace continues at the registry: `context`'s W3C headers go with `request` (a
+/// no-op unless trace export is configured).
+pub fn carry_trace<T>(request: &mut tonic::Request<T>, context: &opentelemetry::Context) {
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(context, &mut Metadata(request.metadata_mut()))
+    });
+}
+
+/// The trace context of the current span.
+pub fn current_trace() -> opentelemetry::Context {
+    tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current())
+}
 
 /// A registry's answer as checked: the records kept, and why any were
 /// dropped (the registry's status then says INVALID_RESPONSE; the rest stands).

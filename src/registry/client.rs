@@ -15,7 +15,7 @@ use crate::{
     core::clock::{SharedClock, from_micros},
     core::proto::{
         AssetKind, Debtor, DeductRequest, Deferred, DescribeRequest, GetAnswerRequest, RegistryKind, ReleaseRequest,
-        RenewRequest, SearchAssetsRequest, SeizeRequest, get_answer_response::State,
+        RenewRequest, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, get_answer_response::State,
         registry_service_client::RegistryServiceClient, time_of,
     },
     core::{
@@ -24,23 +24,13 @@ use crate::{
     },
     ops::config::{Config, RegistryConfig},
     ops::{metrics::Metrics, pki::TlsFiles, shared::Shared},
+    registry::batch::{Batcher, Connect, Refused},
     registry::breaker::Breaker,
-    registry::call::{Checked, Failure, Inquiry, Ticket},
+    registry::call::{Checked, Failure, Inquiry, Ticket, carry_trace, current_trace},
     registry::pace::{Pace, SPAN},
     registry::pool::{Dial, Pool},
     registry::resilience::{self, Ask, Calls, Question},
 };
-
-/// Writes trace-context headers into gRPC metadata.
-struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
-
-impl opentelemetry::propagation::Injector for Metadata<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (key.parse::<tonic::metadata::AsciiMetadataKey>(), value.parse()) {
-            self.0.insert(key, value);
-        }
-    }
-}
 
 /// Why a registry client could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +118,8 @@ pub struct Registry {
 struct Attempt {
     dial: Arc<Dial>,
     pool: Pool,
+    /// Its searches' batches.
+    batcher: Arc<Batcher>,
     asset_kinds: Arc<[AssetKind]>,
     timeout: Duration,
     max_answer_bytes: usize,
@@ -174,9 +166,17 @@ impl Registry {
         let tls =
             cfg.ca.as_deref().filter(|_| !config.tls.plaintext).map(|ca| Pool::tls(config, &files(ca))).transpose()?;
         let name: Arc<str> = cfg.name.as_str().into();
+        let dial = Arc::new(Dial { name: name.clone(), endpoint, tls });
+        let connect: Connect = {
+            let (pool, dial, max) = (pool.clone(), dial.clone(), policy.max_answer_bytes);
+            // A batch's answer holds many searches' answers.
+            let max = max.saturating_mul(policy.batch.max_items);
+            Arc::new(move || RegistryServiceClient::new(pool.channel(&dial)).max_decoding_message_size(max))
+        };
         let attempt = Attempt {
-            dial: Arc::new(Dial { name: name.clone(), endpoint, tls }),
+            dial,
             pool: pool.clone(),
+            batcher: Arc::new(Batcher::new((policy.batch, policy.max_answer_bytes), connect)),
             max_answer_bytes: policy.max_answer_bytes,
             asset_kinds: cfg.asset_kinds().into(),
             timeout: policy.attempt_timeout,
@@ -343,7 +343,10 @@ impl Attempt {
                     request_id: caller.request_id.clone(),
                     accept_deferred: caller.accept_deferred,
                 };
-                let answer = self.within(left, request, |mut c, r| async move { c.search_assets(r).await }).await?;
+                let answer = match self.batcher.takes() {
+                    true => self.batched(request, left).await?,
+                    false => self.within(left, request, |mut c, r| async move { c.search_assets(r).await }).await?,
+                };
                 match answer.deferred {
                     Some(ticket) if caller.accept_deferred => {
                         let ticket = ticket_of(ticket)?;
@@ -408,6 +411,16 @@ impl Attempt {
         t
     }
 
+    /// A search sent in the registry's next batch, within `left`.
+    async fn batched(&self, request: SearchAssetsRequest, left: Duration) -> Result<SearchAssetsResponse, Failure> {
+        match tokio::time::timeout(left, self.batcher.ask(request, Instant::now() + left)).await {
+            Err(_) => Err(Failure::timeout(left)),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(Refused::Status(status))) => Err(self.failure(&status, left)),
+            Ok(Err(Refused::Invalid(why))) => Err(Failure::InvalidResponse(why)),
+        }
+    }
+
     /// One call of `method` with `left` to go: the registry learns it through grpc-timeout,
     /// and we enforce it ourselves too, because a registry that ignores the header must not
     /// hold the search.
@@ -422,29 +435,28 @@ impl Attempt {
     {
         let mut request = tonic::Request::new(message);
         request.set_timeout(left);
-        // The search's trace continues at the registry (a no-op unless trace export is configured).
-        let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(&context, &mut Metadata(request.metadata_mut()))
-        });
+        carry_trace(&mut request, &current_trace());
         match tokio::time::timeout(left, method(self.client(), request)).await {
             Err(_) => Err(Failure::timeout(left)),
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
-                Err(match status.code() {
-                    // tonic's own refusal of an answer over the limit (the registry did answer): the contract
-                    // gives a registry no OUT_OF_RANGE of its own, so the code alone says it.
-                    Code::OutOfRange => Failure::InvalidResponse(format!(
-                        "its answer is larger than the {} KiB this gateway takes from it (calls.max_answer_bytes)",
-                        self.max_answer_bytes / 1024
-                    )),
-                    Code::Unavailable => Failure::Unavailable,
-                    // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
-                    Code::DeadlineExceeded | Code::Cancelled => Failure::timeout(left),
-                    code => Failure::Error(code),
-                })
-            }
+            Ok(Err(status)) => Err(self.failure(&status, left)),
+        }
+    }
+
+    /// What a registry's error status for a search (or its batch) means for the search.
+    fn failure(&self, status: &tonic::Status, left: Duration) -> Failure {
+        tracing::warn!(code = ?status.code(), message = status.message(), "registry answered with an error");
+        match status.code() {
+            // tonic's own refusal of an answer over the limit (the registry did answer): the contract
+            // gives a registry no OUT_OF_RANGE of its own, so the code alone says it.
+            Code::OutOfRange => Failure::InvalidResponse(format!(
+                "its answer is larger than the {} KiB this gateway takes from it (calls.max_answer_bytes)",
+                self.max_answer_bytes / 1024
+            )),
+            Code::Unavailable => Failure::Unavailable,
+            // tonic servers answer CANCELLED when the grpc-timeout we sent expires.
+            Code::DeadlineExceeded | Code::Cancelled => Failure::timeout(left),
+            code => Failure::Error(code),
         }
     }
 

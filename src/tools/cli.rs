@@ -449,6 +449,7 @@ impl FaultArgs {
             clock_behind: self.clock_behind.unwrap_or(current.clock_behind),
             answer_bytes: self.answer_bytes.unwrap_or(current.answer_bytes),
             search_rate: current.search_rate,
+            unbatched: current.unbatched,
         }
     }
 }

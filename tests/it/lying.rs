@@ -119,6 +119,14 @@ impl RegistryService for Liar {
         }))
     }
 
+    /// It takes one search a call: the gateway falls back to `SearchAssets`.
+    async fn search_assets_batch(
+        &self,
+        _: Request<assetgw::core::proto::SearchAssetsBatchRequest>,
+    ) -> Result<Response<assetgw::core::proto::SearchAssetsBatchResponse>, Status> {
+        Err(Status::unimplemented("one search a call"))
+    }
+
     async fn search_assets(
         &self,
         request: Request<SearchAssetsRequest>,

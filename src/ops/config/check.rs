@@ -437,6 +437,14 @@ impl CallsConfig {
                 "must be 1 KiB to 4 MiB: an answer a court's client could not take is never relayed",
             ));
         }
+        if let Some(b) = self.batch {
+            if !(1..=256).contains(&b.max_items) {
+                out.push(problem(key("batch.max_items"), "must be 1 to 256: the contract's largest batch"));
+            }
+            if !(1024..=1024 * 1024).contains(&b.max_bytes) {
+                out.push(problem(key("batch.max_bytes"), "must be 1 KiB to 1 MiB: the contract's largest batch"));
+            }
+        }
         if let Some(b) = self.breaker {
             if b.failures == 0 {
                 out.push(problem(key("breaker.failures"), "must be at least 1"));

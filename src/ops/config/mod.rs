@@ -213,6 +213,28 @@ pub struct CallsConfig {
     pub hedge_percentile: Option<f64>,
     /// Largest search answer taken from the registry, in bytes; a larger one is refused as an invalid response.
     pub max_answer_bytes: Option<usize>,
+    /// How its searches are batched (`SearchAssetsBatch`).
+    pub batch: Option<BatchConfig>,
+}
+
+/// How a registry's searches are batched (`SearchAssetsBatch`): the searches of concurrent court
+/// searches bound for it go together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct BatchConfig {
+    /// How long the first search of a batch waits for others; `0s`: one search a call.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Most searches in one batch.
+    pub max_items: usize,
+    /// Most bytes of searches in one batch (the batch closes once past it).
+    pub max_bytes: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self { window: Duration::from_millis(2), max_items: 256, max_bytes: 1024 * 1024 }
+    }
 }
 
 /// The settings one registry is called with, every key resolved.
@@ -234,6 +256,8 @@ pub struct CallPolicy {
     pub hedge_percentile: f64,
     /// Largest search answer taken, in bytes.
     pub max_answer_bytes: usize,
+    /// Batching of its searches.
+    pub batch: BatchConfig,
 }
 
 impl Default for CallPolicy {
@@ -248,6 +272,7 @@ impl Default for CallPolicy {
             hedge_percentile: 0.95,
             // Well under a court client's 4 MiB default, with room for other registries in one reply.
             max_answer_bytes: 512 * 1024,
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -265,6 +290,7 @@ impl CallsConfig {
             hedge_budget: self.hedge_budget.unwrap_or(base.hedge_budget),
             hedge_percentile: self.hedge_percentile.unwrap_or(base.hedge_percentile),
             max_answer_bytes: self.max_answer_bytes.unwrap_or(base.max_answer_bytes),
+            batch: self.batch.unwrap_or(base.batch),
         }
     }
 }

@@ -15,8 +15,8 @@ use super::{MockConfig, MockRegistry, data};
 use crate::{
     core::proto::{
         DeductRequest, DeductResponse, DescribeRequest, DescribeResponse, GetAnswerRequest, GetAnswerResponse,
-        RegistryKind, ReleaseRequest, ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsRequest,
-        SearchAssetsResponse, SeizeRequest, SeizeResponse,
+        RegistryKind, ReleaseRequest, ReleaseResponse, RenewRequest, RenewResponse, SearchAssetsBatchRequest,
+        SearchAssetsBatchResponse, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, SeizeResponse,
         registry_service_server::{RegistryService, RegistryServiceServer},
     },
     gateway::{auth, server::StartError},
@@ -110,6 +110,13 @@ impl RegistryService for Fleet {
         request: Request<SearchAssetsRequest>,
     ) -> Result<Response<SearchAssetsResponse>, Status> {
         self.bank(&request)?.search_assets(request).await
+    }
+
+    async fn search_assets_batch(
+        &self,
+        request: Request<SearchAssetsBatchRequest>,
+    ) -> Result<Response<SearchAssetsBatchResponse>, Status> {
+        self.bank(&request)?.search_assets_batch(request).await
     }
 
     async fn seize(&self, request: Request<SeizeRequest>) -> Result<Response<SeizeResponse>, Status> {

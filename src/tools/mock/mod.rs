@@ -33,13 +33,15 @@ use crate::{
     core::identifiers::{self, DebtorId},
     core::proto::{
         self, AssetKind, ControlOrder, DeductRequest, DeductResponse, DescribeRequest, DescribeResponse,
-        GetAnswerRequest, GetAnswerResponse, RegistryKind, ReleaseRequest, ReleaseResponse, RenewRequest,
-        RenewResponse, SearchAssetsRequest, SearchAssetsResponse, SeizeRequest, SeizeResponse, debtor,
+        GetAnswerRequest, GetAnswerResponse, ItemError, RegistryKind, ReleaseRequest, ReleaseResponse, RenewRequest,
+        RenewResponse, SearchAssetsBatchItem, SearchAssetsBatchRequest, SearchAssetsBatchResponse, SearchAssetsRequest,
+        SearchAssetsResponse, SeizeRequest, SeizeResponse, debtor,
         mock::{
             Faults, GetFaultsRequest, GetFaultsResponse, SetFaultsRequest, SetFaultsResponse,
             mock_admin_service_server::{MockAdminService, MockAdminServiceServer},
         },
         registry_service_server::{RegistryService, RegistryServiceServer},
+        search_assets_batch_item as batch_item,
     },
     gateway::{auth, server::StartError},
     ops::{
@@ -47,6 +49,9 @@ use crate::{
         pki::TlsFiles,
     },
 };
+
+/// The most searches a mock takes in one batch; more is `RESOURCE_EXHAUSTED`.
+pub const MAX_BATCH: usize = 1000;
 
 /// One mock registry.
 #[derive(Clone)]
@@ -56,6 +61,8 @@ pub struct MockRegistry {
     faults: Arc<RwLock<MockConfig>>,
     demo: Arc<[data::DemoDebtor]>,
     calls: Arc<AtomicU64>,
+    /// `SearchAssetsBatch` calls received.
+    batches: Arc<AtomicU64>,
     /// The W3C `traceparent` of the latest search that carried one.
     traceparent: Arc<Mutex<Option<String>>>,
     control: Arc<Mutex<Control>>,
@@ -100,6 +107,7 @@ impl MockRegistry {
             kind,
             demo: data::demo_debtors()?.into(),
             calls: Arc::default(),
+            batches: Arc::default(),
             traceparent: Arc::default(),
             control: Arc::default(),
             tickets: Arc::default(),
@@ -260,9 +268,40 @@ impl MockRegistry {
         self.traceparent.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// A counter of `SearchAssets` calls received, for tests and reports.
+    /// A counter of searches received (each `SearchAssets` call, each item of a batch), for tests
+    /// and reports.
     pub fn calls(&self) -> Arc<AtomicU64> {
         self.calls.clone()
+    }
+
+    /// Keeps the W3C `traceparent` a search carried.
+    fn note_trace(&self, metadata: &tonic::metadata::MetadataMap) {
+        if let Some(parent) = metadata.get("traceparent").and_then(|v| v.to_str().ok()) {
+            *self.traceparent.lock().unwrap_or_else(PoisonError::into_inner) = Some(parent.to_string());
+        }
+    }
+
+    /// A counter of `SearchAssetsBatch` calls received.
+    pub fn batches(&self) -> Arc<AtomicU64> {
+        self.batches.clone()
+    }
+
+    /// One search, as `SearchAssets` and each item of a batch answer it.
+    async fn search(&self, request: SearchAssetsRequest) -> Result<SearchAssetsResponse, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let debtor = Self::debtor_id(request.debtor.as_ref())?;
+        let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());
+        async {
+            let settings = self.faults().await?;
+            if let (true, Some(deferral)) = (request.accept_deferred, settings.deferred) {
+                let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, Self::now_by(&settings));
+                self.keep().await;
+                return Ok(SearchAssetsResponse { deferred: Some(deferred), ..Default::default() });
+            }
+            Ok(self.answer(debtor.as_str(), &settings))
+        }
+        .instrument(span)
+        .await
     }
 
     /// Serves the registry contract, health and reflection on `listener` until
@@ -324,24 +363,39 @@ impl RegistryService for MockRegistry {
         &self,
         request: Request<SearchAssetsRequest>,
     ) -> Result<Response<SearchAssetsResponse>, Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if let Some(parent) = request.metadata().get("traceparent").and_then(|v| v.to_str().ok()) {
-            *self.traceparent.lock().unwrap_or_else(PoisonError::into_inner) = Some(parent.to_string());
+        self.note_trace(request.metadata());
+        self.search(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn search_assets_batch(
+        &self,
+        request: Request<SearchAssetsBatchRequest>,
+    ) -> Result<Response<SearchAssetsBatchResponse>, Status> {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.note_trace(request.metadata());
+        if self.current().unbatched {
+            return Err(Status::unimplemented("this registry takes one search a call (SearchAssets)"));
         }
-        let request = request.into_inner();
-        let debtor = Self::debtor_id(request.debtor.as_ref())?;
-        let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());
-        async {
-            let settings = self.faults().await?;
-            if let (true, Some(deferral)) = (request.accept_deferred, settings.deferred) {
-                let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, Self::now_by(&settings));
-                self.keep().await;
-                return Ok(Response::new(SearchAssetsResponse { deferred: Some(deferred), ..Default::default() }));
-            }
-            Ok(Response::new(self.answer(debtor.as_str(), &settings)))
+        let items = request.into_inner().items;
+        if items.is_empty() || items.len() > MAX_BATCH {
+            let why = format!("a batch holds 1 to {MAX_BATCH} searches, not {}", items.len());
+            return Err(if items.is_empty() { Status::invalid_argument(why) } else { Status::resource_exhausted(why) });
         }
-        .instrument(span)
-        .await
+        // Each item on its own, all at once: the batch takes as long as its slowest search.
+        let answers = futures::future::join_all(items.into_iter().map(|item| self.search(item))).await;
+        let items = answers
+            .into_iter()
+            .map(|answer| SearchAssetsBatchItem {
+                outcome: Some(match answer {
+                    Ok(answer) => batch_item::Outcome::Answer(answer),
+                    Err(status) => batch_item::Outcome::Error(ItemError {
+                        code: status.code() as i32,
+                        message: status.message().to_string(),
+                    }),
+                }),
+            })
+            .collect();
+        Ok(Response::new(SearchAssetsBatchResponse { items }))
     }
 
     async fn get_answer(&self, request: Request<GetAnswerRequest>) -> Result<Response<GetAnswerResponse>, Status> {
@@ -485,6 +539,7 @@ pub fn faults_from(f: &Faults) -> Result<MockConfig, Status> {
         clock_behind,
         answer_bytes: f.answer_bytes,
         search_rate: 0,
+        unbatched: false,
     })
 }
 
@@ -496,9 +551,10 @@ impl MockAdminService for Admin {
             true => self.started.clone(),
             false => faults_from(&request.faults.unwrap_or_default())?,
         };
-        // Which debtors the registry holds, and the rate it declares, are its data, not faults: they stay.
+        // Which debtors the registry holds, the rate it declares and whether it takes batches are its
+        // data, not faults: they stay.
         let kept = self.faults.read().unwrap_or_else(PoisonError::into_inner).clone();
-        (new.holders, new.search_rate) = (kept.holders, kept.search_rate);
+        (new.holders, new.search_rate, new.unbatched) = (kept.holders, kept.search_rate, kept.unbatched);
         info!(faults = %new, "mock faults changed");
         let faults = faults_proto(&new);
         *self.faults.write().unwrap_or_else(PoisonError::into_inner) = new;

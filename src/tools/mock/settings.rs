@@ -132,6 +132,8 @@ pub struct MockConfig {
     pub answer_bytes: u64,
     /// The searches per second it declares it accepts (`Describe`); 0: declares none.
     pub search_rate: u32,
+    /// Answers `SearchAssetsBatch` with `UNIMPLEMENTED`, as a registry that takes one search a call.
+    pub unbatched: bool,
 }
 
 /// The faults as a person reads them, one `key value` per fault, in the configuration's words.
