@@ -68,6 +68,14 @@ pub fn tls_of(role: Role) -> TlsFiles {
 /// A fleet of `banks` mock banks (`bank-0001`…) with `settings`, each with its certificate
 /// in the test PKI, serving on a free loopback port; its address.
 pub async fn serve_fleet(banks: usize, settings: assetgw::tools::mock::MockConfig) -> String {
+    serve_counted_fleet(banks, settings).await.0
+}
+
+/// A fleet as [`serve_fleet`] serves it, and the fleet, to count what its banks received.
+pub async fn serve_counted_fleet(
+    banks: usize,
+    settings: assetgw::tools::mock::MockConfig,
+) -> (String, assetgw::tools::mock::fleet::Fleet) {
     use assetgw::tools::mock::fleet::{Fleet, FleetConfig, bank_name};
     for n in 1..=banks {
         tls_of(Role::Registry(bank_name(n)));
@@ -75,8 +83,9 @@ pub async fn serve_fleet(banks: usize, settings: assetgw::tools::mock::MockConfi
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let fleet = Fleet::new(&FleetConfig { banks, settings, deferred_share: 0.0 }).unwrap();
-    tokio::spawn(async move { fleet.serve(listener, test_pki(), std::future::pending()).await });
-    address
+    let served = fleet.clone();
+    tokio::spawn(async move { served.serve(listener, test_pki(), std::future::pending()).await });
+    (address, fleet)
 }
 
 /// The gateway's TLS configuration in the test PKI.

@@ -321,3 +321,20 @@ async fn a_flats_mortgage_reaches_the_court_with_the_flat() {
         assert!(m.amount.as_ref().is_some_and(|a| a.currency == "CNY" && a.minor_units > 0), "{m:?}");
     }
 }
+
+/// Issue 29: a registry that takes no batches (`SearchAssetsBatch` UNIMPLEMENTED) answers each
+/// search all the same, and is asked for a batch once: from then on, one search a call.
+#[tokio::test]
+async fn a_registry_that_takes_no_batches_is_asked_one_search_a_call_from_then_on() {
+    let mut regs = standard();
+    regs[0].mock.unbatched = true;
+    let stack = Stack::start(regs).await;
+    for debtor in [RICH, NOBODY, COMPANY] {
+        let r = stack.search(query(&[debtor])).await.unwrap();
+        assert_eq!(status(outcome(&r, 0, "bank-a")), RegistryStatus::Ok, "{debtor}");
+    }
+    let batches = |name: &str| stack.mock(name).batches().load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(batches("bank-a"), 1, "asked for a batch once, then one search a call");
+    assert_eq!(stack.calls("bank-a"), 3, "every search answered");
+    assert_eq!(batches("bank-b"), 3, "a registry that takes batches gets its searches in them");
+}

@@ -5,7 +5,7 @@
 use std::{path::Path, time::Duration};
 
 use assetgw::{
-    core::proto::{AssetKind, RegistryStatus, SearchResponse},
+    core::proto::{AssetKind, RegistryKind, RegistryStatus, SearchResponse},
     ops::config::{Config, directory},
     tools::mock::{MockConfig, data, fleet::bank_name},
 };
@@ -252,4 +252,57 @@ async fn a_search_over_a_thousand_fleet_banks_lists_the_holders_and_counts_the_r
         );
     }
     assert!(r.encoded_len() < 64 * 1024, "the reply stays small at width: {} bytes", r.encoded_len());
+}
+
+/// Issue 29: the searches of concurrent court searches bound for one bank travel in one batch, and
+/// each answer goes back to its own search: across 1,000 fleet banks, six courts' searches for six
+/// debtors at once each list exactly the banks holding that debtor's accounts.
+#[tokio::test]
+async fn concurrent_searches_over_a_thousand_fleet_banks_travel_in_batches() {
+    let share = 0.01;
+    let (address, fleet) =
+        serve_counted_fleet(1000, MockConfig { holders: Some(share), ..MockConfig::default() }).await;
+    let file = scratch().join("registries.toml");
+    write_directory(&file, &address, 1..=1000, &|_| String::new());
+    let stack = Stack::with(standard(), move |c| {
+        c.network.directory = Some(file);
+        c.search.deadline = Duration::from_secs(60);
+        c.calls.timeout = Some(Duration::from_secs(50));
+        c.calls.attempt_timeout = Some(Duration::from_secs(50));
+        // Wide enough that the six searches' legs for one bank meet on a loaded test machine.
+        c.calls.batch =
+            Some(assetgw::ops::config::BatchConfig { window: Duration::from_millis(500), ..Default::default() });
+    })
+    .await;
+    let debtors =
+        [RICH, "440304197506120049", COMPANY, "34052419800101001X", "110105198503070027", "91110105MA01R7KQ83"];
+    let searches = debtors.iter().map(|d| {
+        let q = assetgw::core::proto::SearchQuery { asset_kinds: vec![AssetKind::Deposit as i32], ..query(&[d]) };
+        stack.search(q)
+    });
+    let replies = futures::future::join_all(searches).await;
+    let demo = data::demo_debtors().unwrap();
+    for (debtor, reply) in debtors.iter().zip(replies) {
+        let r = reply.unwrap();
+        let d = &r.debtors[0];
+        let failed: Vec<_> = d.registries.iter().filter(|o| status(o) != RegistryStatus::Ok).collect();
+        assert!(failed.is_empty(), "{debtor}: every bank answered: {failed:?}");
+        assert_eq!(d.registries.len() + d.quiet_registries as usize, 1002, "the fleet and the two banks asked");
+        let profile = data::profile_of(debtor, &demo);
+        let holds = |b: &String| {
+            let deposit = |a: &assetgw::core::proto::Asset| {
+                matches!(a.detail, Some(assetgw::core::proto::asset::Detail::Deposit(_)))
+            };
+            data::holds(b, debtor, share) && data::assets(b, RegistryKind::Bank, debtor, profile).iter().any(deposit)
+        };
+        let mut expected: Vec<String> = (1..=1000).map(bank_name).filter(holds).collect();
+        let mut listed: Vec<String> =
+            d.registries.iter().filter(|o| o.registry.starts_with("bank-0")).map(|o| o.registry.clone()).collect();
+        (expected.sort_unstable(), listed.sort_unstable());
+        assert_eq!(listed, expected, "{debtor}: its own answers, no other debtor's");
+    }
+    let (asked, batches) = fleet.counts();
+    assert_eq!(asked, 6 * 1000, "one search per bank and debtor");
+    eprintln!("{batches} batches carried {asked} searches");
+    assert!(batches > 0 && batches * 3 <= asked, "{batches} batches carried {asked} searches: they travelled together");
 }

@@ -65,6 +65,14 @@ impl Fleet {
         Ok(Self(Arc::new(banks)))
     }
 
+    /// Searches the banks received (each call, each item of a batch), and `SearchAssetsBatch` calls.
+    pub fn counts(&self) -> (u64, u64) {
+        let load = |c: Arc<std::sync::atomic::AtomicU64>| c.load(std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .values()
+            .fold((0, 0), |(searches, batches), bank| (searches + load(bank.calls()), batches + load(bank.batches())))
+    }
+
     /// The bank the caller named in its TLS handshake.
     fn bank<T>(&self, request: &Request<T>) -> Result<&MockRegistry, Status> {
         let name = Peer::server_name(request)
