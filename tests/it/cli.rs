@@ -123,13 +123,14 @@ fn check_config_reports_every_problem_and_accepts_the_shipped_file() {
     let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
-        "[search]\ndeadline = \"1s\"\ncolour = 1\n[[registries]]\nname = \"x\"\nkind = \"bank\"\nendpoint = \"http://127.0.0.1:9\"\ncalls = { timeout = \"2s\" }\n",
+        "[search]\ndeadline = \"1s\"\ncolour = 1\n[[registries]]\nname = \"x\"\nkind = \"bank\"\nendpoint = \"http://127.0.0.1:9\"\ncalls = { timeout = \"2s\", batch = { max_items = 0 } }\n",
     )
     .unwrap();
     let out = assetgw(&["check-config", "--config", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("4 configuration problem(s)"), "{err}");
+    assert!(err.contains("5 configuration problem(s)"), "{err}");
+    assert!(err.contains("registries[0](x).calls.batch.max_items: must be 1 to 256"), "{err}");
     assert!(err.contains("registries[0](x).endpoint: `http://127.0.0.1:9` is plaintext"), "{err}");
     assert!(err.contains("calls.timeout: (3s, the default) is longer than search.deadline (1s)"), "{err}");
     assert!(err.contains("search.colour: unknown key"), "{err}");

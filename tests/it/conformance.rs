@@ -34,7 +34,7 @@ use tonic::{Request, Response, Status, service::interceptor::InterceptedService}
 use crate::harness::*;
 
 /// Every check the suite runs, in order.
-const CHECKS: [&str; 16] = [
+const CHECKS: [&str; 17] = [
     "describe",
     "search_well_formed",
     "search_deterministic",
@@ -51,6 +51,7 @@ const CHECKS: [&str; 16] = [
     "deduct_answers",
     "refuses_outsiders",
     "deferred",
+    "batch",
 ];
 
 /// A bank registry that keeps the contract except for the check named `broken`.
@@ -105,12 +106,18 @@ impl RegistryService for Faulty {
         }))
     }
 
-    /// It takes one search a call: the gateway falls back to `SearchAssets`.
+    /// It takes one search a call (the gateway falls back to `SearchAssets`), or, broken, answers a
+    /// batch with one item whatever it held.
     async fn search_assets_batch(
         &self,
         _: Request<assetgw::core::proto::SearchAssetsBatchRequest>,
     ) -> Result<Response<assetgw::core::proto::SearchAssetsBatchResponse>, Status> {
-        Err(Status::unimplemented("one search a call"))
+        match self.breaks("batch") {
+            true => Ok(Response::new(assetgw::core::proto::SearchAssetsBatchResponse {
+                items: vec![assetgw::core::proto::SearchAssetsBatchItem::default()],
+            })),
+            false => Err(Status::unimplemented("one search a call")),
+        }
     }
 
     async fn search_assets(
@@ -415,7 +422,7 @@ async fn the_command_reports_and_exits_by_the_result() {
     let broken = run(bad, "fixture", false).await.unwrap();
     assert!(!broken.status.success());
     let text = String::from_utf8_lossy(&broken.stdout);
-    assert!(text.contains("FAIL describe") && text.contains("15 of 16 checks passed"), "{text}");
+    assert!(text.contains("FAIL describe") && text.contains("16 of 17 checks passed"), "{text}");
 }
 
 /// The standard stack with the fixture as one more bank, `fixture`.

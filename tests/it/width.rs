@@ -298,7 +298,8 @@ async fn concurrent_searches_over_a_thousand_fleet_banks_travel_in_batches() {
         let mut expected: Vec<String> = (1..=1000).map(bank_name).filter(holds).collect();
         let mut listed: Vec<String> =
             d.registries.iter().filter(|o| o.registry.starts_with("bank-0")).map(|o| o.registry.clone()).collect();
-        (expected.sort_unstable(), listed.sort_unstable());
+        expected.sort_unstable();
+        listed.sort_unstable();
         assert_eq!(listed, expected, "{debtor}: its own answers, no other debtor's");
     }
     let (asked, batches) = fleet.counts();

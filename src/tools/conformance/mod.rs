@@ -4,6 +4,7 @@
 //! Partners run it before they connect; CI runs it against every mock and
 //! against a deliberately faulty registry.
 
+mod batch;
 mod deferred;
 
 use std::{collections::BTreeSet, time::Duration};
@@ -142,14 +143,19 @@ impl Suite {
         debtor: Option<Debtor>,
         accept_deferred: bool,
     ) -> Result<SearchAssetsResponse, tonic::Status> {
-        let request = SearchAssetsRequest {
+        let request = self.search_request(debtor, accept_deferred);
+        self.client.clone().search_assets(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// A search as the gateway words it.
+    fn search_request(&self, debtor: Option<Debtor>, accept_deferred: bool) -> SearchAssetsRequest {
+        SearchAssetsRequest {
             debtor,
             case_number: "（2024）京0105执1号".into(),
             court_code: "京0105".into(),
             request_id: format!("conformance-{}", self.run),
             accept_deferred,
-        };
-        self.client.clone().search_assets(self.request(request)).await.map(|r| r.into_inner())
+        }
     }
 
     async fn describe(&self) -> Verdict {
@@ -555,5 +561,6 @@ pub async fn run(target: Target) -> Result<ConformanceReport, ConnectError> {
     record("deduct_answers", "a deduction answers what remains, once", suite.deduct(deposit.as_ref()).await);
     record("refuses_outsiders", "a caller that is not the gateway is refused", outsider(&target).await);
     record("deferred", "tickets only when accepted; pending, then one final answer", suite.deferred().await);
+    record("batch", "a batch answers each search on its own, in order (optional)", suite.batch().await);
     Ok(ConformanceReport { target: target.address, checks })
 }
