@@ -31,6 +31,7 @@
 # and the next (over open connections), searches/s and time to the last answer at CONCURRENCY (default
 # 4) for DURATION, CPU per registry call against D (the load generator asking the fleet itself), open
 # connections. STEADY=10m adds a run that long at the widest width, sampling the gateway's RSS.
+# BATCH_WINDOW=0s sends one search a call instead of batches (`calls.batch.window`, default 2ms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
@@ -272,13 +273,17 @@ if [[ ${ONLY:-} == width ]]; then
   widths=${WIDTHS:-6 100 1000 4000}
   concurrency=${CONCURRENCY:-4}
   # The bench stack's settings, without its registries: the fleet's directory lists them.
-  python3 - "$out" <<'PY'
+  python3 - "$out" "${BATCH_WINDOW:-}" <<'PY'
 import sys
 out = sys.argv[1]
 text = open("config/bench.toml").read().split("[[registries]]")[0]
 # A wide network's registries get seconds, as the real one's do: a first search opens thousands of connections.
 text = text.replace('[calls]\ntimeout = "1s"', '[calls]\ntimeout = "8s"')
 text += f'\n[network]\ndirectory = "{out}/fleet.toml"\n'
+# BATCH_WINDOW=0s: one search a call, to compare with the batches (calls.batch.window).
+window = sys.argv[2]
+if window:
+    text = text.replace("[calls]\n", f'[calls]\nbatch = {{ window = "{window}" }}\n', 1)
 open(f"{out}/width.toml", "w").write(text)
 PY
   cpu() { awk '{print $14 + $15}' /proc/"$1"/stat; } # user + system, in clock ticks (100/s)
