@@ -137,8 +137,15 @@ async fn collect(mut queue: mpsc::Receiver<Item>, policy: BatchConfig, to: To) {
 }
 
 /// One batch call; each item answered from it, or, when the registry takes no batches, by a call
-/// of its own.
-async fn send(batch: Vec<Item>, to: To) {
+/// of its own (as is a search alone in its window).
+async fn send(mut batch: Vec<Item>, to: To) {
+    // A search that found no company in the window goes as it is: a batch of one saves nothing.
+    if batch.len() == 1 {
+        if let Some(item) = batch.pop() {
+            single(item, to).await;
+        }
+        return;
+    }
     let latest = batch.iter().map(|i| i.deadline).max().unwrap_or_else(Instant::now);
     let items: Vec<SearchAssetsRequest> = batch.iter().map(|i| i.request.clone()).collect();
     let mut request = tonic::Request::new(SearchAssetsBatchRequest { items });

@@ -328,13 +328,25 @@ async fn a_flats_mortgage_reaches_the_court_with_the_flat() {
 async fn a_registry_that_takes_no_batches_is_asked_one_search_a_call_from_then_on() {
     let mut regs = standard();
     regs[0].mock.unbatched = true;
-    let stack = Stack::start(regs).await;
-    for debtor in [RICH, NOBODY, COMPANY] {
-        let r = stack.search(query(&[debtor])).await.unwrap();
-        assert_eq!(status(outcome(&r, 0, "bank-a")), RegistryStatus::Ok, "{debtor}");
-    }
+    // Wide enough that three searches started together meet in one window on a loaded machine.
+    let stack = Stack::with(regs, |c| {
+        c.calls.batch =
+            Some(assetgw::ops::config::BatchConfig { window: Duration::from_millis(200), ..Default::default() })
+    })
+    .await;
     let batches = |name: &str| stack.mock(name).batches().load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(batches("bank-a"), 1, "asked for a batch once, then one search a call");
-    assert_eq!(stack.calls("bank-a"), 3, "every search answered");
-    assert_eq!(batches("bank-b"), 3, "a registry that takes batches gets its searches in them");
+    let rounds =
+        [[RICH, "34052419800101001X", COMPANY], ["110105198503070027", "440304197506120049", "91110105MA01R7KQ83"]];
+    for (round, debtors) in (1..=2).zip(rounds) {
+        let searches = debtors.map(|debtor| stack.search(query(&[debtor])));
+        for r in futures::future::join_all(searches).await {
+            assert_eq!(status(outcome(&r.unwrap(), 0, "bank-a")), RegistryStatus::Ok, "round {round}");
+        }
+        assert_eq!(batches("bank-a"), 1, "round {round}: asked for a batch once, then one search a call");
+        assert_eq!(stack.calls("bank-a"), 3 * round, "every search answered");
+        assert_eq!(batches("bank-b"), round, "a registry that takes batches gets them together");
+    }
+    // A search alone in its window goes as a plain call.
+    stack.search(query(&[NOBODY])).await.unwrap();
+    assert_eq!((batches("bank-b"), stack.calls("bank-b")), (2, 7));
 }
