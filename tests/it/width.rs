@@ -218,19 +218,26 @@ async fn connections_are_opened_on_first_use_bounded_and_closed_when_idle() {
     assert!(connections_to(&address) > 0);
 }
 
-#[tokio::test]
-async fn a_search_over_a_thousand_fleet_banks_lists_the_holders_and_counts_the_rest() {
-    let share = 0.01;
-    let address = serve_fleet(1000, MockConfig { holders: Some(share), ..MockConfig::default() }).await;
+/// The standard stack with the 1,000 banks of the fleet at `address` in its directory, a wide
+/// network's seconds to answer in, and `tweak`.
+async fn over_fleet(address: &str, tweak: impl FnOnce(&mut Config) + Send + 'static) -> Stack {
     let file = scratch().join("registries.toml");
-    write_directory(&file, &address, 1..=1000, &|_| String::new());
-    let stack = Stack::with(standard(), move |c| {
+    write_directory(&file, address, 1..=1000, &|_| String::new());
+    Stack::with(standard(), move |c| {
         c.network.directory = Some(file);
         c.search.deadline = Duration::from_secs(60);
         c.calls.timeout = Some(Duration::from_secs(50));
         c.calls.attempt_timeout = Some(Duration::from_secs(50));
+        tweak(c);
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_search_over_a_thousand_fleet_banks_lists_the_holders_and_counts_the_rest() {
+    let share = 0.01;
+    let address = serve_fleet(1000, MockConfig { holders: Some(share), ..MockConfig::default() }).await;
+    let stack = over_fleet(&address, |_| {}).await;
     let r = stack.search(deposits()).await.unwrap();
     let d = &r.debtors[0];
     let holders: Vec<String> = (1..=1000).map(bank_name).filter(|b| data::holds(b, RICH, share)).collect();
@@ -262,13 +269,7 @@ async fn concurrent_searches_over_a_thousand_fleet_banks_travel_in_batches() {
     let share = 0.01;
     let (address, fleet) =
         serve_counted_fleet(1000, MockConfig { holders: Some(share), ..MockConfig::default() }).await;
-    let file = scratch().join("registries.toml");
-    write_directory(&file, &address, 1..=1000, &|_| String::new());
-    let stack = Stack::with(standard(), move |c| {
-        c.network.directory = Some(file);
-        c.search.deadline = Duration::from_secs(60);
-        c.calls.timeout = Some(Duration::from_secs(50));
-        c.calls.attempt_timeout = Some(Duration::from_secs(50));
+    let stack = over_fleet(&address, |c| {
         // Wide enough that the six searches' legs for one bank meet on a loaded test machine.
         c.calls.batch =
             Some(assetgw::ops::config::BatchConfig { window: Duration::from_millis(500), ..Default::default() });
