@@ -118,13 +118,7 @@ pub enum DebtorCommand {
     /// List the court's re-searches of terminated cases (of one case with --case): due, done, found, new (R30).
     Researches {
         #[command(flatten)]
-        connection: ConnectArgs,
-        /// Only this case's.
-        #[arg(long = "case", default_value = "")]
-        case_number: String,
-        /// Print only these fields of the answer, by dotted path (repeatable).
-        #[arg(long = "field")]
-        fields: Vec<String>,
+        listing: Listing,
     },
     /// As a superior court (--court), designate one court for the debtor's cases (R23).
     Series {
@@ -146,6 +140,19 @@ pub enum DebtorCommand {
         #[arg(long)]
         request_id: Option<String>,
     },
+}
+
+/// A court's listing, of one of its cases or of all.
+#[derive(Args)]
+pub struct Listing {
+    #[command(flatten)]
+    pub(super) connection: ConnectArgs,
+    /// Only this case's.
+    #[arg(long = "case", default_value = "")]
+    pub(super) case_number: String,
+    /// Print only these fields of the answer, by dotted path (repeatable).
+    #[arg(long = "field")]
+    pub(super) fields: Vec<String>,
 }
 
 /// A court, its case and the debtor.
@@ -250,7 +257,7 @@ pub async fn run(command: DebtorCommand) -> Result<(), ClientError> {
             });
             (connection, "ResumeCase", request, Vec::new())
         }
-        DebtorCommand::Researches { connection, case_number, fields } => {
+        DebtorCommand::Researches { listing: Listing { connection, case_number, fields } } => {
             (connection, "ListResearches", json!({ "caseNumber": case_number }), fields)
         }
         DebtorCommand::Series { connection, debtor: id, to_court, decision, cases, request_id: id_given } => {

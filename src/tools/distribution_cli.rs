@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{
     call,
     client::{ClientError, ConnectArgs},
-    debtor_cli::debtor,
+    debtor_cli::{Listing, debtor},
 };
 use crate::core::{
     clock::{Clock, SystemClock},
@@ -131,13 +131,7 @@ pub enum DistributionCommand {
     /// List the plans the court drafted or has a line in (one case's with --case).
     List {
         #[command(flatten)]
-        connection: ConnectArgs,
-        /// Only this case's.
-        #[arg(long = "case", default_value = "")]
-        case_number: String,
-        /// Print only these fields of the answer, by dotted path (repeatable).
-        #[arg(long = "field")]
-        fields: Vec<String>,
+        listing: Listing,
     },
     /// A case's funds: received, held back, paid out, each movement.
     Funds {
@@ -275,7 +269,7 @@ pub async fn run(command: DistributionCommand) -> Result<(), ClientError> {
             let request = json!({ "distributionId": plan.distribution_id });
             Asked::on(plan.on, "GetDistribution", request, true)
         }
-        DistributionCommand::List { connection, case_number, fields } => {
+        DistributionCommand::List { listing: Listing { connection, case_number, fields } } => {
             let request = json!({ "caseNumber": case_number });
             Asked { connection, case: case_number, method: "ListDistributions", request, fields, plan: false }
         }
