@@ -21,6 +21,7 @@ use std::{
 use futures::future::BoxFuture;
 use hyper_util::rt::TokioIo;
 use moka::{policy::EvictionPolicy, sync::Cache};
+use prometheus::IntGauge;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
@@ -48,7 +49,9 @@ pub struct Dial {
 pub struct Pool {
     open: Cache<Arc<str>, Channel>,
     tls: Option<Arc<rustls::ClientConfig>>,
-    metrics: Metrics,
+    /// Connections open (`assetgw_registry_connections`): the one metric it keeps, so that cloning
+    /// the pool (with every search call's attempt) costs no clone of every metric.
+    connections: IntGauge,
     // The sweeper stops when the last clone of the pool is gone.
     alive: Arc<()>,
 }
@@ -66,17 +69,17 @@ impl Pool {
             true => None,
             false => Some(Self::tls(config, &config.tls.files())?),
         };
-        let gauge = metrics.clone();
+        let gauge = metrics.registry_connections.clone();
         let open = Cache::<Arc<str>, Channel>::builder()
             .max_capacity(config.network.max_connections.max(1) as u64)
             .time_to_idle(config.network.idle_close)
             .eviction_policy(EvictionPolicy::lru())
             .eviction_listener(move |name: Arc<Arc<str>>, _, cause| {
                 tracing::debug!(registry = %name, ?cause, "registry connection closed");
-                gauge.registry_connections.dec();
+                gauge.dec();
             })
             .build();
-        let pool = Self { open, tls, metrics: metrics.clone(), alive: Arc::new(()) };
+        let pool = Self { open, tls, connections: metrics.registry_connections.clone(), alive: Arc::new(()) };
         pool.sweep_every(config.network.idle_close / 4);
         Ok(pool)
     }
@@ -89,7 +92,7 @@ impl Pool {
     /// The channel to `dial`'s registry, opened (lazily: it connects on its first call) if none is.
     pub fn channel(&self, dial: &Dial) -> Channel {
         self.open.get_with_by_ref(&dial.name, || {
-            self.metrics.registry_connections.inc();
+            self.connections.inc();
             match dial.tls.as_ref().or(self.tls.as_ref()) {
                 None => dial.endpoint.connect_lazy(),
                 Some(tls) => {
