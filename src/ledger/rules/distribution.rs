@@ -82,7 +82,7 @@ pub fn draft(
     let mut left = proceeds;
     let costs = take(&mut left, costs);
     let mut secured = secured.to_vec();
-    secured.sort_by(|a, b| (a.registered_at, &a.holder, a.amount).cmp(&(b.registered_at, &b.holder, b.amount)));
+    by_registration(&mut secured);
     let secured: Vec<(String, i64)> = secured.into_iter().map(|s| (s.holder, take(&mut left, s.amount))).collect();
     let mut creditors = creditors.to_vec();
     creditors.sort_by(|a, b| order(a).cmp(&order(b)));
@@ -198,6 +198,12 @@ pub fn payments(lines: &[Line], corrected: &[Option<i64>], payout: Payout) -> Ve
             _ => (line.amount, 0),
         })
         .collect()
+}
+
+/// R28: secured claims in the order they are paid: by registration time, ties by holder and amount
+/// (so the order never depends on the input's). A plan's `secured` payments follow this order.
+pub fn by_registration(secured: &mut [Secured]) {
+    secured.sort_by(|a, b| (a.registered_at, &a.holder, a.amount).cmp(&(b.registered_at, &b.holder, b.amount)));
 }
 
 /// Pays up to `want` from what is `left`.

@@ -6,7 +6,11 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{LIVE, Store};
+use super::{
+    LIVE, Store,
+    journal::Note,
+    rows::{Bind, FUND_MOVEMENTS, PROCEEDS_RANKS, insert_many},
+};
 use crate::{
     core::{
         clock::{Time, from_micros},
@@ -71,6 +75,18 @@ pub(super) struct Moved<'a> {
     pub distribution: &'a str,
     /// Who was paid, or whom it came from.
     pub counterparty: &'a str,
+}
+
+impl<'a> Moved<'a> {
+    /// A movement of `case`'s funds (its court's, for the event): `kind`, `amount`, with whom, and
+    /// the proceeds and plan it concerns.
+    pub(super) fn of(
+        (court, case): (&str, &'a str),
+        (kind, amount, counterparty): (Movement, i64, &'a str),
+        (proceeds, distribution): (&'a str, &'a str),
+    ) -> (String, Moved<'a>) {
+        (court.to_string(), Moved { case, kind, amount, proceeds, distribution, counterparty })
+    }
 }
 
 /// The columns [`proceeds_of`] reads.
@@ -145,17 +161,21 @@ impl Store {
         };
         // The ranks the sale found: every seizure it ended at once, or those live on a part sold.
         let ranks = match (sold_whole, ended_at) {
-            (true, Some(_)) => {
+            (true, Some(at)) => sqlx::query(
                 "SELECT seizure_id, case_number, court FROM seizures WHERE asset_key = $1 AND ended_at = $2 \
-                 AND state IN ('disposed', 'lapsed') ORDER BY seq"
-                    .to_string()
-            }
-            _ => format!(
-                "SELECT seizure_id, case_number, court FROM seizures WHERE asset_key = $1 AND $2 = $2 \
-                 AND state IN {LIVE} ORDER BY seq"
-            ),
+                 AND state IN ('disposed', 'lapsed') ORDER BY seq",
+            )
+            .bind(&asset_key)
+            .bind(at)
+            .fetch_all(&mut *conn)
+            .await?,
+            _ => sqlx::query(&format!(
+                "SELECT seizure_id, case_number, court FROM seizures WHERE asset_key = $1 AND state IN {LIVE} ORDER BY seq"
+            ))
+            .bind(&asset_key)
+            .fetch_all(&mut *conn)
+            .await?,
         };
-        let ranks = sqlx::query(&ranks).bind(&asset_key).bind(ended_at.unwrap_or(0)).fetch_all(&mut *conn).await?;
         let ranks = ranks
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
@@ -254,21 +274,20 @@ impl Store {
         .bind(now.timestamp_micros())
         .execute(&mut *conn)
         .await?;
-        for (rank, (seizure, case, court)) in ranks.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO proceeds_ranks (proceeds_id, rank, seizure_id, case_number, court) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(id)
-            .bind(i64::try_from(rank + 1).unwrap_or(i64::MAX))
-            .bind(seizure)
-            .bind(case)
-            .bind(court)
-            .execute(&mut *conn)
-            .await?;
-        }
-        let moved =
-            Moved { case, kind: Movement::Received, amount, proceeds: id, distribution: "", counterparty: seizure_id };
-        self.move_funds(conn, &[(court.to_string(), moved)]).await
+        let rows: Vec<Vec<Bind>> = (1..)
+            .zip(ranks)
+            .map(|(rank, (seizure, case, court))| {
+                vec![
+                    Bind::Text(id.into()),
+                    Bind::Int(rank),
+                    Bind::Text(seizure.clone()),
+                    Bind::Text(case.clone()),
+                    Bind::Text(court.clone()),
+                ]
+            })
+            .collect();
+        insert_many(conn, PROCEEDS_RANKS, &rows).await?;
+        self.move_funds(conn, &[Moved::of((court, case), (Movement::Received, amount, seizure_id), (id, ""))]).await
     }
 
     /// Writes movements of cases' funds, each an event to the case's court.
@@ -280,30 +299,45 @@ impl Store {
         let moves: Vec<&(String, Moved<'_>)> = moves.iter().filter(|(_, m)| m.amount > 0).collect();
         let ids = self.next_ids(conn, moves.len()).await?;
         let at = self.clock.micros();
-        for ((court, m), id) in moves.into_iter().zip(ids) {
-            sqlx::query(
-                "INSERT INTO fund_movements (id, case_number, kind, amount, proceeds_id, distribution_id, counterparty, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id)
-            .bind(m.case)
-            .bind(m.kind.stored())
-            .bind(m.amount)
-            .bind(m.proceeds)
-            .bind(m.distribution)
-            .bind(m.counterparty)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            let message = match m.kind {
-                Movement::Received => format!("{} received {} (from {})", m.case, m.amount, m.counterparty),
-                Movement::HeldBack => format!("{} holds back {} while a suit on the plan runs (R29)", m.case, m.amount),
-                Movement::PaidOut => format!("{} paid out {} to {}", m.case, m.amount, m.counterparty),
-            };
-            let to = [(court.clone(), m.case.to_string())];
-            self.queue_events(conn, m.kind.event(), m.proceeds, &to, &format!("{message} (minor units)")).await?;
-        }
-        Ok(())
+        let rows: Vec<Vec<Bind>> = moves
+            .iter()
+            .zip(ids)
+            .map(|((_, m), id)| {
+                vec![
+                    Bind::Int(id),
+                    Bind::Text(m.case.into()),
+                    Bind::Text(m.kind.stored().into()),
+                    Bind::Int(m.amount),
+                    Bind::Text(m.proceeds.into()),
+                    Bind::Text(m.distribution.into()),
+                    Bind::Text(m.counterparty.into()),
+                    Bind::Int(at),
+                ]
+            })
+            .collect();
+        insert_many(conn, FUND_MOVEMENTS, &rows).await?;
+        let messages: Vec<String> = moves
+            .iter()
+            .map(|(_, m)| match m.kind {
+                Movement::Received => format!("{} received {} minor units from {}", m.case, m.amount, m.counterparty),
+                Movement::HeldBack => {
+                    format!("{} holds back {} minor units while a suit on the plan runs (R29)", m.case, m.amount)
+                }
+                Movement::PaidOut => format!("{} paid out {} minor units to {}", m.case, m.amount, m.counterparty),
+            })
+            .collect();
+        let notes: Vec<Note<'_>> = moves
+            .iter()
+            .zip(&messages)
+            .map(|((court, m), message)| Note {
+                kind: m.kind.event(),
+                subject: m.proceeds,
+                court,
+                case: m.case,
+                message,
+            })
+            .collect();
+        self.queue_notes(conn, &notes).await
     }
 
     /// Proceeds by id.

@@ -35,6 +35,16 @@ const IDLE_PASS: Duration = Duration::from_secs(1);
 /// A committed step waiting for its events to be numbered.
 pub(super) type Waiter = oneshot::Sender<()>;
 
+/// An event of no seizure, about to be queued: its kind, subject (a search, a decision, a plan or
+/// proceeds), the court and case it goes to, and what happened.
+pub(super) struct Note<'a> {
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub court: &'a str,
+    pub case: &'a str,
+    pub message: &'a str,
+}
+
 /// One queued event as the numbering pass moves it.
 struct Queued {
     id: i64,
@@ -213,21 +223,28 @@ impl Store {
         courts: &[(String, String)],
         message: &str,
     ) -> Result<(), LedgerError> {
-        let ids = self.next_ids(conn, courts.len()).await?;
+        let events: Vec<Note<'_>> =
+            courts.iter().map(|(court, case)| Note { kind, subject, court, case, message }).collect();
+        self.queue_notes(conn, &events).await
+    }
+
+    /// Queues events of no seizure, each its own (see [`Store::queue_events`]), numbered as they are.
+    pub(super) async fn queue_notes(&self, conn: &mut AnyConnection, events: &[Note<'_>]) -> Result<(), LedgerError> {
+        let ids = self.next_ids(conn, events.len()).await?;
         let at = self.clock.micros();
-        let rows: Vec<Vec<Bind>> = courts
+        let rows: Vec<Vec<Bind>> = events
             .iter()
             .zip(ids)
-            .map(|((court, case), id)| {
+            .map(|(e, id)| {
                 vec![
                     Bind::Int(id),
                     Bind::Int(at),
-                    Bind::Text(kind.into()),
-                    Bind::Text(subject.into()),
+                    Bind::Text(e.kind.into()),
+                    Bind::Text(e.subject.into()),
                     Bind::Text(String::new()),
-                    Bind::Text(court.clone()),
-                    Bind::Text(case.clone()),
-                    Bind::Text(message.into()),
+                    Bind::Text(e.court.into()),
+                    Bind::Text(e.case.into()),
+                    Bind::Text(e.message.into()),
                 ]
             })
             .collect();

@@ -299,6 +299,20 @@ pub(super) const RESEARCH_DEBTORS: Table = Table {
 pub(super) const RESEARCHES: Table =
     Table { head: "INSERT INTO researches (case_number, round, court, due_at)", tail: "", width: 4 };
 
+/// The seizures on an asset, by rank, when proceeds came in (R28).
+pub(super) const PROCEEDS_RANKS: Table = Table {
+    head: "INSERT INTO proceeds_ranks (proceeds_id, rank, seizure_id, case_number, court)",
+    tail: "",
+    width: 5,
+};
+
+/// Movements of cases' funds (R28).
+pub(super) const FUND_MOVEMENTS: Table = Table {
+    head: "INSERT INTO fund_movements (id, case_number, kind, amount, proceeds_id, distribution_id, counterparty, at)",
+    tail: "",
+    width: 8,
+};
+
 /// Seizures, new or changed.
 const SEIZURES: Table = Table {
     head: "INSERT INTO seizures (seizure_id, asset_key, seq, court, case_number, requested, effective, state, \

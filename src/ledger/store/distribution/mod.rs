@@ -96,9 +96,10 @@ impl Store {
             if plan.costs > 0 {
                 lines.push(Drafted { claim: p.costs, ..line(LineKind::Costs, "execution costs", plan.costs) });
             }
-            for (holder, amount) in &plan.secured {
-                let owed = secured.iter().filter(|s| s.holder == *holder).map(|s| s.amount).sum();
-                lines.push(Drafted { claim: owed, ..line(LineKind::Secured, holder, *amount) });
+            let mut owed = secured.clone();
+            rules::by_registration(&mut owed);
+            for ((holder, amount), claim) in plan.secured.iter().zip(&owed) {
+                lines.push(Drafted { claim: claim.amount, ..line(LineKind::Secured, holder, *amount) });
             }
             for (payee, amount) in &plan.ordinary {
                 let (creditor, court) = claims.iter().find(|(c, _)| c.case == *payee).ok_or_else(|| {

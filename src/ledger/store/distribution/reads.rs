@@ -19,7 +19,7 @@ impl Store {
     /// A plan as shown, to a court with a part in it.
     pub async fn distribution(&self, court: &str, id: &str) -> Result<proto::Distribution, LedgerError> {
         let mut tx = self.snapshot().await?;
-        let parties = self.parties(&mut tx, id).await.map_err(|_| LedgerError::UnknownDistribution(id.into()))?;
+        let parties = self.parties(&mut tx, id).await?;
         if !parties.iter().any(|(c, _)| c == court) {
             return Err(LedgerError::UnknownDistribution(id.into()));
         }

@@ -240,53 +240,19 @@ impl Store {
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
             let (holder, holder_court, proceeds): (String, String, String) =
                 (r.try_get(4)?, r.try_get(5)?, r.try_get(6)?);
-            let mut moves = Vec::new();
-            moves.push((
-                holder_court.clone(),
-                Moved {
-                    case: &holder,
-                    kind: Movement::PaidOut,
-                    amount: *paid,
-                    proceeds: &proceeds,
-                    distribution: &plan.id,
-                    counterparty: &payee,
-                },
-            ));
-            moves.push((
-                holder_court.clone(),
-                Moved {
-                    case: &holder,
-                    kind: Movement::HeldBack,
-                    amount: *held,
-                    proceeds: &proceeds,
-                    distribution: &plan.id,
-                    counterparty: &payee,
-                },
-            ));
+            // The holding case pays the line (or holds it back); a creditor case receives its share
+            // and passes it on to its applicant.
+            let of = (proceeds.as_str(), plan.id.as_str());
+            let holding = (holder_court.as_str(), holder.as_str());
+            let mut moves = vec![
+                Moved::of(holding, (Movement::PaidOut, *paid, &payee), of),
+                Moved::of(holding, (Movement::HeldBack, *held, &payee), of),
+            ];
             let applicant = format!("the applicant of {payee}");
             if kind == "ordinary" && *paid > 0 {
-                moves.push((
-                    payee_court.clone(),
-                    Moved {
-                        case: &payee,
-                        kind: Movement::Received,
-                        amount: *paid,
-                        proceeds: &proceeds,
-                        distribution: &plan.id,
-                        counterparty: &holder,
-                    },
-                ));
-                moves.push((
-                    payee_court.clone(),
-                    Moved {
-                        case: &payee,
-                        kind: Movement::PaidOut,
-                        amount: *paid,
-                        proceeds: &proceeds,
-                        distribution: &plan.id,
-                        counterparty: &applicant,
-                    },
-                ));
+                let creditor = (payee_court.as_str(), payee.as_str());
+                moves.push(Moved::of(creditor, (Movement::Received, *paid, &holder), of));
+                moves.push(Moved::of(creditor, (Movement::PaidOut, *paid, &applicant), of));
                 *paid_to.entry(payee.clone()).or_default() += paid;
             }
             self.move_funds(conn, &moves).await?;
@@ -383,8 +349,9 @@ impl Store {
     ) -> Result<Vec<(String, String)>, LedgerError> {
         let head = sqlx::query("SELECT court, case_number FROM distributions WHERE distribution_id = $1")
             .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| LedgerError::UnknownDistribution(id.into()))?;
         let mut out = vec![(head.try_get(0)?, head.try_get(1)?)];
         let rows = sqlx::query("SELECT court, payee FROM distribution_lines WHERE distribution_id = $1 AND kind = 'ordinary' ORDER BY line")
             .bind(id)
