@@ -7,15 +7,17 @@
 # then D and G_miss in open loop at half of D's peak rate, for the latency the gateway adds, and the
 # faults: one registry slow on 5% of calls (+100 ms) with and without hedging, hung, always failing, and
 # an offered load of twice G_miss's peak.
-# The stack (`assetgw dev --config config/bench.toml`: mocks answering at once) runs on CPU 0, the
-# load generator on CPU 1. Writes the "Gateway" section of docs/BENCHMARKS.md.
+# The layout, in every mode: the measured gateway (`assetgw serve`) alone on CPU 0; the mock registries
+# (`assetgw dev --config config/bench.toml`: mocks answering at once, with an idle gateway of their own on
+# 127.0.0.1:50251), the fleet and the load generator on CPU 1. D's load generator does the fan-out itself,
+# so it takes the gateway's place on CPU 0. Writes the "Gateway" section of docs/BENCHMARKS.md.
 #   DURATION=10s CONCURRENCY=32 bash scripts/bench.sh
 # ONLY=hedge runs the slow-registry scenario alone, RUNS times (default 5), each over fresh stacks at
 # RATE searches/s (default 200), and prints p99 hedged ÷ unhedged and the hedges' extra calls per run:
 #   ONLY=hedge RUNS=5 RATE=200 DURATION=10s bash scripts/bench.sh
 # ONLY=callgrind counts instructions per call under valgrind (repeatable where rates are not): the whole
-# stack's instructions over 20 s of closed-loop load minus 20 s idle, divided by the calls answered, for E,
-# G_hit and G_miss (a miss includes the in-process mocks' side of its six calls). Prints one table.
+# gateway's instructions over 20 s of closed-loop load minus 20 s idle, divided by the calls answered, for E,
+# G_hit and G_miss (the mocks run in their own process, outside the count). Prints one table.
 # ONLY=replicas runs two gateway replicas over PostgreSQL (a fresh schema of database `test`) and Redis
 # (database 15 of 127.0.0.1:6379, flushed) with the shared answer tier on, then off: each replica gets
 # RATE searches/s (default 100) drawn from the same 1,000 debtors for DURATION; prints the cache hit rate
@@ -43,8 +45,17 @@ rm -rf "$out" && mkdir -p "$out"
 
 # Waits until 127.0.0.1:$1 accepts, at most $2 tenths of a second (default 100).
 up() { for _ in $(seq 1 "${2:-100}"); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; }
+# The mock registries of config $1 (default config/bench.toml) on CPU 1, in `assetgw dev` with its own ledger
+# and an idle gateway on 127.0.0.1:50251.
+mocks() {
+  taskset -c 1 env ASSETGW__LEDGER__URL="sqlite://$out/mocks.db" ASSETGW__SERVER__LISTEN=127.0.0.1:50251 \
+    ASSETGW__SERVER__METRICS_LISTEN=127.0.0.1:50259 "$bin" dev --config "${1:-config/bench.toml}" >>"$out/stack.log" 2>&1 &
+  mocks=$!
+  up 50251 300
+}
+# The measured gateway alone on CPU 0 (127.0.0.1:50151, metrics on 50159), with the environment `$@`.
 start() {
-  taskset -c 0 env "$@" "$bin" dev --config config/bench.toml >>"$out/stack.log" 2>&1 &
+  taskset -c 0 env "$@" "$bin" serve --config config/bench.toml >>"$out/stack.log" 2>&1 &
   stack=$!
   up 50151
 }
@@ -70,12 +81,13 @@ PY
 }
 
 if [[ ${ONLY:-} == callgrind ]]; then
+  mocks
   # Registry and search deadlines wide enough for valgrind's pace; four callers keep queues short.
-  env ASSETGW__CALLS__TIMEOUT=30s ASSETGW__SEARCH__DEADLINE=60s \
-    valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.%p" "$bin" dev --config config/bench.toml \
+  taskset -c 0 env ASSETGW__CALLS__TIMEOUT=30s ASSETGW__SEARCH__DEADLINE=60s \
+    valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.%p" "$bin" serve --config config/bench.toml \
     >>"$out/stack.log" 2>&1 &
   stack=$!
-  trap 'kill $stack 2>/dev/null || true' EXIT
+  trap 'kill $stack $mocks 2>/dev/null || true' EXIT
   up 50151 3000
   # Instructions the stack executes in 20 s while `$@` runs (or nothing does).
   count() {
@@ -107,10 +119,10 @@ if [[ ${ONLY:-} == callgrind ]]; then
   section callgrind <<EOF
 ## Instructions per call (callgrind)
 
-\`ONLY=callgrind bash scripts/bench.sh\`: \`assetgw dev --config config/bench.toml\` under
-\`valgrind --tool=callgrind\`; for each scenario the whole process's instructions over 20 s of closed-loop
-load (4 callers, one connection) minus 20 s idle ($idle instructions), divided by the calls answered.
-A miss includes the in-process mocks' side of its six registry calls.
+\`ONLY=callgrind bash scripts/bench.sh\`: the gateway (\`assetgw serve --config config/bench.toml\`) under
+\`valgrind --tool=callgrind\` on CPU 0, the mocks (their own process) and the load generator on CPU 1; for each
+scenario the gateway's instructions over 20 s of closed-loop load (4 callers, one connection) minus 20 s idle
+($idle instructions), divided by the calls answered.
 
 | scenario | calls | instructions in 20 s | per call |
 |---|---|---|---|
@@ -207,21 +219,18 @@ text = "[[registries]]".join(blocks)
 text = text.replace("daily_searches = 0", "daily_searches = 0\nwatch_streams = 100000")
 open(f"{out}/jobs.toml", "w").write(text)
 PY
-  # The mocks (with an idle gateway of their own), then the measured gateway with its own ledger.
-  taskset -c 0 env ASSETGW__LEDGER__URL="sqlite://$out/mocks.db" "$bin" dev --config "$out/jobs.toml" \
+  # The mocks, then the measured gateway with its own ledger.
+  mocks "$out/jobs.toml"
+  taskset -c 0 env ASSETGW__LEDGER__URL="sqlite://$out/jobs.db" "$bin" serve --config "$out/jobs.toml" \
     >>"$out/stack.log" 2>&1 &
-  stack=$!
-  up 50151
-  taskset -c 0 env ASSETGW__LEDGER__URL="sqlite://$out/jobs.db" ASSETGW__SERVER__LISTEN=127.0.0.1:50251 \
-    ASSETGW__SERVER__METRICS_LISTEN=127.0.0.1:50259 "$bin" serve --config "$out/jobs.toml" >>"$out/stack.log" 2>&1 &
   gateway=$!
-  trap 'kill $stack $gateway 2>/dev/null || true' EXIT
-  up 50251
+  trap 'kill $mocks $gateway 2>/dev/null || true' EXIT
+  up 50151
   # Every 5 s: the time, the gateway's RSS and its private part (KiB; the rest is mapped database pages),
   # its registry calls so far, the database's size (bytes).
   (
     while kill -0 "$gateway" 2>/dev/null; do
-      calls=$(curl -s http://127.0.0.1:50259/metrics | awk '/^assetgw_registry_calls_total/ {s += $2} END {print s + 0}')
+      calls=$(curl -s http://127.0.0.1:50159/metrics | awk '/^assetgw_registry_calls_total/ {s += $2} END {print s + 0}')
       rss=$(awk '/VmRSS/ {r = $2} /RssAnon/ {a = $2} END {print r + 0, a + 0}' /proc/"$gateway"/status 2>/dev/null || echo 0 0)
       size=$(du -cb "$out"/jobs.db* 2>/dev/null | tail -1 | cut -f1)
       echo "$(date +%s) $rss $calls $size"
@@ -229,7 +238,7 @@ PY
     done
   ) >"$out/jobs.samples" &
   sampler=$!
-  taskset -c 1 "$bin" bench-jobs --gateway https://127.0.0.1:50251 --pki "$out/pki" --searches "$searches" \
+  taskset -c 1 "$bin" bench-jobs --gateway https://127.0.0.1:50151 --pki "$out/pki" --searches "$searches" \
     --rate "$rate" --watch-every 100 --settle 2m --json >"$out/jobs.json"
   sleep 6
   kill "$sampler" 2>/dev/null || true
@@ -258,7 +267,7 @@ PY
 ## Search jobs: many searches answered later
 
 \`ONLY=jobs SEARCHES=$searches RATE=$rate NEAR=$near FAR=$far bash scripts/bench.sh\` on this 2-vCPU machine:
-the gateway (\`assetgw serve\`, its own SQLite ledger) and the mocks (\`assetgw dev\`) on CPU 0, \`assetgw
+the gateway (\`assetgw serve\`, its own SQLite ledger) alone on CPU 0, the mocks (\`assetgw dev\`) and \`assetgw
 bench-jobs\` on CPU 1. $searches searches of one new debtor each at $rate/s, each kept as a job with five
 tickets: bank-ccb answers $near later, three registries $far later (still pending at the end: the searches
 stay open), aviation at once. Every 100th search is followed with WatchSearch; the delay is from bank-ccb's
@@ -304,7 +313,7 @@ PY
     wait 2>/dev/null || true
     t0=$(date +%s%N)
     "$bin" pki fleet --dir "$out/pki" --banks "$w" >/dev/null
-    taskset -c 0 "$bin" mock-fleet --banks "$w" --listen 127.0.0.1:50170 --pki "$out/pki" --holders 0.02 \
+    taskset -c 1 "$bin" mock-fleet --banks "$w" --listen 127.0.0.1:50170 --pki "$out/pki" --holders 0.02 \
       --latency uniform:1ms..5ms --directory "$out/fleet.toml" >>"$out/stack.log" 2>&1 &
     fleet=$!
     up 50170 600
@@ -322,7 +331,7 @@ PY
       --concurrency "$concurrency" --duration "$duration" --timeout 30s --json >"$out/g-$w.json"
     g_ticks=$(($(cpu "$gateway") - c0)) g_calls=$(($(metric assetgw_registry_calls_total) - n0))
     after=$(rss "$gateway") conns=$(metric assetgw_registry_connections)
-    taskset -c 1 "$bin" loadgen --scenario direct \
+    taskset -c 0 "$bin" loadgen --scenario direct \
       --config "$out/width.toml" --concurrency "$concurrency" --duration "$duration" --timeout 30s --json \
       >"$out/d-$w.json"
     python3 - "$out" "$w" "$issue" "$idle" "$first" "$open" "$g_ticks" "$g_calls" "$after" "$conns" \
@@ -362,10 +371,10 @@ PY
 
 \`ONLY=width WIDTHS="$widths" CONCURRENCY=$concurrency DURATION=$duration bash scripts/bench.sh\` on this 2-vCPU
 machine: a fleet of mock banks (\`assetgw mock-fleet\`, one process, one port, a certificate per bank by SNI;
-answers in 1–5 ms; 2 % of banks hold accounts for a debtor) and the gateway (\`assetgw serve\`, the fleet as its
-registry directory) on CPU 0, the load generator on CPU 1: $concurrency searches back to back for $duration, each
+answers in 1–5 ms; 2 % of banks hold accounts for a debtor) and the load generator on CPU 1, the gateway
+(\`assetgw serve\`, the fleet as its registry directory) alone on CPU 0: $concurrency searches back to back for $duration, each
 of a new debtor (every bank asked). D is the load generator asking the fleet itself, with the gateway's
-registry clients (each registry's call stack, connections opened on demand), and its own CPU over the measured
+registry clients (each registry's call stack, connections opened on demand), on CPU 0 in the gateway's place, and its own CPU over the measured
 window; the gateway's CPU is its process's over the run, divided by its registry calls. The first and next
 searches are \`assetgw search --fresh\` processes (start-up and the connection to the gateway included).
 \`assetgw pki fleet --banks $widest\` issued the widest fleet's certificates in $(awk '{print $(NF-1)}' "$out/pki-timing.txt") s.
@@ -396,13 +405,14 @@ PY
   exit 0
 fi
 
+mocks
 start
-trap 'kill $stack 2>/dev/null || true' EXIT
-# bank-icbc's faults, changed at run time; the gateway's metrics around a run.
-faults() { "$bin" mock-faults --target https://127.0.0.1:50161 --name bank-icbc --pki "$out/pki" --latency fixed:0ms "$@" >/dev/null; }
+trap 'kill $stack $mocks 2>/dev/null || true' EXIT
+# bank-icbc's faults, changed at run time (from those it started with); the gateway's metrics around a run.
+faults() { "$bin" mock-faults --target https://127.0.0.1:50161 --name bank-icbc --pki "$out/pki" --reset "$@" >/dev/null; }
 scrape() { curl -s http://127.0.0.1:50159/metrics >"$out/$1.metrics"; }
 
-# CPU=0 runs the load generator beside the stack (D: its fan-out gets the CPU the gateway's fan-out gets).
+# CPU=0 runs the load generator in the gateway's place (D: its fan-out gets the CPU the gateway's fan-out gets).
 load() {
   local name=$1
   shift
@@ -502,10 +512,10 @@ rows = "\n".join(
 section = f"""<!-- gateway:begin -->
 ## Gateway: side by side
 
-`DURATION={duration} CONCURRENCY={concurrency} bash scripts/bench.sh` on {machine}. The stack (`assetgw dev
---config config/bench.toml`: six mock registries answering at once, the gateway, SQLite ledger and audit trail)
-is pinned to CPU 0 and the load generator to CPU 1, except in D: there the load generator, which does the
-fan-out itself, runs on CPU 0 beside the mocks, as the gateway's fan-out does. Closed loop with {concurrency} callers over 4 connections, 2 s warm-up;
+`DURATION={duration} CONCURRENCY={concurrency} bash scripts/bench.sh` on {machine}. The gateway (`assetgw serve
+--config config/bench.toml`: SQLite ledger and audit trail) runs alone on CPU 0; the six mock registries
+(answering at once, in their own process) and the load generator share CPU 1, except in D: there the load
+generator, which does the fan-out itself, takes the gateway's place on CPU 0. Closed loop with {concurrency} callers over 4 connections, 2 s warm-up;
 every call over mutual TLS. Latency counts from each call's send; in open loop the generator's own lateness
 in sending (its schedule thread shares CPU 1 with the answers) is the "sent late" column, not in the latency.
 

@@ -1,7 +1,8 @@
 //! Searches that travel in batches (`SearchAssetsBatch`), the way banks take
-//! queries: the searches of concurrent court searches bound for one registry
-//! wait at most the configured window (or until the batch is full, by items
-//! or bytes) and go in one call; each item's answer goes back to its own
+//! queries: while a registry's last batch is out, the searches of concurrent
+//! court searches bound for it wait until it is answered, at most the
+//! configured window (or until theirs is full, by items or bytes), and go in
+//! one call; with none out, a search is sent at once; each item's answer goes back to its own
 //! search, which keeps its own deadline, retries, hedges and breaker count
 //! above this layer. A registry that answers `UNIMPLEMENTED` is asked one
 //! search a call from then on (its batch's searches are sent singly at once).
@@ -14,6 +15,7 @@ use std::{
     },
 };
 
+use futures::FutureExt;
 use prost::Message;
 use tokio::{
     sync::{mpsc, oneshot},
@@ -116,23 +118,35 @@ impl To {
     }
 }
 
-/// Takes the searches as they come: the first opens a batch, which goes when the window has passed
-/// or it is full; each batch is sent on its own task, so the next one gathers meanwhile.
+/// Takes the searches as they come, each batch with whatever is already queued. While the last
+/// batch is out, the next waits for more until that one is answered, the window has passed or it is
+/// full; when none is out, it goes at once (waiting would only add its latency). So batches form
+/// where searches come faster than the registry answers, and a quiet registry waits for none.
+/// Each batch is sent on its own task, so the next one gathers meanwhile.
 async fn collect(mut queue: mpsc::Receiver<Item>, policy: BatchConfig, to: To) {
+    // Fires when the last batch sent has been answered.
+    let mut out: Option<oneshot::Receiver<()>> = None;
     while let Some(first) = queue.recv().await {
         let closes = Instant::now() + policy.window;
         let mut bytes = first.request.encoded_len();
         let mut batch = vec![first];
         while batch.len() < policy.max_items && bytes < policy.max_bytes {
-            match tokio::time::timeout_at(closes, queue.recv()).await {
-                Ok(Some(item)) => {
-                    bytes += item.request.encoded_len();
-                    batch.push(item);
-                }
-                Ok(None) | Err(_) => break,
-            }
+            let next = match (queue.try_recv(), out.as_mut()) {
+                (Ok(item), _) => Some(item),
+                (Err(_), None) => None,
+                (Err(_), Some(answered)) => tokio::select! {
+                    item = queue.recv() => item,
+                    _ = answered => None,
+                    _ = tokio::time::sleep_until(closes) => None,
+                },
+            };
+            let Some(item) = next else { break };
+            bytes += item.request.encoded_len();
+            batch.push(item);
         }
-        tokio::spawn(send(batch, to.clone()));
+        let (answered, fires) = oneshot::channel();
+        out = Some(fires);
+        tokio::spawn(send(batch, to.clone()).map(move |()| answered.send(())));
     }
 }
 

@@ -70,6 +70,11 @@ const LATENCY_MIN_SAMPLES: usize = 20;
 /// the fast mode in both histories, and twice it is past that mode's tail, so
 /// hedges go to the slow calls and the budget suffices for them.
 const FAST_MODE_MULTIPLE: u32 = 2;
+/// The least hedging delay: a registry that answers in well under a
+/// millisecond still has its answers wait for the gateway's threads now and
+/// then (a scheduler slice is a few milliseconds); hedging those would spend
+/// the budget that the slow calls need.
+const NOISE_FLOOR: Duration = Duration::from_millis(5);
 
 /// Builds the stack in front of `attempt` (one call with the attempt timeout).
 ///
@@ -113,6 +118,7 @@ where
     };
     let hedge = Hedge {
         latencies: Arc::new(Latencies::new(policy.hedge_percentile)),
+        batch_window: policy.batch.window,
         // No minimum: hedges are pure extra load, only ever a share of the calls.
         budget: Arc::new(TpsBudget::new(BUDGET_WINDOW, 0, policy.hedge_budget)),
         counter: metrics.hedges.with_label_values(&[&**name]),
@@ -246,6 +252,9 @@ impl Policy<Ask, Checked, Failure> for Retries {
 #[derive(Clone)]
 struct Hedge {
     latencies: Arc<Latencies>,
+    /// How long a search may wait for its batch before it is sent: a hedge inside that
+    /// would only wait with it (and spend the budget the slow calls need).
+    batch_window: Duration,
     budget: Arc<TpsBudget>,
     counter: IntCounter,
 }
@@ -267,6 +276,7 @@ where
             hedge.budget.deposit();
             let first = timed(inner.clone().oneshot(ask.clone()), &hedge.latencies);
             let Some(after) = hedge.latencies.hedge_after() else { return first.await };
+            let after = after + hedge.batch_window;
             tokio::pin!(first);
             tokio::select! {
                 biased;
@@ -345,7 +355,8 @@ impl Latencies {
     }
 
     /// [`FAST_MODE_MULTIPLE`] times the (2·percentile − 1) point of recent
-    /// latencies (recomputed every 16 calls); `None` until enough calls or when off.
+    /// latencies, at least [`NOISE_FLOOR`] (recomputed every 16 calls); `None`
+    /// until enough calls or when off.
     fn hedge_after(&self) -> Option<Duration> {
         if self.percentile <= 0.0 {
             return None;
@@ -359,7 +370,7 @@ impl Latencies {
             sorted.sort_unstable();
             let inside = (2.0 * self.percentile - 1.0).max(0.0);
             let at = ((sorted.len() as f64 * inside) as usize).min(sorted.len() - 1);
-            w.delay = Some(sorted[at] * FAST_MODE_MULTIPLE);
+            w.delay = Some((sorted[at] * FAST_MODE_MULTIPLE).max(NOISE_FLOOR));
             w.since = 0;
         }
         w.delay
@@ -384,6 +395,11 @@ mod tests {
             l.add(Duration::from_millis(ms));
         }
         assert_eq!(l.hedge_after(), Some(Duration::from_millis(162)), "twice the p80 of 1..=100 ms");
+        let quick = Latencies::new(0.9);
+        for us in 100..400 {
+            quick.add(Duration::from_micros(us));
+        }
+        assert_eq!(quick.hedge_after(), Some(NOISE_FLOOR), "a sub-millisecond registry is hedged past the noise");
         assert_eq!(Latencies::new(0.0).hedge_after(), None, "0 turns hedging off");
     }
 
@@ -558,8 +574,9 @@ mod tests {
                 after_warm_up = after_warm_up.max(started.elapsed());
             }
         }
-        // Once 20 latencies are known the hedge goes after twice their p60 (20 ms) and its 10 ms answer wins.
-        assert_eq!(after_warm_up, Duration::from_millis(30));
+        // Once 20 latencies are known the hedge goes after twice their p60 (20 ms) and the batch window
+        // (a search may wait that long to be sent), and its 10 ms answer wins.
+        assert_eq!(after_warm_up, Duration::from_millis(30) + p.batch.window);
         let hedges = count.load(Ordering::SeqCst) - 100;
         assert!((6..=9).contains(&hedges), "one hedge per slow attempt after the warm-up: {hedges}");
     }

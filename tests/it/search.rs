@@ -326,9 +326,9 @@ async fn a_flats_mortgage_reaches_the_court_with_the_flat() {
 /// search all the same, and is asked for a batch once: from then on, one search a call.
 #[tokio::test]
 async fn a_registry_that_takes_no_batches_is_asked_one_search_a_call_from_then_on() {
-    let mut regs = standard();
+    let mut regs: Vec<Reg> = standard().into_iter().map(|r| r.latency("fixed:300ms")).collect();
     regs[0].mock.unbatched = true;
-    // Wide enough that three searches started together meet in one window on a loaded machine.
+    // The first search of a round goes alone; the next two come while it is out (300 ms) and meet.
     let stack = Stack::with(regs, |c| {
         c.calls.batch =
             Some(assetgw::ops::config::BatchConfig { window: Duration::from_millis(200), ..Default::default() })
@@ -344,9 +344,37 @@ async fn a_registry_that_takes_no_batches_is_asked_one_search_a_call_from_then_o
         }
         assert_eq!(batches("bank-a"), 1, "round {round}: asked for a batch once, then one search a call");
         assert_eq!(stack.calls("bank-a"), 3 * round, "every search answered");
-        assert_eq!(batches("bank-b"), round, "a registry that takes batches gets them together");
+        assert_eq!(batches("bank-b"), round, "a registry that takes batches gets the later two together");
     }
     // A search alone in its window goes as a plain call.
     stack.search(query(&[NOBODY])).await.unwrap();
     assert_eq!((batches("bank-b"), stack.calls("bank-b")), (2, 7));
+}
+
+/// Issue 29: a search bound for a registry with no batch out is sent at once, whatever the window;
+/// those that come while one is out wait for it to be answered and travel together.
+#[tokio::test]
+async fn a_search_waits_for_company_only_while_its_registrys_last_batch_is_out() {
+    let regs = vec![Reg::new("bank-b", RegistryKind::Bank).latency("fixed:300ms")];
+    // A window far past the searches' deadline: only the batch out being answered ends a wait.
+    let stack = Stack::with(regs, |c| {
+        c.calls.batch =
+            Some(assetgw::ops::config::BatchConfig { window: Duration::from_secs(60), ..Default::default() })
+    })
+    .await;
+    let first = stack.search(query(&[RICH]));
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        futures::future::join(stack.search(query(&[COMPANY])), stack.search(query(&[NOBODY]))).await
+    };
+    let (first, (second, third)) = tokio::join!(first, later);
+    for r in [first, second, third] {
+        assert_eq!(status(outcome(&r.unwrap(), 0, "bank-b")), RegistryStatus::Ok);
+    }
+    let batches = stack.mock("bank-b").batches().load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        (batches, stack.calls("bank-b")),
+        (1, 3),
+        "the first alone, the two that came while it was out together"
+    );
 }

@@ -267,8 +267,10 @@ async fn a_search_over_a_thousand_fleet_banks_lists_the_holders_and_counts_the_r
 #[tokio::test]
 async fn concurrent_searches_over_a_thousand_fleet_banks_travel_in_batches() {
     let share = 0.01;
+    // Banks that take a while, as real ones do: the searches that come while a bank's first is out meet.
+    let latency = "fixed:300ms".parse().unwrap();
     let (address, fleet) =
-        serve_counted_fleet(1000, MockConfig { holders: Some(share), ..MockConfig::default() }).await;
+        serve_counted_fleet(1000, MockConfig { holders: Some(share), latency, ..MockConfig::default() }).await;
     let stack = over_fleet(&address, |c| {
         // Wide enough that the six searches' legs for one bank meet on a loaded test machine.
         c.calls.batch =

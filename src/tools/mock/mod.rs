@@ -198,23 +198,39 @@ impl MockRegistry {
     /// Latency, tail spikes, hangs, downtime and injected errors, as currently
     /// set; the settings applied, for the rest of the call.
     async fn faults(&self) -> Result<MockConfig, Status> {
+        let f = self.wait().await;
+        self.failure(&f)?;
+        Ok(f)
+    }
+
+    /// The time a call takes (latency, a tail spike, a hang), drawn once per call: a batch is one
+    /// call, answered when its registry has worked through it; the settings, for the rest of the call.
+    async fn wait(&self) -> MockConfig {
         let f = self.current();
-        let (delay, fail) = {
+        let delay = {
             let mut rng = rand::rng();
             let spike = if rng.random_bool(f.spike_rate.clamp(0.0, 1.0)) { f.spike } else { Duration::ZERO };
-            (f.latency.sample(&mut rng) + spike, rng.random_bool(f.error_rate.clamp(0.0, 1.0)))
+            f.latency.sample(&mut rng) + spike
         };
         if f.hang {
             futures::future::pending::<()>().await;
         }
-        tokio::time::sleep(delay).await;
+        // A timer rounds up to its next tick (a millisecond): no latency is no timer.
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        f
+    }
+
+    /// Downtime and injected errors, drawn per search: each item of a batch fails on its own.
+    fn failure(&self, f: &MockConfig) -> Result<(), Status> {
         if f.down {
             return Err(Status::unavailable(format!("{} is down for maintenance", self.name)));
         }
-        if fail {
+        if rand::rng().random_bool(f.error_rate.clamp(0.0, 1.0)) {
             return Err(Status::new(f.error_code.into(), format!("{} injected fault", self.name)));
         }
-        Ok(f)
+        Ok(())
     }
 
     /// What this registry holds for `debtor`, now by its clock, as `settings` shape it (the share of
@@ -286,19 +302,24 @@ impl MockRegistry {
         self.batches.clone()
     }
 
-    /// One search, as `SearchAssets` and each item of a batch answer it.
-    async fn search(&self, request: SearchAssetsRequest) -> Result<SearchAssetsResponse, Status> {
+    /// One search, as `SearchAssets` and each item of a batch answer it, once its call has waited
+    /// with `settings`.
+    async fn search(
+        &self,
+        request: SearchAssetsRequest,
+        settings: &MockConfig,
+    ) -> Result<SearchAssetsResponse, Status> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let debtor = Self::debtor_id(request.debtor.as_ref())?;
         let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());
         async {
-            let settings = self.faults().await?;
+            self.failure(settings)?;
             if let (true, Some(deferral)) = (request.accept_deferred, settings.deferred) {
-                let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, Self::now_by(&settings));
+                let deferred = self.tickets.issue(&self.name, debtor.as_str(), deferral, Self::now_by(settings));
                 self.keep().await;
                 return Ok(SearchAssetsResponse { deferred: Some(deferred), ..Default::default() });
             }
-            Ok(self.answer(debtor.as_str(), &settings))
+            Ok(self.answer(debtor.as_str(), settings))
         }
         .instrument(span)
         .await
@@ -364,7 +385,8 @@ impl RegistryService for MockRegistry {
         request: Request<SearchAssetsRequest>,
     ) -> Result<Response<SearchAssetsResponse>, Status> {
         self.note_trace(request.metadata());
-        self.search(request.into_inner()).await.map(Response::new)
+        let settings = self.wait().await;
+        self.search(request.into_inner(), &settings).await.map(Response::new)
     }
 
     async fn search_assets_batch(
@@ -381,8 +403,8 @@ impl RegistryService for MockRegistry {
             let why = format!("a batch holds 1 to {MAX_BATCH} searches, not {}", items.len());
             return Err(if items.is_empty() { Status::invalid_argument(why) } else { Status::resource_exhausted(why) });
         }
-        // Each item on its own, all at once: the batch takes as long as its slowest search.
-        let answers = futures::future::join_all(items.into_iter().map(|item| self.search(item))).await;
+        let settings = self.wait().await;
+        let answers = futures::future::join_all(items.into_iter().map(|item| self.search(item, &settings))).await;
         let items = answers
             .into_iter()
             .map(|answer| SearchAssetsBatchItem {

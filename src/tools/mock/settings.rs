@@ -102,14 +102,16 @@ impl fmt::Display for Latency {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct MockConfig {
-    /// Answer latency: `fixed:5ms`, `uniform:2ms..20ms` or `longtail:10ms..200ms` (median..p99).
+    /// Answer latency of a call (a batch is one call): `fixed:5ms`, `uniform:2ms..20ms` or
+    /// `longtail:10ms..200ms` (median..p99).
     pub latency: Latency,
-    /// Share of calls, 0.0 to 1.0, that take `spike` longer.
+    /// Share of calls (a batch is one call), 0.0 to 1.0, that take `spike` longer.
     pub spike_rate: f64,
     /// Extra latency of a tail spike.
     #[serde(with = "humantime_serde")]
     pub spike: Duration,
-    /// Share of calls answered with an injected error, 0.0 to 1.0.
+    /// Share of searches (each item of a batch on its own) and other calls answered with an injected error,
+    /// 0.0 to 1.0.
     pub error_rate: f64,
     /// The gRPC code of injected errors.
     pub error_code: FaultCode,
