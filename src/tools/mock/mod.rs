@@ -309,7 +309,6 @@ impl MockRegistry {
         request: SearchAssetsRequest,
         settings: &MockConfig,
     ) -> Result<SearchAssetsResponse, Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
         let debtor = Self::debtor_id(request.debtor.as_ref())?;
         let span = info_span!("mock_search", registry = %self.name, debtor = %debtor.masked());
         async {
@@ -385,6 +384,8 @@ impl RegistryService for MockRegistry {
         request: Request<SearchAssetsRequest>,
     ) -> Result<Response<SearchAssetsResponse>, Status> {
         self.note_trace(request.metadata());
+        // Counted as it comes, before its wait: a test sees a call under way.
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let settings = self.wait().await;
         self.search(request.into_inner(), &settings).await.map(Response::new)
     }
@@ -403,6 +404,7 @@ impl RegistryService for MockRegistry {
             let why = format!("a batch holds 1 to {MAX_BATCH} searches, not {}", items.len());
             return Err(if items.is_empty() { Status::invalid_argument(why) } else { Status::resource_exhausted(why) });
         }
+        self.calls.fetch_add(items.len() as u64, Ordering::Relaxed);
         let settings = self.wait().await;
         let answers = futures::future::join_all(items.into_iter().map(|item| self.search(item, &settings))).await;
         let items = answers
