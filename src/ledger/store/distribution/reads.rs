@@ -1,10 +1,11 @@
-//! Plans as the courts read them, and the served ones the sweeper pays out.
+//! Plans as the courts read them, the served ones the sweeper pays out, a case's funds, and what
+//! `ledger verify` checks of the money.
 
 use sqlx::{AnyConnection, Row};
 
 use super::super::{
     Store,
-    funds::{PROCEEDS, proceeds_of},
+    funds::{Movement, PROCEEDS, proceeds_of},
 };
 use super::line_kind;
 use crate::{
@@ -161,6 +162,95 @@ impl Store {
             fully_paid_cases: fully_paid.lines().map(String::from).collect(),
             message: r.try_get(17)?,
         })
+    }
+
+    /// A case's funds: totals and every movement.
+    pub async fn case_funds(&self, case: &str) -> Result<proto::GetCaseFundsResponse, LedgerError> {
+        let mut tx = self.snapshot().await?;
+        let row = sqlx::query("SELECT currency, claim, paid FROM cases WHERE case_number = $1")
+            .bind(case)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (currency, claim, claim_paid) = match row {
+            Some(r) => (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
+            None => ("CNY".to_string(), 0, 0),
+        };
+        let rows = sqlx::query(
+            "SELECT kind, amount, proceeds_id, distribution_id, counterparty, at FROM fund_movements \
+             WHERE case_number = $1 ORDER BY id",
+        )
+        .bind(case)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut funds =
+            proto::GetCaseFundsResponse { case_number: case.into(), currency, claim, claim_paid, ..Default::default() };
+        for r in rows {
+            let kind = Movement::parse(&r.try_get::<String, _>(0)?)?;
+            let amount: i64 = r.try_get(1)?;
+            match kind {
+                proto::FundMovementKind::Received => funds.received += amount,
+                proto::FundMovementKind::HeldBack => funds.held_back += amount,
+                _ => funds.paid_out += amount,
+            }
+            funds.movements.push(proto::FundMovement {
+                kind: kind as i32,
+                amount,
+                proceeds_id: r.try_get(2)?,
+                distribution_id: r.try_get(3)?,
+                counterparty: r.try_get(4)?,
+                at: Some(ts(from_micros(r.try_get(5)?))),
+            });
+        }
+        funds.balance = funds.received - funds.paid_out;
+        Ok(funds)
+    }
+
+    /// R28: what `ledger verify` checks of the money: no proceeds paid out beyond their amount, no
+    /// case's funds below nothing or holding back more than they hold, every claim paid as its
+    /// receipts from distributions say.
+    pub(in crate::ledger::store) async fn verify_funds(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> Result<Vec<String>, LedgerError> {
+        let mut out = Vec::new();
+        // The holding case's net outflow from each proceeds: what it paid out or holds back, less
+        // its own share that came back to it from the plan (and went on to its applicant).
+        let over = sqlx::query(
+            "SELECT p.proceeds_id, p.amount, CAST(SUM(CASE WHEN m.kind = 'received' THEN -m.amount ELSE m.amount END) AS TEXT) \
+             FROM proceeds p JOIN fund_movements m ON m.proceeds_id = p.proceeds_id AND m.case_number = p.case_number \
+             AND m.distribution_id <> '' GROUP BY p.proceeds_id, p.amount \
+             HAVING SUM(CASE WHEN m.kind = 'received' THEN -m.amount ELSE m.amount END) > p.amount",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in over {
+            let (id, amount, paid): (String, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            out.push(format!("proceeds {id}: {paid} paid out or held back of {amount} (R28)"));
+        }
+        let negative = sqlx::query(
+            "SELECT case_number, CAST(SUM(CASE kind WHEN 'received' THEN amount ELSE -amount END) AS TEXT) \
+             FROM fund_movements GROUP BY case_number HAVING SUM(CASE kind WHEN 'received' THEN amount ELSE -amount END) < 0",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in negative {
+            let (case, balance): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            out.push(format!("case {case}: funds {balance} after what it paid out and holds back: below nothing"));
+        }
+        let unbalanced = sqlx::query(
+            "SELECT c.case_number, c.paid, CAST(COALESCE(SUM(m.amount), 0) AS TEXT) FROM cases c LEFT JOIN fund_movements m \
+             ON m.case_number = c.case_number AND m.kind = 'received' AND m.distribution_id <> '' \
+             GROUP BY c.case_number, c.paid HAVING c.paid <> COALESCE(SUM(m.amount), 0)",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in unbalanced {
+            let (case, paid, received): (String, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            out.push(format!(
+                "case {case}: {paid} recorded paid toward its claim, {received} received from distributions"
+            ));
+        }
+        Ok(out)
     }
 }
 
