@@ -7,9 +7,10 @@
 # then D and G_miss in open loop at half of D's peak rate, for the latency the gateway adds, and the
 # faults: one registry slow on 5% of calls (+100 ms) with and without hedging, hung, always failing, and
 # an offered load of twice G_miss's peak.
-# The layout, in every mode: the measured gateway (`assetgw serve`) alone on CPU 0; the mock registries
-# (`assetgw dev --config config/bench.toml`: mocks answering at once, with an idle gateway of their own on
-# 127.0.0.1:50251), the fleet and the load generator on CPU 1. D's load generator does the fan-out itself,
+# The layout, in every mode but ONLY=replicas (two gateways and the mocks on CPU 0): the measured gateway
+# (`assetgw serve`) alone on CPU 0; the mock registries (`assetgw dev --config config/bench.toml`: mocks
+# answering at once, with an idle gateway of their own on 127.0.0.1:50251), the fleet and the load generator
+# on CPU 1. D's load generator does the fan-out itself,
 # so it takes the gateway's place on CPU 0. Writes the "Gateway" section of docs/BENCHMARKS.md.
 #   DURATION=10s CONCURRENCY=32 bash scripts/bench.sh
 # ONLY=hedge runs the slow-registry scenario alone, RUNS times (default 5), each over fresh stacks at

@@ -151,9 +151,9 @@ async fn collect(mut queue: mpsc::Receiver<Item>, policy: BatchConfig, to: To) {
 }
 
 /// One batch call; each item answered from it, or, when the registry takes no batches, by a call
-/// of its own (as is a search alone in its window).
+/// of its own (as is a batch of one).
 async fn send(mut batch: Vec<Item>, to: To) {
-    // A search that found no company in the window goes as it is: a batch of one saves nothing.
+    // A batch of one saves nothing: it goes as a plain call.
     if batch.len() == 1 {
         if let Some(item) = batch.pop() {
             single(item, to).await;

@@ -346,7 +346,7 @@ async fn a_registry_that_takes_no_batches_is_asked_one_search_a_call_from_then_o
         assert_eq!(stack.calls("bank-a"), 3 * round, "every search answered");
         assert_eq!(batches("bank-b"), round, "a registry that takes batches gets the later two together");
     }
-    // A search alone in its window goes as a plain call.
+    // A search with no batch out goes as a plain call.
     stack.search(query(&[NOBODY])).await.unwrap();
     assert_eq!((batches("bank-b"), stack.calls("bank-b")), (2, 7));
 }
