@@ -318,7 +318,7 @@ impl Stack {
         let ledger_clock: SharedClock = clock.clone();
         let gateway =
             tokio::spawn(async move { server::run_with_clock(&config, ledger_clock, listener, stopped(rx)).await });
-        let stack = Stack {
+        let mut stack = Stack {
             url,
             clock,
             mocks,
@@ -333,17 +333,21 @@ impl Stack {
         stack
     }
 
-    /// Waits for the gateway's health check (it opens and migrates its ledger first).
-    async fn wait_until_serving(&self) {
+    /// Waits for the gateway's health check (it opens and migrates its ledger first); a gateway
+    /// that stopped instead says why.
+    async fn wait_until_serving(&mut self) {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel());
         for _ in 0..200 {
             let check = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
             if check.is_ok() {
                 return;
             }
+            if let Some(gateway) = self.gateway.take_if(|g| g.is_finished()) {
+                panic!("the gateway stopped before serving: {:?}", gateway.await);
+            }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the gateway did not start");
+        panic!("the gateway did not start in 5 s");
     }
 
     pub async fn client(&self) -> AssetSearchServiceClient<Courts> {
